@@ -1,0 +1,1 @@
+"""kube-runtime: an asyncio controller runtime for Kubernetes."""

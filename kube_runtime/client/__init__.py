@@ -1,0 +1,1 @@
+"""Talking HTTP to a Kubernetes API server."""

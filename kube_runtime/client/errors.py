@@ -1,0 +1,133 @@
+"""Typed errors for talking to an API server.
+
+Two families, kept distinct so callers can tell "the server said no" from "we never got an answer":
+
+* :class:`ApiError` carries the server's ``Status`` (code, reason, message, details). It is raised for
+  every non-2xx response and yielded for ``ERROR`` events inside a watch stream.
+* :class:`TransportError` covers everything below HTTP semantics: refused connections, resets,
+  timeouts, TLS failures. Retrying is usually safe for reads and never automatic for writes.
+
+:class:`WatchDecodeError` is yielded (not raised) by watch streams for a line that is not a valid
+event, so one bad line never ends a watch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ApiError",
+    "AuthenticationError",
+    "ConfigError",
+    "KubeError",
+    "TransportError",
+    "WatchDecodeError",
+]
+
+
+class KubeError(Exception):
+    """Base of every error raised by kube_runtime."""
+
+
+class ConfigError(KubeError):
+    """No usable kubeconfig, in-cluster service account, or credentials could be loaded."""
+
+
+class AuthenticationError(KubeError):
+    """Credentials could not be obtained or refreshed (exec plugin failed, token file missing)."""
+
+
+class TransportError(KubeError):
+    """The request did not get an HTTP answer: connection refused or reset, timeout, TLS failure."""
+
+    def __init__(self, message: str, *, verb: str = "", url: str = "") -> None:
+        super().__init__(message)
+        self.verb = verb
+        self.url = url
+
+
+class ApiError(KubeError):
+    """The API server answered with a failure ``Status``.
+
+    ``code`` is the HTTP status (or the Status ``code`` of a watch ``ERROR`` event); ``reason`` is the
+    machine-readable reason (``NotFound``, ``Conflict``, ``Expired``, ``Gone``, ``Invalid``, ...).
+    ``status`` is the decoded Status object as the server sent it (a synthesized one when the body
+    was not a Status).
+    """
+
+    def __init__(self, status: dict[str, Any], *, retry_after: float | None = None) -> None:
+        self.status = status
+        self.code: int = int(status.get("code") or 0)
+        self.reason: str = str(status.get("reason") or "")
+        self.message: str = str(status.get("message") or "")
+        details = status.get("details")
+        self.details: dict[str, Any] = details if isinstance(details, dict) else {}
+        self.retry_after = retry_after
+        super().__init__(f"{self.code} {self.reason}: {self.message}")
+
+    @classmethod
+    def from_response(cls, code: int, body: bytes, *, retry_after: float | None = None) -> ApiError:
+        """Build from a raw HTTP error response; a non-Status body becomes the message."""
+        from kube_runtime.client.json import loads
+
+        status: dict[str, Any] | None = None
+        if body:
+            try:
+                decoded = loads(body)
+            except ValueError:
+                decoded = None
+            if isinstance(decoded, dict) and decoded.get("kind") == "Status":
+                status = decoded
+        if status is None:
+            text = body[:2048].decode("utf-8", "replace").strip()
+            status = {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "status": "Failure",
+                "code": code,
+                "reason": _REASONS.get(code, "Unknown"),
+                "message": text or _REASONS.get(code, "Unknown"),
+            }
+        if not status.get("code"):
+            status = {**status, "code": code}
+        return cls(status, retry_after=retry_after)
+
+    @property
+    def is_not_found(self) -> bool:
+        return self.code == 404
+
+    @property
+    def is_conflict(self) -> bool:
+        return self.code == 409
+
+    @property
+    def is_gone(self) -> bool:
+        """410: the requested resourceVersion is older than the server's retained history."""
+        return self.code == 410
+
+
+class WatchDecodeError(KubeError):
+    """A watch line that is not a valid event. Yielded as a value; the stream goes on."""
+
+    def __init__(self, message: str, line: bytes) -> None:
+        super().__init__(f"{message}: {line[:200]!r}{'...' if len(line) > 200 else ''}")
+        self.line = line
+
+
+_REASONS = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    406: "NotAcceptable",
+    409: "Conflict",
+    410: "Expired",
+    413: "RequestEntityTooLarge",
+    415: "UnsupportedMediaType",
+    422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+}

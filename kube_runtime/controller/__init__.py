@@ -1,0 +1,1 @@
+"""Scheduling, running and controlling reconciles."""

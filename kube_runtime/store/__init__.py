@@ -1,0 +1,1 @@
+"""The reflector and its store: an always-consistent local cache."""

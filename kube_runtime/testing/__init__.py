@@ -1,0 +1,1 @@
+"""Testing support: an embedded API server, a virtual clock, and a real-apiserver harness."""

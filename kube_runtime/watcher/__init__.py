@@ -1,0 +1,1 @@
+"""Watching resources: the watcher state machine and its I/O driver."""
