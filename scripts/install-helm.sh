@@ -27,8 +27,16 @@ if [[ ! -x "$binary" ]]; then
     echo "install-helm: building helm $version with $(go version) (a few minutes on 2 cores)" >&2
     # The release Makefile stamps the version and the default Kubernetes version into the binary;
     # do the same so `helm version` and .Capabilities.KubeVersion match a release build.
-    pkg="helm.sh/helm/v3/internal/version"
-    ldflags="-s -w -X $pkg.version=$version -X $pkg.metadata= -X $pkg.gitTreeState=clean"
+    # The Kubernetes version comes from the client-go version helm's go.mod requires (v0.X.Y -> 1.X).
+    gomod="$(go mod download -json "helm.sh/helm/v3@$version" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')"
+    client_go="$(awk '$1 == "k8s.io/client-go" {print $2; exit}' "$gomod")"
+    k8s_minor="$(echo "$client_go" | cut -d. -f2)"
+    pkg="helm.sh/helm/v3"
+    ldflags="-s -w -X $pkg/internal/version.version=$version -X $pkg/internal/version.metadata="
+    ldflags+=" -X $pkg/internal/version.gitTreeState=clean"
+    for target in pkg/lint/rules pkg/chartutil; do
+        ldflags+=" -X $pkg/$target.k8sVersionMajor=1 -X $pkg/$target.k8sVersionMinor=$k8s_minor"
+    done
     GOBIN="$bin_dir" CGO_ENABLED=0 nice -n 10 go install -trimpath -ldflags "$ldflags" \
         "helm.sh/helm/v3/cmd/helm@$version"
 fi

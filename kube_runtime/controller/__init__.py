@@ -1,1 +1,57 @@
-"""Scheduling, running and controlling reconciles."""
+"""Scheduling, running and controlling reconciles (kube-rs's scheduler, runner and Controller)."""
+
+from kube_runtime.controller.action import Action, ReconcileReason, ReconcileRequest
+from kube_runtime.controller.backoff import ReconcileBackoff
+from kube_runtime.controller.context import ReconcileInfo, current_reconcile
+from kube_runtime.controller.controller import (
+    DEFAULT_CONCURRENCY,
+    REQUEUE_BUFFER_SIZE,
+    Controller,
+    ControllerConfig,
+    ControllerRun,
+    ErrorPolicy,
+    Reconciler,
+)
+from kube_runtime.controller.errors import (
+    ControllerError,
+    ObjectNotFound,
+    QueueError,
+    ReconcilerFailed,
+    RunnerError,
+)
+from kube_runtime.controller.metrics import QueueMetrics, queue_metrics
+from kube_runtime.controller.result import ControllerResult, Reconciled
+from kube_runtime.controller.runner import Runner, RunnerHooks, runner
+from kube_runtime.controller.scheduler import Due, Scheduler, ScheduleRequest, scheduler
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "REQUEUE_BUFFER_SIZE",
+    "Action",
+    "Controller",
+    "ControllerConfig",
+    "ControllerError",
+    "ControllerResult",
+    "ControllerRun",
+    "Due",
+    "ErrorPolicy",
+    "ObjectNotFound",
+    "QueueError",
+    "QueueMetrics",
+    "ReconcileBackoff",
+    "ReconcileInfo",
+    "ReconcileReason",
+    "ReconcileRequest",
+    "Reconciled",
+    "Reconciler",
+    "ReconcilerFailed",
+    "Runner",
+    "RunnerError",
+    "RunnerHooks",
+    "ScheduleRequest",
+    "Scheduler",
+    "current_reconcile",
+    "queue_metrics",
+    "runner",
+    "scheduler",
+]

@@ -95,7 +95,12 @@ class ObjectRef:
     def within(self, namespace: str | None) -> ObjectRef:
         """The same ref in another namespace (``None`` for cluster scope)."""
         return ObjectRef(
-            self.kind, self.name, namespace, group=self.group, version=self.version, uid=self.uid,
+            self.kind,
+            self.name,
+            namespace,
+            group=self.group,
+            version=self.version,
+            uid=self.uid,
             resource_version=self.resource_version,
         )
 
@@ -124,7 +129,11 @@ class ObjectRef:
 
     def __lt__(self, other: ObjectRef) -> bool:
         return (self.kind, self.group, self.version, self.namespace or "", self.name) < (
-            other.kind, other.group, other.version, other.namespace or "", other.name,
+            other.kind,
+            other.group,
+            other.version,
+            other.namespace or "",
+            other.name,
         )
 
     def __str__(self) -> str:

@@ -1,0 +1,61 @@
+{{/* Chart name, truncated to the 63 characters a label value allows. */}}
+{{- define "krc.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Release-qualified name for every object of this release. */}}
+{{- define "krc.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else if contains (include "krc.name" .) .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name (include "krc.name" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{- define "krc.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "krc.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "krc.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "krc.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: controller
+{{- end }}
+
+{{- define "krc.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "krc.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "krc.leaseName" -}}
+{{- default (printf "%s-leader" (include "krc.fullname" .)) .Values.leaderElection.leaseName }}
+{{- end }}
+
+{{- define "krc.metricsSecretName" -}}
+{{- if .Values.metrics.tls.certManager.enabled }}
+{{- printf "%s-metrics-tls" (include "krc.fullname" .) }}
+{{- else }}
+{{- .Values.metrics.tls.secretName }}
+{{- end }}
+{{- end }}
+
+{{/* Refuse value combinations that would deploy something broken. */}}
+{{- define "krc.validate" -}}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}
+{{- fail "replicaCount > 1 needs leaderElection.enabled=true: replicas without a lease reconcile the same objects concurrently" }}
+{{- end }}
+{{- if and .Values.metrics.secure (not (include "krc.metricsSecretName" .)) }}
+{{- fail "metrics.secure=true needs a serving certificate: set metrics.tls.secretName or metrics.tls.certManager.enabled=true (bearer tokens must not cross the network in clear text)" }}
+{{- end }}
+{{- if not (has .Values.logging.format (list "json" "console")) }}
+{{- fail (printf "logging.format must be json or console, got %q" .Values.logging.format) }}
+{{- end }}
+{{- end }}

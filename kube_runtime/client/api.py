@@ -1,0 +1,390 @@
+"""Typed verbs for one resource kind, in one namespace or across all: kube-rs's ``Api<K>``.
+
+Objects are plain dicts. Request/response verbs raise :class:`ApiError` (non-2xx),
+:class:`TransportError` (no answer) or :class:`AuthenticationError`. Watches are async context
+managers: entering opens the stream (and raises like a request if it cannot start); inside, the
+stream yields :class:`WatchEvent`, :class:`ApiError` (a server ``ERROR`` event) and
+:class:`WatchDecodeError` (a bad line) as values, and raises :class:`TransportError` if the
+connection breaks. The caller decides what to do with errors; nothing here retries a watch.
+
+Metadata verbs ask for ``PartialObjectMetadata`` (``Accept: application/json;as=...;g=meta.k8s.io;
+v=v1, application/json``). A server that ignores the request and answers with full objects is
+handled: the objects are cut down to ``apiVersion``/``kind``/``metadata`` so callers always get the
+same shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, Literal
+
+import httpx
+
+from kube_runtime.client.client import Client, Params, ResponseStream
+from kube_runtime.client.errors import ApiError
+from kube_runtime.client.lines import LineSplitter, WatchEvent, WatchItem, decode_event
+from kube_runtime.client.resource import ApiResource
+
+__all__ = ["Api", "PatchType", "WatchStream"]
+
+PatchType = Literal["merge", "json", "strategic", "apply"]
+
+_PATCH_CONTENT_TYPES: dict[str, str] = {
+    "merge": "application/merge-patch+json",
+    "json": "application/json-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+    "apply": "application/apply-patch+yaml",
+}
+_META_LIST_ACCEPT = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+_META_ACCEPT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+
+
+class WatchStream:
+    """The items of one open watch: ``async for item in stream``.
+
+    Each network chunk is split into lines at once, but each line is decoded only when its item is
+    asked for, so at most one decoded-but-unconsumed event exists at a time (decoding a whole chunk
+    ahead keeps dozens of fresh objects alive and makes the cyclic GC trace them).
+    """
+
+    __slots__ = ("_body", "_lines", "_metadata_only", "_position", "_splitter")
+
+    def __init__(self, body: ResponseStream, *, metadata_only: bool = False) -> None:
+        self._body = body
+        self._splitter = LineSplitter()
+        self._lines: list[bytes] = []
+        self._position = 0
+        content_type = body.headers.get("content-type", "")
+        self._metadata_only = metadata_only and "as=PartialObjectMetadata" not in content_type
+
+    def __aiter__(self) -> WatchStream:
+        return self
+
+    async def __anext__(self) -> WatchItem:
+        while self._position >= len(self._lines):
+            try:
+                chunk = await self._body.__anext__()
+            except StopAsyncIteration:
+                rest = self._splitter.finish()
+                if rest is None:
+                    raise
+                self._lines = [rest]
+            else:
+                self._lines = self._splitter.feed(chunk)
+            self._position = 0
+        item = decode_event(self._lines[self._position])
+        self._position += 1
+        if self._metadata_only and type(item) is WatchEvent:
+            item.object = _partial_metadata(item.object)
+        return item
+
+
+class Api:
+    """Verbs for ``resource`` in ``namespace`` (``None``: all namespaces, or a cluster-scoped kind)."""
+
+    __slots__ = ("client", "namespace", "resource")
+
+    def __init__(self, client: Client, resource: ApiResource, namespace: str | None = None) -> None:
+        self.client = client
+        self.resource = resource
+        self.namespace = namespace if resource.namespaced else None
+
+    @classmethod
+    def all(cls, client: Client, resource: ApiResource) -> Api:
+        """Across all namespaces (or a cluster-scoped kind)."""
+        return cls(client, resource, None)
+
+    @classmethod
+    def default_namespaced(cls, client: Client, resource: ApiResource) -> Api:
+        """In the client's default namespace (the kubeconfig context's or the pod's)."""
+        return cls(client, resource, client.default_namespace)
+
+    def __repr__(self) -> str:
+        return f"Api({self.resource.kind}, namespace={self.namespace!r})"
+
+    # -- paths ----------------------------------------------------------------------------------------
+
+    def _collection(self, namespace: str | None = None) -> str:
+        return self.resource.collection_path(namespace or self.namespace)
+
+    def _object(self, name: str, subresource: str | None = None, namespace: str | None = None) -> str:
+        return self.resource.object_path(name, namespace or self.namespace, subresource)
+
+    # -- reads ----------------------------------------------------------------------------------------
+
+    async def get(self, name: str) -> dict[str, Any]:
+        """The object; raises :class:`ApiError` 404 if absent."""
+        return await self.client.request("get", "GET", self._object(name))
+
+    async def get_opt(self, name: str) -> dict[str, Any] | None:
+        """The object, or ``None`` if absent."""
+        try:
+            return await self.get(name)
+        except ApiError as exc:
+            if exc.code == 404:
+                return None
+            raise
+
+    async def get_status(self, name: str) -> dict[str, Any]:
+        """The object through its ``status`` subresource."""
+        return await self.client.request("get_status", "GET", self._object(name, "status"))
+
+    async def list(
+        self,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        limit: int | None = None,
+        continue_token: str | None = None,
+        resource_version: str | None = None,
+        resource_version_match: str | None = None,
+    ) -> dict[str, Any]:
+        """One page of the list: the raw List with ``items``, ``metadata.resourceVersion`` and, when
+        more pages remain, ``metadata.continue`` (pass it back as ``continue_token``)."""
+        params = _list_params(
+            label_selector, field_selector, limit, continue_token, resource_version, resource_version_match
+        )
+        return await self.client.request("list", "GET", self._collection(), params=params)
+
+    async def list_metadata(
+        self,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        limit: int | None = None,
+        continue_token: str | None = None,
+        resource_version: str | None = None,
+        resource_version_match: str | None = None,
+    ) -> dict[str, Any]:
+        """Like :meth:`list`, but a ``PartialObjectMetadataList`` (items carry metadata only)."""
+        params = _list_params(
+            label_selector, field_selector, limit, continue_token, resource_version, resource_version_match
+        )
+        response = await self.client.send(
+            "list_metadata", "GET", self._collection(), params=params, accept=_META_LIST_ACCEPT
+        )
+        listing = self.client.decode(response, "list_metadata")
+        if not _is_partial(response):
+            listing = _partial_metadata_list(listing)
+        return listing
+
+    # -- watches --------------------------------------------------------------------------------------
+
+    def watch(
+        self,
+        *,
+        resource_version: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        timeout_seconds: int | None = 290,
+        allow_bookmarks: bool = True,
+        send_initial_events: bool = False,
+        resource_version_match: str | None = None,
+    ) -> AbstractAsyncContextManager[WatchStream]:
+        """``async with api.watch(...) as events: async for item in events: ...``"""
+        params = _watch_params(
+            resource_version,
+            label_selector,
+            field_selector,
+            timeout_seconds,
+            allow_bookmarks,
+            send_initial_events,
+            resource_version_match,
+        )
+        return self._watch("watch", params, accept=None, metadata_only=False)
+
+    def watch_metadata(
+        self,
+        *,
+        resource_version: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        timeout_seconds: int | None = 290,
+        allow_bookmarks: bool = True,
+        send_initial_events: bool = False,
+        resource_version_match: str | None = None,
+    ) -> AbstractAsyncContextManager[WatchStream]:
+        """Like :meth:`watch`, but event objects are ``PartialObjectMetadata``."""
+        params = _watch_params(
+            resource_version,
+            label_selector,
+            field_selector,
+            timeout_seconds,
+            allow_bookmarks,
+            send_initial_events,
+            resource_version_match,
+        )
+        return self._watch("watch_metadata", params, accept=_META_ACCEPT, metadata_only=True)
+
+    @asynccontextmanager
+    async def _watch(
+        self, verb: str, params: Params, *, accept: str | None, metadata_only: bool
+    ) -> AsyncIterator[WatchStream]:
+        async with self.client.stream(verb, self._collection(), params=params, accept=accept) as body:
+            yield WatchStream(body, metadata_only=metadata_only)
+
+    # -- writes ---------------------------------------------------------------------------------------
+
+    async def create(self, obj: dict[str, Any], *, field_manager: str | None = None) -> dict[str, Any]:
+        """Create ``obj`` (in this Api's namespace, else the object's own ``metadata.namespace``)."""
+        params = {"fieldManager": field_manager} if field_manager else None
+        path = self._collection(_namespace_of(obj))
+        return await self.client.request("create", "POST", path, params=params, body=obj)
+
+    async def replace(
+        self, name: str, obj: dict[str, Any], *, field_manager: str | None = None
+    ) -> dict[str, Any]:
+        """PUT the whole object; include ``metadata.resourceVersion`` for optimistic concurrency."""
+        params = {"fieldManager": field_manager} if field_manager else None
+        return await self.client.request(
+            "replace", "PUT", self._object(name, namespace=_namespace_of(obj)), params=params, body=obj
+        )
+
+    async def replace_status(
+        self, name: str, obj: dict[str, Any], *, field_manager: str | None = None
+    ) -> dict[str, Any]:
+        """PUT through the ``status`` subresource (only ``status`` changes are kept)."""
+        params = {"fieldManager": field_manager} if field_manager else None
+        return await self.client.request(
+            "replace_status",
+            "PUT",
+            self._object(name, "status", _namespace_of(obj)),
+            params=params,
+            body=obj,
+        )
+
+    async def patch(
+        self,
+        name: str,
+        patch: Any,
+        *,
+        patch_type: PatchType = "merge",
+        field_manager: str | None = None,
+        force: bool = False,
+    ) -> dict[str, Any]:
+        """Patch the object. ``apply`` is server-side apply and needs ``field_manager``; ``force``
+        takes ownership of conflicting fields (apply only)."""
+        return await self._patch("patch", self._object(name), patch, patch_type, field_manager, force)
+
+    async def patch_status(
+        self,
+        name: str,
+        patch: Any,
+        *,
+        patch_type: PatchType = "merge",
+        field_manager: str | None = None,
+        force: bool = False,
+    ) -> dict[str, Any]:
+        """Patch the ``status`` subresource (same options as :meth:`patch`)."""
+        return await self._patch(
+            "patch_status", self._object(name, "status"), patch, patch_type, field_manager, force
+        )
+
+    async def _patch(
+        self, verb: str, path: str, patch: Any, patch_type: str, field_manager: str | None, force: bool
+    ) -> dict[str, Any]:
+        content_type = _PATCH_CONTENT_TYPES.get(patch_type)
+        if content_type is None:
+            raise ValueError(f"unknown patch_type {patch_type!r}")
+        if patch_type == "apply" and not field_manager:
+            raise ValueError("server-side apply needs a field_manager")
+        if force and patch_type != "apply":
+            raise ValueError("force only applies to server-side apply")
+        params: dict[str, str | bool | None] = {"fieldManager": field_manager}
+        if force:
+            params["force"] = True
+        return await self.client.request(
+            verb, "PATCH", path, params=params, body=patch, content_type=content_type
+        )
+
+    async def delete(
+        self,
+        name: str,
+        *,
+        propagation_policy: Literal["Orphan", "Background", "Foreground"] | None = None,
+        preconditions: dict[str, str] | None = None,
+        grace_period_seconds: int | None = None,
+    ) -> dict[str, Any]:
+        """Delete the object. Returns the object while finalizers hold it (it now carries
+        ``deletionTimestamp``), else the server's ``Status``. ``preconditions`` takes ``uid`` and/or
+        ``resourceVersion``; a mismatch is :class:`ApiError` 409."""
+        options: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if propagation_policy is not None:
+            options["propagationPolicy"] = propagation_policy
+        if preconditions:
+            options["preconditions"] = preconditions
+        if grace_period_seconds is not None:
+            options["gracePeriodSeconds"] = grace_period_seconds
+        return await self.client.request("delete", "DELETE", self._object(name), body=options)
+
+
+def _namespace_of(obj: dict[str, Any]) -> str | None:
+    metadata = obj.get("metadata")
+    namespace = metadata.get("namespace") if isinstance(metadata, dict) else None
+    return namespace if isinstance(namespace, str) and namespace else None
+
+
+def _list_params(
+    label_selector: str | None,
+    field_selector: str | None,
+    limit: int | None,
+    continue_token: str | None,
+    resource_version: str | None,
+    resource_version_match: str | None,
+) -> Params:
+    return {
+        "labelSelector": label_selector,
+        "fieldSelector": field_selector,
+        "limit": limit,
+        "continue": continue_token,
+        "resourceVersion": resource_version,
+        "resourceVersionMatch": resource_version_match,
+    }
+
+
+def _watch_params(
+    resource_version: str | None,
+    label_selector: str | None,
+    field_selector: str | None,
+    timeout_seconds: int | None,
+    allow_bookmarks: bool,
+    send_initial_events: bool,
+    resource_version_match: str | None,
+) -> Params:
+    return {
+        "watch": True,
+        "resourceVersion": resource_version,
+        "labelSelector": label_selector,
+        "fieldSelector": field_selector,
+        "timeoutSeconds": timeout_seconds,
+        "allowWatchBookmarks": True if allow_bookmarks else None,
+        "sendInitialEvents": True if send_initial_events else None,
+        "resourceVersionMatch": resource_version_match,
+    }
+
+
+def _is_partial(response: httpx.Response) -> bool:
+    return "as=PartialObjectMetadata" in response.headers.get("content-type", "")
+
+
+def _partial_metadata(obj: dict[str, Any]) -> dict[str, Any]:
+    if obj.get("kind") == "PartialObjectMetadata":
+        return obj
+    return {
+        "apiVersion": "meta.k8s.io/v1",
+        "kind": "PartialObjectMetadata",
+        "metadata": obj.get("metadata") or {},
+    }
+
+
+def _partial_metadata_list(listing: dict[str, Any]) -> dict[str, Any]:
+    if listing.get("kind") == "PartialObjectMetadataList":
+        return listing
+    items = [_partial_metadata(item) for item in listing.get("items") or ()]
+    return {
+        "apiVersion": "meta.k8s.io/v1",
+        "kind": "PartialObjectMetadataList",
+        "metadata": listing.get("metadata") or {},
+        "items": items,
+    }

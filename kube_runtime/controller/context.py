@@ -1,0 +1,37 @@
+"""The reconcile in progress, readable from anywhere inside it (logging, spans, task dumps).
+
+``current_reconcile()`` returns the :class:`ReconcileInfo` of the reconcile whose task is running
+(inside the reconciler, the error policy and anything they call), else ``None``. Each reconcile
+runs in its own task with its own context, so concurrent reconciles never see each other's.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from kube_runtime.controller.action import ReconcileReason
+from kube_runtime.store.object_ref import ObjectRef
+
+__all__ = ["ReconcileInfo", "current_reconcile"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileInfo:
+    """Which object is reconciled, why, by which controller; ``reconcile_id`` is unique per attempt
+    (controller-runtime's ``reconcileID``); ``failures`` counts this object's consecutive failed
+    reconciles before this attempt."""
+
+    obj_ref: ObjectRef
+    reason: ReconcileReason
+    reconcile_id: str
+    controller: str
+    failures: int = 0
+
+
+_current: ContextVar[ReconcileInfo | None] = ContextVar("kube_runtime_reconcile", default=None)
+
+
+def current_reconcile() -> ReconcileInfo | None:
+    """The reconcile running in this task, or ``None`` outside of one."""
+    return _current.get()

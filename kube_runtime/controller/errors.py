@@ -1,0 +1,72 @@
+"""The errors a controller's result stream yields as values.
+
+Every item of ``Controller.run()`` is either a ``Reconciled`` or one of these. None of them ends
+the stream (only shutdown does), so a consumer should log/count them and keep iterating.
+"""
+
+from __future__ import annotations
+
+from kube_runtime.client.errors import KubeError
+from kube_runtime.controller.action import ReconcileReason
+from kube_runtime.store.object_ref import ObjectRef
+
+__all__ = ["ControllerError", "ObjectNotFound", "QueueError", "ReconcilerFailed", "RunnerError"]
+
+
+class ControllerError(KubeError):
+    """Base of every error item in a controller's result stream."""
+
+
+class ObjectNotFound(ControllerError):
+    """A reconcile was due but the object is no longer in the store.
+
+    This is normal after the object was deleted (a child's delete or a queued requeue still names
+    it; kube-rs #1167), so treat it as informational.
+    """
+
+    def __init__(self, obj_ref: ObjectRef) -> None:
+        super().__init__(f"object not found in the store: {obj_ref}")
+        self.obj_ref = obj_ref
+
+
+class ReconcilerFailed(ControllerError):
+    """The reconciler raised ``error`` for ``obj_ref``; the error policy decided the retry.
+
+    ``reason`` is why that reconcile ran and ``duration`` how long it took in seconds.
+    """
+
+    def __init__(
+        self,
+        error: BaseException,
+        obj_ref: ObjectRef,
+        *,
+        reason: ReconcileReason = ReconcileReason.UNKNOWN,
+        duration: float = 0.0,
+    ) -> None:
+        super().__init__(f"reconciler for object {obj_ref} failed: {error!r}")
+        self.error = error
+        self.obj_ref = obj_ref
+        self.reason = reason
+        self.duration = duration
+        self.__cause__ = error
+
+
+class QueueError(ControllerError):
+    """A trigger stream (main watch, owns, watches or a custom stream) yielded an error.
+
+    The stream that failed backs off and retries; the others keep going.
+    """
+
+    def __init__(self, watcher_error: BaseException) -> None:
+        super().__init__(f"trigger stream error: {watcher_error}")
+        self.watcher_error = watcher_error
+        self.__cause__ = watcher_error
+
+
+class RunnerError(ControllerError):
+    """The runner could not operate: e.g. a store never became ready (its writer went away)."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"runner failed: {cause}")
+        self.cause = cause
+        self.__cause__ = cause

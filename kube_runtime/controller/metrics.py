@@ -1,0 +1,191 @@
+"""Work-queue metrics the result stream cannot see, recorded by the controller itself.
+
+Names, labels and buckets are controller-runtime's, so existing dashboards and alerts work:
+``workqueue_depth``, ``workqueue_adds_total``, ``workqueue_queue_duration_seconds``,
+``workqueue_work_duration_seconds``, ``workqueue_unfinished_work_seconds``,
+``workqueue_longest_running_processor_seconds``, ``workqueue_retries_total`` (labels ``name`` and
+``controller``, both the controller's name), ``controller_runtime_active_workers`` and
+``controller_runtime_max_concurrent_reconciles`` (label ``controller``).
+
+How our queue maps onto client-go's: an *add* is a scheduled reconcile coming due (a request for
+an object already queued is deduplicated and not counted, as in client-go); *depth* is the number
+of due reconciles waiting for a worker or for their object's running reconcile; *queue duration*
+is the time from coming due to starting; *retries* are requeues with a delay (from the reconciler
+or the error policy). The two in-flight gauges are computed at scrape time from the running
+reconciles, so the hot path only does counter/histogram updates.
+
+Metric families are created once per ``CollectorRegistry`` (registration is idempotent); every
+controller gets its own label values. Names must therefore be unique per registry.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Final
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from kube_runtime.controller.runner import RunnerHooks
+
+__all__ = ["WORKQUEUE_BUCKETS", "QueueMetrics", "queue_metrics"]
+
+#: client-go's ``ExponentialBuckets(10e-9, 10, 12)``: 1e-8 s ... 1e3 s.
+WORKQUEUE_BUCKETS: Final = tuple(10.0**e for e in range(-8, 4))
+
+
+class _Families:
+    """The metric families of one registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        labels = ["name", "controller"]
+        self.depth = Gauge("workqueue_depth", "Current depth of workqueue", labels, registry=registry)
+        self.adds = Counter(
+            "workqueue_adds", "Total number of adds handled by workqueue", labels, registry=registry
+        )
+        self.queue_duration = Histogram(
+            "workqueue_queue_duration_seconds",
+            "How long in seconds an item stays in workqueue before being requested",
+            labels,
+            buckets=WORKQUEUE_BUCKETS,
+            registry=registry,
+        )
+        self.work_duration = Histogram(
+            "workqueue_work_duration_seconds",
+            "How long in seconds processing an item from workqueue takes",
+            labels,
+            buckets=WORKQUEUE_BUCKETS,
+            registry=registry,
+        )
+        self.retries = Counter(
+            "workqueue_retries", "Total number of retries handled by workqueue", labels, registry=registry
+        )
+        self.active_workers = Gauge(
+            "controller_runtime_active_workers",
+            "Number of currently used workers per controller",
+            ["controller"],
+            registry=registry,
+        )
+        self.max_concurrent = Gauge(
+            "controller_runtime_max_concurrent_reconciles",
+            "Maximum number of concurrent reconciles per controller",
+            ["controller"],
+            registry=registry,
+        )
+        self.inflight = _InflightCollector()
+        registry.register(self.inflight)
+
+
+#: Per controller: a function returning (unfinished work seconds, longest running seconds).
+InflightProbe = Callable[[], tuple[float, float]]
+
+
+class _InflightCollector(Collector):
+    """``workqueue_unfinished_work_seconds`` and ``workqueue_longest_running_processor_seconds``,
+    computed from the running reconciles when scraped."""
+
+    def __init__(self) -> None:
+        self.probes: dict[str, InflightProbe] = {}
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return list(self._families({}))
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        return self._families(dict(self.probes))
+
+    @staticmethod
+    def _families(probes: dict[str, InflightProbe]) -> Iterator[GaugeMetricFamily]:
+        unfinished = GaugeMetricFamily(
+            "workqueue_unfinished_work_seconds",
+            "How many seconds of work has been done that is in progress and hasn't been observed by "
+            "work_duration. Large values indicate stuck threads.",
+            labels=["name", "controller"],
+        )
+        longest = GaugeMetricFamily(
+            "workqueue_longest_running_processor_seconds",
+            "How many seconds has the longest running processor for workqueue been running.",
+            labels=["name", "controller"],
+        )
+        for name, probe in sorted(probes.items()):
+            total, oldest = probe()
+            unfinished.add_metric([name, name], total)
+            longest.add_metric([name, name], oldest)
+        yield unfinished
+        yield longest
+
+
+_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, _Families] = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+
+
+def _families(registry: CollectorRegistry) -> _Families:
+    with _lock:
+        found = _by_registry.get(registry)
+        if found is None:
+            found = _by_registry[registry] = _Families(registry)
+        return found
+
+
+class QueueMetrics(RunnerHooks):
+    """The work-queue metrics of one controller (series created at zero on construction)."""
+
+    def __init__(self, controller: str, registry: CollectorRegistry | None = None) -> None:
+        self.controller = controller
+        fam = self._fam = _families(REGISTRY if registry is None else registry)
+        self._depth = fam.depth.labels(controller, controller)
+        self._adds = fam.adds.labels(controller, controller)
+        self._queue_duration = fam.queue_duration.labels(controller, controller)
+        self._work_duration = fam.work_duration.labels(controller, controller)
+        self._retries = fam.retries.labels(controller, controller)
+        self.active_workers = fam.active_workers.labels(controller)
+        self._max_concurrent = fam.max_concurrent.labels(controller)
+        self._last_depth = -1
+
+    # RunnerHooks
+
+    def on_added(self, count: int) -> None:
+        self._adds.inc(count)
+
+    def on_started(self, queued_seconds: float) -> None:
+        self._queue_duration.observe(queued_seconds)
+
+    def on_finished(self, work_seconds: float) -> None:
+        self._work_duration.observe(work_seconds)
+
+    def on_depth(self, depth: int) -> None:
+        if depth != self._last_depth:  # called once per loop pass: skip the lock when unchanged
+            self._last_depth = depth
+            self._depth.set(depth)
+
+    # Controller-side
+
+    def on_retry(self) -> None:
+        """A reconcile was requeued with a delay."""
+        self._retries.inc()
+
+    def set_max_concurrency(self, concurrency: int) -> None:
+        """0 (unbounded) is published as 0, like an unset limit."""
+        self._max_concurrent.set(concurrency)
+
+    def attach_inflight(self, running: dict[object, float], clock: Callable[[], float]) -> None:
+        """Publish the in-flight gauges from ``running`` (key -> start time on ``clock``)."""
+
+        def probe() -> tuple[float, float]:
+            now = clock()
+            starts = list(running.values())  # a snapshot: the dict changes on the event loop
+            if not starts:
+                return 0.0, 0.0
+            return sum(now - s for s in starts), now - min(starts)
+
+        self._fam.inflight.probes[self.controller] = probe
+
+    def detach_inflight(self) -> None:
+        self._fam.inflight.probes.pop(self.controller, None)
+
+
+def queue_metrics(controller: str, registry: CollectorRegistry | None = None) -> QueueMetrics:
+    """The work-queue metrics of ``controller`` in ``registry`` (default: the global registry)."""
+    return QueueMetrics(controller, registry)

@@ -1,0 +1,258 @@
+"""Runs scheduled messages with per-message exclusivity and a global concurrency limit.
+
+Guarantees (kube-rs ``runner.rs`` semantics):
+
+* At most one run per message at a time. A message that comes due while it is running waits in
+  the scheduler's pending set and starts as soon as the current run ends; further requests for it
+  are dropped meanwhile. So each message has at most one running and one queued run
+  (``ABABAAAAA`` runs as ``ABAB``).
+* At most ``concurrency`` runs at once (``0`` means unbounded).
+* Nothing starts before ``ready`` has resolved (the controller passes the stores' readiness). If
+  it raises, a :class:`RunnerError` is emitted and the runner stops.
+* Backpressure: outputs go to a bounded stream; while a finished run cannot hand its output over,
+  no new run starts, so an unconsumed runner stops starting work.
+* :meth:`Runner.close` (graceful): nothing new starts, scheduled and pending messages are dropped,
+  running ones finish and deliver their outputs, then :meth:`Runner.run` returns. Cancelling the
+  scope around :meth:`Runner.run` is the forceful stop.
+
+The loop does O(log n) work per request and per start; it owns one task per running message and
+no timer per scheduled message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Hashable
+from contextlib import asynccontextmanager
+from typing import Any, Generic, TypeVar
+
+import anyio
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectSendStream
+
+from kube_runtime.controller.errors import RunnerError
+from kube_runtime.controller.scheduler import Due, Scheduler, ScheduleRequest
+
+__all__ = ["Runner", "RunnerHooks", "loop_clock", "runner"]
+
+T = TypeVar("T", bound=Hashable)
+R = TypeVar("R")
+
+
+class RunnerHooks:
+    """Observation points of a runner (the controller's workqueue metrics). All no-ops here.
+
+    Called on the event loop; keep them O(1).
+    """
+
+    def on_added(self, count: int) -> None:
+        """``count`` more messages left the delay queue (became due)."""
+
+    def on_started(self, queued_seconds: float) -> None:
+        """A run started ``queued_seconds`` after its message became due."""
+
+    def on_finished(self, work_seconds: float) -> None:
+        """A run finished after ``work_seconds``."""
+
+    def on_depth(self, depth: int) -> None:
+        """The number of due messages waiting to start changed (sampled once per loop pass)."""
+
+
+_NO_HOOKS = RunnerHooks()
+
+
+class Runner(Generic[T, R]):
+    """The run loop over a :class:`Scheduler`. Feed it with :meth:`schedule`, drive it with
+    :meth:`run`, stop it with :meth:`close` (graceful) or by cancelling :meth:`run` (forceful).
+
+    ``run_msg(message, due_at)`` performs one run and returns its output. An exception from it
+    propagates (it is a bug in ``run_msg``: catch expected failures there and return them).
+    """
+
+    def __init__(
+        self,
+        run_msg: Callable[[T, float], Awaitable[R]],
+        *,
+        concurrency: int = 0,
+        debounce: float = 0.0,
+        ready: Callable[[], Awaitable[Any]] | None = None,
+        hooks: RunnerHooks | None = None,
+    ) -> None:
+        if concurrency < 0:
+            raise ValueError(f"concurrency must be >= 0 (0 = unbounded), got {concurrency}")
+        self.concurrency = concurrency
+        self.scheduler: Scheduler[T] = Scheduler(debounce)
+        self._run_msg = run_msg
+        self._ready_fn = ready
+        self._ready = ready is None
+        self._hooks = hooks or _NO_HOOKS
+        #: Messages running now -> the loop time each started.
+        self.running: dict[T, float] = {}
+        self._blocked_outputs = 0
+        self._closed = False
+        self._wake = anyio.Event()
+        self._sleeping = False
+        self._reported_added = 0
+        #: The clock every time here is read from (``anyio.current_time``'s source, read directly
+        #: on asyncio once :meth:`run` started: it is called several times per reconcile).
+        self.clock: Callable[[], float] = anyio.current_time
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def schedule(self, message: T, run_at: float | None = None) -> bool:
+        """Request a run of ``message`` at ``run_at`` (default: now). Dropped after :meth:`close`."""
+        if self._closed:
+            return False
+        now = self.clock()
+        changed = self.scheduler.schedule(message, now if run_at is None else run_at, now)
+        if changed and self._sleeping:
+            self._wake.set()
+        return changed
+
+    def close(self) -> None:
+        """Graceful stop: start nothing new, drop what is scheduled, let running work finish."""
+        if not self._closed:
+            self._closed = True
+            self.scheduler.clear()
+            self._wake.set()
+
+    async def feed(self, requests: AsyncIterable[ScheduleRequest[T]]) -> None:
+        """Schedule every request of ``requests``; close the runner when it ends (kube-rs: the
+        scheduler ends with its input)."""
+        try:
+            async for request in requests:
+                self.schedule(request.message, request.run_at)
+        finally:
+            self.close()
+
+    async def run(self, output: MemoryObjectSendStream[R | RunnerError]) -> None:
+        """Drive the loop until :meth:`close` was called and every running message finished.
+
+        Outputs are sent to ``output`` (not closed here: the caller owns it).
+        """
+        self.clock = loop_clock()
+        async with anyio.create_task_group() as tg:
+            readiness = anyio.CancelScope()
+            if not self._ready:
+                tg.start_soon(self._await_ready, output, readiness)
+            await self._loop(tg, output)
+            readiness.cancel()
+
+    async def _await_ready(
+        self, output: MemoryObjectSendStream[R | RunnerError], scope: anyio.CancelScope
+    ) -> None:
+        assert self._ready_fn is not None
+        with scope:
+            try:
+                await self._ready_fn()
+            except Exception as exc:  # readiness failed: report it and stop (kube-rs Readiness error)
+                await output.send(RunnerError(exc))
+                self.close()
+                return
+            self._ready = True
+            self._wake.set()
+
+    async def _loop(self, tg: TaskGroup, output: MemoryObjectSendStream[R | RunnerError]) -> None:
+        scheduler = self.scheduler
+        running = self.running
+        hooks = self._hooks
+        limit = self.concurrency
+        while not self._closed:
+            now = self.clock()
+            if self._ready and not self._blocked_outputs:
+                while not limit or len(running) < limit:
+                    due = scheduler.pop(now, _not_in(running))
+                    if due is None:
+                        break
+                    running[due.message] = now
+                    hooks.on_started(now - due.due_at)
+                    tg.start_soon(self._run_one, due, output)
+            if (limit and len(running) >= limit) or not self._ready or self._blocked_outputs:
+                scheduler.hold(now)
+            if scheduler.became_due != self._reported_added:
+                hooks.on_added(scheduler.became_due - self._reported_added)
+                self._reported_added = scheduler.became_due
+            hooks.on_depth(scheduler.pending_count)
+            self._wake = anyio.Event()
+            deadline = scheduler.next_deadline()
+            self._sleeping = True
+            try:
+                if deadline is None:
+                    await self._wake.wait()
+                elif deadline > now:
+                    with anyio.move_on_after(deadline - now):
+                        await self._wake.wait()
+                else:
+                    await anyio.lowlevel.checkpoint()
+            finally:
+                self._sleeping = False
+        hooks.on_depth(0)
+
+    async def _run_one(self, due: Due[T], output: MemoryObjectSendStream[R | RunnerError]) -> None:
+        message = due.message
+        try:
+            result = await self._run_msg(message, due.due_at)
+        finally:
+            started = self.running.pop(message)
+            self.scheduler.unpark(message)
+            self._hooks.on_finished(self.clock() - started)
+            self._wake.set()
+        try:
+            output.send_nowait(result)
+        except anyio.WouldBlock:
+            self._blocked_outputs += 1
+            try:
+                await output.send(result)
+            finally:
+                self._blocked_outputs -= 1
+                self._wake.set()
+
+
+def loop_clock() -> Callable[[], float]:
+    """The running event loop's clock: what ``anyio.current_time()`` reads (so also a virtual
+    clock in tests), without its per-call backend lookup. Usable from other threads (scrapes)."""
+    try:
+        return asyncio.get_running_loop().time
+    except RuntimeError:  # another anyio backend
+        return anyio.current_time
+
+
+def _not_in(running: dict[T, float]) -> Callable[[T], bool]:
+    return lambda message: message not in running
+
+
+@asynccontextmanager
+async def runner(
+    requests: AsyncIterable[ScheduleRequest[T]],
+    run_msg: Callable[[T], Awaitable[R]],
+    *,
+    concurrency: int = 0,
+    debounce: float = 0.0,
+    ready: Callable[[], Awaitable[Any]] | None = None,
+    output_buffer: int = 0,
+) -> AsyncIterator[AsyncIterator[R | RunnerError]]:
+    """The stream form: ``async with runner(requests, run_msg) as outputs: async for out in outputs``.
+
+    ``outputs`` ends once ``requests`` has ended and the running messages have finished. Leaving
+    the block early cancels whatever is still running.
+    """
+
+    async def call(message: T, _due_at: float) -> R:
+        return await run_msg(message)
+
+    loop: Runner[T, R] = Runner(call, concurrency=concurrency, debounce=debounce, ready=ready)
+    send, receive = anyio.create_memory_object_stream[R | RunnerError](output_buffer)
+
+    async def drive() -> None:
+        async with send:
+            await loop.run(send)
+
+    async with anyio.create_task_group() as tg, receive:
+        tg.start_soon(loop.feed, requests)
+        tg.start_soon(drive)
+        try:
+            yield receive
+        finally:
+            tg.cancel_scope.cancel()

@@ -1,0 +1,445 @@
+"""Leader election on a ``coordination.k8s.io/v1`` Lease (client-go's protocol).
+
+::
+
+    async with LeaderElector(client, "my-controller", "my-namespace") as elector:
+        await elector.run_while_leading(controller.run, reconcile, error_policy, ctx)
+
+or, for a controller that drains gracefully on loss, ``controller.graceful_shutdown_on(elector.lost)``
+after ``await elector.wait_until_leading()``.
+
+Protocol (as client-go, defaults from controller-runtime): lease duration 15 s, renew deadline 10 s,
+retry period 2 s, identity ``<hostname>_<uuid4>``. A candidate takes the lease when it does not
+exist, has no holder, or its record has not changed for ``leaseDurationSeconds`` *as measured on
+the candidate's own clock since it first saw that record* (no cross-machine clock comparison).
+Every write is a create or a replace carrying the observed ``resourceVersion``, so of two candidates
+racing for the same record, exactly one wins (the other gets 409). ``leaseTransitions`` is
+incremented whenever the holder changes.
+
+Safety guarantee (never two leaders): a leader considers itself leading only until
+``renew_deadline`` after it *started* its last successful renew, and ``renew_deadline`` must be
+shorter than ``lease_duration``; any rival must see the renewed record unchanged for a full
+``lease_duration`` after it was written. :attr:`LeaderElector.is_leader` reads the clock each time,
+so it turns false at the deadline even if the renew loop is stuck, and a watchdog task fires
+:attr:`LeaderElector.lost` at that moment. Check ``is_leader`` (or be cancelled via ``lost``) before
+acting. The guarantee assumes clocks that run at the same rate, not synchronized clocks.
+
+An elector holds one term: once lost, it does not campaign again (as client-go, the process or the
+caller decides what to do, usually exit and restart). On exit of the ``async with`` block it
+releases the lease (clears ``holderIdentity``) if it still holds it, so a standby takes over at its
+next retry instead of waiting out the lease duration; pass ``release_on_shutdown=False`` to keep
+controller-runtime's default.
+
+Metric: ``leader_election_master_status{name}`` (1 while leading, else 0) in the given registry.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import socket
+import uuid
+import weakref
+from collections.abc import Awaitable, Callable, Generator
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar, TypeVarTuple, Unpack
+
+import anyio
+from anyio.abc import TaskGroup
+from prometheus_client import REGISTRY, CollectorRegistry, Gauge
+
+from kube_runtime.client.errors import ApiError, KubeError, TransportError
+from kube_runtime.client.resource import ApiResource
+
+if TYPE_CHECKING:
+    from kube_runtime.client import Client
+
+__all__ = [
+    "DEFAULT_LEASE_DURATION",
+    "DEFAULT_RENEW_DEADLINE",
+    "DEFAULT_RETRY_PERIOD",
+    "LEASE_RESOURCE",
+    "LeaderElectionLost",
+    "LeaderElector",
+    "LeaseApi",
+    "LeadershipSignal",
+    "default_identity",
+]
+
+log = logging.getLogger(__name__)
+
+KubeObject: TypeAlias = dict[str, Any]
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
+DEFAULT_LEASE_DURATION = 15.0
+DEFAULT_RENEW_DEADLINE = 10.0
+DEFAULT_RETRY_PERIOD = 2.0
+_JITTER = 0.2  # client-go's JitterFactor 1.2 on the acquire retry period
+
+LEASE_RESOURCE = ApiResource.builtin("Lease", "coordination.k8s.io/v1")
+
+
+class LeaseApi(Protocol):
+    """The slice of :class:`kube_runtime.client.Api` the elector needs (Lease verbs)."""
+
+    async def get_opt(self, name: str) -> KubeObject | None: ...
+
+    async def create(self, obj: KubeObject, *, field_manager: str | None = ...) -> KubeObject: ...
+
+    async def replace(self, name: str, obj: KubeObject) -> KubeObject: ...
+
+
+class LeaderElectionLost(KubeError):
+    """Leadership was lost while work that needs it was running."""
+
+
+class LeadershipSignal:
+    """A reusable awaitable that completes once its event fires (``await signal`` any number of times)."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        return self._event.wait().__await__()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def _set(self) -> None:
+        self._event.set()
+
+
+def default_identity() -> str:
+    """``<hostname>_<uuid4>``: unique per process, readable in ``kubectl get lease``."""
+    return f"{socket.gethostname()}_{uuid.uuid4()}"
+
+
+def _micro_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+_GAUGES: weakref.WeakKeyDictionary[CollectorRegistry, Gauge] = weakref.WeakKeyDictionary()
+
+
+def _master_status_gauge(registry: CollectorRegistry) -> Gauge:
+    gauge = _GAUGES.get(registry)
+    if gauge is None:
+        try:
+            gauge = Gauge(
+                "leader_election_master_status",
+                "1 while this process holds the named leader-election lease, 0 while it is a standby.",
+                ["name"],
+                registry=registry,
+            )
+        except ValueError:
+            # Another module registered it in this registry already: share that one.
+            existing = getattr(registry, "_names_to_collectors", {}).get("leader_election_master_status")
+            if not isinstance(existing, Gauge):
+                raise
+            gauge = existing
+        _GAUGES[registry] = gauge
+    return gauge
+
+
+class LeaderElector:
+    """Campaigns for, holds and releases one Lease; an async context manager owning its tasks.
+
+    ``lease_duration``, ``renew_deadline`` and ``retry_period`` are seconds and must satisfy
+    ``lease_duration > renew_deadline > 1.2 * retry_period > 0``; ``leaseDurationSeconds`` is written
+    rounded up to whole seconds, as the API requires. ``lease_api`` replaces the HTTP Lease API
+    (anything with ``get_opt``/``create``/``replace`` and Kubernetes' 404/409 semantics).
+    """
+
+    def __init__(
+        self,
+        client: Client | None,
+        name: str,
+        namespace: str = "default",
+        *,
+        identity: str | None = None,
+        lease_duration: float = DEFAULT_LEASE_DURATION,
+        renew_deadline: float = DEFAULT_RENEW_DEADLINE,
+        retry_period: float = DEFAULT_RETRY_PERIOD,
+        release_on_shutdown: bool = True,
+        registry: CollectorRegistry | None = None,
+        lease_api: LeaseApi | None = None,
+    ) -> None:
+        if not name:
+            raise ValueError("the lease name is required")
+        if not 0 < retry_period * (1 + _JITTER) < renew_deadline < lease_duration:
+            raise ValueError(
+                "need lease_duration > renew_deadline > 1.2 * retry_period > 0, got "
+                f"lease_duration={lease_duration}, renew_deadline={renew_deadline}, retry_period={retry_period}"
+            )
+        if lease_api is None:
+            if client is None:
+                raise ValueError("pass a client or a lease_api")
+            from kube_runtime.client import Api
+
+            lease_api = Api(client, LEASE_RESOURCE, namespace)
+        self.name = name
+        self.namespace = namespace
+        self.identity = identity or default_identity()
+        self.lease_duration = lease_duration
+        self.renew_deadline = renew_deadline
+        self.retry_period = retry_period
+        self.release_on_shutdown = release_on_shutdown
+        self._api = lease_api
+        self._gauge = _master_status_gauge(registry if registry is not None else REGISTRY).labels(name=name)
+        self._acquired = LeadershipSignal()
+        self.lost = LeadershipSignal()
+        """Fires when leadership ends (lease lost, renew deadline passed, or the elector stopped)."""
+        self.lost_reason: str | None = None
+        self._valid_until = -math.inf
+        self._observed_key: tuple[Any, ...] | None = None
+        self._observed_time = -math.inf
+        self._observed_spec: KubeObject = {}
+        self._task_group: TaskGroup | None = None
+
+    # -- public state ------------------------------------------------------------------------
+
+    @property
+    def is_leader(self) -> bool:
+        """True only while this elector holds the lease and its renew deadline has not passed."""
+        return (
+            self._acquired.is_set() and not self.lost.is_set() and anyio.current_time() < self._valid_until
+        )
+
+    @property
+    def observed_holder(self) -> str:
+        """The holderIdentity of the last lease record seen ("" when none)."""
+        return str(self._observed_spec.get("holderIdentity") or "")
+
+    @property
+    def leading(self) -> LeadershipSignal:
+        """Fires when this elector first acquires the lease."""
+        return self._acquired
+
+    async def wait_until_leading(self) -> None:
+        """Return once this elector leads; raise :class:`LeaderElectionLost` if its term already ended."""
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as tg:
+
+                async def stop_on_loss() -> None:
+                    await self.lost.wait()
+                    scope.cancel()
+
+                tg.start_soon(stop_on_loss)
+                await self._acquired.wait()
+                tg.cancel_scope.cancel()
+        if not self.is_leader:
+            raise LeaderElectionLost(f"lease {self.name!r}: {self.lost_reason or 'not leading'}")
+
+    async def run_while_leading(
+        self, fn: Callable[[Unpack[Ts]], Awaitable[T]], *args: Unpack[Ts], grace: float = 0.0
+    ) -> T:
+        """Wait for leadership, then run ``fn(*args)`` until it returns or leadership is lost.
+
+        On loss, ``fn`` gets ``grace`` seconds to return on its own (e.g. a Controller that was
+        given ``graceful_shutdown_on(elector.lost)``), then it is cancelled. Keep ``grace`` below
+        ``lease_duration - renew_deadline`` to stop before a rival can take over. Returns ``fn``'s
+        result if it finished while leading; raises :class:`LeaderElectionLost` otherwise. An
+        exception from ``fn`` propagates unchanged.
+        """
+        await self.wait_until_leading()
+        outcome: list[T] = []
+        error: Exception | None = None
+        async with anyio.create_task_group() as tg:
+
+            async def stop_on_loss() -> None:
+                await self.lost.wait()
+                await anyio.sleep(grace)
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(stop_on_loss)
+            try:
+                outcome.append(await fn(*args))
+            except Exception as exc:
+                error = exc
+            tg.cancel_scope.cancel()
+        if error is not None:
+            raise error
+        if outcome and not self.lost.is_set():
+            return outcome[0]
+        raise LeaderElectionLost(f"lease {self.name!r}: {self.lost_reason or 'leadership lost'}")
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> LeaderElector:
+        if self._task_group is not None:
+            raise RuntimeError("a LeaderElector can only be entered once")
+        self._gauge.set(0)
+        task_group = anyio.create_task_group()
+        await task_group.__aenter__()
+        self._task_group = task_group
+        task_group.start_soon(self._run)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        assert self._task_group is not None
+        self._task_group.cancel_scope.cancel()
+        try:
+            return await self._task_group.__aexit__(exc_type, exc, tb)
+        finally:
+            was_acquired = self._acquired.is_set()
+            self._declare_lost("elector stopped")
+            if self.release_on_shutdown and was_acquired:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(self.renew_deadline):
+                    await self.release()
+
+    async def release(self) -> bool:
+        """Give the lease up if this elector still holds it; True if released.
+
+        The write is guarded by resourceVersion, so it never clears a rival's hold.
+        """
+        self._declare_lost("released")
+        try:
+            lease = await self._api.get_opt(self.name)
+            if lease is None or (lease.get("spec") or {}).get("holderIdentity") != self.identity:
+                return False
+            spec = dict(lease.get("spec") or {})
+            now = _micro_time(datetime.now(UTC))
+            spec.update(holderIdentity="", leaseDurationSeconds=1, acquireTime=now, renewTime=now)
+            await self._api.replace(self.name, {**lease, "spec": spec})
+        except (ApiError, TransportError) as exc:
+            log.warning("lease %s/%s: release failed: %s", self.namespace, self.name, exc)
+            return False
+        log.info("lease %s/%s: released by %s", self.namespace, self.name, self.identity)
+        return True
+
+    # -- campaign and renewal ----------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while not await self._try_acquire_or_renew():
+            await anyio.sleep(self.retry_period * (1 + random.random() * _JITTER))
+        self._acquired._set()
+        self._gauge.set(1)
+        log.info("lease %s/%s: acquired by %s", self.namespace, self.name, self.identity)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._renew_loop)
+            await self._watch_deadline()
+            tg.cancel_scope.cancel()
+
+    async def _watch_deadline(self) -> None:
+        """Declare the loss at the renew deadline even if the renew loop is stuck."""
+        while not self.lost.is_set():
+            remaining = self._valid_until - anyio.current_time()
+            if remaining <= 0:
+                self._declare_lost(f"not renewed within the {self.renew_deadline} s renew deadline")
+                return
+            with anyio.move_on_after(remaining):
+                await self.lost.wait()
+
+    async def _renew_loop(self) -> None:
+        while True:
+            await anyio.sleep(self.retry_period)
+            if await self._try_acquire_or_renew(renewing=True):
+                continue
+            holder = self.observed_holder
+            if holder != self.identity:
+                self._declare_lost(f"lease taken by {holder}" if holder else "lease released or deleted by someone else")
+                return
+
+    async def _try_acquire_or_renew(self, *, renewing: bool = False) -> bool:
+        """One attempt; True if this elector holds a freshly written lease afterwards.
+
+        When ``renewing``, a lease that vanished or names another holder is never re-claimed: the
+        term is over even if that record looks stale.
+        """
+        started = anyio.current_time()
+        try:
+            lease = await self._api.get_opt(self.name)
+            if lease is None:
+                if renewing:
+                    self._observed_spec = {}
+                    return False
+                written = await self._api.create(self._new_lease())
+            else:
+                self._observe(lease)
+                if renewing and self.observed_holder != self.identity:
+                    return False
+                body = self._claim(lease)
+                if body is None:
+                    return False
+                written = await self._api.replace(self.name, body)
+        except (ApiError, TransportError) as exc:
+            if not (isinstance(exc, ApiError) and exc.code == 409):
+                log.warning("lease %s/%s: %s", self.namespace, self.name, exc)
+            return False
+        self._observe(written)
+        if not self.lost.is_set():
+            self._valid_until = started + self.renew_deadline
+        return True
+
+    def _new_lease(self) -> KubeObject:
+        now = _micro_time(datetime.now(UTC))
+        return {
+            "apiVersion": LEASE_RESOURCE.api_version,
+            "kind": "Lease",
+            "metadata": {"name": self.name, "namespace": self.namespace},
+            "spec": {
+                "holderIdentity": self.identity,
+                "leaseDurationSeconds": math.ceil(self.lease_duration),
+                "acquireTime": now,
+                "renewTime": now,
+                "leaseTransitions": 0,
+            },
+        }
+
+    def _claim(self, lease: KubeObject) -> KubeObject | None:
+        """The replace body that takes or renews ``lease``, or None while a rival validly holds it."""
+        spec: KubeObject = lease.get("spec") or {}
+        holder = spec.get("holderIdentity") or ""
+        if holder and holder != self.identity and self._observed_record_valid():
+            return None
+        now = _micro_time(datetime.now(UTC))
+        transitions = int(spec.get("leaseTransitions") or 0)
+        renewing = holder == self.identity
+        new_spec = {
+            **spec,
+            "holderIdentity": self.identity,
+            "leaseDurationSeconds": math.ceil(self.lease_duration),
+            "acquireTime": spec.get("acquireTime") if renewing and spec.get("acquireTime") else now,
+            "renewTime": now,
+            "leaseTransitions": transitions if renewing else transitions + 1,
+        }
+        # The body keeps metadata.resourceVersion: the replace fails with 409 if anyone wrote since.
+        return {**lease, "spec": new_spec}
+
+    def _observe(self, lease: KubeObject) -> None:
+        spec: KubeObject = lease.get("spec") or {}
+        key = (
+            (lease.get("metadata") or {}).get("resourceVersion"),
+            spec.get("holderIdentity"),
+            spec.get("renewTime"),
+            spec.get("acquireTime"),
+            spec.get("leaseTransitions"),
+            spec.get("leaseDurationSeconds"),
+        )
+        if key != self._observed_key:
+            self._observed_key = key
+            self._observed_spec = spec
+            self._observed_time = anyio.current_time()
+
+    def _observed_record_valid(self) -> bool:
+        duration = self._observed_spec.get("leaseDurationSeconds") or self.lease_duration
+        return anyio.current_time() < self._observed_time + float(duration)
+
+    def _declare_lost(self, reason: str) -> None:
+        if self.lost.is_set():
+            return
+        self.lost_reason = reason
+        self.lost._set()
+        self._gauge.set(0)
+        if self._acquired.is_set():
+            log.warning("lease %s/%s: %s lost leadership: %s", self.namespace, self.name, self.identity, reason)

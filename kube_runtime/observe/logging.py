@@ -1,0 +1,221 @@
+"""Structured logging: one call routes structlog and stdlib ``logging`` through one renderer.
+
+``configure_logging()`` installs a single handler on the root logger that renders every record
+(structlog calls and stdlib records from httpx, uvicorn, ...) as one JSON object per line, or as
+human-readable console lines. Levels are set per logger from a RUST_LOG-style filter, read from
+``$KUBE_RUNTIME_LOG`` unless passed explicitly::
+
+    KUBE_RUNTIME_LOG="kube_runtime=info,my_controller=debug,httpx=warning"
+
+Inside a reconcile, every line (structlog or stdlib) automatically carries ``object.ref``,
+``object.reason`` and ``reconcile_id`` (from the controller's reconcile context variable), the
+OpenTelemetry ``trace_id``/``span_id`` of the current span, and a ``span`` object mirroring the
+reconcile span the way tracing-subscriber's JSON output does, so both of these select one object::
+
+    jq 'select(."object.ref" | contains("my-object"))'
+    jq 'select(.span."object.ref" | contains("my-object"))'
+
+Pitfalls: the context is read when a line is *formatted*, which for the installed
+``StreamHandler`` is the emitting call itself; a ``QueueHandler`` placed in front of it would
+lose the context. ``configure_logging`` replaces the handler it installed earlier (calling it
+twice does not duplicate output) but leaves handlers installed by others alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, TextIO
+
+import orjson
+import structlog
+from opentelemetry import trace
+
+from kube_runtime.controller.context import current_reconcile
+
+__all__ = [
+    "DEFAULT_LOG_FILTER",
+    "LOG_ENV_VAR",
+    "LOG_FORMAT_ENV_VAR",
+    "TRACE",
+    "LogFilter",
+    "LogFilterError",
+    "add_reconcile_context",
+    "add_trace_context",
+    "configure_logging",
+    "parse_log_filter",
+]
+
+#: Environment variable holding the per-logger level filter.
+LOG_ENV_VAR = "KUBE_RUNTIME_LOG"
+#: Environment variable choosing ``json`` (default) or ``console`` output.
+LOG_FORMAT_ENV_VAR = "KUBE_RUNTIME_LOG_FORMAT"
+#: Used when neither an argument nor the environment variable gives a filter: info everywhere,
+#: but httpx/httpcore's one-line-per-request INFO chatter is kept to warnings.
+DEFAULT_LOG_FILTER = "info,httpx=warning,httpcore=warning"
+#: A level below DEBUG for per-event chatter (RUST_LOG's ``trace``).
+TRACE = 5
+logging.addLevelName(TRACE, "TRACE")
+
+_LEVELS: Mapping[str, int] = {
+    "trace": TRACE,
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "off": logging.CRITICAL + 10,
+}
+_HANDLER_NAME = "kube_runtime.observe"
+# Loggers whose level the previous configure_logging() call set, reset on the next call.
+_configured_targets: set[str] = set()
+
+
+class LogFilterError(ValueError):
+    """A log filter directive could not be parsed (unknown level, empty target)."""
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """A parsed filter: the default level plus a level per logger name (dotted prefix)."""
+
+    default: int = logging.INFO
+    targets: Mapping[str, int] = field(default_factory=dict)
+
+    def level_for(self, name: str) -> int:
+        """The effective level for logger ``name``: its longest configured prefix, else the default."""
+        best, best_len = self.default, -1
+        for target, level in self.targets.items():
+            if (name == target or name.startswith(target + ".")) and len(target) > best_len:
+                best, best_len = level, len(target)
+        return best
+
+
+def parse_log_filter(spec: str) -> LogFilter:
+    """Parse a RUST_LOG-style filter: comma-separated ``level`` or ``target=level`` directives.
+
+    Rust paths (``my_controller::reconcile``) are accepted and mean the dotted Python name. A bare
+    level sets the default; the last directive for a target wins. Raises ``LogFilterError``.
+    """
+    default = logging.INFO
+    targets: dict[str, int] = {}
+    for raw in spec.split(","):
+        directive = raw.strip()
+        if not directive:
+            continue
+        target, sep, level_name = directive.rpartition("=")
+        level = _LEVELS.get(level_name.strip().lower())
+        if level is None:
+            raise LogFilterError(f"unknown log level {level_name.strip()!r} in {directive!r}")
+        if not sep:
+            default = level
+            continue
+        target = target.strip().replace("::", ".")
+        if not target:
+            raise LogFilterError(f"empty logger name in {directive!r}")
+        targets[target] = level
+    return LogFilter(default, targets)
+
+
+def add_reconcile_context(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """structlog processor: inside a reconcile, stamp ``object.ref``, ``object.reason``,
+    ``reconcile_id``, ``controller`` and a tracing-subscriber-like ``span`` object."""
+    info = current_reconcile()
+    if info is None:
+        return event_dict
+    ref, reason = str(info.obj_ref), str(info.reason)
+    event_dict.setdefault("object.ref", ref)
+    event_dict.setdefault("object.reason", reason)
+    event_dict.setdefault("reconcile_id", info.reconcile_id)
+    event_dict.setdefault("controller", info.controller)
+    event_dict.setdefault("span", {"name": "reconciling object", "object.ref": ref, "object.reason": reason})
+    return event_dict
+
+
+def add_trace_context(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """structlog processor: stamp the current OpenTelemetry span's ``trace_id`` and ``span_id``
+    (lower-case hex, as OTLP backends display them) when a valid span is active."""
+    ctx = trace.get_current_span().get_span_context()
+    if ctx.is_valid:
+        event_dict.setdefault("trace_id", format(ctx.trace_id, "032x"))
+        event_dict.setdefault("span_id", format(ctx.span_id, "016x"))
+    return event_dict
+
+
+def _json_serializer(obj: Any, **_kw: Any) -> str:
+    return orjson.dumps(obj, default=repr, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def configure_logging(
+    log_filter: str | None = None,
+    *,
+    fmt: Literal["json", "console"] | None = None,
+    stream: TextIO | None = None,
+) -> LogFilter:
+    """Route structlog and stdlib logging to ``stream`` (default stderr) with per-logger levels.
+
+    ``log_filter`` defaults to ``$KUBE_RUNTIME_LOG``, then :data:`DEFAULT_LOG_FILTER`; ``fmt``
+    to ``$KUBE_RUNTIME_LOG_FORMAT``, then ``json``. Returns the parsed filter. Raises
+    ``LogFilterError`` for a bad filter (before changing any configuration).
+    """
+    spec = log_filter if log_filter is not None else os.environ.get(LOG_ENV_VAR, DEFAULT_LOG_FILTER)
+    parsed = parse_log_filter(spec)
+    chosen = fmt or os.environ.get(LOG_FORMAT_ENV_VAR, "json").strip().lower()
+    if chosen not in ("json", "console"):
+        raise LogFilterError(f"unknown log format {chosen!r} (expected 'json' or 'console')")
+
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_reconcile_context,
+        add_trace_context,
+    ]
+    renderer: Any
+    if chosen == "json":
+        renderer = structlog.processors.JSONRenderer(serializer=_json_serializer)
+        final: list[Any] = [structlog.processors.dict_tracebacks, renderer]
+    else:
+        out = stream or sys.stderr
+        renderer = structlog.dev.ConsoleRenderer(colors=bool(getattr(out, "isatty", lambda: False)()))
+        final = [renderer]
+
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        # Not cached: module-level loggers created before this call must pick up the new setup.
+        cache_logger_on_first_use=False,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
+    )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(formatter)
+
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        if existing.get_name() == _HANDLER_NAME:
+            root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(parsed.default)
+    for name in _configured_targets - set(parsed.targets):
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    _configured_targets.clear()
+    for name, level in parsed.targets.items():
+        logging.getLogger(name).setLevel(level)
+        _configured_targets.add(name)
+    return parsed

@@ -1,0 +1,272 @@
+"""Reconcile metrics collected by consuming a controller's result stream (kube-rs's pattern),
+published under controller-runtime's names, labels and buckets so existing dashboards and alert
+rules work unchanged.
+
+``observe_results(controller.run(...), controller="x")`` passes every item through unchanged
+and records:
+
+* ``controller_runtime_reconcile_total{controller,result}``: ``result`` is ``error`` for a
+  ``ReconcilerFailed``; otherwise from the returned ``Action`` as controller-runtime maps its
+  ``Result``: ``requeue_after`` for a positive delay, ``requeue`` for a zero delay (or a backoff
+  request), ``success`` for ``Action.await_change()``. All four series exist (at 0) as soon as
+  the controller is registered, so ``rate()`` and ratio alerts work from the first scrape.
+* ``controller_runtime_reconcile_errors_total{controller}`` for every ``ReconcilerFailed``.
+* ``controller_runtime_reconcile_time_seconds{controller}`` from each item's ``.duration``.
+* ``kube_runtime_controller_stream_errors_total{controller,error}`` for the other error items
+  (``ObjectNotFound``, ``QueueError``, ``RunnerError``): they are not reconciles, so counting
+  them as reconcile errors would skew the error ratio.
+
+What the stream cannot see (queue depth, active workers, time in queue) the controller records
+itself under the ``workqueue_*``/``controller_runtime_active_workers`` names.
+
+Metric families are created once per ``CollectorRegistry`` (:func:`controller_metrics`), so
+several controllers share them, distinguished by the ``controller`` label.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Any, Final, TypeVar
+
+import anyio
+import structlog
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+
+from kube_runtime.controller.errors import (
+    ControllerError,
+    ObjectNotFound,
+    QueueError,
+    ReconcilerFailed,
+    RunnerError,
+)
+from kube_runtime.observe.hotloop import HotLoopDetector
+from kube_runtime.observe.progress import ReconcileProgress
+
+__all__ = [
+    "RECONCILE_RESULTS",
+    "RECONCILE_TIME_BUCKETS",
+    "ControllerMetrics",
+    "ResultRecorder",
+    "controller_metrics",
+    "observe_results",
+    "reconcile_result_label",
+]
+
+log = structlog.get_logger(__name__)
+
+#: controller-runtime's ``controller_runtime_reconcile_time_seconds`` buckets.
+RECONCILE_TIME_BUCKETS: Final = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9,
+    1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5, 6, 7, 8, 9, 10, 15, 20, 25, 30, 40, 50, 60,
+)  # fmt: skip
+#: The ``result`` label values of ``controller_runtime_reconcile_total``.
+RECONCILE_RESULTS: Final = ("success", "error", "requeue", "requeue_after")
+
+T = TypeVar("T")
+
+
+class ControllerMetrics:
+    """The reconcile metric families of one registry. Get it with :func:`controller_metrics`."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.reconcile_total = Counter(
+            "controller_runtime_reconcile_total",
+            "Total number of reconciliations per controller",
+            ["controller", "result"],
+            registry=registry,
+        )
+        self.reconcile_errors_total = Counter(
+            "controller_runtime_reconcile_errors_total",
+            "Total number of reconciliation errors per controller",
+            ["controller"],
+            registry=registry,
+        )
+        self.reconcile_time_seconds = Histogram(
+            "controller_runtime_reconcile_time_seconds",
+            "Length of time per reconciliation per controller",
+            ["controller"],
+            buckets=RECONCILE_TIME_BUCKETS,
+            registry=registry,
+        )
+        self.stream_errors_total = Counter(
+            "kube_runtime_controller_stream_errors_total",
+            "Error items of a controller's result stream that are not reconcile failures",
+            ["controller", "error"],
+            registry=registry,
+        )
+        self.hot_loop_detections_total = Counter(
+            "kube_runtime_hot_loop_detections_total",
+            "Objects found reconciled over and over because of changes right after their own reconcile",
+            ["controller"],
+            registry=registry,
+        )
+
+    def register_controller(self, controller: str) -> None:
+        """Create every series of ``controller`` at zero (idempotent)."""
+        for result in RECONCILE_RESULTS:
+            self.reconcile_total.labels(controller, result)
+        self.reconcile_errors_total.labels(controller)
+        self.reconcile_time_seconds.labels(controller)
+        self.hot_loop_detections_total.labels(controller)
+
+
+_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, ControllerMetrics] = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+
+
+def controller_metrics(registry: CollectorRegistry | None = None) -> ControllerMetrics:
+    """The reconcile metric families registered in ``registry`` (default: prometheus_client's
+    global ``REGISTRY``), created on first use."""
+    reg = REGISTRY if registry is None else registry
+    with _lock:
+        found = _by_registry.get(reg)
+        if found is None:
+            found = _by_registry[reg] = ControllerMetrics(reg)
+        return found
+
+
+def reconcile_result_label(action: Any) -> str:
+    """controller-runtime's ``result`` label for a successful reconcile's ``Action``."""
+    if getattr(action, "backoff", False):
+        return "requeue"
+    delay = getattr(action, "requeue_after", None)
+    if delay is None:
+        return "success"
+    return "requeue_after" if delay > 0 else "requeue"
+
+
+class ResultRecorder:
+    """Records one controller's result items; use it directly from a custom consumer loop
+    (``recorder.record(item)``) or through :func:`observe_results`.
+
+    ``hot_loops`` (default: a :class:`HotLoopDetector` with its defaults; ``None`` disables it)
+    is fed every reconcile. ``progress`` (optional) is marked on every item, which is what the
+    ``/livez`` reconcile-loop check reads. ``log_errors`` logs error items: reconciler failures
+    at ERROR, watch/queue errors at WARNING for 401/403 and DEBUG otherwise (the watcher retries
+    them), runner errors at ERROR, missing objects at DEBUG.
+    """
+
+    def __init__(
+        self,
+        controller: str,
+        *,
+        registry: CollectorRegistry | None = None,
+        hot_loops: HotLoopDetector | bool | None = True,
+        progress: ReconcileProgress | None = None,
+        log_errors: bool = True,
+    ) -> None:
+        self.controller = controller
+        self.metrics = controller_metrics(registry)
+        self.metrics.register_controller(controller)
+        m, c = self.metrics, controller
+        self._results = {r: m.reconcile_total.labels(c, r) for r in RECONCILE_RESULTS}
+        self._errors = m.reconcile_errors_total.labels(c)
+        self._time = m.reconcile_time_seconds.labels(c)
+        if hot_loops is True:
+            hot_loops = HotLoopDetector(controller)
+        self.hot_loops = hot_loops if isinstance(hot_loops, HotLoopDetector) else None
+        if self.hot_loops is not None:
+            self.hot_loops.bind_counter(m.hot_loop_detections_total.labels(c))
+        self.progress = progress
+        self.log_errors = log_errors
+
+    def record(self, item: object) -> None:
+        """Count one result item. Never raises for an unexpected item (it is ignored)."""
+        now = anyio.current_time()
+        if self.progress is not None:
+            self.progress.mark(now)
+        if isinstance(item, tuple) and len(item) == 2:
+            obj_ref, action = item
+            self._results[reconcile_result_label(action)].inc()
+            duration = getattr(item, "duration", None)
+            if duration is not None:
+                self._time.observe(duration)
+            if self.hot_loops is not None:
+                self.hot_loops.observe(obj_ref, getattr(item, "reason", None), duration or 0.0, now)
+        elif isinstance(item, ReconcilerFailed):
+            self._results["error"].inc()
+            self._errors.inc()
+            self._time.observe(item.duration)
+            if self.hot_loops is not None:
+                self.hot_loops.observe(item.obj_ref, item.reason, item.duration, now)
+            if self.log_errors:
+                log.error(
+                    "reconcile failed",
+                    controller=self.controller,
+                    **{"object.ref": str(item.obj_ref), "object.reason": str(item.reason)},
+                    error=repr(item.error),
+                )
+        elif isinstance(item, ControllerError):
+            self._record_stream_error(item)
+
+    async def observe(self, results: AsyncIterable[T]) -> AsyncIterator[T]:
+        """Pass ``results`` through unchanged, recording each item; closing this closes them."""
+        iterator = aiter(results)
+        try:
+            async for item in iterator:
+                self.record(item)
+                yield item
+        finally:
+            await _close(iterator)
+
+    def _record_stream_error(self, item: ControllerError) -> None:
+        kind = type(item).__name__
+        self.metrics.stream_errors_total.labels(self.controller, kind).inc()
+        if not self.log_errors:
+            return
+        if isinstance(item, ObjectNotFound):
+            log.debug(
+                "object not found in store", controller=self.controller, **{"object.ref": str(item.obj_ref)}
+            )
+        elif isinstance(item, QueueError):
+            code = _status_code(item.watcher_error)
+            level = "warning" if code in (401, 403) else "debug"
+            getattr(log, level)(
+                "trigger stream error", controller=self.controller, code=code, error=str(item.watcher_error)
+            )
+        elif isinstance(item, RunnerError):
+            log.error("controller runner failed", controller=self.controller, error=str(item.cause))
+        else:
+            log.warning("controller error", controller=self.controller, error=str(item))
+
+
+def _status_code(error: BaseException | None) -> int | None:
+    """The HTTP status behind a (possibly wrapped) error, if any."""
+    seen = 0
+    while error is not None and seen < 5:
+        code = getattr(error, "code", None)
+        if isinstance(code, int) and code:
+            return code
+        error = error.__cause__
+        seen += 1
+    return None
+
+
+def observe_results(
+    results: AsyncIterable[T],
+    controller: str,
+    *,
+    registry: CollectorRegistry | None = None,
+    hot_loops: HotLoopDetector | bool | None = True,
+    progress: ReconcileProgress | None = None,
+    log_errors: bool = True,
+) -> AsyncIterator[T]:
+    """Pass ``results`` through unchanged, recording each item (see :class:`ResultRecorder`).
+
+    The controller's series exist (at zero) as soon as this is called, before the first item.
+    It starts no task. It owns ``results``: closing it (``contextlib.aclosing``, or the end of
+    iteration) closes the wrapped stream too.
+    """
+    recorder = ResultRecorder(
+        controller, registry=registry, hot_loops=hot_loops, progress=progress, log_errors=log_errors
+    )
+    return recorder.observe(results)
+
+
+async def _close(iterator: object) -> None:
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()

@@ -1,0 +1,112 @@
+"""Everything at once: the metrics/health server, loop-lag monitoring and per-controller wiring.
+
+::
+
+    obs = Observability(ServerOptions.from_arguments(args))
+    recorder = obs.add_controller(controller)
+    async with obs, controller.run(reconcile, error_policy, ctx) as results:
+        async for item in recorder.observe(results):
+            ...
+
+``add_controller`` registers, for the controller's name: the readiness check of its store
+(``/readyz/<name>``), its store gauges, the reconcile-loop liveness check
+(``/livez/<name>``, failing after ``livez_threshold`` seconds without a result while work is
+pending) and a :class:`ResultRecorder` (reconcile metrics, hot-loop detection) to wrap the result
+stream with. Entering starts the event-loop lag monitor and the server in a task group owned by
+this object; leaving stops both.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Protocol
+
+import anyio
+import anyio.abc
+from prometheus_client import REGISTRY, CollectorRegistry
+
+from kube_runtime.observe.auth import TokenReviewAuthorizer
+from kube_runtime.observe.background import BackgroundTasks
+from kube_runtime.observe.health import HealthChecks
+from kube_runtime.observe.hotloop import HotLoopDetector
+from kube_runtime.observe.loop import EventLoopLagMonitor
+from kube_runtime.observe.metrics import ResultRecorder
+from kube_runtime.observe.progress import ReconcileProgress, pending_work_from_metrics
+from kube_runtime.observe.server import ObservabilityServer, ServerOptions
+from kube_runtime.observe.watch_metrics import ReadableStore, track_store
+
+__all__ = ["Observability", "ObservedController"]
+
+
+class ObservedController(Protocol):
+    """What :meth:`Observability.add_controller` reads from a ``Controller``."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def store(self) -> ReadableStore: ...
+
+
+class Observability:
+    """The built-in observability of a process running one or more controllers."""
+
+    def __init__(
+        self,
+        options: ServerOptions | None = None,
+        *,
+        registry: CollectorRegistry | None = None,
+        authorizer: TokenReviewAuthorizer | None = None,
+        livez_threshold: float = 300.0,
+        lag_interval: float = 0.25,
+    ) -> None:
+        self.registry = REGISTRY if registry is None else registry
+        self.checks = HealthChecks()
+        self.server = ObservabilityServer(
+            options, checks=self.checks, registry=self.registry, authorizer=authorizer
+        )
+        self.lag = EventLoopLagMonitor(lag_interval, registry=self.registry)
+        self.livez_threshold = livez_threshold
+        self.recorders: dict[str, ResultRecorder] = {}
+        self._tasks: BackgroundTasks | None = None
+
+    def add_controller(
+        self, controller: ObservedController, *, hot_loops: HotLoopDetector | bool = True
+    ) -> ResultRecorder:
+        """Wire one controller (see the module docs); returns the recorder for its results."""
+        name = controller.name
+        if name in self.recorders:
+            raise ValueError(f"controller {name!r} already added")
+        self.checks.add_store(name, controller.store)
+        track_store(name, controller.store, registry=self.registry)
+        progress = ReconcileProgress(
+            self.livez_threshold, pending=pending_work_from_metrics(name, self.registry)
+        )
+        self.checks.add_livez(name, progress.check)
+        recorder = ResultRecorder(name, registry=self.registry, hot_loops=hot_loops, progress=progress)
+        self.recorders[name] = recorder
+        return recorder
+
+    async def __aenter__(self) -> Observability:
+        tasks = BackgroundTasks()
+        await tasks.__aenter__()
+        try:
+            await tasks.start(self._run_lag_monitor, name="kube_runtime event loop lag monitor")
+            await tasks.start(self.server.run, name="kube_runtime observability server")
+        except BaseException as exc:
+            await tasks.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        self._tasks = tasks
+        return self
+
+    async def _run_lag_monitor(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        async with self.lag:
+            task_status.started()
+            await anyio.sleep_forever()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        tasks, self._tasks = self._tasks, None
+        assert tasks is not None
+        return await tasks.__aexit__(exc_type, exc, tb)

@@ -1,0 +1,249 @@
+"""Watch and store metrics: the signals for a watch that silently stopped delivering.
+
+:func:`observe_watch` wraps a watcher's event stream (``Init``/``InitApply``/``InitDone``/
+``Apply``/``Delete`` and error values) and records, per ``watch`` label:
+
+* ``kube_runtime_watch_events_total{watch,type}``, ``type`` in ``init``, ``init_apply``,
+  ``init_done``, ``apply``, ``delete``;
+* ``kube_runtime_watch_errors_total{watch,code}``: ``code`` is the HTTP status behind the error
+  (``410``, ``403``, ...), or ``transport``, ``decode``, ``no_resource_version``, ``other``;
+* ``kube_runtime_watch_relists_total{watch}``: every ``Init`` after the first (full re-lists,
+  e.g. after a 410);
+* ``kube_runtime_watch_restarts_total{watch}``: recoveries, i.e. the first event after one or
+  more errors (the watcher backed off and re-established its list or watch);
+* ``kube_runtime_watch_last_event_timestamp_seconds{watch}``: Unix time of the last event; alert
+  on ``time() - kube_runtime_watch_last_event_timestamp_seconds > N``.
+
+It also logs: errors with status 401/403 at WARNING (RBAC or expired credentials never fix
+themselves), other errors at DEBUG (the watcher retries them), relists at INFO, recoveries at
+INFO. The work per event is a few counter increments.
+
+:func:`track_store` publishes ``kube_runtime_store_objects{store}`` and
+``kube_runtime_store_ready{store}`` read at scrape time (nothing on the event path).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from typing import Any, Protocol, TypeVar
+
+import structlog
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from kube_runtime.client.errors import ApiError, TransportError, WatchDecodeError
+from kube_runtime.watcher.event import Apply, Delete, Init, InitApply, InitDone, NoResourceVersion
+
+__all__ = ["ReadableStore", "StoreCollector", "WatchMetrics", "observe_watch", "track_store", "watch_metrics"]
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+
+class WatchMetrics:
+    """The watch metric families of one registry. Get it with :func:`watch_metrics`."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.events_total = Counter(
+            "kube_runtime_watch_events_total", "Watcher events by type", ["watch", "type"], registry=registry
+        )
+        self.errors_total = Counter(
+            "kube_runtime_watch_errors_total",
+            "Watcher errors by status code",
+            ["watch", "code"],
+            registry=registry,
+        )
+        self.relists_total = Counter(
+            "kube_runtime_watch_relists_total",
+            "Full re-lists after the initial list",
+            ["watch"],
+            registry=registry,
+        )
+        self.restarts_total = Counter(
+            "kube_runtime_watch_restarts_total",
+            "Recoveries of a watch after errors",
+            ["watch"],
+            registry=registry,
+        )
+        self.last_event = Gauge(
+            "kube_runtime_watch_last_event_timestamp_seconds",
+            "Unix time of the last event received on a watch",
+            ["watch"],
+            registry=registry,
+        )
+
+
+_watch_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, WatchMetrics] = weakref.WeakKeyDictionary()
+_store_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, StoreCollector] = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+
+
+def watch_metrics(registry: CollectorRegistry | None = None) -> WatchMetrics:
+    """The watch metric families registered in ``registry`` (default ``REGISTRY``)."""
+    reg = REGISTRY if registry is None else registry
+    with _lock:
+        found = _watch_by_registry.get(reg)
+        if found is None:
+            found = _watch_by_registry[reg] = WatchMetrics(reg)
+        return found
+
+
+_EVENT_TYPES: dict[type, str] = {
+    Init: "init",
+    InitApply: "init_apply",
+    InitDone: "init_done",
+    Apply: "apply",
+    Delete: "delete",
+}
+
+
+def _error_code(error: BaseException) -> str:
+    seen: BaseException | None = error
+    for _ in range(5):
+        if seen is None:
+            break
+        if isinstance(seen, ApiError) and seen.code:
+            return str(seen.code)
+        if isinstance(seen, TransportError):
+            return "transport"
+        if isinstance(seen, WatchDecodeError):
+            return "decode"
+        if isinstance(seen, NoResourceVersion):
+            return "no_resource_version"
+        seen = seen.__cause__
+    return "other"
+
+
+def observe_watch(
+    events: AsyncIterable[T], watch: str, *, registry: CollectorRegistry | None = None
+) -> AsyncIterator[T]:
+    """Pass a watcher's ``events`` through unchanged, recording the watch metrics for ``watch``.
+
+    The watch's zero-valued series exist as soon as this is called. Starts no task; owns
+    ``events`` (closing this closes it). Items that are neither events nor exceptions are passed
+    through uncounted.
+    """
+    m = watch_metrics(registry)
+    m.errors_total.labels(watch, "410")  # a zero series so increase() sees the first 410
+    m.relists_total.labels(watch)
+    m.restarts_total.labels(watch)
+    return _observe_watch(events, watch, m)
+
+
+async def _observe_watch(events: AsyncIterable[T], watch: str, m: WatchMetrics) -> AsyncIterator[T]:
+    by_type = {cls: m.events_total.labels(watch, name) for cls, name in _EVENT_TYPES.items()}
+    relists = m.relists_total.labels(watch)
+    restarts = m.restarts_total.labels(watch)
+    last_event = m.last_event.labels(watch)
+    seen_init = False
+    failing = 0
+    iterator = aiter(events)
+    try:
+        async for item in iterator:
+            if isinstance(item, BaseException):
+                code = _error_code(item)
+                m.errors_total.labels(watch, code).inc()
+                failing += 1
+                if code in ("401", "403"):
+                    log.warning("watch not permitted", watch=watch, code=code, error=str(item))
+                else:
+                    log.debug("watch error, backing off", watch=watch, code=code, error=str(item))
+                yield item
+                continue
+            counter = by_type.get(type(item))
+            if counter is not None:
+                counter.inc()
+                last_event.set(time.time())
+                if failing:
+                    restarts.inc()
+                    log.info("watch recovered", watch=watch, errors=failing)
+                    failing = 0
+                if type(item) is Init:
+                    if seen_init:
+                        relists.inc()
+                        log.info("watch relisting", watch=watch)
+                    seen_init = True
+            yield item
+    finally:
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+class ReadableStore(Protocol):
+    """What the store collector reads: the object count and whether the first list completed."""
+
+    def __len__(self) -> int: ...
+
+    def is_ready(self) -> bool: ...
+
+
+class StoreCollector(Collector):
+    """Publishes ``kube_runtime_store_objects`` and ``kube_runtime_store_ready`` for tracked
+    stores, reading them at scrape time. Stores are held weakly: a store that is gone disappears
+    from the metrics instead of leaking a series."""
+
+    def __init__(self) -> None:
+        self._stores: dict[str, weakref.ReferenceType[Any] | Any] = {}
+        self._lock = threading.Lock()
+
+    def track(self, name: str, store: ReadableStore) -> None:
+        try:
+            entry: Any = weakref.ref(store)
+        except TypeError:  # a store without __weakref__: hold it strongly
+            entry = lambda s=store: s  # noqa: E731
+        with self._lock:
+            self._stores[name] = entry
+
+    def untrack(self, name: str) -> None:
+        with self._lock:
+            self._stores.pop(name, None)
+
+    def stores(self) -> dict[str, ReadableStore]:
+        """The live tracked stores by name."""
+        with self._lock:
+            items = list(self._stores.items())
+        live: dict[str, ReadableStore] = {}
+        for name, ref in items:
+            store = ref()
+            if store is None:
+                self.untrack(name)
+            else:
+                live[name] = store
+        return live
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        objects = GaugeMetricFamily(
+            "kube_runtime_store_objects", "Objects in a reflector store", labels=["store"]
+        )
+        ready = GaugeMetricFamily(
+            "kube_runtime_store_ready", "1 once a store's first list completed, else 0", labels=["store"]
+        )
+        for name, store in self.stores().items():
+            objects.add_metric([name], float(len(store)))
+            ready.add_metric([name], 1.0 if store.is_ready() else 0.0)
+        yield objects
+        yield ready
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(())
+
+
+def store_collector(registry: CollectorRegistry | None = None) -> StoreCollector:
+    """The store collector registered in ``registry`` (default ``REGISTRY``)."""
+    reg = REGISTRY if registry is None else registry
+    with _lock:
+        found = _store_by_registry.get(reg)
+        if found is None:
+            found = _store_by_registry[reg] = StoreCollector()
+            reg.register(found)
+        return found
+
+
+def track_store(name: str, store: ReadableStore, *, registry: CollectorRegistry | None = None) -> None:
+    """Publish ``store``'s object count and readiness under ``store=name``."""
+    store_collector(registry).track(name, store)

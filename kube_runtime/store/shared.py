@@ -1,0 +1,204 @@
+"""One watch feeding several consumers (controllers), each through its own bounded buffer.
+
+``SharedReflector`` drives one watcher stream into one store, in a task it owns (so the root
+stream is always polled; kube-rs's ``reflect_shared`` deadlocks when nobody polls it), and hands
+every change to each :class:`Subscription`.
+
+Guarantees:
+
+* A subscription yields the latest state of each changed object: the object for an apply, a
+  :class:`~kube_runtime.streams.DeletedObject` for a delete. After every complete (re)list it
+  yields every cached object, so a consumer catches up on whatever it missed.
+* Buffers are bounded and coalescing: a change to an object already waiting in a buffer replaces
+  it in place and takes no extra slot. A full buffer makes the root wait (backpressure), so the
+  store and the other consumers are at most one buffer ahead of the slowest consumer; they keep
+  draining what they already have and nothing deadlocks as long as each subscription is iterated
+  or closed.
+* A subscription only sees changes made after it subscribed. When the root stream ends or the
+  reflector exits, subscriptions drain their buffers and then end.
+
+Pitfall: a subscription that is neither iterated nor closed stalls everyone once its buffer is
+full. Close the ones you stop using (``async with subscription`` or ``aclose()``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterable
+from types import TracebackType
+
+import anyio
+from anyio.abc import TaskGroup
+
+from kube_runtime.store.store import Store, Writer, object_key
+from kube_runtime.streams import DeletedObject, EventItem, reflect
+from kube_runtime.watcher.event import Apply, Delete, InitDone, KubeObject
+
+__all__ = ["DEFAULT_BUFFER_SIZE", "SharedReflector", "Subscription"]
+
+_log = logging.getLogger("kube_runtime.store")
+
+DEFAULT_BUFFER_SIZE = 256
+
+
+class Subscription:
+    """An async iterator of changed objects from a :class:`SharedReflector`."""
+
+    __slots__ = ("_capacity", "_closed", "_ended", "_not_empty", "_not_full", "_pending", "_reflector")
+
+    def __init__(self, reflector: SharedReflector, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("buffer size must be at least 1")
+        self._reflector = reflector
+        self._capacity = capacity
+        self._pending: dict[str, KubeObject] = {}
+        self._closed = False
+        self._ended = False
+        self._not_empty: anyio.Event | None = None
+        self._not_full: anyio.Event | None = None
+
+    def __len__(self) -> int:
+        """Objects waiting in the buffer."""
+        return len(self._pending)
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> KubeObject:
+        while not self._pending:
+            if self._ended or self._closed:
+                raise StopAsyncIteration
+            if self._not_empty is None:
+                self._not_empty = anyio.Event()
+            await self._not_empty.wait()
+        key = next(iter(self._pending))
+        obj = self._pending.pop(key)
+        self._wake_producer()
+        return obj
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Unsubscribe: the root no longer waits for this buffer; iteration ends."""
+        self._closed = True
+        self._pending.clear()
+        self._reflector._subscribers.discard(self)
+        self._wake_producer()
+        self._wake_consumer()
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- producer side (the root task) -----------------------------------------------------------
+
+    async def _offer(self, key: str, obj: KubeObject) -> None:
+        while not self._closed:
+            pending = self._pending
+            if key in pending or len(pending) < self._capacity:
+                pending[key] = obj
+                self._wake_consumer()
+                return
+            if self._not_full is None:
+                self._not_full = anyio.Event()
+            await self._not_full.wait()
+
+    def _end(self) -> None:
+        self._ended = True
+        self._wake_consumer()
+
+    def _wake_consumer(self) -> None:
+        if self._not_empty is not None:
+            self._not_empty.set()
+            self._not_empty = None
+
+    def _wake_producer(self) -> None:
+        if self._not_full is not None:
+            self._not_full.set()
+            self._not_full = None
+
+
+class SharedReflector:
+    """Runs ``stream`` into ``writer`` and fans changes out to subscriptions.
+
+    ``async with SharedReflector(writer, watcher(api).default_backoff()) as shared:`` starts the
+    root task; ``shared.subscribe()`` may be called before or after entering. ``shared.store`` is
+    the cache's reader. Errors from the root stream are logged and counted in ``errors``; put a
+    backoff on the stream so a failing watch does not spin.
+    """
+
+    def __init__(
+        self, writer: Writer, stream: AsyncIterable[EventItem], *, buffer_size: int = DEFAULT_BUFFER_SIZE
+    ) -> None:
+        self._writer = writer
+        self._stream = stream
+        self._buffer_size = buffer_size
+        self._subscribers: set[Subscription] = set()
+        self._task_group: TaskGroup | None = None
+        self._finished = False
+        self.errors = 0
+
+    @property
+    def store(self) -> Store:
+        return self._writer.as_reader()
+
+    def subscribe(self, buffer_size: int | None = None) -> Subscription:
+        """A new consumer handle (``buffer_size`` defaults to the reflector's)."""
+        sub = Subscription(self, buffer_size or self._buffer_size)
+        if self._finished:
+            sub._end()
+        else:
+            self._subscribers.add(sub)
+        return sub
+
+    async def __aenter__(self) -> SharedReflector:
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        self._task_group.start_soon(self._run, name="kube_runtime.shared_reflector")
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        assert self._task_group is not None
+        self._task_group.cancel_scope.cancel()
+        try:
+            return await self._task_group.__aexit__(exc_type, exc, tb)
+        finally:
+            self._finish()
+
+    async def _run(self) -> None:
+        stream = reflect(self._stream, self._writer)
+        try:
+            async for item in stream:
+                if isinstance(item, Exception):
+                    self.errors += 1
+                    _log.debug("shared reflector: watch error: %s", item)
+                elif isinstance(item, Apply):
+                    await self._dispatch(item.object)
+                elif isinstance(item, Delete):
+                    await self._dispatch(DeletedObject(item.object))
+                elif isinstance(item, InitDone):
+                    for obj in self._writer.as_reader().state():
+                        await self._dispatch(obj)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
+            self._finish()
+
+    async def _dispatch(self, obj: KubeObject) -> None:
+        key = object_key(obj)
+        if key is None:
+            return
+        for sub in tuple(self._subscribers):
+            await sub._offer(key, obj)
+
+    def _finish(self) -> None:
+        self._finished = True
+        for sub in tuple(self._subscribers):
+            sub._end()

@@ -1,0 +1,216 @@
+"""The reflector's cache: one ``Writer`` applies watcher events, any number of ``Store`` readers.
+
+Store completeness: readers only ever see a complete state. A (re)list fills a separate buffer
+(``Init`` starts it, ``InitApply`` fills it) and ``InitDone`` swaps it in at once, so objects that
+vanished while disconnected disappear at the swap and never before. Until the first swap the store
+is empty and not ready. Peak memory during a relist is about twice the store.
+
+Objects are the decoded dicts themselves (no copies): treat everything a store returns as
+read-only. Keys are ``"namespace/name"`` (``"name"`` for cluster-scoped objects); a store holds one
+kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterator
+from typing import Any
+
+import anyio
+
+from kube_runtime.client.resource import ApiResource
+from kube_runtime.store.gc_policy import GcPolicy, default_gc_policy
+from kube_runtime.store.indexes import Index, IndexFn
+from kube_runtime.store.object_ref import ObjectRef
+from kube_runtime.watcher.event import Apply, Delete, Event, Init, InitApply, InitDone, KubeObject
+
+__all__ = ["Store", "Writer", "object_key", "store"]
+
+_UNSET: Any = object()
+
+
+def object_key(obj: KubeObject) -> str | None:
+    """The store key of an object, ``None`` if it has no name."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        return None
+    name = meta.get("name")
+    if not name:
+        return None
+    namespace = meta.get("namespace")
+    return f"{namespace}/{name}" if namespace else name
+
+
+class _Cache:
+    """State shared by a Writer and its Stores."""
+
+    __slots__ = ("indexes", "objects", "ready", "ready_event", "resource")
+
+    def __init__(self, resource: ApiResource | None) -> None:
+        self.objects: dict[str, KubeObject] = {}
+        self.indexes: dict[str, Index] = {}
+        self.ready = False
+        self.ready_event: anyio.Event | None = None
+        self.resource = resource
+
+
+class Store:
+    """A read handle on the cache (cheap; share it freely). All methods are O(1) unless stated."""
+
+    __slots__ = ("_cache",)
+
+    def __init__(self, cache: _Cache) -> None:
+        self._cache = cache
+
+    def get(self, ref: ObjectRef) -> KubeObject | None:
+        """The object ``ref`` names, or ``None``. On a miss a namespaced ref falls back to the
+        cluster-scoped key (kube-rs), so a ref built without knowing the scope still finds a
+        cluster-scoped object; a namespaced object is never found by a cluster-scoped ref."""
+        resource = self._cache.resource
+        if resource is not None and ref.kind and ref.kind != resource.kind:
+            return None
+        objects = self._cache.objects
+        if ref.namespace:
+            found = objects.get(f"{ref.namespace}/{ref.name}")
+            if found is not None:
+                return found
+        return objects.get(ref.name)
+
+    def get_by_key(self, name: str, namespace: str | None = None) -> KubeObject | None:
+        return self._cache.objects.get(f"{namespace}/{name}" if namespace else name)
+
+    def state(self) -> list[KubeObject]:
+        """A snapshot list of every object (O(n))."""
+        return list(self._cache.objects.values())
+
+    def state_filter(self, predicate: Callable[[KubeObject], bool]) -> list[KubeObject]:
+        """Every object ``predicate`` accepts (O(n)); prefer an index for repeated lookups."""
+        return [obj for obj in self._cache.objects.values() if predicate(obj)]
+
+    def find(self, predicate: Callable[[KubeObject], bool]) -> KubeObject | None:
+        """The first object ``predicate`` accepts (O(n) worst case)."""
+        for obj in self._cache.objects.values():
+            if predicate(obj):
+                return obj
+        return None
+
+    def keys(self) -> list[str]:
+        return list(self._cache.objects.keys())
+
+    def __iter__(self) -> Iterator[KubeObject]:
+        """Iterates a snapshot, so the store may change meanwhile."""
+        return iter(self.state())
+
+    def __len__(self) -> int:
+        """The number of cached objects (for the ``kube_runtime_store_objects`` gauge)."""
+        return len(self._cache.objects)
+
+    def __contains__(self, ref: object) -> bool:
+        return isinstance(ref, ObjectRef) and self.get(ref) is not None
+
+    def is_empty(self) -> bool:
+        return not self._cache.objects
+
+    def is_ready(self) -> bool:
+        """Whether a first complete list has been applied (stays true across relists)."""
+        return self._cache.ready
+
+    async def wait_until_ready(self) -> None:
+        """Returns once the first ``InitDone`` was applied (immediately if it was)."""
+        cache = self._cache
+        if cache.ready:
+            return
+        if cache.ready_event is None:
+            cache.ready_event = anyio.Event()
+        await cache.ready_event.wait()
+
+    def index(self, name: str, value: Hashable) -> list[KubeObject]:
+        """Objects whose index ``name`` contains ``value`` (O(matches)); ``KeyError`` if no such index."""
+        index = self._cache.indexes[name]
+        objects = self._cache.objects
+        return [objects[key] for key in index.keys_for(value) if key in objects]
+
+    def index_values(self, name: str) -> list[Hashable]:
+        return list(self._cache.indexes[name].values())
+
+    @property
+    def resource(self) -> ApiResource | None:
+        return self._cache.resource
+
+    def __repr__(self) -> str:
+        kind = self._cache.resource.kind if self._cache.resource else "?"
+        return f"<Store {kind} objects={len(self)} ready={self.is_ready()}>"
+
+
+class Writer:
+    """The single writer of a cache. Not shareable: one watcher stream feeds one Writer.
+
+    ``gc_policy`` is told about syncs and writes (default: the process-wide
+    :class:`~kube_runtime.store.gc_policy.FreezeAfterSync`); ``None`` leaves the collector alone.
+    """
+
+    __slots__ = ("_buffer", "_cache", "_gc_policy")
+
+    def __init__(self, resource: ApiResource | None = None, *, gc_policy: GcPolicy | None = _UNSET) -> None:
+        self._cache = _Cache(resource)
+        self._buffer: dict[str, KubeObject] | None = None
+        self._gc_policy: GcPolicy | None = default_gc_policy() if gc_policy is _UNSET else gc_policy
+
+    def as_reader(self) -> Store:
+        return Store(self._cache)
+
+    def add_index(self, name: str, key_fn: IndexFn) -> None:
+        """Maintain a secondary index from now on (built at once over the current objects)."""
+        index = Index(name, key_fn)
+        index.rebuild(self._cache.objects)
+        self._cache.indexes[name] = index
+
+    def apply_watcher_event(self, event: Event[KubeObject]) -> None:
+        """Apply one event. Objects without a name are ignored (they cannot be keyed)."""
+        cache = self._cache
+        if isinstance(event, Apply):
+            key = object_key(event.object)
+            if key is not None:
+                cache.objects[key] = event.object
+                for index in cache.indexes.values():
+                    index.put(key, event.object)
+                if self._gc_policy is not None:
+                    self._gc_policy.after_write(len(cache.objects))
+        elif isinstance(event, Delete):
+            key = object_key(event.object)
+            if key is not None and cache.objects.pop(key, None) is not None:
+                for index in cache.indexes.values():
+                    index.remove(key)
+        elif isinstance(event, InitApply):
+            key = object_key(event.object)
+            if key is not None:
+                if self._buffer is None:  # InitApply without Init: start the buffer anyway
+                    self._buffer = {}
+                self._buffer[key] = event.object
+        elif isinstance(event, Init):
+            self._buffer = {}
+        elif isinstance(event, InitDone):
+            self._swap()
+
+    def _swap(self) -> None:
+        cache = self._cache
+        cache.objects = self._buffer if self._buffer is not None else {}
+        self._buffer = None  # frees the previous state now, not at the next Init
+        for index in cache.indexes.values():
+            index.rebuild(cache.objects)
+        if not cache.ready:
+            cache.ready = True
+            if cache.ready_event is not None:
+                cache.ready_event.set()
+        if self._gc_policy is not None:
+            self._gc_policy.after_sync(len(cache.objects))
+
+    def __len__(self) -> int:
+        return len(self._cache.objects)
+
+
+def store(
+    resource: ApiResource | None = None, *, gc_policy: GcPolicy | None = _UNSET
+) -> tuple[Store, Writer]:
+    """A new empty cache: its reader and its only writer."""
+    writer = Writer(resource, gc_policy=gc_policy)
+    return writer.as_reader(), writer

@@ -1,0 +1,351 @@
+"""Composable helpers over watcher streams, usable without the Controller.
+
+Every helper takes an async iterable and returns a :class:`WatchStream`, which has the same helpers
+as methods, so kube-rs style chains read left to right::
+
+    stream = (
+        watcher(api, WatcherConfig())
+        .default_backoff()
+        .modify(drop_managed_fields)
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(predicates.generation)
+    )
+    async with stream:
+        async for item in stream:
+            if isinstance(item, Exception):
+                ...  # errors are values; the stream goes on
+            else:
+                ...
+
+Errors (exception instances) pass through every helper unchanged. Closing a helper closes the
+stream it reads, down to the watcher and its HTTP connection; use ``async with stream`` (or
+``aclose()``) when you stop before the end, since an abandoned async generator is only finalized
+later by the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Hashable
+from types import TracebackType
+from typing import Any, Generic, Protocol, TypeAlias, TypeVar
+
+import anyio
+
+from kube_runtime.predicates import Predicate
+from kube_runtime.watcher.backoff import Backoff
+from kube_runtime.watcher.backoff import default_backoff as _default_policy
+from kube_runtime.watcher.event import Apply, Delete, Event, Init, InitApply, InitDone, KubeObject
+
+__all__ = [
+    "DEFAULT_PREDICATE_TTL",
+    "DeletedObject",
+    "EventItem",
+    "EventWriter",
+    "ObjectItem",
+    "WatchStream",
+    "applied_objects",
+    "backoff",
+    "default_backoff",
+    "drop_managed_fields",
+    "modify",
+    "predicate_filter",
+    "reflect",
+    "touched_objects",
+]
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+EventItem: TypeAlias = Event[KubeObject] | Exception
+ObjectItem: TypeAlias = KubeObject | Exception
+
+#: How long the predicate filter remembers an object it has not seen since (kube-rs default, #1838).
+DEFAULT_PREDICATE_TTL = 3600.0
+
+
+class DeletedObject(dict[str, Any]):
+    """The last state of a deleted object, as yielded by :func:`touched_objects`.
+
+    A plain ``dict`` in every respect (a shallow copy of the object); the type lets later helpers
+    and controllers tell a delete from an update: :func:`predicate_filter` always passes it.
+    """
+
+    __slots__ = ()
+
+
+class EventWriter(Protocol):
+    """What :func:`reflect` applies events to (a store's ``Writer``)."""
+
+    def apply_watcher_event(self, event: Event[KubeObject]) -> None: ...
+
+
+async def _aclose(source: object) -> None:
+    close = getattr(source, "aclose", None)
+    if close is not None:
+        await close()
+
+
+class WatchStream(Generic[T_co]):
+    """An async iterator with the stream helpers as chainable methods; an async context manager
+    that closes the whole chain on exit."""
+
+    __slots__ = ("_source",)
+
+    def __init__(self, source: AsyncIterable[T_co]) -> None:
+        self._source: AsyncIterator[T_co] = aiter(source)
+
+    def __aiter__(self) -> WatchStream[T_co]:
+        return self
+
+    async def __anext__(self) -> T_co:
+        return await anext(self._source)
+
+    async def aclose(self) -> None:
+        await _aclose(self._source)
+
+    async def __aenter__(self) -> WatchStream[T_co]:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # Methods mirror the free functions below (kube-rs's WatchStreamExt).
+
+    def backoff(self, policy: Backoff) -> WatchStream[T_co]:
+        return backoff(self, policy)
+
+    def default_backoff(self) -> WatchStream[T_co]:
+        return default_backoff(self)
+
+    def modify(
+        self: WatchStream[EventItem], fn: Callable[[KubeObject], KubeObject | None]
+    ) -> WatchStream[EventItem]:
+        return modify(self, fn)
+
+    def reflect(self: WatchStream[EventItem], writer: EventWriter) -> WatchStream[EventItem]:
+        return reflect(self, writer)
+
+    def applied_objects(self: WatchStream[EventItem]) -> WatchStream[ObjectItem]:
+        return applied_objects(self)
+
+    def touched_objects(self: WatchStream[EventItem]) -> WatchStream[ObjectItem]:
+        return touched_objects(self)
+
+    def predicate_filter(
+        self: WatchStream[T], predicate: Predicate, *, ttl: float = DEFAULT_PREDICATE_TTL
+    ) -> WatchStream[T]:
+        return predicate_filter(self, predicate, ttl=ttl)
+
+
+# -- event -> object ------------------------------------------------------------------------------
+
+
+def applied_objects(stream: AsyncIterable[EventItem]) -> WatchStream[ObjectItem]:
+    """Objects of ``InitApply`` and ``Apply`` events; other events are dropped, errors pass."""
+    return WatchStream(_objects(stream, deletes=False))
+
+
+def touched_objects(stream: AsyncIterable[EventItem]) -> WatchStream[ObjectItem]:
+    """Like :func:`applied_objects`, plus the last state of deleted objects (as :class:`DeletedObject`)."""
+    return WatchStream(_objects(stream, deletes=True))
+
+
+async def _objects(stream: AsyncIterable[EventItem], *, deletes: bool) -> AsyncIterator[ObjectItem]:
+    source = aiter(stream)
+    try:
+        async for item in source:
+            if isinstance(item, Apply | InitApply):
+                yield item.object
+            elif isinstance(item, Delete):
+                if deletes:
+                    yield DeletedObject(item.object)
+            elif isinstance(item, Exception):
+                yield item
+    finally:
+        await _aclose(source)
+
+
+# -- event -> event -------------------------------------------------------------------------------
+
+
+def modify(
+    stream: AsyncIterable[EventItem], fn: Callable[[KubeObject], KubeObject | None]
+) -> WatchStream[EventItem]:
+    """Apply ``fn`` to the object of every ``InitApply``/``Apply``/``Delete`` before it goes on.
+
+    ``fn`` may change the object in place and return ``None``, or return a replacement object.
+    Typical use: drop ``managedFields`` before the store keeps the object (roughly halves metadata).
+    """
+    return WatchStream(_modify(stream, fn))
+
+
+async def _modify(
+    stream: AsyncIterable[EventItem], fn: Callable[[KubeObject], KubeObject | None]
+) -> AsyncIterator[EventItem]:
+    source = aiter(stream)
+    try:
+        async for item in source:
+            if isinstance(item, Apply | InitApply | Delete):
+                replaced = fn(item.object)
+                if replaced is not None and replaced is not item.object:
+                    item = type(item)(replaced)
+            yield item
+    finally:
+        await _aclose(source)
+
+
+def drop_managed_fields(obj: KubeObject) -> None:
+    """For :func:`modify`: remove ``metadata.managedFields`` (server-side apply bookkeeping)."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        meta.pop("managedFields", None)
+
+
+def reflect(stream: AsyncIterable[EventItem], writer: EventWriter) -> WatchStream[EventItem]:
+    """Apply every event to ``writer`` as it passes (the store only updates while this is iterated)."""
+    return WatchStream(_reflect(stream, writer))
+
+
+async def _reflect(stream: AsyncIterable[EventItem], writer: EventWriter) -> AsyncIterator[EventItem]:
+    source = aiter(stream)
+    try:
+        async for item in source:
+            if not isinstance(item, Exception):
+                writer.apply_watcher_event(item)
+            yield item
+    finally:
+        await _aclose(source)
+
+
+# -- backoff --------------------------------------------------------------------------------------
+
+
+def backoff(stream: AsyncIterable[T], policy: Backoff) -> WatchStream[T]:
+    """After each error item, sleep ``policy.next()`` seconds before reading on (``None``: end).
+
+    The policy is reset only by items that prove the watch healthy: ``InitDone``, ``Apply``,
+    ``Delete`` and plain objects. ``Init`` and ``InitApply`` do not reset it: kube-rs resets on any
+    ``Ok`` item, so a relist that keeps failing after its ``Init`` retried every ~1 s forever
+    (bitdriftlabs/pulse#52). Put the backoff directly on the watcher, before ``applied_objects``,
+    so it can tell list objects from watch events.
+    """
+    return WatchStream(_backoff(stream, policy))
+
+
+def default_backoff(stream: AsyncIterable[T]) -> WatchStream[T]:
+    """:func:`backoff` with client-go's reflector policy (0.8 s doubling to 30 s, reset after 120 s)."""
+    return backoff(stream, _default_policy())
+
+
+async def _backoff(stream: AsyncIterable[T], policy: Backoff) -> AsyncIterator[T]:
+    source = aiter(stream)
+    try:
+        async for item in source:
+            if isinstance(item, Exception):
+                delay = policy.next()
+                yield item
+                if delay is None:
+                    return
+                await anyio.sleep(delay)
+            else:
+                if not isinstance(item, Init | InitApply):
+                    policy.reset()
+                yield item
+    finally:
+        await _aclose(source)
+
+
+# -- predicate filter -----------------------------------------------------------------------------
+
+
+def predicate_filter(
+    stream: AsyncIterable[T], predicate: Predicate, *, ttl: float = DEFAULT_PREDICATE_TTL
+) -> WatchStream[T]:
+    """Drop objects whose ``predicate`` fingerprint did not change since they were last seen.
+
+    Works on object streams (after :func:`applied_objects`/:func:`touched_objects`) and on event
+    streams (filters ``InitApply``/``Apply``). Guarantees:
+
+    * Deletes always pass (a ``Delete`` event or a :class:`DeletedObject`) and forget the object;
+      kube-rs drops them because the fingerprint is unchanged (kube-rs #1768).
+    * The memory key includes the uid, so a re-created object passes (kube-rs #1830).
+    * An object not seen for ``ttl`` seconds is forgotten and passes again; forgotten entries are
+      swept at most once per ``ttl``, so memory stays bounded (kube-rs #1837).
+    * Objects whose fingerprint is ``None`` and errors always pass.
+    """
+    return WatchStream(_predicate_filter(stream, predicate, ttl))
+
+
+async def _predicate_filter(stream: AsyncIterable[T], predicate: Predicate, ttl: float) -> AsyncIterator[T]:
+    cache = _PredicateCache(ttl)
+    source = aiter(stream)
+    try:
+        async for item in source:
+            if isinstance(item, Exception | Init | InitDone):
+                yield item
+            elif isinstance(item, Delete):
+                cache.forget(item.object)
+                yield item
+            elif isinstance(item, DeletedObject):
+                cache.forget(item)
+                yield item
+            elif isinstance(item, Apply | InitApply):
+                if cache.changed(item.object, predicate):
+                    yield item
+            elif isinstance(item, dict):
+                if cache.changed(item, predicate):
+                    yield item
+            else:
+                yield item
+    finally:
+        await _aclose(source)
+
+
+class _PredicateCache:
+    """(namespace, name, uid) -> [fingerprint hash, last seen]."""
+
+    __slots__ = ("_entries", "_last_sweep", "_ttl")
+
+    def __init__(self, ttl: float) -> None:
+        self._ttl = ttl
+        self._entries: dict[tuple[Any, Any, Any], list[Any]] = {}
+        self._last_sweep: float | None = None
+
+    @staticmethod
+    def _key(obj: KubeObject) -> tuple[Any, Any, Any]:
+        meta = obj.get("metadata") or {}
+        return (meta.get("namespace"), meta.get("name"), meta.get("uid"))
+
+    def changed(self, obj: KubeObject, predicate: Predicate) -> bool:
+        value: Hashable | None = predicate(obj)
+        if value is None:
+            return True
+        now = anyio.current_time()
+        self._maybe_sweep(now)
+        fingerprint = hash(value)
+        key = self._key(obj)
+        entry = self._entries.get(key)
+        if entry is None:
+            self._entries[key] = [fingerprint, now]
+            return True
+        passes: bool = entry[0] != fingerprint or now - entry[1] > self._ttl
+        entry[0] = fingerprint
+        entry[1] = now
+        return passes
+
+    def forget(self, obj: KubeObject) -> None:
+        self._entries.pop(self._key(obj), None)
+
+    def _maybe_sweep(self, now: float) -> None:
+        if self._last_sweep is None:
+            self._last_sweep = now
+        elif now - self._last_sweep >= self._ttl:
+            self._last_sweep = now
+            horizon = now - self._ttl
+            self._entries = {k: e for k, e in self._entries.items() if e[1] >= horizon}
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,271 @@
+"""Object storage: one global resourceVersion counter, per-resource collections, bounded history.
+
+Guarantees:
+
+* Every write gets the next global resourceVersion (as etcd revisions do) and is encoded to JSON
+  once; lists and watch streams are built from those bytes.
+* A :class:`Record` is immutable once committed: readers may keep references (list snapshots,
+  watch queues) without copying. Writers build a new dict and call :meth:`Storage.commit`.
+* Each collection keeps a bounded history of events. A watch or an exact list can start at any
+  resourceVersion at or after ``history_start_rv``; older ones are "expired" (410), as after an etcd
+  compaction. :meth:`Storage.compact` drops the history on demand.
+* All methods are synchronous and run on the server's event loop thread, so each commit is atomic
+  with respect to every reader and watcher.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+if TYPE_CHECKING:
+    from kube_runtime.testing.apiserver.watch import Watcher
+
+__all__ = ["ADDED", "DELETED", "MODIFIED", "Collection", "Expired", "Record", "Storage", "StoredEvent"]
+
+ADDED = "ADDED"
+MODIFIED = "MODIFIED"
+DELETED = "DELETED"
+
+ObjectKey = tuple[str, str]  # (namespace or "", name)
+StorageKey = tuple[str, str]  # (group, plural)
+
+
+class Expired(Exception):
+    """The requested resourceVersion is older than the retained history."""
+
+    def __init__(self, requested: int, oldest: int) -> None:
+        super().__init__(f"too old resource version: {requested} ({oldest})")
+        self.requested = requested
+        self.oldest = oldest
+
+
+class Record:
+    """One committed version of an object: the decoded dict and its JSON bytes. Never mutate."""
+
+    __slots__ = ("_meta_raw", "key", "obj", "raw", "rv")
+
+    def __init__(self, key: ObjectKey, obj: dict[str, Any], raw: bytes, rv: int) -> None:
+        self.key = key
+        self.obj = obj
+        self.raw = raw
+        self.rv = rv
+        self._meta_raw: bytes | None = None
+
+    @property
+    def meta_raw(self) -> bytes:
+        """The object as a ``PartialObjectMetadata`` (encoded on first use, then cached)."""
+        if self._meta_raw is None:
+            self._meta_raw = orjson.dumps(
+                {
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": self.obj.get("metadata") or {},
+                }
+            )
+        return self._meta_raw
+
+    def copy_obj(self) -> dict[str, Any]:
+        """A deep, mutable copy of the object (decoding the bytes is the fastest deep copy)."""
+        out: dict[str, Any] = orjson.loads(self.raw)
+        return out
+
+
+class StoredEvent:
+    """A committed change: ``record`` is the new state (the final state for DELETED)."""
+
+    __slots__ = ("prev", "record", "type")
+
+    def __init__(self, type: str, record: Record, prev: Record | None) -> None:
+        self.type = type
+        self.record = record
+        self.prev = prev
+
+    @property
+    def rv(self) -> int:
+        return self.record.rv
+
+
+class Collection:
+    """The objects of one resource (all namespaces), its history and its watchers."""
+
+    def __init__(self, key: StorageKey, history_size: int, start_rv: int) -> None:
+        self.key = key
+        self.objects: dict[ObjectKey, Record] = {}
+        self.history: deque[StoredEvent] = deque()
+        self.history_size = history_size
+        self.history_start_rv = start_rv
+        self.watchers: set[Watcher] = set()
+        self._sorted_keys: list[ObjectKey] | None = None
+        self._snapshots: OrderedDict[int, list[Record]] = OrderedDict()
+
+    # Reads -----------------------------------------------------------------------------------
+
+    def get(self, namespace: str, name: str) -> Record | None:
+        return self.objects.get((namespace, name))
+
+    def sorted_keys(self) -> list[ObjectKey]:
+        if self._sorted_keys is None:
+            self._sorted_keys = sorted(self.objects)
+        return self._sorted_keys
+
+    def snapshot(self, rv: int, current_rv: int) -> list[Record]:
+        """Every record as of ``rv``, sorted by (namespace, name); cached for paging.
+
+        Raises :class:`Expired` when ``rv`` predates the retained history.
+        """
+        cached = self._snapshots.get(rv)
+        if cached is not None:
+            self._snapshots.move_to_end(rv)
+            return cached
+        if rv >= current_rv:
+            objects = self.objects
+            records = [objects[k] for k in self.sorted_keys()]
+        else:
+            state = self.state_at(rv)
+            records = [state[k] for k in sorted(state)]
+        self._snapshots[rv] = records
+        while len(self._snapshots) > 8:
+            self._snapshots.popitem(last=False)
+        return records
+
+    def state_at(self, rv: int) -> dict[ObjectKey, Record]:
+        """The objects as they were right after ``rv`` (rolls back the retained history)."""
+        if rv < self.history_start_rv:
+            raise Expired(rv, self.history_start_rv)
+        state = dict(self.objects)
+        for ev in reversed(self.history):
+            if ev.rv <= rv:
+                break
+            key = ev.record.key
+            if ev.type == ADDED or ev.prev is None:
+                state.pop(key, None)
+            else:
+                state[key] = ev.prev
+        return state
+
+    def events_after(self, rv: int) -> list[StoredEvent]:
+        """The retained events with a resourceVersion above ``rv``, oldest first.
+
+        Raises :class:`Expired` when events after ``rv`` may already have been dropped.
+        """
+        if rv < self.history_start_rv:
+            raise Expired(rv, self.history_start_rv)
+        history = self.history
+        if not history or history[-1].rv <= rv:
+            return []
+        if history[0].rv > rv:
+            return list(history)
+        # Binary search over the deque through a list view of the rvs.
+        idx = bisect.bisect_right(_RvView(history), rv)
+        return [history[i] for i in range(idx, len(history))]
+
+    @staticmethod
+    def range_for_namespace(records: list[Record], namespace: str | None) -> tuple[int, int]:
+        """The slice of a sorted snapshot that holds ``namespace`` (all of it for ``None``)."""
+        if namespace is None:
+            return 0, len(records)
+        lo = bisect.bisect_left(records, (namespace, ""), key=lambda r: r.key)
+        hi = bisect.bisect_left(records, (namespace + "\x00", ""), key=lambda r: r.key)
+        return lo, hi
+
+    # Writes (called by Storage) -------------------------------------------------------------
+
+    def _apply(self, ev: StoredEvent) -> None:
+        key = ev.record.key
+        if ev.type == DELETED:
+            del self.objects[key]
+            self._sorted_keys = None
+        else:
+            if ev.type == ADDED:
+                self._sorted_keys = None
+            self.objects[key] = ev.record
+        history = self.history
+        history.append(ev)
+        while len(history) > self.history_size:
+            self.history_start_rv = history.popleft().rv
+
+
+class _RvView:
+    """A read-only sequence of the resourceVersions in a history deque, for ``bisect``."""
+
+    __slots__ = ("_history",)
+
+    def __init__(self, history: deque[StoredEvent]) -> None:
+        self._history = history
+
+    def __len__(self) -> int:
+        return len(self._history)
+
+    def __getitem__(self, i: int) -> int:
+        return self._history[i].rv
+
+
+CommitHook = Callable[[Collection, StoredEvent], None]
+
+
+class Storage:
+    """All collections plus the global resourceVersion counter and the uid index."""
+
+    def __init__(self, *, history_size: int = 10_000) -> None:
+        self.rv = 1
+        self.history_size = history_size
+        self.collections: dict[StorageKey, Collection] = {}
+        self.uids: dict[str, tuple[StorageKey, ObjectKey]] = {}
+        self.hooks: list[CommitHook] = []
+
+    def collection(self, key: StorageKey) -> Collection:
+        coll = self.collections.get(key)
+        if coll is None:
+            coll = Collection(key, self.history_size, 0)
+            self.collections[key] = coll
+        return coll
+
+    def commit(self, coll: Collection, type: str, obj: dict[str, Any], prev: Record | None) -> Record:
+        """Store a new version of ``obj`` (or its deletion) and notify watchers.
+
+        Sets ``metadata.resourceVersion`` on ``obj`` (which becomes owned by storage) and returns
+        the committed record.
+        """
+        self.rv += 1
+        rv = self.rv
+        meta = obj["metadata"]
+        meta["resourceVersion"] = str(rv)
+        key = (meta.get("namespace") or "", meta["name"])
+        record = Record(key, obj, orjson.dumps(obj), rv)
+        ev = StoredEvent(type, record, prev)
+        coll._apply(ev)
+        uid = meta.get("uid")
+        if uid:
+            if type == DELETED:
+                self.uids.pop(uid, None)
+            else:
+                self.uids[uid] = (coll.key, key)
+        for watcher in tuple(coll.watchers):
+            watcher.offer(ev)
+        for hook in self.hooks:
+            hook(coll, ev)
+        return record
+
+    def compact(self) -> int:
+        """Drop every collection's history: resuming from any older resourceVersion gets 410."""
+        for coll in self.collections.values():
+            coll.history.clear()
+            coll.history_start_rv = self.rv
+            coll._snapshots.clear()
+        return self.rv
+
+    def lookup_uid(self, uid: str) -> Record | None:
+        loc = self.uids.get(uid)
+        if loc is None:
+            return None
+        coll = self.collections.get(loc[0])
+        return coll.objects.get(loc[1]) if coll is not None else None
+
+    def records(self, key: StorageKey) -> Iterable[Record]:
+        coll = self.collections.get(key)
+        return () if coll is None else [coll.objects[k] for k in coll.sorted_keys()]

@@ -1,0 +1,376 @@
+"""The watcher as a pure state machine: no I/O, no clock, no randomness.
+
+The driver (:mod:`kube_runtime.watcher.watcher`) asks :func:`next_action` what to do in the current
+state, performs exactly that one call against the API server, and feeds what happened back as an
+:data:`Outcome` to :func:`step`, which returns the next state and the items to yield. Because the
+machine is a pair of pure functions over small frozen values, it can be checked exhaustively or
+with property tests against a model.
+
+Semantics (kube-rs ``watcher.rs``, with its known gaps fixed):
+
+* ``LIST_WATCH``: ``Init`` with the first page, ``InitApply`` per listed object, ``InitDone`` after
+  the last page, then a watch from the list's resourceVersion.
+* ``STREAMING_LIST``: ``Init`` as soon as the ``sendInitialEvents`` watch opens (kube-rs emits no
+  ``Init`` here, so a store kept stale objects from an aborted stream), ``InitApply`` per ADDED
+  object, ``InitDone`` at the ``k8s.io/initial-events-end`` bookmark.
+* The last resourceVersion seen in an object or bookmark is tracked; a normal end of the watch, an
+  idle timeout or a broken connection resumes from it without relisting.
+* An ``ERROR`` event with code 410 relists. So does a 410 when starting the watch (kube-rs retries
+  that stale version forever).
+* A list that fails part-way starts over; the new list begins with a fresh ``Init``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final, TypeAlias
+
+from kube_runtime.client.errors import ApiError, KubeError
+from kube_runtime.watcher.event import (
+    INIT,
+    INIT_DONE,
+    Apply,
+    Delete,
+    Event,
+    InitApply,
+    InitialListFailed,
+    KubeObject,
+    NoResourceVersion,
+    WatcherError,
+    WatchError,
+    WatchFailed,
+    WatchStartFailed,
+)
+
+__all__ = [
+    "INITIAL_EVENTS_END_ANNOTATION",
+    "Action",
+    "Empty",
+    "InitListed",
+    "InitPage",
+    "InitialWatch",
+    "ListFailed",
+    "ListPage",
+    "Listed",
+    "Outcome",
+    "ReadWatch",
+    "Received",
+    "StartWatch",
+    "State",
+    "Step",
+    "StreamBroken",
+    "StreamDecodeFailed",
+    "StreamEnded",
+    "StreamErrorEvent",
+    "WatchOpened",
+    "WatchRejected",
+    "WatcherItem",
+    "has_open_watch",
+    "next_action",
+    "step",
+]
+
+INITIAL_EVENTS_END_ANNOTATION: Final = "k8s.io/initial-events-end"
+
+WatcherItem: TypeAlias = Event[KubeObject] | WatcherError
+
+# -- states --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Empty:
+    """Nothing known: the next step starts a full (re)list."""
+
+
+@dataclass(frozen=True, slots=True)
+class InitPage:
+    """Part-way through a paged list: the next page is fetched with ``continue_token``."""
+
+    continue_token: str
+    resource_version: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class InitialWatch:
+    """A streaming-list watch is open and still sending its initial objects."""
+
+
+@dataclass(frozen=True, slots=True)
+class InitListed:
+    """The state at ``resource_version`` is known; the next step opens a watch from it."""
+
+    resource_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class Watching:
+    """A watch is open; ``resource_version`` is the last version seen (object or bookmark)."""
+
+    resource_version: str
+
+
+State: TypeAlias = Empty | InitPage | InitialWatch | InitListed | Watching
+
+# -- actions: the one I/O call the driver makes next ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ListPage:
+    continue_token: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StartWatch:
+    """Open a watch: resumed from ``resource_version``, or the initial streaming-list watch."""
+
+    resource_version: str | None
+    initial: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReadWatch:
+    """Read the next item of the open watch (bounded by the idle timeout)."""
+
+
+Action: TypeAlias = ListPage | StartWatch | ReadWatch
+
+# -- outcomes: what the call produced --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A list page arrived: the raw List object (``items``, ``metadata.continue``/``resourceVersion``)."""
+
+    page: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ListFailed:
+    error: BaseException
+
+
+@dataclass(frozen=True, slots=True)
+class WatchOpened:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class WatchRejected:
+    """Opening the watch failed: an ``ApiError`` (HTTP status) or a transport failure."""
+
+    error: BaseException
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A watch event: ``type`` is ADDED, MODIFIED, DELETED or BOOKMARK."""
+
+    type: str
+    object: KubeObject
+
+
+@dataclass(frozen=True, slots=True)
+class StreamErrorEvent:
+    """The server sent an ``ERROR`` event carrying a Status."""
+
+    error: ApiError
+
+
+@dataclass(frozen=True, slots=True)
+class StreamDecodeFailed:
+    """One line could not be decoded; the stream is still usable."""
+
+    error: BaseException
+
+
+@dataclass(frozen=True, slots=True)
+class StreamBroken:
+    """The connection broke; the stream is unusable."""
+
+    error: BaseException
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnded:
+    """The watch ended normally (server timeout) or was idle for too long (``idle=True``)."""
+
+    idle: bool = False
+
+
+Outcome: TypeAlias = (
+    Listed
+    | ListFailed
+    | WatchOpened
+    | WatchRejected
+    | Received
+    | StreamErrorEvent
+    | StreamDecodeFailed
+    | StreamBroken
+    | StreamEnded
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    state: State
+    items: tuple[WatcherItem, ...] = ()
+
+
+_EMPTY: Final = Empty()
+_INITIAL_WATCH: Final = InitialWatch()
+_READ: Final = ReadWatch()
+
+
+def has_open_watch(state: State) -> bool:
+    """Whether the driver must hold an open watch stream in this state (and close it on leaving)."""
+    return isinstance(state, InitialWatch | Watching)
+
+
+def next_action(state: State, *, streaming: bool) -> Action:
+    """The single call to make in ``state`` (``streaming``: the initial strategy is streaming list)."""
+    if isinstance(state, Empty):
+        return StartWatch(None, initial=True) if streaming else ListPage(None)
+    if isinstance(state, InitPage):
+        return ListPage(state.continue_token)
+    if isinstance(state, InitListed):
+        return StartWatch(state.resource_version, initial=False)
+    return _READ
+
+
+def step(state: State, outcome: Outcome) -> Step:
+    """The next state and the items to yield, given what the last action produced.
+
+    Raises ``ValueError`` for an outcome that cannot follow the state's action (a driver bug).
+    """
+    if isinstance(state, Empty | InitPage):
+        return _step_listing(state, outcome)
+    if isinstance(state, InitListed):
+        return _step_starting(state, outcome)
+    if isinstance(state, InitialWatch):
+        return _step_initial_watch(outcome)
+    return _step_watching(state, outcome)
+
+
+def _unexpected(state: State, outcome: Outcome) -> ValueError:
+    return ValueError(f"outcome {type(outcome).__name__} cannot follow state {state!r}")
+
+
+def _step_listing(state: Empty | InitPage, outcome: Outcome) -> Step:
+    first = isinstance(state, Empty)
+    if isinstance(outcome, Listed):
+        carried = None if isinstance(state, Empty) else state.resource_version
+        return _page(outcome.page, carried, first=first)
+    if isinstance(outcome, ListFailed):
+        return Step(_EMPTY, (InitialListFailed(outcome.error),))
+    if first and isinstance(outcome, WatchOpened):
+        return Step(_INITIAL_WATCH, (INIT,))
+    if first and isinstance(outcome, WatchRejected):
+        return Step(_EMPTY, (WatchStartFailed(outcome.error),))
+    raise _unexpected(state, outcome)
+
+
+def _page(page: dict[str, Any], carried_rv: str | None, *, first: bool) -> Step:
+    meta = page.get("metadata") or {}
+    continue_token = meta.get("continue") or None
+    resource_version = meta.get("resourceVersion") or carried_rv
+    if continue_token is None and resource_version is None:
+        return Step(_EMPTY, (NoResourceVersion(),))
+    items: list[WatcherItem] = [INIT] if first else []
+    objects = page.get("items") or ()
+    _fill_type(page, objects)
+    items.extend(InitApply(obj) for obj in objects)
+    if continue_token is not None:
+        return Step(InitPage(continue_token, resource_version), tuple(items))
+    assert resource_version is not None
+    items.append(INIT_DONE)
+    return Step(InitListed(resource_version), tuple(items))
+
+
+def _fill_type(page: dict[str, Any], objects: Any) -> None:
+    """List items usually omit ``kind``/``apiVersion``; copy them from the List so every object has them."""
+    list_kind = page.get("kind")
+    api_version = page.get("apiVersion")
+    if not isinstance(list_kind, str) or not list_kind.endswith("List") or not api_version:
+        return
+    kind = list_kind[: -len("List")]
+    for obj in objects:
+        if "kind" not in obj:
+            obj["kind"] = kind
+            obj["apiVersion"] = api_version
+
+
+def _step_starting(state: InitListed, outcome: Outcome) -> Step:
+    if isinstance(outcome, WatchOpened):
+        return Step(Watching(state.resource_version))
+    if isinstance(outcome, WatchRejected):
+        error = WatchStartFailed(outcome.error)
+        if isinstance(outcome.error, ApiError) and outcome.error.is_gone:
+            # Our fix: the version is gone from the server's history; retrying it can only 410 again.
+            return Step(_EMPTY, (error,))
+        return Step(state, (error,))
+    raise _unexpected(state, outcome)
+
+
+def _step_initial_watch(outcome: Outcome) -> Step:
+    if isinstance(outcome, Received):
+        kind = outcome.type
+        if kind in ("ADDED", "MODIFIED"):
+            return Step(_INITIAL_WATCH, (InitApply(outcome.object),))
+        if kind == "BOOKMARK":
+            annotations = (outcome.object.get("metadata") or {}).get("annotations") or {}
+            if annotations.get(INITIAL_EVENTS_END_ANNOTATION) != "true":
+                return Step(_INITIAL_WATCH)
+            resource_version = _resource_version(outcome.object)
+            if resource_version is None:
+                return Step(_EMPTY, (NoResourceVersion(),))
+            return Step(Watching(resource_version), (INIT_DONE,))
+        if kind == "DELETED":
+            # The server never sends deletes among initial events; nothing to undo in the buffer.
+            return Step(_INITIAL_WATCH)
+        return Step(_INITIAL_WATCH, (_unknown_type(kind),))
+    return _stream_trouble(_INITIAL_WATCH, outcome, resume=_EMPTY)
+
+
+def _step_watching(state: Watching, outcome: Outcome) -> Step:
+    if isinstance(outcome, Received):
+        kind = outcome.type
+        obj = outcome.object
+        if kind == "BOOKMARK":
+            resource_version = _resource_version(obj)
+            if resource_version is None or resource_version == state.resource_version:
+                return Step(state)
+            return Step(Watching(resource_version))
+        if kind in ("ADDED", "MODIFIED", "DELETED"):
+            resource_version = _resource_version(obj)
+            if resource_version is None:
+                return Step(_EMPTY, (NoResourceVersion(),))
+            event: WatcherItem = Delete(obj) if kind == "DELETED" else Apply(obj)
+            return Step(Watching(resource_version), (event,))
+        return Step(state, (_unknown_type(kind),))
+    return _stream_trouble(state, outcome, resume=InitListed(state.resource_version))
+
+
+def _stream_trouble(state: InitialWatch | Watching, outcome: Outcome, *, resume: State) -> Step:
+    """Errors and ends of an open watch. ``resume`` is where a closed stream continues from."""
+    if isinstance(outcome, StreamErrorEvent):
+        error = WatchError(outcome.error)
+        return Step(_EMPTY if outcome.error.is_gone else state, (error,))
+    if isinstance(outcome, StreamDecodeFailed):
+        return Step(state, (WatchFailed(outcome.error),))
+    if isinstance(outcome, StreamBroken):
+        return Step(resume, (WatchFailed(outcome.error),))
+    if isinstance(outcome, StreamEnded):
+        return Step(resume)
+    raise _unexpected(state, outcome)
+
+
+def _resource_version(obj: KubeObject) -> str | None:
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        return None
+    resource_version = meta.get("resourceVersion")
+    return resource_version if isinstance(resource_version, str) and resource_version else None
+
+
+def _unknown_type(kind: str) -> WatchFailed:
+    return WatchFailed(KubeError(f"unknown watch event type {kind!r}"))

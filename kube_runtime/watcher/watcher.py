@@ -1,0 +1,246 @@
+"""The watcher's I/O driver: runs the pure state machine of :mod:`kube_runtime.watcher.state`.
+
+``watcher(api, config)`` is an endless async iterator of events and error values. It starts no
+background task: each ``__anext__`` makes at most one API call (a list page, opening a watch, or
+reading the open watch), so it is safe to iterate, cancel and close; closing it closes the open
+watch connection. It never sleeps either: add :meth:`WatchStream.default_backoff` (or
+:func:`kube_runtime.streams.backoff`) so that a failing API server is not retried in a hot loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+import anyio
+
+from kube_runtime.client.errors import ApiError, WatchDecodeError
+from kube_runtime.streams import WatchStream
+from kube_runtime.watcher.config import WatcherConfig
+from kube_runtime.watcher.event import (
+    Apply,
+    Delete,
+    Init,
+    InitApply,
+    InitDone,
+    KubeObject,
+    WatcherError,
+)
+from kube_runtime.watcher.state import (
+    Empty,
+    Listed,
+    ListFailed,
+    ListPage,
+    Outcome,
+    Received,
+    StartWatch,
+    State,
+    StreamBroken,
+    StreamDecodeFailed,
+    StreamEnded,
+    StreamErrorEvent,
+    WatcherItem,
+    WatchOpened,
+    WatchRejected,
+    has_open_watch,
+    next_action,
+    step,
+)
+
+__all__ = ["MetadataWatchableApi", "WatchableApi", "metadata_watcher", "watch_object", "watcher"]
+
+_log = logging.getLogger("kube_runtime.watcher")
+
+ListFn = Callable[..., Any]
+WatchFn = Callable[..., AbstractAsyncContextManager[AsyncIterator[Any]]]
+
+
+class WatchableApi(Protocol):
+    """The part of :class:`kube_runtime.client.api.Api` a watcher uses."""
+
+    async def list(
+        self,
+        *,
+        label_selector: str | None = ...,
+        field_selector: str | None = ...,
+        limit: int | None = ...,
+        continue_token: str | None = ...,
+        resource_version: str | None = ...,
+        resource_version_match: str | None = ...,
+    ) -> dict[str, Any]: ...
+
+    def watch(
+        self,
+        *,
+        resource_version: str | None = ...,
+        label_selector: str | None = ...,
+        field_selector: str | None = ...,
+        timeout_seconds: int | None = ...,
+        allow_bookmarks: bool = ...,
+        send_initial_events: bool = ...,
+        resource_version_match: str | None = ...,
+    ) -> AbstractAsyncContextManager[AsyncIterator[Any]]: ...
+
+
+class MetadataWatchableApi(Protocol):
+    """The metadata-only verbs of :class:`kube_runtime.client.api.Api`."""
+
+    async def list_metadata(
+        self,
+        *,
+        label_selector: str | None = ...,
+        field_selector: str | None = ...,
+        limit: int | None = ...,
+        continue_token: str | None = ...,
+        resource_version: str | None = ...,
+        resource_version_match: str | None = ...,
+    ) -> dict[str, Any]: ...
+
+    def watch_metadata(
+        self,
+        *,
+        resource_version: str | None = ...,
+        label_selector: str | None = ...,
+        field_selector: str | None = ...,
+        timeout_seconds: int | None = ...,
+        allow_bookmarks: bool = ...,
+        send_initial_events: bool = ...,
+        resource_version_match: str | None = ...,
+    ) -> AbstractAsyncContextManager[AsyncIterator[Any]]: ...
+
+
+def watcher(api: WatchableApi, config: WatcherConfig | None = None) -> WatchStream[WatcherItem]:
+    """Watch every object ``api`` can see, as ``Init``/``InitApply``/``InitDone``/``Apply``/``Delete``.
+
+    Errors are yielded as :class:`~kube_runtime.watcher.event.WatcherError` values and the next
+    iteration recovers; the stream never ends by itself. See :mod:`kube_runtime.watcher.state`
+    for exactly when it resumes and when it relists.
+    """
+    return WatchStream(_drive(api.list, api.watch, config or WatcherConfig()))
+
+
+def metadata_watcher(
+    api: MetadataWatchableApi, config: WatcherConfig | None = None
+) -> WatchStream[WatcherItem]:
+    """Like :func:`watcher`, over ``PartialObjectMetadata`` (metadata only: far less memory)."""
+    return WatchStream(_drive(api.list_metadata, api.watch_metadata, config or WatcherConfig()))
+
+
+def watch_object(
+    api: WatchableApi, name: str, config: WatcherConfig | None = None
+) -> WatchStream[KubeObject | WatcherError | None]:
+    """The states of one object by name: the object on every change, ``None`` once it is gone.
+
+    ``None`` also comes after a (re)list that did not contain the object, so a delete missed while
+    disconnected is still reported. Pitfall: on an ``Api`` over all namespaces, objects with the
+    same name in several namespaces are mixed together.
+    """
+    cfg = (config or WatcherConfig()).fields(f"metadata.name={name}")
+    return WatchStream(_single_object(_drive(api.list, api.watch, cfg)))
+
+
+async def _single_object(
+    events: AsyncGenerator[WatcherItem, None],
+) -> AsyncIterator[KubeObject | WatcherError | None]:
+    seen = False
+    try:
+        async for item in events:
+            if isinstance(item, Init):
+                seen = False
+            elif isinstance(item, InitApply | Apply):
+                seen = True
+                yield item.object
+            elif isinstance(item, Delete):
+                seen = False
+                yield None
+            elif isinstance(item, InitDone):
+                if not seen:
+                    yield None
+            else:
+                yield item
+    finally:
+        await events.aclose()
+
+
+async def _drive(
+    list_fn: ListFn, watch_fn: WatchFn, config: WatcherConfig
+) -> AsyncGenerator[WatcherItem, None]:
+    state: State = Empty()
+    streaming = config.is_streaming
+    watch_cm: AbstractAsyncContextManager[AsyncIterator[Any]] | None = None
+    events: AsyncIterator[Any] | None = None
+    try:
+        while True:
+            action = next_action(state, streaming=streaming)
+            outcome: Outcome
+            if isinstance(action, ListPage):
+                try:
+                    outcome = Listed(await list_fn(**config.list_params(action.continue_token)))
+                except Exception as exc:
+                    outcome = ListFailed(exc)
+            elif isinstance(action, StartWatch):
+                cm = watch_fn(**config.watch_params(action.resource_version, initial=action.initial))
+                try:
+                    events = await cm.__aenter__()
+                except Exception as exc:
+                    outcome = WatchRejected(exc)
+                else:
+                    watch_cm = cm
+                    outcome = WatchOpened()
+            else:
+                assert events is not None
+                outcome = await _read(events, config.idle_timeout)
+
+            stepped = step(state, outcome)
+            if watch_cm is not None and not has_open_watch(stepped.state):
+                cm, watch_cm, events = watch_cm, None, None
+                await _close_quietly(cm)
+            state = stepped.state
+            for item in stepped.items:
+                if isinstance(item, WatcherError):
+                    _log_error(item)
+                yield item
+    finally:
+        if watch_cm is not None:
+            with anyio.CancelScope(shield=True):
+                await _close_quietly(watch_cm)
+
+
+async def _read(events: AsyncIterator[Any], idle_timeout: float) -> Outcome:
+    """One item of the open watch, as an outcome; no bytes for ``idle_timeout`` counts as an end."""
+    with anyio.move_on_after(idle_timeout) as scope:
+        try:
+            item = await anext(events)
+        except StopAsyncIteration:
+            return StreamEnded()
+        except Exception as exc:
+            return StreamBroken(exc)
+    if scope.cancelled_caught:
+        return StreamEnded(idle=True)
+    if isinstance(item, ApiError):
+        return StreamErrorEvent(item)
+    if isinstance(item, WatchDecodeError):
+        return StreamDecodeFailed(item)
+    if isinstance(item, Exception):
+        return StreamDecodeFailed(item)
+    obj = item.object
+    if not isinstance(obj, dict):
+        return StreamDecodeFailed(WatchDecodeError("watch event object is not a JSON object", b""))
+    return Received(str(item.type), obj)
+
+
+async def _close_quietly(cm: AbstractAsyncContextManager[Any]) -> None:
+    try:
+        await cm.__aexit__(None, None, None)
+    except Exception as exc:  # a failing close must not end the watcher
+        _log.debug("closing a watch failed: %s", exc)
+
+
+def _log_error(error: WatcherError) -> None:
+    cause = error.__cause__
+    if isinstance(cause, ApiError) and cause.code == 403:
+        _log.warning("watcher error: %s", error)
+    else:
+        _log.debug("watcher error: %s", error)

@@ -1,0 +1,145 @@
+"""Status subresource, generation, finalizers, garbage collection."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.contract.conftest import wait_for
+from tests.contract.helpers import configmap, create_crd, delete_crd, open_watch
+
+MERGE = {"Content-Type": "application/merge-patch+json"}
+
+
+async def test_status_subresource_and_generation(http: httpx.AsyncClient, namespace: str) -> None:
+    crd = await create_crd(http)
+    try:
+        created = (await http.post(crd.path(namespace), json=crd.obj("g", {"size": 1}))).json()
+        assert created["metadata"]["generation"] == 1
+        assert "status" not in created
+        # status written through the main resource is ignored
+        resp = await http.patch(crd.path(namespace, "g"), json={"status": {"ready": True}}, headers=MERGE)
+        assert "status" not in resp.json()
+        assert resp.json()["metadata"]["generation"] == 1
+        # status changes do not bump generation
+        resp = await http.patch(
+            crd.path(namespace, "g", "status"), json={"status": {"ready": True}}, headers=MERGE
+        )
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["status"] == {"ready": True}
+        assert resp.json()["metadata"]["generation"] == 1
+        # spec written through /status is ignored
+        resp = await http.patch(crd.path(namespace, "g", "status"), json={"spec": {"size": 5}}, headers=MERGE)
+        assert resp.json()["spec"] == {"size": 1}
+        # metadata-only changes do not bump generation; spec changes do
+        resp = await http.patch(
+            crd.path(namespace, "g"), json={"metadata": {"labels": {"l": "v"}}}, headers=MERGE
+        )
+        assert resp.json()["metadata"]["generation"] == 1
+        resp = await http.patch(crd.path(namespace, "g"), json={"spec": {"size": 2}}, headers=MERGE)
+        assert resp.json()["metadata"]["generation"] == 2
+        assert resp.json()["status"] == {"ready": True}
+        # PUT on /status
+        current = resp.json()
+        current["status"] = {"ready": False}
+        resp = await http.put(crd.path(namespace, "g", "status"), json=current)
+        assert resp.status_code == 200
+        assert resp.json()["status"] == {"ready": False}
+        assert resp.json()["metadata"]["generation"] == 2
+    finally:
+        await delete_crd(http, crd)
+
+
+async def test_finalizer_holds_deletion_until_removed(http: httpx.AsyncClient, namespace: str) -> None:
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    body = configmap("fin")
+    body["metadata"]["finalizers"] = ["example.com/hold"]
+    created = (await http.post(path, json=body)).json()
+    rv = created["metadata"]["resourceVersion"]
+    async with open_watch(http, path, {"resourceVersion": rv}) as watch:
+        resp = await http.delete(f"{path}/fin")
+        assert resp.status_code in (200, 202)
+        held = (await http.get(f"{path}/fin")).json()
+        assert held["metadata"]["deletionTimestamp"]
+        assert held["metadata"]["finalizers"] == ["example.com/hold"]
+        # no new finalizers while deleting
+        resp = await http.patch(
+            f"{path}/fin", json={"metadata": {"finalizers": ["example.com/hold", "x.com/new"]}}, headers=MERGE
+        )
+        assert resp.status_code == 422
+        await http.patch(f"{path}/fin", json={"metadata": {"finalizers": None}}, headers=MERGE)
+        events = await watch.take(2)
+    assert [e["type"] for e in events] == ["MODIFIED", "DELETED"]
+    assert events[0]["object"]["metadata"]["deletionTimestamp"]
+    assert (await http.get(f"{path}/fin")).status_code == 404
+
+
+async def test_garbage_collection_of_dependents(http: httpx.AsyncClient, namespace: str) -> None:
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    owner = (await http.post(path, json=configmap("owner"))).json()
+    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner["metadata"]["uid"]}
+    for name in ("child-1", "child-2"):
+        body = configmap(name)
+        body["metadata"]["ownerReferences"] = [ref]
+        assert (await http.post(path, json=body)).status_code == 201
+    other_owner = (await http.post(path, json=configmap("other"))).json()
+    shared = configmap("shared")
+    other_ref = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "name": "other",
+        "uid": other_owner["metadata"]["uid"],
+    }
+    shared["metadata"]["ownerReferences"] = [ref, other_ref]
+    await http.post(path, json=shared)
+    await http.delete(f"{path}/owner")
+
+    async def children_gone() -> bool:
+        codes = [(await http.get(f"{path}/{n}")).status_code for n in ("child-1", "child-2")]
+        return codes == [404, 404]
+
+    await wait_for(children_gone)
+
+    async def shared_ref_dropped() -> bool:
+        got = (await http.get(f"{path}/shared")).json()
+        return [r["name"] for r in got["metadata"].get("ownerReferences", [])] == ["other"]
+
+    await wait_for(shared_ref_dropped)
+
+
+async def test_orphan_propagation_keeps_dependents(http: httpx.AsyncClient, namespace: str) -> None:
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    owner = (await http.post(path, json=configmap("o"))).json()
+    body = configmap("kept")
+    body["metadata"]["ownerReferences"] = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "o", "uid": owner["metadata"]["uid"]}
+    ]
+    await http.post(path, json=body)
+    resp = await http.request("DELETE", f"{path}/o", json={"propagationPolicy": "Orphan"})
+    assert resp.status_code in (200, 202)
+
+    async def owner_gone() -> bool:
+        return (await http.get(f"{path}/o")).status_code == 404
+
+    await wait_for(owner_gone)
+    kept = (await http.get(f"{path}/kept")).json()
+    assert not kept["metadata"].get("ownerReferences")
+
+
+async def test_deleting_a_namespace_removes_its_objects(http: httpx.AsyncClient) -> None:
+    name = "contract-ns-delete-x7"
+    await http.post(
+        "/api/v1/namespaces", json={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+    )
+    await http.post(f"/api/v1/namespaces/{name}/configmaps", json=configmap("inside"))
+    resp = await http.delete(f"/api/v1/namespaces/{name}")
+    assert resp.status_code == 200
+    terminating = (await http.get(f"/api/v1/namespaces/{name}")).json()
+    if terminating.get("kind") == "Namespace":
+        assert terminating["status"]["phase"] == "Terminating"
+        resp = await http.post(f"/api/v1/namespaces/{name}/configmaps", json=configmap("late"))
+        assert resp.status_code in (403, 404)
+
+    async def gone() -> bool:
+        return (await http.get(f"/api/v1/namespaces/{name}")).status_code == 404
+
+    await wait_for(gone, within=60)

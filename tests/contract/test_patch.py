@@ -1,0 +1,143 @@
+"""Patches: JSON merge, JSON patch (with test), strategic merge, server-side apply."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import yaml
+
+from tests.contract.helpers import configmap
+
+MERGE = {"Content-Type": "application/merge-patch+json"}
+JSONPATCH = {"Content-Type": "application/json-patch+json"}
+STRATEGIC = {"Content-Type": "application/strategic-merge-patch+json"}
+APPLY = {"Content-Type": "application/apply-patch+yaml"}
+
+
+async def test_merge_patch_sets_and_removes(http: httpx.AsyncClient, namespace: str) -> None:
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    await http.post(path, json=configmap("m", a="1", b="2"))
+    resp = await http.patch(f"{path}/m", json={"data": {"a": "9", "b": None, "c": "3"}}, headers=MERGE)
+    assert resp.status_code == 200
+    assert resp.json()["data"] == {"a": "9", "c": "3"}
+
+
+async def test_json_patch_with_test_op(http: httpx.AsyncClient, namespace: str) -> None:
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    await http.post(path, json=configmap("j", a="1"))
+    ok = [{"op": "test", "path": "/data/a", "value": "1"}, {"op": "replace", "path": "/data/a", "value": "2"}]
+    resp = await http.patch(f"{path}/j", json=ok, headers=JSONPATCH)
+    assert resp.status_code == 200
+    assert resp.json()["data"] == {"a": "2"}
+    failing = [
+        {"op": "test", "path": "/data/a", "value": "1"},
+        {"op": "replace", "path": "/data/a", "value": "3"},
+    ]
+    resp = await http.patch(f"{path}/j", json=failing, headers=JSONPATCH)
+    assert resp.status_code == 422
+    assert resp.json()["kind"] == "Status"
+    assert resp.json()["reason"] == "Invalid"
+    assert (await http.get(f"{path}/j")).json()["data"] == {"a": "2"}
+
+
+async def test_patch_with_stale_resource_version_is_409(http: httpx.AsyncClient, namespace: str) -> None:
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    created = (await http.post(path, json=configmap("c"))).json()
+    await http.patch(f"{path}/c", json={"data": {"x": "1"}}, headers=MERGE)
+    stale = {"metadata": {"resourceVersion": created["metadata"]["resourceVersion"]}, "data": {"x": "2"}}
+    resp = await http.patch(f"{path}/c", json=stale, headers=MERGE)
+    assert resp.status_code == 409
+    assert resp.json()["reason"] == "Conflict"
+
+
+def _deployment(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "containers": [
+                        {"name": "main", "image": "busybox:1", "env": [{"name": "A", "value": "1"}]},
+                        {"name": "side", "image": "busybox:1"},
+                    ]
+                },
+            },
+        },
+    }
+
+
+async def test_strategic_merge_merges_containers_by_name(http: httpx.AsyncClient, namespace: str) -> None:
+    path = f"/apis/apps/v1/namespaces/{namespace}/deployments"
+    resp = await http.post(path, json=_deployment("smp"))
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["metadata"]["generation"] == 1
+    patch = {"spec": {"template": {"spec": {"containers": [{"name": "side", "image": "busybox:2"}]}}}}
+    resp = await http.patch(f"{path}/smp", json=patch, headers=STRATEGIC)
+    assert resp.status_code == 200, resp.text
+    containers = resp.json()["spec"]["template"]["spec"]["containers"]
+    assert [(c["name"], c["image"]) for c in containers] == [("main", "busybox:1"), ("side", "busybox:2")]
+    assert containers[0]["env"] == [{"name": "A", "value": "1"}]
+    assert resp.json()["metadata"]["generation"] == 2
+    delete = {"spec": {"template": {"spec": {"containers": [{"name": "side", "$patch": "delete"}]}}}}
+    resp = await http.patch(f"{path}/smp", json=delete, headers=STRATEGIC)
+    assert [c["name"] for c in resp.json()["spec"]["template"]["spec"]["containers"]] == ["main"]
+
+
+async def test_server_side_apply_records_manager_and_detects_conflicts(
+    http: httpx.AsyncClient, namespace: str
+) -> None:
+    path = f"/api/v1/namespaces/{namespace}/configmaps/ssa"
+    body = yaml.safe_dump(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa"}, "data": {"a": "1"}}
+    )
+    resp = await http.patch(path, content=body, headers=APPLY, params={"fieldManager": "alice"})
+    assert resp.status_code == 201, resp.text
+    managers = {e["manager"]: e for e in resp.json()["metadata"]["managedFields"]}
+    assert managers["alice"]["operation"] == "Apply"
+    assert "f:a" in managers["alice"]["fieldsV1"]["f:data"]
+    other = yaml.safe_dump(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa"}, "data": {"a": "2"}}
+    )
+    resp = await http.patch(path, content=other, headers=APPLY, params={"fieldManager": "bob"})
+    assert resp.status_code == 409
+    assert resp.json()["reason"] == "Conflict"
+    resp = await http.patch(
+        path, content=other, headers=APPLY, params={"fieldManager": "bob", "force": "true"}
+    )
+    assert resp.status_code == 200
+    assert resp.json()["data"] == {"a": "2"}
+    owners = {
+        e["manager"] for e in resp.json()["metadata"]["managedFields"] if "f:data" in e.get("fieldsV1", {})
+    }
+    assert owners == {"bob"}
+
+
+async def test_apply_removes_fields_the_manager_no_longer_applies(
+    http: httpx.AsyncClient, namespace: str
+) -> None:
+    path = f"/api/v1/namespaces/{namespace}/configmaps/shrink"
+    full = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "shrink"},
+        "data": {"a": "1", "b": "2"},
+    }
+    await http.patch(path, content=yaml.safe_dump(full), headers=APPLY, params={"fieldManager": "m"})
+    full["data"] = {"a": "1"}
+    resp = await http.patch(path, content=yaml.safe_dump(full), headers=APPLY, params={"fieldManager": "m"})
+    assert resp.status_code == 200
+    assert resp.json()["data"] == {"a": "1"}
+
+
+async def test_apply_without_field_manager_is_rejected(http: httpx.AsyncClient, namespace: str) -> None:
+    path = f"/api/v1/namespaces/{namespace}/configmaps/nofm"
+    body = yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "nofm"}})
+    resp = await http.patch(path, content=body, headers=APPLY)
+    assert resp.status_code in (400, 422)
+    assert resp.json()["kind"] == "Status"

@@ -1,0 +1,145 @@
+"""What the controller records itself: the reconcile span, the reconcile context, work-queue metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry
+
+from kube_runtime.client import Api
+from kube_runtime.controller import Action, Controller, ReconcileInfo, current_reconcile, queue_metrics
+from kube_runtime.controller import controller as controller_module
+from tests.controller.conftest import config_map, take_until
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def spans(monkeypatch: pytest.MonkeyPatch) -> InMemorySpanExporter:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(controller_module, "_tracer", provider.get_tracer("test"))
+    return exporter
+
+
+async def test_each_reconcile_runs_in_a_span_that_nests_client_spans(
+    config_maps: Api, spans: InMemorySpanExporter
+) -> None:
+    await config_maps.create(config_map("a"))
+    parents: list[Any] = []
+
+    async def reconcile(obj: dict[str, Any], ctx: Any) -> Action:
+        current = trace.get_current_span()
+        parents.append(current.get_span_context())
+        with controller_module._tracer.start_as_current_span("GET configmap"):  # like a client span
+            pass
+        return Action.await_change()
+
+    async with Controller(config_maps).run(reconcile, None, None) as results:
+        await take_until(results, lambda items: len(items) == 1)
+    finished = {span.name: span for span in spans.get_finished_spans()}
+    outer = finished["reconciling object"]
+    assert dict(outer.attributes or {}) == {
+        "object.ref": "ConfigMap.v1./a.default",
+        "object.reason": "object updated",
+    }
+    assert parents[0].span_id == outer.context.span_id
+    client = finished["GET configmap"]
+    assert client.parent is not None
+    assert client.parent.span_id == outer.context.span_id
+
+
+async def test_a_failed_reconcile_marks_its_span(config_maps: Api, spans: InMemorySpanExporter) -> None:
+    await config_maps.create(config_map("a"))
+
+    async def reconcile(obj: dict[str, Any], ctx: Any) -> Action:
+        raise RuntimeError("broken")
+
+    def policy(obj: dict[str, Any], error: Exception, ctx: Any) -> Action:
+        return Action.await_change()
+
+    async with Controller(config_maps).run(reconcile, policy, None) as results:
+        await take_until(results, lambda items: len(items) == 1)
+    [span] = spans.get_finished_spans()
+    assert span.status.status_code == trace.StatusCode.ERROR
+    assert [event.name for event in span.events] == ["exception"]
+
+
+async def test_current_reconcile_is_set_inside_and_only_inside(config_maps: Api) -> None:
+    for name in ("a", "b"):
+        await config_maps.create(config_map(name))
+    seen: list[ReconcileInfo] = []
+
+    async def reconcile(obj: dict[str, Any], ctx: Any) -> Action:
+        await anyio.sleep(1)  # both run at once: each must still see its own
+        info = current_reconcile()
+        assert info is not None
+        assert info.obj_ref.name == obj["metadata"]["name"]
+        seen.append(info)
+        return Action.await_change()
+
+    async with Controller(config_maps, name="cms").run(reconcile, None, None) as results:
+        await take_until(results, lambda items: len(items) == 2)
+    assert current_reconcile() is None
+    assert {str(info.reason) for info in seen} == {"object updated"}
+    assert {info.controller for info in seen} == {"cms"}
+    assert len({info.reconcile_id for info in seen}) == 2
+
+
+def sample(registry: CollectorRegistry, metric: str, **labels: str) -> float | None:
+    return registry.get_sample_value(metric, labels)
+
+
+async def test_work_queue_metrics(config_maps: Api) -> None:
+    for name in ("a", "b", "c"):
+        await config_maps.create(config_map(name))
+    registry = CollectorRegistry()
+    release = anyio.Event()
+    started = anyio.Event()
+    runs: list[str] = []
+
+    async def reconcile(obj: dict[str, Any], ctx: Any) -> Action:
+        runs.append(obj["metadata"]["name"])
+        started.set()
+        await release.wait()
+        return Action.requeue(60) if len(runs) == 1 else Action.await_change()
+
+    labels = {"name": "cms", "controller": "cms"}
+    controller = Controller(config_maps, name="cms", registry=registry).with_config(concurrency=1)
+    async with controller.run(reconcile, None, None) as results:
+        await started.wait()
+        await anyio.sleep(5)
+        assert sample(registry, "controller_runtime_active_workers", controller="cms") == 1
+        assert sample(registry, "controller_runtime_max_concurrent_reconciles", controller="cms") == 1
+        assert sample(registry, "workqueue_depth", **labels) == 2  # two due objects wait for the worker
+        assert sample(registry, "workqueue_unfinished_work_seconds", **labels) == 5.0
+        assert sample(registry, "workqueue_longest_running_processor_seconds", **labels) == 5.0
+        release.set()
+        await take_until(results, lambda items: len(items) == 4, within=120)
+    assert sample(registry, "workqueue_adds_total", **labels) == 4  # three listed + one requeue
+    assert sample(registry, "workqueue_retries_total", **labels) == 1
+    assert sample(registry, "workqueue_work_duration_seconds_count", **labels) == 4
+    assert sample(registry, "workqueue_queue_duration_seconds_count", **labels) == 4
+    # The second object waited the 5 s the first one was blocked.
+    assert sample(registry, "workqueue_queue_duration_seconds_bucket", le="1.0", **labels) == 2
+    assert sample(registry, "workqueue_depth", **labels) == 0
+    assert sample(registry, "controller_runtime_active_workers", controller="cms") == 0
+    assert sample(registry, "workqueue_unfinished_work_seconds", **labels) is None  # run ended
+
+
+def test_metric_registration_is_idempotent() -> None:
+    registry = CollectorRegistry()
+    first = queue_metrics("x", registry)
+    second = queue_metrics("x", registry)
+    queue_metrics("y", registry)
+    first.on_added(2)
+    second.on_added(1)
+    assert registry.get_sample_value("workqueue_adds_total", {"name": "x", "controller": "x"}) == 3
+    assert registry.get_sample_value("workqueue_adds_total", {"name": "y", "controller": "y"}) == 0

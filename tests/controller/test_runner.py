@@ -1,0 +1,229 @@
+"""The runner's guarantees (kube-rs runner.rs) on virtual time: exclusivity, concurrency, readiness,
+backpressure, graceful and forceful stops, no lost requests (#1322)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kube_runtime.controller.errors import RunnerError
+from kube_runtime.controller.runner import Runner, runner
+from kube_runtime.controller.scheduler import ScheduleRequest
+from kube_runtime.testing.clock import VirtualClockLoop, virtual_clock_backend
+
+# Marked here (not only by tests/conftest.py) so anyio sees the fixture and does not also
+# parametrize every test over trio.
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> Any:
+    return virtual_clock_backend()
+
+
+class Recorder:
+    """A run function that records starts, overlaps and the highest concurrency seen."""
+
+    def __init__(self, duration: float = 1.0) -> None:
+        self.duration = duration
+        self.starts: list[tuple[str, float]] = []
+        self.running: set[str] = set()
+        self.max_running = 0
+        self.overlaps: list[str] = []
+        self.cancelled: list[str] = []
+
+    async def __call__(self, message: str) -> str:
+        if message in self.running:
+            self.overlaps.append(message)
+        self.running.add(message)
+        self.max_running = max(self.max_running, len(self.running))
+        self.starts.append((message, anyio.current_time()))
+        try:
+            await anyio.sleep(self.duration)
+        except anyio.get_cancelled_exc_class():
+            self.cancelled.append(message)
+            raise
+        finally:
+            self.running.discard(message)
+        return message
+
+    @property
+    def order(self) -> str:
+        return "".join(m for m, _ in self.starts)
+
+
+async def timed(
+    items: list[tuple[float, str]], *, then_wait: float = 0.0, sent: list[tuple[float, str]] | None = None
+) -> AsyncIterator[ScheduleRequest[str]]:
+    """Requests ``message`` at virtual time ``at`` (to run at once); optionally keep the input open.
+    ``sent`` records the actual request times."""
+    for at, message in items:
+        await anyio.sleep(max(0.0, at - anyio.current_time()))
+        if sent is not None:
+            sent.append((anyio.current_time(), message))
+        yield ScheduleRequest(message, anyio.current_time())
+    await anyio.sleep(then_wait)
+
+
+async def drain(outputs: AsyncIterator[Any]) -> list[Any]:
+    return [out async for out in outputs]
+
+
+async def test_one_running_and_one_pending_per_object() -> None:
+    """``ABABAAAAA`` runs as ``ABAB``: repeats while A runs collapse into one pending run."""
+    rec = Recorder(duration=1.0)
+    items = [(i * 0.01, m) for i, m in enumerate("ABABAAAAA")]
+    async with runner(timed(items, then_wait=10), rec) as outputs:
+        results = await drain(outputs)
+    assert rec.order == "ABAB"
+    assert results == list("ABAB")
+    assert rec.overlaps == []
+    assert [t for _, t in rec.starts] == [0.0, 0.01, 1.0, 1.01]
+
+
+async def test_concurrency_limit() -> None:
+    rec = Recorder(duration=1.0)
+    items = [(0.0, f"m{i}") for i in range(10)]
+    async with runner(timed(items, then_wait=100), rec, concurrency=3) as outputs:
+        results = await drain(outputs)
+    assert sorted(results) == sorted(f"m{i}" for i in range(10))
+    assert rec.max_running == 3
+    assert max(t for _, t in rec.starts) == 3.0  # 10 runs of 1 s, three at a time
+
+
+async def test_unbounded_concurrency_starts_everything_at_once() -> None:
+    rec = Recorder(duration=1.0)
+    items = [(0.0, f"m{i}") for i in range(50)]
+    async with runner(timed(items, then_wait=5), rec, concurrency=0) as outputs:
+        await drain(outputs)
+    assert rec.max_running == 50
+
+
+async def test_nothing_starts_before_ready() -> None:
+    rec = Recorder()
+    ready = anyio.Event()
+
+    async def make_ready() -> None:
+        await anyio.sleep(5)
+        ready.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(make_ready)
+        async with runner(timed([(0.0, "a"), (1.0, "b")], then_wait=20), rec, ready=ready.wait) as outputs:
+            await drain(outputs)
+    assert rec.starts == [("a", 5.0), ("b", 5.0)]
+
+
+async def test_readiness_failure_is_reported_and_stops_the_runner() -> None:
+    rec = Recorder()
+
+    async def never_ready() -> None:
+        await anyio.sleep(2)
+        raise LookupError("writer dropped")
+
+    async with runner(timed([(0.0, "a")], then_wait=1000), rec, ready=never_ready) as outputs:
+        results = await drain(outputs)
+    assert len(results) == 1
+    assert isinstance(results[0], RunnerError)
+    assert isinstance(results[0].cause, LookupError)
+    assert rec.starts == []
+    assert anyio.current_time() == 2.0
+
+
+async def test_unconsumed_outputs_stop_new_starts() -> None:
+    """Nothing new starts while a finished run cannot hand over its output."""
+    rec = Recorder(duration=1.0)
+    items = [(0.0, "a"), (10.0, "b"), (20.0, "c")]
+    async with runner(timed(items, then_wait=1000), rec) as outputs:
+        await anyio.sleep(100)
+        assert rec.order == "a"  # a finished at 1 s and is waiting to be consumed
+        assert await outputs.__anext__() == "a"
+        assert await outputs.__anext__() in {"b", "c"}
+        await anyio.sleep(1)
+    assert rec.order in {"abc", "acb"}
+
+
+async def test_graceful_close_finishes_running_and_drops_the_rest() -> None:
+    rec = Recorder(duration=5.0)
+    loop: Runner[str, str] = Runner(lambda m, _due: rec(m))
+    send, receive = anyio.create_memory_object_stream[Any](10)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(loop.run, send)
+        loop.schedule("a")
+        loop.schedule("b", 100.0)
+        await anyio.sleep(1)
+        loop.schedule("a")  # pending behind the running one
+        loop.close()
+        assert not loop.schedule("c")
+    send.close()
+    assert [x async for x in receive] == ["a"]
+    assert rec.order == "a"
+    assert rec.cancelled == []
+    assert anyio.current_time() == 5.0
+
+
+async def test_cancelling_run_is_the_forceful_stop() -> None:
+    rec = Recorder(duration=5.0)
+    loop: Runner[str, str] = Runner(lambda m, _due: rec(m))
+    send, _receive = anyio.create_memory_object_stream[Any](10)
+    with anyio.move_on_after(1):
+        loop.schedule("a")
+        await loop.run(send)
+    assert rec.cancelled == ["a"]
+    assert anyio.current_time() == 1.0
+
+
+async def test_a_failing_run_function_propagates() -> None:
+    async def boom(message: str) -> str:
+        raise RuntimeError(message)
+
+    with pytest.raises(BaseExceptionGroup) as info:
+        async with runner(timed([(0.0, "a")], then_wait=10), boom) as outputs:
+            await drain(outputs)
+    assert info.group_contains(RuntimeError)
+
+
+def test_negative_concurrency_is_rejected() -> None:
+    with pytest.raises(ValueError, match="concurrency"):
+        Runner(lambda m, d: anyio.sleep(1), concurrency=-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Property: no request is ever lost (kube-rs #1322: requests disappeared with a concurrency limit),
+# no object runs twice at once, and the limit holds.
+
+_plans = st.lists(
+    st.tuples(st.integers(0, 40), st.sampled_from("abcde")),  # (request time in 0.1 s, object)
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_plans, st.integers(0, 3), st.sampled_from([0.05, 0.3, 1.0]))
+def test_every_request_is_followed_by_a_run(
+    plan: list[tuple[int, str]], concurrency: int, duration: float
+) -> None:
+    requests = sorted((t / 10, m) for t, m in plan)
+    rec = Recorder(duration=duration)
+    sent: list[tuple[float, str]] = []
+
+    async def main() -> None:
+        source = timed(requests, then_wait=100, sent=sent)
+        async with runner(source, rec, concurrency=concurrency) as outputs:
+            await drain(outputs)
+
+    anyio.run(main, backend="asyncio", backend_options={"loop_factory": VirtualClockLoop})
+    assert rec.overlaps == []
+    if concurrency:
+        assert rec.max_running <= concurrency
+    assert len(sent) == len(requests)
+    for at, message in sent:
+        assert any(m == message and t >= at for m, t in rec.starts), (at, message, rec.starts)
+    # At most one run per request, and never more than one queued behind a running one.
+    assert len(rec.starts) <= len(requests)

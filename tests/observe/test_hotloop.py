@@ -1,0 +1,101 @@
+"""Hot-loop detection from the result stream: back-to-back self-triggered reconciles of one object."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
+
+from kube_runtime.controller.action import Action, ReconcileReason
+from kube_runtime.observe.hotloop import HotLoopDetector
+from kube_runtime.observe.logging import configure_logging
+from kube_runtime.observe.metrics import observe_results
+
+from .results import reconciled, ref, stream
+
+UPDATED = ReconcileReason.OBJECT_UPDATED
+RETRY = ReconcileReason.RECONCILER_REQUESTED_RETRY
+
+
+def chain(
+    detector: HotLoopDetector, obj: str, n: int, *, start: float = 0.0, gap: float = 0.01
+) -> list[bool]:
+    """n reconciles of 0.05 s each, each starting ``gap`` after the previous one ended."""
+    out, now = [], start
+    for _ in range(n):
+        now += gap + 0.05
+        out.append(detector.observe(ref(obj), UPDATED, 0.05, now))
+    return out
+
+
+def test_self_triggered_chain_is_reported_once_at_threshold() -> None:
+    detector = HotLoopDetector("c", threshold=5, window=60)
+    reports = chain(detector, "hot", 12)
+    assert reports.index(True) == 4
+    assert reports.count(True) == 1
+    assert [(str(r), n) for r, n in detector.detections] == [(str(ref("hot")), 5)]
+
+
+def test_persisting_loop_is_reported_again_after_a_window() -> None:
+    detector = HotLoopDetector("c", threshold=3, window=1.0)
+    reports = chain(detector, "hot", 60)  # 60 x 0.06 s = 3.6 s of looping
+    assert 3 <= reports.count(True) <= 4
+
+
+def test_gaps_longer_than_gap_do_not_chain() -> None:
+    detector = HotLoopDetector("c", threshold=3, gap=1.0)
+    assert not any(chain(detector, "steady-writer", 50, gap=5.0))
+
+
+def test_requeues_and_related_changes_do_not_count() -> None:
+    detector = HotLoopDetector("c", threshold=3)
+    now = 0.0
+    for i in range(30):
+        now += 0.06
+        reason = RETRY if i % 2 else ReconcileReason.related_object_updated(ref("child"))
+        assert not detector.observe(ref("o"), reason, 0.05, now)
+
+
+def test_a_break_in_the_chain_resets_it() -> None:
+    detector = HotLoopDetector("c", threshold=4)
+    assert not any(chain(detector, "o", 3))
+    detector.observe(ref("o"), RETRY, 0.05, 10.0)
+    assert not any(chain(detector, "o", 3, start=10.0))
+    assert chain(detector, "o", 1, start=10.3) == [True]
+
+
+def test_objects_are_tracked_independently_and_forgotten_after_the_window() -> None:
+    detector = HotLoopDetector("c", threshold=3, window=10)
+    chain(detector, "a", 2)
+    chain(detector, "b", 2)
+    assert len(detector) == 2
+    detector.observe(ref("c"), UPDATED, 0.05, 100.0)  # a later reconcile triggers the sweep
+    assert len(detector) == 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(min_value=1.01, max_value=100), min_size=1, max_size=50))
+def test_never_reports_without_chaining(gaps: list[float]) -> None:
+    detector = HotLoopDetector("c", threshold=2, gap=1.0)
+    now = 0.0
+    for gap in gaps:
+        now += gap + 0.05
+        assert not detector.observe(ref("o"), UPDATED, 0.05, now)
+
+
+async def test_detection_through_the_result_stream_warns_and_counts(registry: CollectorRegistry) -> None:
+    out = io.StringIO()
+    configure_logging("warning", stream=out)
+    detector = HotLoopDetector("cm", threshold=3, gap=1000.0)  # result items here carry wall-clock gaps
+    items = [reconciled(ref("hot"), Action.await_change(), duration=0.0) for _ in range(3)]
+    async for _ in observe_results(stream(items), "cm", registry=registry, hot_loops=detector):
+        pass
+    assert registry.get_sample_value("kube_runtime_hot_loop_detections_total", {"controller": "cm"}) == 1
+    (line,) = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert line["level"] == "warning"
+    assert line["object.ref"] == str(ref("hot"))
+    assert "hot loop" in line["event"]
+    configure_logging("warning", stream=io.StringIO())

@@ -1,0 +1,137 @@
+"""Logging setup: RUST_LOG-style per-logger levels over structlog and stdlib, JSON lines with the
+trace context stamped in."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+import structlog
+from hypothesis import given
+from hypothesis import strategies as st
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from kube_runtime.observe.logging import (
+    TRACE,
+    LogFilter,
+    LogFilterError,
+    configure_logging,
+    parse_log_filter,
+)
+
+
+@pytest.fixture
+def output() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    yield stream
+    configure_logging("warning", stream=io.StringIO())  # leave quiet, known levels behind
+
+
+def lines(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+def test_parse_filter_levels_targets_and_rust_paths() -> None:
+    parsed = parse_log_filter("warn, kube_runtime=info ,my_controller::reconcile=trace,httpx=off")
+    assert parsed.default == logging.WARNING
+    assert parsed.targets == {
+        "kube_runtime": logging.INFO,
+        "my_controller.reconcile": TRACE,
+        "httpx": logging.CRITICAL + 10,
+    }
+
+
+def test_parse_filter_last_directive_wins_and_empty_is_info() -> None:
+    assert parse_log_filter("a=debug,a=error").targets == {"a": logging.ERROR}
+    assert parse_log_filter("") == LogFilter()
+
+
+@pytest.mark.parametrize("spec", ["loud", "a=verbose", "=info", "a=debug,b="])
+def test_parse_filter_rejects_bad_directives(spec: str) -> None:
+    with pytest.raises(LogFilterError):
+        parse_log_filter(spec)
+
+
+def test_level_for_uses_longest_dotted_prefix() -> None:
+    parsed = parse_log_filter("error,kube=warn,kube.runtime=debug")
+    assert parsed.level_for("kube.runtime.watcher") == logging.DEBUG
+    assert parsed.level_for("kube.client") == logging.WARNING
+    assert parsed.level_for("kubernetes") == logging.ERROR  # a prefix only matches at a dot
+
+
+names = st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=3).map(".".join)
+levels = st.sampled_from(["trace", "debug", "info", "warn", "error"])
+
+
+@given(st.dictionaries(names, levels, max_size=4), levels, names)
+def test_stdlib_effective_level_matches_the_filter(targets: dict[str, str], default: str, name: str) -> None:
+    spec = ",".join([default, *(f"{t}={lvl}" for t, lvl in targets.items())])
+    parsed = configure_logging(spec, stream=io.StringIO())
+    assert logging.getLogger(name).getEffectiveLevel() == parsed.level_for(name)
+
+
+def test_env_var_filter_governs_structlog_and_stdlib(
+    output: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBE_RUNTIME_LOG", "warning,my_controller=debug,httpx=error")
+    configure_logging(stream=output)
+    structlog.get_logger("my_controller").debug("shown", n=1)
+    structlog.get_logger("other").info("hidden")
+    logging.getLogger("httpx").warning("hidden too")
+    logging.getLogger("httpx").error("httpx error shown")
+    logging.getLogger("uvicorn.error").warning("uvicorn warning shown %s", "x")
+    got = lines(output)
+    assert [(entry["event"], entry["level"], entry["logger"]) for entry in got] == [
+        ("shown", "debug", "my_controller"),
+        ("httpx error shown", "error", "httpx"),
+        ("uvicorn warning shown x", "warning", "uvicorn.error"),
+    ]
+    assert got[0]["n"] == 1
+    assert all("timestamp" in entry for entry in got)
+
+
+def test_reconfiguring_replaces_the_handler_and_resets_old_targets(output: io.StringIO) -> None:
+    configure_logging("info,noisy=error", stream=io.StringIO())
+    configure_logging("info", stream=output)
+    logging.getLogger("noisy").info("once")
+    assert [entry["event"] for entry in lines(output)] == ["once"]
+    assert logging.getLogger("noisy").level == logging.NOTSET
+
+
+def test_trace_and_span_ids_stamped_inside_a_span(output: io.StringIO, spans: InMemorySpanExporter) -> None:
+    configure_logging("info", stream=output)
+    tracer = trace.get_tracer("test")
+    with tracer.start_as_current_span("work") as span:
+        structlog.get_logger("t").info("inside")
+        logging.getLogger("t.stdlib").info("stdlib inside")
+    structlog.get_logger("t").info("outside")
+    ctx = span.get_span_context()
+    inside, stdlib_inside, outside = lines(output)
+    for entry in (inside, stdlib_inside):
+        assert entry["trace_id"] == format(ctx.trace_id, "032x")
+        assert entry["span_id"] == format(ctx.span_id, "016x")
+    assert "trace_id" not in outside
+
+
+def test_console_format_is_plain_text(output: io.StringIO) -> None:
+    configure_logging("info", fmt="console", stream=output)
+    structlog.get_logger("c").info("hello console", key="v")
+    text = output.getvalue()
+    assert "hello console" in text
+    assert "key=v" in text
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(text.splitlines()[0])
+
+
+def test_exceptions_render_as_structured_tracebacks(output: io.StringIO) -> None:
+    configure_logging("info", stream=output)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        structlog.get_logger("e").exception("failed")
+    (entry,) = lines(output)
+    assert entry["exception"][0]["exc_type"] == "ValueError"

@@ -1,0 +1,197 @@
+"""A stand-in /metrics target exposing every documented kube-runtime metric family.
+
+Until the configmapgen demo can run against the embedded API server, the Prometheus scrape test reads
+this. Values are functions of the time since start (a steady controller: 10 reconciles/s of which one
+in eleven fails, a shallow queue, fresh watches), so every rate, ratio and quantile a recording rule
+computes is defined and finite.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from threading import Thread
+from types import TracebackType
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+__all__ = ["EXPECTED_ERROR_RATIO", "LoopbackExporter"]
+
+CONTROLLER = "configmapgen"
+WATCHES = ("configmapgenerators", "configmaps")
+SUCCESS_PER_SECOND = 10.0
+ERRORS_PER_SECOND = 1.0
+EXPECTED_ERROR_RATIO = ERRORS_PER_SECOND / (SUCCESS_PER_SECOND + ERRORS_PER_SECOND)
+# controller-runtime's reconcile buckets (first few) and the share of reconciles finishing within each.
+RECONCILE_BUCKETS = (
+    (0.005, 0.1),
+    (0.01, 0.3),
+    (0.025, 0.6),
+    (0.05, 0.8),
+    (0.1, 0.95),
+    (0.25, 0.99),
+    (0.5, 1.0),
+)
+
+
+def _histogram(
+    name: str,
+    doc: str,
+    labels: dict[str, str],
+    per_second: float,
+    elapsed: float,
+    shares: tuple[tuple[float, float], ...],
+) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, doc, labels=list(labels))
+    count = per_second * elapsed
+    buckets = [(str(bound), count * share) for bound, share in shares] + [("+Inf", count)]
+    mean = sum(bound for bound, _ in shares) / len(shares)
+    family.add_metric(list(labels.values()), buckets, sum_value=count * mean)
+    return family
+
+
+class _SteadyController(Collector):
+    def __init__(self) -> None:
+        self._started = time.time()
+
+    def collect(self) -> Iterator[Metric]:
+        now = time.time()
+        t = now - self._started + 1.0
+        ctl = {"controller": CONTROLLER}
+        queue = {"name": CONTROLLER, "controller": CONTROLLER}
+
+        total = CounterMetricFamily(
+            "controller_runtime_reconcile", "Reconciles", labels=["controller", "result"]
+        )
+        total.add_metric([CONTROLLER, "success"], SUCCESS_PER_SECOND * t)
+        total.add_metric([CONTROLLER, "error"], ERRORS_PER_SECOND * t)
+        total.add_metric([CONTROLLER, "requeue"], 0.0)
+        total.add_metric([CONTROLLER, "requeue_after"], 0.0)
+        yield total
+        errors = CounterMetricFamily(
+            "controller_runtime_reconcile_errors", "Reconcile errors", labels=["controller"]
+        )
+        errors.add_metric([CONTROLLER], ERRORS_PER_SECOND * t)
+        yield errors
+        yield _histogram(
+            "controller_runtime_reconcile_time_seconds",
+            "Reconcile time",
+            ctl,
+            SUCCESS_PER_SECOND + ERRORS_PER_SECOND,
+            t,
+            RECONCILE_BUCKETS,
+        )
+        for name, value in (
+            ("controller_runtime_active_workers", 1.0),
+            ("controller_runtime_max_concurrent_reconciles", 4.0),
+        ):
+            gauge = GaugeMetricFamily(name, name, labels=["controller"])
+            gauge.add_metric([CONTROLLER], value)
+            yield gauge
+
+        for name, value in (
+            ("workqueue_depth", 3.0),
+            ("workqueue_unfinished_work_seconds", 0.02),
+            ("workqueue_longest_running_processor_seconds", 0.02),
+        ):
+            gauge = GaugeMetricFamily(name, name, labels=["name", "controller"])
+            gauge.add_metric([CONTROLLER, CONTROLLER], value)
+            yield gauge
+        for name, per_second in (("workqueue_adds", 11.0), ("workqueue_retries", 1.0)):
+            counter = CounterMetricFamily(name, name, labels=["name", "controller"])
+            counter.add_metric([CONTROLLER, CONTROLLER], per_second * t)
+            yield counter
+        for name in ("workqueue_queue_duration_seconds", "workqueue_work_duration_seconds"):
+            yield _histogram(name, name, queue, 11.0, t, ((1e-3, 0.5), (1e-2, 0.9), (1e-1, 1.0)))
+
+        requests = CounterMetricFamily(
+            "rest_client_requests", "API requests", labels=["code", "method", "host"]
+        )
+        requests.add_metric(["200", "GET", "127.0.0.1"], 20.0 * t)
+        requests.add_metric(["200", "PATCH", "127.0.0.1"], 10.0 * t)
+        # Three 429s at startup, none since: the series exists but the throttling alert stays quiet.
+        requests.add_metric(["429", "PATCH", "127.0.0.1"], 3.0)
+        yield requests
+        retries = CounterMetricFamily(
+            "rest_client_request_retries", "Retries", labels=["code", "verb", "host"]
+        )
+        retries.add_metric(["429", "PATCH", "127.0.0.1"], 3.0)
+        yield retries
+        yield _histogram(
+            "rest_client_request_duration_seconds",
+            "API latency",
+            {"verb": "GET", "host": "127.0.0.1"},
+            20.0,
+            t,
+            ((0.005, 0.5), (0.025, 0.9), (0.1, 1.0)),
+        )
+
+        leader = GaugeMetricFamily("leader_election_master_status", "Leader", labels=["name"])
+        leader.add_metric([f"{CONTROLLER}-leader"], 1.0)
+        yield leader
+
+        events = CounterMetricFamily("kube_runtime_watch_events", "Watch events", labels=["watch", "type"])
+        restarts = CounterMetricFamily("kube_runtime_watch_restarts", "Watch restarts", labels=["watch"])
+        relists = CounterMetricFamily("kube_runtime_watch_relists", "Re-lists", labels=["watch"])
+        watch_errors = CounterMetricFamily(
+            "kube_runtime_watch_errors", "Watch errors", labels=["watch", "code"]
+        )
+        last = GaugeMetricFamily(
+            "kube_runtime_watch_last_event_timestamp_seconds", "Last event", labels=["watch"]
+        )
+        objects = GaugeMetricFamily("kube_runtime_store_objects", "Store objects", labels=["store"])
+        ready = GaugeMetricFamily("kube_runtime_store_ready", "Store ready", labels=["store"])
+        for watch in WATCHES:
+            events.add_metric([watch, "MODIFIED"], 5.0 * t)
+            events.add_metric([watch, "BOOKMARK"], t / 60.0)
+            restarts.add_metric([watch], t / 290.0)
+            relists.add_metric([watch], 1.0)
+            watch_errors.add_metric([watch, "410"], 0.0)
+            last.add_metric([watch], now)
+            objects.add_metric([watch], 250.0)
+            ready.add_metric([watch], 1.0)
+        yield from (events, restarts, relists, watch_errors, last, objects, ready)
+
+        yield _histogram(
+            "kube_runtime_event_loop_lag_seconds",
+            "Event-loop lag",
+            {},
+            10.0,
+            t,
+            ((0.001, 0.9), (0.01, 0.99), (0.1, 1.0)),
+        )
+        hot = CounterMetricFamily("kube_runtime_hot_loop_detections", "Hot loops", labels=["controller"])
+        hot.add_metric([CONTROLLER], 0.0)
+        yield hot
+
+
+class LoopbackExporter:
+    """``with LoopbackExporter() as exporter:`` serves /metrics on ``exporter.address`` (127.0.0.1:port)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.registry.register(_SteadyController())
+        ProcessCollector(registry=self.registry)
+        self._server: WSGIServer | None = None
+        self._thread: Thread | None = None
+
+    @property
+    def address(self) -> str:
+        assert self._server is not None
+        return f"127.0.0.1:{self._server.server_port}"
+
+    def __enter__(self) -> LoopbackExporter:
+        self._server, self._thread = start_http_server(0, addr="127.0.0.1", registry=self.registry)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._server is not None
+        assert self._thread is not None
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)

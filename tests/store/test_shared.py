@@ -1,0 +1,128 @@
+"""SharedReflector: fan-out to bounded subscriber buffers with backpressure and no deadlock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import pytest
+
+from kube_runtime.store import SharedReflector, store
+from kube_runtime.streams import DeletedObject
+from kube_runtime.testing.clock import virtual_clock_backend
+from kube_runtime.watcher.event import INIT, INIT_DONE, Apply, Delete, InitApply
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> Any:
+    return virtual_clock_backend()
+
+
+def cm(name: str, rv: int) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": "ns", "resourceVersion": str(rv)}}
+
+
+def key(o: dict[str, Any]) -> str:
+    return str(o["metadata"]["name"])
+
+
+async def events(n: int, *, names: int = 1000, hold: anyio.Event | None = None) -> AsyncIterator[Any]:
+    yield INIT
+    yield InitApply(cm("seed", 0))
+    yield INIT_DONE
+    for i in range(1, n + 1):
+        yield Apply(cm(f"o{i % names}", i))
+    yield Delete(cm("seed", n + 1))
+    if hold is not None:
+        await hold.wait()
+
+
+async def drain(sub: Any, out: dict[str, Any], delay: float = 0.0) -> None:
+    async for obj in sub:
+        out[key(obj)] = obj
+        if delay:
+            await anyio.sleep(delay)
+
+
+async def test_every_subscriber_converges_with_a_slow_one() -> None:
+    """A slow consumer (tiny buffer, sleeps per item) holds the root back but never deadlocks it
+    or the fast consumer: everybody ends with the final state of every object."""
+    reader, writer = store(gc_policy=None)
+    shared = SharedReflector(writer, events(500, names=50), buffer_size=4)
+    fast, slow = shared.subscribe(), shared.subscribe(buffer_size=2)
+    got_fast: dict[str, Any] = {}
+    got_slow: dict[str, Any] = {}
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(drain, fast, got_fast)
+        tg.start_soon(drain, slow, got_slow, 1.0)
+        async with shared:
+            with anyio.fail_after(10_000):
+                while len(reader) != 50 or any(len(s) for s in (fast, slow)) or not shared._finished:  # noqa: ASYNC110
+                    await anyio.sleep(1)
+    for got in (got_fast, got_slow):
+        assert isinstance(got["seed"], DeletedObject)
+        assert {k: v["metadata"]["resourceVersion"] for k, v in got.items() if k != "seed"} == {
+            key(o): o["metadata"]["resourceVersion"] for o in reader.state()
+        }
+
+
+async def test_backpressure_bounds_how_far_the_root_runs_ahead() -> None:
+    hold = anyio.Event()
+    reader, writer = store(gc_policy=None)
+    shared = SharedReflector(writer, events(100, names=100, hold=hold), buffer_size=3)
+    stalled = shared.subscribe()
+    async with shared:
+        await anyio.sleep(5)
+        # Buffer of 3 full (seed after InitDone, then two applies); the root waits on the third apply.
+        assert len(stalled) == 3
+        assert len(reader) <= 5
+        first = [key(await anext(stalled)) for _ in range(3)]
+        assert first == ["seed", "o1", "o2"]
+        stalled.close()  # unsubscribing releases the root
+        await anyio.sleep(5)
+        assert len(reader) == 100
+        hold.set()
+
+
+async def test_coalescing_keeps_latest_state_per_object() -> None:
+    async def updates() -> AsyncIterator[Any]:
+        yield INIT_DONE
+        for i in range(1, 11):
+            yield Apply(cm("same", i))
+
+    _reader, writer = store(gc_policy=None)
+    shared = SharedReflector(writer, updates(), buffer_size=1)
+    sub = shared.subscribe()
+    async with shared:
+        await anyio.sleep(1)
+    seen = [obj["metadata"]["resourceVersion"] async for obj in sub]
+    assert seen == ["10"]  # one slot, ten updates: only the latest is delivered
+
+
+async def test_subscriptions_end_when_the_root_ends_and_late_subscribers_end_at_once() -> None:
+    _reader, writer = store(gc_policy=None)
+    shared = SharedReflector(writer, events(3, names=3), buffer_size=10)
+    sub = shared.subscribe()
+    async with shared:
+        await anyio.sleep(1)
+    assert len([o async for o in sub]) >= 3
+    late = shared.subscribe()
+    assert [o async for o in late] == []
+    assert shared.store.is_ready()
+
+
+async def test_root_errors_are_counted_not_dispatched() -> None:
+    async def with_error() -> AsyncIterator[Any]:
+        yield RuntimeError("watch broke")
+        yield INIT_DONE
+
+    _reader, writer = store(gc_policy=None)
+    shared = SharedReflector(writer, with_error())
+    sub = shared.subscribe()
+    async with shared:
+        await anyio.sleep(1)
+    assert shared.errors == 1
+    assert [o async for o in sub] == []

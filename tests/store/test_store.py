@@ -1,0 +1,208 @@
+"""Store and Writer: atomic relist swap, lookups, readiness, indexes, and a model property test."""
+
+from __future__ import annotations
+
+import gc
+from typing import Any
+
+import anyio
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kube_runtime.client.resource import ApiResource
+from kube_runtime.store import FreezeAfterSync, ObjectRef, by_label, by_owner_uid, store
+from kube_runtime.watcher.event import INIT, INIT_DONE, Apply, Delete, InitApply
+
+CM = ApiResource.builtin("ConfigMap")
+NODE = ApiResource.builtin("Node")
+
+pytestmark = pytest.mark.anyio
+
+
+def cm(name: str, ns: str | None = "ns", rv: str = "1", **meta: Any) -> dict[str, Any]:
+    m: dict[str, Any] = {"name": name, "resourceVersion": rv, **meta}
+    if ns:
+        m["namespace"] = ns
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": m}
+
+
+def names(objs: list[dict[str, Any]]) -> list[str]:
+    return sorted(o["metadata"]["name"] for o in objs)
+
+
+def test_relist_is_swapped_in_atomically() -> None:
+    reader, writer = store(CM)
+    for ev in (INIT, InitApply(cm("a")), InitApply(cm("b")), INIT_DONE):
+        writer.apply_watcher_event(ev)
+    assert names(reader.state()) == ["a", "b"]
+    writer.apply_watcher_event(INIT)
+    writer.apply_watcher_event(InitApply(cm("c")))
+    # Readers keep seeing the previous complete state while the relist is in progress.
+    assert names(reader.state()) == ["a", "b"]
+    assert len(reader) == 2
+    writer.apply_watcher_event(InitApply(cm("a", rv="9")))
+    writer.apply_watcher_event(INIT_DONE)
+    assert names(reader.state()) == ["a", "c"]
+    assert reader.get(ObjectRef("ConfigMap", "a", "ns"))["metadata"]["resourceVersion"] == "9"  # type: ignore[index]
+
+
+def test_an_abandoned_relist_is_discarded_by_the_next_init() -> None:
+    reader, writer = store(CM)
+    for ev in (INIT, InitApply(cm("stale")), INIT, InitApply(cm("fresh")), INIT_DONE):
+        writer.apply_watcher_event(ev)
+    assert names(reader.state()) == ["fresh"]
+
+
+def test_apply_and_delete() -> None:
+    reader, writer = store(CM)
+    writer.apply_watcher_event(INIT_DONE)
+    writer.apply_watcher_event(Apply(cm("a")))
+    writer.apply_watcher_event(Apply(cm("a", rv="2")))
+    assert len(reader) == 1
+    assert (reader.get_by_key("a", "ns") or {})["metadata"]["resourceVersion"] == "2"
+    writer.apply_watcher_event(Delete(cm("a", rv="3")))
+    assert reader.is_empty()
+    writer.apply_watcher_event(Delete(cm("missing")))  # no-op
+    writer.apply_watcher_event(Apply({"metadata": {}}))  # no name: ignored
+    assert len(reader) == 0
+
+
+def test_get_falls_back_to_cluster_scope_only() -> None:
+    reader, writer = store(NODE)
+    writer.apply_watcher_event(INIT)
+    writer.apply_watcher_event(InitApply({"kind": "Node", "apiVersion": "v1", "metadata": {"name": "n1"}}))
+    writer.apply_watcher_event(INIT_DONE)
+    assert reader.get(ObjectRef("Node", "n1")) is not None
+    # A ref built with a namespace still finds a cluster-scoped object (kube-rs fallback).
+    assert reader.get(ObjectRef("Node", "n1", "somens")) is not None
+    assert reader.get(ObjectRef("Pod", "n1")) is None  # another kind
+
+    cms, cm_writer = store(CM)
+    cm_writer.apply_watcher_event(Apply(cm("a")))
+    assert cms.get(ObjectRef("ConfigMap", "a")) is None  # namespaced object, cluster-scoped ref
+    assert ObjectRef("ConfigMap", "a", "ns") in cms
+
+
+def test_find_and_filters() -> None:
+    reader, writer = store(CM)
+    for i in range(5):
+        writer.apply_watcher_event(Apply(cm(f"o{i}", labels={"even": str(i % 2 == 0)})))
+    assert reader.find(lambda o: o["metadata"]["name"] == "o3") is not None
+    assert reader.find(lambda o: False) is None
+    assert len(reader.state_filter(lambda o: o["metadata"]["labels"]["even"] == "True")) == 3
+    assert len(list(reader)) == 5
+    assert len(reader.keys()) == 5
+
+
+async def test_readiness_after_first_init_done_only() -> None:
+    reader, writer = store(CM)
+    assert not reader.is_ready()
+    done: list[bool] = []
+
+    async def wait() -> None:
+        await reader.wait_until_ready()
+        done.append(True)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(wait)
+        await anyio.sleep(0.01)
+        writer.apply_watcher_event(INIT)
+        writer.apply_watcher_event(InitApply(cm("a")))
+        await anyio.sleep(0.01)
+        assert not done
+        assert not reader.is_ready()
+        writer.apply_watcher_event(INIT_DONE)
+    assert done
+    assert reader.is_ready()
+    writer.apply_watcher_event(INIT)  # a relist never un-readies the store
+    assert reader.is_ready()
+    await reader.wait_until_ready()
+
+
+def test_indexes_follow_apply_delete_and_swap() -> None:
+    reader, writer = store(CM)
+    writer.apply_watcher_event(Apply(cm("pre", labels={"app": "web"})))
+    writer.add_index("app", by_label("app"))
+    writer.add_index("owner", by_owner_uid)
+    writer.add_index("first-letter", lambda o: [o["metadata"]["name"][0]])
+    assert names(reader.index("app", "web")) == ["pre"]
+    owned = cm("child", labels={"app": "db"}, ownerReferences=[{"uid": "p1"}, {"uid": "p2"}])
+    writer.apply_watcher_event(Apply(owned))
+    assert names(reader.index("owner", "p2")) == ["child"]
+    assert names(reader.index("app", "db")) == ["child"]
+    writer.apply_watcher_event(Apply(cm("child", labels={"app": "web"})))  # label changed, owners dropped
+    assert reader.index("app", "db") == []
+    assert reader.index("owner", "p1") == []
+    assert names(reader.index("app", "web")) == ["child", "pre"]
+    writer.apply_watcher_event(Delete(cm("pre")))
+    assert names(reader.index("app", "web")) == ["child"]
+    assert names(reader.index("first-letter", "c")) == ["child"]
+    for ev in (INIT, InitApply(cm("new", labels={"app": "web"})), INIT_DONE):
+        writer.apply_watcher_event(ev)
+    assert names(reader.index("app", "web")) == ["new"]
+    assert reader.index_values("app") == ["web"]
+    with pytest.raises(KeyError):
+        reader.index("nope", "x")
+
+
+def test_gc_policy_freezes_large_stores_after_sync() -> None:
+    policy = FreezeAfterSync(min_objects=50, refreeze_fraction=0.5, min_writes=10)
+    _reader, writer = store(CM, gc_policy=policy)
+    try:
+        writer.apply_watcher_event(INIT)
+        for i in range(20):
+            writer.apply_watcher_event(InitApply(cm(f"s{i}")))
+        writer.apply_watcher_event(INIT_DONE)
+        assert policy.freezes == 0  # small store: the collector is left alone
+        writer.apply_watcher_event(INIT)
+        for i in range(60):
+            writer.apply_watcher_event(InitApply(cm(f"o{i}")))
+        writer.apply_watcher_event(INIT_DONE)
+        assert policy.freezes == 1
+        assert gc.get_freeze_count() > 0
+        for i in range(30):
+            writer.apply_watcher_event(Apply(cm(f"o{i}", rv="2")))
+        assert policy.freezes == 2  # refrozen after max(10, 60 * 0.5) writes
+    finally:
+        gc.unfreeze()
+
+
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("apply"), st.sampled_from("abcde"), st.integers(0, 9)),
+        st.tuples(st.just("delete"), st.sampled_from("abcde"), st.just(0)),
+        st.tuples(st.just("relist"), st.lists(st.sampled_from("abcde"), unique=True), st.booleans()),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ops)
+def test_store_matches_dict_model(operations: list[tuple[Any, ...]]) -> None:
+    reader, writer = store(CM, gc_policy=None)
+    writer.add_index("v", lambda o: [o["metadata"]["resourceVersion"]])
+    model: dict[str, str] = {}
+    for op, arg, extra in operations:
+        if op == "apply":
+            writer.apply_watcher_event(Apply(cm(arg, rv=str(extra))))
+            model[arg] = str(extra)
+        elif op == "delete":
+            writer.apply_watcher_event(Delete(cm(arg)))
+            model.pop(arg, None)
+        else:
+            writer.apply_watcher_event(INIT)
+            for name in arg:
+                writer.apply_watcher_event(InitApply(cm(name, rv="r")))
+            if extra:  # completed relist; otherwise abandoned and invisible
+                writer.apply_watcher_event(INIT_DONE)
+                model = dict.fromkeys(arg, "r")
+            else:
+                writer.apply_watcher_event(INIT)  # the next list starts over
+                writer.apply_watcher_event(INIT_DONE)
+                model = {}
+        got = {o["metadata"]["name"]: o["metadata"]["resourceVersion"] for o in reader.state()}
+        assert got == model
+        for value in set(model.values()):
+            assert names(reader.index("v", value)) == sorted(k for k, v in model.items() if v == value)

@@ -1,0 +1,78 @@
+"""ApiServer lifecycle, the fixture, the kube_runtime client it provides, and test helpers."""
+
+from __future__ import annotations
+
+import anyio
+import httpx
+
+from kube_runtime.client import Api, ApiResource
+from kube_runtime.testing import ApiServer
+from tests.testing.helpers import CM, configmap, http_client
+
+
+async def test_fixture_serves_with_system_namespaces(api_server: ApiServer) -> None:
+    async with http_client(api_server) as http:
+        names = [n["metadata"]["name"] for n in (await http.get("/api/v1/namespaces")).json()["items"]]
+    assert names == ["default", "kube-node-lease", "kube-public", "kube-system"]
+    assert api_server.url.startswith("https://127.0.0.1:")
+
+
+async def test_client_property_is_a_ready_kube_runtime_client(api_server: ApiServer) -> None:
+    api = Api(api_server.client, ApiResource.builtin("ConfigMap"), "default")
+    created = await api.create(configmap("from-client", k="v"))
+    assert created["metadata"]["uid"]
+    assert [o["metadata"]["name"] for o in api_server.objects("configmaps", "default")] == ["from-client"]
+    assert api_server.objects(ApiResource.builtin("ConfigMap"))[0]["data"] == {"k": "v"}
+
+
+async def test_objects_are_copies(api_server: ApiServer) -> None:
+    async with http_client(api_server) as http:
+        await http.post(CM, json=configmap("c", k="v"))
+    api_server.objects("configmaps")[0]["data"]["k"] = "mutated"
+    assert api_server.objects("configmaps")[0]["data"] == {"k": "v"}
+
+
+async def test_missing_token_is_401(api_server: ApiServer) -> None:
+    async with http_client(api_server) as http:
+        resp = await http.get(CM, headers={"Authorization": ""})
+        assert resp.status_code == 401
+        assert resp.json()["reason"] == "Unauthorized"
+        assert (await http.get("/healthz", headers={"Authorization": ""})).text == "ok"
+
+
+async def test_kubeconfig_is_written_and_removed() -> None:
+    async with ApiServer(create_client=False) as server:
+        path = server.kubeconfig_path
+        text = path.read_text()
+        assert server.url in text
+        assert server.token in text
+        assert "certificate-authority-data" in text
+    assert not path.exists()
+
+
+async def test_plain_http_mode() -> None:
+    async with ApiServer(tls=False, create_client=False) as server, http_client(server) as http:
+        assert server.url.startswith("http://")
+        assert (await http.get("/api")).status_code == 200
+
+
+async def test_stop_serving_ends_open_watches() -> None:
+    """Stopping must not hang on a client's open watch; the client sees the connection end."""
+    async with ApiServer(create_client=False) as server, http_client(server) as http:
+        outcome: list[str] = []
+
+        async def watch() -> None:
+            try:
+                async with http.stream("GET", CM, params={"watch": "1"}) as resp:
+                    async for _ in resp.aiter_lines():
+                        pass
+                outcome.append("ended")
+            except httpx.TransportError:
+                outcome.append("broken")
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(watch)
+                await server.wait_for_watches(1, "configmaps")
+                await server.faults.stop_serving()
+        assert outcome in (["ended"], ["broken"])

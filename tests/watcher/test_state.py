@@ -1,0 +1,406 @@
+"""The pure watcher state machine: transitions, the kube-rs bugs it fixes, and a model check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kube_runtime.client.errors import ApiError, TransportError
+from kube_runtime.watcher.event import (
+    Apply,
+    Delete,
+    Init,
+    InitApply,
+    InitDone,
+    InitialListFailed,
+    NoResourceVersion,
+    WatchError,
+    WatchFailed,
+    WatchStartFailed,
+)
+from kube_runtime.watcher.state import (
+    Empty,
+    InitialWatch,
+    InitListed,
+    InitPage,
+    Listed,
+    ListFailed,
+    ListPage,
+    Outcome,
+    ReadWatch,
+    Received,
+    StartWatch,
+    State,
+    StreamBroken,
+    StreamDecodeFailed,
+    StreamEnded,
+    StreamErrorEvent,
+    Watching,
+    WatchOpened,
+    WatchRejected,
+    has_open_watch,
+    next_action,
+    step,
+)
+
+
+def cm(name: str, rv: str | None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": "ns"}
+    if rv is not None:
+        meta["resourceVersion"] = rv
+    return {"metadata": meta}
+
+
+def page(names: list[str], rv: str | None, cont: str | None = None) -> Listed:
+    meta: dict[str, Any] = {}
+    if rv is not None:
+        meta["resourceVersion"] = rv
+    if cont is not None:
+        meta["continue"] = cont
+    return Listed(
+        {"kind": "ConfigMapList", "apiVersion": "v1", "metadata": meta, "items": [cm(n, "1") for n in names]}
+    )
+
+
+def gone() -> ApiError:
+    return ApiError({"kind": "Status", "code": 410, "reason": "Expired", "message": "too old"})
+
+
+def server_error() -> ApiError:
+    return ApiError({"kind": "Status", "code": 500, "reason": "InternalError", "message": "boom"})
+
+
+def bookmark(rv: str, *, initial_end: bool = False) -> Received:
+    meta: dict[str, Any] = {"resourceVersion": rv}
+    if initial_end:
+        meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+    return Received("BOOKMARK", {"metadata": meta})
+
+
+# -- list-then-watch ----------------------------------------------------------------------------
+
+
+def test_paged_list_brackets_objects_then_watches_from_list_version() -> None:
+    state: State = Empty()
+    assert next_action(state, streaming=False) == ListPage(None)
+    s = step(state, page(["a", "b"], "10", cont="tok"))
+    assert [type(i) for i in s.items] == [Init, InitApply, InitApply]
+    assert s.state == InitPage("tok", "10")
+    assert next_action(s.state, streaming=False) == ListPage("tok")
+    s = step(s.state, page(["c"], "10"))
+    assert [type(i) for i in s.items] == [InitApply, InitDone]
+    assert s.state == InitListed("10")
+    assert next_action(s.state, streaming=False) == StartWatch("10", initial=False)
+    s = step(s.state, WatchOpened())
+    assert s.state == Watching("10")
+    assert s.items == ()
+    assert next_action(s.state, streaming=False) == ReadWatch()
+
+
+def test_list_items_get_kind_and_api_version_from_the_list() -> None:
+    s = step(Empty(), page(["a"], "3"))
+    obj = s.items[1].object  # type: ignore[union-attr]
+    assert obj["kind"] == "ConfigMap"
+    assert obj["apiVersion"] == "v1"
+
+
+def test_failed_page_restarts_the_list_with_a_new_init() -> None:
+    s = step(InitPage("tok", "10"), ListFailed(server_error()))
+    assert s.state == Empty()
+    assert isinstance(s.items[0], InitialListFailed)
+    s = step(s.state, page(["a"], "11"))
+    assert isinstance(s.items[0], Init)
+
+
+def test_list_without_version_or_continue_is_an_error() -> None:
+    s = step(Empty(), page(["a"], None))
+    assert s.state == Empty()
+    assert isinstance(s.items[0], NoResourceVersion)
+
+
+def test_empty_strings_count_as_absent() -> None:
+    s = step(Empty(), Listed({"metadata": {"continue": "", "resourceVersion": "5"}, "items": []}))
+    assert s.state == InitListed("5")
+    assert [type(i) for i in s.items] == [Init, InitDone]
+
+
+def test_watch_events_track_the_last_version() -> None:
+    state: State = Watching("10")
+    s = step(state, Received("ADDED", cm("a", "11")))
+    assert isinstance(s.items[0], Apply)
+    assert s.state == Watching("11")
+    s = step(s.state, Received("MODIFIED", cm("a", "12")))
+    assert isinstance(s.items[0], Apply)
+    assert s.state == Watching("12")
+    s = step(s.state, Received("DELETED", cm("a", "13")))
+    assert isinstance(s.items[0], Delete)
+    assert s.state == Watching("13")
+    s = step(s.state, bookmark("20"))
+    assert s.items == ()
+    assert s.state == Watching("20")
+
+
+def test_normal_end_and_idle_timeout_resume_without_relisting() -> None:
+    for outcome in (StreamEnded(), StreamEnded(idle=True)):
+        s = step(Watching("42"), outcome)
+        assert s.state == InitListed("42")
+        assert s.items == ()
+        assert next_action(s.state, streaming=False) == StartWatch("42", initial=False)
+
+
+def test_broken_connection_resumes_from_last_version() -> None:
+    s = step(Watching("42"), StreamBroken(TransportError("reset")))
+    assert s.state == InitListed("42")
+    assert isinstance(s.items[0], WatchFailed)
+
+
+def test_error_410_in_stream_relists() -> None:
+    s = step(Watching("42"), StreamErrorEvent(gone()))
+    assert s.state == Empty()
+    assert isinstance(s.items[0], WatchError)
+    assert s.items[0].code == 410
+
+
+def test_other_error_event_keeps_watching() -> None:
+    s = step(Watching("42"), StreamErrorEvent(server_error()))
+    assert s.state == Watching("42")
+    assert isinstance(s.items[0], WatchError)
+
+
+def test_decode_error_keeps_the_stream() -> None:
+    s = step(Watching("42"), StreamDecodeFailed(ValueError("bad line")))
+    assert s.state == Watching("42")
+    assert isinstance(s.items[0], WatchFailed)
+
+
+def test_watch_start_410_relists_instead_of_retrying_the_stale_version() -> None:
+    """kube-rs bug: an HTTP 410 when (re)starting the watch left it in InitListed with the same
+    expired resourceVersion, retrying it forever."""
+    s = step(InitListed("7"), WatchRejected(gone()))
+    assert s.state == Empty()
+    assert isinstance(s.items[0], WatchStartFailed)
+    assert next_action(s.state, streaming=False) == ListPage(None)
+
+
+def test_other_watch_start_failures_retry_the_same_version() -> None:
+    for error in (server_error(), TransportError("refused")):
+        s = step(InitListed("7"), WatchRejected(error))
+        assert s.state == InitListed("7")
+        assert isinstance(s.items[0], WatchStartFailed)
+
+
+def test_object_without_version_forces_relist() -> None:
+    s = step(Watching("5"), Received("ADDED", cm("a", None)))
+    assert s.state == Empty()
+    assert isinstance(s.items[0], NoResourceVersion)
+
+
+def test_unknown_event_type_is_an_error_value() -> None:
+    s = step(Watching("5"), Received("WHAT", cm("a", "6")))
+    assert s.state == Watching("5")
+    assert isinstance(s.items[0], WatchFailed)
+
+
+# -- streaming list -----------------------------------------------------------------------------
+
+
+def test_streaming_list_emits_init_kube_rs_streaming_list_init_bug() -> None:
+    """kube-rs bug: streaming-list mode never emitted Init, so a store kept InitApply objects of an
+    aborted initial stream in its buffer. We emit Init as soon as the initial watch opens."""
+    state: State = Empty()
+    assert next_action(state, streaming=True) == StartWatch(None, initial=True)
+    s = step(state, WatchOpened())
+    assert s.state == InitialWatch()
+    assert [type(i) for i in s.items] == [Init]
+    s = step(s.state, Received("ADDED", cm("a", "3")))
+    assert isinstance(s.items[0], InitApply)
+    s = step(s.state, bookmark("4"))  # an ordinary bookmark: still initial
+    assert s.state == InitialWatch()
+    assert s.items == ()
+    s = step(s.state, Received("DELETED", cm("a", "5")))
+    assert s.state == InitialWatch()
+    assert s.items == ()
+    s = step(s.state, bookmark("9", initial_end=True))
+    assert s.state == Watching("9")
+    assert [type(i) for i in s.items] == [InitDone]
+
+
+def test_streaming_list_aborted_restarts_with_a_fresh_init() -> None:
+    s = step(InitialWatch(), StreamEnded())
+    assert s.state == Empty()
+    s = step(s.state, WatchOpened())
+    assert [type(i) for i in s.items] == [Init]
+    s = step(InitialWatch(), StreamErrorEvent(gone()))
+    assert s.state == Empty()
+    s = step(InitialWatch(), StreamBroken(TransportError("x")))
+    assert s.state == Empty()
+
+
+def test_streaming_start_failure_stays_empty() -> None:
+    s = step(Empty(), WatchRejected(server_error()))
+    assert s.state == Empty()
+    assert isinstance(s.items[0], WatchStartFailed)
+
+
+def test_open_watch_states() -> None:
+    assert has_open_watch(Watching("1"))
+    assert has_open_watch(InitialWatch())
+    assert not any(has_open_watch(s) for s in (Empty(), InitPage("t", None), InitListed("1")))
+
+
+# -- property test: the step function against an independent model --------------------------------
+
+
+@dataclass
+class Model:
+    """A reference model written as straight-line rules, independent of the step function's layout.
+
+    ``phase`` is one of: relist, paging, initial, resume, watching.
+    """
+
+    streaming: bool
+    phase: str = "relist"
+    rv: str | None = None
+    token: str | None = None
+    in_list: bool = False  # an Init was emitted and its InitDone not yet
+
+    def expected_action(self) -> Any:
+        if self.phase == "relist":
+            return StartWatch(None, initial=True) if self.streaming else ListPage(None)
+        if self.phase == "paging":
+            return ListPage(self.token)
+        if self.phase == "resume":
+            return StartWatch(self.rv, initial=False)
+        return ReadWatch()
+
+
+_NAMES = st.sampled_from(["a", "b", "c"])
+_RVS = st.integers(1, 99).map(str)
+_ERRORS = st.sampled_from(["gone", "500", "transport"]).map(
+    lambda k: gone() if k == "gone" else server_error() if k == "500" else TransportError("reset")
+)
+_LIST_OUTCOMES: st.SearchStrategy[Outcome] = st.builds(
+    page, st.lists(_NAMES, max_size=3), st.none() | _RVS, st.none() | st.sampled_from(["t1", "t2"])
+) | st.builds(ListFailed, _ERRORS)
+_START_OUTCOMES: st.SearchStrategy[Outcome] = st.just(WatchOpened()) | st.builds(WatchRejected, _ERRORS)
+_READ_OUTCOMES: st.SearchStrategy[Outcome] = st.one_of(
+    st.builds(
+        lambda t, n, rv: Received(t, cm(n, rv)),
+        st.sampled_from(["ADDED", "MODIFIED", "DELETED"]),
+        _NAMES,
+        _RVS | st.none(),
+    ),
+    st.builds(lambda rv, end: bookmark(rv, initial_end=end), _RVS, st.booleans()),
+    st.builds(
+        StreamErrorEvent,
+        st.sampled_from(["gone", "500"]).map(lambda k: gone() if k == "gone" else server_error()),
+    ),
+    st.builds(lambda: StreamBroken(TransportError("reset"))),
+    st.builds(StreamEnded, st.booleans()),
+    st.builds(lambda: StreamDecodeFailed(ValueError("bad"))),
+)
+
+
+def outcomes_for(action: Any) -> st.SearchStrategy[Outcome]:
+    if isinstance(action, ListPage):
+        return _LIST_OUTCOMES
+    if isinstance(action, StartWatch):
+        return _START_OUTCOMES
+    return _READ_OUTCOMES
+
+
+def model_step(m: Model, o: Outcome) -> list[type]:
+    """Advance the model; returns the expected item types."""
+    if isinstance(o, Listed):
+        meta = o.page["metadata"]
+        cont, rv = (
+            meta.get("continue") or None,
+            meta.get("resourceVersion") or (m.rv if m.phase == "paging" else None),
+        )
+        first = m.phase == "relist"
+        if cont is None and rv is None:
+            m.phase, m.rv, m.in_list = "relist", None, False
+            return [NoResourceVersion]
+        out: list[type] = ([Init] if first else []) + [InitApply] * len(o.page["items"])
+        m.in_list = True
+        if cont:
+            m.phase, m.token, m.rv = "paging", cont, rv
+            return out
+        m.phase, m.rv, m.in_list = "resume", rv, False
+        return [*out, InitDone]
+    if isinstance(o, ListFailed):
+        m.phase, m.in_list = "relist", False
+        return [InitialListFailed]
+    if isinstance(o, WatchOpened):
+        if m.phase == "relist":
+            m.phase, m.in_list = "initial", True
+            return [Init]
+        m.phase = "watching"
+        return []
+    if isinstance(o, WatchRejected):
+        if m.phase == "resume" and not (isinstance(o.error, ApiError) and o.error.code == 410):
+            return [WatchStartFailed]
+        m.phase = "relist"
+        return [WatchStartFailed]
+    resume_phase = "relist" if m.phase == "initial" else "resume"
+    if isinstance(o, StreamErrorEvent):
+        if o.error.code == 410:
+            m.phase, m.in_list = "relist", False
+        return [WatchError]
+    if isinstance(o, StreamDecodeFailed):
+        return [WatchFailed]
+    if isinstance(o, StreamBroken):
+        m.phase = resume_phase
+        return [WatchFailed]
+    if isinstance(o, StreamEnded):
+        m.phase = resume_phase
+        return []
+    assert isinstance(o, Received)
+    obj_rv = o.object["metadata"].get("resourceVersion")
+    if m.phase == "initial":
+        if o.type == "BOOKMARK" and o.object["metadata"].get("annotations"):
+            m.phase, m.rv, m.in_list = "watching", obj_rv, False
+            return [InitDone]
+        return [InitApply] if o.type in ("ADDED", "MODIFIED") else []
+    if o.type == "BOOKMARK":
+        m.rv = obj_rv or m.rv
+        return []
+    if not obj_rv:
+        m.phase, m.in_list = "relist", False
+        return [NoResourceVersion]
+    m.rv = obj_rv
+    return [Delete if o.type == "DELETED" else Apply]
+
+
+@settings(max_examples=150, deadline=None)
+@given(streaming=st.booleans(), data=st.data())
+def test_step_function_matches_model(streaming: bool, data: st.DataObject) -> None:
+    state: State = Empty()
+    model = Model(streaming)
+    open_list = False
+    for _ in range(30):
+        action = next_action(state, streaming=streaming)
+        assert action == model.expected_action()
+        outcome = data.draw(outcomes_for(action))
+        s = step(state, outcome)
+        assert [type(i) for i in s.items] == model_step(model, outcome), (state, outcome)
+        # Bracketing: Init opens a list, InitDone closes it, Apply/Delete only outside a list.
+        for item in s.items:
+            if isinstance(item, Init):
+                open_list = True
+            elif isinstance(item, InitApply):
+                assert open_list
+            elif isinstance(item, InitDone):
+                assert open_list
+                open_list = False
+            elif isinstance(item, Apply | Delete):
+                assert not open_list
+        if isinstance(s.state, Empty):
+            open_list = False  # an abandoned list: the next one starts with Init
+        # The watch is resumed only from a version actually observed.
+        if isinstance(s.state, InitListed | Watching):
+            assert s.state.resource_version == model.rv
+        state = s.state
