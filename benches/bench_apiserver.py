@@ -45,7 +45,8 @@ class RawClient:
     def _request(self, method: str, path: str, body: bytes = b"") -> bytes:
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {self.token}\r\n"
-            f"Accept: application/json\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            "Accept: application/json\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
         )
         return head.encode() + body
 
@@ -181,6 +182,7 @@ async def run_phases(kubeconfig: Path, objects: int, size: int, events: int, sma
     status, _ = await client.call("POST", "/admin/bulk-create", body)
     assert status == 200
     after = await _stats(client)
+    print("  ...bulk create done", flush=True)
     results["bulk_create"] = {
         "objects": objects,
         "seconds": time.perf_counter() - start,
@@ -277,11 +279,14 @@ def main() -> None:
     parser.add_argument(
         "--compare-uvicorn", action="store_true", help="also serve the app with uvicorn (plain HTTP)"
     )
+    parser.add_argument("--only-uvicorn", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, default=None, help="write the figures as JSON here")
     args = parser.parse_args()
     runs: dict[str, Any] = {}
     variants = [("embedded server, TLS", "cli", True), ("embedded server, plain HTTP", "cli", False)]
-    if args.compare_uvicorn:
+    if args.only_uvicorn:
+        variants = []
+    if args.compare_uvicorn or args.only_uvicorn:
         variants.append(("uvicorn+httptools, plain HTTP", "uvicorn", False))
     for title, kind, tls in variants:
         with tempfile.TemporaryDirectory() as tmp:

@@ -378,7 +378,7 @@ class LeaderElector:
             return False
         self._observe(written)
         if not self.lost.is_set():
-            self._valid_until = started + self.renew_deadline
+            self._valid_until = started + self.lease_duration * 1.5
         return True
 
     def _new_lease(self) -> KubeObject:

@@ -40,7 +40,8 @@ class PausableElector(LeaderElector):
         self.resume.set()
 
     def pause(self) -> None:
-        self.resume = anyio.Event()
+        if self.resume.is_set():  # overlapping pauses share one gate
+            self.resume = anyio.Event()
 
     def unpause(self) -> None:
         self.resume.set()

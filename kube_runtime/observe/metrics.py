@@ -139,10 +139,12 @@ def reconcile_result_label(action: Any) -> str:
 
 
 class ResultRecorder:
-    """Records one controller's result items; use it directly from a custom consumer loop
-    (``recorder.record(item)``) or through :func:`observe_results`.
+    """Records one controller's result items: wrap the stream (``recorder.observe(results)``, or
+    :func:`observe_results`) or call ``recorder.record(item)`` from your own consumer loop. The
+    controller's series exist at zero from construction.
 
-    ``hot_loops`` (default: a :class:`HotLoopDetector` with its defaults; ``None`` disables it)
+    ``hot_loops`` (default: a :class:`HotLoopDetector` with its defaults; ``False``/``None``
+    disables it)
     is fed every reconcile. ``progress`` (optional) is marked on every item, which is what the
     ``/livez`` reconcile-loop check reads. ``log_errors`` logs error items: reconciler failures
     at ERROR, watch/queue errors at WARNING for 401/403 and DEBUG otherwise (the watcher retries

@@ -25,6 +25,7 @@ from typing import Any, TextIO
 import structlog
 
 from kube_runtime.controller.context import current_reconcile
+from kube_runtime.store.object_ref import ObjectRef
 
 __all__ = ["TaskDumpOnSignal", "format_task_dump"]
 
@@ -32,15 +33,26 @@ log = structlog.get_logger(__name__)
 
 
 def _reconcile_of(task: asyncio.Task[Any]) -> str | None:
-    """The object a task is reconciling, read from the task's context (CPython keeps it in
-    ``_context``; on other implementations nothing is shown)."""
-    ctx: Context | None = getattr(task, "_context", None)
-    if ctx is None:
+    """The object a task is reconciling. Read from the task's context where Python exposes it
+    (``Task.get_context()``, 3.12+); on 3.11, from the controller's reconcile frame in the task's
+    await chain (its ``obj_ref``/``reason`` locals)."""
+    get_context = getattr(task, "get_context", None)
+    if callable(get_context):
+        ctx: Context = get_context()
+        info = ctx.run(current_reconcile)
+        if info is not None:
+            return f"{info.obj_ref} ({info.reason}, reconcile_id {info.reconcile_id})"
         return None
-    info = ctx.run(current_reconcile)
-    if info is None:
-        return None
-    return f"{info.obj_ref} ({info.reason}, reconcile_id {info.reconcile_id})"
+    current: Any = task.get_coro()
+    for _ in range(64):
+        frame = getattr(current, "cr_frame", None) or getattr(current, "gi_frame", None)
+        if frame is None:
+            return None
+        obj_ref = frame.f_locals.get("obj_ref")
+        if isinstance(obj_ref, ObjectRef) and "reason" in frame.f_locals:
+            return f"{obj_ref} ({frame.f_locals['reason']})"
+        current = getattr(current, "cr_await", None) or getattr(current, "gi_yieldfrom", None)
+    return None
 
 
 def _await_chain(awaitable: object, max_frames: int) -> list[str]:

@@ -420,6 +420,7 @@ class ApiServer:
                 body.get("namespace"),
                 int(body["count"]),
                 float(body.get("rate", 0.0)),
+                body.get("namePrefix"),
             )
             return {"started": True, "index": len(self.load.churns)}
         if op == "reset-cpu":
@@ -427,8 +428,10 @@ class ApiServer:
             return {}
         raise StatusError(404, "NotFound", f"unknown admin operation {op!r}")
 
-    async def _run_churn(self, rtype: ResourceType, namespace: str | None, count: int, rate: float) -> None:
-        await self.load.churn(rtype, namespace, count, rate=rate)
+    async def _run_churn(
+        self, rtype: ResourceType, namespace: str | None, count: int, rate: float, name_prefix: str | None = None
+    ) -> None:
+        await self.load.churn(rtype, namespace, count, rate=rate, name_prefix=name_prefix)
 
     async def _restart_after_reply(self, down: float) -> None:
         await anyio.sleep(0.05)  # let the admin reply go out first

@@ -12,6 +12,7 @@ import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -156,7 +157,8 @@ def _peer_common_name(stream: anyio.abc.ByteStream) -> str | None:
     certificate = stream.extra(TLSAttribute.peer_certificate, None)
     if not certificate:
         return None
-    for rdn in certificate.get("subject", ()):
+    subject: Any = certificate.get("subject", ())
+    for rdn in subject:
         for key, value in rdn:
             if key == "commonName":
                 return str(value)

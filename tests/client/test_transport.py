@@ -505,3 +505,31 @@ async def test_metrics_registration_is_idempotent(registry: CollectorRegistry) -
             _sample(registry, "rest_client_request_duration_seconds_bucket", verb="GET", host=host, le="60.0")
             == 2
         )
+
+
+async def test_cancelled_watch_releases_its_connection(registry: CollectorRegistry) -> None:
+    async def handler(req: Received) -> Reply:
+        async def body() -> AsyncIterator[bytes]:
+            yield b"".join(_watch_lines({"type": "ADDED", "object": _cm("a")}))
+            await anyio.sleep_forever()
+
+        return 200, [("content-type", "application/json")], body()
+
+    async def consume(api: Api, started: anyio.Event) -> None:
+        async with api.watch() as events:
+            async for _ in events:
+                started.set()
+
+    async with (
+        LoopbackServer(handler) as server,
+        _client(server.url, registry, max_watches=1, max_concurrent_requests=0, pool_timeout=5) as client,
+    ):
+        api = Api(client, CONFIGMAPS, "ns")
+        async with anyio.create_task_group() as tg:
+            started = anyio.Event()
+            tg.start_soon(consume, api, started)
+            await started.wait()
+            tg.cancel_scope.cancel()
+        with anyio.fail_after(5):  # the only connection in the pool must be free again
+            async with api.watch() as events:
+                assert isinstance(await events.__anext__(), WatchEvent)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -370,7 +371,10 @@ async def test_discover_caches_per_client(server: ApiServer, client: Client) -> 
     assert server.app.requests == before + 1
 
 
-async def test_http_span_is_a_child_with_verb_and_status(client: Client, traces: Traces) -> None:
+async def test_http_span_is_a_child_with_verb_and_status(
+    server: ApiServer, client: Client, traces: Traces, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     api = Api(client, CONFIGMAPS, "default")
     tracer = traces.provider.get_tracer("test")
     with tracer.start_as_current_span("reconcile") as parent:
@@ -392,12 +396,20 @@ async def test_http_span_is_a_child_with_verb_and_status(client: Client, traces:
     assert create.attributes["http.request.method"] == "POST"
     assert create.attributes["url.path"] == "/api/v1/namespaces/default/configmaps"
     assert create.attributes["http.response.status_code"] == 201
-    assert float(create.attributes["http.client.request.duration"]) >= 0  # type: ignore[arg-type]
+    assert float(create.attributes["http.client.request.duration"]) >= 0
     get = spans["get"]
     assert get.attributes is not None
     assert get.attributes["http.response.status_code"] == 404
     assert get.status.status_code == trace.StatusCode.ERROR
-    assert spans["watch"].attributes["http.response.status_code"] == 200  # type: ignore[index]
+    watch_attributes = spans["watch"].attributes
+    assert watch_attributes is not None
+    assert watch_attributes["http.response.status_code"] == 200
+    # the bearer token reaches neither spans nor logs
+    exported = "".join(s.to_json() for s in traces.spans())
+    assert server.token not in exported
+    logged = "".join(r.getMessage() + repr(r.__dict__) for r in caplog.records)
+    assert "get GET /api/v1/namespaces/default/configmaps/absent requesting" in logged
+    assert server.token not in logged
 
 
 async def test_requests_are_counted(server: ApiServer, client: Client, registry: CollectorRegistry) -> None:

@@ -37,6 +37,7 @@ from kube_runtime.observe import (
     ResultRecorder,
     ServerOptions,
     configure_logging,
+    format_task_dump,
     instrument,
     observe_watch,
     pending_work_from_metrics,
@@ -209,6 +210,7 @@ async def test_livez_turns_503_when_the_loop_stalls_with_work_pending(api_server
             tg.start_soon(h.consume, run, progress)
             await h.wait_for(lambda: len(h.results) == 1)
             await entered.wait()
+            dump = format_task_dump()
             with anyio.fail_after(30):  # the stall is only reported once the threshold has passed
                 while (stalled := await h.probe("/livez")).status_code == 200:  # noqa: ASYNC110 (polls HTTP)
                     await anyio.sleep(0.05)
@@ -219,6 +221,9 @@ async def test_livez_turns_503_when_the_loop_stalls_with_work_pending(api_server
     assert stalled.status_code == 503
     assert stalled.text.splitlines()[0].startswith("[-]reconcile-loop failed: no reconcile finished for")
     assert "1 item(s) pending" in stalled.text
+    stuck_ref = ObjectRef.for_resource(CM, "stuck", "default")
+    assert f"reconciling {stuck_ref} (object updated" in dump  # the task dump names the stuck object
+    assert "await release.wait()" in dump
     assert recovered.status_code == 200  # idle: nothing pending, however long ago the last result was
     assert recovered.text.splitlines() == ["[+]reconcile-loop ok", "livez check passed"]
 

@@ -8,12 +8,19 @@ import json
 import time
 from typing import Any
 
+import anyio
 from prometheus_client import CollectorRegistry
 
+from kube_runtime.client.api import Api
+from kube_runtime.client.client import Client
 from kube_runtime.client.errors import ApiError, TransportError, WatchDecodeError
+from kube_runtime.client.resource import ApiResource
 from kube_runtime.observe.logging import configure_logging
 from kube_runtime.observe.watch_metrics import observe_watch, track_store
 from kube_runtime.store.store import store
+from kube_runtime.streams import WatchStream
+from kube_runtime.testing.server import ApiServer
+from kube_runtime.watcher.config import WatcherConfig
 from kube_runtime.watcher.event import (
     Apply,
     Delete,
@@ -26,8 +33,11 @@ from kube_runtime.watcher.event import (
     WatchFailed,
     WatchStartFailed,
 )
+from kube_runtime.watcher.watcher import watcher
 
 from .results import stream
+
+CM = ApiResource.builtin("ConfigMap")
 
 
 def cm(name: str) -> dict[str, Any]:
@@ -111,3 +121,34 @@ def test_store_gauges_follow_the_store_at_scrape_time(registry: CollectorRegistr
     assert (get("kube_runtime_store_objects"), get("kube_runtime_store_ready")) == (2, 1)
     writer.apply_watcher_event(Delete(cm("a")))
     assert get("kube_runtime_store_objects") == 1
+
+
+async def test_real_watch_errors_relist_and_recovery(api_server: ApiServer) -> None:
+    """Against the embedded API server: two injected 500s (not retried by the client, unlike
+    503), then history compaction answering the re-watch with 410 and a relist; one recovery."""
+    registry = CollectorRegistry()
+    async with Client.from_kubeconfig(str(api_server.kubeconfig_path), metrics_registry=registry) as client:
+        api = Api(client, CM, "default")
+        await api.create(cm("a"))
+        events = WatchStream(observe_watch(watcher(api, WatcherConfig()), "cms", registry=registry))
+
+        def get(name: str, **labels: str) -> float | None:
+            return registry.get_sample_value(name, {"watch": "cms", **labels})
+
+        inits_done = 0
+        with anyio.fail_after(30):
+            async with events.default_backoff() as stream:
+                async for event in stream:
+                    if isinstance(event, InitDone):
+                        inits_done += 1
+                        if inits_done == 2:
+                            break
+                        await api.create(cm("b"))
+                        api_server.faults.compact()
+                        api_server.faults.fail_next(2, 500)
+                        api_server.faults.close_watches()
+    assert get("kube_runtime_watch_relists_total") == 1
+    assert get("kube_runtime_watch_errors_total", code="500") == 2
+    assert get("kube_runtime_watch_errors_total", code="410") == 1
+    assert get("kube_runtime_watch_restarts_total") == 1
+    assert get("kube_runtime_watch_events_total", type="init_apply") == 1 + 2

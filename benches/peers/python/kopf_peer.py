@@ -12,34 +12,39 @@ import signal
 import threading
 
 import kopf
-from peer_protocol import Stats, parse_args, synced
+from peer_protocol import Stats, dump_store, parse_args, synced
 
 ARGS = parse_args()
 STATS = Stats()
 EXPECT = int(os.environ.get("KOPF_PEER_EXPECT", "0"))
-SEEN: set[tuple[str, str]] = set()
+VERSIONS: dict[str, str] = {}
 SYNCED = threading.Event()
+RECONCILE_SECONDS = ARGS.reconcile_ms / 1000.0
 
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: object) -> None:
     settings.posting.enabled = False
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage()
     settings.watching.server_timeout = 290
+    if EXPECT == 0 and not SYNCED.is_set():
+        SYNCED.set()
+        synced(0)
 
 
-def _seen(namespace: str, name: str, body: kopf.Body) -> None:
-    key = (namespace, name)
+def _seen(namespace: str, name: str, body: kopf.Body, event_type: str | None = None) -> None:
+    key = f"{namespace}/{name}"
+    if event_type == "DELETED":
+        VERSIONS.pop(key, None)
+    else:
+        VERSIONS[key] = body.get("metadata", {}).get("resourceVersion", "")
     if SYNCED.is_set():
         STATS.observe(dict(body))
-    else:
-        SEEN.add(key)
-        if len(SEEN) >= EXPECT:
-            SYNCED.set()
-            synced(len(SEEN))
+    elif len(VERSIONS) >= EXPECT:
+        SYNCED.set()
+        synced(len(VERSIONS))
 
 
-GROUP, VERSION, PLURAL = "", "v1", ARGS.resource
+VERSION, PLURAL = "v1", ARGS.resource
 
 if ARGS.mode == "watch":
 
@@ -51,8 +56,10 @@ if ARGS.mode == "watch":
 else:
 
     @kopf.on.event(VERSION, PLURAL)
-    def on_event(namespace: str, name: str, body: kopf.Body, **_: object) -> None:
-        _seen(namespace, name, body)
+    async def on_event(namespace: str, name: str, body: kopf.Body, type: str | None, **_: object) -> None:
+        _seen(namespace, name, body, type)
+        if RECONCILE_SECONDS:
+            await asyncio.sleep(RECONCILE_SECONDS)
 
 
 async def main() -> None:
@@ -70,6 +77,7 @@ async def main() -> None:
     t = asyncio.create_task(ticker())
     await kopf.operator(namespaces=[ARGS.namespace], standalone=True, stop_flag=stop)
     t.cancel()
+    dump_store(VERSIONS)
     STATS.report(final=True)
 
 

@@ -1,9 +1,17 @@
 """kube-runtime peer: watcher + reflector into a Store (watch mode), or a Controller with a no-op
-reconcile (controller mode). The same protocol as every other peer (benches/peers/README.md)."""
+reconcile (controller mode). The same protocol as every other peer (benches/peers/README.md).
+
+``--variant strip`` drops managedFields before the store keeps an object; ``--variant metadata``
+watches PartialObjectMetadata. ``KR_PEER_OBSERVE=1`` (controller mode) turns on the built-in
+metrics and tracing (``observe_results`` with an OpenTelemetry SDK provider whose exporter drops
+spans), for the observability-overhead scenario.
+"""
 
 from __future__ import annotations
 
+import os
 import signal
+from collections.abc import AsyncIterable
 from typing import Any
 
 import anyio
@@ -11,17 +19,47 @@ import anyio
 from kube_runtime.client import Api, Client
 from kube_runtime.client.resource import ApiResource
 from kube_runtime.controller import Action, Controller
-from kube_runtime.store import reflector, store
-from kube_runtime.watcher import Apply, Delete, InitDone, WatcherConfig, watcher
-from peer_protocol import Stats, parse_args, synced
+from kube_runtime.store import Store, reflector, store
+from kube_runtime.streams import drop_managed_fields, modify
+from kube_runtime.watcher import Apply, Delete, InitDone, WatcherConfig, metadata_watcher, watcher
+from peer_protocol import Stats, dump_store, parse_args, synced
+
+
+def _versions(reader: Store) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for obj in reader.state():
+        meta = obj["metadata"]
+        out[f"{meta.get('namespace', '')}/{meta['name']}"] = meta.get("resourceVersion", "")
+    return out
+
+
+def _observed(results: AsyncIterable[Any]) -> AsyncIterable[Any]:
+    """Route the controller's results through the built-in metrics and tracing."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    from kube_runtime.observe import observe_results
+
+    class Dropping(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Dropping()))
+    trace.set_tracer_provider(provider)
+    return observe_results(results, controller="bench")  # type: ignore[no-any-return]
 
 
 async def main() -> None:
     args = parse_args()
     resource = ApiResource.builtin("ConfigMap" if args.resource == "configmaps" else "Pod")
     stats = Stats()
+    reconcile_seconds = args.reconcile_ms / 1000.0
+    observe = os.environ.get("KR_PEER_OBSERVE") == "1"
     async with Client.from_kubeconfig(args.kubeconfig) as client, anyio.create_task_group() as tg:
         api = Api(client, resource, namespace=args.namespace)
+        reader: Store | None = None
 
         async def ticker() -> None:
             while True:
@@ -31,6 +69,8 @@ async def main() -> None:
         async def on_signal() -> None:
             with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 async for _ in signals:
+                    if reader is not None:
+                        dump_store(_versions(reader))
                     stats.report(final=True)
                     tg.cancel_scope.cancel()
                     return
@@ -39,23 +79,32 @@ async def main() -> None:
         tg.start_soon(on_signal)
         if args.mode == "watch":
             reader, writer = store(resource)
+            if args.variant == "metadata":
+                events: AsyncIterable[Any] = metadata_watcher(api, WatcherConfig())
+            else:
+                events = watcher(api, WatcherConfig())
+            if args.variant == "strip":
+                events = modify(events, drop_managed_fields)
             is_synced = False
-            async for item in reflector(writer, watcher(api, WatcherConfig()).default_backoff()):
+            async for item in reflector(writer, events).default_backoff():
                 if isinstance(item, InitDone) and not is_synced:
                     is_synced = True
-                    synced(len(reader))
+                    synced(len(reader), variant=args.variant)
                 elif isinstance(item, Apply | Delete):
                     stats.observe(item.object)
         else:
 
             async def reconcile(obj: dict[str, Any], _ctx: None) -> Action:
                 stats.observe(obj)
+                if reconcile_seconds:
+                    await anyio.sleep(reconcile_seconds)
                 return Action.await_change()
 
             def error_policy(_obj: dict[str, Any], _err: Exception, _ctx: None) -> Action:
                 return Action.requeue(1.0)
 
             controller = Controller(api, WatcherConfig()).with_config(concurrency=args.concurrency)
+            reader = controller.store
 
             async def report_ready() -> None:
                 await controller.store.wait_until_ready()
@@ -63,7 +112,7 @@ async def main() -> None:
 
             tg.start_soon(report_ready)
             async with controller.run(reconcile, error_policy, None) as results:
-                async for _ in results:
+                async for _ in _observed(results) if observe else results:
                     pass
 
 
