@@ -120,11 +120,9 @@ async def test_rbac_denies_unbound_user_and_admin_cert_authenticates(envtest: En
     assert denied.json()["reason"] == "Forbidden"
 
     review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
-    async with httpx.AsyncClient(
-        base_url=envtest.url,
-        verify=envtest.ssl_context(),
-        cert=(str(envtest.client_cert_path), str(envtest.client_key_path)),
-    ) as by_cert:
+    tls = envtest.ssl_context()
+    tls.load_cert_chain(envtest.client_cert_path, envtest.client_key_path)
+    async with httpx.AsyncClient(base_url=envtest.url, verify=tls) as by_cert:
         response = await by_cert.post("/apis/authentication.k8s.io/v1/selfsubjectreviews", json=review)
     user = response.raise_for_status().json()["status"]["userInfo"]
     assert user["username"] == ADMIN_USER
