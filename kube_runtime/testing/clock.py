@@ -19,7 +19,7 @@ from typing import Any
 __all__ = ["VirtualClockLoop", "virtual_clock_backend"]
 
 
-class _JumpingSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+class _JumpingSelector(selectors.DefaultSelector):
     """A selector that never sleeps on a finite timeout; it advances the owning loop's clock."""
 
     def __init__(self) -> None:

@@ -34,10 +34,15 @@ async def resumed_watch_outcome(client: httpx.AsyncClient, resource_version: str
 
 
 def is_gone(outcome: tuple[int, Any]) -> bool:
+    """A real kube-apiserver answers 200 and then sends one ERROR event carrying a 410 Expired Status."""
     status, body = outcome
-    if status == 410:
-        return True
-    return bool(body and body.get("type") == "ERROR" and body["object"].get("code") == 410)
+    return bool(
+        status == 200
+        and body
+        and body.get("type") == "ERROR"
+        and body["object"].get("code") == 410
+        and body["object"].get("reason") == "Expired"
+    )
 
 
 async def write_history(client: httpx.AsyncClient, name: str, updates: int) -> str:
@@ -94,6 +99,7 @@ async def test_compaction_then_apiserver_restart_makes_resumed_watch_gone(envtes
         compacted_at = await envtest.compact()
         assert compacted_at > int(old_rv)
         # The watch cache still covers old_rv until it is rebuilt from a fresh list.
+        assert not is_gone(await resumed_watch_outcome(client, old_rv))
         await envtest.restart_apiserver()
         outcome = await resumed_watch_outcome(client, old_rv)
     assert is_gone(outcome), outcome
@@ -109,4 +115,7 @@ async def test_compaction_without_watch_cache_makes_resumed_watch_gone(
         assert first[1]["type"] == "MODIFIED"
         await env.compact()
         outcome = await resumed_watch_outcome(client, old_rv)
+        exact = await client.get(CM_PATH, params={"resourceVersion": old_rv, "resourceVersionMatch": "Exact"})
     assert is_gone(outcome), outcome
+    assert exact.status_code == 410
+    assert exact.json()["reason"] == "Expired"
