@@ -148,7 +148,13 @@ def _serve_uvicorn(kubeconfig: str) -> None:
     server.port = port
     Path(kubeconfig).write_text(yaml.safe_dump(kubeconfig_document(server.url, server.token)))
     config = uvicorn.Config(
-        asgi_app(server.app.handle), http="httptools", log_level="warning", access_log=False, lifespan="off"
+        asgi_app(server.app.handle),
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=1,
+        timeout_keep_alive=3600,
     )
     import anyio
 
@@ -297,7 +303,11 @@ def main() -> None:
                 )
             finally:
                 os.kill(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=30)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
         _print(title, results)
         runs[title] = results
     if args.json is not None:

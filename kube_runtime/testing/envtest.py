@@ -412,7 +412,9 @@ class Envtest:
     """etcd + kube-apiserver (+ optional kube-controller-manager) as owned child processes.
 
     ``authorization_mode`` is ``"RBAC"`` (the admin token and client cert are in ``system:masters``;
-    ``limited_token`` is a user with no bindings) or ``"AlwaysAllow"``. ``watch_cache=False`` makes watches
+    ``limited_token`` is a user with no bindings) or ``"AlwaysAllow"``. ``controllers`` is passed to
+    kube-controller-manager's ``--controllers`` (``"-root-ca-certificate-publisher-controller"`` stops the
+    ``kube-root-ca.crt`` ConfigMap from appearing in every namespace). ``watch_cache=False`` makes watches
     read etcd directly (see the module docstring about compaction). ``extra_apiserver_args`` are appended
     last, so they override the defaults.
     """
@@ -424,6 +426,7 @@ class Envtest:
         authorization_mode: Literal["RBAC", "AlwaysAllow"] = "RBAC",
         watch_cache: bool = True,
         controller_manager: bool = False,
+        controllers: Sequence[str] = ("*",),
         feature_gates: Mapping[str, bool] | None = None,
         extra_apiserver_args: Sequence[str] = (),
         start_timeout: float = 90.0,
@@ -437,6 +440,7 @@ class Envtest:
         self.authorization_mode = authorization_mode
         self.watch_cache = watch_cache
         self.controller_manager = controller_manager
+        self.controllers = list(controllers)
         self.feature_gates = dict(feature_gates or {})
         self.extra_apiserver_args = list(extra_apiserver_args)
         self.start_timeout = start_timeout
@@ -690,7 +694,7 @@ class Envtest:
             "--leader-elect=false",
             f"--service-account-private-key-file={pki.sa_private_key}",
             f"--root-ca-file={pki.serving_ca}",
-            "--controllers=*",
+            f"--controllers={','.join(self.controllers)}",
             "--use-service-account-credentials=false",
             "--bind-address=127.0.0.1",
             f"--secure-port={self.kcm_port}",
@@ -769,6 +773,7 @@ async def _serve(args: argparse.Namespace) -> None:
         authorization_mode=args.authorization_mode,
         watch_cache=not args.no_watch_cache,
         controller_manager=args.controller_manager,
+        controllers=args.controllers.split(","),
     ) as env:
         kubeconfig = env.kubeconfig_path
         if args.kubeconfig:
@@ -790,6 +795,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--authorization-mode", choices=["RBAC", "AlwaysAllow"], default="RBAC")
     parser.add_argument("--no-watch-cache", action="store_true", help="serve watches from etcd directly")
     parser.add_argument("--controller-manager", action="store_true", help="also run kube-controller-manager")
+    parser.add_argument(
+        "--controllers", default="*", help="kube-controller-manager --controllers (default *)"
+    )
     args = parser.parse_args(argv)
     anyio.run(_serve, args)
 

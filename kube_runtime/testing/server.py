@@ -429,7 +429,12 @@ class ApiServer:
         raise StatusError(404, "NotFound", f"unknown admin operation {op!r}")
 
     async def _run_churn(
-        self, rtype: ResourceType, namespace: str | None, count: int, rate: float, name_prefix: str | None = None
+        self,
+        rtype: ResourceType,
+        namespace: str | None,
+        count: int,
+        rate: float,
+        name_prefix: str | None = None,
     ) -> None:
         await self.load.churn(rtype, namespace, count, rate=rate, name_prefix=name_prefix)
 

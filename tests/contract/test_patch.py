@@ -41,6 +41,26 @@ async def test_json_patch_with_test_op(http: httpx.AsyncClient, namespace: str) 
     assert (await http.get(f"{path}/j")).json()["data"] == {"a": "2"}
 
 
+async def test_json_patch_test_null_matches_a_missing_key(http: httpx.AsyncClient, namespace: str) -> None:
+    """kube-rs's finalizer helper adds the first finalizer with ``test /metadata/finalizers ==
+    null``: the server's JSON patch treats a missing key as null, and a non-null test still fails."""
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    await http.post(path, json=configmap("fin", a="1"))
+    add_first = [
+        {"op": "test", "path": "/metadata/finalizers", "value": None},
+        {"op": "add", "path": "/metadata/finalizers", "value": ["example.com/cleanup"]},
+    ]
+    resp = await http.patch(f"{path}/fin", json=add_first, headers=JSONPATCH)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["metadata"]["finalizers"] == ["example.com/cleanup"]
+    resp = await http.patch(f"{path}/fin", json=add_first, headers=JSONPATCH)
+    assert resp.status_code == 422
+    missing = [{"op": "test", "path": "/data/nope", "value": "x"}]
+    assert (await http.patch(f"{path}/fin", json=missing, headers=JSONPATCH)).status_code == 422
+    cleanup = [{"op": "remove", "path": "/metadata/finalizers"}]
+    assert (await http.patch(f"{path}/fin", json=cleanup, headers=JSONPATCH)).status_code == 200
+
+
 async def test_patch_with_stale_resource_version_is_409(http: httpx.AsyncClient, namespace: str) -> None:
     path = f"/api/v1/namespaces/{namespace}/configmaps"
     created = (await http.post(path, json=configmap("c"))).json()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+import struct
+
 import anyio
+import anyio.abc
 import httpx
 
 from kube_runtime.client import Api, ApiResource
@@ -76,3 +80,37 @@ async def test_stop_serving_ends_open_watches() -> None:
                 await server.wait_for_watches(1, "configmaps")
                 await server.faults.stop_serving()
         assert outcome in (["ended"], ["broken"])
+
+
+
+async def test_a_watch_reset_by_its_client_does_not_take_the_server_down() -> None:
+    """A client that resets its watch connection (RST, not FIN) while the server writes to it ends
+    that watch only: the server keeps serving (regression: the failed write raised through the
+    server's task group and stopped the whole server)."""
+    async with ApiServer(tls=False) as server, http_client(server) as http:
+        host, port = server.url.removeprefix("http://").split(":")
+        for round_ in range(5):
+            sock = await anyio.connect_tcp(host, int(port))
+            request = (
+                f"GET {CM}?watch=true&resourceVersion=0 HTTP/1.1\r\nHost: {host}\r\n"
+                f"Authorization: Bearer {server.token}\r\n\r\n"
+            )
+            await sock.send(request.encode())
+            await server.wait_for_watches(1)
+            # Linger 0: close() sends RST while the server is still streaming to us.
+            raw = sock.extra(anyio.abc.SocketAttribute.raw_socket)
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            async with anyio.create_task_group() as tg:
+
+                async def create(name: str) -> None:
+                    await http.post(CM, json=configmap(name, k="v" * 4096))
+
+                for i in range(50):
+                    tg.start_soon(create, f"c-{round_}-{i}")
+                await sock.aclose()
+            with anyio.fail_after(10):
+                while server.watch_count() != 0:  # noqa: ASYNC110  (server-side cleanup of dead watches)
+                    await anyio.sleep(0.01)
+        resp = await http.get(CM)
+        assert resp.status_code == 200
+        assert len(resp.json()["items"]) == 250

@@ -216,20 +216,27 @@ class HttpServer:
             if data:
                 await stream.send(b"%x\r\n%b\r\n" % (len(data), data))
 
-        async with anyio.create_task_group() as tg:
+        try:
+            async with anyio.create_task_group() as tg:
 
-            async def watch_hangup() -> None:
-                nonlocal hung_up
-                try:
-                    while True:
-                        await stream.receive()
-                except _CLOSED:
-                    hung_up = True
-                    tg.cancel_scope.cancel()
+                async def watch_hangup() -> None:
+                    nonlocal hung_up
+                    try:
+                        while True:
+                            await stream.receive()
+                    except _CLOSED:
+                        hung_up = True
+                        tg.cancel_scope.cancel()
 
-            tg.start_soon(watch_hangup)
-            await response.writer(send_chunk)
-            await stream.send(b"0\r\n\r\n")
-            tg.cancel_scope.cancel()
+                tg.start_soon(watch_hangup)
+                await response.writer(send_chunk)
+                await stream.send(b"0\r\n\r\n")
+                tg.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # A client that resets the connection mid-stream makes the writer fail inside the group;
+            # that is a hang-up, not a server error.
+            if group.split(_CLOSED)[1] is not None:
+                raise
+            hung_up = True
         if hung_up:
             raise anyio.EndOfStream

@@ -94,6 +94,18 @@ def _get(doc: Any, tokens: list[str], op: str) -> Any:
     raise PatchFailed(f'{op} operation does not apply: doc is missing path: "/{"/".join(tokens)}"')
 
 
+def _test_value(doc: Any, tokens: list[str]) -> Any:
+    """The value a ``test`` op compares: a missing object key reads as null, as in
+    kube-apiserver's JSON patch library (evanphx/json-patch v4), so ``test /metadata/finalizers ==
+    null`` holds on an object without finalizers (kube-rs's finalizer add relies on this). A missing
+    parent still fails the op."""
+    if tokens:
+        parent = _parent(doc, tokens, "test")
+        if isinstance(parent, dict):
+            return parent.get(tokens[-1])
+    return _get(doc, tokens, "test")
+
+
 def _add(doc: Any, tokens: list[str], value: Any) -> Any:
     if not tokens:
         return value
@@ -150,7 +162,7 @@ def json_patch(doc: Any, ops: Any) -> Any:
                 value = copy.deepcopy(_get(doc, source, "copy"))
             doc = _add(doc, tokens, value)
         elif kind == "test":
-            have = _get(doc, tokens, "test")
+            have = _test_value(doc, tokens)
             if have != op["value"]:
                 raise PatchFailed(f"testing value /{'/'.join(tokens)} failed: test failed")
         else:
