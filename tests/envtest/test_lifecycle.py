@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -84,7 +85,7 @@ from kube_runtime.testing.envtest import Envtest, EnvtestBinaries
 
 async def main() -> None:
     async with Envtest(EnvtestBinaries.locate(sys.argv[1])) as env:
-        print(json.dumps(env.pids), flush=True)
+        print(json.dumps({"pids": env.pids, "data_dir": str(env.data_dir)}), flush=True)
         await anyio.sleep_forever()
 
 anyio.run(main)
@@ -104,7 +105,8 @@ async def test_children_die_with_a_killed_parent(envtest_binaries: EnvtestBinari
                 line += chunk
                 if b"\n" in line:
                     break
-        pids: dict[str, int] = json.loads(line)
+        started = json.loads(line)
+        pids: dict[str, int] = started["pids"]
         assert all(alive(pid) for pid in pids.values())
         os.kill(parent.pid, signal.SIGKILL)
         await parent.wait()
@@ -112,3 +114,5 @@ async def test_children_die_with_a_killed_parent(envtest_binaries: EnvtestBinari
         for pid in pids.values():
             await wait_exited(pid)
     assert not any(alive(pid) for pid in pids.values())
+    # Nobody was left to remove the data dir.
+    await anyio.to_thread.run_sync(shutil.rmtree, started["data_dir"])
