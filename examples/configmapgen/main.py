@@ -1,37 +1,60 @@
-"""Run the configmapgen controller.
+"""Run the configmapgen controller, with its metrics and health probes.
 
-    python -m examples.configmapgen --embedded      # self-contained demo on the embedded API server
-    python examples/configmapgen/main.py --embedded # the same
-    python -m examples.configmapgen                 # against the cluster of $KUBECONFIG / in-cluster
+    python -m examples.configmapgen --embedded                # self-contained demo (embedded API server)
+    python -m examples.configmapgen --embedded --keep-running # ... then keep serving for a scrape
+    python -m examples.configmapgen                           # on the cluster of $KUBECONFIG / in-cluster
 
-``--embedded`` starts the embedded API server, installs the CRD, creates a sample generator and
-walks it through an update, a deleted child and its own deletion, printing every result, then
-exits 0 once the cluster converged at each step (1 if it did not). Without it the controller runs
-until SIGINT/SIGTERM (a second signal forces the stop); ``--install-crd`` installs the CRD first,
-``--leader-elect`` runs it only while holding the ``configmapgen`` Lease, so replicas never
-reconcile at once.
+``--embedded`` starts the embedded API server in this process, installs the CRD, creates a sample
+generator and walks it through an update, a deleted child and its own deletion, printing every
+reconcile result. It exits 0 once the cluster converged at each step (1 if a step did not within
+30 s); with ``--keep-running`` the controller goes on serving after the scenario until
+SIGINT/SIGTERM. Without ``--embedded`` the controller runs until SIGINT/SIGTERM (a second signal
+forces the stop); ``--install-crd`` installs the CRD first, ``--leader-elect`` reconciles only
+while holding the Lease ``--leader-election-id`` in ``--leader-election-namespace``.
+
+Both modes serve ``/metrics`` on ``--metrics-bind-address`` and ``/readyz``, ``/livez`` on
+``--health-probe-bind-address`` (controller-runtime's flags and defaults ``:8080``/``:8081``;
+``--embedded`` binds 127.0.0.1 unless told otherwise) and print the URLs at start. Logs go to
+stderr, filtered by ``--log`` or ``$KUBE_RUNTIME_LOG`` (``info,kube_runtime.watcher=debug``) in
+``--log-format`` or ``$KUBE_RUNTIME_LOG_FORMAT`` (``json``/``console``; console on a terminal).
+Traces are exported when the OpenTelemetry environment asks for it (``OTEL_EXPORTER_OTLP_ENDPOINT``
+or ``OTEL_TRACES_EXPORTER``). The Helm chart in ``charts/kube-runtime-controller`` passes exactly
+these flags and variables.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
+import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import anyio
+import structlog
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from examples.configmapgen.controller import build_controller, error_policy, reconcile
+from examples.configmapgen.controller import Context, build_controller, error_policy, reconcile
 from examples.configmapgen.crd import CONFIG_MAP, CONFIG_MAP_GENERATOR, install_crd
 from kube_runtime.client import Api, Client
-from kube_runtime.controller import ControllerError, Reconciled
+from kube_runtime.controller import Controller, ControllerError, Reconciled
+from kube_runtime.controller.controller import DEFAULT_CONCURRENCY
+from kube_runtime.leader import LeaderElectionLost, LeaderElector
+from kube_runtime.observe import Observability, ResultRecorder, ServerOptions, configure_logging
 
-__all__ = ["describe", "main", "run_demo"]
+__all__ = ["CONTROLLER_NAME", "build_parser", "describe", "main", "run_demo"]
+
+#: The ``controller`` label of the metrics, the name of the checks and the default Lease name.
+CONTROLLER_NAME = "configmapgen"
+#: Where ``--embedded`` serves unless told otherwise (loopback only: a demo is not a service).
+EMBEDDED_METRICS_ADDRESS = "127.0.0.1:8080"
+EMBEDDED_HEALTH_ADDRESS = "127.0.0.1:8081"
+
+log = structlog.get_logger("examples.configmapgen")
 
 
 def describe(item: Any) -> str:
@@ -51,17 +74,36 @@ async def wait_for(what: str, check: Callable[[], Awaitable[bool]]) -> None:
     with anyio.fail_after(30):
         while not await check():  # noqa: ASYNC110  (polls remote state, not an in-process flag)
             await anyio.sleep(0.05)
-    print(f"--- converged: {what}")
+    print(f"--- converged: {what}", flush=True)
 
 
-async def run_demo(client: Client, namespace: str = "default") -> None:
-    """Install the CRD, then drive a sample generator through its life while the controller runs."""
+async def run_demo(
+    client: Client,
+    namespace: str = "default",
+    *,
+    observability: Observability | None = None,
+    keep_running: bool = False,
+    concurrency: int | None = None,
+    name: str | None = None,
+) -> None:
+    """Install the CRD, then drive a sample generator through its life while the controller runs.
+
+    With ``observability`` the controller is wired to it (its probes and metrics; the caller
+    runs it). With ``keep_running`` the controller goes on after the scenario until SIGINT/SIGTERM
+    (main thread only); otherwise it shuts down gracefully once the scenario is done.
+    """
     await install_crd(client)
     generators = Api(client, CONFIG_MAP_GENERATOR, namespace)
     config_maps = Api(client, CONFIG_MAP, namespace)
-    controller, ctx = build_controller(client, namespace)
+    controller, ctx = build_controller(client, namespace, **({"name": name} if name else {}))
+    if concurrency is not None:
+        controller.with_config(concurrency=concurrency)
+    recorder = observability.add_controller(controller) if observability is not None else None
     finished = anyio.Event()
-    controller.graceful_shutdown_on(finished)
+    if keep_running:
+        controller.shutdown_on_signal()
+    else:
+        controller.graceful_shutdown_on(finished)
 
     async def content_is(value: str) -> bool:
         cm = await config_maps.get_opt("sample")
@@ -89,65 +131,245 @@ async def run_demo(client: Client, namespace: str = "default") -> None:
                 )
 
             await wait_for("generator and ConfigMap deleted", all_gone)
+            if keep_running:
+                print("--- scenario finished; still serving (SIGINT/SIGTERM to stop)", flush=True)
         finally:
             finished.set()
 
     async with controller.run(reconcile, error_policy, ctx) as results, anyio.create_task_group() as tg:
         tg.start_soon(scenario)
-        async for item in results:
-            print(describe(item))
-
-
-async def run_cluster(install: bool, leader_elect: bool, namespace: str | None) -> None:
-    async with await Client.infer() as client:
-        if install:
-            await install_crd(client)
-        controller, ctx = build_controller(client, namespace)
-        controller.shutdown_on_signal()
-        if leader_elect:
-            from kube_runtime.leader import LeaderElector
-
-            async with LeaderElector(client, "configmapgen", namespace or "default") as elector:
-                controller.graceful_shutdown_on(elector.lost)
-                await elector.run_while_leading(_print_results, controller, ctx)
-        else:
-            await _print_results(controller, ctx)
-
-
-async def _print_results(controller: Any, ctx: Any) -> None:
-    async with controller.run(reconcile, error_policy, ctx) as results:
-        async for item in results:
+        async for item in _observed(results, recorder):
             print(describe(item), flush=True)
+        tg.cancel_scope.cancel()  # stopped by a signal: the scenario stops too
 
 
-async def _embedded() -> None:
+def _observed(results: Any, recorder: ResultRecorder | None) -> Any:
+    return results if recorder is None else recorder.observe(results)
+
+
+# -- command line ------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m examples.configmapgen",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    mode = parser.add_argument_group("mode")
+    mode.add_argument("--embedded", action="store_true", help="run the demo on an embedded API server")
+    mode.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="with --embedded: keep the controller and its endpoints up after the scenario",
+    )
+    mode.add_argument(
+        "--write-kubeconfig",
+        metavar="PATH",
+        default=None,
+        help="with --embedded: write the embedded API server's kubeconfig here (for kubectl)",
+    )
+    mode.add_argument("--install-crd", action="store_true", help="install the CRD before starting")
+
+    ctl = parser.add_argument_group("controller")
+    ctl.add_argument("--namespace", default=None, help="watch one namespace (default: all)")
+    ctl.add_argument(
+        "--concurrency",
+        type=_non_negative_int,
+        default=DEFAULT_CONCURRENCY,
+        help=f"most reconciles at once (0 = unbounded; default {DEFAULT_CONCURRENCY})",
+    )
+    ctl.add_argument("--leader-elect", action="store_true", help="reconcile only while holding the Lease")
+    ctl.add_argument(
+        "--leader-election-id", default=CONTROLLER_NAME, help=f"name of the Lease (default {CONTROLLER_NAME})"
+    )
+    ctl.add_argument(
+        "--leader-election-namespace",
+        default=None,
+        help="namespace of the Lease (default: $POD_NAMESPACE, else default)",
+    )
+
+    server = parser.add_argument_group("metrics and health probes")
+    ServerOptions.add_arguments(server)  # type: ignore[arg-type]
+    # None: ':8080'/':8081' normally, loopback with --embedded (resolved in main()).
+    parser.set_defaults(metrics_bind_address=None, health_probe_bind_address=None)
+
+    logs = parser.add_argument_group("logging")
+    logs.add_argument("--log", default=None, help="log filter (default: $KUBE_RUNTIME_LOG, else info)")
+    logs.add_argument(
+        "--log-format",
+        choices=("json", "console"),
+        default=None,
+        help="default: $KUBE_RUNTIME_LOG_FORMAT, else console on a terminal and json otherwise",
+    )
+    logs.add_argument("-v", "--verbose", action="store_true", help="debug logs (overrides --log)")
+    return parser
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _server_options(args: argparse.Namespace) -> ServerOptions:
+    if args.metrics_bind_address is None:
+        args.metrics_bind_address = EMBEDDED_METRICS_ADDRESS if args.embedded else ":8080"
+    if args.health_probe_bind_address is None:
+        args.health_probe_bind_address = EMBEDDED_HEALTH_ADDRESS if args.embedded else ":8081"
+    return ServerOptions.from_arguments(args)
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    log_filter = "debug,httpx=warning,httpcore=warning" if args.verbose else args.log
+    fmt = args.log_format or os.environ.get("KUBE_RUNTIME_LOG_FORMAT", "").strip().lower() or None
+    if fmt is None:
+        fmt = "console" if sys.stderr.isatty() else "json"
+    configure_logging(log_filter, fmt=cast(Literal["json", "console"], fmt))
+
+
+def _setup_tracing() -> Any:
+    """A tracer provider when the environment asks for export (the chart sets these), else None."""
+    wanted = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_TRACES_EXPORTER")
+    if not any(os.environ.get(name) for name in wanted):
+        return None
+    from kube_runtime.observe import setup_tracing
+
+    return setup_tracing(CONTROLLER_NAME)
+
+
+def _announce(obs: Observability) -> None:
+    metrics, health = obs.server.metrics_url, obs.server.health_url
+    lines = []
+    if metrics:
+        lines.append(f"metrics: {metrics}/metrics")
+    if health:
+        lines.append(f"health:  {health}/readyz {health}/livez")
+    for line in lines:
+        print(line, flush=True)
+    log.info("serving", metrics=metrics and f"{metrics}/metrics", health=health)
+
+
+def _validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    if not args.embedded and (args.keep_running or args.write_kubeconfig):
+        parser.error("--keep-running and --write-kubeconfig need --embedded")
+    if args.metrics_secure:
+        if args.embedded:
+            parser.error("--metrics-secure needs a real API server (TokenReview and SubjectAccessReview)")
+        if not (args.metrics_cert_file and args.metrics_key_file):
+            parser.error(
+                "--metrics-secure needs --metrics-cert-file and --metrics-key-file: "
+                "bearer tokens must not travel in clear text"
+            )
+    if args.embedded and args.leader_elect:
+        parser.error("--leader-elect makes no sense with --embedded (one process, one replica)")
+
+
+async def run_embedded(args: argparse.Namespace) -> None:
+    """The ``--embedded`` demo: API server, observability and controller in this process."""
     from kube_runtime.testing import ApiServer
 
-    async with ApiServer() as server:
-        await run_demo(server.client)
+    options = _server_options(args)
+    async with ApiServer(kubeconfig_path=args.write_kubeconfig) as server:
+        print(f"embedded API server: {server.url} (kubeconfig {server.kubeconfig_path})", flush=True)
+        async with Observability(options) as obs:
+            _announce(obs)
+            await run_demo(
+                server.client,
+                args.namespace or "default",
+                observability=obs,
+                keep_running=args.keep_running,
+                concurrency=args.concurrency,
+                name=CONTROLLER_NAME,
+            )
+
+
+async def run_cluster(args: argparse.Namespace) -> None:
+    """Run until SIGINT/SIGTERM against the cluster the environment points to."""
+    options = _server_options(args)
+    async with await Client.infer() as client:
+        if args.install_crd:
+            await install_crd(client)
+        controller, ctx = build_controller(client, args.namespace, name=CONTROLLER_NAME)
+        controller.with_config(concurrency=args.concurrency).shutdown_on_signal()
+        authorizer = None
+        if options.metrics_secure:
+            from kube_runtime.observe import TokenReviewAuthorizer
+
+            authorizer = TokenReviewAuthorizer(client)
+        obs = Observability(options, authorizer=authorizer)
+        if not args.leader_elect:
+            recorder = obs.add_controller(controller)
+            async with obs:
+                _announce(obs)
+                await _consume(controller, ctx, recorder)
+            return
+
+        namespace = args.leader_election_namespace or os.environ.get("POD_NAMESPACE") or "default"
+        async with LeaderElector(client, args.leader_election_id, namespace) as elector, obs:
+            _announce(obs)
+            log.info("waiting for the lease", lease=f"{namespace}/{args.leader_election_id}")
+            if not await _lead_or_stop_on_signal(elector):
+                return
+            controller.graceful_shutdown_on(elector.lost)
+            await elector.run_while_leading(_lead, obs, controller, ctx)
+
+
+async def _lead_or_stop_on_signal(elector: LeaderElector) -> bool:
+    """Wait for the lease; False if SIGINT/SIGTERM came first (a standby stopping cleanly). Once
+    leading, the controller's own signal handling takes over."""
+    leading = False
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with anyio.create_task_group() as tg:
+
+            async def stop_on_signal() -> None:
+                async for _ in signals:
+                    log.info("stopping before leading")
+                    tg.cancel_scope.cancel()
+
+            tg.start_soon(stop_on_signal)
+            await elector.wait_until_leading()
+            leading = True
+            tg.cancel_scope.cancel()
+    return leading
+
+
+async def _lead(obs: Observability, controller: Controller, ctx: Context) -> None:
+    # Wired only once leading: a standby serves passing probes (so a rolling update can proceed)
+    # and no controller series (its empty store would read as never synced).
+    await _consume(controller, ctx, obs.add_controller(controller))
+
+
+async def _consume(controller: Controller, ctx: Context, recorder: ResultRecorder) -> None:
+    async with controller.run(reconcile, error_policy, ctx) as results:
+        async for item in recorder.observe(results):
+            if isinstance(item, Reconciled):
+                log.info(describe(item))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="configmapgen", description=__doc__.splitlines()[0])
-    parser.add_argument("--embedded", action="store_true", help="run a demo on the embedded API server")
-    parser.add_argument("--install-crd", action="store_true", help="install the CRD before starting")
-    parser.add_argument("--leader-elect", action="store_true", help="run only while holding the Lease")
-    parser.add_argument("--namespace", default=None, help="watch one namespace (default: all)")
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
-    if not args.verbose:
-        logging.getLogger("httpx").setLevel(logging.WARNING)
-    converged = True
+    _validate(args, parser)
+    _configure_logging(args)
+    tracer_provider = _setup_tracing()
+    status = 0
     try:
-        if args.embedded:
-            anyio.run(_embedded)
-        else:
-            anyio.run(run_cluster, args.install_crd, args.leader_elect, args.namespace)
+        anyio.run(run_embedded if args.embedded else run_cluster, args)
     except* TimeoutError:
         print("did not converge in time", file=sys.stderr)
-        converged = False
-    return 0 if converged else 1
+        status = 1
+    except* OSError as group:  # e.g. a bind address in use
+        print(f"error: {group.exceptions[0]}", file=sys.stderr)
+        status = 1
+    except* LeaderElectionLost as group:  # exit so that the pod restarts and campaigns again
+        print(f"error: {group.exceptions[0]}", file=sys.stderr)
+        status = 1
+    finally:
+        if tracer_provider is not None:
+            tracer_provider.shutdown()
+    return status
 
 
 if __name__ == "__main__":

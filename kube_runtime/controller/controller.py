@@ -36,6 +36,16 @@ Guarantees (kube-rs ``controller/mod.rs`` semantics unless noted):
   queued, lets running reconciles finish and yield, then ends the stream; forceful (second
   signal, or leaving the ``async with`` block early) cancels running reconciles at once.
 
+Watch instrumentation: each watch the controller opens itself (the main watch, ``owns`` and
+``watches``) has a stable name, ``<controller name>/<Kind>`` (``configmapgen/ConfigMapGenerator``,
+``configmapgen/ConfigMap``; a second watch of the same kind gets ``#2``, ``#3``...), listed by
+:attr:`Controller.watch_names`. :meth:`Controller.instrument_watches` wraps each raw watcher stream
+before its backoff, and hands the wrapper the watch's name and a
+:class:`~kube_runtime.watcher.progress.WatchProgress` that the watcher stamps on every list page and
+watch line, bookmarks included. This is how the observe layer (which sits above this one) attaches
+its watch metrics without this module importing it. Streams given to ``for_stream``,
+``for_shared``, ``reconcile_on`` and ``reconcile_all_on`` belong to the caller: instrument them there.
+
 Concurrency default: 16. kube-rs defaults to unbounded, which at startup starts one reconcile per
 listed object at once (thousands of simultaneous API calls, connection-pool exhaustion, 429s);
 controller-runtime defaults to 1, which serialises work that on asyncio is nearly all waiting on
@@ -76,10 +86,12 @@ from kube_runtime.controller.scheduler import ScheduleRequest
 from kube_runtime.store.object_ref import ObjectRef
 from kube_runtime.store.shared import SharedReflector
 from kube_runtime.store.store import Store, store
-from kube_runtime.streams import DeletedObject
+from kube_runtime.streams import DeletedObject, WatchStream
 from kube_runtime.watcher.backoff import Backoff, default_backoff
 from kube_runtime.watcher.config import WatcherConfig
 from kube_runtime.watcher.event import KubeObject
+from kube_runtime.watcher.progress import WatchProgress
+from kube_runtime.watcher.state import WatcherItem
 from kube_runtime.watcher.watcher import metadata_watcher, watcher
 
 __all__ = [
@@ -90,6 +102,7 @@ __all__ = [
     "ControllerRun",
     "ErrorPolicy",
     "Reconciler",
+    "WatchInstrument",
 ]
 
 _log = logging.getLogger("kube_runtime.controller")
@@ -109,6 +122,8 @@ REQUEUE_BUFFER_SIZE: Final = 100
 Reconciler = Callable[[KubeObject, C], Awaitable[Action]]
 #: ``error_policy(obj, error, ctx) -> Action`` (sync or async).
 ErrorPolicy = Callable[[KubeObject, Exception, C], Action | Awaitable[Action]]
+#: ``wrap(stream, watch_name, progress) -> stream``: see :meth:`Controller.instrument_watches`.
+WatchInstrument = Callable[[AsyncIterable[WatcherItem], str, WatchProgress], AsyncIterable[WatcherItem]]
 
 
 class _Waitable(Protocol):
@@ -138,6 +153,8 @@ class _Trigger:
     name: str
     open: Callable[[], AsyncIterable[Any]]
     to_requests: Callable[[Any], Iterable[ReconcileRequest]]
+    #: The watch name (metrics label) of a watch the controller opens itself; None otherwise.
+    watch: str | None = None
 
 
 class Controller:
@@ -160,10 +177,13 @@ class Controller:
         config = watcher_config or WatcherConfig()
         self._init(resource, reader, name, registry)
 
-        def open_main() -> AsyncIterable[Any]:
-            return watcher(api, config).backoff(self._new_backoff()).reflect(writer).applied_objects()
+        watch = self._new_watch_name(resource.kind)
 
-        self._triggers.append(_Trigger(f"watch {resource.kind}", open_main, self._self_requests))
+        def open_main() -> AsyncIterable[Any]:
+            raw = self._open_watch(watch, lambda progress: watcher(api, config, progress=progress))
+            return raw.backoff(self._new_backoff()).reflect(writer).applied_objects()
+
+        self._triggers.append(_Trigger(f"watch {resource.kind}", open_main, self._self_requests, watch))
 
     @classmethod
     def for_stream(
@@ -217,6 +237,7 @@ class Controller:
         self._backoff_factory: Callable[[], Backoff] = default_backoff
         self._error_backoff = ReconcileBackoff()
         self._running = False
+        self._instruments: list[WatchInstrument] = []
 
     # -- builder ------------------------------------------------------------------------------------
 
@@ -233,8 +254,11 @@ class Controller:
         config = watcher_config or WatcherConfig()
         owner = self.resource
 
+        watch = self._new_watch_name(child.kind)
+
         def open_owns() -> AsyncIterable[Any]:
-            return metadata_watcher(api, config).backoff(self._new_backoff()).touched_objects()
+            raw = self._open_watch(watch, lambda progress: metadata_watcher(api, config, progress=progress))
+            return raw.backoff(self._new_backoff()).touched_objects()
 
         def to_requests(obj: KubeObject) -> Iterable[ReconcileRequest]:
             meta = obj.get("metadata") or {}
@@ -250,7 +274,7 @@ class Controller:
                     requests.append(ReconcileRequest(ref, reason))
             return requests
 
-        self._triggers.append(_Trigger(f"owns {child.kind}", open_owns, to_requests))
+        self._triggers.append(_Trigger(f"owns {child.kind}", open_owns, to_requests, watch))
         return self
 
     def watches(
@@ -265,14 +289,17 @@ class Controller:
         other: ApiResource = api.resource
         config = watcher_config or WatcherConfig()
 
+        watch = self._new_watch_name(other.kind)
+
         def open_watches() -> AsyncIterable[Any]:
-            return watcher(api, config).backoff(self._new_backoff()).touched_objects()
+            raw = self._open_watch(watch, lambda progress: watcher(api, config, progress=progress))
+            return raw.backoff(self._new_backoff()).touched_objects()
 
         def to_requests(obj: KubeObject) -> Iterable[ReconcileRequest]:
             reason = ReconcileReason.related_object_updated(ObjectRef.from_obj(obj, other))
             return [ReconcileRequest(ref, reason) for ref in mapper(obj)]
 
-        self._triggers.append(_Trigger(f"watches {other.kind}", open_watches, to_requests))
+        self._triggers.append(_Trigger(f"watches {other.kind}", open_watches, to_requests, watch))
         return self
 
     def reconcile_on(self, stream: AsyncIterable[ObjectRef | Exception]) -> Controller:
@@ -330,6 +357,46 @@ class Controller:
         restored when the controller ends. Needs the main thread."""
         self._on_signal = True
         return self
+
+    def instrument_watches(self, wrap: WatchInstrument) -> Controller:
+        """Wrap the raw watcher stream of every watch this controller opens (main, ``owns``,
+        ``watches``): ``wrap(stream, watch_name, progress)`` returns the stream to use instead.
+
+        The wrapper sits directly on the watcher, before the trigger's backoff, so it sees every
+        ``Init``/``InitApply``/``InitDone``/``Apply``/``Delete`` and every error value, and must
+        pass them all on (errors included: the backoff needs them). ``progress`` is stamped by the
+        watcher on every list page and watch line, bookmarks included. It is called once per watch
+        and run, when the run opens the watch; with several instruments, each wraps the previous
+        one's result. Without any, watchers run without a progress object (no per-line cost).
+        Pitfall: a wrapper that swallows items or raises changes what the controller sees.
+        """
+        self._instruments.append(wrap)
+        return self
+
+    @property
+    def watch_names(self) -> list[str]:
+        """The names of the watches this controller opens, main watch first (see the module docs)."""
+        return [trigger.watch for trigger in self._triggers if trigger.watch is not None]
+
+    def _new_watch_name(self, kind: str) -> str:
+        base = f"{self.name}/{kind}"
+        taken = set(self.watch_names)
+        name, n = base, 1
+        while name in taken:
+            n += 1
+            name = f"{base}#{n}"
+        return name
+
+    def _open_watch(
+        self, watch: str, start: Callable[[WatchProgress | None], WatchStream[WatcherItem]]
+    ) -> WatchStream[WatcherItem]:
+        if not self._instruments:
+            return start(None)
+        progress = WatchProgress()
+        stream: AsyncIterable[WatcherItem] = start(progress)
+        for wrap in self._instruments:
+            stream = wrap(stream, watch, progress)
+        return stream if isinstance(stream, WatchStream) else WatchStream(stream)
 
     def _new_backoff(self) -> Backoff:
         return self._backoff_factory()

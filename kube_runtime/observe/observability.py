@@ -11,13 +11,22 @@
 ``add_controller`` registers, for the controller's name: the readiness check of its store
 (``/readyz/<name>``), its store gauges, the reconcile-loop liveness check
 (``/livez/<name>``, failing after ``livez_threshold`` seconds without a result while work is
-pending) and a :class:`ResultRecorder` (reconcile metrics, hot-loop detection) to wrap the result
-stream with. Entering starts the event-loop lag monitor and the server in a task group owned by
-this object; leaving stops both.
+pending), the watch metrics of every watch the controller opens (through
+``Controller.instrument_watches``: ``kube_runtime_watch_*{watch="<controller>/<Kind>"}``, with the
+last-event timestamp moved by bookmarks too) and a :class:`ResultRecorder` (reconcile metrics,
+hot-loop detection) to wrap the result stream with. Entering starts the event-loop lag monitor and
+the server in a task group owned by this object; leaving stops both.
+
+With leader election, add the controller once this replica leads (inside
+``elector.run_while_leading``): a standby runs no controller, so its store would never fill,
+failing ``/readyz`` (a rolling update would then wait forever for the new, standby pod) and
+reporting ``kube_runtime_store_ready 0``. Until then the probes answer with the built-in passing
+``ping`` check, as controller-runtime's standbys do.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable, Callable
 from types import TracebackType
 from typing import Protocol
 
@@ -33,9 +42,11 @@ from kube_runtime.observe.loop import EventLoopLagMonitor
 from kube_runtime.observe.metrics import ResultRecorder
 from kube_runtime.observe.progress import ReconcileProgress, pending_work_from_metrics
 from kube_runtime.observe.server import ObservabilityServer, ServerOptions
-from kube_runtime.observe.watch_metrics import ReadableStore, track_store
+from kube_runtime.observe.watch_metrics import ReadableStore, observe_watch, track_store
+from kube_runtime.watcher.progress import WatchProgress
+from kube_runtime.watcher.state import WatcherItem
 
-__all__ = ["Observability", "ObservedController"]
+__all__ = ["InstrumentableController", "Observability", "ObservedController"]
 
 
 class ObservedController(Protocol):
@@ -46,6 +57,15 @@ class ObservedController(Protocol):
 
     @property
     def store(self) -> ReadableStore: ...
+
+
+class InstrumentableController(ObservedController, Protocol):
+    """A controller whose own watches can be wrapped (``Controller.instrument_watches``)."""
+
+    def instrument_watches(
+        self,
+        wrap: Callable[[AsyncIterable[WatcherItem], str, WatchProgress], AsyncIterable[WatcherItem]],
+    ) -> object: ...
 
 
 class Observability:
@@ -71,9 +91,18 @@ class Observability:
         self._tasks: BackgroundTasks | None = None
 
     def add_controller(
-        self, controller: ObservedController, *, hot_loops: HotLoopDetector | bool = True
+        self,
+        controller: ObservedController,
+        *,
+        hot_loops: HotLoopDetector | bool = True,
+        watches: bool = True,
     ) -> ResultRecorder:
-        """Wire one controller (see the module docs); returns the recorder for its results."""
+        """Wire one controller (see the module docs); returns the recorder for its results.
+
+        Call it before the controller runs: its watches are instrumented when a run opens them.
+        ``watches=False`` (or a controller without ``instrument_watches``) leaves the watch
+        metrics out.
+        """
         name = controller.name
         if name in self.recorders:
             raise ValueError(f"controller {name!r} already added")
@@ -85,7 +114,22 @@ class Observability:
         self.checks.add_livez(name, progress.check)
         recorder = ResultRecorder(name, registry=self.registry, hot_loops=hot_loops, progress=progress)
         self.recorders[name] = recorder
+        instrument = getattr(controller, "instrument_watches", None)
+        if watches and instrument is not None:
+            instrument(self._watch_instrument())
         return recorder
+
+    def _watch_instrument(
+        self,
+    ) -> Callable[[AsyncIterable[WatcherItem], str, WatchProgress], AsyncIterable[WatcherItem]]:
+        registry = self.registry
+
+        def wrap(
+            stream: AsyncIterable[WatcherItem], watch: str, progress: WatchProgress
+        ) -> AsyncIterable[WatcherItem]:
+            return observe_watch(stream, watch, registry=registry, progress=progress)
+
+        return wrap
 
     async def __aenter__(self) -> Observability:
         tasks = BackgroundTasks()

@@ -11,8 +11,18 @@
   e.g. after a 410);
 * ``kube_runtime_watch_restarts_total{watch}``: recoveries, i.e. the first event after one or
   more errors (the watcher backed off and re-established its list or watch);
-* ``kube_runtime_watch_last_event_timestamp_seconds{watch}``: Unix time of the last event; alert
-  on ``time() - kube_runtime_watch_last_event_timestamp_seconds > N``.
+* ``kube_runtime_watch_last_event_timestamp_seconds{watch}``: Unix time of the last event, or,
+  when the watcher was given a :class:`~kube_runtime.watcher.progress.WatchProgress` (pass the same
+  object as ``progress=``), of the last list page or watch line *including bookmarks*, read from
+  it at scrape time. Alert on ``time() - kube_runtime_watch_last_event_timestamp_seconds > N``
+  with N several bookmark intervals; without a progress object a quiet but healthy watch looks
+  stale, so give one wherever the watcher is yours (the Controller does, see
+  ``Controller.instrument_watches``).
+
+The ``watch`` label names one watch and should be stable across restarts and readable; a
+Controller's watches are named ``<controller>/<Kind>`` (``configmapgen/ConfigMap``). Use one
+``observe_watch`` per ``watch`` value at a time: two streams sharing a label add up their counters
+and fight over the timestamp.
 
 It also logs: errors with status 401/403 at WARNING (RBAC or expired credentials never fix
 themselves), other errors at DEBUG (the watcher retries them), relists at INFO, recoveries at
@@ -27,7 +37,7 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
 import structlog
@@ -37,6 +47,7 @@ from prometheus_client.registry import Collector
 
 from kube_runtime.client.errors import ApiError, TransportError, WatchDecodeError
 from kube_runtime.watcher.event import Apply, Delete, Init, InitApply, InitDone, NoResourceVersion
+from kube_runtime.watcher.progress import WatchProgress
 
 __all__ = ["ReadableStore", "StoreCollector", "WatchMetrics", "observe_watch", "track_store", "watch_metrics"]
 
@@ -71,7 +82,7 @@ class WatchMetrics:
         )
         self.last_event = Gauge(
             "kube_runtime_watch_last_event_timestamp_seconds",
-            "Unix time of the last event received on a watch",
+            "Unix time of the last event or bookmark received on a watch",
             ["watch"],
             registry=registry,
         )
@@ -119,26 +130,45 @@ def _error_code(error: BaseException) -> str:
 
 
 def observe_watch(
-    events: AsyncIterable[T], watch: str, *, registry: CollectorRegistry | None = None
+    events: AsyncIterable[T],
+    watch: str,
+    *,
+    registry: CollectorRegistry | None = None,
+    progress: WatchProgress | None = None,
 ) -> AsyncIterator[T]:
     """Pass a watcher's ``events`` through unchanged, recording the watch metrics for ``watch``.
 
     The watch's zero-valued series exist as soon as this is called. Starts no task; owns
     ``events`` (closing this closes it). Items that are neither events nor exceptions are passed
-    through uncounted.
+    through uncounted. ``progress``: the object given to the watcher that produces ``events``;
+    the last-event timestamp then follows it (bookmarks included) instead of the items, at no
+    cost per event. Its clock must be Unix time (``WatchProgress()``'s default).
     """
     m = watch_metrics(registry)
     m.errors_total.labels(watch, "410")  # a zero series so increase() sees the first 410
     m.relists_total.labels(watch)
     m.restarts_total.labels(watch)
-    return _observe_watch(events, watch, m)
+    return _observe_watch(events, watch, m, progress)
 
 
-async def _observe_watch(events: AsyncIterable[T], watch: str, m: WatchMetrics) -> AsyncIterator[T]:
+def _read_progress(progress: WatchProgress) -> Callable[[], float]:
+    def last_seen() -> float:
+        seen = progress.last_seen
+        return 0.0 if seen is None else seen
+
+    return last_seen
+
+
+async def _observe_watch(
+    events: AsyncIterable[T], watch: str, m: WatchMetrics, progress: WatchProgress | None
+) -> AsyncIterator[T]:
     by_type = {cls: m.events_total.labels(watch, name) for cls, name in _EVENT_TYPES.items()}
     relists = m.relists_total.labels(watch)
     restarts = m.restarts_total.labels(watch)
     last_event = m.last_event.labels(watch)
+    stamp_items = progress is None
+    if progress is not None:
+        last_event.set_function(_read_progress(progress))  # read at scrape time
     seen_init = False
     failing = 0
     iterator = aiter(events)
@@ -157,7 +187,8 @@ async def _observe_watch(events: AsyncIterable[T], watch: str, m: WatchMetrics) 
             counter = by_type.get(type(item))
             if counter is not None:
                 counter.inc()
-                last_event.set(time.time())
+                if stamp_items:
+                    last_event.set(time.time())
                 if failing:
                     restarts.inc()
                     log.info("watch recovered", watch=watch, errors=failing)

@@ -16,6 +16,7 @@ from kube_runtime.watcher.event import (
     WatchFailed,
     WatchStartFailed,
 )
+from kube_runtime.watcher.progress import WatchProgress
 from kube_runtime.watcher.state import WatcherItem
 from kube_runtime.watcher.watcher import metadata_watcher, watch_object, watcher
 
@@ -35,6 +36,7 @@ __all__ = [
     "ResetTimerBackoff",
     "WatchError",
     "WatchFailed",
+    "WatchProgress",
     "WatchStartFailed",
     "WatcherConfig",
     "WatcherError",

@@ -28,6 +28,7 @@ from kube_runtime.watcher.event import (
     KubeObject,
     WatcherError,
 )
+from kube_runtime.watcher.progress import WatchProgress
 from kube_runtime.watcher.state import (
     Empty,
     Listed,
@@ -111,25 +112,33 @@ class MetadataWatchableApi(Protocol):
     ) -> AbstractAsyncContextManager[AsyncIterator[Any]]: ...
 
 
-def watcher(api: WatchableApi, config: WatcherConfig | None = None) -> WatchStream[WatcherItem]:
+def watcher(
+    api: WatchableApi, config: WatcherConfig | None = None, *, progress: WatchProgress | None = None
+) -> WatchStream[WatcherItem]:
     """Watch every object ``api`` can see, as ``Init``/``InitApply``/``InitDone``/``Apply``/``Delete``.
 
     Errors are yielded as :class:`~kube_runtime.watcher.event.WatcherError` values and the next
     iteration recovers; the stream never ends by itself. See :mod:`kube_runtime.watcher.state`
-    for exactly when it resumes and when it relists.
+    for exactly when it resumes and when it relists. ``progress`` (optional) is stamped on every
+    list page and every line of the open watch, bookmarks included (see
+    :class:`~kube_runtime.watcher.progress.WatchProgress`); bookmarks still yield nothing.
     """
-    return WatchStream(_drive(api.list, api.watch, config or WatcherConfig()))
+    return WatchStream(_drive(api.list, api.watch, config or WatcherConfig(), progress))
 
 
 def metadata_watcher(
-    api: MetadataWatchableApi, config: WatcherConfig | None = None
+    api: MetadataWatchableApi, config: WatcherConfig | None = None, *, progress: WatchProgress | None = None
 ) -> WatchStream[WatcherItem]:
     """Like :func:`watcher`, over ``PartialObjectMetadata`` (metadata only: far less memory)."""
-    return WatchStream(_drive(api.list_metadata, api.watch_metadata, config or WatcherConfig()))
+    return WatchStream(_drive(api.list_metadata, api.watch_metadata, config or WatcherConfig(), progress))
 
 
 def watch_object(
-    api: WatchableApi, name: str, config: WatcherConfig | None = None
+    api: WatchableApi,
+    name: str,
+    config: WatcherConfig | None = None,
+    *,
+    progress: WatchProgress | None = None,
 ) -> WatchStream[KubeObject | WatcherError | None]:
     """The states of one object by name: the object on every change, ``None`` once it is gone.
 
@@ -138,7 +147,7 @@ def watch_object(
     same name in several namespaces are mixed together.
     """
     cfg = (config or WatcherConfig()).fields(f"metadata.name={name}")
-    return WatchStream(_single_object(_drive(api.list, api.watch, cfg)))
+    return WatchStream(_single_object(_drive(api.list, api.watch, cfg, progress)))
 
 
 async def _single_object(
@@ -165,7 +174,7 @@ async def _single_object(
 
 
 async def _drive(
-    list_fn: ListFn, watch_fn: WatchFn, config: WatcherConfig
+    list_fn: ListFn, watch_fn: WatchFn, config: WatcherConfig, progress: WatchProgress | None = None
 ) -> AsyncGenerator[WatcherItem, None]:
     state: State = Empty()
     streaming = config.is_streaming
@@ -180,6 +189,9 @@ async def _drive(
                     outcome = Listed(await list_fn(**config.list_params(action.continue_token)))
                 except Exception as exc:
                     outcome = ListFailed(exc)
+                else:
+                    if progress is not None:
+                        progress.mark()
             elif isinstance(action, StartWatch):
                 cm = watch_fn(**config.watch_params(action.resource_version, initial=action.initial))
                 try:
@@ -191,7 +203,7 @@ async def _drive(
                     outcome = WatchOpened()
             else:
                 assert events is not None
-                outcome = await _read(events, config.idle_timeout)
+                outcome = await _read(events, config.idle_timeout, progress)
 
             stepped = step(state, outcome)
             if watch_cm is not None and not has_open_watch(stepped.state):
@@ -208,8 +220,9 @@ async def _drive(
                 await _close_quietly(watch_cm)
 
 
-async def _read(events: AsyncIterator[Any], idle_timeout: float) -> Outcome:
-    """One item of the open watch, as an outcome; no bytes for ``idle_timeout`` counts as an end."""
+async def _read(events: AsyncIterator[Any], idle_timeout: float, progress: WatchProgress | None) -> Outcome:
+    """One item of the open watch, as an outcome; no bytes for ``idle_timeout`` counts as an end.
+    Every item that arrives (bookmarks and error lines too) stamps ``progress``."""
     with anyio.move_on_after(idle_timeout) as scope:
         try:
             item = await anext(events)
@@ -219,6 +232,8 @@ async def _read(events: AsyncIterator[Any], idle_timeout: float) -> Outcome:
             return StreamBroken(exc)
     if scope.cancelled_caught:
         return StreamEnded(idle=True)
+    if progress is not None:
+        progress.mark()
     if isinstance(item, ApiError):
         return StreamErrorEvent(item)
     if isinstance(item, WatchDecodeError):

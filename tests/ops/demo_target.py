@@ -1,8 +1,8 @@
-"""The configmapgen example controller, run against the embedded API server, as a /metrics target.
-
-Both run as subprocesses (Prometheus scrapes the controller over loopback like any other target):
-``python -m kube_runtime.testing serve`` writes a kubeconfig, and ``python -m examples.configmapgen``
-runs on it with its metrics and health listeners on free loopback ports.
+"""The configmapgen demo as a /metrics target: ``python -m examples.configmapgen --embedded
+--keep-running`` in a subprocess (Prometheus scrapes it over loopback like any other target), with
+its metrics and health listeners on free loopback ports. It runs its scripted scenario, then keeps
+serving; the embedded API server's kubeconfig it writes lets :meth:`DemoController.churn` create
+and change generators so that reconciles keep happening.
 """
 
 from __future__ import annotations
@@ -26,17 +26,32 @@ __all__ = ["DemoController"]
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _wait(condition: Any, what: str, log: Path, timeout: float = 60) -> None:
-    """Poll `condition` (another process's state: real time) until true."""
+def python_module(module: str, *args: str) -> list[str]:
+    """The command running ``python -m module args`` with this interpreter."""
+    return [sys.executable, "-m", module, *args]
+
+
+def _wait(
+    condition: Any, what: str, log: Path, timeout: float = 60, proc: subprocess.Popen[bytes] | None = None
+) -> None:
+    """Poll `condition` (another process's state: real time) until true; fail early if `proc` exits."""
     deadline = time.monotonic() + timeout
     while not condition():
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(
+                f"exited with {proc.returncode} while waiting for {what}\n{log.read_text()[-3000:]}"
+            )
         if time.monotonic() > deadline:
             raise TimeoutError(f"waited {timeout}s for {what}\n{log.read_text()[-3000:]}")
         time.sleep(0.2)
 
 
 class DemoController:
-    """``with DemoController(tmp_path) as demo:`` serves the demo's metrics on ``demo.metrics_address``."""
+    """``with DemoController(tmp_path) as demo:`` serves the demo's metrics on ``demo.metrics_address``.
+
+    ``log`` is the demo's output (stdout and stderr); ``returncodes`` holds its exit status once the
+    block has left (it is stopped with SIGTERM, i.e. a graceful shutdown).
+    """
 
     def __init__(self, workdir: Path, *, generators: int = 5) -> None:
         self.workdir = workdir
@@ -45,16 +60,18 @@ class DemoController:
         self.metrics_address = f"127.0.0.1:{free_port()}"
         self.health_address = f"127.0.0.1:{free_port()}"
         self._procs: list[subprocess.Popen[bytes]] = []
+        self.log = workdir / "configmapgen.log"
+        self.returncodes: list[int] = []
         self._generation = 0
 
-    def _start(self, name: str, *args: str) -> Path:
+    def _start(self, name: str, command: list[str]) -> Path:
         log = self.workdir / f"{name}.log"
         with log.open("wb") as out:
             self._procs.append(
                 subprocess.Popen(
-                    [sys.executable, *args],
+                    command,
                     cwd=REPO,
-                    env={**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"},
+                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
                     stdout=out,
                     stderr=subprocess.STDOUT,
                 )
@@ -70,17 +87,18 @@ class DemoController:
 
     def __enter__(self) -> DemoController:
         try:
-            server_log = self._start(
-                "apiserver", "-m", "kube_runtime.testing", "serve", "--port", "0",
-                "--kubeconfig", str(self.kubeconfig), "--bookmark-interval", "5",
+            log = self._start(
+                "configmapgen",
+                python_module(
+                    "examples.configmapgen", "--embedded", "--keep-running",
+                    f"--write-kubeconfig={self.kubeconfig}",
+                    f"--metrics-bind-address={self.metrics_address}",
+                    f"--health-probe-bind-address={self.health_address}",
+                ),
             )  # fmt: skip
-            _wait(lambda: "serving " in server_log.read_text(), "the embedded API server", server_log)
-            controller_log = self._start(
-                "configmapgen", "-m", "examples.configmapgen", "--install-crd",
-                f"--metrics-bind-address={self.metrics_address}",
-                f"--health-probe-bind-address={self.health_address}",
-            )  # fmt: skip
-            _wait(self._ready, "the controller's /readyz", controller_log)
+            proc = self._procs[-1]
+            _wait(lambda: "scenario finished" in log.read_text(), "the demo's scenario", log, 90, proc)
+            _wait(self._ready, "the controller's /readyz", log, proc=proc)
             self.churn()
         except BaseException:
             self.__exit__(None, None, None)
@@ -118,4 +136,5 @@ class DemoController:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait(timeout=10)
+            self.returncodes.append(proc.returncode)
         self._procs.clear()
