@@ -29,16 +29,14 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import Enum
-from typing import TYPE_CHECKING, Any, TypeAlias
+from enum import StrEnum
+from typing import Any, TypeAlias
 
 import anyio
 
+from kube_runtime.client import Api, Client
 from kube_runtime.client.errors import ApiError, KubeError
 from kube_runtime.client.resource import ApiResource
-
-if TYPE_CHECKING:
-    from kube_runtime.client import Client
 
 __all__ = [
     "CACHE_TTL",
@@ -66,7 +64,7 @@ MAX_REPORTING_INSTANCE_LENGTH = 128
 EVENTS_RESOURCE = ApiResource.builtin("Event", "events.k8s.io/v1")
 
 
-class EventType(str, Enum):
+class EventType(StrEnum):
     NORMAL = "Normal"
     WARNING = "Warning"
 
@@ -136,7 +134,11 @@ _REF_FIELDS = ("apiVersion", "kind", "name", "namespace", "uid")
 def object_reference(obj: KubeObject) -> KubeObject:
     """An ObjectReference (apiVersion, kind, name, namespace, uid) to an object dict."""
     metadata = obj.get("metadata") or {}
-    ref: KubeObject = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "name": metadata.get("name")}
+    ref: KubeObject = {
+        "apiVersion": obj.get("apiVersion"),
+        "kind": obj.get("kind"),
+        "name": metadata.get("name"),
+    }
     if metadata.get("namespace"):
         ref["namespace"] = metadata["namespace"]
     if metadata.get("uid"):
@@ -223,8 +225,6 @@ class Recorder:
             done.set()
 
     async def _publish_locked(self, key: _Key, event: Event, reference: KubeObject) -> KubeObject:
-        from kube_runtime.client import Api
-
         now = anyio.current_time()
         self._expire(now)
         wall_now = self._wall_clock()
@@ -237,7 +237,10 @@ class Recorder:
             previous = cached.event.get("series") or {}
             body = {
                 **cached.event,
-                "series": {"count": int(previous.get("count") or 1) + 1, "lastObservedTime": _micro_time(wall_now)},
+                "series": {
+                    "count": int(previous.get("count") or 1) + 1,
+                    "lastObservedTime": _micro_time(wall_now),
+                },
             }
             try:
                 result = await events.patch(body["metadata"]["name"], body, patch_type="merge")
@@ -258,14 +261,19 @@ class Recorder:
         for key in stale:
             del self._cache[key]
 
-    def _new_event(self, event: Event, reference: KubeObject, namespace: str, wall_now: datetime) -> KubeObject:
+    def _new_event(
+        self, event: Event, reference: KubeObject, namespace: str, wall_now: datetime
+    ) -> KubeObject:
         # Unique even when two events share a wall-clock nanosecond (or the clock steps back).
         nanos = max(int(wall_now.timestamp() * 1_000_000) * 1000, self._last_name_nanos + 1)
         self._last_name_nanos = nanos
         body: KubeObject = {
             "apiVersion": EVENTS_RESOURCE.api_version,
             "kind": "Event",
-            "metadata": {"name": f"{reference.get('name') or self._reporter.controller}.{nanos:x}", "namespace": namespace},
+            "metadata": {
+                "name": f"{reference.get('name') or self._reporter.controller}.{nanos:x}",
+                "namespace": namespace,
+            },
             "eventTime": _micro_time(wall_now),
             "type": event.type.value,
             "reason": event.reason,

@@ -38,23 +38,22 @@ from __future__ import annotations
 import logging
 import math
 import random
+import re
 import socket
 import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Generator
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar, TypeVarTuple, Unpack
+from typing import Any, Protocol, TypeAlias, TypeVar, TypeVarTuple
 
 import anyio
 from anyio.abc import TaskGroup
 from prometheus_client import REGISTRY, CollectorRegistry, Gauge
 
+from kube_runtime.client import Api, Client
 from kube_runtime.client.errors import ApiError, KubeError, TransportError
 from kube_runtime.client.resource import ApiResource
-
-if TYPE_CHECKING:
-    from kube_runtime.client import Client
 
 __all__ = [
     "DEFAULT_LEASE_DURATION",
@@ -63,8 +62,8 @@ __all__ = [
     "LEASE_RESOURCE",
     "LeaderElectionLost",
     "LeaderElector",
-    "LeaseApi",
     "LeadershipSignal",
+    "LeaseApi",
     "default_identity",
 ]
 
@@ -77,6 +76,7 @@ Ts = TypeVarTuple("Ts")
 DEFAULT_LEASE_DURATION = 15.0
 DEFAULT_RENEW_DEADLINE = 10.0
 DEFAULT_RETRY_PERIOD = 2.0
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _JITTER = 0.2  # client-go's JitterFactor 1.2 on the acquire retry period
 
 LEASE_RESOURCE = ApiResource.builtin("Lease", "coordination.k8s.io/v1")
@@ -172,18 +172,17 @@ class LeaderElector:
         registry: CollectorRegistry | None = None,
         lease_api: LeaseApi | None = None,
     ) -> None:
-        if not name:
-            raise ValueError("the lease name is required")
+        if len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
+            raise ValueError(f"lease name {name!r} is not a DNS-1123 subdomain (lowercase, digits, '-', '.')")
         if not 0 < retry_period * (1 + _JITTER) < renew_deadline < lease_duration:
             raise ValueError(
                 "need lease_duration > renew_deadline > 1.2 * retry_period > 0, got "
-                f"lease_duration={lease_duration}, renew_deadline={renew_deadline}, retry_period={retry_period}"
+                f"lease_duration={lease_duration}, renew_deadline={renew_deadline}, "
+                f"retry_period={retry_period}"
             )
         if lease_api is None:
             if client is None:
                 raise ValueError("pass a client or a lease_api")
-            from kube_runtime.client import Api
-
             lease_api = Api(client, LEASE_RESOURCE, namespace)
         self.name = name
         self.namespace = namespace
@@ -203,15 +202,14 @@ class LeaderElector:
         self._observed_time = -math.inf
         self._observed_spec: KubeObject = {}
         self._task_group: TaskGroup | None = None
+        self._on_lost: list[Callable[[], None]] = []
 
     # -- public state ------------------------------------------------------------------------
 
     @property
     def is_leader(self) -> bool:
         """True only while this elector holds the lease and its renew deadline has not passed."""
-        return (
-            self._acquired.is_set() and not self.lost.is_set() and anyio.current_time() < self._valid_until
-        )
+        return self._acquired.is_set() and not self.lost.is_set() and anyio.current_time() < self._valid_until
 
     @property
     def observed_holder(self) -> str:
@@ -238,32 +236,39 @@ class LeaderElector:
         if not self.is_leader:
             raise LeaderElectionLost(f"lease {self.name!r}: {self.lost_reason or 'not leading'}")
 
-    async def run_while_leading(
-        self, fn: Callable[[Unpack[Ts]], Awaitable[T]], *args: Unpack[Ts], grace: float = 0.0
-    ) -> T:
+    async def run_while_leading(self, fn: Callable[[*Ts], Awaitable[T]], *args: *Ts, grace: float = 0.0) -> T:
         """Wait for leadership, then run ``fn(*args)`` until it returns or leadership is lost.
 
         On loss, ``fn`` gets ``grace`` seconds to return on its own (e.g. a Controller that was
-        given ``graceful_shutdown_on(elector.lost)``), then it is cancelled. Keep ``grace`` below
-        ``lease_duration - renew_deadline`` to stop before a rival can take over. Returns ``fn``'s
-        result if it finished while leading; raises :class:`LeaderElectionLost` otherwise. An
-        exception from ``fn`` propagates unchanged.
+        given ``graceful_shutdown_on(elector.lost)``), then it is cancelled; with ``grace=0`` the
+        cancellation is requested in the same instant the loss is declared, so ``fn`` stops at its
+        next await (a step already resumed still runs: check :attr:`is_leader` before acting).
+        Keep ``grace`` below ``lease_duration - renew_deadline`` to stop before a rival can take
+        over. Returns ``fn``'s result if it finished while leading; raises
+        :class:`LeaderElectionLost` otherwise. An exception from ``fn`` propagates unchanged.
         """
         await self.wait_until_leading()
         outcome: list[T] = []
         error: Exception | None = None
         async with anyio.create_task_group() as tg:
+            if grace > 0:
 
-            async def stop_on_loss() -> None:
-                await self.lost.wait()
-                await anyio.sleep(grace)
-                tg.cancel_scope.cancel()
+                async def stop_on_loss() -> None:
+                    await self.lost.wait()
+                    await anyio.sleep(grace)
+                    tg.cancel_scope.cancel()
 
-            tg.start_soon(stop_on_loss)
+                tg.start_soon(stop_on_loss)
+            else:
+                # Cancel in the instant the loss is declared: fn stops at its next await.
+                self._on_lost.append(tg.cancel_scope.cancel)
             try:
                 outcome.append(await fn(*args))
             except Exception as exc:
                 error = exc
+            finally:
+                if tg.cancel_scope.cancel in self._on_lost:
+                    self._on_lost.remove(tg.cancel_scope.cancel)
             tg.cancel_scope.cancel()
         if error is not None:
             raise error
@@ -320,7 +325,9 @@ class LeaderElector:
     # -- campaign and renewal ----------------------------------------------------------------
 
     async def _run(self) -> None:
-        while not await self._try_acquire_or_renew():
+        while True:
+            if await self._try_acquire_or_renew():
+                break
             await anyio.sleep(self.retry_period * (1 + random.random() * _JITTER))
         self._acquired._set()
         self._gauge.set(1)
@@ -347,7 +354,9 @@ class LeaderElector:
                 continue
             holder = self.observed_holder
             if holder != self.identity:
-                self._declare_lost(f"lease taken by {holder}" if holder else "lease released or deleted by someone else")
+                self._declare_lost(
+                    f"lease taken by {holder}" if holder else "lease released or deleted by someone else"
+                )
                 return
 
     async def _try_acquire_or_renew(self, *, renewing: bool = False) -> bool:
@@ -378,7 +387,7 @@ class LeaderElector:
             return False
         self._observe(written)
         if not self.lost.is_set():
-            self._valid_until = started + self.lease_duration * 1.5
+            self._valid_until = started + self.renew_deadline
         return True
 
     def _new_lease(self) -> KubeObject:
@@ -440,6 +449,10 @@ class LeaderElector:
             return
         self.lost_reason = reason
         self.lost._set()
+        for callback in self._on_lost:
+            callback()
         self._gauge.set(0)
         if self._acquired.is_set():
-            log.warning("lease %s/%s: %s lost leadership: %s", self.namespace, self.name, self.identity, reason)
+            log.warning(
+                "lease %s/%s: %s lost leadership: %s", self.namespace, self.name, self.identity, reason
+            )

@@ -1,6 +1,6 @@
 """Waiting for one object to reach a condition (kube-rs ``wait.rs``), made resilient.
 
-:func:`await_condition` follows one object by name (list, then watch from that resourceVersion)
+:func:`await_condition` follows one object by name with :func:`kube_runtime.watcher.watch_object`
 and returns the first state that satisfies the condition: the object, or ``None`` when the
 condition accepts absence (``is_deleted``). :func:`delete_and_finalize` deletes an object and waits
 until that exact incarnation (by uid) is gone, finalizers included.
@@ -16,17 +16,19 @@ combinators (``~c`` / ``c.not_()``, ``a & b`` / ``a.and_(b)``, ``a | b`` / ``a.o
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias
 
 import anyio
 
-from kube_runtime.client.errors import ApiError, KubeError, TransportError, WatchDecodeError
+from kube_runtime.client.errors import ApiError, KubeError, TransportError
+from kube_runtime.watcher import Backoff, WatcherError, default_backoff, watch_object
+from kube_runtime.watcher.watcher import WatchableApi as WatcherApi
 
 __all__ = [
     "Condition",
     "ConditionTimeout",
+    "DeletableApi",
     "DeleteFailed",
     "NoUid",
     "WaitError",
@@ -34,8 +36,8 @@ __all__ = [
     "await_condition",
     "conditions",
     "delete_and_finalize",
-    "is_created",
     "is_crd_established",
+    "is_created",
     "is_deleted",
     "is_deployment_completed",
     "is_ingress_provisioned",
@@ -45,21 +47,22 @@ __all__ = [
 ]
 
 KubeObject: TypeAlias = dict[str, Any]
+PropagationPolicy: TypeAlias = Literal["Orphan", "Background", "Foreground"]
 
 
-class WatchableApi(Protocol):
-    """The slice of :class:`kube_runtime.client.Api` used here."""
+WatchableApi = WatcherApi
+"""What :func:`await_condition` needs: ``list`` and ``watch`` (see :mod:`kube_runtime.watcher`)."""
 
-    async def list(self, *, field_selector: str | None = ...) -> KubeObject: ...
 
-    def watch(self, *, resource_version: str | None = ..., field_selector: str | None = ...) -> Any: ...
+class DeletableApi(WatcherApi, Protocol):
+    """What :func:`delete_and_finalize` needs: a watchable ``Api`` that can also delete."""
 
     async def delete(
         self,
         name: str,
         *,
-        propagation_policy: str | None = ...,
-        preconditions: KubeObject | None = ...,
+        propagation_policy: PropagationPolicy | None = ...,
+        preconditions: dict[str, str] | None = ...,
         grace_period_seconds: int | None = ...,
     ) -> KubeObject: ...
 
@@ -83,10 +86,14 @@ class Condition:
         return Condition(lambda obj: not self(obj), f"not({self.description})")
 
     def and_(self, other: Callable[[KubeObject | None], bool]) -> Condition:
-        return Condition(lambda obj: self(obj) and bool(other(obj)), f"and({self.description}, {_describe(other)})")
+        return Condition(
+            lambda obj: self(obj) and bool(other(obj)), f"and({self.description}, {_describe(other)})"
+        )
 
     def or_(self, other: Callable[[KubeObject | None], bool]) -> Condition:
-        return Condition(lambda obj: self(obj) or bool(other(obj)), f"or({self.description}, {_describe(other)})")
+        return Condition(
+            lambda obj: self(obj) or bool(other(obj)), f"or({self.description}, {_describe(other)})"
+        )
 
     __invert__ = not_
     __and__ = and_
@@ -107,7 +114,9 @@ def _status_conditions(obj: KubeObject | None) -> Iterable[KubeObject]:
     return status.get("conditions") or ()
 
 
-def _has_condition(obj: KubeObject | None, type_: str, status: str = "True", reason: str | None = None) -> bool:
+def _has_condition(
+    obj: KubeObject | None, type_: str, status: str = "True", reason: str | None = None
+) -> bool:
     return any(
         c.get("type") == type_ and c.get("status") == status and (reason is None or c.get("reason") == reason)
         for c in _status_conditions(obj)
@@ -141,7 +150,8 @@ def is_job_completed() -> Condition:
 
 def is_deployment_completed() -> Condition:
     return Condition(
-        lambda obj: _has_condition(obj, "Progressing", reason="NewReplicaSetAvailable"), "is_deployment_completed"
+        lambda obj: _has_condition(obj, "Progressing", reason="NewReplicaSetAvailable"),
+        "is_deployment_completed",
     )
 
 
@@ -167,7 +177,7 @@ def is_ingress_provisioned() -> Condition:
     return Condition(lambda obj: obj is not None and _ingress_entries_ready(obj), "is_ingress_provisioned")
 
 
-class conditions:  # noqa: N801 - a namespace mirroring kube-rs's `wait::conditions` module
+class conditions:
     """The predefined conditions, for ``conditions.is_pod_running()`` style imports."""
 
     is_deleted = staticmethod(is_deleted)
@@ -188,11 +198,18 @@ class ConditionTimeout(WaitError, TimeoutError):
     """The condition did not hold within the timeout. ``last_seen``/``last_error`` say why."""
 
     def __init__(
-        self, name: str, timeout: float | None, last_seen: KubeObject | None, seen: bool, last_error: Exception | None
+        self,
+        name: str,
+        timeout: float | None,
+        last_seen: KubeObject | None,
+        seen: bool,
+        last_error: Exception | None,
     ) -> None:
         state = "never observed" if not seen else ("absent" if last_seen is None else "present")
         detail = f"; last error: {last_error}" if last_error is not None else ""
-        super().__init__(f"object {name!r} did not reach the condition within {timeout} s (object {state}{detail})")
+        super().__init__(
+            f"object {name!r} did not reach the condition within {timeout} s (object {state}{detail})"
+        )
         self.name = name
         self.timeout = timeout
         self.last_seen = last_seen
@@ -210,23 +227,6 @@ class DeleteFailed(WaitError):
         super().__init__(f"failed to delete object: {cause}")
         self.error = cause
         self.__cause__ = cause
-
-
-class _Backoff:
-    """Exponential backoff with full jitter: 0.5 s doubling to 30 s (reset after progress)."""
-
-    def __init__(self, initial: float = 0.5, maximum: float = 30.0) -> None:
-        self._initial = initial
-        self._maximum = maximum
-        self._current = initial
-
-    def next(self) -> float:
-        delay = self._current
-        self._current = min(self._current * 2, self._maximum)
-        return delay * (0.5 + random.random() / 2)
-
-    def reset(self) -> None:
-        self._current = self._initial
 
 
 class _Progress:
@@ -247,84 +247,54 @@ async def await_condition(
     name: str,
     condition: Callable[[KubeObject | None], bool],
     *,
-    timeout: float | None = None,
+    timeout: float | None = None,  # noqa: ASYNC109 - a documented part of the API
+    backoff: Backoff | None = None,
 ) -> KubeObject | None:
     """Wait until the object called ``name`` satisfies ``condition``; return that state.
 
     Returns the matching object, or ``None`` if the condition matched absence. Raises
     :class:`ConditionTimeout` after ``timeout`` seconds (``None`` waits forever). API and transport
-    errors never end the wait; they are retried with backoff and reported in the timeout error.
+    errors never end the wait; they are retried after ``backoff`` delays (default: the watcher's
+    :func:`~kube_runtime.watcher.default_backoff`) and reported in the timeout error.
     """
     progress = _Progress()
     try:
         with anyio.fail_after(timeout):
-            return await _follow(api, name, condition, progress)
+            return await _follow(api, name, condition, progress, backoff or default_backoff())
     except TimeoutError as exc:
         if isinstance(exc, ConditionTimeout):
             raise
-        raise ConditionTimeout(name, timeout, progress.last_seen, progress.seen, progress.last_error) from None
+        raise ConditionTimeout(
+            name, timeout, progress.last_seen, progress.seen, progress.last_error
+        ) from None
 
 
 async def _follow(
-    api: WatchableApi, name: str, condition: Callable[[KubeObject | None], bool], progress: _Progress
+    api: WatchableApi,
+    name: str,
+    condition: Callable[[KubeObject | None], bool],
+    progress: _Progress,
+    policy: Backoff,
 ) -> KubeObject | None:
-    selector = f"metadata.name={name}"
-    backoff = _Backoff()
-    resource_version: str | None = None
-    while True:
-        try:
-            if resource_version is None:
-                listing = await api.list(field_selector=selector)
-                items = listing.get("items") or []
-                current: KubeObject | None = items[0] if items else None
-                progress.observe(current)
-                backoff.reset()
-                if condition(current):
-                    return current
-                resource_version = (listing.get("metadata") or {}).get("resourceVersion") or None
-                if resource_version is None:
-                    raise ApiError({"code": 500, "reason": "NoResourceVersion", "message": "list had no resourceVersion"})
-            received = 0
-            async with api.watch(resource_version=resource_version, field_selector=selector) as stream:
-                async for item in stream:
-                    received += 1
-                    if isinstance(item, WatchDecodeError):
-                        progress.last_error = item
-                        continue
-                    if isinstance(item, ApiError):
-                        if item.code == 410:
-                            resource_version = None  # history compacted: relist
-                            break
-                        raise item
-                    obj = item.object
-                    version = (obj.get("metadata") or {}).get("resourceVersion")
-                    if version:
-                        resource_version = version
-                    if item.type == "BOOKMARK":
-                        continue
-                    current = None if item.type == "DELETED" else obj
-                    progress.observe(current)
-                    backoff.reset()
-                    if condition(current):
-                        return current
-            if received == 0:
-                await anyio.sleep(backoff.next())  # a server that ends every watch at once: no hot loop
-        except (ApiError, TransportError) as exc:
-            progress.last_error = exc
-            if isinstance(exc, ApiError) and exc.code == 410:
-                resource_version = None
+    async with watch_object(api, name).backoff(policy) as states:
+        async for state in states:
+            if isinstance(state, WatcherError):
+                progress.last_error = state  # the backoff stage sleeps before the next read
                 continue
-            await anyio.sleep(backoff.next())
+            progress.observe(state)
+            if condition(state):
+                return state
+    raise AssertionError("watch_object never ends")  # pragma: no cover
 
 
 async def delete_and_finalize(
-    api: WatchableApi,
+    api: DeletableApi,
     name: str,
     *,
-    propagation_policy: str | None = None,
-    preconditions: KubeObject | None = None,
+    propagation_policy: PropagationPolicy | None = None,
+    preconditions: dict[str, str] | None = None,
     grace_period_seconds: int | None = None,
-    timeout: float | None = None,
+    timeout: float | None = None,  # noqa: ASYNC109 - a documented part of the API
 ) -> None:
     """Delete ``name`` and wait until that incarnation (by uid) is gone, finalizers included.
 

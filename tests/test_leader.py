@@ -77,6 +77,20 @@ async def record_time(signal: Any, into: dict[str, float], key: str) -> None:
     into[key] = anyio.current_time()
 
 
+async def first_to_lead(electors: list[LeaderElector]) -> LeaderElector:
+    winner: list[LeaderElector] = []
+    async with anyio.create_task_group() as tg:
+
+        async def wait_for(elector: LeaderElector) -> None:
+            await elector.leading
+            winner.append(elector)
+            tg.cancel_scope.cancel()
+
+        for elector in electors:
+            tg.start_soon(wait_for, elector)
+    return winner[0]
+
+
 def lease_api(api_server: Any, namespace: str = "default") -> Any:
     from kube_runtime.client import Api
 
@@ -98,11 +112,18 @@ def test_rejects_unsafe_timings() -> None:
         LeaderElector(None, "x", lease_api=store, lease_duration=15, renew_deadline=2, retry_period=2)
 
 
+def test_rejects_invalid_lease_names() -> None:
+    for bad in ["", "Upper", "under_score", "a" * 254, "-dash"]:
+        with pytest.raises(ValueError, match="DNS-1123"):
+            LeaderElector(None, bad, lease_api=InMemoryLeases())
+
+
 def test_defaults_follow_controller_runtime() -> None:
     elector = LeaderElector(None, "x", lease_api=InMemoryLeases(), registry=CollectorRegistry())
     assert (elector.lease_duration, elector.renew_deadline, elector.retry_period) == (15.0, 10.0, 2.0)
     host, _, suffix = elector.identity.rpartition("_")
-    assert host and len(suffix) == 36  # hostname_uuid4
+    assert host
+    assert len(suffix) == 36
     assert elector.release_on_shutdown
 
 
@@ -112,30 +133,36 @@ def test_defaults_follow_controller_runtime() -> None:
 async def test_only_one_of_two_candidates_leads(api_server: Any) -> None:
     registries = [CollectorRegistry(), CollectorRegistry()]
     electors = [
-        LeaderElector(api_server.client, "only-one", "default", registry=registries[i], **FAST) for i in range(2)
+        LeaderElector(api_server.client, "only-one", "default", registry=registries[i], **FAST)
+        for i in range(2)
     ]
     monitor = LeadershipMonitor(electors)
     async with electors[0], electors[1], anyio.create_task_group() as tg:
         tg.start_soon(monitor.run, 0.005)
         with anyio.fail_after(10):
-            while not any(e.is_leader for e in electors):
-                await anyio.sleep(0.01)
-        leader = next(e for e in electors if e.is_leader)
+            leader = await first_to_lead(electors)
         standby = next(e for e in electors if e is not leader)
         # Several renew periods pass: the leader keeps the lease, the standby never takes it.
         await anyio.sleep(1.5)
-        assert leader.is_leader and not standby.is_leader
+        assert leader.is_leader
+        assert not standby.is_leader
         assert not standby.leading.is_set()
         lease = await lease_api(api_server).get("only-one")
         assert lease["spec"]["holderIdentity"] == leader.identity
         assert lease["spec"]["leaseDurationSeconds"] == 1
         assert lease["spec"]["leaseTransitions"] == 0
-        assert registries[electors.index(leader)].get_sample_value(
-            "leader_election_master_status", {"name": "only-one"}
-        ) == 1.0
-        assert registries[electors.index(standby)].get_sample_value(
-            "leader_election_master_status", {"name": "only-one"}
-        ) == 0.0
+        assert (
+            registries[electors.index(leader)].get_sample_value(
+                "leader_election_master_status", {"name": "only-one"}
+            )
+            == 1.0
+        )
+        assert (
+            registries[electors.index(standby)].get_sample_value(
+                "leader_election_master_status", {"name": "only-one"}
+            )
+            == 0.0
+        )
         tg.cancel_scope.cancel()
     assert monitor.violations == []
 
@@ -168,12 +195,15 @@ async def test_paused_leader_loses_lease_and_notices_before_the_other_acts(api_s
         first.pause()  # the renew loop stalls and cannot be cancelled out of the stall
         with anyio.fail_after(10):
             await second.wait_until_leading()
-        assert first.lost.is_set() and not first.is_leader
-        assert first.lost_reason is not None and "renew deadline" in first.lost_reason
+        assert first.lost.is_set()
+        assert not first.is_leader
+        assert first.lost_reason is not None
+        assert "renew deadline" in first.lost_reason
         assert times["first_lost"] <= times["second_acquired"]
         first.unpause()  # resuming must not bring the old term back
         await anyio.sleep(0.3)
-        assert not first.is_leader and second.is_leader
+        assert not first.is_leader
+        assert second.is_leader
         tg.cancel_scope.cancel()
 
     assert monitor.violations == []
@@ -198,7 +228,8 @@ async def test_release_on_shutdown_hands_over_without_waiting_out_the_lease(api_
             second.unpause()
             await anyio.sleep(0.3)
             assert not second.is_leader
-        assert first.lost.is_set() and not first.is_leader
+        assert first.lost.is_set()
+        assert not first.is_leader
         with anyio.fail_after(5):
             await second.wait_until_leading()
         lease = await lease_api(api_server).get("handover")
@@ -223,11 +254,11 @@ async def test_without_release_the_lease_stays_held(api_server: Any) -> None:
 
 async def test_run_while_leading_cancels_work_on_loss(api_server: Any) -> None:
     elector = PausableElector(api_server.client, "work", "default", registry=CollectorRegistry(), **FAST)
-    progress: list[bool] = []
+    progress: list[bool] = []  # per step of work: had the loss been declared already?
 
     async def work() -> str:
         while True:
-            progress.append(elector.is_leader)
+            progress.append(elector.lost.is_set())
             await anyio.sleep(0.01)
             if len(progress) == 20:
                 elector.pause()
@@ -237,7 +268,9 @@ async def test_run_while_leading_cancels_work_on_loss(api_server: Any) -> None:
             await elector.run_while_leading(work)
         elector.unpause()
     assert len(progress) >= 20
-    assert all(progress)  # the work never ran while not leading
+    # Cancelled at its next await after the loss: only a step whose wakeup was already queued at
+    # that instant can still run (and it sees the loss), none after it.
+    assert not any(progress[:-1])
     with pytest.raises(LeaderElectionLost):
         await elector.wait_until_leading()
 
@@ -340,7 +373,8 @@ def test_virtual_clock_takeover_follows_the_lease_duration() -> None:
                 tg.start_soon(record_time, first.lost, times, "lost")
                 tg.start_soon(record_time, second.leading, times, "acquired")
                 await anyio.sleep(30)
-                assert first.is_leader and not second.is_leader
+                assert first.is_leader
+                assert not second.is_leader
                 paused_at = anyio.current_time()
                 first.pause()
                 await second.wait_until_leading()
@@ -402,7 +436,9 @@ pause_schedule = st.lists(
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pauses=pause_schedule, seed=st.integers(0, 2**16), latency=st.floats(0.0, 1.5))
-def test_property_never_two_leaders(pauses: list[tuple[int, float, float]], seed: int, latency: float) -> None:
+def test_property_never_two_leaders(
+    pauses: list[tuple[int, float, float]], seed: int, latency: float
+) -> None:
     """Three candidates, random stalls of their lease calls and random network latency on each
     leg: at no instant do two of them believe they lead, and leadership moves on after stalls."""
 
@@ -439,3 +475,50 @@ def test_property_never_two_leaders(pauses: list[tuple[int, float, float]], seed
         assert monitor.believers_seen  # someone led at some point
 
     run_virtual(scenario)
+
+
+async def test_controller_reconciles_only_while_leading_and_drains_on_loss(api_server: Any) -> None:
+    """The intended wiring: ``graceful_shutdown_on(elector.lost)`` plus ``run_while_leading``.
+
+    A reconcile may still start in the instant between the renew deadline and the controller
+    noticing; it then sees ``is_leader`` false (and must not act). What must hold: no reconcile
+    runs while both its elector and the rival believe they lead, and reconciles stop after the loss.
+    """
+    from kube_runtime.client import Api, ApiResource
+    from kube_runtime.controller import Action, Controller
+
+    configmaps = Api(api_server.client, ApiResource.builtin("ConfigMap"), "default")
+    for i in range(3):
+        await configmaps.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cm{i}"}})
+    elector = PausableElector(api_server.client, "ctl", "default", registry=CollectorRegistry(), **FAST)
+    rival = PausableElector(api_server.client, "ctl", "default", registry=CollectorRegistry(), **FAST)
+    rival.pause()
+    reconciled: list[tuple[bool, bool]] = []  # (elector leads, rival leads) at each reconcile
+    three_seen = anyio.Event()
+
+    async def reconcile(obj: dict[str, Any], ctx: None) -> Action:
+        reconciled.append((elector.is_leader, rival.is_leader))
+        if len(reconciled) == 3:
+            three_seen.set()
+        return Action.requeue(0.05)
+
+    controller = Controller(configmaps, registry=CollectorRegistry()).graceful_shutdown_on(elector.lost)
+    async with elector, rival, anyio.create_task_group() as tg:
+
+        async def stall_after_three() -> None:
+            await three_seen.wait()
+            rival.unpause()
+            elector.pause()
+
+        tg.start_soon(stall_after_three)
+        with anyio.fail_after(10), pytest.raises(LeaderElectionLost):
+            await elector.run_while_leading(controller.run, reconcile, None, None, grace=0.3)
+        stopped_at = len(reconciled)
+        with anyio.fail_after(10):
+            await rival.wait_until_leading()
+        await anyio.sleep(0.3)
+        assert len(reconciled) == stopped_at  # the controller is gone
+        elector.unpause()
+    assert len(reconciled) >= 3
+    assert all(leading for leading, _ in reconciled[:3])
+    assert not any(mine and theirs for mine, theirs in reconciled)
