@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -41,10 +40,15 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 from examples.configmapgen.controller import Context, build_controller, error_policy, reconcile
 from examples.configmapgen.crd import CONFIG_MAP, CONFIG_MAP_GENERATOR, install_crd
 from kube_runtime.client import Api, Client
-from kube_runtime.controller import Controller, ControllerError, Reconciled
-from kube_runtime.controller.controller import DEFAULT_CONCURRENCY
+from kube_runtime.controller import (
+    Controller,
+    ControllerError,
+    ControllerOptions,
+    Reconciled,
+    shutdown_on_signals,
+)
 from kube_runtime.leader import LeaderElectionLost, LeaderElector
-from kube_runtime.observe import Observability, ResultRecorder, ServerOptions, configure_logging
+from kube_runtime.observe import Observability, ServerOptions, configure_logging, setup_tracing
 
 __all__ = ["CONTROLLER_NAME", "build_parser", "describe", "main", "run_demo"]
 
@@ -98,7 +102,8 @@ async def run_demo(
     controller, ctx = build_controller(client, namespace, **({"name": name} if name else {}))
     if concurrency is not None:
         controller.with_config(concurrency=concurrency)
-    recorder = observability.add_controller(controller) if observability is not None else None
+    if observability is not None:
+        observability.add_controller(controller)  # before the run: /readyz waits for its store
     finished = anyio.Event()
     if keep_running:
         controller.shutdown_on_signal()
@@ -136,15 +141,18 @@ async def run_demo(
         finally:
             finished.set()
 
-    async with controller.run(reconcile, error_policy, ctx) as results, anyio.create_task_group() as tg:
+    def show(item: Any) -> None:
+        print(describe(item), flush=True)
+
+    async with anyio.create_task_group() as tg:
         tg.start_soon(scenario)
-        async for item in _observed(results, recorder):
-            print(describe(item), flush=True)
+        if observability is not None:
+            await observability.run(controller, reconcile, error_policy, ctx, on_item=show)
+        else:
+            async with controller.run(reconcile, error_policy, ctx) as results:
+                async for item in results:
+                    show(item)
         tg.cancel_scope.cancel()  # stopped by a signal: the scenario stops too
-
-
-def _observed(results: Any, recorder: ResultRecorder | None) -> Any:
-    return results if recorder is None else recorder.observe(results)
 
 
 # -- command line ------------------------------------------------------------------------------------
@@ -172,25 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--install-crd", action="store_true", help="install the CRD before starting")
 
     ctl = parser.add_argument_group("controller")
-    ctl.add_argument("--namespace", default=None, help="watch one namespace (default: all)")
-    ctl.add_argument(
-        "--concurrency",
-        type=_non_negative_int,
-        default=DEFAULT_CONCURRENCY,
-        help=f"most reconciles at once (0 = unbounded; default {DEFAULT_CONCURRENCY})",
-    )
-    ctl.add_argument("--leader-elect", action="store_true", help="reconcile only while holding the Lease")
-    ctl.add_argument(
-        "--leader-election-id", default=CONTROLLER_NAME, help=f"name of the Lease (default {CONTROLLER_NAME})"
-    )
-    ctl.add_argument(
-        "--leader-election-namespace",
-        default=None,
-        help="namespace of the Lease (default: $POD_NAMESPACE, else default)",
-    )
+    # --concurrency, --namespace, --leader-elect, --leader-election-id, --leader-election-namespace
+    ControllerOptions.add_arguments(ctl, leader_election_id=CONTROLLER_NAME)
 
     server = parser.add_argument_group("metrics and health probes")
-    ServerOptions.add_arguments(server)  # type: ignore[arg-type]
+    ServerOptions.add_arguments(server)
     # None: ':8080'/':8081' normally, loopback with --embedded (resolved in main()).
     parser.set_defaults(metrics_bind_address=None, health_probe_bind_address=None)
 
@@ -204,13 +198,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     logs.add_argument("-v", "--verbose", action="store_true", help="debug logs (overrides --log)")
     return parser
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
 
 
 def _server_options(args: argparse.Namespace) -> ServerOptions:
@@ -227,16 +214,6 @@ def _configure_logging(args: argparse.Namespace) -> None:
     if fmt is None:
         fmt = "console" if sys.stderr.isatty() else "json"
     configure_logging(log_filter, fmt=cast(Literal["json", "console"], fmt))
-
-
-def _setup_tracing() -> Any:
-    """A tracer provider when the environment asks for export (the chart sets these), else None."""
-    wanted = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_TRACES_EXPORTER")
-    if not any(os.environ.get(name) for name in wanted):
-        return None
-    from kube_runtime.observe import setup_tracing
-
-    return setup_tracing(CONTROLLER_NAME)
 
 
 def _announce(obs: Observability) -> None:
@@ -271,16 +248,17 @@ async def run_embedded(args: argparse.Namespace) -> None:
     from kube_runtime.testing import ApiServer
 
     options = _server_options(args)
+    controller_options = ControllerOptions.from_arguments(args)
     async with ApiServer(kubeconfig_path=args.write_kubeconfig) as server:
         print(f"embedded API server: {server.url} (kubeconfig {server.kubeconfig_path})", flush=True)
         async with Observability(options) as obs:
             _announce(obs)
             await run_demo(
                 server.client,
-                args.namespace or "default",
+                controller_options.namespace or "default",
                 observability=obs,
                 keep_running=args.keep_running,
-                concurrency=args.concurrency,
+                concurrency=controller_options.concurrency,
                 name=CONTROLLER_NAME,
             )
 
@@ -288,64 +266,48 @@ async def run_embedded(args: argparse.Namespace) -> None:
 async def run_cluster(args: argparse.Namespace) -> None:
     """Run until SIGINT/SIGTERM against the cluster the environment points to."""
     options = _server_options(args)
+    ctl = ControllerOptions.from_arguments(args)
     async with await Client.infer() as client:
         if args.install_crd:
             await install_crd(client)
-        controller, ctx = build_controller(client, args.namespace, name=CONTROLLER_NAME)
-        controller.with_config(concurrency=args.concurrency).shutdown_on_signal()
-        authorizer = None
-        if options.metrics_secure:
-            from kube_runtime.observe import TokenReviewAuthorizer
-
-            authorizer = TokenReviewAuthorizer(client)
-        obs = Observability(options, authorizer=authorizer)
-        if not args.leader_elect:
-            recorder = obs.add_controller(controller)
+        controller, ctx = build_controller(client, ctl.namespace, name=CONTROLLER_NAME)
+        controller.with_config(concurrency=ctl.concurrency).shutdown_on_signal()
+        obs = Observability(options, client=client)  # client: reviews scrapes with --metrics-secure
+        if not ctl.leader_elect:
+            obs.add_controller(controller)
             async with obs:
                 _announce(obs)
-                await _consume(controller, ctx, recorder)
+                await obs.run(controller, reconcile, error_policy, ctx, on_item=_log_reconciled)
             return
 
-        namespace = args.leader_election_namespace or os.environ.get("POD_NAMESPACE") or "default"
-        async with LeaderElector(client, args.leader_election_id, namespace) as elector, obs:
-            _announce(obs)
-            log.info("waiting for the lease", lease=f"{namespace}/{args.leader_election_id}")
-            if not await _lead_or_stop_on_signal(elector):
-                return
-            controller.graceful_shutdown_on(elector.lost)
-            await elector.run_while_leading(_lead, obs, controller, ctx)
-
-
-async def _lead_or_stop_on_signal(elector: LeaderElector) -> bool:
-    """Wait for the lease; False if SIGINT/SIGTERM came first (a standby stopping cleanly). Once
-    leading, the controller's own signal handling takes over."""
-    leading = False
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with anyio.create_task_group() as tg:
-
-            async def stop_on_signal() -> None:
-                async for _ in signals:
+        lease, namespace = ctl.leader_election_id, ctl.lease_namespace()
+        assert lease is not None  # ControllerOptions: --leader-elect comes with a Lease name
+        waiting = anyio.CancelScope()
+        # Registered for the whole run, so no signal falls between standby and leading: a signal
+        # while standing by ends the wait; once leading, the controller's own registration stops it.
+        with shutdown_on_signals(waiting.cancel, name="configmapgen standby"):
+            async with LeaderElector(client, lease, namespace) as elector, obs:
+                _announce(obs)
+                log.info("waiting for the lease", lease=f"{namespace}/{lease}")
+                with waiting:
+                    await elector.wait_until_leading()
+                if waiting.cancelled_caught:
                     log.info("stopping before leading")
-                    tg.cancel_scope.cancel()
-
-            tg.start_soon(stop_on_signal)
-            await elector.wait_until_leading()
-            leading = True
-            tg.cancel_scope.cancel()
-    return leading
+                    return
+                controller.graceful_shutdown_on(elector.lost)
+                await elector.run_while_leading(_lead, obs, controller, ctx)
 
 
 async def _lead(obs: Observability, controller: Controller, ctx: Context) -> None:
     # Wired only once leading: a standby serves passing probes (so a rolling update can proceed)
     # and no controller series (its empty store would read as never synced).
-    await _consume(controller, ctx, obs.add_controller(controller))
+    obs.add_controller(controller)
+    await obs.run(controller, reconcile, error_policy, ctx, on_item=_log_reconciled)
 
 
-async def _consume(controller: Controller, ctx: Context, recorder: ResultRecorder) -> None:
-    async with controller.run(reconcile, error_policy, ctx) as results:
-        async for item in recorder.observe(results):
-            if isinstance(item, Reconciled):
-                log.info(describe(item))
+def _log_reconciled(item: Any) -> None:
+    if isinstance(item, Reconciled):
+        log.info(describe(item))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -353,7 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _validate(args, parser)
     _configure_logging(args)
-    tracer_provider = _setup_tracing()
+    # Exports spans only when OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_TRACES_EXPORTER ask for it (the
+    # chart's tracing values); otherwise spans still carry the trace ids the logs show.
+    tracer_provider = setup_tracing(CONTROLLER_NAME)
     status = 0
     try:
         anyio.run(run_embedded if args.embedded else run_cluster, args)
@@ -367,8 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {group.exceptions[0]}", file=sys.stderr)
         status = 1
     finally:
-        if tracer_provider is not None:
-            tracer_provider.shutdown()
+        tracer_provider.shutdown()  # export the spans still queued
     return status
 
 

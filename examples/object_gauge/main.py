@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import os
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -29,15 +28,8 @@ import structlog
 from prometheus_client import REGISTRY, generate_latest
 
 from kube_runtime.client import Api, ApiResource, Client
-from kube_runtime.controller import DEFAULT_CONCURRENCY, Action, Controller
-from kube_runtime.observe import (
-    ObjectGauge,
-    Observability,
-    ServerOptions,
-    TokenReviewAuthorizer,
-    configure_logging,
-    setup_tracing,
-)
+from kube_runtime.controller import Action, Controller, ControllerOptions
+from kube_runtime.observe import ObjectGauge, Observability, ServerOptions, configure_logging, setup_tracing
 from kube_runtime.store import ObjectRef, Store
 from kube_runtime.testing import ApiServer
 from kube_runtime.watcher import WatcherConfig
@@ -86,6 +78,7 @@ async def reconcile(cm: dict[str, Any], gauges: Gauges) -> Action:
 
 
 async def run(args: argparse.Namespace) -> None:
+    options = ControllerOptions.from_arguments(args)
     async with AsyncExitStack() as stack:
         server: ApiServer | None = None
         if args.embedded:
@@ -97,25 +90,22 @@ async def run(args: argparse.Namespace) -> None:
             client = await stack.enter_async_context(await Client.infer())
 
         controller = (
-            Controller(Api(client, CONFIG_MAP, args.namespace), WatcherConfig().any_semantic())
-            .with_config(concurrency=args.concurrency)
+            Controller(Api(client, CONFIG_MAP, options.namespace), WatcherConfig().any_semantic())
+            .with_config(concurrency=options.concurrency)
             .shutdown_on_signal()
         )
         if args.run_for is not None:
             controller.graceful_shutdown_on(anyio.sleep(args.run_for))
         gauges = Gauges.pruned_by(controller.store)
 
-        options = ServerOptions.from_arguments(args)
-        authorizer = TokenReviewAuthorizer(client) if options.metrics_secure else None
-        obs = Observability(options, authorizer=authorizer)
-        recorder = obs.add_controller(controller)  # /readyz/configmap, /livez/configmap, reconcile metrics
+        obs = Observability(ServerOptions.from_arguments(args), client=client)
+        obs.add_controller(controller)  # /readyz/configmap, /livez/configmap, reconcile metrics
 
-        async with obs, controller.run(reconcile, None, gauges) as results, anyio.create_task_group() as tg:
+        async with obs, anyio.create_task_group() as tg:
             log.info("serving", metrics=obs.server.metrics_url, probes=obs.server.health_url)
             if server is not None:
                 tg.start_soon(demo, client, controller.store, gauges)
-            async for _ in recorder.observe(results):
-                pass
+            await obs.run(controller, reconcile, None, gauges)  # until SIGINT/SIGTERM or --run-for
             tg.cancel_scope.cancel()
         log.info("stopped")
 
@@ -152,19 +142,16 @@ async def until(check: Callable[[], bool]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="object_gauge", description=__doc__.splitlines()[0])
     parser.add_argument("--embedded", action="store_true", help="run on the embedded API server, with a demo")
-    parser.add_argument("--namespace", default=None, help="watch one namespace (default: all)")
-    parser.add_argument(
-        "--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="most reconciles at once"
-    )
     parser.add_argument("--run-for", type=float, default=None, metavar="SECONDS", help="stop after this long")
+    ControllerOptions.add_arguments(parser)  # --concurrency, --namespace
     ServerOptions.add_arguments(parser)  # --metrics-bind-address, --health-probe-bind-address, ...
     args = parser.parse_args(argv)
     configure_logging()  # $KUBE_RUNTIME_LOG, $KUBE_RUNTIME_LOG_FORMAT
-    # Reconcile and HTTP spans over OTLP when an endpoint is configured (the chart's tracing.otlpEndpoint).
-    tracing = setup_tracing("object-gauge") if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") else None
+    # Reconcile and HTTP spans; exported over OTLP only when an endpoint is configured (the chart's
+    # tracing.otlpEndpoint sets OTEL_EXPORTER_OTLP_ENDPOINT).
+    tracing = setup_tracing("object-gauge")
     try:
         anyio.run(run, args)
     finally:
-        if tracing is not None:
-            tracing.shutdown()  # export the spans still queued
+        tracing.shutdown()  # export the spans still queued
     return 0

@@ -14,7 +14,6 @@ seconds.
 from __future__ import annotations
 
 import argparse
-import signal
 from collections.abc import Hashable, Iterable
 from contextlib import AsyncExitStack
 from typing import Any
@@ -23,14 +22,8 @@ import anyio
 import structlog
 
 from kube_runtime.client import Api, ApiResource, Client
-from kube_runtime.observe import (
-    Observability,
-    ServerOptions,
-    TokenReviewAuthorizer,
-    configure_logging,
-    observe_watch,
-    track_store,
-)
+from kube_runtime.controller import shutdown_on_signals
+from kube_runtime.observe import Observability, ServerOptions, configure_logging, observe_watch, track_store
 from kube_runtime.store import Store, store
 from kube_runtime.streams import EventItem, WatchStream, drop_managed_fields
 from kube_runtime.testing import ApiServer
@@ -59,7 +52,7 @@ def reflect_pods(client: Client, namespace: str | None) -> tuple[Store, WatchStr
     writer.add_index(BY_NODE, node_of)
     events = watcher(Api(client, POD, namespace), WatcherConfig().any_semantic())
     stream = (
-        WatchStream(observe_watch(events, "pods"))  # kube_runtime_watch_* metrics
+        observe_watch(events, "pods")  # kube_runtime_watch_* metrics
         .default_backoff()
         .modify(drop_managed_fields)
         .reflect(writer)
@@ -119,34 +112,26 @@ async def run(args: argparse.Namespace) -> None:
             client = await stack.enter_async_context(await Client.infer())
 
         pods, stream = reflect_pods(client, args.namespace)
-        options = ServerOptions.from_arguments(args)
-        authorizer = TokenReviewAuthorizer(client) if options.metrics_secure else None
-        obs = Observability(options, authorizer=authorizer)
+        obs = Observability(ServerOptions.from_arguments(args), client=client)
         obs.checks.add_store("pods", pods)  # /readyz fails until the first list is cached
         track_store("pods", pods)  # kube_runtime_store_objects / _ready
 
         async with obs, anyio.create_task_group() as tg:
             log.info("serving", metrics=obs.server.metrics_url, probes=obs.server.health_url)
-            tg.start_soon(stop_on_signal, tg.cancel_scope)
             if args.embedded:
                 tg.start_soon(demo, client, pods)
-            with anyio.move_on_after(args.run_for if args.run_for is not None else float("inf")):
-                await report(pods, stream)
+            # SIGINT/SIGTERM: the process-wide handler controllers use, here stopping everything.
+            with shutdown_on_signals(tg.cancel_scope.cancel, name="pod reflector"):
+                with anyio.move_on_after(args.run_for if args.run_for is not None else float("inf")):
+                    await report(pods, stream)
             tg.cancel_scope.cancel()
         log.info("stopped", pods=len(pods))
-
-
-async def stop_on_signal(scope: anyio.CancelScope) -> None:
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for signum in signals:
-            log.info("shutting down", signal=signal.Signals(signum).name)
-            scope.cancel()
-            return
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pod_reflector", description=__doc__.splitlines()[0])
     parser.add_argument("--embedded", action="store_true", help="run on the embedded API server, with a demo")
+    # Only --namespace of ControllerOptions applies (no controller here: no --concurrency).
     parser.add_argument("--namespace", default=None, help="watch one namespace (default: all)")
     parser.add_argument("--run-for", type=float, default=None, metavar="SECONDS", help="stop after this long")
     ServerOptions.add_arguments(parser)  # --metrics-bind-address, --health-probe-bind-address, ...

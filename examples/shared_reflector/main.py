@@ -9,19 +9,19 @@ and one cache:
 * ``annotator`` writes a summary derived from the labels and data into the ``example.com/summary``
   annotation (``team=payments keys=2 bytes=7``);
 * ``validator`` requires the ``example.com/team`` label and publishes a ``Warning`` Event
-  (``MissingTeam``) on ConfigMaps without it.
+  (``MissingTeam``) on ConfigMaps without it. It only looks at labels, so its subscription is
+  filtered with ``predicates.labels``: the annotator's writes do not re-trigger it.
 
-``kube_runtime_watch_events_total{watch="configmaps",type="init"}`` counts one list for both; the
-``controller_runtime_*`` metrics are per controller. Logs are JSON lines on stderr
-(``KUBE_RUNTIME_LOG_FORMAT=console`` for plain text). Stops gracefully on SIGINT/SIGTERM or after
-``--run-for`` seconds.
+``kube_runtime_watch_events_total{watch="configmaps",type="init"}`` counts one list for both, and
+``kube_runtime_store_objects{store="configmaps"}`` the one cache once; the ``controller_runtime_*``
+metrics are per controller. Logs are JSON lines on stderr (``KUBE_RUNTIME_LOG_FORMAT=console`` for
+plain text). Both controllers stop gracefully on SIGINT/SIGTERM (a second signal forces it) or
+after ``--run-for`` seconds.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -30,20 +30,13 @@ from typing import Any
 import anyio
 import structlog
 
+from kube_runtime import predicates
 from kube_runtime.client import Api, ApiResource, Client
-from kube_runtime.controller import DEFAULT_CONCURRENCY, Action, Controller, ControllerRun
+from kube_runtime.controller import Action, Controller, ControllerOptions
 from kube_runtime.events import Event, EventType, Recorder, Reporter
-from kube_runtime.observe import (
-    Observability,
-    ResultRecorder,
-    ServerOptions,
-    TokenReviewAuthorizer,
-    configure_logging,
-    observe_watch,
-    setup_tracing,
-)
+from kube_runtime.observe import Observability, ServerOptions, configure_logging, observe_watch, setup_tracing
 from kube_runtime.store import SharedReflector, store
-from kube_runtime.streams import WatchStream, drop_managed_fields
+from kube_runtime.streams import drop_managed_fields
 from kube_runtime.testing import ApiServer
 from kube_runtime.watcher import WatcherConfig, watcher
 
@@ -102,14 +95,8 @@ async def validate(cm: dict[str, Any], ctx: Context) -> Action:
     return Action.await_change()
 
 
-async def consume(run: ControllerRun[Context], recorder: ResultRecorder) -> None:
-    """Run a controller until it shuts down, recording its reconcile metrics."""
-    async with run as results:
-        async for _ in recorder.observe(results):
-            pass
-
-
 async def run(args: argparse.Namespace) -> None:
+    options = ControllerOptions.from_arguments(args)
     async with AsyncExitStack() as stack:
         server: ApiServer | None = None
         if args.embedded:
@@ -121,34 +108,32 @@ async def run(args: argparse.Namespace) -> None:
 
         # One watch, one cache ...
         reader, writer = store(CONFIG_MAP)
-        configmaps = Api(client, CONFIG_MAP, args.namespace)
+        configmaps = Api(client, CONFIG_MAP, options.namespace)
         events = watcher(configmaps, WatcherConfig().labels(SELECTOR))
-        stream = (
-            WatchStream(observe_watch(events, "configmaps")).default_backoff().modify(drop_managed_fields)
-        )
+        stream = observe_watch(events, "configmaps").default_backoff().modify(drop_managed_fields)
         shared = SharedReflector(writer, stream)
-        # ... and two controllers subscribed to it.
-        stop = anyio.Event()
+        # ... and two controllers subscribed to it; the validator only cares about label changes.
         annotator = Controller.for_shared(shared, name="annotator")
-        validator = Controller.for_shared(shared, name="validator")
+        validator = Controller.for_shared(shared, name="validator", predicate=predicates.labels)
         for controller in (annotator, validator):
-            controller.with_config(concurrency=args.concurrency).graceful_shutdown_on(stop)
+            controller.with_config(concurrency=options.concurrency).shutdown_on_signal()
+            if args.run_for is not None:
+                controller.graceful_shutdown_on(anyio.sleep(args.run_for))
 
-        options = ServerOptions.from_arguments(args)
-        authorizer = TokenReviewAuthorizer(client) if options.metrics_secure else None
-        obs = Observability(options, authorizer=authorizer)
-        annotator_results = obs.add_controller(annotator)  # /readyz/annotator, /livez/annotator, metrics
-        validator_results = obs.add_controller(validator)
+        obs = Observability(ServerOptions.from_arguments(args), client=client)
+        # /readyz/<name>, /livez/<name> and reconcile metrics per controller; the cache is
+        # published once, as kube_runtime_store_objects{store="configmaps"}.
+        obs.add_controller(annotator, store_name="configmaps")
+        obs.add_controller(validator)
         ctx = Context(client, Recorder(client, Reporter.with_hostname("shared-reflector")))
 
         async with obs, shared, anyio.create_task_group() as tg:
             log.info("serving", metrics=obs.server.metrics_url, probes=obs.server.health_url)
-            tg.start_soon(stop_on_signal_or_timeout, stop, args.run_for)
             if server is not None:
                 tg.start_soon(demo, server)
             async with anyio.create_task_group() as controllers:
-                controllers.start_soon(consume, annotator.run(annotate, None, ctx), annotator_results)
-                controllers.start_soon(consume, validator.run(validate, None, ctx), validator_results)
+                controllers.start_soon(obs.run, annotator, annotate, None, ctx)
+                controllers.start_soon(obs.run, validator, validate, None, ctx)
             tg.cancel_scope.cancel()
         log.info("stopped", configmaps=len(reader))
 
@@ -197,29 +182,19 @@ async def until(check: Callable[[], Awaitable[bool]]) -> None:
             await anyio.sleep(0.05)
 
 
-async def stop_on_signal_or_timeout(stop: anyio.Event, run_for: float | None) -> None:
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        with anyio.move_on_after(float("inf") if run_for is None else run_for):
-            async for signum in signals:
-                log.info("shutting down", signal=signal.Signals(signum).name)
-                break
-    stop.set()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="shared_reflector", description=__doc__.splitlines()[0])
     parser.add_argument("--embedded", action="store_true", help="run on the embedded API server, with a demo")
-    parser.add_argument("--namespace", default=None, help="watch one namespace (default: all)")
-    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="per controller")
     parser.add_argument("--run-for", type=float, default=None, metavar="SECONDS", help="stop after this long")
+    ControllerOptions.add_arguments(parser)  # --concurrency (per controller), --namespace
     ServerOptions.add_arguments(parser)  # --metrics-bind-address, --health-probe-bind-address, ...
     args = parser.parse_args(argv)
     configure_logging()  # $KUBE_RUNTIME_LOG, $KUBE_RUNTIME_LOG_FORMAT
-    # Reconcile and HTTP spans over OTLP when an endpoint is configured (the chart's tracing.otlpEndpoint).
-    tracing = setup_tracing("shared-reflector") if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") else None
+    # Reconcile and HTTP spans; exported over OTLP only when an endpoint is configured (the chart's
+    # tracing.otlpEndpoint sets OTEL_EXPORTER_OTLP_ENDPOINT).
+    tracing = setup_tracing("shared-reflector")
     try:
         anyio.run(run, args)
     finally:
-        if tracing is not None:
-            tracing.shutdown()  # export the spans still queued
+        tracing.shutdown()  # export the spans still queued
     return 0

@@ -11,6 +11,7 @@ from kube_runtime.controller.controller import (
     ControllerRun,
     ErrorPolicy,
     Reconciler,
+    WatchInstrument,
 )
 from kube_runtime.controller.errors import (
     ControllerError,
@@ -20,17 +21,22 @@ from kube_runtime.controller.errors import (
     RunnerError,
 )
 from kube_runtime.controller.metrics import QueueMetrics, queue_metrics
+from kube_runtime.controller.options import DEFAULT_LEASE_NAMESPACE, ControllerOptions
 from kube_runtime.controller.result import ControllerResult, Reconciled
 from kube_runtime.controller.runner import Runner, RunnerHooks, runner
 from kube_runtime.controller.scheduler import Due, Scheduler, ScheduleRequest, scheduler
+from kube_runtime.controller.signals import SHUTDOWN_SIGNALS, shutdown_on_signals, shutdown_signal_count
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
+    "DEFAULT_LEASE_NAMESPACE",
     "REQUEUE_BUFFER_SIZE",
+    "SHUTDOWN_SIGNALS",
     "Action",
     "Controller",
     "ControllerConfig",
     "ControllerError",
+    "ControllerOptions",
     "ControllerResult",
     "ControllerRun",
     "Due",
@@ -50,8 +56,11 @@ __all__ = [
     "RunnerHooks",
     "ScheduleRequest",
     "Scheduler",
+    "WatchInstrument",
     "current_reconcile",
     "queue_metrics",
     "runner",
     "scheduler",
+    "shutdown_on_signals",
+    "shutdown_signal_count",
 ]

@@ -59,8 +59,8 @@ import contextlib
 import inspect
 import itertools
 import logging
-import signal
 import uuid
+import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Generator, Iterable
 from dataclasses import dataclass
 from types import TracebackType
@@ -83,10 +83,12 @@ from kube_runtime.controller.metrics import QueueMetrics
 from kube_runtime.controller.result import ControllerResult, Reconciled
 from kube_runtime.controller.runner import Runner, loop_clock
 from kube_runtime.controller.scheduler import ScheduleRequest
+from kube_runtime.controller.signals import shutdown_on_signals
+from kube_runtime.predicates import Predicate
 from kube_runtime.store.object_ref import ObjectRef
 from kube_runtime.store.shared import SharedReflector
 from kube_runtime.store.store import Store, store
-from kube_runtime.streams import DeletedObject, WatchStream
+from kube_runtime.streams import DEFAULT_PREDICATE_TTL, DeletedObject, WatchStream, predicate_filter
 from kube_runtime.watcher.backoff import Backoff, default_backoff
 from kube_runtime.watcher.config import WatcherConfig
 from kube_runtime.watcher.event import KubeObject
@@ -210,17 +212,36 @@ class Controller:
         shared: SharedReflector,
         resource: ApiResource | None = None,
         *,
+        predicate: Predicate | None = None,
+        predicate_ttl: float = DEFAULT_PREDICATE_TTL,
         name: str | None = None,
         registry: CollectorRegistry | None = None,
     ) -> Controller:
         """A controller on a store shared with other controllers: one watch, one cache, and a
-        subscription per controller run. The caller runs ``shared`` (``async with shared``)."""
-        res = resource or shared.store.resource
+        subscription per controller run. The caller runs ``shared`` (``async with shared``).
+
+        ``predicate`` filters this controller's subscription only, with
+        :func:`~kube_runtime.streams.predicate_filter` semantics: an object whose fingerprint did
+        not change since this controller last saw it does not trigger it (deletes and objects
+        without a fingerprint always pass). Use it so that one controller's own writes (an
+        annotation, a status) do not re-trigger another that only cares about, say, labels
+        (``predicate=predicates.labels``). Every controller built on one ``shared`` reads the same
+        store object (:attr:`store`), so metrics that track stores by identity count it once.
+        """
+        reader = _shared_reader(shared)
+        res = resource or reader.resource
         if res is None:
             raise ValueError("pass the resource: the shared store does not know its kind")
         self = cls.__new__(cls)
-        self._init(res, shared.store, name, registry)
-        self._triggers.append(_Trigger(f"shared {res.kind}", shared.subscribe, self._self_requests))
+        self._init(res, reader, name, registry)
+
+        def open_shared() -> AsyncIterable[Any]:
+            subscription = shared.subscribe()
+            if predicate is None:
+                return subscription
+            return predicate_filter(subscription, predicate, ttl=predicate_ttl)
+
+        self._triggers.append(_Trigger(f"shared {res.kind}", open_shared, self._self_requests))
         return self
 
     def _init(
@@ -353,8 +374,11 @@ class Controller:
         return self
 
     def shutdown_on_signal(self) -> Controller:
-        """First SIGINT/SIGTERM: graceful shutdown; second: forceful. The process's handlers are
-        restored when the controller ends. Needs the main thread."""
+        """First SIGINT/SIGTERM: graceful shutdown; second: forceful. Process-wide: every
+        controller (and every :func:`~kube_runtime.controller.signals.shutdown_on_signals` block)
+        running in the process hears the same signals, so two controllers stop together; the
+        process's previous handlers are restored when the last of them ends. A run starting after
+        the first signal shuts down gracefully at once. Needs the main thread."""
         self._on_signal = True
         return self
 
@@ -543,16 +567,19 @@ class ControllerRun(Generic[C]):
         )
         self._requeue = requeue_send
         metrics.attach_inflight(runner.running, self._clock)  # type: ignore[arg-type]
+        signals = (
+            shutdown_on_signals(self.shutdown, self.force_shutdown, name=f"controller {ctl.name}")
+            if ctl._on_signal
+            else contextlib.nullcontext()
+        )
         try:
-            with self._force:
+            with self._force, signals:
                 async with anyio.create_task_group() as tg:
                     for trigger in ctl._triggers:
                         tg.start_soon(self._drive, trigger, runner, send, name=f"trigger {trigger.name}")
                     tg.start_soon(self._drain_requeues, requeue_receive, runner)
                     for waitable in ctl._graceful:
                         tg.start_soon(self._shutdown_after, waitable)
-                    if ctl._on_signal:
-                        tg.start_soon(self._watch_signals)
                     _log.debug("applier runner held until store is ready")
                     await runner.run(send)
                     _log.debug("applier runner terminated")
@@ -618,20 +645,6 @@ class ControllerRun(Generic[C]):
             await waitable.wait()
         _log.debug("applier queue terminated, starting graceful shutdown")
         self.shutdown()
-
-    async def _watch_signals(self) -> None:
-        _log.info("press ctrl+c to shut down gracefully")
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            count = 0
-            async for _ in signals:
-                count += 1
-                if count == 1:
-                    _log.info("graceful shutdown requested, press ctrl+c again to force shutdown")
-                    self.shutdown()
-                else:
-                    _log.info("forced shutdown requested")
-                    self.force_shutdown()
-                    return
 
     # -- one reconcile -------------------------------------------------------------------------------
 
@@ -704,6 +717,17 @@ class ControllerRun(Generic[C]):
                 self._requeue.send_nowait(request)
             except anyio.WouldBlock:  # the channel is full: wait for the drain task (backpressure)
                 await self._requeue.send(request)
+
+
+#: One reader per shared reflector: ``SharedReflector.store`` hands out a new handle per call.
+_shared_readers: weakref.WeakKeyDictionary[SharedReflector, Store] = weakref.WeakKeyDictionary()
+
+
+def _shared_reader(shared: SharedReflector) -> Store:
+    reader = _shared_readers.get(shared)
+    if reader is None:
+        reader = _shared_readers[shared] = shared.store
+    return reader
 
 
 def _next_reconcile_id() -> str:

@@ -2,10 +2,11 @@
 controller-runtime's names, health probes, event-loop lag, hot-loop detection, per-object gauges
 and asyncio task dumps."""
 
-from kube_runtime.observe.auth import AuthDecision, TokenReviewAuthorizer
+from kube_runtime.observe.auth import AuthDecision, ReviewClient, TokenReviewAuthorizer
 from kube_runtime.observe.health import Check, CheckResult, HealthChecks, store_ready_check
 from kube_runtime.observe.hotloop import HotLoopDetector
 from kube_runtime.observe.logging import (
+    DEFAULT_LOG_FILTER,
     LogFilter,
     LogFilterError,
     add_reconcile_context,
@@ -23,14 +24,30 @@ from kube_runtime.observe.metrics import (
     reconcile_result_label,
 )
 from kube_runtime.observe.object_metrics import ObjectGauge
-from kube_runtime.observe.observability import Observability, ObservedController
+from kube_runtime.observe.observability import (
+    InstrumentableController,
+    ItemCallback,
+    Observability,
+    ObservedController,
+    RunnableController,
+)
 from kube_runtime.observe.progress import ReconcileProgress, pending_work_from_metrics
 from kube_runtime.observe.server import ObservabilityServer, ServerOptions, parse_bind_address
 from kube_runtime.observe.taskdump import TaskDumpOnSignal, format_task_dump
-from kube_runtime.observe.tracing import RECONCILE_SPAN_NAME, instrument, setup_tracing
-from kube_runtime.observe.watch_metrics import StoreCollector, observe_watch, track_store, watch_metrics
+from kube_runtime.observe.tracing import OTLP_ENDPOINT_VARS, RECONCILE_SPAN_NAME, instrument, setup_tracing
+from kube_runtime.observe.watch_metrics import (
+    ReadableStore,
+    StoreCollector,
+    WatchMetrics,
+    observe_watch,
+    store_collector,
+    track_store,
+    watch_metrics,
+)
 
 __all__ = [
+    "DEFAULT_LOG_FILTER",
+    "OTLP_ENDPOINT_VARS",
     "RECONCILE_SPAN_NAME",
     "RECONCILE_TIME_BUCKETS",
     "AuthDecision",
@@ -40,18 +57,24 @@ __all__ = [
     "EventLoopLagMonitor",
     "HealthChecks",
     "HotLoopDetector",
+    "InstrumentableController",
+    "ItemCallback",
     "LogFilter",
     "LogFilterError",
     "ObjectGauge",
     "Observability",
     "ObservabilityServer",
     "ObservedController",
+    "ReadableStore",
     "ReconcileProgress",
     "ResultRecorder",
+    "ReviewClient",
+    "RunnableController",
     "ServerOptions",
     "StoreCollector",
     "TaskDumpOnSignal",
     "TokenReviewAuthorizer",
+    "WatchMetrics",
     "add_reconcile_context",
     "add_trace_context",
     "configure_logging",
@@ -65,6 +88,7 @@ __all__ = [
     "pending_work_from_metrics",
     "reconcile_result_label",
     "setup_tracing",
+    "store_collector",
     "store_ready_check",
     "track_store",
     "watch_metrics",

@@ -42,6 +42,7 @@ from kube_runtime.controller.context import current_reconcile
 
 __all__ = [
     "DEFAULT_LOG_FILTER",
+    "DROPPED_RECORD_FIELDS",
     "LOG_ENV_VAR",
     "LOG_FORMAT_ENV_VAR",
     "TRACE",
@@ -59,8 +60,14 @@ LOG_ENV_VAR = "KUBE_RUNTIME_LOG"
 #: Environment variable choosing ``json`` (default) or ``console`` output.
 LOG_FORMAT_ENV_VAR = "KUBE_RUNTIME_LOG_FORMAT"
 #: Used when neither an argument nor the environment variable gives a filter: info everywhere,
-#: but httpx/httpcore's one-line-per-request INFO chatter is kept to warnings.
-DEFAULT_LOG_FILTER = "info,httpx=warning,httpcore=warning"
+#: but httpx/httpcore's one-line-per-request INFO chatter and uvicorn's per-listener
+#: "Started/Finished server process" lines are kept to warnings (uvicorn.error's warnings and
+#: errors still show). An explicit filter replaces all of it: add ``uvicorn=warning`` there too.
+DEFAULT_LOG_FILTER = "info,httpx=warning,httpcore=warning,uvicorn=warning"
+#: Record attributes never rendered: uvicorn's ``color_message`` (the message again, full of ANSI
+#: escapes, for its own console output) and ``message`` (the formatted message, left on the
+#: record when another handler formatted it first; it repeats ``event``).
+DROPPED_RECORD_FIELDS = frozenset({"color_message", "message"})
 #: A level below DEBUG for per-event chatter (RUST_LOG's ``trace``).
 TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
@@ -176,6 +183,12 @@ _METHOD_LEVELS: Mapping[str, int] = {
 }
 
 
+def _drop_library_fields(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
+    for name in DROPPED_RECORD_FIELDS:
+        event_dict.pop(name, None)
+    return event_dict
+
+
 def _json_serializer(obj: Any, **_kw: Any) -> str:
     return orjson.dumps(obj, default=repr, option=orjson.OPT_NON_STR_KEYS).decode()
 
@@ -228,7 +241,7 @@ def configure_logging(
         cache_logger_on_first_use=False,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _drop_library_fields],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
     )
     handler = logging.StreamHandler(stream or sys.stderr)

@@ -2,22 +2,26 @@
 
 ::
 
-    obs = Observability(ServerOptions.from_arguments(args))
-    recorder = obs.add_controller(controller)
-    async with obs, controller.run(reconcile, error_policy, ctx) as results:
-        async for item in recorder.observe(results):
-            ...
+    obs = Observability(ServerOptions.from_arguments(args), client=client)
+    async with obs:
+        await obs.run(controller, reconcile, error_policy, ctx)   # until the controller shuts down
 
-``add_controller`` registers, for the controller's name: the readiness check of its store
-(``/readyz/<name>``), its store gauges, the reconcile-loop liveness check
-(``/livez/<name>``, failing after ``livez_threshold`` seconds without a result while work is
-pending), the watch metrics of every watch the controller opens (through
+``add_controller`` (which ``run`` calls for a controller not added yet) registers, for the
+controller's name: the readiness check of its store (``/readyz/<name>``), its store gauges
+(``kube_runtime_store_*{store=...}``, once per distinct store: controllers sharing a cache publish
+it once, under the first controller's name or an explicit ``store_name``), the reconcile-loop
+liveness check (``/livez/<name>``, failing after ``livez_threshold`` seconds without a result
+while work is pending), the watch metrics of every watch the controller opens (through
 ``Controller.instrument_watches``: ``kube_runtime_watch_*{watch="<controller>/<Kind>"}``, with the
 last-event timestamp moved by bookmarks too) and a :class:`ResultRecorder` (reconcile metrics,
-hot-loop detection) to wrap the result stream with. Entering starts the event-loop lag monitor and
-the server in a task group owned by this object; leaving stops both.
+hot-loop detection). ``run`` consumes the controller's results through that recorder; to consume
+them yourself, wrap the stream instead (``recorder.observe(results)``). Entering starts the
+event-loop lag monitor and the server in a task group owned by this object; leaving stops both.
 
-With leader election, add the controller once this replica leads (inside
+With ``metrics_secure``, pass ``client=`` (the API client): scrapes are then reviewed with
+TokenReview and SubjectAccessReview through it (or pass your own ``authorizer``).
+
+With leader election, add (or run) the controller once this replica leads (inside
 ``elector.run_while_leading``): a standby runs no controller, so its store would never fill,
 failing ``/readyz`` (a rolling update would then wait forever for the new, standby pod) and
 reporting ``kube_runtime_store_ready 0``. Until then the probes answer with the built-in passing
@@ -26,15 +30,18 @@ reporting ``kube_runtime_store_ready 0``. Until then the probes answer with the 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Callable
+import inspect
+from collections.abc import AsyncIterable, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import anyio.abc
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from kube_runtime.observe.auth import TokenReviewAuthorizer
+from kube_runtime.controller.controller import ErrorPolicy, Reconciler
+from kube_runtime.observe.auth import ReviewClient, TokenReviewAuthorizer
 from kube_runtime.observe.background import BackgroundTasks
 from kube_runtime.observe.health import HealthChecks
 from kube_runtime.observe.hotloop import HotLoopDetector
@@ -46,7 +53,18 @@ from kube_runtime.observe.watch_metrics import ReadableStore, observe_watch, tra
 from kube_runtime.watcher.progress import WatchProgress
 from kube_runtime.watcher.state import WatcherItem
 
-__all__ = ["InstrumentableController", "Observability", "ObservedController"]
+__all__ = [
+    "InstrumentableController",
+    "ItemCallback",
+    "Observability",
+    "ObservedController",
+    "RunnableController",
+]
+
+C = TypeVar("C")
+
+#: ``on_item(item)`` for :meth:`Observability.run`: sync or async, called for every result item.
+ItemCallback = Callable[[Any], Awaitable[None] | None]
 
 
 class ObservedController(Protocol):
@@ -68,6 +86,15 @@ class InstrumentableController(ObservedController, Protocol):
     ) -> object: ...
 
 
+class RunnableController(ObservedController, Protocol):
+    """What :meth:`Observability.run` runs: a ``Controller`` (its watches are instrumented too
+    when it has ``instrument_watches``)."""
+
+    def run(
+        self, reconcile: Reconciler[C], error_policy: ErrorPolicy[C] | None, context: C
+    ) -> AbstractAsyncContextManager[AsyncIterable[Any]]: ...
+
+
 class Observability:
     """The built-in observability of a process running one or more controllers."""
 
@@ -77,17 +104,21 @@ class Observability:
         *,
         registry: CollectorRegistry | None = None,
         authorizer: TokenReviewAuthorizer | None = None,
+        client: ReviewClient | None = None,
         livez_threshold: float = 300.0,
         lag_interval: float = 0.25,
     ) -> None:
         self.registry = REGISTRY if registry is None else registry
         self.checks = HealthChecks()
         self.server = ObservabilityServer(
-            options, checks=self.checks, registry=self.registry, authorizer=authorizer
+            options, checks=self.checks, registry=self.registry, authorizer=authorizer, client=client
         )
         self.lag = EventLoopLagMonitor(lag_interval, registry=self.registry)
         self.livez_threshold = livez_threshold
         self.recorders: dict[str, ResultRecorder] = {}
+        #: The name each added controller's store is published under (``kube_runtime_store_*``).
+        self.store_names: dict[str, str] = {}
+        self._controllers: dict[str, ObservedController] = {}
         self._tasks: BackgroundTasks | None = None
 
     def add_controller(
@@ -96,28 +127,67 @@ class Observability:
         *,
         hot_loops: HotLoopDetector | bool = True,
         watches: bool = True,
+        store_name: str | None = None,
     ) -> ResultRecorder:
         """Wire one controller (see the module docs); returns the recorder for its results.
 
         Call it before the controller runs: its watches are instrumented when a run opens them.
         ``watches=False`` (or a controller without ``instrument_watches``) leaves the watch
-        metrics out.
+        metrics out. ``store_name`` names the store's series (default: the name it already has,
+        else the controller's name); the readiness check stays per controller either way.
         """
         name = controller.name
         if name in self.recorders:
             raise ValueError(f"controller {name!r} already added")
         self.checks.add_store(name, controller.store)
-        track_store(name, controller.store, registry=self.registry)
+        self.store_names[name] = track_store(
+            store_name or name, controller.store, registry=self.registry, rename=store_name is not None
+        )
         progress = ReconcileProgress(
             self.livez_threshold, pending=pending_work_from_metrics(name, self.registry)
         )
         self.checks.add_livez(name, progress.check)
         recorder = ResultRecorder(name, registry=self.registry, hot_loops=hot_loops, progress=progress)
         self.recorders[name] = recorder
+        self._controllers[name] = controller
         instrument = getattr(controller, "instrument_watches", None)
         if watches and instrument is not None:
             instrument(self._watch_instrument())
         return recorder
+
+    async def run(
+        self,
+        controller: RunnableController,
+        reconcile: Reconciler[C],
+        error_policy: ErrorPolicy[C] | None,
+        context: C,
+        *,
+        on_item: ItemCallback | None = None,
+    ) -> None:
+        """Run ``controller`` until it shuts down, recording every result (reconcile metrics,
+        hot loops, ``/livez`` progress, error logs) and passing it to ``on_item`` if given.
+
+        Adds the controller first unless it was added already (add it yourself for non-default
+        ``add_controller`` options). Shutdown is the controller's: ``shutdown_on_signal()``,
+        ``graceful_shutdown_on(...)``, or cancelling this call (a forceful stop). An exception
+        from ``on_item`` stops the run forcefully and propagates. Runs several controllers side by
+        side in a task group (``tg.start_soon(obs.run, ...)``); does not need this object to be
+        entered, but nothing is served until it is.
+        """
+        added = self._controllers.get(controller.name)
+        if added is None:
+            recorder = self.add_controller(controller)
+        elif added is controller:
+            recorder = self.recorders[controller.name]
+        else:
+            raise ValueError(f"another controller named {controller.name!r} was added")
+        async with controller.run(reconcile, error_policy, context) as results:
+            async for item in results:
+                recorder.record(item)
+                if on_item is not None:
+                    outcome = on_item(item)
+                    if inspect.isawaitable(outcome):
+                        await outcome
 
     def _watch_instrument(
         self,

@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from kube_runtime.observe.auth import TokenReviewAuthorizer, bearer_token
+from kube_runtime.observe.auth import ReviewClient, TokenReviewAuthorizer, bearer_token
 from kube_runtime.observe.background import BackgroundTasks
 from kube_runtime.observe.health import HealthChecks
 from kube_runtime.observe.taskdump import format_task_dump
@@ -71,9 +71,10 @@ class ServerOptions:
     shutdown_timeout: float = 5.0
 
     @staticmethod
-    def add_arguments(parser: argparse.ArgumentParser) -> None:
+    def add_arguments(parser: argparse._ActionsContainer) -> None:
         """Add ``--metrics-bind-address``, ``--health-probe-bind-address``, ``--metrics-secure``,
-        ``--metrics-cert-file``, ``--metrics-key-file`` and ``--enable-task-dump``."""
+        ``--metrics-cert-file``, ``--metrics-key-file`` and ``--enable-task-dump`` to a parser
+        or an argument group."""
         parser.add_argument("--metrics-bind-address", default=":8080", help="'0' disables metrics")
         parser.add_argument("--health-probe-bind-address", default=":8081", help="'0' disables probes")
         parser.add_argument(
@@ -142,8 +143,10 @@ class ObservabilityServer:
     """Serves ``/metrics`` from ``registry`` (default ``REGISTRY``) and the probes of ``checks``.
 
     ``metrics_url``/``health_url`` give the bound base URLs once running (useful with port 0).
-    Raises ``ValueError`` for ``metrics_secure`` without an ``authorizer``, and ``OSError`` from
-    ``run`` when an address cannot be bound.
+    With ``metrics_secure``, scrapes are reviewed by ``authorizer``, or by a
+    :class:`TokenReviewAuthorizer` built on ``client`` when no authorizer is given; without
+    ``metrics_secure`` both are ignored. Raises ``ValueError`` for ``metrics_secure`` with neither,
+    and ``OSError`` from ``run`` when an address cannot be bound.
     """
 
     def __init__(
@@ -153,13 +156,20 @@ class ObservabilityServer:
         checks: HealthChecks | None = None,
         registry: CollectorRegistry | None = None,
         authorizer: TokenReviewAuthorizer | None = None,
+        client: ReviewClient | None = None,
     ) -> None:
         self.options = options or ServerOptions()
         self.checks = checks or HealthChecks()
         self.registry = REGISTRY if registry is None else registry
-        if self.options.metrics_secure and authorizer is None:
-            raise ValueError("metrics_secure needs an authorizer (TokenReviewAuthorizer(client))")
-        self.authorizer = authorizer if self.options.metrics_secure else None
+        self.authorizer: TokenReviewAuthorizer | None = None
+        if self.options.metrics_secure:
+            if authorizer is None:
+                if client is None:
+                    raise ValueError(
+                        "metrics_secure needs client= (the API client that reviews tokens) or an authorizer"
+                    )
+                authorizer = TokenReviewAuthorizer(client)
+            self.authorizer = authorizer
         self._listeners: dict[str, _Listener] = {}
         self._shared = False
         self._tasks: BackgroundTasks | None = None

@@ -3,7 +3,9 @@
 The controller opens a ``reconciling object`` span (attributes ``object.ref`` and
 ``object.reason``) around every reconcile and the client opens one span per HTTP request; both
 use only the OpenTelemetry API, so they cost next to nothing until a tracer provider is
-installed. :func:`setup_tracing` installs one that exports over OTLP.
+installed. :func:`setup_tracing` installs one, and exports over OTLP only when the environment
+asks for it: calling it unconditionally is safe (no exporter, no connection attempts, when
+nothing is configured) and still gives every span a trace id, which the logs carry.
 
 Because OpenTelemetry keeps the current span in a context variable, anything started inside the
 reconciler (HTTP calls, a ``with tracer.start_as_current_span(...)`` block, a function decorated
@@ -27,7 +29,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
 )
 
-__all__ = ["RECONCILE_SPAN_NAME", "TRACER_NAME", "instrument", "setup_tracing"]
+__all__ = ["OTLP_ENDPOINT_VARS", "RECONCILE_SPAN_NAME", "TRACER_NAME", "instrument", "setup_tracing"]
 
 #: The span name kube-rs gives every reconcile (kept so trace queries carry over).
 RECONCILE_SPAN_NAME = "reconciling object"
@@ -42,8 +44,17 @@ def _env_truthy(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
 
 
+#: Any of these set (non-empty) means "export over OTLP" when OTEL_TRACES_EXPORTER is not set.
+OTLP_ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+
+
 def _exporters_from_env() -> list[SpanExporter]:
-    names = [n.strip().lower() for n in os.environ.get("OTEL_TRACES_EXPORTER", "otlp").split(",")]
+    configured = os.environ.get("OTEL_TRACES_EXPORTER", "").strip()
+    if not configured:
+        if not any(os.environ.get(name, "").strip() for name in OTLP_ENDPOINT_VARS):
+            return []  # nothing configured: no exporter (OpenTelemetry's SDK would pick OTLP)
+        configured = "otlp"
+    names = [n.strip().lower() for n in configured.split(",")]
     exporters: list[SpanExporter] = []
     for name in names:
         if name in ("", "none"):
@@ -81,20 +92,27 @@ def setup_tracing(
     batch: bool = True,
     set_global: bool = True,
 ) -> TracerProvider:
-    """Create a tracer provider exporting spans, and (by default) install it globally.
+    """Create an SDK tracer provider and (by default) install it globally; export spans only when
+    configured.
 
-    Configuration follows the OpenTelemetry environment variables, which win over arguments so
-    operators can override a built-in default: ``OTEL_SERVICE_NAME`` and
+    Exporter choice, first match wins: ``exporter`` (tests pass an in-memory one, usually with
+    ``batch=False`` so spans are exported as they end); ``OTEL_TRACES_EXPORTER`` (``otlp``,
+    ``console``, ``none``, comma-separated); ``otlp`` when ``OTEL_EXPORTER_OTLP_ENDPOINT`` or
+    ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is set; otherwise **no exporter**. That last case
+    differs from the OpenTelemetry SDK's own default (OTLP to localhost:4318, retried and logged
+    as failures when no collector listens), so calling this unconditionally is safe: spans are
+    still created with trace and span ids (the logs' ``trace_id``/``span_id``), then dropped.
+
+    Other configuration follows the OpenTelemetry environment variables, which win over arguments
+    so operators can override a built-in default: ``OTEL_SERVICE_NAME`` and
     ``OTEL_RESOURCE_ATTRIBUTES`` (over ``service_name``/``resource_attributes``),
-    ``OTEL_TRACES_EXPORTER`` (``otlp`` default, ``console``, ``none``),
     ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``/``HEADERS``/``TIMEOUT``/``PROTOCOL`` (http/protobuf by
     default), ``OTEL_TRACES_SAMPLER[_ARG]``, ``OTEL_BSP_*``; ``OTEL_SDK_DISABLED=true`` returns a
     provider with no exporter.
 
-    ``exporter`` replaces the environment's choice (tests pass an in-memory exporter, usually
-    with ``batch=False`` so spans are exported as they end). Pitfalls: OpenTelemetry allows the
-    global provider to be set once per process (later calls log a warning and are ignored), and
-    spans still in the batch queue are lost unless ``provider.shutdown()`` runs at exit.
+    Pitfalls: OpenTelemetry allows the global provider to be set once per process (later calls
+    log a warning and are ignored), and spans still in the batch queue are lost unless
+    ``provider.shutdown()`` runs at exit.
     """
     attributes: dict[str, str] = dict(resource_attributes or {})
     env_resource = os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")

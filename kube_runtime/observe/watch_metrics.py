@@ -29,7 +29,8 @@ themselves), other errors at DEBUG (the watcher retries them), relists at INFO, 
 INFO. The work per event is a few counter increments.
 
 :func:`track_store` publishes ``kube_runtime_store_objects{store}`` and
-``kube_runtime_store_ready{store}`` read at scrape time (nothing on the event path).
+``kube_runtime_store_ready{store}`` read at scrape time (nothing on the event path), once per
+distinct store object, so ``sum(kube_runtime_store_objects)`` counts a shared cache once.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from kube_runtime.client.errors import ApiError, TransportError, WatchDecodeError
+from kube_runtime.streams import WatchStream
 from kube_runtime.watcher.event import Apply, Delete, Init, InitApply, InitDone, NoResourceVersion
 from kube_runtime.watcher.progress import WatchProgress
 
@@ -135,20 +137,23 @@ def observe_watch(
     *,
     registry: CollectorRegistry | None = None,
     progress: WatchProgress | None = None,
-) -> AsyncIterator[T]:
+) -> WatchStream[T]:
     """Pass a watcher's ``events`` through unchanged, recording the watch metrics for ``watch``.
 
-    The watch's zero-valued series exist as soon as this is called. Starts no task; owns
-    ``events`` (closing this closes it). Items that are neither events nor exceptions are passed
-    through uncounted. ``progress``: the object given to the watcher that produces ``events``;
-    the last-event timestamp then follows it (bookmarks included) instead of the items, at no
-    cost per event. Its clock must be Unix time (``WatchProgress()``'s default).
+    Returns a :class:`~kube_runtime.streams.WatchStream`, so the stream helpers chain on directly
+    (``observe_watch(watcher(api), "pods").default_backoff().reflect(writer)``); put it right on
+    the watcher, before the backoff, so it sees every error. The watch's zero-valued series exist
+    as soon as this is called. Starts no task; owns ``events`` (closing this closes it). Items
+    that are neither events nor exceptions are passed through uncounted. ``progress``: the object
+    given to the watcher that produces ``events``; the last-event timestamp then follows it
+    (bookmarks included) instead of the items, at no cost per event. Its clock must be Unix time
+    (``WatchProgress()``'s default).
     """
     m = watch_metrics(registry)
     m.errors_total.labels(watch, "410")  # a zero series so increase() sees the first 410
     m.relists_total.labels(watch)
     m.restarts_total.labels(watch)
-    return _observe_watch(events, watch, m, progress)
+    return WatchStream(_observe_watch(events, watch, m, progress))
 
 
 def _read_progress(progress: WatchProgress) -> Callable[[], float]:
@@ -222,13 +227,27 @@ class StoreCollector(Collector):
         self._stores: dict[str, weakref.ReferenceType[Any] | Any] = {}
         self._lock = threading.Lock()
 
-    def track(self, name: str, store: ReadableStore) -> None:
+    def track(self, name: str, store: ReadableStore, *, rename: bool = True) -> str:
+        """Publish ``store`` under ``store=name`` and return the name it is published under.
+
+        Each distinct store (by identity) is published once: tracking a store that is already
+        tracked under another name moves it to ``name`` with ``rename=True`` (an explicit name),
+        and keeps the existing name with ``rename=False`` (the first registration names it).
+        Another store already under ``name`` is replaced.
+        """
         try:
             entry: Any = weakref.ref(store)
         except TypeError:  # a store without __weakref__: hold it strongly
             entry = lambda s=store: s  # noqa: E731
         with self._lock:
+            for existing, ref in list(self._stores.items()):
+                if ref() is store:
+                    if existing == name or not rename:
+                        return existing
+                    del self._stores[existing]
+                    break
             self._stores[name] = entry
+            return name
 
     def untrack(self, name: str) -> None:
         with self._lock:
@@ -275,6 +294,12 @@ def store_collector(registry: CollectorRegistry | None = None) -> StoreCollector
         return found
 
 
-def track_store(name: str, store: ReadableStore, *, registry: CollectorRegistry | None = None) -> None:
-    """Publish ``store``'s object count and readiness under ``store=name``."""
-    store_collector(registry).track(name, store)
+def track_store(
+    name: str, store: ReadableStore, *, registry: CollectorRegistry | None = None, rename: bool = True
+) -> str:
+    """Publish ``store``'s object count and readiness under ``store=name``; returns the name used.
+
+    A store is published once however often it is tracked (see :meth:`StoreCollector.track`), so
+    controllers sharing one cache do not count its objects twice.
+    """
+    return store_collector(registry).track(name, store, rename=rename)

@@ -83,6 +83,7 @@ async def test_series_follow_objects_and_go_with_them(api_server: ApiServer) -> 
         assert await ex.stop() == 0
     assert ex.logs[-1]["event"] == "stopped"
     assert ex.stray == []
+    assert ex.library_noise() == []
 
 
 async def test_embedded_demo_runs_with_one_command() -> None:
@@ -96,6 +97,7 @@ async def test_embedded_demo_runs_with_one_command() -> None:
         assert keys(samples, "db") is None
         assert await ex.stop() == 0
     assert ex.stray == []
+    assert ex.library_noise() == []
 
 
 async def test_metrics_secure_flag_requires_a_token(api_server: ApiServer) -> None:

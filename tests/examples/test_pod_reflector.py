@@ -77,8 +77,11 @@ async def test_readiness_follows_the_first_list_and_changes_are_reported(api_ser
 
         assert await ex.stop() == 0
     assert ex.logs[-1]["event"] == "stopped"
-    assert any(r["event"] == "shutting down" and r["signal"] == "SIGTERM" for r in ex.logs)
+    assert any(
+        r["event"].startswith("graceful shutdown requested") and r["signal"] == "SIGTERM" for r in ex.logs
+    )
     assert ex.stray == []  # every stderr line is a JSON log record
+    assert ex.library_noise() == []
 
 
 async def test_embedded_demo_runs_with_one_command() -> None:
@@ -93,6 +96,7 @@ async def test_embedded_demo_runs_with_one_command() -> None:
         assert (await ex.probe("/readyz")).status_code == 200
         assert await ex.stop() == 0
     assert ex.stray == []
+    assert ex.library_noise() == []
 
 
 async def test_run_for_bounds_the_run(api_server: ApiServer) -> None:

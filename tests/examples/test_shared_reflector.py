@@ -76,6 +76,16 @@ async def test_one_watch_feeds_both_controllers(api_server: ApiServer) -> None:
         assert "[+]annotator ok" in readyz.text
         assert "[+]validator ok" in readyz.text
 
+        # The cache is published once, under its own name; the annotator's writes did not
+        # re-trigger the validator (it filters its subscription by labels).
+        stores = {
+            dict(labels)["store"]: v
+            for (n, labels), v in samples.items()
+            if n == "kube_runtime_store_objects"
+        }
+        assert stores == {"configmaps": 2}
+        assert len(ex.matching("valid", controller="validator", **{"object.ref": ref("payments")})) == 1
+
         # A fix reaches both controllers.
         await api.patch("orphan", {"metadata": {"labels": {TEAM: "platform"}}})
         await both_handled(ex, "orphan", "team=platform keys=1 bytes=4", valid=True)
@@ -92,6 +102,7 @@ async def test_one_watch_feeds_both_controllers(api_server: ApiServer) -> None:
         assert await ex.stop() == 0
     assert ex.logs[-1]["event"] == "stopped"
     assert ex.stray == []
+    assert ex.library_noise() == []
 
 
 async def test_embedded_demo_runs_with_one_command() -> None:

@@ -135,3 +135,34 @@ def test_exceptions_render_as_structured_tracebacks(output: io.StringIO) -> None
         structlog.get_logger("e").exception("failed")
     (entry,) = lines(output)
     assert entry["exception"][0]["exc_type"] == "ValueError"
+
+
+async def test_uvicorn_lifecycle_lines_are_quiet_by_default_and_never_colored(
+    output: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uvicorn logs "Started/Finished server process" per listener at INFO with a ``color_message``
+    full of ANSI escapes; the default filter keeps uvicorn to warnings and no renderer shows it."""
+    from prometheus_client import CollectorRegistry
+
+    from kube_runtime.observe.server import ObservabilityServer, ServerOptions
+
+    options = ServerOptions(metrics_bind_address="127.0.0.1:0", health_probe_bind_address="127.0.0.1:0")
+    monkeypatch.delenv("KUBE_RUNTIME_LOG", raising=False)
+    configure_logging(fmt="json", stream=output)
+    async with ObservabilityServer(options, registry=CollectorRegistry()):
+        pass
+    logging.getLogger("uvicorn.error").warning(
+        "listener trouble", extra={"color_message": "\x1b[31mx\x1b[0m"}
+    )
+    assert [(r["logger"], r["event"]) for r in lines(output)] == [("uvicorn.error", "listener trouble")]
+    assert "color_message" not in lines(output)[0]
+
+    for fmt in ("json", "console"):
+        chosen = io.StringIO()
+        configure_logging("info", fmt=fmt, stream=chosen)  # type: ignore[arg-type]
+        async with ObservabilityServer(options, registry=CollectorRegistry()):
+            pass
+        text = chosen.getvalue()
+        assert text.count("Started server process") == 2  # asked for: shown, once per listener
+        assert "color_message" not in text
+        assert "\x1b" not in text

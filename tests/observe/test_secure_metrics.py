@@ -149,3 +149,27 @@ async def test_metrics_over_tls(tmp_path: Path) -> None:
         assert server.metrics_url.startswith("https://")
         async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(ca))) as http:
             assert (await http.get(f"{server.metrics_url}/metrics")).status_code == 200
+
+
+async def test_observability_builds_the_authorizer_from_the_client(review_api: tuple[ReviewApi, str]) -> None:
+    """``Observability(options, client=client)``: no ``TokenReviewAuthorizer(client) if ... else None``."""
+    from kube_runtime.observe import Observability
+
+    api, url = review_api
+    options = ServerOptions(
+        metrics_bind_address="127.0.0.1:0", health_probe_bind_address="127.0.0.1:0", metrics_secure=True
+    )
+    with pytest.raises(ValueError, match="client="):
+        Observability(options, registry=CollectorRegistry())
+    async with Client(ClientConfig(server=url, token=CONTROLLER_TOKEN)) as client:
+        obs = Observability(options, registry=CollectorRegistry(), client=client, lag_interval=0.05)
+        assert isinstance(obs.server.authorizer, TokenReviewAuthorizer)
+        async with obs, httpx.AsyncClient(timeout=10) as http:
+            metrics = f"{obs.server.metrics_url}/metrics"
+            assert (await http.get(metrics)).status_code == 401
+            allowed = await http.get(metrics, headers={"Authorization": "Bearer prom-token"})
+            assert allowed.status_code == 200
+    assert api.reviews == ["TokenReview", "SubjectAccessReview"]
+    # Without metrics_secure the client is not used for scrapes.
+    plain = Observability(ServerOptions("0", "0"), registry=CollectorRegistry(), client=client)
+    assert plain.server.authorizer is None

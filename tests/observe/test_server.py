@@ -192,6 +192,6 @@ async def test_bind_failure_raises_and_leaks_nothing() -> None:
                 pass
 
 
-def test_secure_metrics_need_an_authorizer() -> None:
-    with pytest.raises(ValueError, match="authorizer"):
+def test_secure_metrics_need_a_client_or_an_authorizer() -> None:
+    with pytest.raises(ValueError, match=r"client=.*or an authorizer"):
         ObservabilityServer(ServerOptions(metrics_secure=True))

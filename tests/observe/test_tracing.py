@@ -24,11 +24,14 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "OTEL_RESOURCE_ATTRIBUTES",
         "OTEL_TRACES_EXPORTER",
         "OTEL_SDK_DISABLED",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
     ):
         monkeypatch.delenv(name, raising=False)
 
 
-def test_service_name_and_resource_attributes_from_arguments() -> None:
+def test_service_name_and_resource_attributes_from_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
     provider = setup_tracing(
         "my-controller", resource_attributes={"k8s.cluster.name": "dev"}, set_global=False
     )
@@ -39,6 +42,28 @@ def test_service_name_and_resource_attributes_from_arguments() -> None:
     assert isinstance(processor, BatchSpanProcessor)
     assert isinstance(processor._batch_processor._exporter, OTLPSpanExporter)
     provider.shutdown()
+
+
+def test_nothing_configured_means_no_exporter_but_real_trace_ids() -> None:
+    """The SDK's own default is OTLP to localhost:4318 (retries and error logs when no collector
+    listens), which made every example guard the call; now calling it is always safe."""
+    provider = setup_tracing("my-controller", set_global=False)
+    assert processors(provider) == []
+    with provider.get_tracer("t").start_as_current_span("reconciling object") as span:
+        context = span.get_span_context()
+        assert context.is_valid  # the logs' trace_id/span_id exist even without export
+        assert trace.get_current_span() is span
+    provider.shutdown()
+
+
+@pytest.mark.parametrize("variable", ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"])
+def test_an_endpoint_alone_selects_otlp(monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
+    monkeypatch.setenv(variable, "http://collector:4318")
+    (processor,) = processors(setup_tracing("x", set_global=False))
+    assert isinstance(processor, BatchSpanProcessor)
+    assert isinstance(processor._batch_processor._exporter, OTLPSpanExporter)
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")  # an explicit choice wins over the endpoint
+    assert processors(setup_tracing("x", set_global=False)) == []
 
 
 def test_environment_wins_over_code_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

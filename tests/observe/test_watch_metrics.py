@@ -6,7 +6,8 @@ from __future__ import annotations
 import io
 import json
 import time
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, TypeVar
 
 import anyio
 from prometheus_client import CollectorRegistry
@@ -38,6 +39,7 @@ from kube_runtime.watcher.watcher import watcher
 from .results import stream
 
 CM = ApiResource.builtin("ConfigMap")
+T = TypeVar("T")
 
 
 def cm(name: str) -> dict[str, Any]:
@@ -130,7 +132,7 @@ async def test_real_watch_errors_relist_and_recovery(api_server: ApiServer) -> N
     async with Client.from_kubeconfig(str(api_server.kubeconfig_path), metrics_registry=registry) as client:
         api = Api(client, CM, "default")
         await api.create(cm("a"))
-        events = WatchStream(observe_watch(watcher(api, WatcherConfig()), "cms", registry=registry))
+        events = observe_watch(watcher(api, WatcherConfig()), "cms", registry=registry)
 
         def get(name: str, **labels: str) -> float | None:
             return registry.get_sample_value(name, {"watch": "cms", **labels})
@@ -152,3 +154,32 @@ async def test_real_watch_errors_relist_and_recovery(api_server: ApiServer) -> N
     assert get("kube_runtime_watch_errors_total", code="410") == 1
     assert get("kube_runtime_watch_restarts_total") == 1
     assert get("kube_runtime_watch_events_total", type="init_apply") == 1 + 2
+
+
+async def test_observe_watch_chains_like_any_watch_stream(registry: CollectorRegistry) -> None:
+    """``observe_watch`` returns a WatchStream: no ``WatchStream(observe_watch(...))`` wrapping."""
+    reader, writer = store(gc_policy=None)
+    closed: list[bool] = []
+
+    async def events() -> AsyncIterator[object]:
+        try:
+            for event in (Init(), InitApply(cm("a")), InitDone(), Apply(cm("b")), Delete(cm("a"))):
+                yield event
+            await anyio.sleep_forever()
+        finally:
+            closed.append(True)
+
+    observed = observe_watch(events(), "w", registry=registry)
+    assert isinstance(observed, WatchStream)
+    chain = observed.default_backoff().reflect(writer).touched_objects()
+    async with chain:
+        names = [obj["metadata"]["name"] async for obj in _take(chain, 3)]  # type: ignore[index]
+    assert names == ["a", "b", "a"]
+    assert closed == [True]  # leaving the chain closed the source through the metrics wrapper
+    assert sorted(reader.keys()) == ["default/b"]
+    assert registry.get_sample_value("kube_runtime_watch_events_total", {"watch": "w", "type": "delete"}) == 1
+
+
+async def _take(stream: AsyncIterator[T], count: int) -> AsyncIterator[T]:
+    for _ in range(count):
+        yield await anext(stream)

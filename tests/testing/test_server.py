@@ -82,7 +82,6 @@ async def test_stop_serving_ends_open_watches() -> None:
         assert outcome in (["ended"], ["broken"])
 
 
-
 async def test_a_watch_reset_by_its_client_does_not_take_the_server_down() -> None:
     """A client that resets its watch connection (RST, not FIN) while the server writes to it ends
     that watch only: the server keeps serving (regression: the failed write raised through the

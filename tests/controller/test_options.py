@@ -1,0 +1,69 @@
+"""ControllerOptions: the controller flags the Helm chart passes beyond ServerOptions."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from kube_runtime.controller import DEFAULT_CONCURRENCY, ControllerOptions
+
+
+def parse(argv: list[str], **kwargs: str | None) -> ControllerOptions:
+    parser = argparse.ArgumentParser()
+    ControllerOptions.add_arguments(parser, **kwargs)  # type: ignore[arg-type]
+    return ControllerOptions.from_arguments(parser.parse_args(argv))
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("POD_NAMESPACE", raising=False)
+    options = parse([], leader_election_id="configmapgen")
+    assert options == ControllerOptions(DEFAULT_CONCURRENCY, None, False, "configmapgen", None)
+    assert options.lease_namespace() == "default"
+    monkeypatch.setenv("POD_NAMESPACE", "ops")  # the chart sets it from the downward API
+    assert options.lease_namespace() == "ops"
+
+
+def test_the_flags_the_chart_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POD_NAMESPACE", "ignored")
+    options = parse(
+        [
+            "--concurrency=8",
+            "--namespace=apps",
+            "--leader-elect",
+            "--leader-election-id=release-kube-runtime-controller-leader",
+            "--leader-election-namespace=kube-system",
+        ],
+        leader_election_id="configmapgen",
+    )
+    assert options == ControllerOptions(
+        8, "apps", True, "release-kube-runtime-controller-leader", "kube-system"
+    )
+    assert options.lease_namespace() == "kube-system"
+    assert parse(["--namespace="]).namespace is None  # empty: all namespaces
+    assert parse(["--concurrency=0"]).concurrency == 0  # unbounded
+
+
+def test_without_a_lease_name_leader_election_flags_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    """A process that cannot elect must not silently accept --leader-elect."""
+    assert parse([]).leader_election_id is None
+    with pytest.raises(SystemExit):
+        parse(["--leader-elect"])
+    assert "unrecognized arguments: --leader-elect" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["-1", "many"])
+def test_bad_concurrency_is_a_usage_error(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser()
+    ControllerOptions.add_arguments(parser)
+    with pytest.raises(SystemExit) as exited:
+        parser.parse_args([f"--concurrency={value}"])
+    assert exited.value.code == 2
+    assert "--concurrency" in capsys.readouterr().err
+
+
+def test_constructed_options_are_validated() -> None:
+    with pytest.raises(ValueError, match="concurrency"):
+        ControllerOptions(concurrency=-1)
+    with pytest.raises(ValueError, match="leader_election_id"):
+        ControllerOptions(leader_elect=True)
