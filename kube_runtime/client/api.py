@@ -48,10 +48,14 @@ class WatchStream:
     ahead keeps dozens of fresh objects alive and makes the cyclic GC trace them).
     """
 
-    __slots__ = ("_body", "_lines", "_metadata_only", "_position", "_splitter")
+    __slots__ = ("_body", "_lines", "_metadata_only", "_position", "_splitter", "idle_timeout")
 
-    def __init__(self, body: ResponseStream, *, metadata_only: bool = False) -> None:
+    def __init__(
+        self, body: ResponseStream, *, metadata_only: bool = False, idle_timeout: float | None = None
+    ) -> None:
         self._body = body
+        #: The idle timeout this stream enforces itself (``None``: none).
+        self.idle_timeout = idle_timeout
         self._splitter = LineSplitter()
         self._lines: list[bytes] = []
         self._position = 0
@@ -60,6 +64,11 @@ class WatchStream:
 
     def __aiter__(self) -> WatchStream:
         return self
+
+    @property
+    def idle_timed_out(self) -> bool:
+        """Whether the iteration ended because no bytes arrived within ``idle_timeout``."""
+        return self._body.idle_timed_out
 
     async def __anext__(self) -> WatchItem:
         while self._position >= len(self._lines):
@@ -181,8 +190,14 @@ class Api:
         allow_bookmarks: bool = True,
         send_initial_events: bool = False,
         resource_version_match: str | None = None,
+        idle_timeout: float | None = None,
     ) -> AbstractAsyncContextManager[WatchStream]:
-        """``async with api.watch(...) as events: async for item in events: ...``"""
+        """``async with api.watch(...) as events: async for item in events: ...``
+
+        ``idle_timeout``: seconds without a byte after which the iteration ends as if the server had
+        closed the watch (``events.idle_timed_out`` is then true); ``None`` waits forever. It rides
+        on the socket reads' own deadline, so it adds no per-event cost.
+        """
         params = _watch_params(
             resource_version,
             label_selector,
@@ -192,7 +207,7 @@ class Api:
             send_initial_events,
             resource_version_match,
         )
-        return self._watch("watch", params, accept=None, metadata_only=False)
+        return self._watch("watch", params, accept=None, metadata_only=False, idle_timeout=idle_timeout)
 
     def watch_metadata(
         self,
@@ -204,6 +219,7 @@ class Api:
         allow_bookmarks: bool = True,
         send_initial_events: bool = False,
         resource_version_match: str | None = None,
+        idle_timeout: float | None = None,
     ) -> AbstractAsyncContextManager[WatchStream]:
         """Like :meth:`watch`, but event objects are ``PartialObjectMetadata``."""
         params = _watch_params(
@@ -215,14 +231,24 @@ class Api:
             send_initial_events,
             resource_version_match,
         )
-        return self._watch("watch_metadata", params, accept=_META_ACCEPT, metadata_only=True)
+        return self._watch(
+            "watch_metadata", params, accept=_META_ACCEPT, metadata_only=True, idle_timeout=idle_timeout
+        )
 
     @asynccontextmanager
     async def _watch(
-        self, verb: str, params: Params, *, accept: str | None, metadata_only: bool
+        self,
+        verb: str,
+        params: Params,
+        *,
+        accept: str | None,
+        metadata_only: bool,
+        idle_timeout: float | None,
     ) -> AsyncIterator[WatchStream]:
-        async with self.client.stream(verb, self._collection(), params=params, accept=accept) as body:
-            yield WatchStream(body, metadata_only=metadata_only)
+        async with self.client.stream(
+            verb, self._collection(), params=params, accept=accept, idle_timeout=idle_timeout
+        ) as body:
+            yield WatchStream(body, metadata_only=metadata_only, idle_timeout=idle_timeout)
 
     # -- writes ---------------------------------------------------------------------------------------
 

@@ -64,7 +64,7 @@ class ResponseStream:
     ends the iteration. ``headers`` are the response headers.
     """
 
-    __slots__ = ("_chunks", "_response", "_span", "_verb", "headers", "status_code")
+    __slots__ = ("_chunks", "_response", "_span", "_verb", "headers", "idle_timed_out", "status_code")
 
     def __init__(self, response: httpx.Response, span: RequestSpan, verb: str) -> None:
         self._response = response
@@ -73,6 +73,8 @@ class ResponseStream:
         self._chunks = response.aiter_bytes()
         self.headers = response.headers
         self.status_code = response.status_code
+        #: True once the stream ended because no bytes arrived within its idle timeout.
+        self.idle_timed_out = False
 
     def __aiter__(self) -> ResponseStream:
         return self
@@ -80,6 +82,11 @@ class ResponseStream:
     async def __anext__(self) -> bytes:
         try:
             return await self._chunks.__anext__()
+        except httpx.ReadTimeout:
+            # The idle timeout of Client.stream: an end of the stream, not a failure (the socket
+            # read that timed out already carried the deadline, so this costs nothing per chunk).
+            self.idle_timed_out = True
+            raise StopAsyncIteration from None
         except httpx.TransportError as exc:
             self._span.failure(exc)
             raise TransportError(
@@ -240,20 +247,33 @@ class Client:
             content=content,
             content_type=content_type,
             accept=accept,
-            stream=False,
+            stream=None,
         )
         span.end()
         return response
 
     @asynccontextmanager
     async def stream(
-        self, verb: str, path: str, *, params: Params | None = None, accept: str | None = None
+        self,
+        verb: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        accept: str | None = None,
+        idle_timeout: float | None = None,
     ) -> AsyncIterator[ResponseStream]:
         """Open a streaming GET (a watch). Entering raises :class:`ApiError` for a non-2xx answer
         and :class:`TransportError` without one; the body is a :class:`ResponseStream`. Leaving
-        closes the connection."""
+        closes the connection. With ``idle_timeout``, a body that sends no bytes for that long ends
+        (``ResponseStream.idle_timed_out`` tells it apart from a normal end); without it a stream
+        waits for bytes forever."""
+        timeout = self._stream_timeout
+        if idle_timeout is not None:
+            timeout = httpx.Timeout(
+                connect=timeout.connect, read=idle_timeout, write=timeout.write, pool=timeout.pool
+            )
         response, span = await self._open(
-            verb, "GET", path, params=params, content=None, content_type=None, accept=accept, stream=True
+            verb, "GET", path, params=params, content=None, content_type=None, accept=accept, stream=timeout
         )
         try:
             yield ResponseStream(response, span, verb)
@@ -289,7 +309,7 @@ class Client:
         content: bytes | None,
         content_type: str | None,
         accept: str | None,
-        stream: bool,
+        stream: httpx.Timeout | None,
     ) -> tuple[httpx.Response, RequestSpan]:
         """Send with retries under a span; return a 2xx response (read unless ``stream``) and its
         still-open span. Raises typed errors and ends the span on failure."""
@@ -342,7 +362,7 @@ class Client:
         content_type: str | None,
         accept: str | None,
         *,
-        stream: bool,
+        stream: httpx.Timeout | None,
     ) -> httpx.Response:
         """One attempt with current credentials; after a 401, one re-authentication and resend."""
         if self.authenticator is not None:
@@ -380,7 +400,7 @@ class Client:
         content_type: str | None,
         accept: str | None,
         credentials: Credentials | None,
-        stream: bool,
+        stream: httpx.Timeout | None,
     ) -> httpx.Response:
         headers = {"Accept": accept or "application/json"}
         if content_type is not None:
@@ -393,7 +413,7 @@ class Client:
             params=query,
             content=content,
             headers=headers,
-            timeout=self._stream_timeout if stream else self._request_timeout,
+            timeout=self._request_timeout if stream is None else stream,
             extensions=self._extensions,
         )
         started = anyio.current_time()
@@ -403,7 +423,7 @@ class Client:
             self._metrics.observe(method, None, anyio.current_time() - started)
             raise
         self._metrics.observe(method, response.status_code, anyio.current_time() - started)
-        if not stream:
+        if stream is None:
             try:
                 await response.aread()
             finally:

@@ -144,6 +144,7 @@ class WatcherConfig:
             "timeout_seconds": self.watch_timeout,
             "allow_bookmarks": self.bookmarks,
             "resource_version": resource_version,
+            "idle_timeout": self.idle_timeout,
         }
         if initial:
             params["send_initial_events"] = True

@@ -1,0 +1,52 @@
+"""A watch's idle timeout rides on the socket reads: a silent watch ends, a talking one does not."""
+
+from __future__ import annotations
+
+import anyio
+
+from kube_runtime.client import Api, ApiResource, WatchEvent
+from kube_runtime.testing import ApiServer
+
+CONFIGMAPS = ApiResource.builtin("ConfigMap")
+
+
+async def test_a_silent_watch_ends_after_its_idle_timeout(api_server: ApiServer) -> None:
+    api = Api(api_server.client, CONFIGMAPS, "default")
+    listed = await api.list()
+    rv = listed["metadata"]["resourceVersion"]
+    with anyio.fail_after(10):
+        async with api.watch(
+            resource_version=rv, timeout_seconds=60, allow_bookmarks=False, idle_timeout=0.3
+        ) as events:
+            items = [item async for item in events]
+    assert items == []
+    assert events.idle_timed_out
+
+
+async def test_events_arriving_within_the_idle_timeout_keep_the_watch_open(api_server: ApiServer) -> None:
+    api = Api(api_server.client, CONFIGMAPS, "default")
+    rv = (await api.list())["metadata"]["resourceVersion"]
+    seen: list[str] = []
+    with anyio.fail_after(20):
+        async with (
+            api.watch(
+                resource_version=rv, timeout_seconds=60, allow_bookmarks=False, idle_timeout=1.0
+            ) as events,
+            anyio.create_task_group() as tg,
+        ):
+
+            async def write() -> None:
+                for i in range(6):  # 6 x 0.4 s: longer than the idle timeout in total, never idle
+                    await api.create(
+                        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cm-{i}"}}
+                    )
+                    await anyio.sleep(0.4)
+
+            tg.start_soon(write)
+            async for item in events:
+                assert isinstance(item, WatchEvent)
+                seen.append(item.object["metadata"]["name"])
+                if len(seen) == 6:
+                    break
+    assert seen == [f"cm-{i}" for i in range(6)]
+    assert not events.idle_timed_out
