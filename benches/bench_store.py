@@ -147,12 +147,12 @@ def decoded(n: int, *, rv: int = 1) -> list[dict[str, Any]]:
     return [orjson.loads(b) for b in raw]
 
 
-def bytes_per_object(n: int, *, strip: bool) -> float:
+def bytes_per_object(n: int, *, strip: bool, compact: bool = False) -> float:
     raw = [orjson.dumps(configmap(i)) for i in range(n)]
     gc.collect()
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
-    reader, writer = store(CM, gc_policy=None)
+    reader, writer = store(CM, gc_policy=None, compact=compact)
     writer.apply_watcher_event(INIT)
     for b in raw:
         obj = orjson.loads(b)
@@ -181,7 +181,7 @@ class PauseRecorder:
         return max((p for _, p in self.pauses), default=0.0)
 
 
-def gc_pauses(n: int, *, freeze: bool, updates: int) -> dict[str, float]:
+def gc_pauses(n: int, *, freeze: bool, updates: int, compact: bool = False) -> dict[str, float]:
     """Collector pauses (seconds) with ``n`` objects cached.
 
     Steady watch ingest rarely triggers the collector by itself (orjson's dicts come from the dict
@@ -197,7 +197,7 @@ def gc_pauses(n: int, *, freeze: bool, updates: int) -> dict[str, float]:
     recorder = PauseRecorder()
     gc.callbacks.append(recorder)
     try:
-        _reader, writer = store(CM, gc_policy=policy)
+        _reader, writer = store(CM, gc_policy=policy, compact=compact)
         writer.apply_watcher_event(INIT)
         for obj in objects:
             writer.apply_watcher_event(InitApply(obj))
@@ -231,14 +231,18 @@ def main() -> None:
     n = sizes[-1]
     json_size = len(orjson.dumps(configmap(1)))
     print(f"  ConfigMap JSON size: {json_size} bytes (with managedFields)")
-    for strip in (False, True):
-        per = bytes_per_object(n, strip=strip)
-        label = "managedFields dropped" if strip else "as received"
-        print(f"  bytes per cached object ({label}): {per:,.0f} ({per / json_size:.1f}x JSON)")
+    for compact in (False, True):
+        for strip in (False, True):
+            per = bytes_per_object(n, strip=strip, compact=compact)
+            label = "managedFields dropped" if strip else "as received"
+            store_kind = ", compact store" if compact else ""
+            print(
+                f"  bytes per cached object ({label}{store_kind}): {per:,.0f} ({per / json_size:.1f}x JSON)"
+            )
     updates = 20_000
-    for freeze in (False, True):
-        p = gc_pauses(n, freeze=freeze, updates=updates)
-        label = "FreezeAfterSync (default)" if freeze else "no policy"
+    for freeze, compact in ((False, False), (True, False), (False, True)):
+        p = gc_pauses(n, freeze=freeze, updates=updates, compact=compact)
+        label = "compact store" if compact else "FreezeAfterSync (default)" if freeze else "no policy"
         print(
             f"  GC, {n} cached, {label}: full collection {p['full'] * 1e3:.1f} ms; longest pause during "
             f"sync {p['sync'] * 1e3:.1f} ms, during {updates} updates {p['ingest'] * 1e3:.1f} ms"

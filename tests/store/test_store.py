@@ -178,10 +178,11 @@ ops = st.lists(
 )
 
 
+@pytest.mark.parametrize("compact", [False, True], ids=["dicts", "compact"])
 @settings(max_examples=200, deadline=None)
 @given(ops)
-def test_store_matches_dict_model(operations: list[tuple[Any, ...]]) -> None:
-    reader, writer = store(CM, gc_policy=None)
+def test_store_matches_dict_model(compact: bool, operations: list[tuple[Any, ...]]) -> None:
+    reader, writer = store(CM, gc_policy=None, compact=compact)
     writer.add_index("v", lambda o: [o["metadata"]["resourceVersion"]])
     model: dict[str, str] = {}
     for op, arg, extra in operations:
@@ -206,3 +207,22 @@ def test_store_matches_dict_model(operations: list[tuple[Any, ...]]) -> None:
         assert got == model
         for value in set(model.values()):
             assert names(reader.index("v", value)) == sorted(k for k, v in model.items() if v == value)
+
+
+def test_compact_store_keeps_encoded_objects_the_collector_does_not_trace() -> None:
+    reader, writer = store(CM, compact=True)
+    writer.add_index("owner", by_owner_uid)
+    owned = cm("a", ownerReferences=[{"uid": "u1", "kind": "X", "name": "x", "apiVersion": "v1"}])
+    for event in (INIT, InitApply(owned), InitApply(cm("b")), INIT_DONE, Apply(cm("c", ns=None))):
+        writer.apply_watcher_event(event)
+    stored = list(writer._cache.objects.values())  # the stored form itself
+    assert all(isinstance(value, bytes) for value in stored)
+    assert not any(gc.is_tracked(value) for value in stored)
+    got = reader.get(ObjectRef("ConfigMap", "a", "ns"))
+    assert got == owned
+    assert got is not reader.get(ObjectRef("ConfigMap", "a", "ns"))  # a fresh decode per read
+    assert reader.get(ObjectRef("ConfigMap", "c", "ns")) == cm("c", ns=None)  # cluster-scope fallback
+    assert names(reader.index("owner", "u1")) == ["a"]
+    assert reader.find(lambda o: o["metadata"]["name"] == "b") == cm("b")
+    assert names(reader.state()) == ["a", "b", "c"]
+    assert writer._gc_policy is None  # nothing for a GC policy to do

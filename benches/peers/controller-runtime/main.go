@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -98,7 +99,7 @@ func (r *noop) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.
 }
 
 func main() {
-	kubeconfig := flag.String("kubeconfig", "kubeconfig", "kubeconfig path")
+	// controller-runtime's client/config package registers --kubeconfig itself.
 	namespace := flag.String("namespace", "default", "namespace to watch")
 	mode := flag.String("mode", "watch", "watch or controller")
 	resource := flag.String("resource", "configmaps", "configmaps or pods")
@@ -106,9 +107,9 @@ func main() {
 	reconcileMs := flag.Float64("reconcile-ms", 0, "controller mode: reconcile duration (ms)")
 	variant := flag.String("variant", "full", "full, strip or metadata")
 	flag.Parse()
-	log.SetLogger(log.Log) // silence the "log.SetLogger(...) was never called" warning
+	log.SetLogger(logr.Discard()) // no logging: the peer speaks only the protocol
 
-	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
+	cfg, err := clientcmd.BuildConfigFromFlags("", flag.Lookup("kubeconfig").Value.String())
 	if err != nil {
 		panic(err)
 	}

@@ -29,7 +29,9 @@ async def main() -> None:
     async def work() -> None:
         async with client.ApiClient() as api:
             v1 = client.CoreV1Api(api)
-            list_fn = v1.list_namespaced_config_map if args.resource == "configmaps" else v1.list_namespaced_pod
+            list_fn = {"configmaps": v1.list_namespaced_config_map, "pods": v1.list_namespaced_pod}[
+                args.resource
+            ]
 
             async def relist() -> str:
                 fresh: dict[tuple[str, str], Any] = {}
@@ -50,14 +52,20 @@ async def main() -> None:
             while True:
                 try:
                     async with watch.Watch().stream(
-                        list_fn, args.namespace, resource_version=rv, timeout_seconds=290,
+                        list_fn,
+                        args.namespace,
+                        resource_version=rv,
+                        timeout_seconds=290,
                         allow_watch_bookmarks=True,
                     ) as stream:
                         async for ev in stream:
                             obj = ev["object"]
                             if ev["type"] == "BOOKMARK":
-                                rv = obj["metadata"]["resourceVersion"] if isinstance(obj, dict) \
+                                rv = (
+                                    obj["metadata"]["resourceVersion"]
+                                    if isinstance(obj, dict)
                                     else obj.metadata.resource_version
+                                )
                                 continue
                             key = (obj.metadata.namespace, obj.metadata.name)
                             if ev["type"] == "DELETED":
@@ -71,7 +79,7 @@ async def main() -> None:
                         rv = await relist()
                     else:
                         await asyncio.sleep(1)
-                except Exception:  # noqa: BLE001 - connection errors: back off, resume from rv
+                except Exception:
                     await asyncio.sleep(1)
 
     tasks = [asyncio.create_task(ticker()), asyncio.create_task(work())]

@@ -15,11 +15,17 @@ import kopf
 from peer_protocol import Stats, dump_store, parse_args, synced
 
 ARGS = parse_args()
+os.environ["KUBECONFIG"] = ARGS.kubeconfig
 STATS = Stats()
 EXPECT = int(os.environ.get("KOPF_PEER_EXPECT", "0"))
 VERSIONS: dict[str, str] = {}
 SYNCED = threading.Event()
 RECONCILE_SECONDS = ARGS.reconcile_ms / 1000.0
+
+
+@kopf.on.login()
+def login(**kwargs: object) -> kopf.ConnectionInfo | None:
+    return kopf.login_with_kubeconfig(**kwargs)  # type: ignore[arg-type]
 
 
 @kopf.on.startup()
@@ -63,7 +69,6 @@ else:
 
 
 async def main() -> None:
-    os.environ["KUBECONFIG"] = ARGS.kubeconfig
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -2,7 +2,8 @@
 reconcile (controller mode). The same protocol as every other peer (benches/peers/README.md).
 
 ``--variant strip`` drops managedFields before the store keeps an object; ``--variant metadata``
-watches PartialObjectMetadata. ``KR_PEER_OBSERVE=1`` (controller mode) turns on the built-in
+watches PartialObjectMetadata; ``compact`` and ``compact-strip`` keep a compact store (orjson bytes,
+nothing for the cyclic GC to trace). ``KR_PEER_OBSERVE=1`` (controller mode) turns on the built-in
 metrics and tracing (``observe_results`` with an OpenTelemetry SDK provider whose exporter drops
 spans), for the observability-overhead scenario.
 """
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterable
 from typing import Any
 
 import anyio
+from peer_protocol import Stats, dump_store, parse_args, synced
 
 from kube_runtime.client import Api, Client
 from kube_runtime.client.resource import ApiResource
@@ -22,7 +24,6 @@ from kube_runtime.controller import Action, Controller
 from kube_runtime.store import Store, reflector, store
 from kube_runtime.streams import drop_managed_fields, modify
 from kube_runtime.watcher import Apply, Delete, InitDone, WatcherConfig, metadata_watcher, watcher
-from peer_protocol import Stats, dump_store, parse_args, synced
 
 
 def _versions(reader: Store) -> dict[str, str]:
@@ -78,12 +79,12 @@ async def main() -> None:
         tg.start_soon(ticker)
         tg.start_soon(on_signal)
         if args.mode == "watch":
-            reader, writer = store(resource)
+            reader, writer = store(resource, compact=args.variant.startswith("compact"))
             if args.variant == "metadata":
                 events: AsyncIterable[Any] = metadata_watcher(api, WatcherConfig())
             else:
                 events = watcher(api, WatcherConfig())
-            if args.variant == "strip":
+            if args.variant in ("strip", "compact-strip"):
                 events = modify(events, drop_managed_fields)
             is_synced = False
             async for item in reflector(writer, events).default_backoff():

@@ -63,7 +63,8 @@ def main() -> None:
             ):
                 obj = ev["object"]
                 if ev["type"] == "BOOKMARK":
-                    rv = obj["metadata"]["resourceVersion"] if isinstance(obj, dict) else obj.metadata.resource_version
+                    meta = obj["metadata"] if isinstance(obj, dict) else None
+                    rv = meta["resourceVersion"] if meta is not None else obj.metadata.resource_version
                     continue
                 if ev["type"] == "ERROR":
                     code = obj.get("code") if isinstance(obj, dict) else None
@@ -83,7 +84,7 @@ def main() -> None:
                 rv = relist()
             else:
                 stop.wait(1.0)
-        except Exception:  # noqa: BLE001 - connection errors: back off, resume from rv
+        except Exception:
             stop.wait(1.0)
 
 

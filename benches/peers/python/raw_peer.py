@@ -46,8 +46,10 @@ async def main() -> None:
     path = f"/api/v1/namespaces/{args.namespace}/{args.resource}"
     stats = Stats()
     cache: dict[tuple[str, str], dict[str, Any]] = {}
-    async with httpx.AsyncClient(base_url=server, headers=headers, verify=verify, timeout=None) as http, \
-            anyio.create_task_group() as tg:
+    async with (
+        httpx.AsyncClient(base_url=server, headers=headers, verify=verify, timeout=None) as http,
+        anyio.create_task_group() as tg,
+    ):
 
         async def ticker() -> None:
             while True:

@@ -136,11 +136,11 @@ where
             .with_config(controller::Config::default().concurrency(concurrency));
         let store = ctrl.store();
         *dump.lock().unwrap() = Some(dumper(store.clone()));
-        tokio::spawn(async move {
+        let ready = async move {
             store.wait_until_ready().await.ok();
             println!("{}", json!({"synced": store.len(), "t": now()}));
-        });
-        ctrl.run(
+        };
+        let run = ctrl.run(
             move |obj: Arc<K>, ctx: Arc<Mutex<Stats>>| async move {
                 ctx.lock().unwrap().observe(obj.annotations());
                 if !pause.is_zero() {
@@ -151,8 +151,13 @@ where
             |_obj, _err, _ctx| Action::requeue(Duration::from_secs(1)),
             stats,
         )
-        .for_each(|_| futures::future::ready(()))
-        .await;
+        .for_each(|r| {
+            if let Err(e) = r {
+                eprintln!("controller error: {e:?}");
+            }
+            futures::future::ready(())
+        });
+        futures::future::join(ready, run).await;
     } else if variant == "metadata" {
         let (reader, writer) = reflector::store::<PartialObjectMeta<K>>();
         *dump.lock().unwrap() = Some(dumper(reader.clone()));

@@ -1,0 +1,498 @@
+"""The six scenarios of issue 9. Each returns a dict: {"title", "rows": [...], "notes": [...]}.
+
+Every figure comes from the peer protocol (benches/peers/README.md) and /proc; nothing here is
+specific to one peer except the choice of mode (watch or controller).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from harness.peers import BENCHES, Peer, PeerRun, PeerTimeout
+from harness.server import BenchServer
+from harness.workload import template
+
+__all__ = ["Sizes", "s1_cold_sync", "s2_ingest", "s3_latency", "s4_memory", "s5_recovery", "s6_observability"]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Workload sizes; ``quick()`` keeps the whole suite under about 3 minutes."""
+
+    cold_sync: tuple[int, ...] = (10_000, 100_000)
+    ingest_cached: int = 20_000
+    ingest_rates: tuple[int, ...] = (1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000)
+    ingest_step_seconds: float = 5.0
+    latency_cached: int = 10_000
+    latency_seconds: float = 10.0
+    latency_concurrency: tuple[int, ...] = (1, 8, 64)
+    latency_reconcile_ms: tuple[float, ...] = (0.0, 5.0)
+    memory_cached: int = 100_000
+    recovery_cached: int = 10_000
+    recovery_down_seconds: float = 5.0
+    recovery_peers: tuple[str, ...] = ()  # empty: every peer
+    memory_variants_for_all: bool = True  # False: strip/metadata variants for kube-runtime only
+    sync_timeout: float = 600.0
+
+    @staticmethod
+    def quick() -> Sizes:
+        return Sizes(
+            cold_sync=(1_000,),
+            ingest_cached=1_000,
+            ingest_rates=(2_000, 8_000, 32_000),
+            ingest_step_seconds=1.0,
+            latency_cached=1_000,
+            latency_seconds=2.0,
+            latency_concurrency=(8,),
+            latency_reconcile_ms=(0.0, 5.0),
+            memory_cached=2_000,
+            recovery_cached=500,
+            recovery_down_seconds=2.0,
+            recovery_peers=("kube-runtime", "official"),
+            memory_variants_for_all=False,
+            sync_timeout=60.0,
+        )
+
+
+def _env(peer: Peer, expect: int) -> dict[str, str]:
+    return {"KOPF_PEER_EXPECT": str(expect)}
+
+
+def _fail(peer: Peer, exc: BaseException, run: PeerRun | None = None) -> dict[str, Any]:
+    tail = run.stderr_tail(2) if run is not None else ""
+    return {"peer": peer.name, "error": f"{exc} {tail}".strip()[:300]}
+
+
+# -- S1 ------------------------------------------------------------------------------------------
+
+
+def s1_cold_sync(server: BenchServer, peers: list[Peer], sizes: Sizes) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    for resource in ("configmaps", "pods"):
+        for n in sizes.cold_sync:
+            ns = f"s1-{resource}-{n}"
+            server.bulk_create(resource, ns, n, template(resource))
+            size = server.json_size(resource, ns)
+            for peer in peers:
+                cpu0 = server.cpu_seconds()
+                run = PeerRun(peer, server.kubeconfig, ns, resource=resource, env=_env(peer, n))
+                with run:
+                    try:
+                        s = run.wait_synced(sizes.sync_timeout)
+                    except PeerTimeout as exc:
+                        rows.append({**_fail(peer, exc, run), "resource": resource, "n": n})
+                        continue
+                    rows.append(
+                        {
+                            "peer": peer.name,
+                            "resource": resource,
+                            "n": n,
+                            "json_bytes": round(size),
+                            "synced": s["synced"],
+                            "seconds": round(s["t"] - run.started, 3),
+                            "cpu_s": s["cpu"],
+                            "peak_rss_mib": round(s.get("VmHWM", 0) / 1024, 1),
+                            "server_cpu_s": round(server.cpu_seconds() - cpu0, 2),
+                        }
+                    )
+    return {
+        "title": "S1 cold sync (start to store ready)",
+        "rows": rows,
+        "notes": [
+            "seconds: from process start to the peer's store-ready line; cpu_s and peak RSS "
+            "(VmHWM) read from /proc at that moment; server_cpu_s: the API server's CPU "
+            "meanwhile (all peers list with limit=500 except kopf, which lists unpaged)."
+        ],
+    }
+
+
+# -- S2 ------------------------------------------------------------------------------------------
+
+
+def s2_ingest(server: BenchServer, peers: list[Peer], sizes: Sizes) -> dict[str, Any]:
+    ns = "s2"
+    n = sizes.ingest_cached
+    server.bulk_create("configmaps", ns, n, template("configmaps"))
+    rows: list[dict[str, Any]] = []
+    for peer in peers:
+        with PeerRun(peer, server.kubeconfig, ns, env=_env(peer, n)) as run:
+            try:
+                run.wait_synced(sizes.sync_timeout)
+            except PeerTimeout as exc:
+                rows.append(_fail(peer, exc, run))
+                continue
+            run.wait_quiet(0.5, 5)
+            best: dict[str, Any] | None = None
+            steps: list[str] = []
+            for rate in sizes.ingest_rates:
+                count = int(rate * sizes.ingest_step_seconds)
+                before = run.events()
+                cpu0, scpu0, t0 = run.cpu_seconds(), server.cpu_seconds(), time.time()
+                idx = server.churn("configmaps", ns, count, rate)
+                churn = server.wait_churn(idx)
+                got = run.wait_events(before + count, timeout=3.0)
+                t1 = time.time()
+                cpu = run.cpu_seconds() - cpu0
+                received = run.events() - before
+                windows = [w for w in run.windows(t0 + 0.5, t1 + 1.0) if w.get("lag_p99") is not None]
+                p99 = max((w["lag_p99"] for w in windows), default=None)
+                achieved = churn["ratePerSecond"]
+                ok = got and p99 is not None and p99 < 1.0
+                steps.append(f"{rate}:{'ok' if ok else 'FAIL'}(p99={_fmt(p99)}s,server={achieved:.0f}/s)")
+                if ok:
+                    best = {
+                        "rate_target": rate,
+                        "rate_server": round(achieved),
+                        "lag_p99_s": p99,
+                        "cpu_us_per_event": round(cpu / max(1, received) * 1e6, 1),
+                        "server_cpu_us_per_event": round(
+                            (server.cpu_seconds() - scpu0) / max(1, count) * 1e6, 1
+                        ),
+                    }
+                if not ok:
+                    break
+                run.wait_quiet(0.5, 5)
+            rows.append(
+                {
+                    "peer": peer.name,
+                    "max_sustained": best["rate_server"] if best else 0,
+                    **({k: v for k, v in best.items() if k != "rate_server"} if best else {}),
+                    "steps": " ".join(steps),
+                }
+            )
+    return {
+        "title": f"S2 steady watch ingest ({n} ConfigMaps cached, step-up rates)",
+        "rows": rows,
+        "notes": [
+            "max_sustained: the highest step whose events all arrived within 3 s of the "
+            "server finishing and whose worst one-second lag p99 stayed under 1 s (rate as the "
+            "server achieved it); cpu_us_per_event: the peer's CPU during that step / events.",
+            "steps shows each step's target, outcome, worst lag p99 and the rate the server reached: "
+            "where the server falls short of a target, the peer's own limit may be higher.",
+        ],
+    }
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+# -- S3 / S6 -------------------------------------------------------------------------------------
+
+
+def _latency_run(
+    server: BenchServer,
+    peer: Peer,
+    ns: str,
+    n: int,
+    sizes: Sizes,
+    concurrency: int,
+    reconcile_ms: float,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    rate, hot_rate = 800, 200  # 1k writes/s: 800/s round-robin over all keys, 200/s over 20 hot keys
+    run = PeerRun(
+        peer,
+        server.kubeconfig,
+        ns,
+        mode="controller",
+        concurrency=concurrency,
+        reconcile_ms=reconcile_ms,
+        env={**_env(peer, n), **(env or {})},
+    )
+    with run:
+        try:
+            run.wait_synced(sizes.sync_timeout)
+        except PeerTimeout as exc:
+            return _fail(peer, exc, run)
+        run.wait_events(n, timeout=sizes.sync_timeout)  # the initial reconcile of every object
+        base = run.wait_quiet(1.0, 30)
+        count = int(rate * sizes.latency_seconds)
+        hot = int(hot_rate * sizes.latency_seconds)
+        cpu0, t0 = run.cpu_seconds(), time.time()
+        a = server.churn("configmaps", ns, count, rate)
+        b = server.churn("configmaps", ns, hot, hot_rate, prefix="hot-")
+        server.wait_churn(a)
+        server.wait_churn(b)
+        reconciles = run.wait_quiet(1.0, 30) - base
+        t1 = time.time()
+        cpu = run.cpu_seconds() - cpu0
+        windows = [w for w in run.windows(t0, t1 + 1.0) if w.get("lag_p99") is not None]
+        weighted = sorted((w["lag_p50"], w["window"]) for w in windows)
+        total = sum(c for _, c in weighted)
+        p50, acc = None, 0
+        for v, c in weighted:
+            acc += c
+            if acc * 2 >= total:
+                p50 = v
+                break
+        writes = count + hot
+        return {
+            "peer": peer.name,
+            "concurrency": concurrency,
+            "reconcile_ms": reconcile_ms,
+            "writes": writes,
+            "reconciles": reconciles,
+            "p50_ms": None if p50 is None else round(p50 * 1e3, 2),
+            "p99_ms": round(max(w["lag_p99"] for w in windows) * 1e3, 2) if windows else None,
+            "dedup": round(1 - reconciles / writes, 3),
+            "cpu_us_per_reconcile": round(cpu / max(1, reconciles) * 1e6, 1),
+        }
+
+
+def s3_latency(server: BenchServer, peers: list[Peer], sizes: Sizes) -> dict[str, Any]:
+    ns, n = "s3", sizes.latency_cached
+    server.bulk_create("configmaps", ns, n - 20, template("configmaps"))
+    server.bulk_create("configmaps", ns, 20, template("configmaps"), prefix="hot-")
+    rows: list[dict[str, Any]] = []
+    for peer in peers:
+        if not peer.controller:
+            continue
+        # kopf has no concurrency limit (one worker per object): one run per reconciler.
+        concurrencies = sizes.latency_concurrency if peer.name != "kopf" else (0,)
+        for ms in sizes.latency_reconcile_ms:
+            for c in concurrencies:
+                rows.append(_latency_run(server, peer, ns, n, sizes, c, ms))
+    return {
+        "title": f"S3 reconcile scheduling latency ({n} cached, 1k writes/s, 20 hot keys)",
+        "rows": rows,
+        "notes": [
+            "p50/p99: from the server committing a write (emit stamp) to the reconcile "
+            "starting; p99 is the worst one-second window's p99, p50 the event-weighted median "
+            "of window medians. dedup = 1 - reconciles/writes. concurrency 0 = kopf's "
+            "unbounded per-object workers."
+        ],
+    }
+
+
+def s6_observability(server: BenchServer, peers: list[Peer], sizes: Sizes) -> dict[str, Any]:
+    ours = [p for p in peers if p.name == "kube-runtime"]
+    rows: list[dict[str, Any]] = []
+    if ours:
+        ns, n = "s6", sizes.latency_cached
+        server.bulk_create("configmaps", ns, n - 20, template("configmaps"))
+        server.bulk_create("configmaps", ns, 20, template("configmaps"), prefix="hot-")
+        for observe in ("0", "1"):
+            row = _latency_run(server, ours[0], ns, n, sizes, 8, 0.0, env={"KR_PEER_OBSERVE": observe})
+            row["observability"] = "on" if observe == "1" else "off"
+            rows.append(row)
+    micro = subprocess.run(
+        _pinned([sys.executable, str(BENCHES / "bench_observe.py"), "--quick"]),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return {
+        "title": "S6 observability overhead (S3 at concurrency 8, no-op, metrics+tracing off vs on)",
+        "rows": rows,
+        "notes": ["bench_observe.py --quick (in-process, per reconcile):"],
+        "verbatim": micro.stdout.strip() or micro.stderr.strip()[-2000:],
+    }
+
+
+def _pinned(argv: list[str], cpu: int = 1) -> list[str]:
+    return ["taskset", "-c", str(cpu), *argv] if _has_taskset() else argv
+
+
+def _has_taskset() -> bool:
+    return any(os.access(os.path.join(d, "taskset"), os.X_OK) for d in os.environ.get("PATH", "").split(":"))
+
+
+# -- S4 ------------------------------------------------------------------------------------------
+
+
+def s4_memory(server: BenchServer, peers: list[Peer], sizes: Sizes, quick: bool) -> dict[str, Any]:
+    n = sizes.memory_cached
+    server.ensure_namespace("s4-empty")
+    server.bulk_create("configmaps", "s4", n, template("configmaps"))
+    size = server.json_size("configmaps", "s4")
+    rows: list[dict[str, Any]] = []
+    for peer in peers:
+        base = _steady_rss(server, peer, "s4-empty", 0, sizes)
+        if isinstance(base, str):
+            rows.append({"peer": peer.name, "error": base})
+            continue
+        variants = (
+            peer.variants if sizes.memory_variants_for_all or peer.name == "kube-runtime" else ("full",)
+        )
+        for variant in variants:
+            rss = _steady_rss(server, peer, "s4", n, sizes, variant)
+            if isinstance(rss, str):
+                rows.append({"peer": peer.name, "variant": variant, "error": rss})
+                continue
+            per = (rss - base) * 1024 / n
+            rows.append(
+                {
+                    "peer": peer.name,
+                    "variant": variant,
+                    "n": n,
+                    "json_bytes": round(size),
+                    "empty_rss_mib": round(base / 1024, 1),
+                    "rss_mib": round(rss / 1024, 1),
+                    "bytes_per_object": round(per),
+                    "x_json": round(per / size, 2),
+                }
+            )
+    store = subprocess.run(
+        _pinned(
+            [sys.executable, str(BENCHES / "bench_store.py"), "--store-only", *(["--quick"] if quick else [])]
+        ),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    out = store.stdout.strip() or store.stderr.strip()[-2000:]
+    # The longest collector pause with the default policy: its full collection, the one-time freeze
+    # during the sync, or a re-freeze during updates, whichever is longest.
+    freeze_lines = [line for line in out.splitlines() if "FreezeAfterSync" in line]
+    pauses = [max(float(m) for m in re.findall(r"([0-9.]+) ms", line)) for line in freeze_lines]
+    compact_lines = [line for line in out.splitlines() if "GC," in line and "compact store" in line]
+    compact_pauses = [max(float(m) for m in re.findall(r"([0-9.]+) ms", line)) for line in compact_lines]
+    return {
+        "title": f"S4 memory per cached object ({n} ConfigMaps; steady RSS minus an empty-namespace run)",
+        "rows": rows,
+        "notes": [
+            "bytes_per_object = (VmRSS after sync and 1 s settle - VmRSS of the same peer synced on "
+            "an empty namespace) / N; x_json: over the mean JSON size of one object.",
+            "bench_store.py --store-only (our store alone, tracemalloc; GC pauses):",
+        ],
+        "verbatim": out,
+        "gc_longest_ms": pauses,
+        "gc_longest_ms_compact": compact_pauses,
+    }
+
+
+def _steady_rss(
+    server: BenchServer, peer: Peer, ns: str, n: int, sizes: Sizes, variant: str = "full"
+) -> float | str:
+    with PeerRun(peer, server.kubeconfig, ns, variant=variant, env=_env(peer, n)) as run:
+        try:
+            run.wait_synced(sizes.sync_timeout)
+        except PeerTimeout as exc:
+            return str(exc)
+        time.sleep(1.0)
+        return float(run.memory_kib().get("VmRSS", 0))
+
+
+# -- S5 ------------------------------------------------------------------------------------------
+
+
+def s5_recovery(server: BenchServer, peers: list[Peer], sizes: Sizes) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    n = sizes.recovery_cached
+    for case in ("reset", "410-after-burst", "server-down"):
+        ns = f"s5-{case}"
+        server.bulk_create("configmaps", ns, n, template("configmaps"))
+        server.bulk_create("configmaps", ns, 1, template("configmaps"), prefix="sentinel-")
+        for peer in peers:
+            if sizes.recovery_peers and peer.name not in sizes.recovery_peers:
+                continue
+            mode = "controller" if peer.controller else "watch"
+            with PeerRun(peer, server.kubeconfig, ns, mode=mode, concurrency=8, env=_env(peer, n)) as run:
+                try:
+                    run.wait_synced(sizes.sync_timeout)
+                except PeerTimeout as exc:
+                    rows.append({**_fail(peer, exc, run), "case": case})
+                    continue
+                if mode == "controller":
+                    run.wait_events(n, timeout=sizes.sync_timeout)
+                base = run.wait_quiet(1.0, 30)
+                rss_before = run.memory_kib().get("VmRSS", 0)
+                run.reset_peak()
+                writes, t_fault = _inject(server, ns, case, sizes, run)
+                t_writes_done = time.time()
+                sentinels = _until_live(server, ns, run)
+                converged = time.time() - t_writes_done
+                writes += sentinels
+                after = run.wait_quiet(1.0, 30)
+                lag_max = max(
+                    (w["lag_max"] for w in run.windows(t_fault) if w.get("lag_max") is not None), default=None
+                )
+                hwm = run.memory_kib().get("VmHWM", 0)
+                dump = run.stop()
+                server_versions = server.versions("configmaps", ns)
+                lost = (
+                    None if dump is None else sum(1 for k, v in server_versions.items() if dump.get(k) != v)
+                )
+                rows.append(
+                    {
+                        "peer": peer.name,
+                        "case": case,
+                        "mode": mode,
+                        "writes": writes,
+                        "max_lag_s": None if lag_max is None else round(lag_max, 3),
+                        "converged_s": round(converged, 2),
+                        "spurious": max(0, (after - base) - writes),
+                        "peak_over_rss": round(hwm / rss_before, 2) if rss_before else None,
+                        "lost_updates": lost,
+                    }
+                )
+    return {
+        "title": f"S5 recovery ({n} ConfigMaps cached, writes continuing through the fault)",
+        "rows": rows,
+        "notes": [
+            "reset: every watch closed mid-stream; 410-after-burst: a burst of writes, history "
+            "compacted, watches closed (the resume gets 410 Gone and must relist); server-down: the "
+            "listener stopped for longer than the server's history while writes go on.",
+            "max_lag_s: the largest emit-to-receive lag of a watch event after the fault (writes "
+            "recovered through a relist arrive as list items and carry no lag); converged_s: from the "
+            "last write until the peer was seen live again (a sentinel write, repeated each second, "
+            "came through as an event) and then quiet for 1 s; spurious: reconciles/events beyond the "
+            "writes made (a lower bound: dedup can hide relist reconciles); peak_over_rss: VmHWM "
+            "during recovery / VmRSS before the fault; lost_updates: objects whose cached "
+            "resourceVersion differs from the server's at the end (must be 0).",
+        ],
+    }
+
+
+def _until_live(server: BenchServer, ns: str, run: PeerRun, timeout: float = 90.0) -> int:
+    """Write a sentinel object once a second until the peer reports a new event; returns the writes."""
+    deadline = time.time() + timeout
+    writes = 0
+    while time.time() < deadline and run.alive():
+        before = run.events()
+        server.wait_churn(server.churn("configmaps", ns, 1, 0, prefix="sentinel-"))
+        writes += 1
+        if run.wait_events(before + 1, timeout=1.0):
+            break
+    return writes
+
+
+def _inject(server: BenchServer, ns: str, case: str, sizes: Sizes, run: PeerRun) -> tuple[int, float]:
+    """Apply one fault while writes go on; returns (writes made, fault time)."""
+    rate = 500
+    if case == "reset":
+        idx = server.churn("configmaps", ns, rate * 3, rate)
+        time.sleep(1.0)
+        t = time.time()
+        server.close_watches()
+        server.wait_churn(idx)
+        return rate * 3, t
+    if case == "410-after-burst":
+        # Requests are held back (latency) so the resume arrives after the burst and the compaction.
+        burst = server.history_size + 500
+        server.set_latency(1.0)
+        t = time.time()
+        server.close_watches()
+        server.wait_churn(server.churn("configmaps", ns, burst, 0))
+        server.compact()
+        server.set_latency(0.0)
+        server.wait_churn(server.churn("configmaps", ns, rate * 2, rate))
+        return burst + rate * 2, t
+    # server-down: more writes happen while it is down than the history keeps.
+    down = sizes.recovery_down_seconds
+    per_s = int(server.history_size / down * 1.5)
+    count = int(per_s * (down + 2))
+    idx = server.churn("configmaps", ns, count, per_s)
+    time.sleep(0.5)
+    t = time.time()
+    server.restart(down)
+    time.sleep(down + 0.5)
+    server.wait_churn(idx)
+    return count, t
