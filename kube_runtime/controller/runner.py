@@ -15,13 +15,20 @@ Guarantees (kube-rs ``runner.rs`` semantics):
   running ones finish and deliver their outputs, then :meth:`Runner.run` returns. Cancelling the
   scope around :meth:`Runner.run` is the forceful stop.
 
-The loop does O(log n) work per request and per start; it owns one task per running message and
-no timer per scheduled message.
+* Each run sees a context of its own: context variables it sets (the current reconcile, the
+  current span) are invisible to other runs, concurrent or later ones.
+
+The loop does O(log n) work per request and per start and no timer per scheduled message. With a
+concurrency limit it hands due messages to a fixed pool of ``concurrency`` worker tasks that run
+them one after another, each run in a fresh copy of the worker's context (a task per run costs
+several times the runtime's own per-run work); unbounded, it starts one task per run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
@@ -31,6 +38,7 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
 from kube_runtime.controller.errors import RunnerError
+from kube_runtime.controller.isolation import in_context
 from kube_runtime.controller.scheduler import Due, Scheduler, ScheduleRequest
 
 __all__ = ["Runner", "RunnerHooks", "loop_clock", "runner"]
@@ -91,7 +99,12 @@ class Runner(Generic[T, R]):
         self._blocked_outputs = 0
         self._closed = False
         self._wake = anyio.Event()
+        self._new_event: Callable[[], anyio.Event] = anyio.Event
         self._sleeping = False
+        #: Due messages handed to the worker pool (bounded concurrency), and the idle workers' wakers.
+        self._handoff: deque[Due[T]] = deque()
+        self._idle: list[anyio.Event] = []
+        self._dispatching = False
         self._reported_added = 0
         #: The clock every time here is read from (``anyio.current_time``'s source, read directly
         #: on asyncio once :meth:`run` started: it is called several times per reconcile).
@@ -133,11 +146,24 @@ class Runner(Generic[T, R]):
         Outputs are sent to ``output`` (not closed here: the caller owns it).
         """
         self.clock = loop_clock()
+        # The running backend's event class: constructing it directly skips anyio's per-call
+        # backend lookup (events are made several times per run).
+        self._new_event = type(anyio.Event())
+        self._dispatching = True
         async with anyio.create_task_group() as tg:
             readiness = anyio.CancelScope()
             if not self._ready:
                 tg.start_soon(self._await_ready, output, readiness)
-            await self._loop(tg, output)
+            for _ in range(self.concurrency):
+                tg.start_soon(self._worker, output)
+            try:
+                await self._loop(tg, output)
+            finally:
+                # Workers finish what was handed to them, then return.
+                self._dispatching = False
+                for idle in self._idle:
+                    idle.set()
+                self._idle.clear()
             readiness.cancel()
 
     async def _await_ready(
@@ -159,6 +185,8 @@ class Runner(Generic[T, R]):
         running = self.running
         hooks = self._hooks
         limit = self.concurrency
+        handoff = self._handoff
+        idle = self._idle
         while not self._closed:
             now = self.clock()
             if self._ready and not self._blocked_outputs:
@@ -168,14 +196,20 @@ class Runner(Generic[T, R]):
                         break
                     running[due.message] = now
                     hooks.on_started(now - due.due_at)
-                    tg.start_soon(self._run_one, due, output)
+                    if limit:  # at most ``limit`` messages are running, so one worker is free
+                        handoff.append(due)
+                        if idle:
+                            idle.pop().set()
+                    else:
+                        tg.start_soon(self._run_one, due, output)
             if (limit and len(running) >= limit) or not self._ready or self._blocked_outputs:
                 scheduler.hold(now)
             if scheduler.became_due != self._reported_added:
                 hooks.on_added(scheduler.became_due - self._reported_added)
                 self._reported_added = scheduler.became_due
             hooks.on_depth(scheduler.pending_count)
-            self._wake = anyio.Event()
+            if self._wake.is_set():
+                self._wake = self._new_event()
             deadline = scheduler.next_deadline()
             self._sleeping = True
             try:
@@ -190,10 +224,33 @@ class Runner(Generic[T, R]):
                 self._sleeping = False
         hooks.on_depth(0)
 
-    async def _run_one(self, due: Due[T], output: MemoryObjectSendStream[R | RunnerError]) -> None:
+    async def _worker(self, output: MemoryObjectSendStream[R | RunnerError]) -> None:
+        """Run handed-over messages one at a time until the loop has ended and nothing is left."""
+        handoff = self._handoff
+        idle = self._idle
+        base = contextvars.copy_context()
+        while True:
+            if handoff:
+                await self._run_one(handoff.popleft(), output, base.copy())
+            elif self._dispatching:
+                waker = self._new_event()
+                idle.append(waker)
+                await waker.wait()
+            else:
+                return
+
+    async def _run_one(
+        self,
+        due: Due[T],
+        output: MemoryObjectSendStream[R | RunnerError],
+        context: contextvars.Context | None = None,
+    ) -> None:
+        """One run and the hand-over of its output; ``context``: run inside it (a worker's run),
+        else in the calling task's own context (a task per run)."""
         message = due.message
         try:
-            result = await self._run_msg(message, due.due_at)
+            run = self._run_msg(message, due.due_at)
+            result = await (run if context is None else in_context(run, context))
         finally:
             started = self.running.pop(message)
             self.scheduler.unpark(message)

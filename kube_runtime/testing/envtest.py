@@ -15,7 +15,12 @@ Guarantees:
   directory are kept.
 - Binaries come from ``KUBE_RUNTIME_ENVTEST_BIN`` or the cache that ``scripts/build-envtest.sh`` fills
   (``${KUBE_RUNTIME_ENVTEST_DIR:-~/.cache/kube-runtime/envtest}/<k8s-version>/bin``). When they are absent,
-  :class:`MissingEnvtestBinaries` names them; the ``envtest`` pytest fixture turns that into a skip.
+  :class:`MissingEnvtestBinaries` names them; the ``envtest`` pytest fixture and :func:`locate_or_skip`
+  turn that into a skip (a failure when ``$KUBE_RUNTIME_REQUIRE_ENVTEST`` is set).
+- Fault controls stop a process gracefully (SIGTERM; kube-apiserver ends open watches within two
+  seconds) or, with ``kill=True``, crash it (SIGKILL).
+- :class:`ThreadedEnvtest` hosts one on its own event loop in a worker thread, so a module- or
+  package-scoped fixture can share it with tests running on any loop.
 
 Pitfalls:
 
@@ -42,18 +47,19 @@ import signal
 import socket
 import ssl
 import tempfile
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AsyncExitStack, ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, ParamSpec, TypeVar
 
 import anyio
 import httpx
 import pytest
 import yaml
 from anyio.abc import Process
+from anyio.from_thread import BlockingPortal, start_blocking_portal
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -62,21 +68,28 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 __all__ = [
     "BIN_DIR_ENV",
     "CACHE_DIR_ENV",
+    "REQUIRE_ENV",
     "Envtest",
     "EnvtestBinaries",
     "EnvtestError",
     "MissingEnvtestBinaries",
+    "ThreadedEnvtest",
     "default_bin_dir",
     "envtest",
+    "locate_or_skip",
     "main",
 ]
 
 BIN_DIR_ENV = "KUBE_RUNTIME_ENVTEST_BIN"
+#: Set (to anything but "" or "0") to make missing binaries fail the envtest tests instead of skipping them.
+REQUIRE_ENV = "KUBE_RUNTIME_REQUIRE_ENVTEST"
 CACHE_DIR_ENV = "KUBE_RUNTIME_ENVTEST_DIR"
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
 ADMIN_USER = "envtest-admin"
 LIMITED_USER = "envtest-user"
 _LOG_TAIL_LINES = 40
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 class EnvtestError(RuntimeError):
@@ -371,15 +384,21 @@ class _Child:
             raise
         self.last_pid = self.process.pid
 
-    async def stop(self, grace_period: float) -> int | None:
-        """SIGTERM, then SIGKILL after ``grace_period`` s; always reaps. Shielded against cancellation."""
+    async def stop(self, grace_period: float, *, kill: bool = False) -> int | None:
+        """SIGTERM, then SIGKILL after ``grace_period`` s (at once with ``kill``); always reaps.
+
+        Shielded against cancellation.
+        """
         process, self.process = self.process, None
         if process is None:
             return None
         with anyio.CancelScope(shield=True):
             try:
                 if process.returncode is None:
-                    process.terminate()
+                    if kill:
+                        process.kill()
+                    else:
+                        process.terminate()
                     with anyio.move_on_after(grace_period):
                         await process.wait()
                     if process.returncode is None:
@@ -576,9 +595,14 @@ class Envtest:
 
     # ------------------------------------------------------------------------------ fault controls
 
-    async def stop_apiserver(self) -> None:
-        """Stop kube-apiserver (SIGTERM, SIGKILL after ``stop_timeout``); its port goes dark."""
-        await self._require(self._apiserver).stop(self.stop_timeout)
+    async def stop_apiserver(self, *, kill: bool = False) -> None:
+        """Stop kube-apiserver; its port goes dark.
+
+        By default a graceful SIGTERM (open watches are ended within the two-second watch termination grace
+        period), SIGKILL after ``stop_timeout``. ``kill=True`` sends SIGKILL at once: a crash, in which
+        open connections simply break.
+        """
+        await self._require(self._apiserver).stop(self.stop_timeout, kill=kill)
 
     async def start_apiserver(self) -> None:
         """Start kube-apiserver on the same port and wait for ``/readyz`` and the ``default`` namespace."""
@@ -586,13 +610,17 @@ class Envtest:
         await child.start(self._env)
         await self._wait_apiserver_ready(child)
 
-    async def restart_apiserver(self) -> None:
-        await self.stop_apiserver()
+    async def restart_apiserver(self, *, kill: bool = False) -> None:
+        await self.stop_apiserver(kill=kill)
         await self.start_apiserver()
 
-    async def stop_etcd(self) -> None:
-        """Stop etcd; kube-apiserver keeps running and fails storage requests until etcd is back."""
-        await self._require(self._etcd).stop(self.stop_timeout)
+    async def stop_etcd(self, *, kill: bool = False) -> None:
+        """Stop etcd; kube-apiserver keeps running and fails storage requests until etcd is back.
+
+        A graceful stop takes several seconds while kube-apiserver holds watch streams on etcd;
+        ``kill=True`` sends SIGKILL at once.
+        """
+        await self._require(self._etcd).stop(self.stop_timeout, kill=kill)
 
     async def start_etcd(self) -> None:
         """Start etcd on the same ports and data dir; waits for its health, then for the API server."""
@@ -602,8 +630,8 @@ class Envtest:
         if self._apiserver is not None and self._apiserver.running:
             await self._wait_apiserver_ready(self._apiserver)
 
-    async def restart_etcd(self) -> None:
-        await self.stop_etcd()
+    async def restart_etcd(self, *, kill: bool = False) -> None:
+        await self.stop_etcd(kill=kill)
         await self.start_etcd()
 
     async def etcd_revision(self) -> int:
@@ -674,6 +702,8 @@ class Envtest:
             f"--service-account-issuer=https://127.0.0.1:{self.port}/",
             f"--service-account-key-file={pki.sa_public_key}",
             f"--service-account-signing-key-file={pki.sa_private_key}",
+            # Without it a graceful stop waits out the HTTP server's shutdown timeout for open watches.
+            "--shutdown-watch-termination-grace-period=2s",
         ]
         if not self.watch_cache:
             args.append("--watch-cache=false")
@@ -749,17 +779,88 @@ class Envtest:
         return result
 
 
+# ------------------------------------------------------------------------------------ thread-hosted
+
+
+class ThreadedEnvtest:
+    """An :class:`Envtest` running on its own event loop in a worker thread, for shared pytest fixtures.
+
+    ``with ThreadedEnvtest(binaries, **options) as hosted:`` starts the control plane and stops it on exit;
+    ``hosted.env`` gives its URL, tokens and kubeconfig. Because the children belong to the worker thread's
+    loop, one instance can serve tests on any event loop (a session- or module-scoped sync fixture does not
+    tie every test to one anyio runner).
+
+    Pitfalls: call the async fault controls through :meth:`run` (from async code; it waits in a worker
+    thread, so the caller's loop keeps running, but it cannot be cancelled midway) or :meth:`call` (from
+    sync code), never by awaiting them directly on another loop.
+    """
+
+    def __init__(self, binaries: EnvtestBinaries | None = None, **options: Any) -> None:
+        self.env = Envtest(binaries, **options)
+        self._stack: ExitStack | None = None
+        self._portal: BlockingPortal | None = None
+
+    def __enter__(self) -> ThreadedEnvtest:
+        stack = ExitStack()
+        try:
+            self._portal = stack.enter_context(start_blocking_portal("asyncio"))
+            stack.enter_context(self._portal.wrap_async_context_manager(self.env))
+        except BaseException:
+            stack.close()
+            raise
+        self._stack = stack
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack, self._stack, self._portal = self._stack, None, None
+        if stack is not None:
+            stack.close()
+
+    def call(self, func: Callable[_P, Awaitable[_T]], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """Run ``func(*args, **kwargs)`` on the envtest's loop and return its result (blocking)."""
+        if self._portal is None:
+            raise EnvtestError("envtest is not started")
+
+        async def invoke() -> _T:
+            return await func(*args, **kwargs)
+
+        return self._portal.call(invoke)
+
+    async def run(self, func: Callable[_P, Awaitable[_T]], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """Await ``func(*args, **kwargs)`` on the envtest's loop from another loop."""
+
+        def invoke() -> _T:
+            return self.call(func, *args, **kwargs)
+
+        return await anyio.to_thread.run_sync(invoke)
+
+
 # ------------------------------------------------------------------------------------------ pytest
+
+
+def locate_or_skip(*, controller_manager: bool = False) -> EnvtestBinaries:
+    """:meth:`EnvtestBinaries.locate` for a test: skips, naming the missing binaries, when they are not built.
+
+    With ``$KUBE_RUNTIME_REQUIRE_ENVTEST`` set (CI, once it has found the cached binaries), it fails the
+    test instead, so an end-to-end test can never be skipped silently.
+    """
+    try:
+        return EnvtestBinaries.locate(controller_manager=controller_manager)
+    except MissingEnvtestBinaries as exc:
+        if os.environ.get(REQUIRE_ENV, "") not in ("", "0"):
+            pytest.fail(f"{exc} (and ${REQUIRE_ENV} is set)", pytrace=False)
+        pytest.skip(str(exc))
 
 
 @pytest.fixture
 async def envtest(anyio_backend: object) -> AsyncIterator[Envtest]:
     """A fresh :class:`Envtest` per test; skips, naming the missing binaries, when they are not built."""
-    try:
-        binaries = EnvtestBinaries.locate()
-    except MissingEnvtestBinaries as exc:
-        pytest.skip(str(exc))
-    async with Envtest(binaries) as env:
+    async with Envtest(locate_or_skip()) as env:
         yield env
 
 

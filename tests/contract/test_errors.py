@@ -37,15 +37,52 @@ async def test_malformed_json_is_400(http: httpx.AsyncClient, stored: str) -> No
     await _still_there(http, stored)
 
 
-async def test_unknown_resource_is_404(http: httpx.AsyncClient, stored: str, namespace: str) -> None:
+NOT_FOUND_STATUS = {
+    "kind": "Status",
+    "apiVersion": "v1",
+    "metadata": {},
+    "status": "Failure",
+    "message": "the server could not find the requested resource",
+    "reason": "NotFound",
+    "details": {},
+    "code": 404,
+}
+
+
+async def test_unknown_resource_in_a_served_group_is_404_status(
+    http: httpx.AsyncClient, stored: str, namespace: str
+) -> None:
+    """Under /api and under a group the server serves, an unknown version or resource is a JSON Status."""
     for url in (
         f"/api/v1/namespaces/{namespace}/doesnotexist",
-        "/apis/nosuchgroup.example.com/v1/things",
+        "/api/v1/doesnotexist",
+        "/api/v9/pods",
         "/apis/apps/v9/deployments",
+        "/apis/apps/v9",
+        "/apis/apps/v1/nothings",
+        f"/apis/apps/v1/namespaces/{namespace}/nothings/x",
     ):
         resp = await http.get(url)
         assert resp.status_code == 404, url
-        assert resp.json()["kind"] == "Status"
+        assert resp.headers["content-type"] == "application/json", url
+        assert resp.json() == NOT_FOUND_STATUS, url
+    await _still_there(http, stored)
+
+
+async def test_path_no_group_serves_is_plain_404(http: httpx.AsyncClient, stored: str) -> None:
+    """kube-apiserver's HTTP mux answers a path that no API group claims (an unknown group under /apis, an
+    unknown top-level path) with a plain-text 404, not a Status, whatever the verb."""
+    for method, url in (
+        ("GET", "/apis/nosuchgroup.example.com/v1/things"),
+        ("GET", "/apis/nosuchgroup.example.com/v1"),
+        ("GET", "/apis/nosuchgroup.example.com"),
+        ("POST", "/apis/nosuchgroup.example.com/v1/namespaces/default/things"),
+        ("GET", "/nonsense"),
+    ):
+        resp = await http.request(method, url, json={} if method == "POST" else None)
+        assert resp.status_code == 404, url
+        assert resp.headers["content-type"] == "text/plain; charset=utf-8", url
+        assert resp.content == b"404 page not found\n", url
     await _still_there(http, stored)
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.contract.helpers import configmap
+from tests.contract.helpers import CLUSTER_PROVIDED, configmap, names, own
 
 
 async def _names(http: httpx.AsyncClient, path: str, **params: str) -> list[str]:
+    """Names of the test's own objects listed at ``path`` (cluster-provided ones left out)."""
     resp = await http.get(path, params=params)
     assert resp.status_code == 200, resp.text
-    return [i["metadata"]["name"] for i in resp.json()["items"]]
+    return names(resp.json()["items"])
 
 
 @pytest.fixture
@@ -66,13 +67,17 @@ async def test_bad_selector_is_400(http: httpx.AsyncClient, labelled: str, param
 
 async def test_pages_are_a_consistent_snapshot(http: httpx.AsyncClient, namespace: str) -> None:
     path = f"/api/v1/namespaces/{namespace}/configmaps"
+    # Whatever the cluster put into the namespace by itself is listed too (and counted).
+    provided = [i["metadata"]["name"] for i in (await http.get(path)).json()["items"]]
+    assert set(provided) <= CLUSTER_PROVIDED
     for i in range(25):
         await http.post(path, json=configmap(f"cm-{i:02d}", v=str(i)))
+    expected = sorted([f"cm-{i:02d}" for i in range(25)] + provided)
     first = (await http.get(path, params={"limit": "10"})).json()
     rv = first["metadata"]["resourceVersion"]
-    assert len(first["items"]) == 10
+    assert [i["metadata"]["name"] for i in first["items"]] == expected[:10]
     assert first["metadata"]["continue"]
-    assert first["metadata"]["remainingItemCount"] == 15
+    assert first["metadata"]["remainingItemCount"] == len(expected) - 10
     # Writes between pages must not show up in later pages.
     await http.post(path, json=configmap("cm-99"))
     await http.delete(f"{path}/cm-20")
@@ -89,7 +94,7 @@ async def test_pages_are_a_consistent_snapshot(http: httpx.AsyncClient, namespac
         assert page["metadata"]["resourceVersion"] == rv
         items += page["items"]
         token = page["metadata"].get("continue")
-    assert [i["metadata"]["name"] for i in items] == [f"cm-{i:02d}" for i in range(25)]
+    assert [i["metadata"]["name"] for i in items] == expected
     assert next(i for i in items if i["metadata"]["name"] == "cm-15")["data"] == {"v": "15"}
 
 
@@ -120,12 +125,12 @@ async def test_exact_resource_version_reads_the_past(http: httpx.AsyncClient, na
     )
     past = (await http.get(path, params={"resourceVersion": rv, "resourceVersionMatch": "Exact"})).json()
     assert past["metadata"]["resourceVersion"] == rv
-    assert [(i["metadata"]["name"], i["data"]) for i in past["items"]] == [("x", {"v": "1"})]
+    assert [(i["metadata"]["name"], i["data"]) for i in own(past["items"])] == [("x", {"v": "1"})]
     now = (
         await http.get(path, params={"resourceVersion": rv, "resourceVersionMatch": "NotOlderThan"})
     ).json()
     assert int(now["metadata"]["resourceVersion"]) >= int(rv)
-    assert {i["metadata"]["name"] for i in now["items"]} == {"x", "y"}
+    assert names(now["items"]) == ["x", "y"]
 
 
 async def test_list_metadata_only(http: httpx.AsyncClient, namespace: str) -> None:
@@ -136,8 +141,9 @@ async def test_list_metadata_only(http: httpx.AsyncClient, namespace: str) -> No
     body = resp.json()
     assert body["kind"] == "PartialObjectMetadataList"
     assert body["apiVersion"] == "meta.k8s.io/v1"
-    item = body["items"][0]
-    assert item["kind"] == "PartialObjectMetadata"
+    assert {i["kind"] for i in body["items"]} == {"PartialObjectMetadata"}
+    assert names(body["items"]) == ["m"]
+    (item,) = own(body["items"])
     assert item["metadata"]["labels"] == {"k": "v"}
     assert "data" not in item
     one = await http.get(

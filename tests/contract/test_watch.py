@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import httpx
 
-from tests.contract.helpers import configmap, open_watch, read_events
+from tests.contract.helpers import CLUSTER_PROVIDED, configmap, open_watch, read_events
 
 MERGE = {"Content-Type": "application/merge-patch+json"}
 
@@ -62,12 +62,23 @@ async def test_label_selector_watch_synthesizes_added_and_deleted(
     params = {"resourceVersion": rv, "labelSelector": "watched=yes"}
     async with open_watch(http, path, params) as watch:
         await http.post(path, json=configmap("sel"))
-        await http.patch(f"{path}/sel", json={"metadata": {"labels": {"watched": "yes"}}}, headers=MERGE)
-        await http.patch(f"{path}/sel", json={"data": {"k": "v"}}, headers=MERGE)
-        await http.patch(f"{path}/sel", json={"metadata": {"labels": {"watched": "no"}}}, headers=MERGE)
+        labelled = await http.patch(
+            f"{path}/sel", json={"metadata": {"labels": {"watched": "yes"}}}, headers=MERGE
+        )
+        last_match = (await http.patch(f"{path}/sel", json={"data": {"k": "v"}}, headers=MERGE)).json()
+        unlabelled = await http.patch(
+            f"{path}/sel", json={"metadata": {"labels": {"watched": "no"}}}, headers=MERGE
+        )
         events = await watch.take(3)
     assert [e["type"] for e in events] == ["ADDED", "MODIFIED", "DELETED"]
-    assert events[2]["object"]["metadata"]["labels"] == {"watched": "no"}
+    assert events[0]["object"] == labelled.json()
+    assert events[1]["object"] == last_match
+    # The DELETED event carries the last state the watch was allowed to see (the one that matched),
+    # stamped with the resourceVersion of the update that made it stop matching.
+    unlabelled_rv = unlabelled.json()["metadata"]["resourceVersion"]
+    expected = {**last_match, "metadata": {**last_match["metadata"], "resourceVersion": unlabelled_rv}}
+    assert events[2]["object"] == expected
+    assert events[2]["object"]["metadata"]["labels"] == {"watched": "yes"}
 
 
 async def test_field_selector_watch_on_one_object(http: httpx.AsyncClient, namespace: str) -> None:
@@ -95,6 +106,8 @@ async def test_send_initial_events_ends_with_annotated_bookmark(
     http: httpx.AsyncClient, namespace: str
 ) -> None:
     path = f"/api/v1/namespaces/{namespace}/configmaps"
+    provided = [i["metadata"]["name"] for i in (await http.get(path)).json()["items"]]
+    assert set(provided) <= CLUSTER_PROVIDED
     for name in ("i1", "i2", "i3"):
         await http.post(path, json=configmap(name))
     params = {
@@ -116,7 +129,7 @@ async def test_send_initial_events_ends_with_annotated_bookmark(
                 continue
             assert event["type"] == "ADDED"
             seen.append(event["object"]["metadata"]["name"])
-        assert sorted(seen) == ["i1", "i2", "i3"]
+        assert sorted(seen) == sorted(["i1", "i2", "i3", *provided])
         await http.post(path, json=configmap("after"))
         (later,) = await watch.take(1)
     assert later["type"] == "ADDED"

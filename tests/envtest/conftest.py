@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import ssl
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,26 +12,27 @@ import httpx
 import pytest
 import yaml
 
-from kube_runtime.testing.envtest import EnvtestBinaries, MissingEnvtestBinaries, envtest
+from kube_runtime.testing.envtest import Envtest, EnvtestBinaries, ThreadedEnvtest, envtest, locate_or_skip
 
-__all__ = ["envtest", "envtest_binaries", "envtest_kcm_binaries", "kubeconfig_client"]
+__all__ = ["envtest", "envtest_binaries", "envtest_kcm_binaries", "kubeconfig_client", "shared_envtest"]
 
 
 @pytest.fixture
 def envtest_binaries() -> EnvtestBinaries:
     """The cached binaries; skips, naming the missing ones, when they are not built."""
-    try:
-        return EnvtestBinaries.locate()
-    except MissingEnvtestBinaries as exc:
-        pytest.skip(str(exc))
+    return locate_or_skip()
+
+
+@pytest.fixture(scope="module")
+def shared_envtest() -> Iterator[Envtest]:
+    """One control plane for a whole module (tests that only read and write objects, no faults)."""
+    with ThreadedEnvtest(locate_or_skip()) as hosted:
+        yield hosted.env
 
 
 @pytest.fixture
 def envtest_kcm_binaries() -> EnvtestBinaries:
-    try:
-        return EnvtestBinaries.locate(controller_manager=True)
-    except MissingEnvtestBinaries as exc:
-        pytest.skip(str(exc))
+    return locate_or_skip(controller_manager=True)
 
 
 def kubeconfig_client(path: Path, **kwargs: Any) -> httpx.AsyncClient:

@@ -79,10 +79,10 @@ async def test_restart_apiserver_comes_back_on_same_url(envtest: Envtest) -> Non
     assert survivor["data"] == {"k": "v"}
 
 
-async def test_restart_etcd_keeps_data(envtest: Envtest) -> None:
+async def test_etcd_crash_keeps_data(envtest: Envtest) -> None:
     async with envtest.http_client() as client:
         (await client.post(CM_PATH, json=configmap("durable"))).raise_for_status()
-        await envtest.stop_etcd()
+        await envtest.stop_etcd(kill=True)
         # Without etcd a write cannot commit: the server gives up at the request's own timeout.
         failed = await client.post(f"{CM_PATH}?timeout=3s", json=configmap("while-down"), timeout=60)
         assert failed.status_code >= 500, failed.text

@@ -13,7 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from kube_runtime.testing.envtest import Envtest, EnvtestBinaries, EnvtestError
+from kube_runtime.testing.envtest import Envtest, EnvtestBinaries, EnvtestError, ThreadedEnvtest
 
 pytestmark = [pytest.mark.envtest, pytest.mark.anyio]
 
@@ -116,3 +116,24 @@ async def test_children_die_with_a_killed_parent(envtest_binaries: EnvtestBinari
     assert not any(alive(pid) for pid in pids.values())
     # Nobody was left to remove the data dir.
     await anyio.to_thread.run_sync(shutil.rmtree, started["data_dir"])
+
+
+def test_threaded_envtest_serves_any_loop_and_stops_its_children(envtest_binaries: EnvtestBinaries) -> None:
+    """A thread-hosted control plane (shared fixtures) answers clients on other event loops, runs its
+    fault controls on its own loop, and leaves nothing behind on exit."""
+
+    async def version_status(env: Envtest) -> int:
+        async with env.http_client() as client:
+            return (await client.get("/version")).status_code
+
+    with ThreadedEnvtest(envtest_binaries) as hosted:
+        env = hosted.env
+        first = dict(env.pids)
+        assert anyio.run(version_status, env) == 200
+        hosted.call(env.restart_apiserver, kill=True)  # a crash: SIGKILL, then a fresh process
+        assert env.pids["kube-apiserver"] != first["kube-apiserver"]
+        assert not alive(first["kube-apiserver"])
+        assert anyio.run(version_status, env) == 200
+        pids = env.pids
+    assert not any(alive(pid) for pid in pids.values())
+    assert not env.data_dir.exists()

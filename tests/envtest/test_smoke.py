@@ -42,8 +42,8 @@ async def watch_lines(
         yield events()
 
 
-async def test_configmap_create_get_list_watch_over_kubeconfig(envtest: Envtest) -> None:
-    async with kubeconfig_client(envtest.kubeconfig_path) as client:
+async def test_configmap_create_get_list_watch_over_kubeconfig(shared_envtest: Envtest) -> None:
+    async with kubeconfig_client(shared_envtest.kubeconfig_path) as client:
         created = (await client.post(CM_PATH, json=configmap("smoke", a="1"))).raise_for_status().json()
         assert created["metadata"]["name"] == "smoke"
         assert created["data"] == {"a": "1"}
@@ -80,9 +80,9 @@ async def test_configmap_create_get_list_watch_over_kubeconfig(envtest: Envtest)
         assert seen == [("MODIFIED", "smoke"), ("DELETED", "smoke")]
 
 
-async def test_watch_list_streams_initial_events_then_bookmark(envtest: Envtest) -> None:
+async def test_watch_list_streams_initial_events_then_bookmark(shared_envtest: Envtest) -> None:
     """sendInitialEvents needs etcd's RequestWatchProgress (etcd >= 3.5.13): the built 3.6 has it."""
-    async with envtest.http_client() as client:
+    async with shared_envtest.http_client() as client:
         for name in ("wl-a", "wl-b"):
             (await client.post(CM_PATH, json=configmap(name))).raise_for_status()
         params = {
@@ -105,31 +105,31 @@ async def test_watch_list_streams_initial_events_then_bookmark(envtest: Envtest)
         assert {"wl-a", "wl-b"} <= set(names)
 
 
-async def test_version_is_stamped(envtest: Envtest) -> None:
-    async with envtest.http_client() as client:
+async def test_version_is_stamped(shared_envtest: Envtest) -> None:
+    async with shared_envtest.http_client() as client:
         version = (await client.get("/version")).raise_for_status().json()
     assert version["major"] == "1"
     assert version["gitVersion"].startswith(f"v1.{version['minor']}.")
     assert version["gitTreeState"] == "clean"
 
 
-async def test_rbac_denies_unbound_user_and_admin_cert_authenticates(envtest: Envtest) -> None:
-    async with envtest.http_client(token=envtest.limited_token) as limited:
+async def test_rbac_denies_unbound_user_and_admin_cert_authenticates(shared_envtest: Envtest) -> None:
+    async with shared_envtest.http_client(token=shared_envtest.limited_token) as limited:
         denied = await limited.get(CM_PATH)
     assert denied.status_code == 403
     assert denied.json()["reason"] == "Forbidden"
 
     review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
-    tls = envtest.ssl_context()
-    tls.load_cert_chain(envtest.client_cert_path, envtest.client_key_path)
-    async with httpx.AsyncClient(base_url=envtest.url, verify=tls) as by_cert:
+    tls = shared_envtest.ssl_context()
+    tls.load_cert_chain(shared_envtest.client_cert_path, shared_envtest.client_key_path)
+    async with httpx.AsyncClient(base_url=shared_envtest.url, verify=tls) as by_cert:
         response = await by_cert.post("/apis/authentication.k8s.io/v1/selfsubjectreviews", json=review)
     user = response.raise_for_status().json()["status"]["userInfo"]
     assert user["username"] == ADMIN_USER
     assert "system:masters" in user["groups"]
 
 
-async def test_bad_token_is_unauthorized(envtest: Envtest) -> None:
-    async with envtest.http_client(token="not-a-token") as client:
+async def test_bad_token_is_unauthorized(shared_envtest: Envtest) -> None:
+    async with shared_envtest.http_client(token="not-a-token") as client:
         response = await client.get(CM_PATH)
     assert response.status_code == 401

@@ -52,6 +52,9 @@ _META_LIST_CT = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v
 _TABLE_CT = "application/json;as=Table;g=meta.k8s.io;v=v1"
 _MAX_BODY = 3 * 1024 * 1024
 _NOT_FOUND = StatusError(404, "NotFound", "the server could not find the requested resource", {})
+# What kube-apiserver's HTTP mux answers for a path no API group claims (an unknown top-level path or
+# an unknown group under /apis): plain text, not a Status. Known groups and /api answer a JSON Status.
+_PAGE_NOT_FOUND = Response(404, b"404 page not found\n", "text/plain; charset=utf-8")
 _NOT_ALLOWED = StatusError(
     405, "MethodNotAllowed", "the server does not allow this method on the requested resource", {}
 )
@@ -256,11 +259,17 @@ class ApiApp:
                 return self._get_only(request, self.registry.group_list())
             if len(parts) == 2:
                 doc = self.registry.group(parts[1])
-                if doc is None:
-                    raise _NOT_FOUND
-                return self._get_only(request, doc)
-            return await self._api(request, parts[1], parts[2:])
-        raise _NOT_FOUND
+                return _PAGE_NOT_FOUND if doc is None else self._get_only(request, doc)
+            try:
+                return await self._api(request, parts[1], parts[2:])
+            except StatusError as err:
+                # Routing failed; only then pay for the group lookup (kept off the hot path).
+                if err is _NOT_FOUND and self.registry.group(parts[1]) is None:
+                    return _PAGE_NOT_FOUND
+                raise
+        if head == "version":
+            raise _NOT_FOUND
+        return _PAGE_NOT_FOUND
 
     def _openapi_v3(self, request: Request, rest: list[str]) -> Response:
         if not rest:
@@ -684,9 +693,9 @@ class ApiApp:
                 return StreamingResponse(200, watcher.stream, _META_CT if mode == "meta" else JSON)
             initial = []
             for ev in events:
-                et = watcher.event_type(ev)
-                if et is not None:
-                    initial.append((et, ev.record))
+                seen = watcher.visible(ev)
+                if seen is not None:
+                    initial.append(seen)
             watcher.initial = initial
         coll.watchers.add(watcher)
         if self.on_watch is not None:

@@ -78,16 +78,31 @@ class Record:
 class StoredEvent:
     """A committed change: ``record`` is the new state (the final state for DELETED)."""
 
-    __slots__ = ("prev", "record", "type")
+    __slots__ = ("_prev_at_rv", "prev", "record", "type")
 
     def __init__(self, type: str, record: Record, prev: Record | None) -> None:
         self.type = type
         self.record = record
         self.prev = prev
+        self._prev_at_rv: Record | None = None
 
     @property
     def rv(self) -> int:
         return self.record.rv
+
+    def prev_at_rv(self) -> Record:
+        """The previous state stamped with this event's resourceVersion (built once, then shared).
+
+        A filtered watch sends it as the DELETED object when this change makes an object stop matching
+        its selector, as kube-apiserver does: the last state the watcher was allowed to see, at the
+        resourceVersion of the change that hid it.
+        """
+        if self._prev_at_rv is None:
+            prev = self.prev if self.prev is not None else self.record
+            obj = dict(prev.obj)
+            obj["metadata"] = {**(prev.obj.get("metadata") or {}), "resourceVersion": str(self.rv)}
+            self._prev_at_rv = Record(prev.key, obj, orjson.dumps(obj), self.rv)
+        return self._prev_at_rv
 
 
 class Collection:

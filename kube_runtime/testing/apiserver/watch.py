@@ -2,7 +2,8 @@
 
 A commit calls :meth:`Watcher.offer` synchronously for every watcher of the collection, which
 filters (namespace, selectors, with ADDED/DELETED synthesized when an object starts or stops
-matching, as the real server does) and appends to the watcher's queue. The response task wakes
+matching, as the real server does: the synthesized DELETED carries the last matching state at the
+resourceVersion of the update that hid it) and appends to the watcher's queue. The response task wakes
 up, takes everything queued and writes it as one chunk. Nothing polls.
 
 A watcher whose queue grows past ``max_queue`` (a client that does not read) is closed with an
@@ -92,17 +93,21 @@ class Watcher:
         obj = record.obj
         return self.labels.matches(obj) and self.fields.matches(obj)
 
-    def event_type(self, ev: StoredEvent) -> str | None:
-        """The type this watcher sees for ``ev`` (None: not visible to it)."""
+    def visible(self, ev: StoredEvent) -> tuple[str, Record] | None:
+        """The event type and object this watcher sees for ``ev`` (None: not visible to it).
+
+        An update that makes an object start matching is ADDED; one that makes it stop matching is
+        DELETED carrying the previous (last matching) state at the update's resourceVersion.
+        """
         now = self.matches(ev.record)
         if ev.type == DELETED:
-            return DELETED if now else None
+            return (DELETED, ev.record) if now else None
         if not self._filtered and self._name is None:
-            return ev.type if now else None
+            return (ev.type, ev.record) if now else None
         before = ev.type == MODIFIED and self.matches(ev.prev)
         if now:
-            return MODIFIED if before else ADDED
-        return DELETED if before else None
+            return (MODIFIED if before else ADDED, ev.record)
+        return (DELETED, ev.prev_at_rv()) if before else None
 
     def line(self, type: str, record: Record) -> bytes:
         if self.table:
@@ -113,10 +118,10 @@ class Watcher:
     def offer(self, ev: StoredEvent) -> None:
         if self.closed:
             return
-        type = self.event_type(ev)
-        if type is None:
+        seen = self.visible(ev)
+        if seen is None:
             return
-        self.queue.append(self.line(type, ev.record))
+        self.queue.append(self.line(*seen))
         self.last_rv = ev.rv
         if len(self.queue) > self.max_queue:
             self.queue.clear()
