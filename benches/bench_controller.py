@@ -5,7 +5,8 @@ runtime's own overhead):
 
 * scheduler: schedule/pop of N distinct messages, and N re-requests of one pending message;
 * runner: N trivial runs through the runner (unbounded, then concurrency 16);
-* reference: spawning N anyio tasks (every reconcile runs in one), to scale the rest;
+* reference: spawning N anyio tasks (an unbounded runner starts one per run; with a limit, a
+  fixed pool of workers runs them), to scale the rest;
 * controller: N objects x 3 reconciles each through the whole controller (store lookup, span,
   contextvar, metrics, requeue channel, result stream), the kube-rs #926 shape, unbounded and at
   the default concurrency. Unbounded keeps N tasks alive at once, and Python's cyclic GC then

@@ -2,7 +2,8 @@
 
 ``current_reconcile()`` returns the :class:`ReconcileInfo` of the reconcile whose task is running
 (inside the reconciler, the error policy and anything they call), else ``None``. Each reconcile
-runs in its own task with its own context, so concurrent reconciles never see each other's.
+runs in a context of its own (a fresh copy per run, also when a worker task runs one reconcile
+after another), so no reconcile sees another's, concurrent or earlier.
 """
 
 from __future__ import annotations

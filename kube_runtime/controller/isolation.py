@@ -16,47 +16,47 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Generator
 from contextvars import Context
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 __all__ = ["in_context"]
 
 R = TypeVar("R")
 
 
-class _InContext(Generic[R]):
-    __slots__ = ("_awaitable", "_context")
+class _InContext(Generator[Any, Any, R]):
+    """Steps the awaitable inside the context. Looks like the coroutine it wraps to anything that
+    walks an await chain (``cr_frame``/``cr_await``: task dumps, debuggers)."""
+
+    __slots__ = ("_awaitable", "_run", "_steps")
 
     def __init__(self, awaitable: Awaitable[R], context: Context) -> None:
         self._awaitable = awaitable
-        self._context = context
+        self._run = context.run
+        self._steps: Generator[Any, Any, R] = awaitable.__await__()
 
     def __await__(self) -> Generator[Any, Any, R]:
-        steps = self._awaitable.__await__()
-        run = self._context.run
-        send = steps.send
-        throw = steps.throw
-        value: Any = None
-        error: BaseException | None = None
-        while True:
-            try:
-                if error is None:
-                    yielded = run(send, value)
-                else:
-                    pending, error = error, None
-                    yielded = run(throw, pending)
-            except StopIteration as stop:
-                result: R = stop.value
-                return result
-            try:
-                value = yield yielded
-            except GeneratorExit:
-                run(steps.close)
-                raise
-            except BaseException as exc:  # cancellation included: hand it to the coroutine
-                value = None
-                error = exc
+        return self
+
+    def send(self, value: Any) -> Any:
+        return self._run(self._steps.send, value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:  # cancellation included
+        if val is None and tb is None:
+            return self._run(self._steps.throw, typ)
+        return self._run(self._steps.throw, typ, val, tb)
+
+    def close(self) -> None:
+        self._run(self._steps.close)
+
+    @property
+    def cr_frame(self) -> Any:
+        return getattr(self._awaitable, "cr_frame", None)
+
+    @property
+    def cr_await(self) -> Any:
+        return getattr(self._awaitable, "cr_await", None)
 
 
 def in_context(awaitable: Awaitable[R], context: Context) -> _InContext[R]:
-    """An awaitable running ``awaitable`` (a coroutine, usually) with ``context`` as its context (see the module docs)."""
+    """An awaitable running ``awaitable`` (usually a coroutine) with ``context`` as its context."""
     return _InContext(awaitable, context)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 import anyio
@@ -91,6 +92,35 @@ async def test_current_reconcile_is_set_inside_and_only_inside(config_maps: Api)
     assert {str(info.reason) for info in seen} == {"object updated"}
     assert {info.controller for info in seen} == {"cms"}
     assert len({info.reconcile_id for info in seen}) == 2
+
+
+_user_field: ContextVar[str | None] = ContextVar("user_field", default=None)
+
+
+async def test_reconciles_on_one_worker_see_only_their_own_context(config_maps: Api) -> None:
+    """At concurrency 1 one worker runs every reconcile: each still sees its own
+    ``current_reconcile()`` (never the previous run's) and none of the previous run's context
+    variables (a reconciler binding log fields, say)."""
+    for name in ("a", "b", "c"):
+        await config_maps.create(config_map(name))
+    seen: list[tuple[str, str | None, str | None]] = []
+
+    async def reconcile(obj: dict[str, Any], ctx: Any) -> Action:
+        name = obj["metadata"]["name"]
+        leftover = _user_field.get()
+        _user_field.set(name)
+        await anyio.sleep(0.01)
+        info = current_reconcile()
+        assert info is not None
+        seen.append((name, info.obj_ref.name, leftover))
+        return Action.await_change()
+
+    controller = Controller(config_maps, name="one-worker").with_config(concurrency=1)
+    async with controller.run(reconcile, None, None) as results:
+        await take_until(results, lambda items: len(items) == 3)
+    assert sorted(seen) == [("a", "a", None), ("b", "b", None), ("c", "c", None)]
+    assert current_reconcile() is None
+    assert _user_field.get() is None
 
 
 def sample(registry: CollectorRegistry, metric: str, **labels: str) -> float | None:

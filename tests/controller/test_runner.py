@@ -3,7 +3,9 @@ backpressure, graceful and forceful stops, no lost requests (#1322)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from typing import Any
 
 import anyio
@@ -135,11 +137,13 @@ async def test_readiness_failure_is_reported_and_stops_the_runner() -> None:
     assert anyio.current_time() == 2.0
 
 
-async def test_unconsumed_outputs_stop_new_starts() -> None:
-    """Nothing new starts while a finished run cannot hand over its output."""
+@pytest.mark.parametrize("concurrency", [0, 2])
+async def test_unconsumed_outputs_stop_new_starts(concurrency: int) -> None:
+    """Nothing new starts while a finished run cannot hand over its output (task per run, and a
+    worker pool whose idle worker could otherwise take the next message)."""
     rec = Recorder(duration=1.0)
     items = [(0.0, "a"), (10.0, "b"), (20.0, "c")]
-    async with runner(timed(items, then_wait=1000), rec) as outputs:
+    async with runner(timed(items, then_wait=1000), rec, concurrency=concurrency) as outputs:
         await anyio.sleep(100)
         assert rec.order == "a"  # a finished at 1 s and is waiting to be consumed
         assert await outputs.__anext__() == "a"
@@ -148,9 +152,10 @@ async def test_unconsumed_outputs_stop_new_starts() -> None:
     assert rec.order in {"abc", "acb"}
 
 
-async def test_graceful_close_finishes_running_and_drops_the_rest() -> None:
+@pytest.mark.parametrize("concurrency", [0, 2])
+async def test_graceful_close_finishes_running_and_drops_the_rest(concurrency: int) -> None:
     rec = Recorder(duration=5.0)
-    loop: Runner[str, str] = Runner(lambda m, _due: rec(m))
+    loop: Runner[str, str] = Runner(lambda m, _due: rec(m), concurrency=concurrency)
     send, receive = anyio.create_memory_object_stream[Any](10)
     async with anyio.create_task_group() as tg:
         tg.start_soon(loop.run, send)
@@ -167,9 +172,10 @@ async def test_graceful_close_finishes_running_and_drops_the_rest() -> None:
     assert anyio.current_time() == 5.0
 
 
-async def test_cancelling_run_is_the_forceful_stop() -> None:
+@pytest.mark.parametrize("concurrency", [0, 1])
+async def test_cancelling_run_is_the_forceful_stop(concurrency: int) -> None:
     rec = Recorder(duration=5.0)
-    loop: Runner[str, str] = Runner(lambda m, _due: rec(m))
+    loop: Runner[str, str] = Runner(lambda m, _due: rec(m), concurrency=concurrency)
     send, _receive = anyio.create_memory_object_stream[Any](10)
     with anyio.move_on_after(1):
         loop.schedule("a")
@@ -178,14 +184,58 @@ async def test_cancelling_run_is_the_forceful_stop() -> None:
     assert anyio.current_time() == 1.0
 
 
-async def test_a_failing_run_function_propagates() -> None:
+@pytest.mark.parametrize("concurrency", [0, 1])
+async def test_a_failing_run_function_propagates(concurrency: int) -> None:
     async def boom(message: str) -> str:
         raise RuntimeError(message)
 
     with pytest.raises(BaseExceptionGroup) as info:
-        async with runner(timed([(0.0, "a")], then_wait=10), boom) as outputs:
+        async with runner(timed([(0.0, "a")], then_wait=10), boom, concurrency=concurrency) as outputs:
             await drain(outputs)
     assert info.group_contains(RuntimeError)
+
+
+async def test_worker_pool_keeps_exclusivity_and_the_limit() -> None:
+    """With a limit, a fixed pool of workers runs the messages: ``ABABAAAAA`` still runs as ``ABAB``
+    next to other objects, never more than ``concurrency`` at once, and no task per run."""
+    rec = Recorder(duration=1.0)
+    items = [(i * 0.01, m) for i, m in enumerate("ABABAAAAA")] + [(0.2, f"m{i}") for i in range(6)]
+    tasks: set[asyncio.Task[Any]] = set()
+
+    async def run(message: str) -> str:
+        tasks.add(asyncio.current_task())  # type: ignore[arg-type]
+        return await rec(message)
+
+    async with runner(timed(items, then_wait=100), run, concurrency=2) as outputs:
+        results = await drain(outputs)
+    assert rec.overlaps == []
+    assert rec.max_running == 2
+    assert "".join(m for m in rec.order if m in "AB") == "ABAB"
+    assert sorted(results) == sorted(["A", "B", "A", "B", *(f"m{i}" for i in range(6))])
+    assert len(tasks) == 2  # ten runs on the two workers
+
+
+_seen_by_run: ContextVar[str | None] = ContextVar("seen_by_run", default=None)
+
+
+@pytest.mark.parametrize("concurrency", [0, 1])
+async def test_runs_never_see_each_others_context(concurrency: int) -> None:
+    """Each run gets a fresh context even when one worker runs every message: a context variable
+    set by a run is gone for the next run (and for the caller), before and after it suspends."""
+    seen: list[tuple[str, str | None, str | None]] = []
+
+    async def run(message: str) -> str:
+        before = _seen_by_run.get()
+        _seen_by_run.set(message)
+        await anyio.sleep(1)
+        seen.append((message, before, _seen_by_run.get()))
+        return message
+
+    items = [(0.0, "a"), (0.0, "b"), (0.5, "c"), (5.0, "a")]
+    async with runner(timed(items, then_wait=20), run, concurrency=concurrency) as outputs:
+        await drain(outputs)
+    assert sorted(seen, key=str) == [("a", None, "a"), ("a", None, "a"), ("b", None, "b"), ("c", None, "c")]
+    assert _seen_by_run.get() is None
 
 
 def test_negative_concurrency_is_rejected() -> None:
