@@ -12,6 +12,7 @@ benches/build_peers.sh; a peer that cannot run here is listed in the results wit
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -43,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--scenarios", default="1,2,3,4,5,6", help="comma-separated scenario numbers")
     parser.add_argument(
+        "--cold-sync",
+        default=None,
+        help="comma-separated object counts for scenario 1 (default: 10000,100000; quick: 1000)",
+    )
+    parser.add_argument(
         "--peers",
         default=None,
         help=f"comma-separated, from: {', '.join(PEERS)} "
@@ -60,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown peers {unknown}; known: {list(PEERS)}")
     peers, unavailable = available_peers(wanted)
     sizes = sc.Sizes.quick() if args.quick else sc.Sizes()
+    if args.cold_sync:
+        sizes = dataclasses.replace(sizes, cold_sync=tuple(int(n) for n in args.cold_sync.split(",")))
     chosen = {int(s) for s in args.scenarios.split(",") if s.strip()}
     load_start, t_start = os.getloadavg(), time.time()
     date = datetime.datetime.now(datetime.UTC)
@@ -125,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_write:
         args.out.mkdir(parents=True, exist_ok=True)
         stem = f"{date.strftime('%Y-%m-%d')}-{meta['mode']}"
+        if chosen != {1, 2, 3, 4, 5, 6}:  # a partial run does not overwrite the whole suite's file
+            stem += "-s" + "".join(str(n) for n in sorted(chosen))
         (args.out / f"{stem}.md").write_text(text)
         (args.out / f"{stem}.json").write_text(
             json.dumps({"meta": meta, "results": results, "targets": checks}, indent=1, default=str)
