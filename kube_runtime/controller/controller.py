@@ -164,6 +164,8 @@ class Controller:
 
     ``name`` (default: the lowercase kind) labels metrics and logs; it must be unique per metrics
     registry. ``registry`` receives the work-queue metrics (default: prometheus_client's global).
+    ``compact_store`` keeps the main store compact (:func:`~kube_runtime.store.store`): about a
+    quarter of the memory and no GC pauses for large caches, at a decode per reconcile.
     """
 
     def __init__(
@@ -173,9 +175,10 @@ class Controller:
         *,
         name: str | None = None,
         registry: CollectorRegistry | None = None,
+        compact_store: bool = False,
     ) -> None:
         resource: ApiResource = api.resource
-        reader, writer = store(resource)
+        reader, writer = store(resource, compact=compact_store)
         config = watcher_config or WatcherConfig()
         self._init(resource, reader, name, registry)
 

@@ -55,6 +55,26 @@ async def test_reconciles_listed_and_new_objects(config_maps: Api) -> None:
         assert sorted(names(later)) == ["a", "d"]
 
 
+async def test_a_compact_store_hands_reconcilers_the_same_objects(config_maps: Api) -> None:
+    for name in ("a", "b"):
+        await config_maps.create(config_map(name, k=name))
+    seen: dict[str, dict[str, Any]] = {}
+
+    async def record(obj: dict[str, Any], ctx: Any) -> Action:
+        seen[obj["metadata"]["name"]] = obj
+        return Action.await_change()
+
+    controller = Controller(config_maps, WatcherConfig(), compact_store=True)
+    async with controller.run(record, None, None) as results:
+        await take_until(results, lambda items: len(items) == 2)
+        await config_maps.patch("a", {"data": {"k": "changed"}})
+        await take_until(results, lambda items: len(items) == 1)
+    assert seen["a"]["data"] == {"k": "changed"}
+    assert seen["b"] == await config_maps.get("b")
+    assert controller.store.get(cm_ref("a")) == seen["a"]
+    assert controller.store.get(cm_ref("a")) is not controller.store.get(cm_ref("a"))  # decoded per read
+
+
 async def test_result_items_unpack_as_kube_rs_tuples(config_maps: Api) -> None:
     await config_maps.create(config_map("a"))
 
