@@ -33,7 +33,7 @@ from harness.server import BenchServer
 
 # The quick mode's default peers: the slow Python ones (kopf, kubernetes_asyncio, kr8s)
 # need minutes between them even at small N (kopf indexes about 60 objects/s); name them with --peers.
-QUICK_PEERS = ("kube-runtime", "kube-rs", "controller-runtime", "official", "raw (gc off)", "raw (gc on)")
+QUICK_PEERS = ("kube-runtime", "kube-rs", "controller-runtime", "official", "raw (gc off)")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

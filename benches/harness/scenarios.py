@@ -23,7 +23,8 @@ __all__ = ["Sizes", "s1_cold_sync", "s2_ingest", "s3_latency", "s4_memory", "s5_
 
 @dataclass(frozen=True)
 class Sizes:
-    """Workload sizes; ``quick()`` keeps the whole suite under about 3 minutes."""
+    """Workload sizes; ``quick()`` keeps the whole suite under 3 minutes (2:54 measured on the idle
+    2-core machine, envtest run included): no-op reconciles only in S3, our peer only in S5."""
 
     cold_sync: tuple[int, ...] = (10_000, 100_000)
     ingest_cached: int = 20_000
@@ -50,11 +51,11 @@ class Sizes:
             latency_cached=1_000,
             latency_seconds=2.0,
             latency_concurrency=(8,),
-            latency_reconcile_ms=(0.0, 5.0),
+            latency_reconcile_ms=(0.0,),
             memory_cached=2_000,
             recovery_cached=500,
             recovery_down_seconds=2.0,
-            recovery_peers=("kube-runtime", "official"),
+            recovery_peers=("kube-runtime",),
             memory_variants_for_all=False,
             sync_timeout=60.0,
         )
