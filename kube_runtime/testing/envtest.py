@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import datetime
 import ipaddress
 import os
 import secrets
@@ -61,9 +60,10 @@ import yaml
 from anyio.abc import Process
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from kube_runtime.testing.pki import issue_certificate, key_pem, new_key, subject_name
 
 __all__ = [
     "BIN_DIR_ENV",
@@ -182,63 +182,6 @@ class _Pki:
     limited_token: str
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    )
-
-
-def _cert(
-    subject: x509.Name,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None,
-    *,
-    ca: bool = False,
-    sans: Sequence[x509.GeneralName] = (),
-    usage: Sequence[x509.ObjectIdentifier] = (),
-) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.UTC)
-    issuer_name, signer = (issuer[0].subject, issuer[1]) if issuer else (subject, key)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=7))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=not ca,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=ca,
-                crl_sign=ca,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-    )
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
-    if usage:
-        builder = builder.add_extension(x509.ExtendedKeyUsage(list(usage)), critical=False)
-    return builder.sign(signer, hashes.SHA256())
-
-
-def _name(common_name: str, organization: str | None = None) -> x509.Name:
-    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
-    if organization:
-        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
-    return x509.Name(attrs)
-
-
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     path.chmod(0o600)
@@ -250,11 +193,11 @@ def _make_pki(cert_dir: Path) -> _Pki:
     cert_dir.mkdir(parents=True, exist_ok=True)
     pem = serialization.Encoding.PEM
 
-    serving_ca_key = ec.generate_private_key(ec.SECP256R1())
-    serving_ca = _cert(_name("envtest-serving-ca"), serving_ca_key, None, ca=True)
-    serving_key = ec.generate_private_key(ec.SECP256R1())
-    serving_cert = _cert(
-        _name("kube-apiserver"),
+    serving_ca_key = new_key()
+    serving_ca = issue_certificate(subject_name("envtest-serving-ca"), serving_ca_key, None, ca=True)
+    serving_key = new_key()
+    serving_cert = issue_certificate(
+        subject_name("kube-apiserver"),
         serving_key,
         (serving_ca, serving_ca_key),
         sans=[
@@ -265,16 +208,16 @@ def _make_pki(cert_dir: Path) -> _Pki:
         ],
         usage=[ExtendedKeyUsageOID.SERVER_AUTH],
     )
-    client_ca_key = ec.generate_private_key(ec.SECP256R1())
-    client_ca = _cert(_name("envtest-client-ca"), client_ca_key, None, ca=True)
-    client_key = ec.generate_private_key(ec.SECP256R1())
-    client_cert = _cert(
-        _name(ADMIN_USER, "system:masters"),
+    client_ca_key = new_key()
+    client_ca = issue_certificate(subject_name("envtest-client-ca"), client_ca_key, None, ca=True)
+    client_key = new_key()
+    client_cert = issue_certificate(
+        subject_name(ADMIN_USER, "system:masters"),
         client_key,
         (client_ca, client_ca_key),
         usage=[ExtendedKeyUsageOID.CLIENT_AUTH],
     )
-    sa_key = ec.generate_private_key(ec.SECP256R1())
+    sa_key = new_key()
     admin_token = secrets.token_urlsafe(32)
     limited_token = secrets.token_urlsafe(32)
     tokens = (
@@ -284,15 +227,15 @@ def _make_pki(cert_dir: Path) -> _Pki:
     return _Pki(
         serving_ca=_write(cert_dir / "serving-ca.crt", serving_ca.public_bytes(pem)),
         serving_cert=_write(cert_dir / "apiserver.crt", serving_cert.public_bytes(pem)),
-        serving_key=_write(cert_dir / "apiserver.key", _key_pem(serving_key)),
+        serving_key=_write(cert_dir / "apiserver.key", key_pem(serving_key)),
         client_ca=_write(cert_dir / "client-cert-auth-ca.crt", client_ca.public_bytes(pem)),
         client_cert=_write(cert_dir / "admin.crt", client_cert.public_bytes(pem)),
-        client_key=_write(cert_dir / "admin.key", _key_pem(client_key)),
+        client_key=_write(cert_dir / "admin.key", key_pem(client_key)),
         sa_public_key=_write(
             cert_dir / "sa-signer.pub",
             sa_key.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo),
         ),
-        sa_private_key=_write(cert_dir / "sa-signer.key", _key_pem(sa_key)),
+        sa_private_key=_write(cert_dir / "sa-signer.key", key_pem(sa_key)),
         token_file=_write(cert_dir / "tokens.csv", tokens.encode()),
         admin_token=admin_token,
         limited_token=limited_token,

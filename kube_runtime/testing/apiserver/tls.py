@@ -1,22 +1,22 @@
 """A throwaway certificate authority and serving certificate for the embedded server.
 
 kubectl (client-go) never sends a bearer token over plain HTTP, so the server speaks TLS by
-default: an ECDSA P-256 CA and a certificate for ``127.0.0.1``/``localhost``/the bind host,
-valid for a day, generated in a few milliseconds at start. The kubeconfig carries the CA.
+default: a CA and a certificate for ``127.0.0.1``/``localhost``/the bind host
+(:mod:`kube_runtime.testing.pki`), generated in a few milliseconds at start. The kubeconfig carries the CA.
 """
 
 from __future__ import annotations
 
-import datetime
 import ipaddress
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from kube_runtime.testing.pki import issue_certificate, key_pem, new_key, subject_name
 
 __all__ = ["ServingCertificates", "make_certificates"]
 
@@ -41,35 +41,9 @@ class ServingCertificates:
 
 
 def make_certificates(host: str = "127.0.0.1") -> ServingCertificates:
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-runtime-test-ca")])
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
+    ca_key = new_key()
+    ca_cert = issue_certificate(subject_name("kube-runtime-test-ca"), ca_key, None, ca=True)
+    key = new_key()
     sans: list[x509.GeneralName] = [
         x509.DNSName("localhost"),
         x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
@@ -81,22 +55,15 @@ def make_certificates(host: str = "127.0.0.1") -> ServingCertificates:
     except ValueError:
         if host != "localhost":
             sans.append(x509.DNSName(host))
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
+    cert = issue_certificate(
+        subject_name("kube-apiserver"),
+        key,
+        (ca_cert, ca_key),
+        sans=sans,
+        usage=[ExtendedKeyUsageOID.SERVER_AUTH],
     )
     return ServingCertificates(
         ca_pem=ca_cert.public_bytes(serialization.Encoding.PEM),
         cert_pem=cert.public_bytes(serialization.Encoding.PEM),
-        key_pem=key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ),
+        key_pem=key_pem(key),
     )
