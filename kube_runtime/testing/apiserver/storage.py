@@ -45,16 +45,32 @@ class Expired(Exception):
 
 
 class Record:
-    """One committed version of an object: the decoded dict and its JSON bytes. Never mutate."""
+    """One committed version of an object: its JSON bytes and, on demand, the decoded dict.
 
-    __slots__ = ("_meta_raw", "key", "obj", "raw", "rv")
+    Never mutate either. The bytes are authoritative; the dict is decoded on first use and kept
+    (:meth:`drop_decoded` lets a large, rarely-read collection give the memory and the cyclic
+    collector's work back: the server's own GC pauses would otherwise show up as watch latency).
+    """
 
-    def __init__(self, key: ObjectKey, obj: dict[str, Any], raw: bytes, rv: int) -> None:
+    __slots__ = ("_meta_raw", "_obj", "key", "raw", "rv")
+
+    def __init__(self, key: ObjectKey, obj: dict[str, Any] | None, raw: bytes, rv: int) -> None:
         self.key = key
-        self.obj = obj
+        self._obj = obj
         self.raw = raw
         self.rv = rv
         self._meta_raw: bytes | None = None
+
+    @property
+    def obj(self) -> dict[str, Any]:
+        obj = self._obj
+        if obj is None:
+            obj = self._obj = orjson.loads(self.raw)
+        return obj
+
+    def drop_decoded(self) -> None:
+        """Forget the decoded dict (it is rebuilt from the bytes when next needed)."""
+        self._obj = None
 
     @property
     def meta_raw(self) -> bytes:
@@ -264,6 +280,23 @@ class Storage:
             watcher.offer(ev)
         for hook in self.hooks:
             hook(coll, ev)
+        return record
+
+    def commit_encoded(self, coll: Collection, prev: Record, encode: Callable[[str], bytes]) -> Record:
+        """Store a MODIFIED version of ``prev`` given as bytes: ``encode(resourceVersion)``.
+
+        For the load generator's churn, which changes only an annotation: the caller guarantees the
+        new object differs from ``prev`` in ``metadata.annotations`` and the resourceVersion only,
+        so the uid index is unchanged and the commit hooks (which track owners, finalizers and
+        deletion) are not called. Watchers see an ordinary MODIFIED event.
+        """
+        self.rv += 1
+        rv = self.rv
+        record = Record(prev.key, None, encode(str(rv)), rv)
+        ev = StoredEvent(MODIFIED, record, prev)
+        coll._apply(ev)
+        for watcher in tuple(coll.watchers):
+            watcher.offer(ev)
         return record
 
     def compact(self) -> int:
