@@ -111,3 +111,43 @@ def test_ratios_and_targets_point_the_right_way() -> None:
     assert checks["S2 ingest >= 0.5x raw limit (gc off)"] is False
     assert checks["S1 cold sync configmaps n=10 <= 2x controller-runtime"] is False
     assert "| kopf |" in report.table(s2["rows"])
+
+
+def test_s2_search_doubles_then_bisects_with_our_peer() -> None:
+    tiny = sc.Sizes(
+        ingest_cached=20,
+        ingest_start=100,
+        ingest_floor=50,
+        ingest_refine=1,
+        ingest_step_seconds=0.3,
+        sync_timeout=60,
+    )
+    with BenchServer(cpu=None) as server:
+        result = sc.s2_ingest(server, [PEERS["kube-runtime"]], tiny)
+    (row,) = result["rows"]
+    assert "error" not in row, row
+    steps = row["steps"].split()
+    rates = [int(s.split(":")[0]) for s in steps]
+    assert rates[:2] == [100, 200]  # doubling from the start rate
+    assert row["max_sustained"] > 0
+    assert row["bound"] in ("peer", "server")
+    failed = [r for r, s in zip(rates, steps, strict=True) if "FAIL" in s]
+    if failed:  # then one bisection step between the best pass and the first failure
+        first = rates.index(failed[0])
+        assert len(rates) == first + 2
+        assert rates[-1] == (rates[first - 1] + failed[0]) // 2 if first else rates[-1] == 50
+
+
+def test_peer_failing_every_step_gives_a_lower_bound_ratio() -> None:
+    s2 = {
+        "rows": [
+            {"peer": "kube-runtime", "max_sustained": 40_000},
+            {"peer": "kopf", "max_sustained": 0, "lowest_failed": 500},
+            {"peer": "raw (gc off)", "max_sustained": 60_000, "bound": "server"},
+        ]
+    }
+    checks = {c["target"]: c for c in report.targets({"s2": s2})}
+    assert checks["S2 ingest >= 30x kopf"]["met"] is True
+    assert checks["S2 ingest >= 30x kopf"]["value"].startswith("> 80.0x")
+    assert "bound by the server" in checks["S2 ingest >= 0.5x raw limit (gc off)"]["value"]
+    assert checks["S2 ingest >= 0.5x raw limit (gc off)"]["met"] is True
