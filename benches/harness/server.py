@@ -50,6 +50,7 @@ class BenchServer:
             str(self.history_size),
             "--bookmark-interval",
             "5",
+            "--benchmark",  # loop-stall figures in the stats; heap frozen after bulk creation
         ]
         if self.cpu is not None:
             argv = ["taskset", "-c", str(self.cpu), *argv]
@@ -164,6 +165,13 @@ class BenchServer:
             if not status["running"] or time.monotonic() > deadline:
                 return status
             time.sleep(0.1)
+
+    def reset_stalls(self) -> None:
+        self._admin("reset-stalls")
+
+    def stall_max_ms(self) -> float:
+        """The server event loop's longest late wake-up since :meth:`reset_stalls` (ms)."""
+        return round(float(self.stats()["loopStalls"]["maxSeconds"]) * 1e3, 1)
 
     def close_watches(self) -> int:
         return int(self._admin("close-watches")["closed"])

@@ -38,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--uvloop", action="store_true", help="run on uvloop")
     serve.add_argument("--no-tls", action="store_true", help="plain HTTP (kubectl will not send the token)")
+    serve.add_argument(
+        "--benchmark",
+        action="store_true",
+        help="measure event-loop stalls (admin stats) and freeze the heap after bulk creations",
+    )
     return parser
 
 
@@ -52,6 +57,8 @@ async def _serve(args: argparse.Namespace) -> None:
         watch_queue_size=args.watch_queue_size,
         create_client=False,
         tls=not args.no_tls,
+        monitor_stalls=args.benchmark,
+        freeze_after_load=args.benchmark,
     ) as server:
         print(f"serving {server.url} kubeconfig={server.kubeconfig_path}", flush=True)
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

@@ -13,6 +13,7 @@ by :meth:`ApiServer.objects` are copies; change the server's state through the A
 from __future__ import annotations
 
 import base64
+import gc
 import os
 import secrets
 import tempfile
@@ -73,6 +74,12 @@ class ApiServer:
     events kept per resource for watch resumption (older resourceVersions get 410),
     ``bookmark_interval`` the period of BOOKMARK events on watches that allow them,
     ``watch_queue_size`` how far a watcher may fall behind before it is closed with a 410.
+
+    For benchmarks (the CLI sets both): ``monitor_stalls`` measures how late the server's event
+    loop wakes up (``stats()["loopStalls"]``: a stalled server delays every watch event, which a
+    client would otherwise be blamed for); ``freeze_after_load`` runs ``gc.collect(); gc.freeze()``
+    after each admin bulk creation, so the server's own collector does not pause over the loaded
+    objects. ``gc.freeze`` is process-wide: leave it off when clients share the process.
     """
 
     def __init__(
@@ -89,8 +96,14 @@ class ApiServer:
         create_client: bool = True,
         system_namespaces: bool = True,
         tls: bool = True,
+        monitor_stalls: bool = False,
+        freeze_after_load: bool = False,
     ) -> None:
         self.host = host
+        self._monitor_stalls = monitor_stalls
+        self._freeze_after_load = freeze_after_load
+        self._stall_max = 0.0
+        self._stalls_over_10ms = 0
         self.tls = tls
         self._certs: ServingCertificates | None = make_certificates(host) if tls else None
         self._requested_port = port
@@ -181,6 +194,8 @@ class ApiServer:
             self.port = await tg.start(self._serve, self._requested_port)
             tg.start_soon(self.gc.run)
             tg.start_soon(self._bookmark_ticker)
+            if self._monitor_stalls:
+                tg.start_soon(self._stall_monitor)
             self._write_kubeconfig()
             if self._create_client:
                 self._client = await self._open_client()
@@ -278,6 +293,16 @@ class ApiServer:
                 for watcher in list(coll.watchers):
                     watcher.offer_bookmark(rv)
 
+    async def _stall_monitor(self, period: float = 0.005) -> None:
+        while True:
+            due = anyio.current_time() + period
+            await anyio.sleep(period)
+            late = anyio.current_time() - due
+            if late > self._stall_max:
+                self._stall_max = late
+            if late > 0.010:
+                self._stalls_over_10ms += 1
+
     # Test helpers ----------------------------------------------------------------------------
 
     def resource_type(self, resource: Any) -> ResourceType:
@@ -341,6 +366,11 @@ class ApiServer:
                 for k, c in self.storage.collections.items()
             },
             "churns": [c.as_dict() for c in self.load.churns],
+            **(
+                {"loopStalls": {"maxSeconds": self._stall_max, "over10ms": self._stalls_over_10ms}}
+                if self._monitor_stalls
+                else {}
+            ),
         }
 
     # Admin endpoint (same token) -------------------------------------------------------------
@@ -410,6 +440,9 @@ class ApiServer:
                 name_prefix=str(body.get("namePrefix", "obj-")),
                 labels=body.get("labels"),
             )
+            if self._freeze_after_load:
+                gc.collect()
+                gc.freeze()
             return {"created": created, "resourceVersion": str(self.storage.rv)}
         if op == "churn":
             rtype = self.resource_type(body["resource"])
@@ -425,6 +458,9 @@ class ApiServer:
             return {"started": True, "index": len(self.load.churns)}
         if op == "reset-cpu":
             self._cpu_start = time.process_time()
+            return {}
+        if op == "reset-stalls":
+            self._stall_max, self._stalls_over_10ms = 0.0, 0
             return {}
         raise StatusError(404, "NotFound", f"unknown admin operation {op!r}")
 

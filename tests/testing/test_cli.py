@@ -87,3 +87,23 @@ async def test_cli_admin_endpoint(tmp_path: Path) -> None:
         assert (await http.post("/admin/nothing")).status_code == 404
         http.headers["Authorization"] = "Bearer wrong"
         assert (await http.get("/admin/stats")).status_code == 401
+
+
+async def test_cli_benchmark_mode_reports_loop_stalls(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    async with serve_cli(kubeconfig, "--benchmark"), _client(kubeconfig) as http:
+        await anyio.sleep(0.1)
+        stalls = (await http.get("/admin/stats")).json()["loopStalls"]
+        assert stalls["maxSeconds"] >= 0
+        resp = await http.post(
+            "/admin/bulk-create",
+            json={"resource": "configmaps", "namespace": "default", "count": 3000, "size": 10},
+        )
+        assert resp.status_code == 200
+        # Creating 3,000 objects keeps the loop busy far longer than the 5 ms ticker period.
+        during = (await http.get("/admin/stats")).json()["loopStalls"]["maxSeconds"]
+        assert during > 0.01
+        assert (await http.post("/admin/reset-stalls")).status_code == 200
+        assert (await http.get("/admin/stats")).json()["loopStalls"]["maxSeconds"] < during
+    async with serve_cli(kubeconfig), _client(kubeconfig) as http:
+        assert "loopStalls" not in (await http.get("/admin/stats")).json()
