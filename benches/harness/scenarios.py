@@ -31,6 +31,7 @@ class Sizes:
     ingest_start: int = 1_000
     ingest_floor: int = 125
     ingest_refine: int = 3
+    ingest_drain_timeout: float = 120.0  # after a failed step; then the peer is restarted (relist)
     ingest_step_seconds: float = 5.0
     latency_cached: int = 10_000
     latency_seconds: float = 10.0
@@ -51,6 +52,7 @@ class Sizes:
             ingest_start=4_000,
             ingest_floor=1_000,
             ingest_refine=1,
+            ingest_drain_timeout=10.0,
             ingest_step_seconds=1.0,
             latency_cached=1_000,
             latency_seconds=2.0,
@@ -187,7 +189,7 @@ def s2_ingest(server: BenchServer, peers: list[Peer], sizes: Sizes) -> dict[str,
                         break  # the server cannot go faster: the peer's own limit is higher still
                 else:
                     high = rate if high == 0 else min(high, rate)
-                    run.wait_quiet(1.0, 30)
+                    run.wait_quiet(1.0, sizes.ingest_drain_timeout)
                     if not run.alive() or not _drained(run):
                         run.__exit__(None, None, None)
                         run = None
