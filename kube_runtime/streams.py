@@ -86,6 +86,13 @@ async def _aclose(source: object) -> None:
         await close()
 
 
+def _upstream(stream: AsyncIterable[T]) -> AsyncIterator[T]:
+    """The iterator a helper reads: a plain :class:`WatchStream` only forwards, so read what it wraps."""
+    if type(stream) is WatchStream:  # type: ignore[comparison-overlap]
+        return stream._source
+    return aiter(stream)
+
+
 class WatchStream(Generic[T_co]):
     """An async iterator with the stream helpers as chainable methods; an async context manager
     that closes the whole chain on exit."""
@@ -145,27 +152,43 @@ class WatchStream(Generic[T_co]):
 
 def applied_objects(stream: AsyncIterable[EventItem]) -> WatchStream[ObjectItem]:
     """Objects of ``InitApply`` and ``Apply`` events; other events are dropped, errors pass."""
-    return WatchStream(_objects(stream, deletes=False))
+    return _Objects(stream, deletes=False)
 
 
 def touched_objects(stream: AsyncIterable[EventItem]) -> WatchStream[ObjectItem]:
     """Like :func:`applied_objects`, plus the last state of deleted objects (as :class:`DeletedObject`)."""
-    return WatchStream(_objects(stream, deletes=True))
+    return _Objects(stream, deletes=True)
 
 
-async def _objects(stream: AsyncIterable[EventItem], *, deletes: bool) -> AsyncIterator[ObjectItem]:
-    source = aiter(stream)
-    try:
-        async for item in source:
-            if isinstance(item, Apply | InitApply):
-                yield item.object
-            elif isinstance(item, Delete):
-                if deletes:
-                    yield DeletedObject(item.object)
-            elif isinstance(item, Exception):
-                yield item
-    finally:
-        await _aclose(source)
+class _Objects(WatchStream[ObjectItem]):
+    """:func:`applied_objects` / :func:`touched_objects` as one ``__anext__`` per item."""
+
+    __slots__ = ("_deletes", "_events")
+
+    def __init__(self, stream: AsyncIterable[EventItem], *, deletes: bool) -> None:
+        events = _upstream(stream)
+        super().__init__(events)  # type: ignore[arg-type]  # read through _events, typed right
+        self._events = events
+        self._deletes = deletes
+
+    async def __anext__(self) -> ObjectItem:
+        source = self._events
+        try:
+            while True:
+                item = await source.__anext__()
+                if isinstance(item, _APPLIED):
+                    return item.object
+                if isinstance(item, Delete):
+                    if self._deletes:
+                        return DeletedObject(item.object)
+                elif isinstance(item, Exception):
+                    return item
+        except BaseException:
+            await _aclose(source)
+            raise
+
+
+_APPLIED = (Apply, InitApply)
 
 
 # -- event -> event -------------------------------------------------------------------------------
@@ -206,18 +229,31 @@ def drop_managed_fields(obj: KubeObject) -> None:
 
 def reflect(stream: AsyncIterable[EventItem], writer: EventWriter) -> WatchStream[EventItem]:
     """Apply every event to ``writer`` as it passes (the store only updates while this is iterated)."""
-    return WatchStream(_reflect(stream, writer))
+    upstream: object = stream
+    if type(upstream) is _BackedOff and upstream._apply is None:
+        return upstream._reflecting(writer.apply_watcher_event)
+    return _Reflected(stream, writer)
 
 
-async def _reflect(stream: AsyncIterable[EventItem], writer: EventWriter) -> AsyncIterator[EventItem]:
-    source = aiter(stream)
-    try:
-        async for item in source:
+class _Reflected(WatchStream[EventItem]):
+    """:func:`reflect` as one ``__anext__`` per item (an async generator here cost two extra hops
+    per event: the generator's own and its ``WatchStream`` wrapper's)."""
+
+    __slots__ = ("_apply",)
+
+    def __init__(self, stream: AsyncIterable[EventItem], writer: EventWriter) -> None:
+        super().__init__(_upstream(stream))
+        self._apply = writer.apply_watcher_event
+
+    async def __anext__(self) -> EventItem:
+        try:
+            item = await self._source.__anext__()
             if not isinstance(item, Exception):
-                writer.apply_watcher_event(item)
-            yield item
-    finally:
-        await _aclose(source)
+                self._apply(item)
+        except BaseException:
+            await _aclose(self._source)
+            raise
+        return item
 
 
 # -- backoff --------------------------------------------------------------------------------------
@@ -232,7 +268,7 @@ def backoff(stream: AsyncIterable[T], policy: Backoff) -> WatchStream[T]:
     (bitdriftlabs/pulse#52). Put the backoff directly on the watcher, before ``applied_objects``,
     so it can tell list objects from watch events.
     """
-    return WatchStream(_backoff(stream, policy))
+    return _BackedOff(stream, policy)
 
 
 def default_backoff(stream: AsyncIterable[T]) -> WatchStream[T]:
@@ -240,22 +276,71 @@ def default_backoff(stream: AsyncIterable[T]) -> WatchStream[T]:
     return backoff(stream, _default_policy())
 
 
-async def _backoff(stream: AsyncIterable[T], policy: Backoff) -> AsyncIterator[T]:
-    source = aiter(stream)
-    try:
-        async for item in source:
-            if isinstance(item, Exception):
-                delay = policy.next()
-                yield item
-                if delay is None:
-                    return
-                await anyio.sleep(delay)
+class _BackedOff(WatchStream[T]):
+    """:func:`backoff` as one ``__anext__`` per item.
+
+    ``reset()`` is called on the first healthy item after the policy was last asked for a delay
+    (and on the first healthy item of the stream), not on every item: further resets in between
+    find the policy already reset, so the sequence of delays is the same.
+
+    A backoff directly on a :func:`reflect` stream, or a :func:`reflect` directly on a backoff
+    stream, is one object that also applies the events (``_apply``): the two commute (the writer
+    sees every event in order either way, and the delay falls between the same two reads), and
+    fusing them saves a coroutine hop per event.
+    """
+
+    __slots__ = ("_apply", "_delay", "_ended", "_pending_reset", "_policy")
+
+    def __init__(self, stream: AsyncIterable[T], policy: Backoff) -> None:
+        apply: Callable[[Any], None] | None = None
+        upstream: object = stream
+        if type(upstream) is _Reflected:
+            apply = upstream._apply
+            stream = upstream._source  # type: ignore[assignment]
+        super().__init__(_upstream(stream))
+        self._apply = apply
+        self._policy = policy
+        self._delay: float | None = None
+        self._ended = False
+        self._pending_reset = True
+
+    def _reflecting(self, apply: Callable[[Any], None]) -> _BackedOff[T]:
+        fused: _BackedOff[T] = _BackedOff(self._source, self._policy)
+        fused._apply = apply
+        fused._delay = self._delay
+        fused._ended = self._ended
+        fused._pending_reset = self._pending_reset
+        return fused
+
+    async def __anext__(self) -> T:
+        source = self._source
+        try:
+            if self._ended:
+                raise StopAsyncIteration
+            if self._delay is not None:
+                await anyio.sleep(self._delay)
+                self._delay = None
+            item = await source.__anext__()
+            if self._apply is not None and not isinstance(item, Exception):
+                self._apply(item)
+        except BaseException:
+            await _aclose(source)
+            raise
+        if isinstance(item, Exception):
+            delay = self._policy.next()
+            self._pending_reset = True
+            if delay is None:
+                self._ended = True  # this error is the last item; the next call closes the source
             else:
-                if not isinstance(item, Init | InitApply):
-                    policy.reset()
-                yield item
-    finally:
-        await _aclose(source)
+                self._delay = delay
+        elif self._pending_reset and not isinstance(item, _NOT_HEALTHY):
+            self._pending_reset = False
+            self._policy.reset()
+        return item
+
+
+#: Items that do not prove a watch healthy: a relist that keeps failing after its Init must back off.
+_NOT_HEALTHY = (Init, InitApply)
 
 
 # -- predicate filter -----------------------------------------------------------------------------

@@ -224,6 +224,34 @@ async def test_separate_streams_back_off_independently() -> None:
     assert healthy_done_at[0] - start == 0.0
 
 
+@pytest.mark.parametrize("order", ["reflect, then backoff", "backoff, then reflect"])
+async def test_reflect_and_backoff_adjacent_in_either_order(order: str) -> None:
+    """Adjacent reflect and backoff run as one stream object: the store still sees every event in
+    order, errors still delay the next read, and closing still reaches the source."""
+    reader, writer = store()
+    e1, e2 = err(), err()
+    src = Source([INIT, InitApply(cm("a")), INIT_DONE, e1, e2, Apply(cm("b")), Delete(cm("a")), e1, INIT])
+    policy = ExponentialBackoff(1.0, 60.0, jitter=False)
+    if order == "reflect, then backoff":
+        chain = WatchStream(src.gen()).reflect(writer).backoff(policy)
+    else:
+        chain = WatchStream(src.gen()).backoff(policy).reflect(writer)
+    seen: list[list[str]] = []
+    out: list[tuple[float, Any]] = []
+    start = anyio.current_time()
+    async with chain:
+        async for item in chain:
+            out.append((round(anyio.current_time() - start, 6), item))
+            seen.append(sorted(o["metadata"]["name"] for o in reader.state()))
+            if len(out) == 8:
+                break
+    # err @0 (sleep 1), err @1 (sleep 2), Apply b @3 resets, Delete a @3, err @3 (sleep 1)
+    assert [t for t, _ in out] == [0.0, 0.0, 0.0, 0.0, 1.0, 3.0, 3.0, 3.0]
+    assert [item for _, item in out][3:5] == [e1, e2]
+    assert seen == [[], [], ["a"], ["a"], ["a"], ["a", "b"], ["b"], ["b"]]
+    assert src.closed
+
+
 # -- predicate filter ----------------------------------------------------------------------------
 
 

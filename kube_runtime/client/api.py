@@ -195,8 +195,9 @@ class Api:
         """``async with api.watch(...) as events: async for item in events: ...``
 
         ``idle_timeout``: seconds without a byte after which the iteration ends as if the server had
-        closed the watch (``events.idle_timed_out`` is then true); ``None`` waits forever. It rides
-        on the socket reads' own deadline, so it adds no per-event cost.
+        closed the watch (``events.idle_timed_out`` is then true); ``None`` waits forever. The clock
+        only runs while a read waits (a slow consumer is not cut off). Over HTTP/1.1 a watchdog
+        timer per watch enforces it (one clock read per chunk); otherwise httpx's read timeout does.
         """
         params = _watch_params(
             resource_version,

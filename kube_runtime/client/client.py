@@ -30,7 +30,9 @@ HTTP/1.1 each watch owns its connection and the pool is sized for that.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from types import TracebackType
@@ -46,6 +48,7 @@ from kube_runtime.client.auth import Authenticator, Credentials
 from kube_runtime.client.config import ClientConfig
 from kube_runtime.client.errors import ApiError, KubeError, TransportError
 from kube_runtime.client.metrics import ClientMetrics
+from kube_runtime.client.network import install as install_untimed_reads
 from kube_runtime.client.retry import RetryPolicy, parse_retry_after, send_with_retries
 from kube_runtime.client.tls import load_client_certificate, ssl_context
 from kube_runtime.client.tracing import RequestSpan, RequestTracer
@@ -64,34 +67,128 @@ class ResponseStream:
     ends the iteration. ``headers`` are the response headers.
     """
 
-    __slots__ = ("_chunks", "_response", "_span", "_verb", "headers", "idle_timed_out", "status_code")
+    __slots__ = (
+        "_chunks",
+        "_clock",
+        "_idle_timeout",
+        "_read_deadline",
+        "_read_started",
+        "_reading",
+        "_response",
+        "_span",
+        "_verb",
+        "_watchdog",
+        "headers",
+        "idle_timed_out",
+        "status_code",
+    )
 
-    def __init__(self, response: httpx.Response, span: RequestSpan, verb: str) -> None:
+    def __init__(
+        self, response: httpx.Response, span: RequestSpan, verb: str, *, watchdog: float | None = None
+    ) -> None:
         self._response = response
         self._span = span
         self._verb = verb
-        self._chunks = response.aiter_bytes()
+        # Without a content encoding, read the transport's byte stream itself: aiter_bytes() and the
+        # aiter_raw() under it are two more async generators (plus a decoder and a chunker) per chunk,
+        # and a slow watch hands over about one event per chunk.
+        encoded = response.headers.get("content-encoding", "identity").strip().lower() != "identity"
+        stream = response.stream
+        self._chunks: AsyncIterator[bytes] = (
+            aiter(stream)
+            if not encoded and isinstance(stream, httpx.AsyncByteStream)
+            else response.aiter_bytes()
+        )
         self.headers = response.headers
         self.status_code = response.status_code
         #: True once the stream ended because no bytes arrived within its idle timeout.
         self.idle_timed_out = False
+        self._idle_timeout = watchdog
+        self._reading = False
+        self._read_started = 0.0
+        self._watchdog: asyncio.TimerHandle | None = None
+        #: A deadline per read instead of the watchdog, for a connection that does not show its
+        #: socket (not seen over httpx's HTTP/1.1 transport; kept so a watch never waits forever).
+        self._read_deadline: float | None = None
+        if watchdog is not None:
+            if _socket_of(response) is None:
+                self._read_deadline = watchdog
+            else:
+                loop = asyncio.get_running_loop()
+                self._clock = loop.time
+                self._watchdog = loop.call_at(self._clock() + watchdog, self._check_idle)
 
     def __aiter__(self) -> ResponseStream:
         return self
 
     async def __anext__(self) -> bytes:
+        if self._watchdog is not None:
+            self._read_started = self._clock()
+            self._reading = True
+        elif self._read_deadline is not None:
+            return await self._read_with_deadline(self._read_deadline)
         try:
             return await self._chunks.__anext__()
         except httpx.ReadTimeout:
-            # The idle timeout of Client.stream: an end of the stream, not a failure (the socket
-            # read that timed out already carried the deadline, so this costs nothing per chunk).
+            # The idle timeout as httpx's read timeout: an end of the stream, not a failure.
             self.idle_timed_out = True
             raise StopAsyncIteration from None
         except httpx.TransportError as exc:
+            if self.idle_timed_out:  # the watchdog cut the connection
+                raise StopAsyncIteration from None
             self._span.failure(exc)
             raise TransportError(
                 f"stream broken: {type(exc).__name__}: {exc}", verb=self._verb, url=self._span.path
             ) from exc
+        finally:
+            self._reading = False
+
+    async def _read_with_deadline(self, seconds: float) -> bytes:
+        with anyio.move_on_after(seconds):
+            self._read_deadline = None  # read through the main path, without recursing here
+            try:
+                return await self.__anext__()
+            finally:
+                self._read_deadline = seconds
+        self.idle_timed_out = True
+        raise StopAsyncIteration
+
+    def _check_idle(self) -> None:
+        """The watchdog: ends a read that has waited ``idle_timeout`` by shutting the socket down
+        (the pending read then fails, and ``__anext__`` turns that into the end of the stream)."""
+        assert self._idle_timeout is not None
+        now = self._clock()
+        due = now + self._idle_timeout
+        if self._reading:
+            due = self._read_started + self._idle_timeout
+            if now >= due:
+                self._watchdog = None
+                self.idle_timed_out = True
+                _shutdown(self._response)
+                return
+        self._watchdog = asyncio.get_running_loop().call_at(due, self._check_idle)
+
+    def _stop_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+
+
+def _socket_of(response: httpx.Response) -> Any:
+    """The connection's socket (on asyncio, a ``TransportSocket`` that still offers ``shutdown``)."""
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    return sock if callable(getattr(sock, "shutdown", None)) else None
+
+
+def _shutdown(response: httpx.Response) -> None:
+    sock = _socket_of(response)
+    if sock is None:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError as exc:  # already closed or reset: the read fails anyway
+        logger.debug("idle watch: shutting the socket down failed: %s", exc)
 
 
 class _Attempts:
@@ -164,6 +261,10 @@ class Client:
             headers={"User-Agent": config.user_agent},
             transport=transport,
         )
+        #: Whether every stream has a TCP connection of its own (httpx's HTTP/1.1 transport).
+        self._own_connections = transport is None and not config.http2
+        #: Whether socket reads without a timeout skip httpcore's per-read cancel scope.
+        self.untimed_reads = transport is None and install_untimed_reads(self._http)
         self._extensions: dict[str, Any] = {}
         if config.tls_server_name:
             self._extensions["sni_hostname"] = config.tls_server_name
@@ -268,16 +369,27 @@ class Client:
         (``ResponseStream.idle_timed_out`` tells it apart from a normal end); without it a stream
         waits for bytes forever."""
         timeout = self._stream_timeout
+        watchdog: float | None = None
         if idle_timeout is not None:
-            timeout = httpx.Timeout(
-                connect=timeout.connect, read=idle_timeout, write=timeout.write, pool=timeout.pool
-            )
+            if self._own_connections and _on_asyncio():
+                # Over HTTP/1.1 each watch owns its connection: a watchdog timer shuts an idle one's
+                # socket down. httpcore wraps every socket read in anyio.fail_after, and a deadline
+                # there costs a clock read and a timer armed and cancelled per read (a slow watch
+                # reads about once per event); with no deadline the scope is cheaper (measured in
+                # benches/bench_watch_decode.py).
+                watchdog = idle_timeout
+            else:
+                timeout = httpx.Timeout(
+                    connect=timeout.connect, read=idle_timeout, write=timeout.write, pool=timeout.pool
+                )
         response, span = await self._open(
             verb, "GET", path, params=params, content=None, content_type=None, accept=accept, stream=timeout
         )
+        body = ResponseStream(response, span, verb, watchdog=watchdog)
         try:
-            yield ResponseStream(response, span, verb)
+            yield body
         finally:
+            body._stop_watchdog()
             with anyio.CancelScope(shield=True):
                 await response.aclose()
             logger.debug("%s GET %s stream closed", verb, path)
@@ -451,3 +563,11 @@ def _query(params: Params | None) -> list[tuple[str, str | int | float | bool | 
         else:
             query.append((key, str(value)))
     return query
+
+
+def _on_asyncio() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

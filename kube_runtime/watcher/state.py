@@ -65,6 +65,7 @@ __all__ = [
     "WatchOpened",
     "WatchRejected",
     "WatcherItem",
+    "Watching",
     "has_open_watch",
     "next_action",
     "step",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gzip
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -188,6 +189,32 @@ async def test_watch_yields_events_errors_and_decode_errors_then_ends(registry: 
     assert items[4].type == "DELETED"
 
 
+async def test_a_gzip_encoded_watch_body_is_decoded(registry: CollectorRegistry) -> None:
+    """Unencoded watch bodies are read from the transport's byte stream directly; an encoded one
+    still goes through httpx's decoder."""
+    plain = b"".join(
+        _watch_lines(*({"type": "MODIFIED", "object": _cm(f"cm-{i}", str(i))} for i in range(50)))
+    )
+    compressed = gzip.compress(plain)
+
+    async def handler(req: Received) -> Reply:
+        async def body() -> AsyncIterator[bytes]:
+            for i in range(0, len(compressed), 100):
+                yield compressed[i : i + 100]
+
+        return 200, [("content-type", "application/json"), ("content-encoding", "gzip")], body()
+
+    async with (
+        LoopbackServer(handler) as server,
+        _client(server.url, registry) as client,
+        Api(client, CONFIGMAPS, "ns").watch() as events,
+    ):
+        items = [item async for item in events]
+    assert [i.object["metadata"]["name"] for i in items if isinstance(i, WatchEvent)] == [
+        f"cm-{i}" for i in range(50)
+    ]
+
+
 async def test_watch_cut_mid_body_raises_transport_error_from_the_iterator(
     registry: CollectorRegistry, traces: Traces
 ) -> None:
@@ -207,6 +234,7 @@ async def test_watch_cut_mid_body_raises_transport_error_from_the_iterator(
                 received.append(item)
 
     async with LoopbackServer(handler) as server, _client(server.url, registry, traces) as client:
+        assert client.untimed_reads  # the watch is read through kube_runtime.client.network
         with pytest.raises(TransportError, match="stream broken"):
             await consume(client)
         assert len(received) == 1
@@ -533,3 +561,51 @@ async def test_cancelled_watch_releases_its_connection(registry: CollectorRegist
         with anyio.fail_after(5):  # the only connection in the pool must be free again
             async with api.watch() as events:
                 assert isinstance(await events.__anext__(), WatchEvent)
+
+
+async def test_watch_reset_by_the_peer_raises_transport_error(registry: CollectorRegistry) -> None:
+    """A TCP reset (RST) during an untimed watch read is a TransportError, not a quiet end."""
+    import socket
+    import struct
+
+    line = orjson.dumps({"type": "ADDED", "object": _cm("a")}) + b"\n"
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+    chunk = f"{len(line):x}\r\n".encode() + line + b"\r\n"
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+    served = anyio.Event()
+
+    async def serve() -> None:
+        conn, _ = await anyio.to_thread.run_sync(_accept, listener)
+        with conn:
+            await anyio.to_thread.run_sync(conn.recv, 65536)
+            conn.sendall(head + chunk)
+            await served.wait()
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        # closing with SO_LINGER 0 sends RST instead of FIN
+
+    received: list[Any] = []
+
+    async def consume(client: Client) -> None:
+        async with Api(client, CONFIGMAPS, "ns").watch() as events:
+            async for item in events:
+                received.append(item)
+                served.set()
+
+    async with anyio.create_task_group() as tg, _client(f"http://127.0.0.1:{port}", registry) as client:
+        assert client.untimed_reads
+        tg.start_soon(serve)
+        with pytest.raises(TransportError, match="stream broken"):
+            await consume(client)
+    listener.close()
+    assert len(received) == 1
+
+
+def _accept(listener: Any) -> Any:
+    import select
+
+    select.select([listener], [], [], 30)
+    return listener.accept()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import anyio
+import pytest
 
 from kube_runtime.client import Api, ApiResource, WatchEvent
+from kube_runtime.client import client as client_module
 from kube_runtime.testing import ApiServer
 
 CONFIGMAPS = ApiResource.builtin("ConfigMap")
@@ -50,3 +52,46 @@ async def test_events_arriving_within_the_idle_timeout_keep_the_watch_open(api_s
                     break
     assert seen == [f"cm-{i}" for i in range(6)]
     assert not events.idle_timed_out
+
+
+async def test_a_consumer_slower_than_the_idle_timeout_loses_nothing(api_server: ApiServer) -> None:
+    """The idle clock only runs while a read waits: time the consumer spends elsewhere between
+    reads (here, longer than the idle timeout) does not end the watch."""
+    api = Api(api_server.client, CONFIGMAPS, "default")
+    rv = (await api.list())["metadata"]["resourceVersion"]
+    seen: list[str] = []
+    with anyio.fail_after(20):
+        async with api.watch(
+            resource_version=rv, timeout_seconds=60, allow_bookmarks=False, idle_timeout=0.3
+        ) as events:
+            await api.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "first"}})
+            async for item in events:
+                assert isinstance(item, WatchEvent)
+                seen.append(item.object["metadata"]["name"])
+                if len(seen) == 1:
+                    # Busy elsewhere for three idle timeouts; the next object arrives meanwhile.
+                    await anyio.sleep(0.5)
+                    await api.create(
+                        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "second"}}
+                    )
+                    await anyio.sleep(0.5)
+    assert seen == ["first", "second"]
+    assert events.idle_timed_out  # and then the silence ended it
+
+
+async def test_without_a_socket_to_shut_down_a_deadline_per_read_still_ends_a_silent_watch(
+    api_server: ApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watchdog needs the connection's socket; a connection that does not show it falls back to
+    a deadline around each read rather than waiting forever."""
+    monkeypatch.setattr(client_module, "_socket_of", lambda response: None)
+    api = Api(api_server.client, CONFIGMAPS, "default")
+    rv = (await api.list())["metadata"]["resourceVersion"]
+    with anyio.fail_after(10):
+        async with api.watch(
+            resource_version=rv, timeout_seconds=60, allow_bookmarks=False, idle_timeout=0.3
+        ) as events:
+            await api.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "only"}})
+            items = [item async for item in events]
+    assert [i.object["metadata"]["name"] for i in items if isinstance(i, WatchEvent)] == ["only"]
+    assert events.idle_timed_out
