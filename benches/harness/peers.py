@@ -77,7 +77,8 @@ PEERS: dict[str, Peer] = {
             "kube-runtime",
             _py("kube_runtime_peer.py"),
             controller=True,
-            variants=("full", "strip", "metadata", "compact", "compact-strip"),
+            # full/strip: the default (compact) store; dict/dict-strip: the opt-out shared-dict store
+            variants=("full", "strip", "metadata", "dict", "dict-strip"),
             library="py:kube-runtime",
         ),
         Peer(

@@ -139,32 +139,37 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     "met": got <= 2.0,
                 }
             )
-    for variant, want in (("full", 2.5), ("strip", 1.5), ("compact", 2.5), ("compact-strip", 1.5)):
+    for variant, want, label in (
+        ("full", 2.5, "default store"),
+        ("strip", 1.5, "default store, managedFields stripped"),
+        ("dict", 2.5, "dict store opt-out"),
+        ("dict-strip", 1.5, "dict store opt-out, stripped"),
+    ):
         r4 = find("s4", OURS, variant=variant)
         if r4:
             out.append(
                 {
-                    "target": f"S4 memory ({variant}) <= {want}x JSON",
+                    "target": f"S4 memory ({label}) <= {want}x JSON",
                     "value": f"{r4['x_json']}x",
                     "met": r4["x_json"] <= want,
                 }
             )
-    pauses = results.get("s4", {}).get("gc_longest_ms") or []
-    if pauses:
-        out.append(
-            {
-                "target": "S4 longest GC pause < 50 ms (bench_store, FreezeAfterSync with its freeze)",
-                "value": f"{pauses[-1]:.1f} ms",
-                "met": pauses[-1] < 50,
-            }
-        )
     compact_pauses = results.get("s4", {}).get("gc_longest_ms_compact") or []
     if compact_pauses:
         out.append(
             {
-                "target": "S4 longest GC pause < 50 ms (bench_store, compact store: a full collection)",
+                "target": "S4 longest GC pause < 50 ms (bench_store, default compact store)",
                 "value": f"{compact_pauses[-1]:.1f} ms",
                 "met": compact_pauses[-1] < 50,
+            }
+        )
+    pauses = results.get("s4", {}).get("gc_longest_ms") or []
+    if pauses:
+        out.append(
+            {
+                "target": "S4 longest GC pause < 50 ms (bench_store, dict store + FreezeAfterSync)",
+                "value": f"{pauses[-1]:.1f} ms",
+                "met": pauses[-1] < 50,
             }
         )
     for r in rows("s3"):

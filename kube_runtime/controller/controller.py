@@ -27,8 +27,9 @@ Guarantees (kube-rs ``controller/mod.rs`` semantics unless noted):
   ``RunnerError``. Nothing but shutdown ends the stream.
 * Nothing runs unless the results are consumed: the output is unbuffered and the runner starts
   nothing new while a finished reconcile waits to hand over its result.
-* Requeues go through a bounded channel (100) with backpressure; a dedicated task drains it into
-  the scheduler, so a full channel never deadlocks the runner (kube-rs #926).
+* Requeues go straight into the scheduler when a reconcile finishes (it is synchronous and
+  O(log n)); kube-rs passes them through a bounded channel (100) that deadlocked the runner when
+  full (kube-rs #926). There is no channel to fill here.
 * Failing reconciles get a per-object exponential backoff (5 ms doubling to 1000 s, forgotten on
   success) when the error policy returns ``Action.requeue_with_backoff()`` or is ``None``
   (kube-rs has none, #1916).
@@ -82,7 +83,6 @@ from kube_runtime.controller.errors import ControllerError, ObjectNotFound, Queu
 from kube_runtime.controller.metrics import QueueMetrics
 from kube_runtime.controller.result import ControllerResult, Reconciled
 from kube_runtime.controller.runner import Runner, loop_clock
-from kube_runtime.controller.scheduler import ScheduleRequest
 from kube_runtime.controller.signals import shutdown_on_signals
 from kube_runtime.predicates import Predicate
 from kube_runtime.store.object_ref import ObjectRef
@@ -117,7 +117,7 @@ C = TypeVar("C")
 
 #: See the module docstring for why 16.
 DEFAULT_CONCURRENCY: Final = 16
-#: kube-rs's ``APPLIER_REQUEUE_BUF_SIZE``.
+#: kube-rs's ``APPLIER_REQUEUE_BUF_SIZE`` (for reference: requeues need no channel here).
 REQUEUE_BUFFER_SIZE: Final = 100
 
 #: ``reconcile(obj, ctx) -> Action``.
@@ -164,8 +164,14 @@ class Controller:
 
     ``name`` (default: the lowercase kind) labels metrics and logs; it must be unique per metrics
     registry. ``registry`` receives the work-queue metrics (default: prometheus_client's global).
-    ``compact_store`` keeps the main store compact (:func:`~kube_runtime.store.store`): about a
-    quarter of the memory and no GC pauses for large caches, at a decode per reconcile.
+
+    ``compact_store`` (default ``True``) keeps the main store compact (see
+    :func:`~kube_runtime.store.store`): each reconcile gets a freshly decoded private copy of its
+    object, which it may mutate (controller-runtime's cache deep-copies every object it hands out
+    in the same way), for about a quarter of the memory of decoded dicts and no GC pauses however
+    large the cache. ``compact_store=False`` caches the decoded dicts: reconcilers then get the
+    cached object itself (read-only; mutating it corrupts the cache) and the process gets the
+    ``FreezeAfterSync`` GC policy.
     """
 
     def __init__(
@@ -175,7 +181,7 @@ class Controller:
         *,
         name: str | None = None,
         registry: CollectorRegistry | None = None,
-        compact_store: bool = False,
+        compact_store: bool = True,
     ) -> None:
         resource: ApiResource = api.resource
         reader, writer = store(resource, compact=compact_store)
@@ -561,14 +567,11 @@ class ControllerRun(Generic[C]):
             hooks=metrics,
         )
         self._runner = runner
+        self._runner_for_requeues = runner
         self._metrics = metrics
         self._clock = loop_clock()
         if self._requested_graceful:
             runner.close()
-        requeue_send, requeue_receive = anyio.create_memory_object_stream[ScheduleRequest[ReconcileRequest]](
-            REQUEUE_BUFFER_SIZE
-        )
-        self._requeue = requeue_send
         metrics.attach_inflight(runner.running, self._clock)  # type: ignore[arg-type]
         signals = (
             shutdown_on_signals(self.shutdown, self.force_shutdown, name=f"controller {ctl.name}")
@@ -580,7 +583,6 @@ class ControllerRun(Generic[C]):
                 async with anyio.create_task_group() as tg:
                     for trigger in ctl._triggers:
                         tg.start_soon(self._drive, trigger, runner, send, name=f"trigger {trigger.name}")
-                    tg.start_soon(self._drain_requeues, requeue_receive, runner)
                     for waitable in ctl._graceful:
                         tg.start_soon(self._shutdown_after, waitable)
                     _log.debug("applier runner held until store is ready")
@@ -591,7 +593,6 @@ class ControllerRun(Generic[C]):
             metrics.detach_inflight()
             metrics.active_workers.set(0)
             send.close()
-            requeue_send.close()
             _log.debug("applier terminated")
 
     async def _drive(
@@ -623,23 +624,6 @@ class ControllerRun(Generic[C]):
             if close is not None:
                 with anyio.move_on_after(5, shield=True):
                     await close()
-
-    async def _drain_requeues(
-        self,
-        requeues: MemoryObjectReceiveStream[ScheduleRequest[ReconcileRequest]],
-        runner: Runner[ReconcileRequest, Any],
-    ) -> None:
-        while True:
-            try:
-                request = requeues.receive_nowait()
-            except anyio.WouldBlock:
-                try:
-                    request = await requeues.receive()
-                except anyio.EndOfStream:
-                    return
-            except anyio.EndOfStream:
-                return
-            runner.schedule(request.message, request.run_at)
 
     async def _shutdown_after(self, waitable: Awaitable[Any] | _Waitable) -> None:
         if inspect.isawaitable(waitable):
@@ -688,12 +672,10 @@ class ControllerRun(Generic[C]):
                 span.record_exception(error)
                 span.set_status(Status(StatusCode.ERROR, str(error)))
                 delay = await self._apply_error_policy(obj, error, backoff.next_delay(obj_ref))
-                await self._requeue_after(obj_ref, ReconcileReason.ERROR_POLICY_REQUESTED_RETRY, delay)
+                self._requeue_after(obj_ref, ReconcileReason.ERROR_POLICY_REQUESTED_RETRY, delay)
                 return ReconcilerFailed(error, obj_ref, reason=reason, duration=duration)
             backoff.forget(obj_ref)
-            await self._requeue_after(
-                obj_ref, ReconcileReason.RECONCILER_REQUESTED_RETRY, action.requeue_after
-            )
+            self._requeue_after(obj_ref, ReconcileReason.RECONCILER_REQUESTED_RETRY, action.requeue_after)
             return Reconciled(obj_ref, action, reason=reason, duration=duration)
 
     async def _apply_error_policy(
@@ -713,18 +695,13 @@ class ControllerRun(Generic[C]):
             return backoff_delay
         return backoff_delay if action.backoff else action.requeue_after
 
-    async def _requeue_after(self, obj_ref: ObjectRef, reason: ReconcileReason, delay: float | None) -> None:
+    def _requeue_after(self, obj_ref: ObjectRef, reason: ReconcileReason, delay: float | None) -> None:
         if delay is None:
             return
         self._metrics.on_retry()
         run_at = self._clock() + min(delay, MAX_REQUEUE_SECONDS)
-        # While shutting down the channel may be closed: the requeue is dropped then.
-        request = ScheduleRequest(ReconcileRequest(obj_ref, reason), run_at)
-        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
-            try:
-                self._requeue.send_nowait(request)
-            except anyio.WouldBlock:  # the channel is full: wait for the drain task (backpressure)
-                await self._requeue.send(request)
+        # Once shutting down (the runner is closed) the requeue is dropped.
+        self._runner_for_requeues.schedule(ReconcileRequest(obj_ref, reason), run_at)
 
 
 #: One reader per shared reflector: ``SharedReflector.store`` hands out a new handle per call.

@@ -19,21 +19,25 @@ Guarantees (kube-rs ``runner.rs`` semantics):
   current span) are invisible to other runs, concurrent or later ones.
 
 The loop does O(log n) work per request and per start and no timer per scheduled message. With a
-concurrency limit it hands due messages to a fixed pool of ``concurrency`` worker tasks that run
-them one after another, each run in a fresh copy of the worker's context (a task per run costs
-several times the runtime's own per-run work); unbounded, it starts one task per run.
+concurrency limit a fixed pool of ``concurrency`` worker tasks runs due messages one after another,
+each run in a fresh copy of the worker's context (a task per run costs several times the runtime's
+own per-run work): a worker that finishes a run takes the next due message itself (no hand-off
+through the loop, which only wakes for new requests, deadlines and idle workers), and wakes an
+idle worker when more is due. Unbounded, it starts one task per run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import math
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
@@ -63,7 +67,8 @@ class RunnerHooks:
         """A run finished after ``work_seconds``."""
 
     def on_depth(self, depth: int) -> None:
-        """The number of due messages waiting to start changed (sampled once per loop pass)."""
+        """The number of due messages waiting to start (sampled once per loop pass and per start;
+        it may repeat an unchanged value)."""
 
 
 _NO_HOOKS = RunnerHooks()
@@ -100,12 +105,17 @@ class Runner(Generic[T, R]):
         self._closed = False
         self._wake = anyio.Event()
         self._new_event: Callable[[], anyio.Event] = anyio.Event
+        self._pause: Callable[[], Awaitable[None]] = anyio.lowlevel.checkpoint
         self._sleeping = False
+        #: When the sleeping loop wakes by itself (``inf``: only when woken).
+        self._sleep_until = math.inf
         #: Due messages handed to the worker pool (bounded concurrency), and the idle workers' wakers.
         self._handoff: deque[Due[T]] = deque()
         self._idle: list[anyio.Event] = []
         self._dispatching = False
         self._reported_added = 0
+        running = self.running
+        self._can_take: Callable[[T], bool] = lambda message: message not in running
         #: The clock every time here is read from (``anyio.current_time``'s source, read directly
         #: on asyncio once :meth:`run` started: it is called several times per reconcile).
         self.clock: Callable[[], float] = anyio.current_time
@@ -120,7 +130,9 @@ class Runner(Generic[T, R]):
             return False
         now = self.clock()
         changed = self.scheduler.schedule(message, now if run_at is None else run_at, now)
-        if changed and self._sleeping:
+        # With every worker busy the loop need not wake: the next worker to finish takes what is
+        # due, and a worker that goes idle wakes the loop if this made its deadline earlier.
+        if changed and self._sleeping and (not self.concurrency or len(self.running) < self.concurrency):
             self._wake.set()
         return changed
 
@@ -149,6 +161,7 @@ class Runner(Generic[T, R]):
         # The running backend's event class: constructing it directly skips anyio's per-call
         # backend lookup (events are made several times per run).
         self._new_event = type(anyio.Event())
+        self._pause = _pause_for_backend()
         self._dispatching = True
         async with anyio.create_task_group() as tg:
             readiness = anyio.CancelScope()
@@ -191,7 +204,7 @@ class Runner(Generic[T, R]):
             now = self.clock()
             if self._ready and not self._blocked_outputs:
                 while not limit or len(running) < limit:
-                    due = scheduler.pop(now, _not_in(running))
+                    due = scheduler.pop(now, self._can_take)
                     if due is None:
                         break
                     running[due.message] = now
@@ -214,8 +227,10 @@ class Runner(Generic[T, R]):
             self._sleeping = True
             try:
                 if deadline is None:
+                    self._sleep_until = math.inf
                     await self._wake.wait()
                 elif deadline > now:
+                    self._sleep_until = deadline
                     with anyio.move_on_after(deadline - now):
                         await self._wake.wait()
                 else:
@@ -225,46 +240,99 @@ class Runner(Generic[T, R]):
         hooks.on_depth(0)
 
     async def _worker(self, output: MemoryObjectSendStream[R | RunnerError]) -> None:
-        """Run handed-over messages one at a time until the loop has ended and nothing is left."""
+        """Run messages one at a time (handed over by the loop, or taken from the scheduler when
+        a run ends) until the loop has ended and nothing is left."""
         handoff = self._handoff
         idle = self._idle
         base = contextvars.copy_context()
+        pause = self._pause
         while True:
-            if handoff:
-                await self._run_one(handoff.popleft(), output, base.copy())
+            due = handoff.popleft() if handoff else self._take()
+            if due is not None:
+                if not await self._run_one(due, output, base.copy()):
+                    # Let what is ready run first (watch events updating the store, the results'
+                    # consumer) before taking the next message, as a pass through the loop would.
+                    await pause()
             elif self._dispatching:
+                deadline = self.scheduler.next_deadline()
+                if deadline is not None and deadline < self._sleep_until and self._sleeping:
+                    self._wake.set()  # scheduled while every worker was busy: the loop must time it
                 waker = self._new_event()
                 idle.append(waker)
                 await waker.wait()
             else:
                 return
 
+    def _take(self) -> Due[T] | None:
+        """The next due message for a free worker, marked running (the loop's start rules)."""
+        if self._closed or not self._ready or self._blocked_outputs or not self._dispatching:
+            return None
+        running = self.running
+        if len(running) >= self.concurrency:
+            return None
+        now = self.clock()
+        scheduler = self.scheduler
+        due = scheduler.pop(now, self._can_take)
+        if due is None:
+            return None
+        running[due.message] = now
+        hooks = self._hooks
+        hooks.on_started(now - due.due_at)
+        if scheduler.became_due != self._reported_added:
+            hooks.on_added(scheduler.became_due - self._reported_added)
+            self._reported_added = scheduler.became_due
+        hooks.on_depth(scheduler.pending_count)
+        return due
+
     async def _run_one(
         self,
         due: Due[T],
         output: MemoryObjectSendStream[R | RunnerError],
         context: contextvars.Context | None = None,
-    ) -> None:
+    ) -> bool:
         """One run and the hand-over of its output; ``context``: run inside it (a worker's run),
-        else in the calling task's own context (a task per run)."""
+        else in the calling task's own context (a task per run). Returns whether the hand-over
+        had to wait for the consumer."""
         message = due.message
         try:
             run = self._run_msg(message, due.due_at)
             result = await (run if context is None else in_context(run, context))
         finally:
             started = self.running.pop(message)
-            self.scheduler.unpark(message)
+            scheduler = self.scheduler
+            scheduler.unpark(message)
             self._hooks.on_finished(self.clock() - started)
-            self._wake.set()
+            if context is None:  # a task per run: the loop starts what is due now
+                self._wake.set()
+            elif self._idle and scheduler.has_pending:  # the pool: this worker takes one, idle ones the rest
+                self._idle.pop().set()
         try:
             output.send_nowait(result)
+            return False
         except anyio.WouldBlock:
             self._blocked_outputs += 1
             try:
                 await output.send(result)
             finally:
                 self._blocked_outputs -= 1
-                self._wake.set()
+                # Starts were held meanwhile. A pool worker takes the next message itself once
+                # back in its loop, so the loop is needed only to wake idle workers.
+                if context is None or (self._idle and not self._blocked_outputs):
+                    self._wake.set()
+        return True
+
+
+def _pause_for_backend() -> Callable[[], Awaitable[None]]:
+    """A checkpoint (yield to the event loop once) without anyio's per-call backend lookup."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # another anyio backend
+        return anyio.lowlevel.checkpoint
+    return _asyncio_pause
+
+
+async def _asyncio_pause() -> None:
+    await asyncio.sleep(0)
 
 
 def loop_clock() -> Callable[[], float]:
@@ -274,10 +342,6 @@ def loop_clock() -> Callable[[], float]:
         return asyncio.get_running_loop().time
     except RuntimeError:  # another anyio backend
         return anyio.current_time
-
-
-def _not_in(running: dict[T, float]) -> Callable[[T], bool]:
-    return lambda message: message not in running
 
 
 @asynccontextmanager

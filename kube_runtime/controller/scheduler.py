@@ -91,6 +91,11 @@ class Scheduler(Generic[T]):
         return message in self._scheduled or message in self._pending or message in self._parked
 
     @property
+    def has_pending(self) -> bool:
+        """Whether due messages wait to be offered (parked ones excluded)."""
+        return bool(self._pending)
+
+    @property
     def pending_count(self) -> int:
         """Messages that are due but held back, parked ones included (the work queue's depth)."""
         return len(self._pending) + len(self._parked)

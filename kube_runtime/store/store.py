@@ -5,15 +5,21 @@ Store completeness: readers only ever see a complete state. A (re)list fills a s
 vanished while disconnected disappear at the swap and never before. Until the first swap the store
 is empty and not ready. Peak memory during a relist is about twice the store.
 
-Objects are the decoded dicts themselves (no copies): treat everything a store returns as
-read-only. Keys are ``"namespace/name"`` (``"name"`` for cluster-scoped objects); a store holds one
-kind.
+Keys are ``"namespace/name"`` (``"name"`` for cluster-scoped objects); a store holds one kind.
 
-Compact stores (``store(compact=True)``) keep each object as its orjson encoding instead: about a
-third of the memory of the dicts, and nothing for Python's cyclic collector to trace (no GC pauses
-however large the cache, so no GC policy is needed). The price is a decode per read (a few
-microseconds for a 1 KB object; ``state()`` decodes every object) and a fresh dict per read, so
-objects read twice are not the same object (they are equal).
+Compact by default: each object is kept as its orjson encoding and decoded on every read, so every
+read hands out a private copy (two reads of one object are equal, never the same object). This is
+controller-runtime's contract (its cache deep-copies every object on Get and List unless told not
+to): a reader may mutate what it got, and no reconcile can corrupt the cache or another reader.
+It costs a decode per read (a few microseconds for a 1 KB object; ``state()``, ``find()`` and
+``state_filter()`` decode every object they visit) and buys about a quarter of the memory of the
+decoded dicts and nothing for Python's cyclic collector to trace (no GC pauses however large the
+cache, so no GC policy is needed).
+
+``store(compact=False)`` keeps the decoded dicts themselves instead (no copies, no decode: a read
+returns the object the watcher decoded, so treat it as read-only; mutating it corrupts the cache
+for every reader). Such a cache is traced by the cyclic collector and gets the process-wide
+:class:`~kube_runtime.store.gc_policy.FreezeAfterSync` policy by default.
 """
 
 from __future__ import annotations
@@ -52,7 +58,7 @@ class _Cache:
 
     __slots__ = ("compact", "indexes", "objects", "ready", "ready_event", "resource")
 
-    def __init__(self, resource: ApiResource | None, compact: bool = False) -> None:
+    def __init__(self, resource: ApiResource | None, compact: bool) -> None:
         #: Stored values: the objects, or their orjson encoding when ``compact``.
         self.objects: dict[str, Any] = {}
         self.indexes: dict[str, Index] = {}
@@ -64,10 +70,10 @@ class _Cache:
     def decoded(self, stored: Any) -> KubeObject:
         return orjson.loads(stored) if self.compact else stored  # type: ignore[no-any-return]
 
-    def decoded_objects(self) -> dict[str, KubeObject]:
+    def decoded_objects(self, stored: dict[str, Any]) -> dict[str, KubeObject]:
         if not self.compact:
-            return self.objects
-        return {key: orjson.loads(value) for key, value in self.objects.items()}
+            return stored
+        return {key: orjson.loads(value) for key, value in stored.items()}
 
 
 class Store:
@@ -81,20 +87,26 @@ class Store:
     def get(self, ref: ObjectRef) -> KubeObject | None:
         """The object ``ref`` names, or ``None``. On a miss a namespaced ref falls back to the
         cluster-scoped key (kube-rs), so a ref built without knowing the scope still finds a
-        cluster-scoped object; a namespaced object is never found by a cluster-scoped ref."""
-        resource = self._cache.resource
+        cluster-scoped object; a namespaced object is never found by a cluster-scoped ref.
+        A compact store decodes a private copy per call."""
+        found = self._lookup(ref)
+        if found is None or not self._cache.compact:
+            return found  # type: ignore[no-any-return]
+        return orjson.loads(found)  # type: ignore[no-any-return]
+
+    def _lookup(self, ref: ObjectRef) -> Any:
+        """The stored value ``ref`` names (not decoded), or ``None``."""
+        cache = self._cache
+        resource = cache.resource
         if resource is not None and ref.kind and ref.kind != resource.kind:
             return None
-        cache = self._cache
         objects = cache.objects
         found = None
         if ref.namespace:
             found = objects.get(f"{ref.namespace}/{ref.name}")
         if found is None:
             found = objects.get(ref.name)
-        if found is None or not cache.compact:
-            return found
-        return cache.decoded(found)
+        return found
 
     def get_by_key(self, name: str, namespace: str | None = None) -> KubeObject | None:
         found = self._cache.objects.get(f"{namespace}/{name}" if namespace else name)
@@ -132,7 +144,9 @@ class Store:
         return len(self._cache.objects)
 
     def __contains__(self, ref: object) -> bool:
-        return isinstance(ref, ObjectRef) and self.get(ref) is not None
+        """Whether ``ref`` names a cached object (same lookup as :meth:`get`, but never decodes:
+        prefer ``ref in store`` to ``store.get(ref) is not None`` for existence checks)."""
+        return isinstance(ref, ObjectRef) and self._lookup(ref) is not None
 
     def is_empty(self) -> bool:
         return not self._cache.objects
@@ -172,23 +186,27 @@ class Store:
 class Writer:
     """The single writer of a cache. Not shareable: one watcher stream feeds one Writer.
 
-    ``gc_policy`` is told about syncs and writes (default: the process-wide
-    :class:`~kube_runtime.store.gc_policy.FreezeAfterSync`, or none for a compact store, which
-    gives the collector nothing to trace); ``None`` leaves the collector alone. ``compact`` keeps
-    encoded objects (see the module docs).
+    ``compact`` (default) keeps encoded objects and hands out a decoded copy per read;
+    ``compact=False`` keeps the decoded dicts themselves (see the module docs).
+    ``gc_policy`` is told about syncs and writes: by default none for a compact store (it gives
+    the collector nothing to trace) and the process-wide
+    :class:`~kube_runtime.store.gc_policy.FreezeAfterSync` for a dict store; ``None`` leaves the
+    collector alone.
     """
 
-    __slots__ = ("_buffer", "_cache", "_encode", "_gc_policy")
+    __slots__ = ("_buffer", "_buffer_indexes", "_cache", "_encode", "_gc_policy")
 
     def __init__(
         self,
         resource: ApiResource | None = None,
         *,
         gc_policy: GcPolicy | None = _UNSET,
-        compact: bool = False,
+        compact: bool = True,
     ) -> None:
         self._cache = _Cache(resource, compact)
         self._buffer: dict[str, Any] | None = None
+        #: The indexes of the relist in progress, filled as the buffer is (swapped in with it).
+        self._buffer_indexes: dict[str, Index] = {}
         if gc_policy is _UNSET:
             gc_policy = None if compact else default_gc_policy()
         self._gc_policy: GcPolicy | None = gc_policy
@@ -197,11 +215,22 @@ class Writer:
     def as_reader(self) -> Store:
         return Store(self._cache)
 
+    @property
+    def compact(self) -> bool:
+        """Whether objects are kept encoded (see the module docs)."""
+        return self._cache.compact
+
     def add_index(self, name: str, key_fn: IndexFn) -> None:
-        """Maintain a secondary index from now on (built at once over the current objects)."""
+        """Maintain a secondary index from now on (built at once over the current objects, and
+        over a relist in progress; a compact store decodes each of them once)."""
+        cache = self._cache
         index = Index(name, key_fn)
-        index.rebuild(self._cache.decoded_objects())
-        self._cache.indexes[name] = index
+        index.rebuild(cache.decoded_objects(cache.objects))
+        cache.indexes[name] = index
+        if self._buffer is not None:
+            buffered = Index(name, key_fn)
+            buffered.rebuild(cache.decoded_objects(self._buffer))
+            self._buffer_indexes[name] = buffered
 
     def apply_watcher_event(self, event: Event[KubeObject]) -> None:
         """Apply one event. Objects without a name are ignored (they cannot be keyed)."""
@@ -222,22 +251,35 @@ class Writer:
         elif isinstance(event, InitApply):
             key = object_key(event.object)
             if key is not None:
-                if self._buffer is None:  # InitApply without Init: start the buffer anyway
-                    self._buffer = {}
-                self._buffer[key] = self._encode(event.object)
+                buffer = self._buffer
+                if buffer is None:  # InitApply without Init: start the buffer anyway
+                    buffer = self._start_buffer()
+                buffer[key] = self._encode(event.object)
+                for index in self._buffer_indexes.values():
+                    index.put(key, event.object)
+                if self._gc_policy is not None:
+                    self._gc_policy.after_write(max(len(buffer), len(cache.objects)))
         elif isinstance(event, Init):
-            self._buffer = {}
+            self._start_buffer()
         elif isinstance(event, InitDone):
             self._swap()
 
+    def _start_buffer(self) -> dict[str, Any]:
+        self._buffer = {}
+        indexes = self._cache.indexes
+        self._buffer_indexes = {name: Index(name, index.key_fn) for name, index in indexes.items()}
+        return self._buffer
+
     def _swap(self) -> None:
         cache = self._cache
-        cache.objects = self._buffer if self._buffer is not None else {}
-        self._buffer = None  # frees the previous state now, not at the next Init
-        if cache.indexes:
-            decoded = cache.decoded_objects()
-            for index in cache.indexes.values():
-                index.rebuild(decoded)
+        if self._buffer is None:  # InitDone without Init: an empty list
+            self._start_buffer()
+        assert self._buffer is not None
+        cache.objects = self._buffer
+        cache.indexes = self._buffer_indexes
+        # Frees the previous state now, not at the next Init.
+        self._buffer = None
+        self._buffer_indexes = {}
         if not cache.ready:
             cache.ready = True
             if cache.ready_event is not None:
@@ -250,9 +292,13 @@ class Writer:
 
 
 def store(
-    resource: ApiResource | None = None, *, gc_policy: GcPolicy | None = _UNSET, compact: bool = False
+    resource: ApiResource | None = None, *, gc_policy: GcPolicy | None = _UNSET, compact: bool = True
 ) -> tuple[Store, Writer]:
-    """A new empty cache: its reader and its only writer (``compact``: see the module docs)."""
+    """A new empty cache: its reader and its only writer.
+
+    Compact by default (a decoded private copy per read, like controller-runtime's deep-copying
+    cache; no GC policy needed); ``compact=False`` for a cache of the decoded dicts themselves
+    (shared read-only objects, ``FreezeAfterSync`` by default). See the module docs."""
     writer = Writer(resource, gc_policy=gc_policy, compact=compact)
     return writer.as_reader(), writer
 

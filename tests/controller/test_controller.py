@@ -64,7 +64,7 @@ async def test_a_compact_store_hands_reconcilers_the_same_objects(config_maps: A
         seen[obj["metadata"]["name"]] = obj
         return Action.await_change()
 
-    controller = Controller(config_maps, WatcherConfig(), compact_store=True)
+    controller = Controller(config_maps, WatcherConfig())  # compact by default
     async with controller.run(record, None, None) as results:
         await take_until(results, lambda items: len(items) == 2)
         await config_maps.patch("a", {"data": {"k": "changed"}})
@@ -477,9 +477,9 @@ async def test_unconsumed_results_stop_new_reconciles(config_maps: Api) -> None:
     assert sorted(started[:3]) == ["a", "b", "c"]
 
 
-async def test_the_store_is_shared_with_the_reconciler(config_maps: Api) -> None:
+async def test_a_dict_store_is_shared_with_the_reconciler(config_maps: Api) -> None:
     await config_maps.create(config_map("a", k="v"))
-    controller = Controller(config_maps)
+    controller = Controller(config_maps, compact_store=False)
 
     async def reconcile(obj: dict[str, Any], ctx: Any) -> Action:
         assert controller.store.get(cm_ref("a")) is obj
@@ -488,6 +488,29 @@ async def test_the_store_is_shared_with_the_reconciler(config_maps: Api) -> None
     async with controller.run(reconcile, None, None) as results:
         [item] = await take_until(results, lambda items: len(items) == 1)
     assert isinstance(item, Reconciled)
+    assert not controller.store._cache.compact
+
+
+async def test_by_default_a_reconciler_may_mutate_its_object_without_touching_the_cache(
+    config_maps: Api,
+) -> None:
+    """controller-runtime's contract (its cache deep-copies on read): the object is private."""
+    await config_maps.create(config_map("a", k="v"))
+    controller = Controller(config_maps)
+
+    async def reconcile(obj: dict[str, Any], ctx: Any) -> Action:
+        assert obj == controller.store.get(cm_ref("a"))
+        obj["data"]["k"] = "mutated"
+        obj["metadata"].clear()
+        return Action.await_change()
+
+    async with controller.run(reconcile, None, None) as results:
+        [item] = await take_until(results, lambda items: len(items) == 1)
+    assert isinstance(item, Reconciled)
+    cached = controller.store.get(cm_ref("a"))
+    assert cached is not None
+    assert cached["data"] == {"k": "v"}
+    assert cached["metadata"]["name"] == "a"
 
 
 async def test_debounce_merges_a_burst_of_changes(config_maps: Api) -> None:

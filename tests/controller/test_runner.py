@@ -277,3 +277,66 @@ def test_every_request_is_followed_by_a_run(
         assert any(m == message and t >= at for m, t in rec.starts), (at, message, rec.starts)
     # At most one run per request, and never more than one queued behind a running one.
     assert len(rec.starts) <= len(requests)
+
+
+async def test_a_delayed_request_made_while_every_worker_is_busy_runs_on_time() -> None:
+    """The busy pool does not wake the loop for a new request; the worker that goes idle first
+    must make the loop time it (otherwise it would wait for the next unrelated wake-up)."""
+    rec = Recorder(duration=2.0)
+    loop: Runner[str, str] = Runner(lambda m, d: rec(m), concurrency=1)
+    send, receive = anyio.create_memory_object_stream[Any](10)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(loop.run, send)
+        loop.schedule("busy")
+        await anyio.sleep(1)  # "busy" runs until t=2, so the one worker is taken
+        assert loop.schedule("later", anyio.current_time() + 4)  # due at t=5
+        await anyio.sleep(10)
+        loop.close()
+    assert rec.starts == [("busy", 0.0), ("later", 5.0)]
+    receive.close()
+
+
+_delayed_plans = st.lists(
+    # (request time in 0.1 s, object, delay in 0.1 s)
+    st.tuples(st.integers(0, 40), st.sampled_from("abcde"), st.sampled_from([0, 3, 15])),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_delayed_plans, st.integers(0, 3), st.sampled_from([0.05, 0.3, 1.0]))
+def test_every_delayed_request_is_followed_by_a_run(
+    plan: list[tuple[int, str, int]], concurrency: int, duration: float
+) -> None:
+    """Requests for the future, some made while the pool is busy: each is followed by a run no
+    later than it asked for plus the longest wait for a worker (the limit holds, no overlap)."""
+    requests = sorted((t / 10, m, d / 10) for t, m, d in plan)
+    rec = Recorder(duration=duration)
+    sent: list[tuple[float, str, float]] = []
+
+    async def main() -> None:
+        loop: Runner[str, str] = Runner(lambda m, d: rec(m), concurrency=concurrency)
+        send, receive = anyio.create_memory_object_stream[Any](1000)
+        async with anyio.create_task_group() as tg, receive:
+            tg.start_soon(loop.run, send)
+            for at, message, delay in requests:
+                await anyio.sleep(max(0.0, at - anyio.current_time()))
+                sent.append((anyio.current_time(), message, delay))
+                loop.schedule(message, anyio.current_time() + delay)
+            await anyio.sleep(100)
+            loop.close()
+
+    anyio.run(main, backend="asyncio", backend_options={"loop_factory": VirtualClockLoop})
+    assert rec.overlaps == []
+    if concurrency:
+        assert rec.max_running <= concurrency
+    slack = duration * len(requests) + 1e-6  # worst case: waiting behind every other run
+    assert len(sent) == len(requests)
+    for at, message, delay in sent:
+        assert any(m == message and at <= t <= at + delay + slack for m, t in rec.starts), (
+            at,
+            message,
+            delay,
+            rec.starts,
+        )

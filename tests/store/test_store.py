@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import gc
+import importlib
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kube_runtime.client.resource import ApiResource
-from kube_runtime.store import FreezeAfterSync, ObjectRef, by_label, by_owner_uid, store
+from kube_runtime.store import (
+    FreezeAfterSync,
+    ObjectRef,
+    Writer,
+    by_label,
+    by_owner_uid,
+    default_gc_policy,
+    store,
+)
 from kube_runtime.watcher.event import INIT, INIT_DONE, Apply, Delete, InitApply
 
 CM = ApiResource.builtin("ConfigMap")
+#: The module (``kube_runtime.store.store`` names the function).
+store_module = importlib.import_module("kube_runtime.store.store")
 NODE = ApiResource.builtin("Node")
 
 pytestmark = pytest.mark.anyio
@@ -146,9 +159,59 @@ def test_indexes_follow_apply_delete_and_swap() -> None:
         reader.index("nope", "x")
 
 
-def test_gc_policy_freezes_large_stores_after_sync() -> None:
-    policy = FreezeAfterSync(min_objects=50, refreeze_fraction=0.5, min_writes=10)
-    _reader, writer = store(CM, gc_policy=policy)
+def test_stores_are_compact_by_default_and_only_dict_stores_get_the_gc_policy() -> None:
+    reader, writer = store(CM)
+    assert writer.compact
+    assert writer._gc_policy is None
+    assert Writer(CM).compact
+    dict_reader, dict_writer = store(CM, compact=False)
+    assert not dict_writer.compact
+    assert dict_writer._gc_policy is default_gc_policy()
+    for w in (writer, dict_writer):
+        w.apply_watcher_event(Apply(cm("a", labels={"x": "1"})))
+    got = reader.get(ObjectRef("ConfigMap", "a", "ns"))
+    assert got is not None
+    got["metadata"]["labels"]["x"] = "mutated"  # a private copy: the cache is untouched
+    assert reader.get_by_key("a", "ns") == cm("a", labels={"x": "1"})
+    assert dict_reader.get_by_key("a", "ns") is dict_reader.get(ObjectRef("ConfigMap", "a", "ns"))
+
+
+def test_membership_never_decodes(monkeypatch: pytest.MonkeyPatch) -> None:
+    reader, writer = store(CM)
+    writer.apply_watcher_event(Apply(cm("a")))
+    monkeypatch.setattr(store_module, "orjson", None)  # any decode would fail
+    assert ObjectRef("ConfigMap", "a", "ns") in reader
+    assert ObjectRef("ConfigMap", "b", "ns") not in reader
+    assert ObjectRef("Pod", "a", "ns") not in reader
+
+
+@pytest.mark.parametrize("compact", [False, True], ids=["dicts", "compact"])
+def test_a_relist_builds_its_indexes_as_it_fills_without_decoding(
+    compact: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reader, writer = store(CM, gc_policy=None, compact=compact)
+    writer.add_index("app", by_label("app"))
+    writer.apply_watcher_event(Apply(cm("old", labels={"app": "web"})))
+    writer.apply_watcher_event(INIT)
+    writer.apply_watcher_event(InitApply(cm("a", labels={"app": "web"})))
+    writer.add_index("owner", by_owner_uid)  # added mid-relist: covers the buffer too
+    writer.apply_watcher_event(InitApply(cm("b", labels={"app": "db"}, ownerReferences=[{"uid": "u"}])))
+    writer.apply_watcher_event(InitApply(cm("a", labels={"app": "db"})))  # listed twice: the last wins
+    assert names(reader.index("app", "web")) == ["old"]  # the relist is not visible yet
+    assert reader.index("owner", "u") == []
+    decoded: list[bytes] = []
+    counting = SimpleNamespace(loads=lambda b: decoded.append(b) or orjson.loads(b), dumps=orjson.dumps)
+    monkeypatch.setattr(store_module, "orjson", counting)
+    writer.apply_watcher_event(INIT_DONE)
+    assert not decoded  # the swap decodes nothing
+    assert names(reader.index("app", "db")) == ["a", "b"]
+    assert reader.index("app", "web") == []
+    assert names(reader.index("owner", "u")) == ["b"]
+
+
+def test_gc_policy_freezes_large_stores_after_sync_and_every_so_many_writes() -> None:
+    policy = FreezeAfterSync(min_objects=50, refreeze_writes=10)
+    _reader, writer = store(CM, gc_policy=policy, compact=False)
     try:
         writer.apply_watcher_event(INIT)
         for i in range(20):
@@ -156,16 +219,30 @@ def test_gc_policy_freezes_large_stores_after_sync() -> None:
         writer.apply_watcher_event(INIT_DONE)
         assert policy.freezes == 0  # small store: the collector is left alone
         writer.apply_watcher_event(INIT)
-        for i in range(60):
+        for i in range(49):
             writer.apply_watcher_event(InitApply(cm(f"o{i}")))
+        assert policy.freezes == 0
+        writer.apply_watcher_event(InitApply(cm("o49")))
+        assert policy.freezes == 1  # the relist reached min_objects: frozen while it fills
+        for i in range(50, 60):
+            writer.apply_watcher_event(InitApply(cm(f"o{i}")))
+        assert policy.freezes == 2
         writer.apply_watcher_event(INIT_DONE)
-        assert policy.freezes == 1
+        assert policy.freezes == 3  # and after the sync
         assert gc.get_freeze_count() > 0
-        for i in range(30):
+        for i in range(9):
             writer.apply_watcher_event(Apply(cm(f"o{i}", rv="2")))
-        assert policy.freezes == 2  # refrozen after max(10, 60 * 0.5) writes
+        writer.apply_watcher_event(Delete(cm("o0")))  # deletes leave nothing new alive: not counted
+        assert policy.freezes == 3
+        writer.apply_watcher_event(Apply(cm("o9", rv="2")))
+        assert policy.freezes == 4  # a fixed cadence, whatever the store's size
     finally:
         gc.unfreeze()
+
+
+def test_gc_policy_rejects_a_zero_cadence() -> None:
+    with pytest.raises(ValueError, match="refreeze_writes"):
+        FreezeAfterSync(refreeze_writes=0)
 
 
 ops = st.lists(
@@ -210,7 +287,7 @@ def test_store_matches_dict_model(compact: bool, operations: list[tuple[Any, ...
 
 
 def test_compact_store_keeps_encoded_objects_the_collector_does_not_trace() -> None:
-    reader, writer = store(CM, compact=True)
+    reader, writer = store(CM)
     writer.add_index("owner", by_owner_uid)
     owned = cm("a", ownerReferences=[{"uid": "u1", "kind": "X", "name": "x", "apiVersion": "v1"}])
     for event in (INIT, InitApply(owned), InitApply(cm("b")), INIT_DONE, Apply(cm("c", ns=None))):

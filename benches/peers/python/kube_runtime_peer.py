@@ -1,9 +1,12 @@
 """kube-runtime peer: watcher + reflector into a Store (watch mode), or a Controller with a no-op
 reconcile (controller mode). The same protocol as every other peer (benches/peers/README.md).
 
+The store is compact (orjson bytes, nothing for the cyclic GC to trace), the default.
 ``--variant strip`` drops managedFields before the store keeps an object; ``--variant metadata``
-watches PartialObjectMetadata; ``compact`` and ``compact-strip`` keep a compact store (orjson bytes,
-nothing for the cyclic GC to trace). ``KR_PEER_OBSERVE=1`` (controller mode) turns on the built-in
+watches PartialObjectMetadata; ``dict`` and ``dict-strip`` keep the decoded dicts instead
+(``store(compact=False)``, with its default FreezeAfterSync GC policy); ``compact`` and
+``compact-strip`` are the old names of ``full`` and ``strip`` (controller mode: ``dict*`` variants
+give the controller a dict store). ``KR_PEER_OBSERVE=1`` (controller mode) turns on the built-in
 metrics and tracing (``observe_results`` with an OpenTelemetry SDK provider whose exporter drops
 spans), for the observability-overhead scenario.
 """
@@ -79,12 +82,12 @@ async def main() -> None:
         tg.start_soon(ticker)
         tg.start_soon(on_signal)
         if args.mode == "watch":
-            reader, writer = store(resource, compact=args.variant.startswith("compact"))
+            reader, writer = store(resource, compact=not args.variant.startswith("dict"))
             if args.variant == "metadata":
                 events: AsyncIterable[Any] = metadata_watcher(api, WatcherConfig())
             else:
                 events = watcher(api, WatcherConfig())
-            if args.variant in ("strip", "compact-strip"):
+            if args.variant in ("strip", "compact-strip", "dict-strip"):
                 events = modify(events, drop_managed_fields)
             is_synced = False
             async for item in reflector(writer, events).default_backoff():
@@ -104,7 +107,9 @@ async def main() -> None:
             def error_policy(_obj: dict[str, Any], _err: Exception, _ctx: None) -> Action:
                 return Action.requeue(1.0)
 
-            controller = Controller(api, WatcherConfig()).with_config(concurrency=args.concurrency)
+            controller = Controller(
+                api, WatcherConfig(), compact_store=not args.variant.startswith("dict")
+            ).with_config(concurrency=args.concurrency)
             reader = controller.store
 
             async def report_ready() -> None:

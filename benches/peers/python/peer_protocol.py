@@ -26,7 +26,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--reconcile-ms", type=float, default=0.0, help="controller mode: reconcile duration")
     p.add_argument(
         "--variant",
-        choices=["full", "strip", "metadata", "compact", "compact-strip"],
+        choices=["full", "strip", "metadata", "compact", "compact-strip", "dict", "dict-strip"],
         default="full",
         help="what the cache holds (peers without the option ignore it and say so in 'variant')",
     )
