@@ -27,11 +27,13 @@ Pitfalls: both callbacks must be idempotent and cancellation-safe (they run agai
 failure or restart). Kubernetes does not deduplicate finalizers (kube-rs #964), which is why adding
 tests the whole list rather than blindly appending.
 
-Difference from kube-rs: kube-rs guards the "no finalizers yet" add with ``test == null``, which
-fails forever against a server that stores an explicit empty list ``[]``. Here the guard tests
-the list as observed (``null`` when absent, ``[]`` when empty), and if that exact form is rejected
-with 422 the other empty form is tried once; both forms only pass while the list is empty, so the
-guard stays exact.
+Differences from kube-rs: removing the finalizer from an object that is already gone (404) is
+success, not a ``RemoveFinalizer`` error: the object cannot have been deleted while our finalizer
+was on it, and the cleanup has just succeeded again. kube-rs guards the "no finalizers yet" add
+with ``test == null``, which fails forever against a server that stores an explicit empty list
+``[]``. Here the guard tests the list as observed (``null`` when absent, ``[]`` when empty), and
+if that exact form is rejected with 422 the other empty form is tried once; both forms only pass
+while the list is empty, so the guard stays exact.
 """
 
 from __future__ import annotations
@@ -207,6 +209,10 @@ async def finalizer(
         try:
             await api.patch(name, remove, patch_type="json")
         except ApiError as exc:
+            if exc.code == 404:
+                # Gone: whoever removed our finalizer let it go, and this cleanup succeeded too
+                # (a reconcile of a stale copy racing the one that finished it).
+                return action
             raise RemoveFinalizer(exc) from exc
         return action
 

@@ -168,6 +168,19 @@ async def test_remove_guard_rejects_a_moved_finalizer(api_server: Any) -> None:
     assert await api.get_opt("shifted") is None
 
 
+async def test_a_stale_cleanup_of_an_object_already_gone_succeeds(api_server: Any) -> None:
+    api = configmaps(api_server)
+    await make(api, "raced", [OURS])
+    await api.delete("raced")
+    stale = await api.get("raced")
+    handler = Handler(action=Action.await_change())
+    assert await finalizer(api, OURS, stale, handler) == Action.await_change()
+    assert await api.get_opt("raced") is None
+    # A second reconcile of the same stale copy: the cleanup runs again, the remove patch gets 404.
+    assert await finalizer(api, OURS, stale, handler) == Action.await_change()
+    assert handler.events == [Cleanup(stale), Cleanup(stale)]
+
+
 async def test_deleted_before_the_finalizer_was_added_needs_no_cleanup(api_server: Any) -> None:
     api = configmaps(api_server)
     await make(api, "never-applied", [OTHER])
