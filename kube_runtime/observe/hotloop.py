@@ -42,6 +42,9 @@ class _Incrementable(Protocol):
     def inc(self, amount: float = 1) -> None: ...
 
 
+_NO_START: float = float("nan")
+
+
 @dataclass(slots=True)
 class _ObjectChain:
     last_end: float
@@ -78,7 +81,11 @@ class HotLoopDetector:
         self.window = window
         self.gap = gap
         self.detections: deque[tuple[Any, int]] = deque(maxlen=100)
+        #: Objects whose latest reconcile continued a chain.
         self._chains: dict[Any, _ObjectChain] = {}
+        #: Every other recent object: (end of its latest reconcile, its start if it was an
+        #: update, else NaN).
+        self._last: dict[Any, tuple[float, float]] = {}
         self._counter: _Incrementable | None = None
         self._next_sweep = 0.0
 
@@ -89,21 +96,26 @@ class HotLoopDetector:
     def observe(self, obj_ref: Any, reason: Any, duration: float, now: float) -> bool:
         """Record a reconcile of ``obj_ref`` that finished at ``now`` after ``duration`` seconds.
         Returns ``True`` when this reconcile triggered a report."""
-        self._maybe_sweep(now)
+        if now >= self._next_sweep:
+            self._sweep(now)
         started = now - duration
+        updated = _is_object_updated(reason)
         chain = self._chains.get(obj_ref)
         if chain is None:
+            # Most objects are not chaining: one (end, start) pair each, no chain state.
+            last = self._last.get(obj_ref)
+            if last is None or not updated or started - last[0] > self.gap:
+                self._last[obj_ref] = (now, started if updated else _NO_START)
+                return False
+            del self._last[obj_ref]
             chain = self._chains[obj_ref] = _ObjectChain(last_end=now)
-            if _is_object_updated(reason):
-                chain.starts.append(started)
-            return False
-        chained = _is_object_updated(reason) and started - chain.last_end <= self.gap
-        chain.last_end = now
-        if not chained:
-            chain.starts.clear()
-            chain.reported_at = None
-            if _is_object_updated(reason):
-                chain.starts.append(started)
+            if last[1] == last[1]:  # the previous reconcile was an update too (not NaN)
+                chain.starts.append(last[1])
+        elif updated and started - chain.last_end <= self.gap:
+            chain.last_end = now
+        else:  # the chain is broken: back to the plain pair
+            del self._chains[obj_ref]
+            self._last[obj_ref] = (now, started if updated else _NO_START)
             return False
         starts = chain.starts
         starts.append(started)
@@ -129,15 +141,14 @@ class HotLoopDetector:
         )
         return True
 
-    def _maybe_sweep(self, now: float) -> None:
-        if now < self._next_sweep:
-            return
+    def _sweep(self, now: float) -> None:
         self._next_sweep = now + self.window
         horizon = now - self.window
-        stale = [ref for ref, chain in self._chains.items() if chain.last_end < horizon]
-        for ref in stale:
+        for ref in [ref for ref, chain in self._chains.items() if chain.last_end < horizon]:
             del self._chains[ref]
+        for ref in [ref for ref, (end, _) in self._last.items() if end < horizon]:
+            del self._last[ref]
 
     def __len__(self) -> int:
         """Objects currently tracked (bounded by objects reconciled within the last window or two)."""
-        return len(self._chains)
+        return len(self._chains) + len(self._last)

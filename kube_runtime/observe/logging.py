@@ -31,14 +31,16 @@ import logging
 import os
 import sys
 from collections.abc import Mapping, MutableMapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal, TextIO
 
 import orjson
 import structlog
 from opentelemetry import trace
+from opentelemetry.trace import SpanContext
 
-from kube_runtime.controller.context import current_reconcile
+from kube_runtime.controller.context import ReconcileInfo, current_reconcile
 
 __all__ = [
     "DEFAULT_LOG_FILTER",
@@ -135,17 +137,36 @@ def parse_log_filter(spec: str) -> LogFilter:
 
 def add_reconcile_context(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
     """structlog processor: inside a reconcile, stamp ``object.ref``, ``object.reason``,
-    ``reconcile_id``, ``controller`` and a tracing-subscriber-like ``span`` object."""
+    ``reconcile_id``, ``controller`` and a tracing-subscriber-like ``span`` object.
+
+    The fields are rendered once per reconcile (kept in a context variable of the reconcile's own
+    context), not once per line."""
     info = current_reconcile()
     if info is None:
         return event_dict
-    ref, reason = str(info.obj_ref), str(info.reason)
+    rendered = _reconcile_fields.get()
+    if rendered is None or rendered[0] is not info:
+        ref, reason = str(info.obj_ref), str(info.reason)
+        rendered = (
+            info,
+            ref,
+            reason,
+            {"name": "reconciling object", "object.ref": ref, "object.reason": reason},
+        )
+        _reconcile_fields.set(rendered)
+    _, ref, reason, span = rendered
     event_dict.setdefault("object.ref", ref)
     event_dict.setdefault("object.reason", reason)
     event_dict.setdefault("reconcile_id", info.reconcile_id)
     event_dict.setdefault("controller", info.controller)
-    event_dict.setdefault("span", {"name": "reconciling object", "object.ref": ref, "object.reason": reason})
+    event_dict.setdefault("span", dict(span))  # a copy: later processors may edit the line's fields
     return event_dict
+
+
+#: The current reconcile and its rendered log fields (set inside the reconcile's own context).
+_reconcile_fields: ContextVar[tuple[ReconcileInfo, str, str, dict[str, str]] | None] = ContextVar(
+    "kube_runtime_reconcile_log_fields", default=None
+)
 
 
 def add_trace_context(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
@@ -153,9 +174,19 @@ def add_trace_context(_logger: Any, _method: str, event_dict: MutableMapping[str
     (lower-case hex, as OTLP backends display them) when a valid span is active."""
     ctx = trace.get_current_span().get_span_context()
     if ctx.is_valid:
-        event_dict.setdefault("trace_id", format(ctx.trace_id, "032x"))
-        event_dict.setdefault("span_id", format(ctx.span_id, "016x"))
+        cached = _trace_ids.get()
+        if cached is None or cached[0] is not ctx:
+            cached = (ctx, format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"))
+            _trace_ids.set(cached)
+        event_dict.setdefault("trace_id", cached[1])
+        event_dict.setdefault("span_id", cached[2])
     return event_dict
+
+
+#: The last span context whose ids were formatted, and its ids (a span's lines reuse them).
+_trace_ids: ContextVar[tuple[SpanContext, str, str] | None] = ContextVar(
+    "kube_runtime_trace_ids", default=None
+)
 
 
 class LevelFilteringLogger(structlog.stdlib.BoundLogger):

@@ -20,20 +20,25 @@ What the stream cannot see (queue depth, active workers, time in queue) the cont
 itself under the ``workqueue_*``/``controller_runtime_active_workers`` names.
 
 Metric families are created once per ``CollectorRegistry`` (:func:`controller_metrics`), so
-several controllers share them, distinguished by the ``controller`` label.
+several controllers share them, distinguished by the ``controller`` label. They are
+prometheus_client's ``Counter``/``Histogram`` with lock-free children
+(:mod:`kube_runtime.observe.single_writer`: the same exposition, a fraction of the cost per
+reconcile), so a recorder must be fed from one thread at a time: its controller's event loop.
 """
 
 from __future__ import annotations
 
 import threading
 import weakref
+from asyncio import _get_running_loop
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any, Final, TypeVar
 
 import anyio
 import structlog
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry
 
+from kube_runtime.controller.action import Action
 from kube_runtime.controller.errors import (
     ControllerError,
     ObjectNotFound,
@@ -41,8 +46,10 @@ from kube_runtime.controller.errors import (
     ReconcilerFailed,
     RunnerError,
 )
+from kube_runtime.controller.result import Reconciled
 from kube_runtime.observe.hotloop import HotLoopDetector
 from kube_runtime.observe.progress import ReconcileProgress
+from kube_runtime.observe.single_writer import SingleWriterCounter, SingleWriterHistogram
 
 __all__ = [
     "RECONCILE_RESULTS",
@@ -68,36 +75,39 @@ T = TypeVar("T")
 
 
 class ControllerMetrics:
-    """The reconcile metric families of one registry. Get it with :func:`controller_metrics`."""
+    """The reconcile metric families of one registry. Get it with :func:`controller_metrics`.
+
+    Update each controller's children from that controller's event loop only (see the module
+    docs); scrapes may come from any thread."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self.reconcile_total = Counter(
+        self.reconcile_total = SingleWriterCounter(
             "controller_runtime_reconcile_total",
             "Total number of reconciliations per controller",
             ["controller", "result"],
             registry=registry,
         )
-        self.reconcile_errors_total = Counter(
+        self.reconcile_errors_total = SingleWriterCounter(
             "controller_runtime_reconcile_errors_total",
             "Total number of reconciliation errors per controller",
             ["controller"],
             registry=registry,
         )
-        self.reconcile_time_seconds = Histogram(
+        self.reconcile_time_seconds = SingleWriterHistogram(
             "controller_runtime_reconcile_time_seconds",
             "Length of time per reconciliation per controller",
             ["controller"],
             buckets=RECONCILE_TIME_BUCKETS,
             registry=registry,
         )
-        self.stream_errors_total = Counter(
+        self.stream_errors_total = SingleWriterCounter(
             "kube_runtime_controller_stream_errors_total",
             "Error items of a controller's result stream that are not reconcile failures",
             ["controller", "error"],
             registry=registry,
         )
-        self.hot_loop_detections_total = Counter(
+        self.hot_loop_detections_total = SingleWriterCounter(
             "kube_runtime_hot_loop_detections_total",
             "Objects found reconciled over and over because of changes right after their own reconcile",
             ["controller"],
@@ -165,6 +175,9 @@ class ResultRecorder:
         self.metrics.register_controller(controller)
         m, c = self.metrics, controller
         self._results = {r: m.reconcile_total.labels(c, r) for r in RECONCILE_RESULTS}
+        self._success = self._results["success"]
+        self._requeue = self._results["requeue"]
+        self._requeue_after = self._results["requeue_after"]
         self._errors = m.reconcile_errors_total.labels(c)
         self._time = m.reconcile_time_seconds.labels(c)
         if hot_loops is True:
@@ -177,17 +190,35 @@ class ResultRecorder:
 
     def record(self, item: object) -> None:
         """Count one result item. Never raises for an unexpected item (it is ignored)."""
-        now = anyio.current_time()
+        loop = _get_running_loop()
+        now = loop.time() if loop is not None else anyio.current_time()  # the same clock on asyncio
         if self.progress is not None:
             self.progress.mark(now)
-        if isinstance(item, tuple) and len(item) == 2:
+        if item.__class__ is Reconciled:  # the common case, without the generic lookups below
+            obj_ref, action = item
+            duration = item.duration
+            if action.__class__ is Action:
+                if action.backoff:
+                    self._requeue.inc()
+                elif action.requeue_after is None:
+                    self._success.inc()
+                elif action.requeue_after > 0:
+                    self._requeue_after.inc()
+                else:
+                    self._requeue.inc()
+            else:
+                self._results[reconcile_result_label(action)].inc()
+            self._time.observe(duration)
+            if self.hot_loops is not None:
+                self.hot_loops.observe(obj_ref, item.reason, duration, now)
+        elif isinstance(item, tuple) and len(item) == 2:
             obj_ref, action = item
             self._results[reconcile_result_label(action)].inc()
-            duration = getattr(item, "duration", None)
-            if duration is not None:
-                self._time.observe(duration)
+            maybe_duration = getattr(item, "duration", None)
+            if maybe_duration is not None:
+                self._time.observe(maybe_duration)
             if self.hot_loops is not None:
-                self.hot_loops.observe(obj_ref, getattr(item, "reason", None), duration or 0.0, now)
+                self.hot_loops.observe(obj_ref, getattr(item, "reason", None), maybe_duration or 0.0, now)
         elif isinstance(item, ReconcilerFailed):
             self._results["error"].inc()
             self._errors.inc()

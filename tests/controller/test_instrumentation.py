@@ -16,16 +16,22 @@ from prometheus_client import CollectorRegistry
 from kube_runtime.client import Api
 from kube_runtime.controller import Action, Controller, ReconcileInfo, current_reconcile, queue_metrics
 from kube_runtime.controller import controller as controller_module
+from kube_runtime.observe.tracing import setup_tracing
 from tests.controller.conftest import config_map, take_until
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def spans(monkeypatch: pytest.MonkeyPatch) -> InMemorySpanExporter:
+@pytest.fixture(params=["sdk", "setup_tracing"])
+def spans(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> InMemorySpanExporter:
+    """The SDK's own provider, and the one ``setup_tracing`` installs (its fast path for the
+    reconcile span): the span contract holds for both."""
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    if request.param == "sdk":
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+    else:
+        provider = setup_tracing("test", exporter=exporter, batch=False, set_global=False)
     monkeypatch.setattr(controller_module, "_tracer", provider.get_tracer("test"))
     return exporter
 

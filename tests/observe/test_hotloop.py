@@ -99,3 +99,63 @@ async def test_detection_through_the_result_stream_warns_and_counts(registry: Co
     assert line["object.ref"] == str(ref("hot"))
     assert "hot loop" in line["event"]
     configure_logging("warning", stream=io.StringIO())
+
+
+class ReferenceDetector:
+    """The detection rule stated plainly: one chain (start times) per object, no fast path."""
+
+    def __init__(self, threshold: int, window: float, gap: float) -> None:
+        self.threshold, self.window, self.gap = threshold, window, gap
+        self.last_end: dict[str, float] = {}
+        self.starts: dict[str, list[float]] = {}
+        self.reported_at: dict[str, float | None] = {}
+
+    def observe(self, obj: str, updated: bool, duration: float, now: float) -> bool:
+        started = now - duration
+        if obj not in self.last_end:
+            self.last_end[obj], self.starts[obj], self.reported_at[obj] = now, [], None
+            if updated:
+                self.starts[obj].append(started)
+            return False
+        chained = updated and started - self.last_end[obj] <= self.gap
+        self.last_end[obj] = now
+        if not chained:
+            self.starts[obj] = [started] if updated else []
+            self.reported_at[obj] = None
+            return False
+        starts = [s for s in [*self.starts[obj], started] if s >= now - self.window][-self.threshold :]
+        self.starts[obj] = starts
+        if len(starts) < self.threshold:
+            return False
+        reported = self.reported_at[obj]
+        if reported is not None and now - reported < self.window:
+            return False
+        self.reported_at[obj] = now
+        return True
+
+
+reconciles = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b", "c"]),
+        st.booleans(),  # triggered by an update of the object itself
+        st.sampled_from([0.0, 0.01, 0.5, 1.0, 1.5, 30.0]),  # idle time before this reconcile
+        st.sampled_from([0.0, 0.05, 0.9, 2.0]),  # its duration
+    ),
+    max_size=80,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(reconciles, st.integers(min_value=2, max_value=5))
+def test_matches_the_plain_rule_property(steps: list[tuple[str, bool, float, float]], threshold: int) -> None:
+    """The per-object fast path (a pair until an object starts chaining) reports exactly when the
+    plain rule does, across interleaved objects, window expiry and sweeps (an object the
+    detector forgot after a window idle is unchained either way)."""
+    detector = HotLoopDetector("c", threshold=threshold, window=10.0, gap=1.0)
+    reference = ReferenceDetector(threshold, 10.0, 1.0)
+    now = 0.0
+    for obj, updated, idle, duration in steps:
+        now += idle + duration
+        reason = UPDATED if updated else RETRY
+        expected = reference.observe(obj, updated, duration, now)
+        assert detector.observe(ref(obj), reason, duration, now) == expected

@@ -166,3 +166,42 @@ async def test_uvicorn_lifecycle_lines_are_quiet_by_default_and_never_colored(
         assert text.count("Started server process") == 2  # asked for: shown, once per listener
         assert "color_message" not in text
         assert "\x1b" not in text
+
+
+def test_reconcile_fields_follow_the_current_reconcile(
+    output: io.StringIO, spans: InMemorySpanExporter
+) -> None:
+    """The fields are rendered once per reconcile and reused, but a new reconcile (even in the
+    same context, as on a worker) and a new span get their own."""
+    import contextvars
+
+    from kube_runtime.controller.action import ReconcileReason
+    from kube_runtime.controller.context import ReconcileInfo, _current
+    from kube_runtime.store.object_ref import ObjectRef
+
+    configure_logging("info", stream=output)
+    log = structlog.get_logger("reconciler")
+    tracer = trace.get_tracer("test")
+    first = ReconcileInfo(ObjectRef("ConfigMap", "a", "ns"), ReconcileReason.OBJECT_UPDATED, "r-1", "cms")
+    second = ReconcileInfo(ObjectRef("ConfigMap", "b", "ns"), ReconcileReason.custom("nudged"), "r-2", "cms")
+
+    def worker() -> list[tuple[str, str]]:
+        ids = []
+        for info in (first, first, second):
+            _current.set(info)
+            with tracer.start_as_current_span("reconciling object") as span:
+                log.info("step")
+                log.info("step")
+                ctx = span.get_span_context()
+                ids.append((format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")))
+        return ids
+
+    ids = contextvars.copy_context().run(worker)
+    got = lines(output)
+    assert [(e["object.ref"], e["object.reason"], e["reconcile_id"]) for e in got] == [
+        ("ConfigMap.v1./a.ns", "object updated", "r-1"),
+    ] * 4 + [("ConfigMap.v1./b.ns", "nudged", "r-2")] * 2
+    assert [e["span"]["object.ref"] for e in got][-1] == "ConfigMap.v1./b.ns"
+    assert [(e["trace_id"], e["span_id"]) for e in got] == [ids[0], ids[0], ids[1], ids[1], ids[2], ids[2]]
+    log.info("outside")
+    assert "object.ref" not in lines(output)[-1]
