@@ -648,10 +648,11 @@ class ControllerRun(Generic[C]):
             ReconcileInfo(obj_ref, reason, _next_reconcile_id(), ctl.name, backoff.failures(obj_ref))
         )
         active = self._metrics.active_workers
+        tracer = _reconcile_tracer()
         span_scope = (
             _NO_SPAN
-            if _tracing_off()
-            else _tracer.start_as_current_span(
+            if tracer is None
+            else tracer.start_as_current_span(
                 "reconciling object", attributes={"object.ref": str(obj_ref), "object.reason": str(reason)}
             )
         )
@@ -720,12 +721,37 @@ def _shared_reader(shared: SharedReflector) -> Store:
 _NO_SPAN: Final = contextlib.nullcontext(trace.INVALID_SPAN)
 
 
-def _tracing_off() -> bool:
-    """No span can record: our tracer is OpenTelemetry's proxy and no provider is installed
-    (checked per reconcile, so installing one later, or replacing ``_tracer``, takes effect)."""
-    return isinstance(_tracer, trace.ProxyTracer) and isinstance(
-        trace.get_tracer_provider(), (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
-    )
+class _ResolvedTracer:
+    """The real tracer behind OpenTelemetry's proxy, resolved once per installed provider."""
+
+    __slots__ = ("provider", "tracer")
+
+    def __init__(self) -> None:
+        self.provider: object = None
+        self.tracer: trace.Tracer | None = None
+
+
+_resolved = _ResolvedTracer()
+
+
+def _reconcile_tracer() -> trace.Tracer | None:
+    """The tracer for reconcile spans, or None when no span can record (no provider installed).
+
+    Checked per reconcile, so installing a provider later, or replacing ``_tracer``, takes effect.
+    Going through the proxy tracer costs a generator-based context manager per span, so the real
+    tracer is used directly once a provider is installed.
+    """
+    tracer = _tracer
+    if not isinstance(tracer, trace.ProxyTracer):
+        return tracer
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
+        return None
+    resolved = _resolved
+    if resolved.provider is not provider or resolved.tracer is None:
+        resolved.tracer = provider.get_tracer("kube_runtime.controller")
+        resolved.provider = provider
+    return resolved.tracer
 
 
 def _next_reconcile_id() -> str:
