@@ -49,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated object counts for scenario 1 (default: 10000,100000; quick: 1000)",
     )
     parser.add_argument(
+        "--ingest-cached",
+        type=int,
+        default=None,
+        help="objects cached during scenario 2 (default: 20000; quick: 1000)",
+    )
+    parser.add_argument(
         "--peers",
         default=None,
         help=f"comma-separated, from: {', '.join(PEERS)} "
@@ -68,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = sc.Sizes.quick() if args.quick else sc.Sizes()
     if args.cold_sync:
         sizes = dataclasses.replace(sizes, cold_sync=tuple(int(n) for n in args.cold_sync.split(",")))
+    if args.ingest_cached:
+        sizes = dataclasses.replace(sizes, ingest_cached=args.ingest_cached)
     chosen = {int(s) for s in args.scenarios.split(",") if s.strip()}
     load_start, t_start = os.getloadavg(), time.time()
     date = datetime.datetime.now(datetime.UTC)
@@ -135,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         stem = f"{date.strftime('%Y-%m-%d')}-{meta['mode']}"
         if chosen != {1, 2, 3, 4, 5, 6}:  # a partial run does not overwrite the whole suite's file
             stem += "-s" + "".join(str(n) for n in sorted(chosen))
+        if args.peers:
+            stem += "-" + "-".join(p.split(" ")[0] for p in wanted)
         (args.out / f"{stem}.md").write_text(text)
         (args.out / f"{stem}.json").write_text(
             json.dumps({"meta": meta, "results": results, "targets": checks}, indent=1, default=str)

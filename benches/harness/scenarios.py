@@ -49,18 +49,18 @@ class Sizes:
         return Sizes(
             cold_sync=(1_000,),
             ingest_cached=1_000,
-            ingest_start=4_000,
-            ingest_floor=1_000,
-            ingest_refine=1,
-            ingest_drain_timeout=10.0,
-            ingest_step_seconds=1.0,
+            ingest_start=8_000,
+            ingest_floor=2_000,
+            ingest_refine=0,
+            ingest_drain_timeout=5.0,
+            ingest_step_seconds=0.75,
             latency_cached=1_000,
             latency_seconds=2.0,
             latency_concurrency=(8,),
             latency_reconcile_ms=(0.0,),
             memory_cached=2_000,
             recovery_cached=500,
-            recovery_down_seconds=2.0,
+            recovery_down_seconds=1.5,
             recovery_peers=("kube-runtime",),
             memory_variants_for_all=False,
             sync_timeout=60.0,
@@ -189,11 +189,6 @@ def s2_ingest(server: BenchServer, peers: list[Peer], sizes: Sizes) -> dict[str,
                         break  # the server cannot go faster: the peer's own limit is higher still
                 else:
                     high = rate if high == 0 else min(high, rate)
-                    run.wait_quiet(1.0, sizes.ingest_drain_timeout)
-                    if not run.alive() or not _drained(run):
-                        run.__exit__(None, None, None)
-                        run = None
-                        run = start()
                 if high == 0:
                     rate *= 2
                 elif low == 0:
@@ -205,6 +200,12 @@ def s2_ingest(server: BenchServer, peers: list[Peer], sizes: Sizes) -> dict[str,
                         break
                     refinements += 1
                     rate = (low + high) // 2
+                if not step["ok"]:  # another step follows: start it from a caught-up peer
+                    run.wait_quiet(1.0, sizes.ingest_drain_timeout)
+                    if not run.alive() or not _drained(run):
+                        run.__exit__(None, None, None)
+                        run = None
+                        run = start()
                 if run.alive():
                     run.wait_quiet(0.5, 5)
         except PeerTimeout as exc:
