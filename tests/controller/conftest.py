@@ -50,3 +50,13 @@ async def take_until(
             if done(items):
                 return items
     raise AssertionError(f"result stream ended early: {items}")
+
+
+@pytest.fixture
+def sigint_before() -> object:
+    """SIGINT's handler when the test started: what a controller must restore. Not always
+    ``default_int_handler``: a process started in the background without job control inherits
+    SIG_IGN."""
+    import signal
+
+    return signal.getsignal(signal.SIGINT)

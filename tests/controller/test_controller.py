@@ -408,7 +408,7 @@ async def test_leaving_the_block_early_cancels_running_reconciles(config_maps: A
     assert anyio.current_time() < 1000
 
 
-async def test_signals_shut_down_gracefully_then_forcefully(config_maps: Api) -> None:
+async def test_signals_shut_down_gracefully_then_forcefully(config_maps: Api, sigint_before: object) -> None:
     import os
     import signal
 
@@ -437,7 +437,7 @@ async def test_signals_shut_down_gracefully_then_forcefully(config_maps: Api) ->
     assert items == []
     assert len(cancelled) == 1
     assert anyio.current_time() < 1000
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is sigint_before
 
 
 async def test_await_run_consumes_until_shutdown(config_maps: Api) -> None:

@@ -30,7 +30,9 @@ def slow_reconciler(started: dict[str, anyio.Event], cancelled: list[str]) -> An
     return reconcile
 
 
-async def test_two_controllers_in_one_process_both_stop_on_signals(config_maps: Api, secrets: Api) -> None:
+async def test_two_controllers_in_one_process_both_stop_on_signals(
+    config_maps: Api, secrets: Api, sigint_before: object
+) -> None:
     """With a receiver per controller only the last one heard SIGINT and the other kept running."""
     for name in ("a", "b"):
         await config_maps.create(config_map(name))
@@ -64,7 +66,7 @@ async def test_two_controllers_in_one_process_both_stop_on_signals(config_maps: 
             os.kill(os.getpid(), signal.SIGINT)  # forceful for both
     assert sorted(cancelled) == ["cms", "secrets"]
     assert sorted(ended) == ["cms", "secrets"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is sigint_before
     assert signal.getsignal(signal.SIGTERM) == previous_term
     assert shutdown_signal_count() == 0
 
@@ -137,7 +139,7 @@ async def test_non_controller_parties_and_late_registrations() -> None:
         signal.signal(signal.SIGTERM, previous)
 
 
-async def test_a_failing_callback_does_not_stop_the_others() -> None:
+async def test_a_failing_callback_does_not_stop_the_others(sigint_before: object) -> None:
     done = anyio.Event()
 
     def broken() -> None:
@@ -147,4 +149,4 @@ async def test_a_failing_callback_does_not_stop_the_others() -> None:
         os.kill(os.getpid(), signal.SIGINT)
         with anyio.fail_after(10):
             await done.wait()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is sigint_before
