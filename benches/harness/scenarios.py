@@ -23,7 +23,7 @@ __all__ = ["Sizes", "s1_cold_sync", "s2_ingest", "s3_latency", "s4_memory", "s5_
 
 @dataclass(frozen=True)
 class Sizes:
-    """Workload sizes; ``quick()`` keeps the whole suite under 3 minutes (2:54 measured on the idle
+    """Workload sizes; ``quick()`` keeps the whole suite under 3 minutes (2:53 measured on the idle
     2-core machine, envtest run included): no-op reconciles only in S3, our peer only in S5."""
 
     cold_sync: tuple[int, ...] = (10_000, 100_000)
