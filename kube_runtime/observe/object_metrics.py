@@ -35,7 +35,7 @@ __all__ = ["ObjectGauge"]
 class _LookupStore(Protocol):
     def is_ready(self) -> bool: ...
 
-    def get(self, key: ObjectRef) -> Any: ...
+    def __contains__(self, ref: object) -> bool: ...
 
 
 def _identity(obj: dict[str, Any] | ObjectRef) -> tuple[str, str]:
@@ -117,7 +117,8 @@ class ObjectGauge(Collector):
             return 0
         with self._lock:
             refs = list(self._refs.items())
-        gone = [key for key, ref in refs if ref.kind and store.get(ref) is None]
+        # Membership, not get(): a compact store answers it without decoding the object.
+        gone = [key for key, ref in refs if ref.kind and ref not in store]
         with self._lock:
             for key in gone:
                 self._values.pop(key, None)
