@@ -5,7 +5,6 @@ from kube_runtime.controller.backoff import ReconcileBackoff
 from kube_runtime.controller.context import ReconcileInfo, current_reconcile
 from kube_runtime.controller.controller import (
     DEFAULT_CONCURRENCY,
-    REQUEUE_BUFFER_SIZE,
     Controller,
     ControllerConfig,
     ControllerRun,
@@ -30,7 +29,6 @@ from kube_runtime.controller.signals import SHUTDOWN_SIGNALS, shutdown_on_signal
 __all__ = [
     "DEFAULT_CONCURRENCY",
     "DEFAULT_LEASE_NAMESPACE",
-    "REQUEUE_BUFFER_SIZE",
     "SHUTDOWN_SIGNALS",
     "Action",
     "Controller",

@@ -98,7 +98,6 @@ from kube_runtime.watcher.watcher import metadata_watcher, watcher
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
-    "REQUEUE_BUFFER_SIZE",
     "Controller",
     "ControllerConfig",
     "ControllerRun",
@@ -117,8 +116,6 @@ C = TypeVar("C")
 
 #: See the module docstring for why 16.
 DEFAULT_CONCURRENCY: Final = 16
-#: kube-rs's ``APPLIER_REQUEUE_BUF_SIZE`` (for reference: requeues need no channel here).
-REQUEUE_BUFFER_SIZE: Final = 100
 
 #: ``reconcile(obj, ctx) -> Action``.
 Reconciler = Callable[[KubeObject, C], Awaitable[Action]]
