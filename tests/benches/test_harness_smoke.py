@@ -24,8 +24,6 @@ from harness.procfs import cpu_seconds, memory_kib, reset_peak  # noqa: E402
 from harness.server import BenchServer  # noqa: E402
 from harness.workload import configmap_template, pod_template  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc (Linux only)")
-
 
 def test_procfs_reads_this_process() -> None:
     mem = memory_kib(os.getpid())

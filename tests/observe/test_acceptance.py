@@ -289,7 +289,7 @@ async def test_spans_nest_and_logs_carry_the_reconcile_context(
 
     jq = shutil.which("jq")
     if jq is None:
-        pytest.skip("the jq binary is not installed")
+        pytest.fail("the jq binary is not installed", pytrace=False)
     recipe = 'select(.span."object.ref" | contains("alpha"))'
     result = await anyio.run_process([jq, "-c", recipe], input=out.getvalue().encode())
     selected = [json.loads(line) for line in result.stdout.decode().splitlines()]

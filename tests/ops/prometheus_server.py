@@ -30,7 +30,7 @@ def prometheus_binary() -> str:
         "/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None
     )
     if found is None:
-        pytest.skip("prometheus binary not found (install Debian's `prometheus` package)")
+        pytest.fail("prometheus binary not found (install Debian's `prometheus` package)", pytrace=False)
     return found
 
 

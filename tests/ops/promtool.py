@@ -35,7 +35,7 @@ def promtool_binary() -> str:
     """The promtool path; skips the calling test, naming the binary, when it is not installed."""
     found = shutil.which("promtool") or ("/usr/bin/promtool" if Path("/usr/bin/promtool").exists() else None)
     if found is None:
-        pytest.skip("promtool binary not found (install Debian's `prometheus` package)")
+        pytest.fail("promtool binary not found (install Debian's `prometheus` package)", pytrace=False)
     return found
 
 

@@ -44,7 +44,7 @@ def helm_binary() -> str:
     for candidate in candidates:
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
-    pytest.skip("helm binary not found ($HELM, PATH, or scripts/install-helm.sh's cache)")
+    pytest.fail("helm binary not found ($HELM, PATH, or scripts/install-helm.sh's cache)", pytrace=False)
 
 
 def helm(*args: str) -> subprocess.CompletedProcess[str]:

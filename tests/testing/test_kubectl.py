@@ -1,4 +1,4 @@
-"""kubectl, a client nobody here wrote, against the CLI server (skipped only without the binary)."""
+"""kubectl, a client nobody here wrote, against the CLI server (scripts/test installs it)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,7 @@ import pytest
 from tests.testing.cli import serve_cli
 
 KUBECTL = shutil.which("kubectl")
-pytestmark = [
-    pytest.mark.kubectl,
-    pytest.mark.skipif(KUBECTL is None, reason="the kubectl binary is not installed"),
-]
+pytestmark = pytest.mark.kubectl
 
 CRD = """
 apiVersion: apiextensions.k8s.io/v1
@@ -54,7 +51,7 @@ class Kubectl:
         self.cache = cache
 
     def argv(self, *args: str) -> list[str]:
-        assert KUBECTL is not None
+        assert KUBECTL is not None, "kubectl is not installed (scripts/test installs it)"
         return [KUBECTL, f"--cache-dir={self.cache}", *args]
 
     async def __call__(self, *args: str, check: bool = True, stdin: bytes | None = None) -> str:
