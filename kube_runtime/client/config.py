@@ -5,18 +5,16 @@ Lookup order of :meth:`ClientConfig.infer`: an explicit kubeconfig path, then ``
 (kr8s prefers any kubeconfig over in-cluster; client-go and controller-runtime do not, and neither
 do we.)
 
-What comes from kr8s and what does not:
+Kubeconfig files are read and merged here, with client-go's rules: several files merge entry by
+entry, the first file to define a context, cluster or user name wins, and relative paths resolve
+against the file that defined each entry. (kr8s offers no public interface for merging or lookup,
+and its merge is last-wins.) The files are read synchronously, they are small and read once at
+startup; :meth:`ClientConfig.infer` reads them in a worker thread, so ``from_kubeconfig`` can stay a
+plain function.
 
-* Merging several kubeconfig files and looking contexts, clusters and users up by name is done by
-  kr8s's ``KubeConfigSet``. The files are read here (synchronously, they are small and read once at
-  startup; :meth:`ClientConfig.infer` reads them in a worker thread) so that ``from_kubeconfig``
-  can stay a plain function, and so that relative paths are resolved against the file that defined
-  each entry, and the first file to define a name wins, as in client-go (kr8s's set is last-wins).
-* Credentials are not resolved by kr8s's ``KubeAuth``: it runs exec plugins but drops
-  ``expirationTimestamp``, has no ``tokenFile``, writes ``*-data`` fields to temporary files it never
-  deletes, and refreshes only after a 401. :mod:`kube_runtime.client.auth` provides refreshing
-  sources instead; this module only decides which source a configuration uses (exec plugin, then
-  ``tokenFile``, then ``token``).
+Credentials come from :mod:`kube_runtime.client.auth`'s refreshing sources (exec plugins refreshed
+before ``expirationTimestamp``, ``tokenFile`` re-read, PEM data kept in memory); this module only
+decides which source a configuration uses (exec plugin, then ``tokenFile``, then ``token``).
 
 Pitfall: a ``ClientConfig`` holds secrets (token, key data); its ``repr`` hides them, keep it so.
 """
@@ -33,7 +31,6 @@ from typing import Any
 
 import anyio
 import yaml
-from kr8s._config import KubeConfigSet
 
 from kube_runtime.client.auth import CredentialSource, ExecPlugin, StaticToken, TokenFile
 from kube_runtime.client.errors import ConfigError
@@ -231,20 +228,16 @@ def _resolve_relative_paths(document: dict[str, Any], base: str) -> None:
 
 def _from_documents(documents: list[tuple[str, dict[str, Any]]], context: str | None) -> ClientConfig:
     origin = ":".join(p for p, _ in documents)
-    # kr8s merges last-wins; client-go is first-wins, so hand kr8s the files in reverse order.
-    merged = KubeConfigSet(*[document for _, document in reversed(documents)])
     context_name = context or next(
         (d.get("current-context") for _, d in documents if d.get("current-context")), None
     )
     if not context_name:
         raise ConfigError(f"kubeconfig {origin} has no current-context and no context was given")
-    try:
-        ctx = merged.get_context(context_name)
-        cluster = merged.get_cluster(ctx["cluster"])
-        user = merged.get_user(ctx["user"]) if ctx.get("user") else {}
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"kubeconfig {origin}, context {context_name!r}: {exc}") from exc
-    user = user or {}
+    ctx = _named_entry(documents, "contexts", "context", context_name, origin)
+    if not isinstance(ctx.get("cluster"), str):
+        raise ConfigError(f"kubeconfig {origin}: context {context_name!r} names no cluster")
+    cluster = _named_entry(documents, "clusters", "cluster", ctx["cluster"], origin)
+    user = _named_entry(documents, "users", "user", ctx["user"], origin) if ctx.get("user") else {}
     server = cluster.get("server")
     if not server:
         raise ConfigError(f"kubeconfig {origin}: cluster of context {context_name!r} has no server")
@@ -276,6 +269,22 @@ def _from_documents(documents: list[tuple[str, dict[str, Any]]], context: str | 
         context=context_name,
         origin=f"kubeconfig:{origin}",
     )
+
+
+def _named_entry(
+    documents: list[tuple[str, dict[str, Any]]], section: str, inner: str, name: str, origin: str
+) -> dict[str, Any]:
+    """The body of the first ``section`` entry called ``name`` across the files (client-go: first wins)."""
+    for _, document in documents:
+        for entry in document.get(section) or ():
+            if isinstance(entry, dict) and entry.get("name") == name:
+                body = entry.get(inner)
+                if body is None:
+                    return {}
+                if not isinstance(body, dict):
+                    raise ConfigError(f"kubeconfig {origin}: {inner} {name!r} is not a mapping")
+                return body
+    raise ConfigError(f"kubeconfig {origin}: no {inner} named {name!r}")
 
 
 def _pem_field(entry: dict[str, Any], key: str) -> bytes | None:

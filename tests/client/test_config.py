@@ -115,6 +115,24 @@ def test_context_override_and_unknown_context(tmp_path: Path) -> None:
         ClientConfig.from_kubeconfig(path, context="nope")
 
 
+def test_context_naming_an_undefined_cluster_or_user_is_an_error(tmp_path: Path) -> None:
+    path = write_kubeconfig(
+        tmp_path / "config",
+        user={"token": "t"},
+        extra_contexts=[
+            {"name": "no-user", "context": {"cluster": "test-cluster", "user": "ghost"}},
+            {"name": "no-cluster", "context": {"cluster": "ghost-cluster", "user": "test-user"}},
+            {"name": "empty", "context": {"user": "test-user"}},
+        ],
+    )
+    with pytest.raises(ConfigError, match="no user named 'ghost'"):
+        ClientConfig.from_kubeconfig(path, context="no-user")
+    with pytest.raises(ConfigError, match="no cluster named 'ghost-cluster'"):
+        ClientConfig.from_kubeconfig(path, context="no-cluster")
+    with pytest.raises(ConfigError, match="names no cluster"):
+        ClientConfig.from_kubeconfig(path, context="empty")
+
+
 def test_no_current_context_is_an_error(tmp_path: Path) -> None:
     path = write_kubeconfig(tmp_path / "config", current=None)
     with pytest.raises(ConfigError, match="current-context"):
