@@ -91,6 +91,33 @@ class ResponseStream:
     def __aiter__(self) -> ResponseStream:
         return self
 
+    @property
+    def url(self) -> str:
+        """The request's path (no query string: nothing secret, fit for logs)."""
+        return self._span.path
+
+    @property
+    def verb(self) -> str:
+        return self._verb
+
+    def set_idle_timeout(self, seconds: float) -> None:
+        """Bound the reads from now on (the one waiting included) by ``seconds`` without a byte.
+
+        The watcher tightens a watch's bound once it has learned the server's bookmark cadence.
+        With the watchdog, its timer is re-armed at the new due time; a stream whose bound was
+        httpx's read timeout (HTTP/2, a custom transport) gets a deadline per read instead, so
+        the shorter of the two applies. No effect once the stream has timed out.
+        """
+        if self.idle_timed_out:
+            return
+        if self._watchdog is not None:
+            self._idle_timeout = seconds
+            self._watchdog.cancel()
+            since = self._read_started if self._reading else self._clock()
+            self._watchdog = asyncio.get_running_loop().call_at(since + seconds, self._check_idle)
+        else:
+            self._read_deadline = seconds
+
     async def __anext__(self) -> bytes:
         if self._watchdog is not None:
             self._read_started = self._clock()
