@@ -42,6 +42,7 @@ class ResponseStream:
         "_clock",
         "_idle_timeout",
         "_read_deadline",
+        "_read_scope",
         "_read_started",
         "_reading",
         "_response",
@@ -80,6 +81,8 @@ class ResponseStream:
         #: A deadline per read instead of the watchdog, for a connection that does not show its
         #: socket (not seen over httpx's HTTP/1.1 transport; kept so a watch never waits forever).
         self._read_deadline: float | None = None
+        #: The cancel scope of the read waiting under ``_read_deadline`` (None between reads).
+        self._read_scope: anyio.CancelScope | None = None
         if watchdog is not None:
             if _socket_of(response) is None:
                 self._read_deadline = watchdog
@@ -117,12 +120,15 @@ class ResponseStream:
             self._watchdog = asyncio.get_running_loop().call_at(since + seconds, self._check_idle)
         else:
             self._read_deadline = seconds
+            scope = self._read_scope
+            if scope is not None:
+                scope.deadline = self._read_started + seconds
 
     async def __anext__(self) -> bytes:
         if self._watchdog is not None:
             self._read_started = self._clock()
             self._reading = True
-        elif self._read_deadline is not None:
+        elif self._read_deadline is not None and self._read_scope is None:
             return await self._read_with_deadline(self._read_deadline)
         try:
             return await self._chunks.__anext__()
@@ -141,12 +147,13 @@ class ResponseStream:
             self._reading = False
 
     async def _read_with_deadline(self, seconds: float) -> bytes:
-        with anyio.move_on_after(seconds):
-            self._read_deadline = None  # read through the main path, without recursing here
+        self._read_started = anyio.current_time()
+        with anyio.CancelScope(deadline=self._read_started + seconds) as scope:
+            self._read_scope = scope  # also makes __anext__ read through the main path
             try:
                 return await self.__anext__()
             finally:
-                self._read_deadline = seconds
+                self._read_scope = None
         self.idle_timed_out = True
         raise StopAsyncIteration
 

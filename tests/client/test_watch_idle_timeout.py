@@ -125,3 +125,36 @@ async def test_a_watch_whose_headers_never_arrive_fails_after_its_idle_timeout(a
         with anyio.fail_after(600):
             async with api.watch(resource_version=rv, idle_timeout=15) as events:
                 assert not events.idle_timed_out
+
+
+@pytest.mark.parametrize("anyio_backend", [virtual_clock_backend()])
+@pytest.mark.parametrize("socket_shown", [True, False], ids=["watchdog", "deadline-per-read"])
+async def test_a_shorter_idle_timeout_set_on_an_open_watch_applies_to_the_waiting_read(
+    anyio_backend: Any, socket_shown: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watcher tightens an open watch's bound once it has learned the bookmark cadence: the
+    read already waiting ends at the new bound, counted from when it started."""
+    if not socket_shown:
+        monkeypatch.setattr(streaming_module, "_socket_of", lambda response: None)
+    async with ApiServer() as server:
+        api = Api(server.client, CONFIGMAPS, "default")
+        rv = (await api.list())["metadata"]["resourceVersion"]
+        with anyio.fail_after(600):
+            async with api.watch(
+                resource_version=rv, timeout_seconds=290, allow_bookmarks=False, idle_timeout=295
+            ) as events:
+                started = anyio.current_time()
+                async with anyio.create_task_group() as tg:
+
+                    async def retime() -> None:
+                        await anyio.sleep(1)  # the read below is waiting by now
+                        events.set_idle_timeout(6)
+
+                    tg.start_soon(retime)
+                    items = [item async for item in events]
+    assert items == []
+    assert events.idle_timed_out
+    assert events.idle_timeout == 6
+    assert events.url == "/api/v1/namespaces/default/configmaps"
+    # Counted from the start of the waiting read (t=0), not from the retiming (t=1).
+    assert anyio.current_time() - started == pytest.approx(6, abs=0.1)
