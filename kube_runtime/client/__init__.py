@@ -24,6 +24,7 @@ from kube_runtime.client.errors import (
     KubeError,
     TransportError,
     WatchDecodeError,
+    WatchTimeout,
 )
 from kube_runtime.client.lines import (
     ADDED,
@@ -71,6 +72,7 @@ __all__ = [
     "WatchEvent",
     "WatchItem",
     "WatchStream",
+    "WatchTimeout",
     "decode_event",
     "discover",
 ]

@@ -70,6 +70,16 @@ class WatchStream:
         """Whether the iteration ended because no bytes arrived within ``idle_timeout``."""
         return self._body.idle_timed_out
 
+    @property
+    def url(self) -> str:
+        """The watch request's path (no query string)."""
+        return self._body.url
+
+    def set_idle_timeout(self, seconds: float) -> None:
+        """Change ``idle_timeout`` for the reads to come (see :meth:`ResponseStream.set_idle_timeout`)."""
+        self.idle_timeout = seconds
+        self._body.set_idle_timeout(seconds)
+
     async def __anext__(self) -> WatchItem:
         while self._position >= len(self._lines):
             try:

@@ -13,7 +13,10 @@ span covers all attempts):
 Guarantees: every failure is typed: a non-2xx answer raises :class:`ApiError` (with the server's
 ``Status`` and any ``Retry-After``), a missing answer raises :class:`TransportError`, credentials
 that cannot be obtained raise :class:`AuthenticationError`. Streams have no read timeout; ordinary
-requests do (``ClientConfig.read_timeout``). The connection pool holds
+requests do (``ClientConfig.read_timeout``). A stream opened with an idle timeout is bounded by it
+from the moment each attempt is sent until its response headers arrive (a server or proxy that
+accepts the request and never answers raises :class:`WatchTimeout`), and then by it between bytes.
+The connection pool holds
 ``max_watches + max_concurrent_requests`` connections, so open watches (one connection each over
 HTTP/1.1) cannot starve ordinary requests until both budgets are used up; a request that still
 finds no connection fails after ``pool_timeout``.
@@ -32,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from types import TracebackType
@@ -46,10 +48,11 @@ from prometheus_client import CollectorRegistry
 
 from kube_runtime.client.auth import Authenticator, Credentials
 from kube_runtime.client.config import ClientConfig
-from kube_runtime.client.errors import ApiError, KubeError, TransportError
+from kube_runtime.client.errors import ApiError, KubeError, TransportError, WatchTimeout
 from kube_runtime.client.metrics import ClientMetrics
 from kube_runtime.client.network import install as install_untimed_reads
 from kube_runtime.client.retry import RetryPolicy, parse_retry_after, send_with_retries
+from kube_runtime.client.streaming import ResponseStream
 from kube_runtime.client.tls import load_client_certificate, ssl_context
 from kube_runtime.client.tracing import RequestSpan, RequestTracer
 
@@ -58,137 +61,6 @@ __all__ = ["Client", "ResponseStream"]
 logger = logging.getLogger("kube_runtime.client")
 
 Params = Mapping[str, str | int | bool | None]
-
-
-class ResponseStream:
-    """An open streaming response: an async iterator of raw body chunks (``bytes``).
-
-    A broken connection raises :class:`TransportError` from iteration; the normal end of the body
-    ends the iteration. ``headers`` are the response headers.
-    """
-
-    __slots__ = (
-        "_chunks",
-        "_clock",
-        "_idle_timeout",
-        "_read_deadline",
-        "_read_started",
-        "_reading",
-        "_response",
-        "_span",
-        "_verb",
-        "_watchdog",
-        "headers",
-        "idle_timed_out",
-        "status_code",
-    )
-
-    def __init__(
-        self, response: httpx.Response, span: RequestSpan, verb: str, *, watchdog: float | None = None
-    ) -> None:
-        self._response = response
-        self._span = span
-        self._verb = verb
-        # Without a content encoding, read the transport's byte stream itself: aiter_bytes() and the
-        # aiter_raw() under it are two more async generators (plus a decoder and a chunker) per chunk,
-        # and a slow watch hands over about one event per chunk.
-        encoded = response.headers.get("content-encoding", "identity").strip().lower() != "identity"
-        stream = response.stream
-        self._chunks: AsyncIterator[bytes] = (
-            aiter(stream)
-            if not encoded and isinstance(stream, httpx.AsyncByteStream)
-            else response.aiter_bytes()
-        )
-        self.headers = response.headers
-        self.status_code = response.status_code
-        #: True once the stream ended because no bytes arrived within its idle timeout.
-        self.idle_timed_out = False
-        self._idle_timeout = watchdog
-        self._reading = False
-        self._read_started = 0.0
-        self._watchdog: asyncio.TimerHandle | None = None
-        #: A deadline per read instead of the watchdog, for a connection that does not show its
-        #: socket (not seen over httpx's HTTP/1.1 transport; kept so a watch never waits forever).
-        self._read_deadline: float | None = None
-        if watchdog is not None:
-            if _socket_of(response) is None:
-                self._read_deadline = watchdog
-            else:
-                loop = asyncio.get_running_loop()
-                self._clock = loop.time
-                self._watchdog = loop.call_at(self._clock() + watchdog, self._check_idle)
-
-    def __aiter__(self) -> ResponseStream:
-        return self
-
-    async def __anext__(self) -> bytes:
-        if self._watchdog is not None:
-            self._read_started = self._clock()
-            self._reading = True
-        elif self._read_deadline is not None:
-            return await self._read_with_deadline(self._read_deadline)
-        try:
-            return await self._chunks.__anext__()
-        except httpx.ReadTimeout:
-            # The idle timeout as httpx's read timeout: an end of the stream, not a failure.
-            self.idle_timed_out = True
-            raise StopAsyncIteration from None
-        except httpx.TransportError as exc:
-            if self.idle_timed_out:  # the watchdog cut the connection
-                raise StopAsyncIteration from None
-            self._span.failure(exc)
-            raise TransportError(
-                f"stream broken: {type(exc).__name__}: {exc}", verb=self._verb, url=self._span.path
-            ) from exc
-        finally:
-            self._reading = False
-
-    async def _read_with_deadline(self, seconds: float) -> bytes:
-        with anyio.move_on_after(seconds):
-            self._read_deadline = None  # read through the main path, without recursing here
-            try:
-                return await self.__anext__()
-            finally:
-                self._read_deadline = seconds
-        self.idle_timed_out = True
-        raise StopAsyncIteration
-
-    def _check_idle(self) -> None:
-        """The watchdog: ends a read that has waited ``idle_timeout`` by shutting the socket down
-        (the pending read then fails, and ``__anext__`` turns that into the end of the stream)."""
-        assert self._idle_timeout is not None
-        now = self._clock()
-        due = now + self._idle_timeout
-        if self._reading:
-            due = self._read_started + self._idle_timeout
-            if now >= due:
-                self._watchdog = None
-                self.idle_timed_out = True
-                _shutdown(self._response)
-                return
-        self._watchdog = asyncio.get_running_loop().call_at(due, self._check_idle)
-
-    def _stop_watchdog(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
-
-
-def _socket_of(response: httpx.Response) -> Any:
-    """The connection's socket (on asyncio, a ``TransportSocket`` that still offers ``shutdown``)."""
-    stream = response.extensions.get("network_stream")
-    sock = stream.get_extra_info("socket") if stream is not None else None
-    return sock if callable(getattr(sock, "shutdown", None)) else None
-
-
-def _shutdown(response: httpx.Response) -> None:
-    sock = _socket_of(response)
-    if sock is None:
-        return
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError as exc:  # already closed or reset: the read fails anyway
-        logger.debug("idle watch: shutting the socket down failed: %s", exc)
 
 
 class _Attempts:
@@ -365,9 +237,11 @@ class Client:
     ) -> AsyncIterator[ResponseStream]:
         """Open a streaming GET (a watch). Entering raises :class:`ApiError` for a non-2xx answer
         and :class:`TransportError` without one; the body is a :class:`ResponseStream`. Leaving
-        closes the connection. With ``idle_timeout``, a body that sends no bytes for that long ends
-        (``ResponseStream.idle_timed_out`` tells it apart from a normal end); without it a stream
-        waits for bytes forever."""
+        closes the connection. With ``idle_timeout``, the same bound applies from sending the
+        request to its response headers (each retry of a 429/503 gets the bound anew; exceeding it
+        raises :class:`WatchTimeout` with ``phase="headers"``), and a body that then sends no bytes
+        for that long ends (``ResponseStream.idle_timed_out`` tells it apart from a normal end).
+        Without it a stream waits for headers and bytes forever."""
         timeout = self._stream_timeout
         watchdog: float | None = None
         if idle_timeout is not None:
@@ -383,7 +257,15 @@ class Client:
                     connect=timeout.connect, read=idle_timeout, write=timeout.write, pool=timeout.pool
                 )
         response, span = await self._open(
-            verb, "GET", path, params=params, content=None, content_type=None, accept=accept, stream=timeout
+            verb,
+            "GET",
+            path,
+            params=params,
+            content=None,
+            content_type=None,
+            accept=accept,
+            stream=timeout,
+            headers_within=idle_timeout,
         )
         body = ResponseStream(response, span, verb, watchdog=watchdog)
         try:
@@ -422,9 +304,11 @@ class Client:
         content_type: str | None,
         accept: str | None,
         stream: httpx.Timeout | None,
+        headers_within: float | None = None,
     ) -> tuple[httpx.Response, RequestSpan]:
         """Send with retries under a span; return a 2xx response (read unless ``stream``) and its
-        still-open span. Raises typed errors and ends the span on failure."""
+        still-open span. Raises typed errors and ends the span on failure. ``headers_within``
+        bounds each attempt from sending to the response headers (:class:`WatchTimeout`)."""
         span = self._tracer.start(verb, method, path)
         state = _Attempts()
         query = _query(params)
@@ -435,13 +319,23 @@ class Client:
 
         async def attempt() -> httpx.Response:
             return await self._authenticated(
-                state, method, path, query, content, content_type, accept, stream=stream
+                state, method, path, query, content, content_type, accept, stream, headers_within
             )
 
         try:
             response = await send_with_retries(
                 attempt, self._retry, method=method, content_type=content_type, on_retry=on_retry
             )
+        except _NoHeaders as exc:
+            span.failure(exc)
+            span.end()
+            raise WatchTimeout(
+                f"{verb}: no response headers within {exc.seconds:g}s of sending the request",
+                phase="headers",
+                seconds=exc.seconds,
+                verb=verb,
+                url=path,
+            ) from exc
         except httpx.TransportError as exc:
             span.failure(exc)
             span.end()
@@ -473,15 +367,15 @@ class Client:
         content: bytes | None,
         content_type: str | None,
         accept: str | None,
-        *,
         stream: httpx.Timeout | None,
+        headers_within: float | None,
     ) -> httpx.Response:
         """One attempt with current credentials; after a 401, one re-authentication and resend."""
         if self.authenticator is not None:
             state.credentials = await self.authenticator.credentials()
             self._use_certificate(state.credentials)
         response = await self._attempt(
-            method, path, query, content, content_type, accept, state.credentials, stream
+            method, path, query, content, content_type, accept, state.credentials, stream, headers_within
         )
         if response.status_code == 401 and self.authenticator is not None and not state.reauthenticated:
             state.reauthenticated = True
@@ -489,7 +383,7 @@ class Client:
             state.credentials = await self.authenticator.reauthenticate(state.credentials)
             self._use_certificate(state.credentials)
             response = await self._attempt(
-                method, path, query, content, content_type, accept, state.credentials, stream
+                method, path, query, content, content_type, accept, state.credentials, stream, headers_within
             )
         return response
 
@@ -513,6 +407,7 @@ class Client:
         accept: str | None,
         credentials: Credentials | None,
         stream: httpx.Timeout | None,
+        headers_within: float | None,
     ) -> httpx.Response:
         headers = {"Accept": accept or "application/json"}
         if content_type is not None:
@@ -530,7 +425,10 @@ class Client:
         )
         started = anyio.current_time()
         try:
-            response = await self._http.send(request, stream=True)
+            if headers_within is None:
+                response = await self._http.send(request, stream=True)
+            else:
+                response = await self._send_within(request, headers_within)
         except httpx.TransportError:
             self._metrics.observe(method, None, anyio.current_time() - started)
             raise
@@ -541,6 +439,22 @@ class Client:
             finally:
                 await response.aclose()
         return response
+
+    async def _send_within(self, request: httpx.Request, seconds: float) -> httpx.Response:
+        """Send and wait at most ``seconds`` for the response headers (pool wait, connect, TLS and
+        the server's answer together); cancelling the send closes its connection (httpcore's
+        cancellation handling), so nothing is left waiting on the socket."""
+        with anyio.move_on_after(seconds):
+            return await self._http.send(request, stream=True)
+        raise _NoHeaders(seconds, request)
+
+
+class _NoHeaders(httpx.ReadTimeout):
+    """No response headers within the bound (mapped to :class:`WatchTimeout` by ``_open``)."""
+
+    def __init__(self, seconds: float, request: httpx.Request) -> None:
+        super().__init__(f"no response headers within {seconds:g}s", request=request)
+        self.seconds = seconds
 
 
 def _encode_body(body: Any, content_type: str | None) -> tuple[bytes | None, str | None]:

@@ -22,6 +22,7 @@ __all__ = [
     "KubeError",
     "TransportError",
     "WatchDecodeError",
+    "WatchTimeout",
 ]
 
 
@@ -44,6 +45,23 @@ class TransportError(KubeError):
         super().__init__(message)
         self.verb = verb
         self.url = url
+
+
+class WatchTimeout(TransportError):
+    """A watch made no progress within its bound (``seconds``), so the client gave up on it.
+
+    ``phase`` says where it stalled: ``"headers"``, the response headers did not arrive after the
+    request was sent (raised when the watch is opened; an API server or proxy that accepted the
+    connection and never answered); ``"idle"``, the open stream sent no byte, bookmarks included
+    (built by the watcher when the stream ends that way; a connection a load balancer dropped
+    without telling either side looks exactly like this). Either way the connection is closed and
+    retrying is safe.
+    """
+
+    def __init__(self, message: str, *, phase: str, seconds: float, verb: str = "", url: str = "") -> None:
+        super().__init__(message, verb=verb, url=url)
+        self.phase = phase
+        self.seconds = seconds
 
 
 class ApiError(KubeError):

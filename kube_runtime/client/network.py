@@ -4,7 +4,7 @@ httpcore wraps every socket read in ``anyio.fail_after(timeout)``, even when ``t
 A slow watch reads about once per event, and that scope costs more than decoding the event
 (measured with cachegrind: ~52k instructions per read against ~45k for ``orjson.loads`` of a
 1.3 KB ConfigMap). Watch streams are read with no read timeout (their idle timeout is a
-watchdog, see :class:`~kube_runtime.client.client.ResponseStream`), so this backend reads them
+watchdog, see :class:`~kube_runtime.client.streaming.ResponseStream`), so this backend reads them
 straight from the anyio stream and maps errors exactly as httpcore does. Reads with a timeout,
 writes, connects and TLS go through httpcore's own anyio backend unchanged.
 

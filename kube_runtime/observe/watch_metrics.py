@@ -6,7 +6,14 @@
 * ``kube_runtime_watch_events_total{watch,type}``, ``type`` in ``init``, ``init_apply``,
   ``init_done``, ``apply``, ``delete``;
 * ``kube_runtime_watch_errors_total{watch,code}``: ``code`` is the HTTP status behind the error
-  (``410``, ``403``, ...), or ``transport``, ``decode``, ``no_resource_version``, ``other``;
+  (``410``, ``403``, ...), or ``timeout``, ``transport``, ``decode``, ``no_resource_version``,
+  ``other``;
+* ``kube_runtime_watch_idle_timeouts_total{watch,phase}``: watches the watcher gave up on
+  (:class:`~kube_runtime.client.errors.WatchTimeout`): ``phase="idle"``, the open watch sent
+  nothing, bookmarks included, for its idle timeout (several missed bookmarks once the cadence
+  is learned; a load balancer that dropped the connection looks like this); ``phase="headers"``,
+  the watch request got no response headers within that bound. Each is also an error
+  (``code="timeout"``) and is logged at WARNING with the watch, phase, bound and request path;
 * ``kube_runtime_watch_relists_total{watch}``: every ``Init`` after the first (full re-lists,
   e.g. after a 410);
 * ``kube_runtime_watch_restarts_total{watch}``: recoveries, i.e. the first event after one or
@@ -25,7 +32,8 @@ Controller's watches are named ``<controller>/<Kind>`` (``configmapgen/ConfigMap
 and fight over the timestamp.
 
 It also logs: errors with status 401/403 at WARNING (RBAC or expired credentials never fix
-themselves), other errors at DEBUG (the watcher retries them), relists at INFO, recoveries at
+themselves), watch timeouts at WARNING (a watch the server or network stopped serving), other
+errors at DEBUG (the watcher retries them), relists at INFO, recoveries at
 INFO. The work per event is a few counter increments.
 
 :func:`track_store` publishes ``kube_runtime_store_objects{store}`` and
@@ -46,7 +54,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from kube_runtime.client.errors import ApiError, TransportError, WatchDecodeError
+from kube_runtime.client.errors import ApiError, TransportError, WatchDecodeError, WatchTimeout
 from kube_runtime.streams import WatchStream
 from kube_runtime.watcher.event import Apply, Delete, Init, InitApply, InitDone, NoResourceVersion
 from kube_runtime.watcher.progress import WatchProgress
@@ -82,6 +90,12 @@ class WatchMetrics:
             ["watch"],
             registry=registry,
         )
+        self.idle_timeouts_total = Counter(
+            "kube_runtime_watch_idle_timeouts_total",
+            "Watches given up for silence (phase=idle) or for response headers that never came",
+            ["watch", "phase"],
+            registry=registry,
+        )
         self.last_event = Gauge(
             "kube_runtime_watch_last_event_timestamp_seconds",
             "Unix time of the last event or bookmark received on a watch",
@@ -105,6 +119,7 @@ def watch_metrics(registry: CollectorRegistry | None = None) -> WatchMetrics:
         return found
 
 
+_TIMEOUT_PHASES = ("idle", "headers")
 _EVENT_TYPES: dict[type, str] = {
     Init: "init",
     InitApply: "init_apply",
@@ -121,6 +136,8 @@ def _error_code(error: BaseException) -> str:
             break
         if isinstance(seen, ApiError) and seen.code:
             return str(seen.code)
+        if isinstance(seen, WatchTimeout):
+            return "timeout"
         if isinstance(seen, TransportError):
             return "transport"
         if isinstance(seen, WatchDecodeError):
@@ -129,6 +146,15 @@ def _error_code(error: BaseException) -> str:
             return "no_resource_version"
         seen = seen.__cause__
     return "other"
+
+
+def _timeout_of(error: BaseException) -> WatchTimeout | None:
+    seen: BaseException | None = error
+    for _ in range(5):
+        if seen is None or isinstance(seen, WatchTimeout):
+            return seen
+        seen = seen.__cause__
+    return None
 
 
 def observe_watch(
@@ -153,6 +179,8 @@ def observe_watch(
     m.errors_total.labels(watch, "410")  # a zero series so increase() sees the first 410
     m.relists_total.labels(watch)
     m.restarts_total.labels(watch)
+    for phase in _TIMEOUT_PHASES:
+        m.idle_timeouts_total.labels(watch, phase)
     return WatchStream(_observe_watch(events, watch, m, progress))
 
 
@@ -183,7 +211,19 @@ async def _observe_watch(
                 code = _error_code(item)
                 m.errors_total.labels(watch, code).inc()
                 failing += 1
-                if code in ("401", "403"):
+                if code == "timeout":
+                    timeout = _timeout_of(item)
+                    assert timeout is not None
+                    m.idle_timeouts_total.labels(watch, timeout.phase).inc()
+                    log.warning(
+                        "watch timed out, reconnecting",
+                        watch=watch,
+                        phase=timeout.phase,
+                        timeout_seconds=timeout.seconds,
+                        path=timeout.url,
+                        error=str(item),
+                    )
+                elif code in ("401", "403"):
                     log.warning("watch not permitted", watch=watch, code=code, error=str(item))
                 else:
                     log.debug("watch error, backing off", watch=watch, code=code, error=str(item))

@@ -288,6 +288,8 @@ class ApiServer:
     async def _bookmark_ticker(self) -> None:
         while True:
             await anyio.sleep(self.settings.bookmark_interval)
+            if self.faults.bookmarks_paused:
+                continue
             rv = self.storage.rv
             for coll in list(self.storage.collections.values()):
                 for watcher in list(coll.watchers):

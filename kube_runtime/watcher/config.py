@@ -1,9 +1,15 @@
 """WatcherConfig: what a watcher lists and watches, with kube-rs's defaults.
 
 Defaults match kube-rs (and client-go's pager): paged list of 500, watch ``timeoutSeconds=290``,
-bookmarks on, most-recent (quorum) list semantic, list-then-watch initial strategy. The client-side
-idle timeout on an open watch is ``timeout + 5`` seconds: a watch that sends no bytes for that long
-is treated as ended and resumed from the last resourceVersion.
+bookmarks on, most-recent (quorum) list semantic, list-then-watch initial strategy.
+
+The client-side idle timeout on an open watch is at most ``timeout + 5`` seconds (kube-rs's
+bound); with bookmarks on, the watcher learns the server's bookmark cadence and gives a watch up
+after ``missed_bookmarks`` (3) expected bookmarks did not come, bounded below by 5 s (see
+:mod:`kube_runtime.watcher.cadence`). The same bound applies from sending a watch request to its
+response headers. A watch given up either way is yielded as a
+:class:`~kube_runtime.watcher.event.WatcherError` caused by a
+:class:`~kube_runtime.client.errors.WatchTimeout` and resumed from the last resourceVersion.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, replace
 from typing import Any
+
+from kube_runtime.watcher.cadence import DEFAULT_MISSED_BOOKMARKS, IdleBudget
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
@@ -57,7 +65,9 @@ class WatcherConfig:
     """Immutable watcher settings; the builder methods return modified copies.
 
     ``timeout`` is the watch's ``timeoutSeconds`` (``None`` means 290); it must be below 295.
-    ``page_size=None`` lists everything in one request.
+    ``page_size=None`` lists everything in one request. ``bookmark_interval`` is the expected
+    seconds between bookmarks (``None``: learned from the stream); a watch that misses
+    ``missed_bookmarks`` of them in a row is given up and resumed.
     """
 
     label_selector: str | None = None
@@ -67,6 +77,8 @@ class WatcherConfig:
     initial_list_strategy: InitialListStrategy = InitialListStrategy.LIST_WATCH
     page_size: int | None = DEFAULT_PAGE_SIZE
     bookmarks: bool = True
+    bookmark_interval: float | None = None
+    missed_bookmarks: int = DEFAULT_MISSED_BOOKMARKS
 
     def __post_init__(self) -> None:
         if self.timeout is not None and not 0 < self.timeout < _MAX_WATCH_TIMEOUT:
@@ -75,6 +87,10 @@ class WatcherConfig:
             )
         if self.page_size is not None and self.page_size <= 0:
             raise ValueError(f"page_size must be positive or None, got {self.page_size}")
+        if self.bookmark_interval is not None and not self.bookmark_interval > 0:
+            raise ValueError(f"bookmark_interval must be positive or None, got {self.bookmark_interval}")
+        if self.missed_bookmarks < 1:
+            raise ValueError(f"missed_bookmarks must be at least 1, got {self.missed_bookmarks}")
         if self.initial_list_strategy is InitialListStrategy.STREAMING_LIST and not self.bookmarks:
             raise ValueError("bookmarks must be set when using send_initial_events (streaming lists)")
 
@@ -104,6 +120,16 @@ class WatcherConfig:
     def with_page_size(self, size: int | None) -> WatcherConfig:
         return replace(self, page_size=size)
 
+    def with_bookmark_interval(self, seconds: float | None, *, missed: int | None = None) -> WatcherConfig:
+        """The server's bookmark interval, if known (else learned), and how many bookmarks a
+        watch may miss before it is given up (default 3). The learned or configured bound is never
+        below 5 s nor above the watch timeout + 5 s."""
+        return replace(
+            self,
+            bookmark_interval=seconds,
+            missed_bookmarks=self.missed_bookmarks if missed is None else missed,
+        )
+
     def disable_bookmarks(self) -> WatcherConfig:
         """Pitfall: without bookmarks a quiet watch resumes from an old version and may hit 410s."""
         return replace(self, bookmarks=False)
@@ -116,8 +142,18 @@ class WatcherConfig:
 
     @property
     def idle_timeout(self) -> float:
-        """Seconds without any item on an open watch before it counts as ended."""
+        """The longest an open watch may send nothing before it is given up (``timeout + 5``);
+        a learned bookmark cadence shortens it (see :meth:`idle_budget`)."""
         return self.watch_timeout + IDLE_TIMEOUT_SLACK
+
+    def idle_budget(self) -> IdleBudget:
+        """A fresh :class:`~kube_runtime.watcher.cadence.IdleBudget` for one watcher's reads."""
+        return IdleBudget(
+            self.idle_timeout,
+            interval=self.bookmark_interval,
+            missed=self.missed_bookmarks,
+            learn=self.bookmarks,
+        )
 
     @property
     def is_streaming(self) -> bool:

@@ -5,6 +5,14 @@ background task: each ``__anext__`` makes at most one API call (a list page, ope
 reading the open watch), so it is safe to iterate, cancel and close; closing it closes the open
 watch connection. It never sleeps either: add :meth:`WatchStream.default_backoff` (or
 :func:`kube_runtime.streams.backoff`) so that a failing API server is not retried in a hot loop.
+
+Timeouts: each watch is opened with the idle timeout of the watcher's
+:class:`~kube_runtime.watcher.cadence.IdleBudget` (learned from bookmarks, at most
+``timeoutSeconds`` + 5 s), which bounds the request until its response headers and then every
+silence on the stream. A watch given up that way is yielded as ``WatchStartFailed`` (no headers)
+or ``WatchFailed`` (silence), both caused by a
+:class:`~kube_runtime.client.errors.WatchTimeout`, and the next iteration resumes from the last
+resourceVersion, so a backoff stage delays the retry and ``observe_watch`` counts and logs it.
 """
 
 from __future__ import annotations
@@ -16,8 +24,9 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import anyio
 
-from kube_runtime.client.errors import ApiError, WatchDecodeError
+from kube_runtime.client.errors import ApiError, WatchDecodeError, WatchTimeout
 from kube_runtime.client.lines import ADDED, BOOKMARK, DELETED, MODIFIED, WatchEvent
+from kube_runtime.watcher.cadence import IdleBudget
 from kube_runtime.watcher.config import WatcherConfig
 from kube_runtime.watcher.event import (
     Apply,
@@ -193,7 +202,11 @@ async def _drive(
 ) -> AsyncGenerator[WatcherItem, None]:
     state: State = Empty()
     streaming = config.is_streaming
-    idle_timeout = config.idle_timeout
+    budget = config.idle_budget()
+    learn = budget.learn
+    clock = anyio.current_time
+    # The open stream's set_idle_timeout, when it enforces the timeout itself and can change it.
+    retime: Callable[[float], None] | None = None
     watch_cm: AbstractAsyncContextManager[AsyncIterator[Any]] | None = None
     events: AsyncIterator[Any] | None = None
     # Whether the open stream enforces the idle timeout itself (see _read).
@@ -214,7 +227,7 @@ async def _drive(
                     try:
                         item = await read()
                     except StopAsyncIteration:
-                        outcome = StreamEnded(idle=bool(getattr(events, "idle_timed_out", False)))
+                        outcome = _ended(events, budget)
                         break
                     except Exception as exc:
                         outcome = StreamBroken(exc)
@@ -241,6 +254,8 @@ async def _drive(
                                 continue
                             if kind is BOOKMARK:
                                 resource_version = version
+                                if learn and budget.bookmark(clock()) and retime is not None:
+                                    retime(budget.timeout)
                                 continue
                     outcome = _outcome(item)
                     break
@@ -257,22 +272,37 @@ async def _drive(
                         if progress is not None:
                             progress.mark()
                 elif isinstance(action, StartWatch):
-                    cm = watch_fn(**config.watch_params(action.resource_version, initial=action.initial))
+                    params = config.watch_params(action.resource_version, initial=action.initial)
+                    params["idle_timeout"] = budget.timeout
+                    cm = watch_fn(**params)
                     try:
                         events = await cm.__aenter__()
                     except Exception as exc:
+                        if isinstance(exc, WatchTimeout):
+                            budget.timed_out()
                         outcome = WatchRejected(exc)
                     else:
                         watch_cm = cm
+                        budget.opened()
                         self_timed = getattr(events, "idle_timeout", None) is not None
+                        retime = getattr(events, "set_idle_timeout", None) if self_timed else None
                         outcome = WatchOpened()
                 else:
                     assert events is not None
-                    outcome = await _read(events, idle_timeout, self_timed, progress)
+                    outcome = await _read(events, budget, self_timed, progress)
 
+            if (
+                learn
+                and type(outcome) is Received
+                and outcome.type == BOOKMARK
+                and type(state) is Watching
+                and budget.bookmark(clock())
+                and retime is not None
+            ):
+                retime(budget.timeout)
             stepped = step(state, outcome)
             if watch_cm is not None and not has_open_watch(stepped.state):
-                cm, watch_cm, events, self_timed = watch_cm, None, None, False
+                cm, watch_cm, events, self_timed, retime = watch_cm, None, None, False, None
                 await _close_quietly(cm)
             state = stepped.state
             for item in stepped.items:
@@ -293,10 +323,11 @@ _set_delete_object: Callable[[Any, Any], None] = vars(Delete)["object"].__set__
 
 
 async def _read(
-    events: AsyncIterator[Any], idle_timeout: float, self_timed: bool, progress: WatchProgress | None
+    events: AsyncIterator[Any], budget: IdleBudget, self_timed: bool, progress: WatchProgress | None
 ) -> Outcome:
-    """One item of the open watch, as an outcome; no bytes for ``idle_timeout`` counts as an end.
-    Every item that arrives (bookmarks and error lines too) stamps ``progress``.
+    """One item of the open watch, as an outcome; no bytes for ``budget.timeout`` gives the watch
+    up (see :func:`_ended`). Every item that arrives (bookmarks and error lines too) stamps
+    ``progress``.
 
     A stream that enforces the idle timeout itself (``self_timed``: ``Api.watch(idle_timeout=...)``
     sets ``events.idle_timeout`` and enforces it on its reads) is read without a
@@ -305,22 +336,44 @@ async def _read(
         try:
             item = await anext(events)
         except StopAsyncIteration:
-            return StreamEnded(idle=bool(getattr(events, "idle_timed_out", False)))
+            return _ended(events, budget)
         except Exception as exc:
             return StreamBroken(exc)
     else:
-        with anyio.move_on_after(idle_timeout) as scope:
+        with anyio.move_on_after(budget.timeout) as scope:
             try:
                 item = await anext(events)
             except StopAsyncIteration:
-                return StreamEnded()
+                return _ended(events, budget)
             except Exception as exc:
                 return StreamBroken(exc)
         if scope.cancelled_caught:
-            return StreamEnded(idle=True)
+            return _idle(events, budget)
     if progress is not None:
         progress.mark()
     return _outcome(item)
+
+
+def _ended(events: AsyncIterator[Any], budget: IdleBudget) -> Outcome:
+    """The stream's iteration ended: a normal end, or the stream's own idle timeout."""
+    if getattr(events, "idle_timed_out", False):
+        return _idle(events, budget)
+    return StreamEnded()
+
+
+def _idle(events: AsyncIterator[Any], budget: IdleBudget) -> Outcome:
+    """The watch sent nothing for ``budget.timeout``: a broken stream (``WatchFailed``, resumed from
+    the last resourceVersion) caused by a ``WatchTimeout``, and a wider bound next time."""
+    seconds = getattr(events, "idle_timeout", None) or budget.timeout
+    error = WatchTimeout(
+        f"watch sent nothing for {seconds:g}s (no event or bookmark)",
+        phase="idle",
+        seconds=seconds,
+        verb="watch",
+        url=str(getattr(events, "url", "")),
+    )
+    budget.timed_out()
+    return StreamBroken(error)
 
 
 def _outcome(item: Any) -> Outcome:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import pytest
 
-from kube_runtime.client import Api, ApiResource, WatchEvent
-from kube_runtime.client import client as client_module
+from kube_runtime.client import Api, ApiResource, WatchEvent, WatchTimeout
+from kube_runtime.client import streaming as streaming_module
 from kube_runtime.testing import ApiServer
+from kube_runtime.testing.clock import virtual_clock_backend
 
 CONFIGMAPS = ApiResource.builtin("ConfigMap")
 
@@ -84,7 +87,7 @@ async def test_without_a_socket_to_shut_down_a_deadline_per_read_still_ends_a_si
 ) -> None:
     """The watchdog needs the connection's socket; a connection that does not show it falls back to
     a deadline around each read rather than waiting forever."""
-    monkeypatch.setattr(client_module, "_socket_of", lambda response: None)
+    monkeypatch.setattr(streaming_module, "_socket_of", lambda response: None)
     api = Api(api_server.client, CONFIGMAPS, "default")
     rv = (await api.list())["metadata"]["resourceVersion"]
     with anyio.fail_after(10):
@@ -95,3 +98,63 @@ async def test_without_a_socket_to_shut_down_a_deadline_per_read_still_ends_a_si
             items = [item async for item in events]
     assert [i.object["metadata"]["name"] for i in items if isinstance(i, WatchEvent)] == ["only"]
     assert events.idle_timed_out
+
+
+# -- the request itself: connect and response headers, on the virtual clock over TLS -----------------
+
+
+@pytest.mark.parametrize("anyio_backend", [virtual_clock_backend()])
+async def test_a_watch_whose_headers_never_arrive_fails_after_its_idle_timeout(anyio_backend: Any) -> None:
+    """Issue 13 item 2: the server accepts the request and never answers (its latency fault, over
+    TLS). Opening the watch raises WatchTimeout once the idle timeout has passed since sending."""
+    async with ApiServer() as server:
+        assert server.tls
+        api = Api(server.client, CONFIGMAPS, "default")
+        rv = (await api.list())["metadata"]["resourceVersion"]
+        server.faults.set_latency(3600)
+        started = anyio.current_time()
+        with anyio.fail_after(600), pytest.raises(WatchTimeout) as raised:
+            async with api.watch(resource_version=rv, timeout_seconds=290, idle_timeout=15):
+                pass
+        assert anyio.current_time() - started == pytest.approx(15, abs=0.5)
+        assert raised.value.phase == "headers"
+        assert raised.value.seconds == 15
+        assert raised.value.url.endswith("/namespaces/default/configmaps")
+        # The connection was abandoned, not left waiting; with the fault gone the next watch opens.
+        server.faults.set_latency(0)
+        with anyio.fail_after(600):
+            async with api.watch(resource_version=rv, idle_timeout=15) as events:
+                assert not events.idle_timed_out
+
+
+@pytest.mark.parametrize("anyio_backend", [virtual_clock_backend()])
+@pytest.mark.parametrize("socket_shown", [True, False], ids=["watchdog", "deadline-per-read"])
+async def test_a_shorter_idle_timeout_set_on_an_open_watch_applies_to_the_waiting_read(
+    anyio_backend: Any, socket_shown: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watcher tightens an open watch's bound once it has learned the bookmark cadence: the
+    read already waiting ends at the new bound, counted from when it started."""
+    if not socket_shown:
+        monkeypatch.setattr(streaming_module, "_socket_of", lambda response: None)
+    async with ApiServer() as server:
+        api = Api(server.client, CONFIGMAPS, "default")
+        rv = (await api.list())["metadata"]["resourceVersion"]
+        with anyio.fail_after(600):
+            async with api.watch(
+                resource_version=rv, timeout_seconds=290, allow_bookmarks=False, idle_timeout=295
+            ) as events:
+                started = anyio.current_time()
+                async with anyio.create_task_group() as tg:
+
+                    async def retime() -> None:
+                        await anyio.sleep(1)  # the read below is waiting by now
+                        events.set_idle_timeout(6)
+
+                    tg.start_soon(retime)
+                    items = [item async for item in events]
+    assert items == []
+    assert events.idle_timed_out
+    assert events.idle_timeout == 6
+    assert events.url == "/api/v1/namespaces/default/configmaps"
+    # Counted from the start of the waiting read (t=0), not from the retiming (t=1).
+    assert anyio.current_time() - started == pytest.approx(6, abs=0.1)

@@ -30,6 +30,7 @@ COUNTERS: dict[str, frozenset[str]] = {
     "kube_runtime_watch_restarts_total": frozenset({"watch"}),
     "kube_runtime_watch_relists_total": frozenset({"watch"}),
     "kube_runtime_watch_errors_total": frozenset({"watch", "code"}),
+    "kube_runtime_watch_idle_timeouts_total": frozenset({"watch", "phase"}),
     "kube_runtime_hot_loop_detections_total": frozenset({"controller"}),
 }
 HISTOGRAMS: dict[str, frozenset[str]] = {

@@ -139,6 +139,9 @@ class _SteadyController(Collector):
         watch_errors = CounterMetricFamily(
             "kube_runtime_watch_errors", "Watch errors", labels=["watch", "code"]
         )
+        idle_timeouts = CounterMetricFamily(
+            "kube_runtime_watch_idle_timeouts", "Watch timeouts", labels=["watch", "phase"]
+        )
         last = GaugeMetricFamily(
             "kube_runtime_watch_last_event_timestamp_seconds", "Last event", labels=["watch"]
         )
@@ -150,10 +153,12 @@ class _SteadyController(Collector):
             restarts.add_metric([watch], t / 290.0)
             relists.add_metric([watch], 1.0)
             watch_errors.add_metric([watch, "410"], 0.0)
+            idle_timeouts.add_metric([watch, "idle"], t / 600.0)
+            idle_timeouts.add_metric([watch, "headers"], 0.0)
             last.add_metric([watch], now)
             objects.add_metric([watch], 250.0)
             ready.add_metric([watch], 1.0)
-        yield from (events, restarts, relists, watch_errors, last, objects, ready)
+        yield from (events, restarts, relists, watch_errors, idle_timeouts, last, objects, ready)
 
         yield _histogram(
             "kube_runtime_event_loop_lag_seconds",

@@ -28,12 +28,15 @@ class _Exhausted(BaseException):
 class _Stream:
     """One open watch replaying ``items``, then ending as ``end`` says."""
 
-    def __init__(self, items: list[Any], end: str, self_timed: bool) -> None:
+    def __init__(self, items: list[Any], end: str, self_timed: bool, idle_timeout: float) -> None:
         self._items = iter(items)
         self._end = end
         self.idle_timed_out = False
         if self_timed:
-            self.idle_timeout = 295.0
+            self.idle_timeout = idle_timeout
+
+    def set_idle_timeout(self, seconds: float) -> None:  # as Api.watch's streams offer
+        self.idle_timeout = seconds
 
     def __aiter__(self) -> _Stream:
         return self
@@ -63,14 +66,14 @@ class _FakeApi:
             "items": [],
         }
 
-    def watch(self, *, resource_version: str | None = None, **_: Any) -> Any:
+    def watch(self, *, resource_version: str | None = None, idle_timeout: float = 295.0, **_: Any) -> Any:
         self.watched_from.append(resource_version)
-        return self._open()
+        return self._open(idle_timeout)
 
     @asynccontextmanager
-    async def _open(self) -> AsyncIterator[_Stream]:
+    async def _open(self, idle_timeout: float) -> AsyncIterator[_Stream]:
         for items, end in self._segments:
-            yield _Stream(items, end, self._self_timed)
+            yield _Stream(items, end, self._self_timed, idle_timeout)
             return
         raise _Exhausted
 
@@ -153,7 +156,9 @@ def test_steady_events_resume_from_the_last_version_after_a_normal_end() -> None
         ([], "idle"),
     ]
     out, watched_from, lists, received = anyio.run(_replay, segments, True)
-    assert [kind for kind, _ in out] == ["Init", "InitDone", "Apply"]
+    # The idle end is a WatchFailed caused by a WatchTimeout (issue 13: counted and logged), and
+    # resumes from the same version as a normal end.
+    assert [kind for kind, _ in out] == ["Init", "InitDone", "Apply", "WatchFailed"]
     assert watched_from == ["1", "9", "9"]
     assert lists == 1
     assert received == 3  # the list page, the event and the bookmark

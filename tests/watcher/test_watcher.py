@@ -10,6 +10,7 @@ import anyio
 import pytest
 
 from kube_runtime.client.api import Api
+from kube_runtime.client.errors import WatchTimeout
 from kube_runtime.client.resource import ApiResource
 from kube_runtime.store import store
 from kube_runtime.streams import WatchStream
@@ -25,6 +26,7 @@ from kube_runtime.watcher import (
     InitialListFailed,
     WatcherConfig,
     WatchError,
+    WatchFailed,
     WatchStartFailed,
     metadata_watcher,
     watch_object,
@@ -271,17 +273,18 @@ class HangingApi:
 async def test_idle_watch_is_resumed_after_timeout_plus_5s(anyio_backend: Any) -> None:
     api = HangingApi()
     start = anyio.current_time()
+    failures: list[Any] = []
     async with watcher(api) as stream:
         await until(stream, lambda i: isinstance(i, InitDone))
-
-        async def pull() -> None:
-            await anext(stream)
-
         with anyio.move_on_after(1000):
-            await pull()
+            async for item in stream:
+                failures.append(item)
     assert [c["resource_version"] for c in api.watch_calls][:3] == ["5", "5", "5"]
     assert all(c["timeout_seconds"] == 290 for c in api.watch_calls)
-    # Reopened every 295 s: at t=0, 295, 590, 885.
+    # Reopened every 295 s: at t=0, 295, 590, 885; each silence is a WatchFailed(WatchTimeout).
     assert len(api.watch_calls) == 4
+    assert all(c["idle_timeout"] == 295 for c in api.watch_calls)  # no bookmark, nothing learned
+    assert [type(f) for f in failures] == [WatchFailed] * 3
+    assert all(isinstance(f.__cause__, WatchTimeout) and f.__cause__.phase == "idle" for f in failures)
     assert anyio.current_time() - start == pytest.approx(1000)
     assert not isinstance(api, Delete | Init | InitApply)

@@ -1,9 +1,11 @@
 """Fault injection: what a test (or the CLI's admin endpoint) can do to the server.
 
 Faults are plain state read by the request path, plus actions on storage and the listener:
-close every open watch, fail the next N requests with a chosen status, add latency, compact
-history (resumed watches and stale continue tokens get 410), expire the token (401), and stop
-and restart serving on the same port with all objects kept.
+close every open watch, fail the next N requests with a chosen status, add latency (a large one
+is a server that accepts requests and never answers them), pause the periodic bookmarks (open
+watches go silent with their connections kept open), compact history (resumed watches and stale
+continue tokens get 410), expire the token (401), and stop and restart serving on the same port
+with all objects kept.
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ class Faults:
         self._start = start_serving
         self.latency = 0.0
         self.token_expired = False
+        #: While true the bookmark ticker sends nothing: watches stay open and silent.
+        self.bookmarks_paused = False
         self._failure: _Failure | None = None
         self.injected_failures = 0
 
@@ -86,6 +90,14 @@ class Faults:
         """Delay every API request by ``seconds`` before it is served."""
         self.latency = max(0.0, seconds)
 
+    def pause_bookmarks(self) -> None:
+        """Stop the periodic bookmarks (until :meth:`resume_bookmarks`) without closing any watch:
+        what a client sees when a load balancer silently drops the connection."""
+        self.bookmarks_paused = True
+
+    def resume_bookmarks(self) -> None:
+        self.bookmarks_paused = False
+
     def compact(self) -> int:
         """Drop all watch history; returns the resourceVersion everything older is expired against."""
         rv = self._storage.compact()
@@ -110,6 +122,7 @@ class Faults:
     def reset(self) -> None:
         self.latency = 0.0
         self.token_expired = False
+        self.bookmarks_paused = False
         self._failure = None
 
     # Request path ----------------------------------------------------------------------------

@@ -1,0 +1,197 @@
+"""The idle bound learned from bookmarks: IdleBudget alone, then the watcher on the virtual clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import pytest
+
+from kube_runtime.client.errors import WatchTimeout
+from kube_runtime.client.lines import WatchEvent
+from kube_runtime.testing.clock import virtual_clock_backend
+from kube_runtime.watcher import InitDone, WatcherConfig, WatchFailed, watcher
+from kube_runtime.watcher.cadence import MIN_IDLE_TIMEOUT, IdleBudget
+
+# -- IdleBudget ---------------------------------------------------------------------------------
+
+
+def learned(*times: float, ceiling: float = 295.0, **kwargs: Any) -> IdleBudget:
+    budget = IdleBudget(ceiling, **kwargs)
+    budget.opened()
+    for now in times:
+        budget.bookmark(now)
+    return budget
+
+
+def test_the_ceiling_holds_until_two_bookmarks_give_a_gap() -> None:
+    assert IdleBudget(295.0).timeout == 295
+    assert learned(10.0).timeout == 295
+    assert learned(10.0, 12.0).timeout == 6  # three missed 2 s bookmarks
+    assert learned(0.0, 60.0).timeout == 180  # the real API server's cadence: under Azure's 240 s
+
+
+def test_the_bound_is_clamped_between_the_floor_and_the_ceiling() -> None:
+    assert learned(0.0, 0.5).timeout == MIN_IDLE_TIMEOUT == 5
+    assert learned(0.0, 0.0).timeout == 5  # two bookmarks at once (initial-events-end and a tick)
+    assert learned(0.0, 200.0).timeout == 295
+    assert learned(0.0, 1.0, ceiling=3.0).timeout == 3  # a floor above the ceiling gives way
+
+
+def test_the_cadence_is_the_longest_recent_gap() -> None:
+    budget = learned(0.0, 2.0, 3.0, 6.0)  # gaps 2, 1, 3: jittered timers
+    assert budget.cadence == 3
+    assert budget.timeout == 9
+    for now in (7.0, 8.0, 9.0, 10.0):  # four 1 s gaps push the 3 s one out of the window
+        budget.bookmark(now)
+    assert budget.cadence == 1
+    assert budget.timeout == 5
+
+
+def test_bookmark_reports_whether_the_bound_changed() -> None:
+    budget = learned()
+    assert budget.bookmark(0.0) is False
+    assert budget.bookmark(2.0) is True
+    assert budget.bookmark(4.0) is False
+
+
+def test_gaps_never_span_a_reconnect() -> None:
+    budget = learned(0.0)
+    budget.opened()
+    budget.bookmark(100.0)  # first bookmark of the new connection: no 100 s gap
+    assert budget.timeout == 295
+    budget.bookmark(102.0)
+    assert budget.timeout == 6
+
+
+def test_each_timeout_widens_the_bound_threefold_until_real_gaps_age_it_out() -> None:
+    budget = learned(0.0, 2.0)
+    assert budget.timeout == 6
+    budget.timed_out()
+    assert budget.timeout == 18
+    budget.timed_out()
+    assert budget.timeout == 54
+    for _ in range(5):
+        budget.timed_out()
+    assert budget.timeout == 295
+    budget.opened()
+    for now in (0.0, 2.0, 4.0, 6.0, 8.0):
+        budget.bookmark(now)
+    assert budget.timeout == 6
+
+
+def test_a_configured_interval_is_the_first_estimate() -> None:
+    budget = IdleBudget(295.0, interval=60.0)
+    assert budget.timeout == 180
+    budget = IdleBudget(295.0, interval=10.0, missed=5)
+    assert budget.timeout == 50
+
+
+def test_without_learning_bookmarks_change_nothing() -> None:
+    budget = learned(0.0, 2.0, 4.0, learn=False)
+    assert budget.timeout == 295
+    assert budget.cadence is None
+
+
+def test_watcher_config_builds_the_budget_and_validates() -> None:
+    assert WatcherConfig().idle_budget().timeout == 295
+    assert WatcherConfig().with_timeout(10).idle_budget().timeout == 15
+    assert WatcherConfig().with_bookmark_interval(2).idle_budget().timeout == 6
+    assert WatcherConfig().with_bookmark_interval(2, missed=4).idle_budget().timeout == 8
+    assert WatcherConfig().disable_bookmarks().idle_budget().learn is False
+    with pytest.raises(ValueError, match="bookmark_interval"):
+        WatcherConfig(bookmark_interval=0)
+    with pytest.raises(ValueError, match="missed_bookmarks"):
+        WatcherConfig(missed_bookmarks=0)
+
+
+# -- the watcher learns the cadence (virtual clock, in-memory API) --------------------------------
+
+
+def bookmark(rv: int) -> WatchEvent:
+    return WatchEvent("BOOKMARK", {"kind": "ConfigMap", "metadata": {"resourceVersion": str(rv)}})
+
+
+class BookmarkingApi:
+    """Lists nothing at version 5. The first watch sends a bookmark every 2 s, ``count`` times,
+    then falls silent with the connection open; later watches only fall silent."""
+
+    def __init__(self, count: int, *, self_timed: bool) -> None:
+        self.count = count
+        self.self_timed = self_timed
+        self.watch_calls: list[dict[str, Any]] = []
+        self.retimed: list[float] = []
+
+    async def list(self, **params: Any) -> dict[str, Any]:
+        return {"metadata": {"resourceVersion": "5"}, "items": []}
+
+    def watch(self, **params: Any) -> Any:
+        self.watch_calls.append(params)
+        return self._watch(len(self.watch_calls) == 1, params["idle_timeout"])
+
+    @asynccontextmanager
+    async def _watch(self, first: bool, idle_timeout: float) -> AsyncIterator[Any]:
+        yield _Silent(self, self.count if first else 0, idle_timeout)
+
+
+class _Silent:
+    """Bookmarks every 2 s, then nothing. Self-timed like Api.watch's streams when asked: it ends
+    itself after ``idle_timeout`` of silence and takes ``set_idle_timeout``."""
+
+    def __init__(self, api: BookmarkingApi, count: int, idle_timeout: float) -> None:
+        self._api = api
+        self._left = count
+        self._rv = 5
+        self.idle_timed_out = False
+        self.url = "/api/v1/configmaps"
+        if api.self_timed:
+            self.idle_timeout = idle_timeout
+
+    def set_idle_timeout(self, seconds: float) -> None:
+        self._api.retimed.append(seconds)
+        self.idle_timeout = seconds
+
+    def __aiter__(self) -> _Silent:
+        return self
+
+    async def __anext__(self) -> WatchEvent:
+        if self._left:
+            self._left -= 1
+            await anyio.sleep(2)
+            self._rv += 1
+            return bookmark(self._rv)
+        if not self._api.self_timed:
+            await anyio.sleep_forever()
+        await anyio.sleep(self.idle_timeout)
+        self.idle_timed_out = True
+        raise StopAsyncIteration
+
+
+@pytest.mark.parametrize("anyio_backend", [virtual_clock_backend()])
+@pytest.mark.parametrize("self_timed", [True, False], ids=["self-timed", "watcher-timed"])
+async def test_the_watcher_learns_the_cadence_and_gives_a_silent_watch_up(
+    anyio_backend: Any, self_timed: bool
+) -> None:
+    api = BookmarkingApi(4, self_timed=self_timed)
+    failures: list[tuple[float, Any]] = []
+    async with watcher(api) as stream:
+        with anyio.fail_after(10):
+            async for item in stream:
+                if isinstance(item, InitDone):
+                    opened = anyio.current_time()
+                    break
+        with anyio.move_on_after(100):
+            async for item in stream:
+                failures.append((anyio.current_time() - opened, item))
+    # Bookmarks at 2, 4, 6, 8 s: learned 6 s after the second; silent from 8 s, given up at 14 s.
+    # Each timeout widens the next bound threefold (18 s, then 54 s) since nothing is learned.
+    assert [round(t, 6) for t, _ in failures] == [14, 14 + 18, 14 + 18 + 54]
+    assert all(isinstance(f, WatchFailed) for _, f in failures)
+    causes = [f.__cause__ for _, f in failures]
+    assert all(isinstance(c, WatchTimeout) and c.phase == "idle" for c in causes)
+    assert [c.seconds for c in causes if isinstance(c, WatchTimeout)] == [6, 18, 54]
+    assert [c["idle_timeout"] for c in api.watch_calls] == [295, 18, 54, 162]
+    assert [c["resource_version"] for c in api.watch_calls] == ["5", "9", "9", "9"]
+    assert api.retimed == ([6] if self_timed else [])
