@@ -8,7 +8,9 @@ span covers all attempts):
 3. auth (:mod:`~kube_runtime.client.auth`): credentials refreshed before they lapse; a 401 triggers
    one re-authentication and one resend per request;
 4. :mod:`~kube_runtime.client.metrics`: ``rest_client_*`` per HTTP attempt;
-5. httpx.
+5. httpx, over :mod:`~kube_runtime.client.transport` (httpcore's pool on our anyio sockets,
+   :mod:`~kube_runtime.client.network`); an application's global httpx instrumentation does not
+   see it, so each request has one span, the client's own.
 
 Guarantees: every failure is typed: a non-2xx answer raises :class:`ApiError` (with the server's
 ``Status`` and any ``Retry-After``), a missing answer raises :class:`TransportError`, credentials
@@ -50,11 +52,11 @@ from kube_runtime.client.auth import Authenticator, Credentials
 from kube_runtime.client.config import ClientConfig
 from kube_runtime.client.errors import ApiError, KubeError, TransportError, WatchTimeout
 from kube_runtime.client.metrics import ClientMetrics
-from kube_runtime.client.network import install as install_untimed_reads
 from kube_runtime.client.retry import RetryPolicy, parse_retry_after, send_with_retries
 from kube_runtime.client.streaming import ResponseStream
 from kube_runtime.client.tls import load_client_certificate, ssl_context
 from kube_runtime.client.tracing import RequestSpan, RequestTracer
+from kube_runtime.client.transport import KubeTransport
 
 __all__ = ["Client", "ResponseStream"]
 
@@ -118,25 +120,29 @@ class Client:
         self._stream_timeout = httpx.Timeout(
             connect=config.connect_timeout, read=None, write=config.write_timeout, pool=config.pool_timeout
         )
+        limits = httpx.Limits(
+            max_connections=config.max_watches + config.max_concurrent_requests,
+            max_keepalive_connections=config.max_concurrent_requests,
+            keepalive_expiry=30.0,
+        )
+        #: Whether socket reads without a timeout skip a per-read cancel scope (our own transport,
+        #: :mod:`kube_runtime.client.transport`; a transport passed in is used as it is).
+        self.untimed_reads = transport is None
+        if transport is None:
+            transport = KubeTransport(ssl_context=self._ssl, http2=config.http2, limits=limits)
         self._http = httpx.AsyncClient(
             base_url=config.server,
             verify=self._ssl if self._ssl is not None else True,
             http2=config.http2,
-            limits=httpx.Limits(
-                max_connections=config.max_watches + config.max_concurrent_requests,
-                max_keepalive_connections=config.max_concurrent_requests,
-                keepalive_expiry=30.0,
-            ),
+            limits=limits,
             timeout=self._request_timeout,
             proxy=config.proxy_url,
             trust_env=config.proxy_url is None,
             headers={"User-Agent": config.user_agent},
             transport=transport,
         )
-        #: Whether every stream has a TCP connection of its own (httpx's HTTP/1.1 transport).
-        self._own_connections = transport is None and not config.http2
-        #: Whether socket reads without a timeout skip httpcore's per-read cancel scope.
-        self.untimed_reads = transport is None and install_untimed_reads(self._http)
+        #: Whether every stream has a TCP connection of its own (our transport over HTTP/1.1).
+        self._own_connections = self.untimed_reads and not config.http2
         self._extensions: dict[str, Any] = {}
         if config.tls_server_name:
             self._extensions["sni_hostname"] = config.tls_server_name
