@@ -26,6 +26,7 @@ SPEC_SCHEMA: dict[str, Any] = {
         "ratio": {"type": "number", "maximum": 1.5, "exclusiveMaximum": True},
         "tags": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 2},
         "port": {"x-kubernetes-int-or-string": True},
+        "target": {"x-kubernetes-int-or-string": True, "anyOf": [{"type": "integer"}, {"type": "string"}]},
         "when": {"type": "string", "format": "date-time"},
         "note": {"type": "string", "nullable": True},
         "labels": {"type": "object", "additionalProperties": {"type": "string"}},
@@ -200,6 +201,32 @@ async def test_missing_required_field_and_wrong_type_of_a_whole_object(
     resp = await http.post(crd.path(namespace), json=body)
     cause = ("spec", T, 'Invalid value: "string": spec in body must be of type object: "string"')
     assert resp.json() == _status(crd, "w", [cause])
+
+
+async def test_int_or_string_with_any_of_as_controller_gen_writes_it(
+    http: httpx.AsyncClient, namespace: str, crd: Crd
+) -> None:
+    for good in (8080, "http"):
+        resp = await http.post(
+            crd.path(namespace), json=crd.obj(f"w{good}", {"size": "small", "target": good})
+        )
+        assert resp.status_code == 201, resp.text
+    resp = await http.post(crd.path(namespace), json=crd.obj("w", {"size": "small", "target": True}))
+    assert resp.status_code == 422
+    causes = sorted((c["field"], c["reason"], c["message"]) for c in resp.json()["details"]["causes"])
+    assert causes == [
+        ("<nil>", I, 'Invalid value: "": "spec.target" must validate at least one schema (anyOf)'),
+        (
+            "spec.target",
+            T,
+            'Invalid value: "boolean": spec.target in body must be of type integer,string: "boolean"',
+        ),
+        (
+            "spec.target",
+            T,
+            'Invalid value: "boolean": spec.target in body must be of type integer: "boolean"',
+        ),
+    ]
 
 
 async def test_every_broken_rule_is_a_cause(http: httpx.AsyncClient, namespace: str, crd: Crd) -> None:

@@ -108,7 +108,7 @@ class Schema:
         if self.pattern:
             try:
                 self.pattern_re = re.compile(self.pattern)
-            except re.error:
+            except re.error:  # valid for Go's RE2 (the real server took it) but not for Python
                 self.pattern_re = None
 
     def field(self, key: str) -> Schema | None:

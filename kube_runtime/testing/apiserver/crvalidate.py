@@ -291,7 +291,7 @@ class _Walk:
             self.add(name, "FieldValueTooLong", f"Too long: may not be more than {s.max_length} {unit}")
         elif s.min_length is not None and len(value) < s.min_length:
             self.invalid(name, value, f"{name} in body should be at least {s.min_length} chars long")
-        elif s.pattern and (s.pattern_re is None or not s.pattern_re.search(value)):
+        elif s.pattern_re is not None and not s.pattern_re.search(value):
             self.invalid(name, value, f"{name} in body should match '{s.pattern}'")
         fmt = s.format.replace("-", "")
         check = CHECKED_FORMATS.get(fmt)
