@@ -135,7 +135,16 @@ class Crd:
         }
 
 
-async def create_crd(http: httpx.AsyncClient, *, namespaced: bool = True) -> Crd:
+async def create_crd(
+    http: httpx.AsyncClient,
+    *,
+    namespaced: bool = True,
+    schema: dict[str, Any] | None = None,
+    printer_columns: list[dict[str, Any]] | None = None,
+) -> Crd:
+    """A new CRD with a unique group, served and established; ``schema`` is its v1
+    ``openAPIV3Schema`` (by default an object that keeps every field), ``printer_columns`` its
+    ``additionalPrinterColumns``."""
     group = f"t{secrets.token_hex(4)}.contract.kube-runtime.dev"
     crd = Crd(group, "widgets", "Widget", namespaced)
     body = {
@@ -153,8 +162,10 @@ async def create_crd(http: httpx.AsyncClient, *, namespaced: bool = True) -> Crd
                     "storage": True,
                     "subresources": {"status": {}},
                     "schema": {
-                        "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                        "openAPIV3Schema": schema
+                        or {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
                     },
+                    **({"additionalPrinterColumns": printer_columns} if printer_columns else {}),
                 }
             ],
         },

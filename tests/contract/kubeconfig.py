@@ -27,6 +27,7 @@ class ContractTarget:
     verify: ssl.SSLContext | bool
     cert: tuple[str, str] | None = None
     embedded: Any = None
+    kubeconfig_path: Path | None = None  # the file read (for clients such as kubectl)
     _files: list[Any] = field(default_factory=list)
 
     def client_kwargs(self) -> dict[str, Any]:
@@ -68,6 +69,7 @@ def read_kubeconfig(path: str | Path, name: str = "kubeconfig") -> ContractTarge
         if ca is not None:
             verify = ssl.create_default_context(cadata=ca.decode())
     target = ContractTarget(name, str(cluster["server"]).rstrip("/"), headers, verify)
+    target.kubeconfig_path = Path(path)
     cert = _data(user, "client-certificate")
     key = _data(user, "client-key")
     if cert is not None and key is not None:

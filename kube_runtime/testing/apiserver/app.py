@@ -410,7 +410,7 @@ class ApiApp:
 
     @staticmethod
     def _table(records: list[Record], rtype: ResourceType, list_meta: dict[str, Any] | None) -> bytes:
-        return table_bytes(records, list_meta)
+        return table_bytes(records, list_meta, rtype)
 
     # List ------------------------------------------------------------------------------------
 

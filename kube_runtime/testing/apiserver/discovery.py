@@ -62,6 +62,10 @@ class Registry:
         for t in types:
             self.add(t)
 
+    def crd_types(self, crd_name: str) -> list[ResourceType]:
+        """What the CRD named ``crd_name`` serves now (empty when it serves nothing)."""
+        return list(self._crd_types.get(crd_name, ()))
+
     def remove_crd(self, crd_name: str) -> None:
         for t in self._crd_types.pop(crd_name, []):
             self._types.pop((t.group, t.version, t.plural), None)

@@ -20,9 +20,15 @@ from typing import Any
 
 import orjson
 
+from kube_runtime.testing.apiserver.crd import (
+    admit_custom_resource,
+    established_status,
+    prepare_crd,
+    serve_crd,
+)
 from kube_runtime.testing.apiserver.discovery import Registry
 from kube_runtime.testing.apiserver.managed_fields import ApplyConflict, record_update, server_side_apply
-from kube_runtime.testing.apiserver.resources import ResourceType, crd_resource_types
+from kube_runtime.testing.apiserver.resources import ResourceType
 from kube_runtime.testing.apiserver.status import (
     StatusError,
     already_exists,
@@ -192,63 +198,7 @@ class ObjectOps:
             status.setdefault("phase", "Pending")
             obj["status"] = status
         elif key == CRDS:
-            try:
-                types = crd_resource_types(obj)
-            except ValueError as exc:
-                field, _, msg = str(exc).partition(": ")
-                raise invalid(rtype, name, [(field, "FieldValueInvalid", msg)]) from None
-            spec = obj["spec"]
-            expected = f"{spec['names']['plural']}.{spec['group']}"
-            if name != expected:
-                raise invalid(
-                    rtype,
-                    name,
-                    [
-                        (
-                            "metadata.name",
-                            "FieldValueInvalid",
-                            f'Invalid value: "{name}": must be spec.names.plural+"."+spec.group',
-                        )
-                    ],
-                )
-            for v in spec.get("versions") or ():
-                if isinstance(v, dict):
-                    v.setdefault("served", True)
-                    v.setdefault("storage", len(types) == 1)
-            if not types:
-                raise invalid(
-                    rtype,
-                    name,
-                    [("spec.versions", "FieldValueInvalid", "must have at least one served version")],
-                )
-
-    def _crd_established(self, obj: dict[str, Any]) -> None:
-        spec = obj["spec"]
-        names = dict(spec["names"])
-        names.setdefault("singular", str(names["kind"]).lower())
-        names.setdefault("listKind", f"{names['kind']}List")
-        now = now_rfc3339()
-        stored = [v["name"] for v in spec.get("versions") or () if isinstance(v, dict) and v.get("storage")]
-        obj["status"] = {
-            "acceptedNames": names,
-            "conditions": [
-                {
-                    "type": "NamesAccepted",
-                    "status": "True",
-                    "reason": "NoConflicts",
-                    "message": "no conflicts found",
-                    "lastTransitionTime": now,
-                },
-                {
-                    "type": "Established",
-                    "status": "True",
-                    "reason": "InitialNamesAccepted",
-                    "message": "the initial names have been accepted",
-                    "lastTransitionTime": now,
-                },
-            ],
-            "storedVersions": stored or [spec["versions"][0]["name"]],
-        }
+            prepare_crd(rtype, obj)
 
     def _after_commit(self, rtype: ResourceType, record: Record, deleted: bool) -> None:
         if rtype.storage_key == CRDS:
@@ -256,7 +206,7 @@ class ObjectOps:
             if deleted:
                 self.registry.remove_crd(name)
             else:
-                self.registry.set_crd(name, crd_resource_types(record.obj))
+                serve_crd(self.storage, self.registry, record.obj)
 
     # Create ----------------------------------------------------------------------------------
 
@@ -313,7 +263,8 @@ class ObjectOps:
             obj.pop("status", None)
         self._prepare_kind_rules(rtype, obj, None)
         if rtype.storage_key == CRDS:
-            self._crd_established(obj)
+            obj["status"] = established_status(obj, now_rfc3339())
+        admit_custom_resource(rtype, obj, None, None)
         if managed_fields is not None:
             meta["managedFields"] = managed_fields
         elif manager:
@@ -412,6 +363,7 @@ class ObjectOps:
             self._prepare_kind_rules(rtype, new, cur)
             if rtype.storage_key == CRDS:
                 new["status"] = old.get("status")
+        admit_custom_resource(rtype, new, old, subresource)
         if "generation" in old_meta:
             new_meta["generation"] = old_meta["generation"]
             if subresource is None and _spec_view(new) != _spec_view(old):

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from kube_runtime.testing.apiserver.crschema import Schema, parse_schema
+
 __all__ = ["BUILTIN_TYPES", "ResourceType", "crd_resource_types"]
 
 _ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
@@ -34,6 +36,10 @@ class ResourceType:
     categories: tuple[str, ...] = ()
     verbs: tuple[str, ...] = _ALL_VERBS
     selectable_fields: tuple[str, ...] = field(default=())
+    # A custom resource version's structural schema and its additionalPrinterColumns (raw dicts);
+    # left out of equality and hashing.
+    schema: Schema | None = field(default=None, compare=False)
+    printer_columns: tuple[dict[str, Any], ...] = field(default=(), compare=False)
 
     @property
     def api_version(self) -> str:
@@ -95,6 +101,10 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
 )
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def crd_resource_types(crd: dict[str, Any]) -> list[ResourceType]:
     """The resource types a CustomResourceDefinition serves (one per served version).
 
@@ -149,6 +159,10 @@ def crd_resource_types(crd: dict[str, Any]) -> list[ResourceType]:
                 custom=True,
                 categories=categories,
                 selectable_fields=selectable,
+                schema=parse_schema(_dict(v.get("schema")).get("openAPIV3Schema")),
+                printer_columns=tuple(
+                    c for c in v.get("additionalPrinterColumns") or () if isinstance(c, dict)
+                ),
             )
         )
     return out

@@ -299,6 +299,25 @@ class Storage:
             watcher.offer(ev)
         return record
 
+    def rewrite_current(self, coll: Collection, transform: Callable[[dict[str, Any]], None]) -> int:
+        """Pass a copy of each current object of ``coll`` to ``transform`` and keep what it makes of
+        it, at the same resourceVersion and without an event; returns how many objects changed.
+
+        What a new decoder does to reads (a CRD's changed schema defaults and prunes stored custom
+        resources when they are read): records are replaced, never mutated, so snapshots and watch
+        queues holding the old ones stay consistent; the history keeps the old states.
+        """
+        changed = 0
+        for key, record in list(coll.objects.items()):
+            obj = record.copy_obj()
+            transform(obj)
+            if obj != record.obj:
+                coll.objects[key] = Record(key, obj, orjson.dumps(obj), record.rv)
+                changed += 1
+        if changed:
+            coll._snapshots.clear()
+        return changed
+
     def compact(self) -> int:
         """Drop every collection's history: resuming from any older resourceVersion gets 410."""
         for coll in self.collections.values():

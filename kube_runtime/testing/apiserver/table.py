@@ -1,4 +1,10 @@
-"""``meta.k8s.io/v1`` Table rendering (``kubectl get`` asks for it; Name and Age columns only)."""
+"""``meta.k8s.io/v1`` Table rendering (``kubectl get`` asks for it).
+
+Built-in kinds get Name and Age columns only. A custom resource gets what kube-apiserver serves for
+it: Name, then its version's ``additionalPrinterColumns`` (cells computed by :mod:`printer`), or
+Age alone when the CRD defines none. Each row carries the object's metadata as
+PartialObjectMetadata (the server's default ``includeObject=Metadata``).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from kube_runtime.testing.apiserver.printer import CREATION_TIMESTAMP_DOC, cell
+from kube_runtime.testing.apiserver.resources import ResourceType
 from kube_runtime.testing.apiserver.storage import Record
 
 __all__ = ["table_bytes"]
@@ -15,6 +23,21 @@ _COLUMNS = [
     {"name": "Name", "type": "string", "format": "name", "description": "Name of the object", "priority": 0},
     {"name": "Age", "type": "string", "format": "", "description": "Time since creation", "priority": 0},
 ]
+_NAME_DOC = (
+    "Name must be unique within a namespace. Is required when creating resources, although some resources "
+    "may allow a client to request the generation of an appropriate name automatically. Name is primarily "
+    "intended for creation idempotence and configuration definition. Cannot be updated. More info: "
+    "https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names"
+)
+_CUSTOM_NAME = {"name": "Name", "type": "string", "format": "name", "description": _NAME_DOC, "priority": 0}
+_DEFAULT_CUSTOM = (
+    {
+        "name": "Age",
+        "type": "date",
+        "jsonPath": ".metadata.creationTimestamp",
+        "description": CREATION_TIMESTAMP_DOC,
+    },
+)
 
 
 def _age(timestamp: Any) -> str:
@@ -34,25 +57,59 @@ def _age(timestamp: Any) -> str:
     return f"{secs // 86400}d"
 
 
-def table_bytes(records: list[Record], list_meta: dict[str, Any] | None) -> bytes:
-    """A Table of ``records``; each row carries the object's metadata as PartialObjectMetadata."""
-    rows = [
+def _metadata_row(r: Record, cells: list[Any]) -> dict[str, Any]:
+    return {
+        "cells": cells,
+        "object": {
+            "kind": "PartialObjectMetadata",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": r.obj.get("metadata") or {},
+        },
+    }
+
+
+def _custom_columns(rtype: ResourceType) -> tuple[list[dict[str, Any]], tuple[dict[str, Any], ...]]:
+    columns = rtype.printer_columns or _DEFAULT_CUSTOM
+    definitions = [_CUSTOM_NAME] + [
         {
-            "cells": [r.key[1], _age((r.obj.get("metadata") or {}).get("creationTimestamp"))],
-            "object": {
-                "kind": "PartialObjectMetadata",
-                "apiVersion": "meta.k8s.io/v1",
-                "metadata": r.obj.get("metadata") or {},
-            },
+            "name": c.get("name", ""),
+            "type": c.get("type", ""),
+            "format": c.get("format", ""),
+            "description": c.get("description")
+            or f"Custom resource definition column (in JSONPath format): {c.get('jsonPath', '')}",
+            "priority": c.get("priority", 0),
         }
-        for r in records
+        for c in columns
     ]
+    return definitions, columns
+
+
+def table_bytes(
+    records: list[Record], list_meta: dict[str, Any] | None, rtype: ResourceType | None = None
+) -> bytes:
+    """A Table of ``records`` of type ``rtype`` (custom resources get their printer columns).
+
+    ``list_meta`` is the list's metadata; None for a single object, whose Table then carries the
+    object's resourceVersion for a custom resource (as kube-apiserver's does).
+    """
+    if rtype is not None and rtype.custom:
+        definitions, columns = _custom_columns(rtype)
+        rows = [_metadata_row(r, [r.key[1], *(cell(r.obj, c) for c in columns)]) for r in records]
+        if list_meta is None:
+            rv = (records[0].obj.get("metadata") or {}).get("resourceVersion") if records else None
+            list_meta = {"resourceVersion": rv} if rv else {}
+    else:
+        definitions = _COLUMNS
+        rows = [
+            _metadata_row(r, [r.key[1], _age((r.obj.get("metadata") or {}).get("creationTimestamp"))])
+            for r in records
+        ]
     return orjson.dumps(
         {
             "kind": "Table",
             "apiVersion": "meta.k8s.io/v1",
             "metadata": list_meta or {},
-            "columnDefinitions": _COLUMNS,
+            "columnDefinitions": definitions,
             "rows": rows,
         }
     )

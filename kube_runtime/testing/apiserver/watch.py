@@ -111,7 +111,7 @@ class Watcher:
 
     def line(self, type: str, record: Record) -> bytes:
         if self.table:
-            return _PREFIX[type] + table_bytes([record], None) + _SUFFIX
+            return _PREFIX[type] + table_bytes([record], None, self.rtype) + _SUFFIX
         raw = record.meta_raw if self.metadata_only else record.raw
         return _PREFIX[type] + raw + _SUFFIX
 
