@@ -19,6 +19,15 @@ Guarantees (kube-rs ``controller/mod.rs`` semantics unless noted):
   in their ``ownerReferences``; ``watches`` maps related objects through a mapper. Each trigger
   stream has its own backoff, so one failing watch does not pause the others (kube-rs shares one
   backoff between all triggers, stalling every trigger while one watch fails).
+* Relists: after a (re)list, paged or streaming, every object in the new state is reconciled
+  against that state; objects deleted during the outage are dropped at the swap (no
+  ``ObjectNotFound`` for them). The main trigger fires per watch ``Apply`` and, once ``InitDone``
+  has swapped the new list into the store, for every object in it, never per ``InitApply``
+  (:func:`~kube_runtime.streams.synced_objects`). kube-rs's ``Controller::new`` triggers on each
+  ``InitApply`` while its store still shows the old state, so a reconcile during a relist reads
+  the old object or none and is never re-triggered (stackabletech/hdfs-operator#774). A reconcile
+  running at the swap is followed by another one that reads the new state. Shared stores
+  (``for_shared``) trigger in the same way.
 * The scheduler/runner rules hold (see :mod:`~kube_runtime.controller.scheduler` and
   :mod:`~kube_runtime.controller.runner`): one entry per object, never two concurrent reconciles
   of one object, a global concurrency limit, and nothing runs before the main store is ready.
@@ -189,7 +198,7 @@ class Controller:
 
         def open_main() -> AsyncIterable[Any]:
             raw = self._open_watch(watch, lambda progress: watcher(api, config, progress=progress))
-            return raw.backoff(self._new_backoff()).reflect(writer).applied_objects()
+            return raw.backoff(self._new_backoff()).reflect(writer).synced_objects(reader)
 
         self._triggers.append(_Trigger(f"watch {resource.kind}", open_main, self._self_requests, watch))
 
@@ -206,7 +215,11 @@ class Controller:
         """A controller whose main trigger is ``stream``: applied objects of ``resource`` that the
         caller already reflects into ``reader``'s store (and may filter with predicates). Error
         items become ``QueueError``; deleted objects are ignored. The stream is iterated once:
-        run such a controller once."""
+        run such a controller once.
+
+        Pitfall: build it with :func:`~kube_runtime.streams.synced_objects` (``...reflect(writer)
+        .synced_objects(reader)``), not ``applied_objects``, whose relist objects arrive before
+        the store shows them (see "Relists" in the module docs)."""
         self = cls.__new__(cls)
         self._init(resource, reader, name, registry)
         self._triggers.append(_Trigger(f"stream {resource.kind}", lambda: stream, self._self_requests))
