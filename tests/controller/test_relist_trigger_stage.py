@@ -13,14 +13,14 @@ import anyio
 import pytest
 
 from kube_runtime.client import Api
-from kube_runtime.controller import Action, Controller, ObjectNotFound, Reconciled
+from kube_runtime.controller import Action, Controller, ObjectNotFound, Reconciled, ReconcileReason
 from kube_runtime.controller import controller as controller_module
 from kube_runtime.store import store
 from kube_runtime.store.object_ref import ObjectRef
 from kube_runtime.streams import DeletedObject, WatchStream, reflect, synced_objects
 from kube_runtime.watcher import Apply, Delete, Init, InitApply, InitDone, WatchFailed
 from kube_runtime.watcher.event import KubeObject
-from tests.controller.conftest import CONFIG_MAP
+from tests.controller.conftest import CONFIG_MAP, SECRET
 
 pytestmark = pytest.mark.anyio
 
@@ -200,3 +200,62 @@ class _NoBackoff:
 
     def reset(self) -> None:
         pass
+
+
+def secret(name: str, rv: int, owner: str) -> KubeObject:
+    owner_ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": owner, "uid": owner}
+    meta = {"name": name, "namespace": "default", "resourceVersion": str(rv), "ownerReferences": [owner_ref]}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta}
+
+
+def owners(obj: KubeObject) -> list[ObjectRef]:
+    return [ref(owner["name"]) for owner in obj["metadata"]["ownerReferences"]]
+
+
+@pytest.mark.parametrize("relation", ["owns", "watches"])
+async def test_a_related_object_deleted_while_its_watch_was_away_triggers_at_the_relist(
+    relation: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The related watch relists (410) without the child c1, deleted meanwhile: c1's owner p is
+    reconciled as for c1's delete. kube-rs (``touched_objects`` over the relist) never triggers p:
+    a relist has no deletes, and only the children still there (c2 -> q) trigger."""
+    main = ScriptedWatcher(listing(cm("p", 1), cm("q", 1)))
+    children = ScriptedWatcher(
+        listing(secret("c1", 1, "p"), secret("c2", 1, "q")),
+        [WatchFailed(RuntimeError("410 Gone")), *listing(secret("c2", 1, "q"))],
+    )
+    if relation == "owns":
+        monkeypatch.setattr(controller_module, "watcher", main)
+        monkeypatch.setattr(controller_module, "metadata_watcher", children)
+    else:
+        calls = iter([main, children])
+        monkeypatch.setattr(controller_module, "watcher", lambda *a, **kw: next(calls)(*a, **kw))
+    secrets_api = Api(None, SECRET, "default")  # type: ignore[arg-type]  # never called
+    controller = Controller(Api(None, CONFIG_MAP, "default")).trigger_backoff(lambda: _NoBackoff())  # type: ignore[arg-type]
+    if relation == "owns":
+        controller.owns(secrets_api)
+    else:
+        controller.watches(secrets_api, None, owners)
+    results: list[tuple[float, Any]] = []
+    with anyio.fail_after(600):
+        async with controller.run(await_change, None, None) as stream, anyio.create_task_group() as tg:
+
+            async def consume() -> None:
+                async for item in stream:
+                    results.append((anyio.current_time(), item))
+
+            tg.start_soon(consume)
+            await children.done.wait()
+            await anyio.sleep(10)  # quiescence on the virtual clock
+            tg.cancel_scope.cancel()
+
+    after_relist = [
+        (item[0].name, item.reason) for at, item in results if at >= 1 and isinstance(item, Reconciled)
+    ]
+    c1 = ReconcileReason.related_object_updated(ObjectRef.for_resource(SECRET, "c1", "default"))
+    c2 = ReconcileReason.related_object_updated(ObjectRef.for_resource(SECRET, "c2", "default"))
+    assert sorted(after_relist, key=str) == sorted([("p", c1), ("q", c2)], key=str)
+
+
+async def await_change(_obj: KubeObject, _ctx: None) -> Action:
+    return Action.await_change()
