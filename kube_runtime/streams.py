@@ -26,11 +26,12 @@ later by the event loop.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Hashable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, Generic, Protocol, TypeAlias, TypeVar
 
 import anyio
+import anyio.lowlevel
 
 from kube_runtime.predicates import Predicate
 from kube_runtime.watcher.backoff import Backoff
@@ -51,6 +52,7 @@ __all__ = [
     "modify",
     "predicate_filter",
     "reflect",
+    "synced_objects",
     "touched_objects",
 ]
 
@@ -141,6 +143,11 @@ class WatchStream(Generic[T_co]):
     def touched_objects(self: WatchStream[EventItem]) -> WatchStream[ObjectItem]:
         return touched_objects(self)
 
+    def synced_objects(
+        self: WatchStream[EventItem], store: Iterable[KubeObject], *, deletes: bool = False
+    ) -> WatchStream[ObjectItem]:
+        return synced_objects(self, store, deletes=deletes)
+
     def predicate_filter(
         self: WatchStream[T], predicate: Predicate, *, ttl: float = DEFAULT_PREDICATE_TTL
     ) -> WatchStream[T]:
@@ -189,6 +196,84 @@ class _Objects(WatchStream[ObjectItem]):
 
 
 _APPLIED = (Apply, InitApply)
+
+
+def synced_objects(
+    stream: AsyncIterable[EventItem], store: Iterable[KubeObject], *, deletes: bool = False
+) -> WatchStream[ObjectItem]:
+    """Changed objects, each yielded only once ``store`` shows it: what should trigger reconciles.
+
+    Put it directly after :func:`reflect` of ``store``'s writer. It yields the object of every
+    ``Apply`` (already applied to the store), and at every ``InitDone`` (the store has just swapped
+    in the new list) every object of the store; ``InitApply`` objects are not yielded, since until
+    the swap the store still shows the previous state. With ``deletes``, a ``Delete`` yields the
+    last state as a :class:`DeletedObject`. Errors pass.
+
+    Guarantee: after a (re)list, paged or streaming, every object of the new state is yielded once
+    the store holds that state; objects deleted while the watch was away are not yielded (they
+    vanish at the swap), and objects changed while the list was in progress arrive as ``Apply``
+    after it. :func:`applied_objects` instead yields each ``InitApply`` while readers still see the
+    old state: a consumer that then reads the store gets the old object, or none for an object
+    created meanwhile, and nothing yields it again after the swap. kube-rs's ``Controller::new``
+    has that hole (its trigger is ``applied_objects``; its shared reflector broadcasts the store at
+    ``InitDone`` as here).
+
+    Cost: at each ``InitDone`` the whole store is iterated (a compact store decodes one object at a
+    time, not all at once), yielding to the event loop every 500 objects.
+    """
+    return _Synced(stream, store, deletes=deletes)
+
+
+class _Synced(WatchStream[ObjectItem]):
+    """:func:`synced_objects` as one ``__anext__`` per item."""
+
+    __slots__ = ("_deletes", "_events", "_listed", "_sent", "_store")
+
+    def __init__(
+        self, stream: AsyncIterable[EventItem], store: Iterable[KubeObject], *, deletes: bool
+    ) -> None:
+        events = _upstream(stream)
+        super().__init__(events)  # type: ignore[arg-type]  # read through _events, typed right
+        self._events = events
+        self._store = store
+        self._deletes = deletes
+        #: The store's objects still to yield after an InitDone, and how many were yielded.
+        self._listed: Iterator[KubeObject] | None = None
+        self._sent = 0
+
+    async def __anext__(self) -> ObjectItem:
+        source = self._events
+        try:
+            if self._listed is not None:
+                listed = next(self._listed, None)
+                if listed is not None:
+                    self._sent += 1
+                    if self._sent % _SYNC_BATCH == 0:
+                        await anyio.lowlevel.checkpoint()  # a large store must not hold the loop
+                    return listed
+                self._listed = None
+            while True:
+                item = await source.__anext__()
+                if isinstance(item, Apply):
+                    return item.object
+                if isinstance(item, InitDone):
+                    objects = iter(self._store)  # a snapshot: the swap has just happened upstream
+                    first = next(objects, None)
+                    if first is not None:
+                        self._listed, self._sent = objects, 1
+                        return first
+                elif isinstance(item, Delete):
+                    if self._deletes:
+                        return DeletedObject(item.object)
+                elif isinstance(item, Exception):
+                    return item
+        except BaseException:
+            await _aclose(source)
+            raise
+
+
+#: How many objects of a synced store are yielded between two passes through the event loop.
+_SYNC_BATCH = 500
 
 
 # -- event -> event -------------------------------------------------------------------------------

@@ -19,6 +19,16 @@ Guarantees (kube-rs ``controller/mod.rs`` semantics unless noted):
   in their ``ownerReferences``; ``watches`` maps related objects through a mapper. Each trigger
   stream has its own backoff, so one failing watch does not pause the others (kube-rs shares one
   backoff between all triggers, stalling every trigger while one watch fails).
+* Relists: after a (re)list, paged or streaming, every object in the new state is reconciled
+  against that state; objects deleted during the outage are dropped at the swap (no
+  ``ObjectNotFound`` for them). The main trigger fires per watch ``Apply`` and, once ``InitDone``
+  has swapped the new list into the store, for every object in it, never per ``InitApply``
+  (:func:`~kube_runtime.streams.synced_objects`). kube-rs's ``Controller::new`` triggers on each
+  ``InitApply`` while its store still shows the old state, so a reconcile during a relist reads
+  the old object or none and is never re-triggered (stackabletech/hdfs-operator#774). A reconcile
+  running at the swap is followed by another one that reads the new state. Shared stores
+  (``for_shared``) trigger in the same way. An ``owns``/``watches`` object deleted while its
+  watch was away triggers, at that watch's relist, what it last mapped to (kube-rs: nothing).
 * The scheduler/runner rules hold (see :mod:`~kube_runtime.controller.scheduler` and
   :mod:`~kube_runtime.controller.runner`): one entry per object, never two concurrent reconciles
   of one object, a global concurrency limit, and nothing runs before the main store is ready.
@@ -81,6 +91,7 @@ from kube_runtime.controller.backoff import ReconcileBackoff
 from kube_runtime.controller.context import ReconcileInfo, _current
 from kube_runtime.controller.errors import ControllerError, ObjectNotFound, QueueError, ReconcilerFailed
 from kube_runtime.controller.metrics import QueueMetrics
+from kube_runtime.controller.related import RelatedRequests
 from kube_runtime.controller.result import ControllerResult, Reconciled
 from kube_runtime.controller.runner import Runner, loop_clock
 from kube_runtime.controller.signals import shutdown_on_signals
@@ -189,7 +200,7 @@ class Controller:
 
         def open_main() -> AsyncIterable[Any]:
             raw = self._open_watch(watch, lambda progress: watcher(api, config, progress=progress))
-            return raw.backoff(self._new_backoff()).reflect(writer).applied_objects()
+            return raw.backoff(self._new_backoff()).reflect(writer).synced_objects(reader)
 
         self._triggers.append(_Trigger(f"watch {resource.kind}", open_main, self._self_requests, watch))
 
@@ -206,7 +217,11 @@ class Controller:
         """A controller whose main trigger is ``stream``: applied objects of ``resource`` that the
         caller already reflects into ``reader``'s store (and may filter with predicates). Error
         items become ``QueueError``; deleted objects are ignored. The stream is iterated once:
-        run such a controller once."""
+        run such a controller once.
+
+        Pitfall: build it with :func:`~kube_runtime.streams.synced_objects` (``...reflect(writer)
+        .synced_objects(reader)``), not ``applied_objects``, whose relist objects arrive before
+        the store shows them (see "Relists" in the module docs)."""
         self = cls.__new__(cls)
         self._init(resource, reader, name, registry)
         self._triggers.append(_Trigger(f"stream {resource.kind}", lambda: stream, self._self_requests))
@@ -276,7 +291,9 @@ class Controller:
     def owns(self, api: Api, watcher_config: WatcherConfig | None = None) -> Controller:
         """Reconcile the owners of ``api``'s objects (changes and deletes): every
         ``ownerReferences`` entry of this controller's kind (``controller: true`` is not needed).
-        Watches metadata only and keeps no cache."""
+        Watches metadata only and keeps no cache of the children, only the owner requests each
+        maps to, so a child deleted while the watch was away triggers its owners at the relist
+        (see :mod:`~kube_runtime.controller.related`)."""
         child: ApiResource = api.resource
         config = watcher_config or WatcherConfig()
         owner = self.resource
@@ -285,7 +302,8 @@ class Controller:
 
         def open_owns() -> AsyncIterable[Any]:
             raw = self._open_watch(watch, lambda progress: metadata_watcher(api, config, progress=progress))
-            return raw.backoff(self._new_backoff()).touched_objects()
+            related.reset()
+            return raw.backoff(self._new_backoff())
 
         def to_requests(obj: KubeObject) -> Iterable[ReconcileRequest]:
             meta = obj.get("metadata") or {}
@@ -301,7 +319,8 @@ class Controller:
                     requests.append(ReconcileRequest(ref, reason))
             return requests
 
-        self._triggers.append(_Trigger(f"owns {child.kind}", open_owns, to_requests, watch))
+        related = RelatedRequests(to_requests)
+        self._triggers.append(_Trigger(f"owns {child.kind}", open_owns, related, watch))
         return self
 
     def watches(
@@ -311,8 +330,10 @@ class Controller:
         mapper: Callable[[KubeObject], Iterable[ObjectRef]],
     ) -> Controller:
         """Reconcile the objects ``mapper`` names for each change (or delete: the mapper gets a
-        :class:`~kube_runtime.streams.DeletedObject`) of ``api``'s objects. Keeps no cache. An
-        exception from ``mapper`` is yielded as a ``QueueError``."""
+        :class:`~kube_runtime.streams.DeletedObject`) of ``api``'s objects. Keeps no cache of
+        them, only what each mapped to: one deleted while the watch was away triggers that at the
+        relist, without calling ``mapper`` again. An exception from ``mapper`` is yielded as a
+        ``QueueError``."""
         other: ApiResource = api.resource
         config = watcher_config or WatcherConfig()
 
@@ -320,13 +341,15 @@ class Controller:
 
         def open_watches() -> AsyncIterable[Any]:
             raw = self._open_watch(watch, lambda progress: watcher(api, config, progress=progress))
-            return raw.backoff(self._new_backoff()).touched_objects()
+            related.reset()
+            return raw.backoff(self._new_backoff())
 
         def to_requests(obj: KubeObject) -> Iterable[ReconcileRequest]:
             reason = ReconcileReason.related_object_updated(ObjectRef.from_obj(obj, other))
             return [ReconcileRequest(ref, reason) for ref in mapper(obj)]
 
-        self._triggers.append(_Trigger(f"watches {other.kind}", open_watches, to_requests, watch))
+        related = RelatedRequests(to_requests)
+        self._triggers.append(_Trigger(f"watches {other.kind}", open_watches, related, watch))
         return self
 
     def reconcile_on(self, stream: AsyncIterable[ObjectRef | Exception]) -> Controller:

@@ -7,8 +7,10 @@ every change to each :class:`Subscription`.
 Guarantees:
 
 * A subscription yields the latest state of each changed object: the object for an apply, a
-  :class:`~kube_runtime.streams.DeletedObject` for a delete. After every complete (re)list it
-  yields every cached object, so a consumer catches up on whatever it missed.
+  :class:`~kube_runtime.streams.DeletedObject` for a delete. After every complete (re)list, once
+  the store shows it, it yields every cached object (never the list's objects one by one before
+  the swap), so a consumer catches up on whatever it missed
+  (:func:`~kube_runtime.streams.synced_objects`).
 * Buffers are bounded and coalescing: a change to an object already waiting in a buffer replaces
   it in place and takes no extra slot. A full buffer makes the root wait (backpressure), so the
   store and the other consumers are at most one buffer ahead of the slowest consumer; they keep
@@ -31,8 +33,8 @@ import anyio
 from anyio.abc import TaskGroup
 
 from kube_runtime.store.store import Store, Writer, object_key
-from kube_runtime.streams import DeletedObject, EventItem, reflect
-from kube_runtime.watcher.event import Apply, Delete, InitDone, KubeObject
+from kube_runtime.streams import EventItem, reflect, synced_objects
+from kube_runtime.watcher.event import KubeObject
 
 __all__ = ["DEFAULT_BUFFER_SIZE", "SharedReflector", "Subscription"]
 
@@ -173,19 +175,15 @@ class SharedReflector:
             self._finish()
 
     async def _run(self) -> None:
-        stream = reflect(self._stream, self._writer)
+        writer = self._writer
+        stream = synced_objects(reflect(self._stream, writer), writer.as_reader(), deletes=True)
         try:
             async for item in stream:
                 if isinstance(item, Exception):
                     self.errors += 1
                     _log.debug("shared reflector: watch error: %s", item)
-                elif isinstance(item, Apply):
-                    await self._dispatch(item.object)
-                elif isinstance(item, Delete):
-                    await self._dispatch(DeletedObject(item.object))
-                elif isinstance(item, InitDone):
-                    for obj in self._writer.as_reader().state():
-                        await self._dispatch(obj)
+                else:
+                    await self._dispatch(item)
         finally:
             with anyio.CancelScope(shield=True):
                 await stream.aclose()

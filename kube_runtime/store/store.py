@@ -136,8 +136,13 @@ class Store:
         return list(self._cache.objects.keys())
 
     def __iter__(self) -> Iterator[KubeObject]:
-        """Iterates a snapshot, so the store may change meanwhile."""
-        return iter(self.state())
+        """Iterates a snapshot, so the store may change meanwhile. A compact store decodes each
+        object as it is reached (not all up front, as :meth:`state` does)."""
+        cache = self._cache
+        snapshot = list(cache.objects.values())
+        if not cache.compact:
+            return iter(snapshot)
+        return map(_decode, snapshot)
 
     def __len__(self) -> int:
         """The number of cached objects (for the ``kube_runtime_store_objects`` gauge)."""
@@ -301,6 +306,10 @@ def store(
     (shared read-only objects, ``FreezeAfterSync`` by default). See the module docs."""
     writer = Writer(resource, gc_policy=gc_policy, compact=compact)
     return writer.as_reader(), writer
+
+
+def _decode(stored: bytes) -> KubeObject:
+    return orjson.loads(stored)  # type: ignore[no-any-return]
 
 
 def _identity(obj: KubeObject) -> KubeObject:

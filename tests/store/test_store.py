@@ -186,6 +186,24 @@ def test_membership_never_decodes(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("compact", [False, True], ids=["dicts", "compact"])
+def test_iterating_is_a_snapshot_decoded_one_object_at_a_time(
+    compact: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reader, writer = store(CM, compact=compact, gc_policy=None)
+    for name in ("a", "b", "c"):
+        writer.apply_watcher_event(Apply(cm(name)))
+    decoded: list[Any] = []
+    real = orjson.loads
+    monkeypatch.setattr(store_module.orjson, "loads", lambda raw: decoded.append(raw) or real(raw))
+    objects = iter(reader)
+    writer.apply_watcher_event(Delete(cm("b")))
+    writer.apply_watcher_event(Apply(cm("d")))
+    assert next(objects) == cm("a")
+    assert len(decoded) == (1 if compact else 0)  # not the whole store up front
+    assert [o["metadata"]["name"] for o in objects] == ["b", "c"]  # as it was when iteration began
+
+
+@pytest.mark.parametrize("compact", [False, True], ids=["dicts", "compact"])
 def test_a_relist_builds_its_indexes_as_it_fills_without_decoding(
     compact: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,0 +1,90 @@
+"""Triggers from related objects (``owns``, ``watches``) that survive a relist of their watch.
+
+Guarantee: a related object (a child for ``owns``) that was deleted while its watch was away
+still triggers the objects it last mapped to, once the relist shows it gone (at ``InitDone``),
+exactly as its delete would have. kube-rs (``trigger_owners``/``trigger_others`` over
+``touched_objects``) loses these: a relist carries no deletes, so the owner of a child deleted
+during the outage is not reconciled unless something else triggers it. client-go's informers
+report them (``DeletedFinalStateUnknown``); this does the same without a cache of the objects.
+
+Cost: the requests each related object last mapped to (nothing for objects that map to none),
+kept per watch and run. Pitfall: a vanished object is not passed to the mapper again (its last
+state is not kept): it triggers what it mapped to when last seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from kube_runtime.controller.action import ReconcileRequest
+from kube_runtime.store.store import object_key
+from kube_runtime.streams import DeletedObject
+from kube_runtime.watcher.event import Apply, Delete, Init, InitApply, InitDone, KubeObject
+
+__all__ = ["RelatedRequests"]
+
+
+class RelatedRequests:
+    """Maps watcher events of related objects to reconcile requests, remembering per object what
+    it mapped to, so that objects missing from a relist trigger like deletes.
+
+    ``to_requests(obj)`` maps one object (a :class:`DeletedObject` for a delete). Call it with
+    every event of one watch, ``Init``/``InitDone`` included; :meth:`reset` before a new run.
+    """
+
+    __slots__ = ("_listed", "_listing", "_mapped", "_to_requests")
+
+    def __init__(self, to_requests: Callable[[KubeObject], Iterable[ReconcileRequest]]) -> None:
+        self._to_requests = to_requests
+        #: Related object key -> the requests it last mapped to (non-empty ones only).
+        self._mapped: dict[str, tuple[ReconcileRequest, ...]] = {}
+        #: The same for the (re)list in progress, swapped in at its InitDone.
+        self._listing: dict[str, tuple[ReconcileRequest, ...]] | None = None
+        #: Every key of the (re)list in progress (mapping or not), to tell what vanished.
+        self._listed: set[str] = set()
+
+    def reset(self) -> None:
+        self._mapped = {}
+        self._listing = None
+        self._listed = set()
+
+    def __call__(self, event: object) -> Iterable[ReconcileRequest]:
+        if isinstance(event, Apply):
+            return self._remember(self._mapped, event.object)
+        if isinstance(event, InitApply):
+            if self._listing is None:  # InitApply without Init: a listing anyway
+                self._listing = {}
+            key = object_key(event.object)
+            if key is not None:
+                self._listed.add(key)
+            return self._remember(self._listing, event.object)
+        if isinstance(event, Delete):
+            key = object_key(event.object)
+            if key is not None:
+                self._mapped.pop(key, None)
+            return self._to_requests(DeletedObject(event.object))
+        if isinstance(event, Init):
+            self._listing, self._listed = {}, set()
+            return ()
+        if isinstance(event, InitDone):
+            listed = self._listed
+            vanished = [requests for key, requests in self._mapped.items() if key not in listed]
+            self._mapped, self._listing, self._listed = self._listing or {}, None, set()
+            return [request for requests in vanished for request in requests]
+        return ()
+
+    def _remember(
+        self, mapped: dict[str, tuple[ReconcileRequest, ...]], obj: KubeObject
+    ) -> tuple[ReconcileRequest, ...]:
+        requests = tuple(self._to_requests(obj))
+        key = object_key(obj)
+        if key is not None:
+            if requests:
+                mapped[key] = requests
+            else:
+                mapped.pop(key, None)
+        return requests
+
+    def __len__(self) -> int:
+        """Related objects remembered (those that map to at least one request)."""
+        return len(self._mapped)
