@@ -8,9 +8,10 @@ kube-rs's ``#[derive(CustomResource)]`` for Python. A model declares a kind and 
 
 and everything else follows: :func:`crd` (and ``python -m kube_runtime crd module:Widget``) writes
 its CustomResourceDefinition with a structural schema; :class:`TypedApi` reads and writes model
-instances; :func:`apply_status` and :func:`set_condition` write status without
+instances; :class:`TypedController` hands the reconciler model instances; :class:`TypedStore`
+reads a store as models; :func:`apply_status` and :func:`set_condition` write status without
 rewriting an unchanged object. The dict path (``Api``, ``Controller``, stores of dicts) is
-unchanged and pays nothing for any of this.
+unchanged and pays nothing for any of this. See ``docs/typed-resources.md``.
 
 Layering: this package sits above the controller layer (it wraps client, store, watcher and
 controller through their public APIs) and below nothing; ``kube_runtime.observe`` does not need it.
@@ -18,6 +19,7 @@ controller through their public APIs) and below nothing; ``kube_runtime.observe`
 
 from kube_runtime.resources.api import ObjectList, TypedApi, TypedWatchEvent
 from kube_runtime.resources.builtins import ConfigMap, Event, Lease, LeaseSpec, Secret
+from kube_runtime.resources.controller import TypedController, TypedErrorPolicy, TypedReconciler
 from kube_runtime.resources.crd import crd, to_yaml
 from kube_runtime.resources.errors import FieldError, InvalidObject, decoder
 from kube_runtime.resources.meta import ObjectMeta, OwnerReference, owner_reference
@@ -38,6 +40,7 @@ from kube_runtime.resources.status import (
     now,
     set_condition,
 )
+from kube_runtime.resources.store import TypedStore, typed_events
 from kube_runtime.resources.types import (
     QUANTITY_PATTERN,
     IntOrString,
@@ -72,6 +75,10 @@ __all__ = [
     "Rule",
     "Secret",
     "TypedApi",
+    "TypedController",
+    "TypedErrorPolicy",
+    "TypedReconciler",
+    "TypedStore",
     "TypedWatchEvent",
     "apply_status",
     "crd",
@@ -84,4 +91,5 @@ __all__ = [
     "structural_schema",
     "to_dict",
     "to_yaml",
+    "typed_events",
 ]
