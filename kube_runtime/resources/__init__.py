@@ -40,7 +40,7 @@ from kube_runtime.resources.status import (
     now,
     set_condition,
 )
-from kube_runtime.resources.store import TypedStore, typed_events
+from kube_runtime.resources.store import TypedStore, TypedWatcherItem, typed_events, typed_watcher
 from kube_runtime.resources.types import (
     QUANTITY_PATTERN,
     IntOrString,
@@ -80,6 +80,7 @@ __all__ = [
     "TypedReconciler",
     "TypedStore",
     "TypedWatchEvent",
+    "TypedWatcherItem",
     "apply_status",
     "crd",
     "decoder",
@@ -92,4 +93,5 @@ __all__ = [
     "to_dict",
     "to_yaml",
     "typed_events",
+    "typed_watcher",
 ]

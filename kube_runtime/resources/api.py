@@ -100,9 +100,13 @@ class TypedApi(Generic[M]):
     async def watch(
         self, **options: Any
     ) -> AsyncIterator[AsyncIterator[TypedWatchEvent[M] | InvalidObject | Exception]]:
-        """``async with api.watch(resource_version=...) as events``: the dict watch's options and
-        error values; objects decoded (bookmarks pass as ``TypedWatchEvent`` of a bare model is
-        not possible, so they are skipped: use the dict watch to track bookmark versions)."""
+        """``async with api.watch(resource_version=...) as events: async for item in events``.
+
+        Takes :meth:`Api.watch <kube_runtime.client.api.Api.watch>`'s options and yields its error
+        values unchanged; each ``ADDED``/``MODIFIED``/``DELETED`` object decoded, or an
+        ``InvalidObject`` in its place. Bookmarks are not yielded (they carry no object): track
+        resume versions with the dict watch, or use :func:`~kube_runtime.resources.store.typed_watcher`.
+        """
         async with self.raw.watch(**options) as stream:
 
             async def events() -> AsyncIterator[TypedWatchEvent[M] | InvalidObject | Exception]:

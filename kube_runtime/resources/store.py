@@ -16,15 +16,18 @@ of decoded objects and cannot hold an object that does not fit.
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar
 
+from kube_runtime.resources.api import TypedApi
 from kube_runtime.resources.errors import InvalidObject, decoder
 from kube_runtime.resources.model import Resource
 from kube_runtime.store.object_ref import ObjectRef
 from kube_runtime.store.store import Store
-from kube_runtime.watcher.event import Apply, Delete, InitApply
+from kube_runtime.watcher.config import WatcherConfig
+from kube_runtime.watcher.event import Apply, Delete, Event, InitApply, WatcherError
+from kube_runtime.watcher.watcher import watcher
 
-__all__ = ["TypedStore", "typed_events"]
+__all__ = ["TypedStore", "TypedWatcherItem", "typed_events", "typed_watcher"]
 
 M = TypeVar("M", bound=Resource)
 
@@ -76,16 +79,37 @@ class TypedStore(Generic[M]):
         await self.raw.wait_until_ready()
 
 
-async def typed_events(stream: AsyncIterable[Any], model: type[M]) -> AsyncIterator[Any]:
+#: What :func:`typed_events` yields.
+TypedWatcherItem: TypeAlias = Event[M] | WatcherError | InvalidObject
+
+
+async def typed_events(
+    stream: AsyncIterable[Event[dict[str, Any]] | WatcherError], model: type[M]
+) -> AsyncIterator[TypedWatcherItem[M]]:
     """``stream`` (watcher items) with ``InitApply``/``Apply``/``Delete`` objects decoded; an
     object that does not fit becomes an ``InvalidObject`` item in its place. ``Init``,
     ``InitDone`` and error values pass through."""
     decode = decoder(model)
     async for item in stream:
-        kind = type(item)
-        if kind is Apply or kind is InitApply or kind is Delete:
+        if isinstance(item, (Apply, InitApply, Delete)):
             try:
-                item = kind(decode(item.object))
+                obj = decode(item.object)
             except InvalidObject as exc:
-                item = exc
-        yield item
+                yield exc
+                continue
+            if isinstance(item, Apply):
+                yield Apply(obj)
+            elif isinstance(item, InitApply):
+                yield InitApply(obj)
+            else:
+                yield Delete(obj)
+        else:
+            yield item
+
+
+def typed_watcher(
+    api: TypedApi[M], config: WatcherConfig | None = None
+) -> AsyncIterator[TypedWatcherItem[M]]:
+    """:func:`~kube_runtime.watcher.watcher` on ``api``'s dict Api, its objects decoded
+    (:func:`typed_events`): for consumers that want typed events and no store."""
+    return typed_events(watcher(api.raw, config or WatcherConfig()), api.model)

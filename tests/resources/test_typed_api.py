@@ -17,11 +17,16 @@ from kube_runtime.resources import (
     ObjectMeta,
     Secret,
     TypedApi,
+    TypedStore,
     TypedWatchEvent,
     crd,
     to_dict,
+    typed_watcher,
 )
+from kube_runtime.store import store
 from kube_runtime.testing import ApiServer
+from kube_runtime.watcher import Apply, InitApply, InitDone
+from kube_runtime.watcher.event import INIT
 
 from .helpers import CRDS, install
 from .models import Port, Size, Widget, WidgetSpec
@@ -46,8 +51,19 @@ LOOSE_CRD: dict[str, Any] = {
 }
 
 
-def widget(name: str, **spec: Any) -> Widget:
-    return Widget(metadata=ObjectMeta(name=name), spec=WidgetSpec(**spec))
+def widget(name: str, metadata_namespace: str | None = None, **spec: Any) -> Widget:
+    return Widget(metadata=ObjectMeta(name=name, namespace=metadata_namespace), spec=WidgetSpec(**spec))
+
+
+def bad_widget(name: str, namespace: str | None = None) -> dict[str, Any]:
+    """A Widget whose spec.replicas the model rejects (the loose CRD accepts it)."""
+    metadata = {"name": name, "namespace": namespace} if namespace else {"name": name}
+    return {
+        "apiVersion": "typed.example.com/v1",
+        "kind": "Widget",
+        "metadata": metadata,
+        "spec": {"replicas": "many"},
+    }
 
 
 async def test_embedded_server_accepts_the_generated_crd_and_valid_objects(api_server: ApiServer) -> None:
@@ -166,3 +182,46 @@ async def test_builtin_models_round_trip(api_server: ApiServer) -> None:
     lease = await leases.create(Lease(metadata=ObjectMeta(name="l"), spec=LeaseSpec(holder_identity="me")))
     assert lease.spec.holder_identity == "me"
     assert (await leases.get("l")).spec.holder_identity == "me"
+
+
+async def test_typed_watcher_decodes_events_and_reports_misfits_in_place(api_server: ApiServer) -> None:
+    client: Client = api_server.client
+    await install(client, Widget, definition=LOOSE_CRD)
+    widgets = TypedApi(client, Widget, "default")
+    await widgets.create(widget("good", replicas=2))
+    await widgets.raw.create(bad_widget("bad"))
+    items: list[Any] = []
+    with anyio.fail_after(30):
+        async for item in typed_watcher(widgets):
+            items.append(item)
+            if isinstance(item, InitDone):
+                await widgets.patch("good", {"spec": {"replicas": 3}})
+            if isinstance(item, Apply):
+                break
+    kinds = [type(item).__name__ for item in items]
+    assert kinds[0] == "Init"
+    assert sorted(kinds[1:3]) == ["InitApply", "InvalidObject"]
+    assert kinds[3:] == ["InitDone", "Apply"]
+    (first,) = [item for item in items[1:3] if isinstance(item, InitApply)]
+    assert isinstance(first.object, Widget)
+    assert first.object.spec.replicas == 2
+    assert items[-1].object.spec.replicas == 3
+
+
+def test_typed_store_builds_models_on_read_and_keeps_misfits_out_of_bulk_reads() -> None:
+    reader, writer = store(Widget.api_resource)
+    writer.apply_watcher_event(INIT)
+    writer.apply_watcher_event(InitApply(to_dict(widget("good", replicas=4, metadata_namespace="ns"))))
+    writer.apply_watcher_event(InitApply(bad_widget("bad", namespace="ns")))
+    writer.apply_watcher_event(InitDone())
+    typed = TypedStore(reader, Widget)
+    assert len(typed) == 2
+    got = typed.get_by_key("good", "ns")
+    assert got is not None
+    assert got.spec.replicas == 4
+    assert got is not typed.get_by_key("good", "ns")  # a fresh model per read
+    assert [w.name for w in typed.state()] == ["good"]
+    with pytest.raises(InvalidObject, match=r"spec\.replicas"):
+        typed.state_strict()
+    with pytest.raises(InvalidObject):
+        typed.get_by_key("bad", "ns")
