@@ -78,7 +78,8 @@ class KubeModel(BaseModel):
         **kwargs: Any,
     ) -> None:
         super().__init_subclass__(**kwargs)
-        cls.__kube_validations__ = tuple(validations or ())
+        if validations is not None:  # else a subclass keeps its parent's rules (it has its fields)
+            cls.__kube_validations__ = tuple(validations)
         if preserve_unknown_fields is not None:
             cls.__kube_preserve_unknown__ = preserve_unknown_fields
 
@@ -205,8 +206,9 @@ class CustomResource(Resource):
         status_subresource: bool | None = None,
         **kwargs: Any,
     ) -> None:
+        declares_kind = "kind" in kwargs
         super().__init_subclass__(**kwargs)
-        cls.crd_settings = CrdSettings(
+        settings = CrdSettings(
             tuple(short_names),
             tuple(categories),
             singular,
@@ -216,6 +218,9 @@ class CustomResource(Resource):
             deprecated,
             status_subresource,
         )
+        if not declares_kind and settings == CrdSettings() and hasattr(cls, "crd_settings"):
+            return  # a plain subclass of a declared kind keeps its CRD settings
+        cls.crd_settings = settings
 
     @classmethod
     def has_status_subresource(cls) -> bool:

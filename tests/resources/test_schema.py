@@ -14,7 +14,7 @@ import yaml
 
 from kube_runtime.resources import CustomResource, KubeModel, crd, object_schema, structural_schema
 
-from .models import DoohickeyV1, DoohickeyV2, Gadget, Widget
+from .models import DoohickeyV1, DoohickeyV2, Gadget, Range, Widget
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -184,3 +184,24 @@ def test_cli_reports_a_bad_reference() -> None:
     )
     assert result.returncode == 1
     assert "is not a CustomResource model" in result.stderr
+
+
+def test_subclasses_inherit_rules_and_crd_settings() -> None:
+    class Narrower(Range):
+        note: str | None = None
+
+    assert structural_schema(Narrower)["x-kubernetes-validations"] == [
+        {"rule": "self.low <= self.high", "message": "low must not exceed high"}
+    ]
+
+    class Extended(Widget):
+        pass
+
+    assert crd(Extended)["spec"]["names"]["shortNames"] == ["wdg"]
+    assert Extended.api_resource == Widget.api_resource
+
+
+def test_module_entry_point_usage() -> None:
+    result = subprocess.run([sys.executable, "-m", "kube_runtime"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "usage: python -m kube_runtime crd module:Model" in result.stderr
