@@ -11,17 +11,18 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-__all__ = ["ObjectMeta", "OwnerReference", "owner_reference"]
+__all__ = ["ObjectMeta", "OwnerReference", "owner_reference", "wire_name"]
 
 
-def _lower_camel(name: str) -> str:
+def wire_name(name: str) -> str:
+    """The wire (JSON) name of a Python field name: lower camelCase (``owner_references`` ->
+    ``ownerReferences``). Pitfall: acronyms come out as words (``cluster_ip`` -> ``clusterIp``);
+    give such fields an explicit ``Field(alias="clusterIP")``."""
     camel = to_camel(name)
     return camel[:1].lower() + camel[1:]
 
 
-_CONFIG = ConfigDict(
-    extra="allow", alias_generator=_lower_camel, validate_by_name=True, validate_by_alias=True
-)
+_CONFIG = ConfigDict(extra="allow", alias_generator=wire_name, validate_by_name=True, validate_by_alias=True)
 
 
 class OwnerReference(BaseModel):

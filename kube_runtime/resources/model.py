@@ -30,25 +30,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler
-from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 from kube_runtime.client.resource import ApiResource
-from kube_runtime.resources.meta import ObjectMeta
+from kube_runtime.resources.meta import ObjectMeta, wire_name
 from kube_runtime.resources.types import Rule
 
 __all__ = ["CrdSettings", "CustomResource", "KubeModel", "PrinterColumn", "Resource", "to_dict"]
-
-R = TypeVar("R", bound="Resource")
-
-
-def _lower_camel(name: str) -> str:
-    camel = to_camel(name)
-    return camel[:1].lower() + camel[1:]
 
 
 class KubeModel(BaseModel):
@@ -61,7 +53,7 @@ class KubeModel(BaseModel):
 
     model_config = ConfigDict(
         extra="allow",
-        alias_generator=_lower_camel,
+        alias_generator=wire_name,
         validate_by_name=True,
         validate_by_alias=True,
         use_attribute_docstrings=True,
