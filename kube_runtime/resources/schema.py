@@ -7,6 +7,8 @@ pydantic's JSON Schema is the starting point; it is rewritten into the subset Ku
 * ``Optional[X]`` (``anyOf: [X, null]``) becomes ``X`` with ``nullable: true``, and a ``None``
   default is dropped; other unions are a ``TypeError`` naming the field (use
   :data:`~kube_runtime.resources.types.IntOrString`), except the int-or-string shape itself;
+* ``set[X]`` (``uniqueItems: true``, which Kubernetes forbids) becomes a list with
+  ``x-kubernetes-list-type: set`` (the API server then rejects duplicates);
 * ``const`` becomes a one-value ``enum``; draft 2020 ``exclusiveMinimum: n`` becomes
   ``minimum: n, exclusiveMinimum: true`` (and the same for maximum);
 * ``title`` is dropped, defaults and descriptions are kept; ``Any`` and untyped objects become
@@ -132,6 +134,8 @@ class _Rewriter:
             if value is not None and not isinstance(value, bool):
                 schema[inclusive] = value
                 schema[bound] = True
+        if schema.pop("uniqueItems", False):  # Kubernetes forbids uniqueItems: true (quadratic)
+            schema.setdefault("x-kubernetes-list-type", "set")
         if "default" in schema and schema["default"] is None:
             schema.pop("default")
         properties = schema.get("properties")

@@ -38,6 +38,7 @@ def valid() -> dict[str, Any]:
             "config": {"anything": {"goes": [1, 2]}},
             "even": 4,
             "ownerName": "alice",
+            "tags": ["a", "b"],
         },
     }
 
@@ -65,6 +66,7 @@ async def test_real_apiserver_accepts_the_crd_and_enforces_constraints_and_cel_r
         "bad-enum": ({"size": "huge"}, "spec.size"),
         "bad-pattern": ({"ownerName": "Alice"}, "spec.ownerName"),
         "bad-quantity": ({"memory": "lots"}, "spec.memory"),
+        "duplicate-tags": ({"tags": ["a", "a"]}, "spec.tags[1]"),  # set[str]: a set list
         "odd": ({"even": 3}, "even must be even"),  # CEL on a field
         "inverted": ({"window": {"low": 5, "high": 1}}, "low must not exceed high"),  # CEL on a model
     }

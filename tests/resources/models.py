@@ -45,6 +45,7 @@ class WidgetSpec(KubeModel):
     mode: Literal["fast", "safe"] = "safe"
     ports: list[Port] = []
     labels: dict[str, str] | None = None
+    tags: set[str] | None = None
     memory: Quantity | None = None
     window: Range | None = None
     config: PreserveUnknownFields | None = None

@@ -205,3 +205,13 @@ def test_module_entry_point_usage() -> None:
     result = subprocess.run([sys.executable, "-m", "kube_runtime"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2
     assert "usage: python -m kube_runtime crd module:Model" in result.stderr
+
+
+def test_a_set_becomes_a_set_list_not_unique_items() -> None:
+    class Tags(KubeModel):
+        tags: set[str] = set()
+
+    tags = structural_schema(Tags)["properties"]["tags"]
+    assert "uniqueItems" not in tags
+    assert tags["x-kubernetes-list-type"] == "set"
+    assert tags["items"] == {"type": "string"}
