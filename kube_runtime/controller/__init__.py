@@ -14,6 +14,7 @@ from kube_runtime.controller.controller import (
 )
 from kube_runtime.controller.errors import (
     ControllerError,
+    ObjectDecodeFailed,
     ObjectNotFound,
     QueueError,
     ReconcilerFailed,
@@ -39,6 +40,7 @@ __all__ = [
     "ControllerRun",
     "Due",
     "ErrorPolicy",
+    "ObjectDecodeFailed",
     "ObjectNotFound",
     "QueueError",
     "QueueMetrics",

@@ -89,7 +89,13 @@ from kube_runtime.client.resource import ApiResource
 from kube_runtime.controller.action import MAX_REQUEUE_SECONDS, Action, ReconcileReason, ReconcileRequest
 from kube_runtime.controller.backoff import ReconcileBackoff
 from kube_runtime.controller.context import ReconcileInfo, _current
-from kube_runtime.controller.errors import ControllerError, ObjectNotFound, QueueError, ReconcilerFailed
+from kube_runtime.controller.errors import (
+    ControllerError,
+    ObjectDecodeFailed,
+    ObjectNotFound,
+    QueueError,
+    ReconcilerFailed,
+)
 from kube_runtime.controller.metrics import QueueMetrics
 from kube_runtime.controller.related import RelatedRequests
 from kube_runtime.controller.result import ControllerResult, Reconciled
@@ -280,6 +286,7 @@ class Controller:
         self._error_backoff = ReconcileBackoff()
         self._running = False
         self._instruments: list[WatchInstrument] = []
+        self._decode: Callable[[KubeObject], Any] | None = None
 
     # -- builder ------------------------------------------------------------------------------------
 
@@ -424,6 +431,15 @@ class Controller:
         Pitfall: a wrapper that swallows items or raises changes what the controller sees.
         """
         self._instruments.append(wrap)
+        return self
+
+    def decode_objects(self, decode: Callable[[KubeObject], Any]) -> Controller:
+        """Hand the reconciler and error policy ``decode(obj)`` instead of the store's dict (typed
+        resources install their model's decoder here). It runs once per reconcile, on the object
+        read from the store; if it raises, that reconcile yields
+        :class:`~kube_runtime.controller.errors.ObjectDecodeFailed` and is not retried until the
+        object changes. The store, triggers and mappers keep seeing dicts."""
+        self._decode = decode
         return self
 
     @property
@@ -663,6 +679,13 @@ class ControllerRun(Generic[C]):
         if obj is None:
             backoff.forget(obj_ref)
             return ObjectNotFound(obj_ref)
+        decode = ctl._decode
+        if decode is not None:
+            try:
+                obj = decode(obj)
+            except Exception as error:
+                backoff.forget(obj_ref)
+                return ObjectDecodeFailed(error, obj_ref)
         reason = request.reason
         _current.set(
             ReconcileInfo(obj_ref, reason, _next_reconcile_id(), ctl.name, backoff.failures(obj_ref))

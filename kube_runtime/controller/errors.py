@@ -10,7 +10,14 @@ from kube_runtime.client.errors import KubeError
 from kube_runtime.controller.action import ReconcileReason
 from kube_runtime.store.object_ref import ObjectRef
 
-__all__ = ["ControllerError", "ObjectNotFound", "QueueError", "ReconcilerFailed", "RunnerError"]
+__all__ = [
+    "ControllerError",
+    "ObjectDecodeFailed",
+    "ObjectNotFound",
+    "QueueError",
+    "ReconcilerFailed",
+    "RunnerError",
+]
 
 
 class ControllerError(KubeError):
@@ -27,6 +34,21 @@ class ObjectNotFound(ControllerError):
     def __init__(self, obj_ref: ObjectRef) -> None:
         super().__init__(f"object not found in the store: {obj_ref}")
         self.obj_ref = obj_ref
+
+
+class ObjectDecodeFailed(ControllerError):
+    """The object due for a reconcile could not be decoded (``Controller.decode_objects``; for
+    typed resources, it does not fit its model): ``error`` says why and names the fields.
+
+    The reconciler and error policy did not run and nothing is requeued: the object is tried
+    again when it changes. Other objects are unaffected.
+    """
+
+    def __init__(self, error: BaseException, obj_ref: ObjectRef) -> None:
+        super().__init__(f"object {obj_ref} could not be decoded: {error}")
+        self.error = error
+        self.obj_ref = obj_ref
+        self.__cause__ = error
 
 
 class ReconcilerFailed(ControllerError):
