@@ -49,6 +49,7 @@ from kube_runtime.client.config import ClientConfig
 from kube_runtime.client.errors import ApiError, KubeError, TransportError
 from kube_runtime.client.metrics import ClientMetrics
 from kube_runtime.client.network import install as install_untimed_reads
+from kube_runtime.client.redact import redact
 from kube_runtime.client.retry import RetryPolicy, parse_retry_after, send_with_retries
 from kube_runtime.client.tls import load_client_certificate, ssl_context
 from kube_runtime.client.tracing import RequestSpan, RequestTracer
@@ -445,7 +446,8 @@ class Client:
         except httpx.TransportError as exc:
             span.failure(exc)
             span.end()
-            raise TransportError(f"{type(exc).__name__}: {exc}", verb=verb, url=path) from exc
+            # redact(): h11 quotes an illegal header value, which may be the Authorization one.
+            raise TransportError(redact(f"{type(exc).__name__}: {exc}"), verb=verb, url=path) from exc
         except BaseException as exc:
             span.failure(exc)
             span.end()
