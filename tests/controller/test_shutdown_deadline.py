@@ -3,8 +3,14 @@ logged (issue 13 item 5). Virtual clock: the deadline's seconds pass instantly."
 
 from __future__ import annotations
 
+import json
 import logging
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -18,6 +24,8 @@ from kube_runtime.watcher.event import KubeObject
 from tests.controller.conftest import CONFIG_MAP
 
 pytestmark = pytest.mark.anyio
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def synthetic(name: str) -> KubeObject:
@@ -141,3 +149,46 @@ def test_the_default_is_below_kubernetes_default_grace_period() -> None:
     assert ControllerConfig().graceful_shutdown_timeout == DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT == 25
     with pytest.raises(ValueError, match="graceful_shutdown_timeout"):
         ControllerConfig(graceful_shutdown_timeout=-1)
+
+
+def test_sigterm_to_a_process_with_a_hung_reconcile_exits_within_the_grace(tmp_path: Path) -> None:
+    """A real SIGTERM to a real controller process (embedded API server) whose reconcile hangs:
+    it exits 0 shortly after the configured timeout, having logged which reconcile it cancelled."""
+    grace = 2.0
+    stderr = tmp_path / "stderr.log"
+    with stderr.open("wb") as err:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.controller.hung_controller",
+                f"--graceful-shutdown-timeout={grace}",
+            ],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # blocks until the reconcile is running (pytest's timeout bounds it)
+        assert first == "hanging default/stuck\n", stderr.read_text()[-2000:]
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=grace + 20)
+        elapsed = time.monotonic() - signalled
+        rest = proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log = stderr.read_text()
+    assert code == 0, log[-3000:]
+    assert grace <= elapsed < grace + 10, (elapsed, log[-3000:])
+    assert "run ended" in rest
+    records = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    [timed_out] = [r for r in records if "graceful shutdown timed out" in r["event"]]
+    assert timed_out["level"] == "warning"
+    assert timed_out["cancelled"] == ["ConfigMap.v1./stuck.default"]
+    assert timed_out["controller"] == "hung"
+    assert "ConfigMap.v1./stuck.default" in timed_out["event"]
