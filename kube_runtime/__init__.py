@@ -8,11 +8,22 @@ complete cache), :mod:`~kube_runtime.controller` (scheduler, runner, Controller)
 :mod:`~kube_runtime.leader`, and :mod:`~kube_runtime.observe` (logs, traces, metrics, probes).
 :mod:`kube_runtime.testing` holds the embedded API server (not re-exported here).
 
-The names below are re-exported lazily: ``import kube_runtime`` stays cheap, and the first use of
-a name imports its layer. Names that exist in several layers keep their module: the finalizer's
-``Apply``/``Cleanup`` events are ``kube_runtime.finalizer.Apply``/``Cleanup``, the events
-recorder's ``Event`` is ``kube_runtime.events.Event``; the top-level ``Apply``/``Delete`` are the
-watcher's events.
+The names below are re-exported lazily (the first use of a name imports its layer), except
+``watcher``, ``store`` and ``finalizer``: each is both a function re-exported here and a submodule
+of this package, and importing a submodule sets the package attribute of its name to the module
+*after* the submodule ran, whenever that first happens. A lazily bound function would therefore
+turn into the module in some import orders (``from kube_runtime import WatcherConfig, watcher``
+returned the subpackage). They are bound eagerly, after importing their submodules, so they are
+the functions in every import order; ``import kube_runtime`` hence imports the watcher, store,
+finalizer, client and controller layers (not ``observe``, uvicorn or ``testing``). Pitfall: the
+attribute ``kube_runtime.watcher`` is the function, so ``import kube_runtime.watcher as m`` binds
+the function too; reach the subpackages with ``from kube_runtime.watcher import ...`` or
+``importlib.import_module("kube_runtime.watcher")``.
+
+Names that exist in several layers keep their module: the finalizer's ``Apply``/``Cleanup``
+events are imported with ``from kube_runtime.finalizer import Apply, Cleanup``, the events
+recorder's ``Event`` with ``from kube_runtime.events import Event``; the top-level
+``Apply``/``Delete`` are the watcher's events.
 """
 
 from __future__ import annotations
@@ -21,6 +32,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from kube_runtime import predicates
+
+# Eager, after their submodules (see the module docstring): a function sharing its name with a
+# submodule must be bound after that submodule's import, which sets the attribute to the module.
+from kube_runtime.finalizer import finalizer
+from kube_runtime.store import store
+from kube_runtime.watcher import watcher
 
 if TYPE_CHECKING:
     from kube_runtime.client import (
@@ -61,7 +78,6 @@ if TYPE_CHECKING:
     from kube_runtime.finalizer import (
         FinalizerError,
         FinalizerEvent,
-        finalizer,
     )
     from kube_runtime.leader import (
         LeaderElectionLost,
@@ -88,7 +104,6 @@ if TYPE_CHECKING:
         by_namespace,
         by_owner_uid,
         reflector,
-        store,
     )
     from kube_runtime.streams import (
         WatchStream,
@@ -125,7 +140,6 @@ if TYPE_CHECKING:
         WatchStartFailed,
         metadata_watcher,
         watch_object,
-        watcher,
     )
 
 _EXPORTS: dict[str, str] = {
@@ -163,7 +177,6 @@ _EXPORTS: dict[str, str] = {
     "WatcherError": "kube_runtime.watcher",
     "metadata_watcher": "kube_runtime.watcher",
     "watch_object": "kube_runtime.watcher",
-    "watcher": "kube_runtime.watcher",
     "WatchStream": "kube_runtime.streams",
     "applied_objects": "kube_runtime.streams",
     "drop_managed_fields": "kube_runtime.streams",
@@ -180,7 +193,6 @@ _EXPORTS: dict[str, str] = {
     "by_namespace": "kube_runtime.store",
     "by_owner_uid": "kube_runtime.store",
     "reflector": "kube_runtime.store",
-    "store": "kube_runtime.store",
     "Action": "kube_runtime.controller",
     "Controller": "kube_runtime.controller",
     "ControllerError": "kube_runtime.controller",
@@ -195,7 +207,6 @@ _EXPORTS: dict[str, str] = {
     "current_reconcile": "kube_runtime.controller",
     "FinalizerError": "kube_runtime.finalizer",
     "FinalizerEvent": "kube_runtime.finalizer",
-    "finalizer": "kube_runtime.finalizer",
     "EventType": "kube_runtime.events",
     "Recorder": "kube_runtime.events",
     "Reporter": "kube_runtime.events",

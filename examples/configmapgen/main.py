@@ -9,7 +9,8 @@ generator and walks it through an update, a deleted child and its own deletion, 
 reconcile result. It exits 0 once the cluster converged at each step (1 if a step did not within
 30 s); with ``--keep-running`` the controller goes on serving after the scenario until
 SIGINT/SIGTERM. Without ``--embedded`` the controller runs until SIGINT/SIGTERM (a second signal
-forces the stop); ``--install-crd`` installs the CRD first, ``--leader-elect`` reconciles only
+forces the stop; reconciles still running ``--graceful-shutdown-timeout`` seconds after the first
+are cancelled); ``--install-crd`` installs the CRD first, ``--leader-elect`` reconciles only
 while holding the Lease ``--leader-election-id`` in ``--leader-election-namespace``.
 
 Both modes serve ``/metrics`` on ``--metrics-bind-address`` and ``/readyz``, ``/livez`` on
@@ -47,6 +48,7 @@ from kube_runtime.controller import (
     Reconciled,
     shutdown_on_signals,
 )
+from kube_runtime.controller.shutdown import DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT
 from kube_runtime.leader import LeaderElectionLost, LeaderElector
 from kube_runtime.observe import Observability, ServerOptions, configure_logging, setup_tracing
 
@@ -89,6 +91,7 @@ async def run_demo(
     keep_running: bool = False,
     concurrency: int | None = None,
     name: str | None = None,
+    graceful_shutdown_timeout: float | None = DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT,
 ) -> None:
     """Install the CRD, then drive a sample generator through its life while the controller runs.
 
@@ -102,6 +105,7 @@ async def run_demo(
     controller, ctx = build_controller(client, namespace, **({"name": name} if name else {}))
     if concurrency is not None:
         controller.with_config(concurrency=concurrency)
+    controller.with_graceful_shutdown_timeout(graceful_shutdown_timeout)
     if observability is not None:
         observability.add_controller(controller)  # before the run: /readyz waits for its store
     finished = anyio.Event()
@@ -260,6 +264,7 @@ async def run_embedded(args: argparse.Namespace) -> None:
                 keep_running=args.keep_running,
                 concurrency=controller_options.concurrency,
                 name=CONTROLLER_NAME,
+                graceful_shutdown_timeout=controller_options.graceful_shutdown_timeout,
             )
 
 
@@ -272,6 +277,7 @@ async def run_cluster(args: argparse.Namespace) -> None:
             await install_crd(client)
         controller, ctx = build_controller(client, ctl.namespace, name=CONTROLLER_NAME)
         controller.with_config(concurrency=ctl.concurrency).shutdown_on_signal()
+        controller.with_graceful_shutdown_timeout(ctl.graceful_shutdown_timeout)
         obs = Observability(options, client=client)  # client: reviews scrapes with --metrics-secure
         if not ctl.leader_elect:
             obs.add_controller(controller)

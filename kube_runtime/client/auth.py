@@ -40,6 +40,7 @@ import anyio
 import orjson
 
 from kube_runtime.client.errors import AuthenticationError
+from kube_runtime.client.redact import redact, remember_secret
 
 __all__ = [
     "Authenticator",
@@ -58,7 +59,8 @@ class Credentials:
     """One snapshot of what to present: a bearer token and/or a client certificate (PEM bytes).
 
     ``refresh_at`` and ``expires_at`` are loop-clock deadlines (``anyio.current_time()``); ``None``
-    means never. The token is kept out of ``repr``.
+    means never. The token is kept out of ``repr`` and remembered for
+    :func:`~kube_runtime.client.redact.redact`, which log output and error texts go through.
     """
 
     __slots__ = ("client_cert_pem", "client_key_pem", "expires_at", "refresh_at", "token")
@@ -73,6 +75,7 @@ class Credentials:
         expires_at: float | None = None,
     ) -> None:
         self.token = token
+        remember_secret(token)
         self.client_cert_pem = client_cert_pem
         self.client_key_pem = client_key_pem
         self.refresh_at = refresh_at
@@ -227,7 +230,8 @@ class ExecPlugin:
             hint = f" ({self.install_hint})" if self.install_hint else ""
             raise AuthenticationError(f"cannot run {self.description}: {exc.strerror}{hint}") from exc
         if done.returncode != 0:
-            stderr = done.stderr[:1024].decode("utf-8", "replace").strip()
+            # A plugin may quote a token in its complaint: redact what we know of.
+            stderr = redact(done.stderr[:1024].decode("utf-8", "replace").strip())
             raise AuthenticationError(f"{self.description} exited with {done.returncode}: {stderr}")
         return self._parse(done.stdout)
 

@@ -52,6 +52,7 @@ from kube_runtime.client.auth import Authenticator, Credentials
 from kube_runtime.client.config import ClientConfig
 from kube_runtime.client.errors import ApiError, KubeError, TransportError, WatchTimeout
 from kube_runtime.client.metrics import ClientMetrics
+from kube_runtime.client.redact import redact
 from kube_runtime.client.retry import RetryPolicy, parse_retry_after, send_with_retries
 from kube_runtime.client.streaming import ResponseStream
 from kube_runtime.client.tls import load_client_certificate, ssl_context
@@ -345,7 +346,8 @@ class Client:
         except httpx.TransportError as exc:
             span.failure(exc)
             span.end()
-            raise TransportError(f"{type(exc).__name__}: {exc}", verb=verb, url=path) from exc
+            # redact(): h11 quotes an illegal header value, which may be the Authorization one.
+            raise TransportError(redact(f"{type(exc).__name__}: {exc}"), verb=verb, url=path) from exc
         except BaseException as exc:
             span.failure(exc)
             span.end()

@@ -16,7 +16,9 @@ Credentials come from :mod:`kube_runtime.client.auth`'s refreshing sources (exec
 before ``expirationTimestamp``, ``tokenFile`` re-read, PEM data kept in memory); this module only
 decides which source a configuration uses (exec plugin, then ``tokenFile``, then ``token``).
 
-Pitfall: a ``ClientConfig`` holds secrets (token, key data); its ``repr`` hides them, keep it so.
+Pitfall: a ``ClientConfig`` holds secrets (token, key data, a password in the proxy URL); its
+``repr`` hides them, keep it so. It is a dataclass: ``dataclasses.asdict`` and serialisers that
+walk dataclasses (orjson's default) do not go through ``repr`` and show everything.
 """
 
 from __future__ import annotations
@@ -88,6 +90,8 @@ class ClientConfig:
             value = getattr(self, f.name)
             if f.name in _SECRET_FIELDS and value is not None:
                 value = "<hidden>" if f.name != "exec_plugin" else value.description
+            elif f.name in ("server", "proxy_url") and value:
+                value = _hide_password(value)
             shown.append(f"{f.name}={value!r}")
         return f"ClientConfig({', '.join(shown)})"
 
@@ -320,3 +324,12 @@ def _host_port(host: str, port: str) -> str:
     except ValueError:
         return f"{host}:{port}"
     return f"[{host}]:{port}"
+
+
+def _hide_password(url: str) -> str:
+    """``url`` with the password of its userinfo (``scheme://user:password@host``) hidden."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:<hidden>@{host}"

@@ -11,7 +11,7 @@ lasts until the stream is closed.
 Guarantees: the span is a child of the span current when the request starts, but is never made
 current itself (so work done while a watch is open is not parented to the watch). Only the method,
 path (never the query string) and status reach spans and logs: headers, and so bearer tokens, are
-never recorded.
+never recorded; a transport error's text (which may quote a header value) is redacted.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ import logging
 import anyio
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
+
+from kube_runtime.client.redact import redact
 
 __all__ = ["RequestSpan", "RequestTracer"]
 
@@ -65,7 +67,7 @@ class RequestSpan:
         """The request got no HTTP answer (connection, timeout, TLS...)."""
         kind = type(error).__name__
         self._span.set_attribute("error.type", kind)
-        self._span.set_status(Status(StatusCode.ERROR, f"{kind}: {error}"))
+        self._span.set_status(Status(StatusCode.ERROR, redact(f"{kind}: {error}")))
         logger.debug("%s %s %s failed with error %s", self.verb, self.method, self.path, kind)
 
     def end(self) -> None:

@@ -25,10 +25,12 @@ from kube_runtime.controller.options import DEFAULT_LEASE_NAMESPACE, ControllerO
 from kube_runtime.controller.result import ControllerResult, Reconciled
 from kube_runtime.controller.runner import Runner, RunnerHooks, runner
 from kube_runtime.controller.scheduler import Due, Scheduler, ScheduleRequest, scheduler
+from kube_runtime.controller.shutdown import DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT
 from kube_runtime.controller.signals import SHUTDOWN_SIGNALS, shutdown_on_signals, shutdown_signal_count
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
+    "DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT",
     "DEFAULT_LEASE_NAMESPACE",
     "SHUTDOWN_SIGNALS",
     "Action",

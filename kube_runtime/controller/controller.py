@@ -45,7 +45,9 @@ Guarantees (kube-rs ``controller/mod.rs`` semantics unless noted):
   (kube-rs has none, #1916).
 * Shutdown: graceful (``graceful_shutdown_on``, first signal) starts nothing new, drops what is
   queued, lets running reconciles finish and yield, then ends the stream; forceful (second
-  signal, or leaving the ``async with`` block early) cancels running reconciles at once.
+  signal, or leaving the ``async with`` block early) cancels running reconciles at once. A
+  graceful shutdown turns forceful after ``graceful_shutdown_timeout`` (default 25 s), with a
+  warning naming the cancelled reconciles (:mod:`~kube_runtime.controller.shutdown`).
 
 Watch instrumentation: each watch the controller opens itself (the main watch, ``owns`` and
 ``watches``) has a stable name, ``<controller name>/<Kind>`` (``configmapgen/ConfigMapGenerator``,
@@ -73,7 +75,7 @@ import logging
 import uuid
 import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Generator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Final, Generic, Protocol, TypeVar
 
@@ -100,6 +102,11 @@ from kube_runtime.controller.metrics import QueueMetrics
 from kube_runtime.controller.related import RelatedRequests
 from kube_runtime.controller.result import ControllerResult, Reconciled
 from kube_runtime.controller.runner import Runner, loop_clock
+from kube_runtime.controller.shutdown import (
+    DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT,
+    ShutdownDeadline,
+    check_graceful_shutdown_timeout,
+)
 from kube_runtime.controller.signals import shutdown_on_signals
 from kube_runtime.predicates import Predicate
 from kube_runtime.store.object_ref import ObjectRef
@@ -150,16 +157,20 @@ class _Waitable(Protocol):
 class ControllerConfig:
     """``concurrency``: most reconciles at once (0 = unbounded). ``debounce``: trailing delay in
     seconds before a triggered reconcile starts (pitfall: an object changing more often than that
-    is never reconciled)."""
+    is never reconciled). ``graceful_shutdown_timeout``: seconds a graceful shutdown waits for
+    running reconciles before cancelling them (``None``: forever; see
+    :mod:`~kube_runtime.controller.shutdown`)."""
 
     concurrency: int = DEFAULT_CONCURRENCY
     debounce: float = 0.0
+    graceful_shutdown_timeout: float | None = DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT
 
     def __post_init__(self) -> None:
         if self.concurrency < 0:
             raise ValueError(f"concurrency must be >= 0 (0 = unbounded), got {self.concurrency}")
         if self.debounce < 0:
             raise ValueError(f"debounce must be >= 0, got {self.debounce}")
+        check_graceful_shutdown_timeout(self.graceful_shutdown_timeout)
 
 
 @dataclass(slots=True)
@@ -385,10 +396,17 @@ class Controller:
     ) -> Controller:
         """Set the concurrency limit and/or debounce (keywords override ``config``)."""
         base = config or self._config
-        self._config = ControllerConfig(
+        self._config = replace(
+            base,
             concurrency=base.concurrency if concurrency is None else concurrency,
             debounce=base.debounce if debounce is None else debounce,
         )
+        return self
+
+    def with_graceful_shutdown_timeout(self, seconds: float | None) -> Controller:
+        """Cancel running reconciles ``seconds`` after a graceful shutdown began (``None``: wait
+        for them forever; default 25 s: see :mod:`~kube_runtime.controller.shutdown`)."""
+        self._config = replace(self._config, graceful_shutdown_timeout=seconds)
         return self
 
     def trigger_backoff(self, factory: Callable[[], Backoff]) -> Controller:
@@ -523,15 +541,19 @@ class ControllerRun(Generic[C]):
         self._force = anyio.CancelScope()
         self._runner: Runner[ReconcileRequest, ControllerResult] | None = None
         self._requested_graceful = False
+        self._deadline: ShutdownDeadline | None = None
         self._receive: MemoryObjectReceiveStream[ControllerResult] | None = None
 
     # -- public control ------------------------------------------------------------------------------
 
     def shutdown(self) -> None:
-        """Graceful shutdown: start nothing new, let running reconciles finish, end the stream."""
+        """Graceful shutdown: start nothing new, let running reconciles finish (cancelled after the
+        ``graceful_shutdown_timeout``), end the stream."""
         self._requested_graceful = True
         if self._runner is not None:
             self._runner.close()
+        if self._deadline is not None:
+            self._deadline.start()
 
     def force_shutdown(self) -> None:
         """Forceful shutdown: cancel running reconciles and end the stream now."""
@@ -606,8 +628,13 @@ class ControllerRun(Generic[C]):
         self._runner_for_requeues = runner
         self._metrics = metrics
         self._clock = loop_clock()
+        deadline = ShutdownDeadline(
+            ctl.name, config.graceful_shutdown_timeout, runner.running.keys, self.force_shutdown
+        )
+        self._deadline = deadline
         if self._requested_graceful:
             runner.close()
+            deadline.start()
         metrics.attach_inflight(runner.running, self._clock)  # type: ignore[arg-type]
         signals = (
             shutdown_on_signals(self.shutdown, self.force_shutdown, name=f"controller {ctl.name}")
@@ -621,6 +648,7 @@ class ControllerRun(Generic[C]):
                         tg.start_soon(self._drive, trigger, runner, send, name=f"trigger {trigger.name}")
                     for waitable in ctl._graceful:
                         tg.start_soon(self._shutdown_after, waitable)
+                    tg.start_soon(deadline.run, name="graceful shutdown deadline")
                     _log.debug("applier runner held until store is ready")
                     await runner.run(send)
                     _log.debug("applier runner terminated")

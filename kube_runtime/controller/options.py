@@ -7,12 +7,20 @@
     ServerOptions.add_arguments(parser)                  # kube_runtime.observe: listeners
     args = parser.parse_args()
     options = ControllerOptions.from_arguments(args)
-    controller = Controller(Api(client, KIND, options.namespace)).with_config(concurrency=options.concurrency)
+    controller = (
+        Controller(Api(client, KIND, options.namespace))
+        .with_config(concurrency=options.concurrency)
+        .with_graceful_shutdown_timeout(options.graceful_shutdown_timeout)
+    )
     if options.leader_elect:
         elector = LeaderElector(client, options.leader_election_id, options.lease_namespace())
 
 Flags: ``--concurrency`` (default :data:`DEFAULT_CONCURRENCY`, ``0`` = unbounded, negative refused),
-``--namespace`` (default: all namespaces), and, when a default Lease name is given,
+``--namespace`` (default: all namespaces), ``--graceful-shutdown-timeout`` (seconds a graceful
+shutdown waits for running reconciles before cancelling them, default
+:data:`~kube_runtime.controller.shutdown.DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT`; a trailing ``s`` is
+accepted; negative = wait forever, as controller-runtime's ``GracefulShutdownTimeout``; keep it
+below the pod's ``terminationGracePeriodSeconds``), and, when a default Lease name is given,
 ``--leader-elect``, ``--leader-election-id`` (default: that name) and
 ``--leader-election-namespace`` (default: ``$POD_NAMESPACE``, else ``default``, resolved by
 :meth:`ControllerOptions.lease_namespace` when called, not at parse time). These are the flags the
@@ -30,6 +38,10 @@ import os
 from dataclasses import dataclass
 
 from kube_runtime.controller.controller import DEFAULT_CONCURRENCY
+from kube_runtime.controller.shutdown import (
+    DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT,
+    check_graceful_shutdown_timeout,
+)
 
 __all__ = ["DEFAULT_LEASE_NAMESPACE", "ControllerOptions"]
 
@@ -47,6 +59,17 @@ def _concurrency(text: str) -> int:
     return value
 
 
+def _graceful_shutdown_timeout(text: str) -> float | None:
+    raw = text.strip().removesuffix("s")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, got {text!r}")
+    return None if value < 0 else value
+
+
 @dataclass(frozen=True)
 class ControllerOptions:
     """What to watch and how to run. ``leader_election_id`` is ``None`` when the process offers no
@@ -57,8 +80,10 @@ class ControllerOptions:
     leader_elect: bool = False
     leader_election_id: str | None = None
     leader_election_namespace: str | None = None
+    graceful_shutdown_timeout: float | None = DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT
 
     def __post_init__(self) -> None:
+        check_graceful_shutdown_timeout(self.graceful_shutdown_timeout)
         if self.concurrency < 0:
             raise ValueError(f"concurrency must be >= 0 (0 = unbounded), got {self.concurrency}")
         if self.leader_elect and not self.leader_election_id:
@@ -66,9 +91,10 @@ class ControllerOptions:
 
     @staticmethod
     def add_arguments(parser: argparse._ActionsContainer, *, leader_election_id: str | None = None) -> None:
-        """Add ``--concurrency`` and ``--namespace`` to a parser or an argument group; with
-        ``leader_election_id`` (the default Lease name, usually the controller's name) also
-        ``--leader-elect``, ``--leader-election-id`` and ``--leader-election-namespace``.
+        """Add ``--concurrency``, ``--namespace`` and ``--graceful-shutdown-timeout`` to a parser
+        or an argument group; with ``leader_election_id`` (the default Lease name, usually the
+        controller's name) also ``--leader-elect``, ``--leader-election-id`` and
+        ``--leader-election-namespace``.
 
         Without it the leader-election flags are left out on purpose: a process that cannot elect
         a leader must refuse ``--leader-elect`` rather than run every replica at once.
@@ -80,6 +106,14 @@ class ControllerOptions:
             help=f"most reconciles at once (0 = unbounded; default {DEFAULT_CONCURRENCY})",
         )
         parser.add_argument("--namespace", default=None, help="watch one namespace (default: all)")
+        parser.add_argument(
+            "--graceful-shutdown-timeout",
+            type=_graceful_shutdown_timeout,
+            default=DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT,
+            metavar="SECONDS",
+            help="after SIGTERM, cancel reconciles still running after this long "
+            f"(negative = wait forever; default {DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT:g})",
+        )
         if leader_election_id is None:
             return
         parser.add_argument(
@@ -105,6 +139,9 @@ class ControllerOptions:
         return cls(
             concurrency=args.concurrency,
             namespace=args.namespace or None,
+            graceful_shutdown_timeout=getattr(
+                args, "graceful_shutdown_timeout", DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT
+            ),
             leader_elect=getattr(args, "leader_elect", False),
             leader_election_id=getattr(args, "leader_election_id", None),
             leader_election_namespace=getattr(args, "leader_election_namespace", None) or None,

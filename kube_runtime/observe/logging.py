@@ -15,6 +15,15 @@ reconcile span the way tracing-subscriber's JSON output does, so both of these s
     jq 'select(."object.ref" | contains("my-object"))'
     jq 'select(.span."object.ref" | contains("my-object"))'
 
+Secrets never reach the output, whatever the level or format: tracebacks are rendered without
+frame locals (structlog's ``dict_tracebacks`` and rich/better-exceptions console tracebacks show
+every frame's local variables, among them the HTTP client's ``Authorization`` header), dataclasses
+passed as fields are rendered with their ``repr`` (which hides ``ClientConfig``'s secrets) instead
+of field by field, and every rendered line goes through
+:func:`~kube_runtime.client.redact.redact` (bearer tokens and the credentials this process
+obtained become ``<redacted>``; this also covers libraries' own debug lines, such as HTTP/2 header
+dumps). To see a variable in a log line, log it explicitly.
+
 Pitfalls: the context is read when a line is *formatted*, which for the installed
 ``StreamHandler`` is the emitting call itself; a ``QueueHandler`` placed in front of it would
 lose the context. ``configure_logging`` replaces the handler it installed earlier (calling it
@@ -40,6 +49,7 @@ import structlog
 from opentelemetry import trace
 from opentelemetry.trace import SpanContext
 
+from kube_runtime.client.redact import redact
 from kube_runtime.controller.context import ReconcileInfo, current_reconcile
 
 __all__ = [
@@ -221,7 +231,23 @@ def _drop_library_fields(_logger: Any, _method: str, event_dict: MutableMapping[
 
 
 def _json_serializer(obj: Any, **_kw: Any) -> str:
-    return orjson.dumps(obj, default=repr, option=orjson.OPT_NON_STR_KEYS).decode()
+    # Dataclasses go to ``default=repr`` rather than orjson's field-by-field rendering, which would
+    # bypass the repr that hides a ClientConfig's token.
+    options = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
+    return orjson.dumps(obj, default=repr, option=options).decode()
+
+
+#: Exception rendering for JSON: no frame locals (they hold request headers, tokens, keys).
+_exception_dicts = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
+
+
+class _RedactingFormatter(structlog.stdlib.ProcessorFormatter):
+    """The rendered line, with bearer tokens and known credentials redacted."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 def configure_logging(
@@ -253,10 +279,14 @@ def configure_logging(
     renderer: Any
     if chosen == "json":
         renderer = structlog.processors.JSONRenderer(serializer=_json_serializer)
-        final: list[Any] = [structlog.processors.dict_tracebacks, renderer]
+        final: list[Any] = [_exception_dicts, renderer]
     else:
         out = stream or sys.stderr
-        renderer = structlog.dev.ConsoleRenderer(colors=bool(getattr(out, "isatty", lambda: False)()))
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=bool(getattr(out, "isatty", lambda: False)()),
+            # Pinned: with rich or better-exceptions installed, structlog's default shows locals.
+            exception_formatter=structlog.dev.plain_traceback,
+        )
         final = [renderer]
 
     structlog.configure(
@@ -271,7 +301,7 @@ def configure_logging(
         # Not cached: module-level loggers created before this call must pick up the new setup.
         cache_logger_on_first_use=False,
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
+    formatter = _RedactingFormatter(
         foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _drop_library_fields],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
     )

@@ -301,6 +301,7 @@ def test_every_flag_the_chart_passes_is_accepted() -> None:
             "--metrics-bind-address=:8080",
             "--health-probe-bind-address=:8081",
             "--concurrency=8",
+            "--graceful-shutdown-timeout=25",
             "--namespace=apps",
             "--leader-elect",
             "--leader-election-id=release-kube-runtime-controller-leader",
@@ -312,6 +313,7 @@ def test_every_flag_the_chart_passes_is_accepted() -> None:
         ]
     )
     assert (args.concurrency, args.namespace, args.leader_elect) == (8, "apps", True)
+    assert args.graceful_shutdown_timeout == 25
     assert (args.leader_election_id, args.leader_election_namespace) == (
         "release-kube-runtime-controller-leader",
         "ops",

@@ -7,6 +7,7 @@ import argparse
 import pytest
 
 from kube_runtime.controller import DEFAULT_CONCURRENCY, ControllerOptions
+from kube_runtime.controller.shutdown import DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT
 
 
 def parse(argv: list[str], **kwargs: str | None) -> ControllerOptions:
@@ -67,3 +68,22 @@ def test_constructed_options_are_validated() -> None:
         ControllerOptions(concurrency=-1)
     with pytest.raises(ValueError, match="leader_election_id"):
         ControllerOptions(leader_elect=True)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("25", 25.0), ("7.5s", 7.5), ("0", 0.0), ("-1", None), ("-1s", None)]
+)
+def test_graceful_shutdown_timeout_flag(value: str, expected: float | None) -> None:
+    assert parse([]).graceful_shutdown_timeout == DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT == 25
+    assert parse([f"--graceful-shutdown-timeout={value}"]).graceful_shutdown_timeout == expected
+
+
+@pytest.mark.parametrize("value", ["soon", "inf", "nan"])
+def test_bad_graceful_shutdown_timeout_is_a_usage_error(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        parse([f"--graceful-shutdown-timeout={value}"])
+    assert "--graceful-shutdown-timeout" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="graceful_shutdown_timeout"):
+        ControllerOptions(graceful_shutdown_timeout=-2)

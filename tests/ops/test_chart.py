@@ -230,6 +230,21 @@ def test_concurrency_value_reaches_the_arguments() -> None:
     assert "--concurrency=8" in container(render("--set", "controller.concurrency=8"))["args"]
 
 
+def test_graceful_shutdown_timeout_reaches_the_arguments_below_the_grace_period() -> None:
+    default = render()
+    assert "--graceful-shutdown-timeout=25" in container(default)["args"]
+    pod = default[("Deployment", FULLNAME)]["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] == 30
+    custom = render(
+        "--set", "controller.gracefulShutdownTimeout=50", "--set", "terminationGracePeriodSeconds=60"
+    )
+    assert "--graceful-shutdown-timeout=50" in container(custom)["args"]
+    assert (
+        "--graceful-shutdown-timeout=7.5"
+        in container(render("--set-json", "controller.gracefulShutdownTimeout=7.5"))["args"]
+    )
+
+
 def test_monitoring_objects_can_be_turned_off() -> None:
     objects = render(
         "--set", "serviceMonitor.enabled=false",
@@ -325,6 +340,10 @@ def test_watching_one_namespace_uses_a_role_there() -> None:
         (["--set", "logging.format=xml"], "at '/logging/format'"),
         (["--set", "controller.concurrency=-1"], "at '/controller/concurrency'"),
         (
+            ["--set", "controller.gracefulShutdownTimeout=30"],
+            "controller.gracefulShutdownTimeout (30) must be below terminationGracePeriodSeconds (30)",
+        ),
+        (
             [
                 "--set",
                 "rbac.rules[0].apiGroups[0]=",
@@ -341,6 +360,7 @@ def test_watching_one_namespace_uses_a_role_there() -> None:
         "secure-metrics-without-certificate",
         "bad-log-format",
         "negative-concurrency",
+        "shutdown-timeout-not-below-grace-period",
         "wildcard-rbac",
     ],
 )

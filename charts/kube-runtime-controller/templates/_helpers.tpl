@@ -55,6 +55,9 @@ app.kubernetes.io/component: controller
 {{- if and .Values.metrics.secure (not (include "krc.metricsSecretName" .)) }}
 {{- fail "metrics.secure=true needs a serving certificate: set metrics.tls.secretName or metrics.tls.certManager.enabled=true (bearer tokens must not cross the network in clear text)" }}
 {{- end }}
+{{- if ge (float64 .Values.controller.gracefulShutdownTimeout) (float64 .Values.terminationGracePeriodSeconds) }}
+{{- fail (printf "controller.gracefulShutdownTimeout (%v) must be below terminationGracePeriodSeconds (%v): the kubelet kills the pod at the end of the grace period" .Values.controller.gracefulShutdownTimeout .Values.terminationGracePeriodSeconds) }}
+{{- end }}
 {{- if not (has .Values.logging.format (list "json" "console")) }}
 {{- fail (printf "logging.format must be json or console, got %q" .Values.logging.format) }}
 {{- end }}
