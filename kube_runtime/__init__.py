@@ -112,6 +112,7 @@ if TYPE_CHECKING:
         modify,
         predicate_filter,
         reflect,
+        synced_objects,
         touched_objects,
     )
     from kube_runtime.wait import (
@@ -183,6 +184,7 @@ _EXPORTS: dict[str, str] = {
     "modify": "kube_runtime.streams",
     "predicate_filter": "kube_runtime.streams",
     "reflect": "kube_runtime.streams",
+    "synced_objects": "kube_runtime.streams",
     "touched_objects": "kube_runtime.streams",
     "ObjectRef": "kube_runtime.store",
     "SharedReflector": "kube_runtime.store",
@@ -309,6 +311,7 @@ __all__ = [
     "reflector",
     "setup_tracing",
     "store",
+    "synced_objects",
     "touched_objects",
     "watch_object",
     "watcher",

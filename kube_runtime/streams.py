@@ -18,6 +18,11 @@ as methods, so kube-rs style chains read left to right::
             else:
                 ...
 
+After ``reflect(writer)``, ``applied_objects()`` yields each listed object as it arrives, while the
+store still shows the previous list until ``InitDone``; to act on objects by reading the store (as
+a reconcile does), use ``synced_objects(reader)`` instead, which yields a relist's objects once the
+store shows them.
+
 Errors (exception instances) pass through every helper unchanged. Closing a helper closes the
 stream it reads, down to the watcher and its HTTP connection; use ``async with stream`` (or
 ``aclose()``) when you stop before the end, since an abandoned async generator is only finalized
