@@ -48,7 +48,7 @@ import anyio
 import orjson
 from harness.workload import configmap_template
 
-from kube_runtime.client.api import WatchStream as ApiWatchStream
+from kube_runtime.client.api import WatchEventStream
 from kube_runtime.client.lines import LineSplitter, WatchEvent, decode_event
 from kube_runtime.store import reflector, store
 from kube_runtime.watcher import Apply, InitDone, WatcherConfig, watcher
@@ -246,8 +246,8 @@ class _FakeApi:
         return self._watch(idle_timeout)
 
     @asynccontextmanager
-    async def _watch(self, idle_timeout: float | None) -> AsyncIterator[ApiWatchStream]:
-        yield ApiWatchStream(_Body(self._chunks), idle_timeout=idle_timeout)  # type: ignore[arg-type]
+    async def _watch(self, idle_timeout: float | None) -> AsyncIterator[WatchEventStream]:
+        yield WatchEventStream(_Body(self._chunks), idle_timeout=idle_timeout)  # type: ignore[arg-type]
 
 
 class _DroppingWriter:

@@ -5,7 +5,7 @@ gives typed verbs for one resource kind; ``ClientConfig`` finds the server and c
 kubectl does; ``discover`` finds the ``ApiResource`` of a custom kind.
 """
 
-from kube_runtime.client.api import Api, PatchType, WatchStream
+from kube_runtime.client.api import Api, PatchType, WatchEventStream
 from kube_runtime.client.auth import (
     Authenticator,
     Credentials,
@@ -70,8 +70,8 @@ __all__ = [
     "WatchDecodeError",
     "WatchDecoder",
     "WatchEvent",
+    "WatchEventStream",
     "WatchItem",
-    "WatchStream",
     "WatchTimeout",
     "decode_event",
     "discover",

@@ -26,7 +26,7 @@ from kube_runtime.client.errors import ApiError
 from kube_runtime.client.lines import LineSplitter, WatchEvent, WatchItem, decode_event
 from kube_runtime.client.resource import ApiResource
 
-__all__ = ["Api", "PatchType", "WatchStream"]
+__all__ = ["Api", "PatchType", "WatchEventStream"]
 
 PatchType = Literal["merge", "json", "strategic", "apply"]
 
@@ -40,7 +40,7 @@ _META_LIST_ACCEPT = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io
 _META_ACCEPT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 
 
-class WatchStream:
+class WatchEventStream:
     """The items of one open watch: ``async for item in stream``.
 
     Each network chunk is split into lines at once, but each line is decoded only when its item is
@@ -62,7 +62,7 @@ class WatchStream:
         content_type = body.headers.get("content-type", "")
         self._metadata_only = metadata_only and "as=PartialObjectMetadata" not in content_type
 
-    def __aiter__(self) -> WatchStream:
+    def __aiter__(self) -> WatchEventStream:
         return self
 
     @property
@@ -201,7 +201,7 @@ class Api:
         send_initial_events: bool = False,
         resource_version_match: str | None = None,
         idle_timeout: float | None = None,
-    ) -> AbstractAsyncContextManager[WatchStream]:
+    ) -> AbstractAsyncContextManager[WatchEventStream]:
         """``async with api.watch(...) as events: async for item in events: ...``
 
         ``idle_timeout``: seconds without a byte after which the iteration ends as if the server had
@@ -231,7 +231,7 @@ class Api:
         send_initial_events: bool = False,
         resource_version_match: str | None = None,
         idle_timeout: float | None = None,
-    ) -> AbstractAsyncContextManager[WatchStream]:
+    ) -> AbstractAsyncContextManager[WatchEventStream]:
         """Like :meth:`watch`, but event objects are ``PartialObjectMetadata``."""
         params = _watch_params(
             resource_version,
@@ -255,11 +255,11 @@ class Api:
         accept: str | None,
         metadata_only: bool,
         idle_timeout: float | None,
-    ) -> AsyncIterator[WatchStream]:
+    ) -> AsyncIterator[WatchEventStream]:
         async with self.client.stream(
             verb, self._collection(), params=params, accept=accept, idle_timeout=idle_timeout
         ) as body:
-            yield WatchStream(body, metadata_only=metadata_only, idle_timeout=idle_timeout)
+            yield WatchEventStream(body, metadata_only=metadata_only, idle_timeout=idle_timeout)
 
     # -- writes ---------------------------------------------------------------------------------------
 

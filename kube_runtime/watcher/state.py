@@ -1,6 +1,6 @@
 """The watcher as a pure state machine: no I/O, no clock, no randomness.
 
-The driver (:mod:`kube_runtime.watcher.watcher`) asks :func:`next_action` what to do in the current
+The driver (:mod:`kube_runtime.watcher.watcher`) asks :func:`next_call` what to do in the current
 state, performs exactly that one call against the API server, and feeds what happened back as an
 :data:`Outcome` to :func:`step`, which returns the next state and the items to yield. Because the
 machine is a pair of pure functions over small frozen values, it can be checked exhaustively or
@@ -44,7 +44,7 @@ from kube_runtime.watcher.event import (
 
 __all__ = [
     "INITIAL_EVENTS_END_ANNOTATION",
-    "Action",
+    "Call",
     "Empty",
     "InitListed",
     "InitPage",
@@ -67,7 +67,7 @@ __all__ = [
     "WatcherItem",
     "Watching",
     "has_open_watch",
-    "next_action",
+    "next_call",
     "step",
 ]
 
@@ -112,7 +112,7 @@ class Watching:
 
 State: TypeAlias = Empty | InitPage | InitialWatch | InitListed | Watching
 
-# -- actions: the one I/O call the driver makes next ---------------------------------------------
+# -- calls: the one I/O call the driver makes next ------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +133,7 @@ class ReadWatch:
     """Read the next item of the open watch (bounded by the idle timeout)."""
 
 
-Action: TypeAlias = ListPage | StartWatch | ReadWatch
+Call: TypeAlias = ListPage | StartWatch | ReadWatch
 
 # -- outcomes: what the call produced --------------------------------------------------------------
 
@@ -227,7 +227,7 @@ def has_open_watch(state: State) -> bool:
     return isinstance(state, InitialWatch | Watching)
 
 
-def next_action(state: State, *, streaming: bool) -> Action:
+def next_call(state: State, *, streaming: bool) -> Call:
     """The single call to make in ``state`` (``streaming``: the initial strategy is streaming list)."""
     if isinstance(state, Empty):
         return StartWatch(None, initial=True) if streaming else ListPage(None)

@@ -56,7 +56,7 @@ from kube_runtime.watcher.state import (
     WatchOpened,
     WatchRejected,
     has_open_watch,
-    next_action,
+    next_call,
     step,
 )
 
@@ -262,17 +262,17 @@ async def _drive(
                 if resource_version != state.resource_version:
                     state = Watching(resource_version)
             else:
-                action = next_action(state, streaming=streaming)
-                if isinstance(action, ListPage):
+                call = next_call(state, streaming=streaming)
+                if isinstance(call, ListPage):
                     try:
-                        outcome = Listed(await list_fn(**config.list_params(action.continue_token)))
+                        outcome = Listed(await list_fn(**config.list_params(call.continue_token)))
                     except Exception as exc:
                         outcome = ListFailed(exc)
                     else:
                         if progress is not None:
                             progress.mark()
-                elif isinstance(action, StartWatch):
-                    params = config.watch_params(action.resource_version, initial=action.initial)
+                elif isinstance(call, StartWatch):
+                    params = config.watch_params(call.resource_version, initial=call.initial)
                     params["idle_timeout"] = budget.timeout
                     cm = watch_fn(**params)
                     try:

@@ -42,7 +42,7 @@ from kube_runtime.watcher.state import (
     WatchOpened,
     WatchRejected,
     has_open_watch,
-    next_action,
+    next_call,
     step,
 )
 
@@ -85,19 +85,19 @@ def bookmark(rv: str, *, initial_end: bool = False) -> Received:
 
 def test_paged_list_brackets_objects_then_watches_from_list_version() -> None:
     state: State = Empty()
-    assert next_action(state, streaming=False) == ListPage(None)
+    assert next_call(state, streaming=False) == ListPage(None)
     s = step(state, page(["a", "b"], "10", cont="tok"))
     assert [type(i) for i in s.items] == [Init, InitApply, InitApply]
     assert s.state == InitPage("tok", "10")
-    assert next_action(s.state, streaming=False) == ListPage("tok")
+    assert next_call(s.state, streaming=False) == ListPage("tok")
     s = step(s.state, page(["c"], "10"))
     assert [type(i) for i in s.items] == [InitApply, InitDone]
     assert s.state == InitListed("10")
-    assert next_action(s.state, streaming=False) == StartWatch("10", initial=False)
+    assert next_call(s.state, streaming=False) == StartWatch("10", initial=False)
     s = step(s.state, WatchOpened())
     assert s.state == Watching("10")
     assert s.items == ()
-    assert next_action(s.state, streaming=False) == ReadWatch()
+    assert next_call(s.state, streaming=False) == ReadWatch()
 
 
 def test_list_items_get_kind_and_api_version_from_the_list() -> None:
@@ -148,7 +148,7 @@ def test_normal_end_and_idle_timeout_resume_without_relisting() -> None:
         s = step(Watching("42"), outcome)
         assert s.state == InitListed("42")
         assert s.items == ()
-        assert next_action(s.state, streaming=False) == StartWatch("42", initial=False)
+        assert next_call(s.state, streaming=False) == StartWatch("42", initial=False)
 
 
 def test_broken_connection_resumes_from_last_version() -> None:
@@ -182,7 +182,7 @@ def test_watch_start_410_relists_instead_of_retrying_the_stale_version() -> None
     s = step(InitListed("7"), WatchRejected(gone()))
     assert s.state == Empty()
     assert isinstance(s.items[0], WatchStartFailed)
-    assert next_action(s.state, streaming=False) == ListPage(None)
+    assert next_call(s.state, streaming=False) == ListPage(None)
 
 
 def test_other_watch_start_failures_retry_the_same_version() -> None:
@@ -211,7 +211,7 @@ def test_streaming_list_emits_init_kube_rs_streaming_list_init_bug() -> None:
     """kube-rs bug: streaming-list mode never emitted Init, so a store kept InitApply objects of an
     aborted initial stream in its buffer. We emit Init as soon as the initial watch opens."""
     state: State = Empty()
-    assert next_action(state, streaming=True) == StartWatch(None, initial=True)
+    assert next_call(state, streaming=True) == StartWatch(None, initial=True)
     s = step(state, WatchOpened())
     assert s.state == InitialWatch()
     assert [type(i) for i in s.items] == [Init]
@@ -382,7 +382,7 @@ def test_step_function_matches_model(streaming: bool, data: st.DataObject) -> No
     model = Model(streaming)
     open_list = False
     for _ in range(30):
-        action = next_action(state, streaming=streaming)
+        action = next_call(state, streaming=streaming)
         assert action == model.expected_action()
         outcome = data.draw(outcomes_for(action))
         s = step(state, outcome)
