@@ -49,10 +49,11 @@ import orjson
 from harness.workload import configmap_template
 
 from kube_runtime.client.api import WatchEventStream
+from kube_runtime.client.json import KubeObject
 from kube_runtime.client.lines import LineSplitter, WatchEvent, decode_event
 from kube_runtime.store import reflector, store
 from kube_runtime.watcher import Apply, InitDone, WatcherConfig, watcher
-from kube_runtime.watcher.event import Event, KubeObject
+from kube_runtime.watcher.event import Event
 
 
 def pod(i: int) -> dict[str, Any]:

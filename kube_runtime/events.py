@@ -36,6 +36,7 @@ import anyio
 
 from kube_runtime.client import Api, Client
 from kube_runtime.client.errors import ApiError, KubeError
+from kube_runtime.client.json import KubeObject
 from kube_runtime.client.resource import ApiResource
 
 __all__ = [
@@ -51,7 +52,6 @@ __all__ = [
     "object_reference",
 ]
 
-KubeObject: TypeAlias = dict[str, Any]
 
 CACHE_TTL = 6 * 60.0
 """Seconds after its last observation that a published event can still be extended as a series."""

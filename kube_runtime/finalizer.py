@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias
 
 from kube_runtime.client.errors import ApiError, KubeError
+from kube_runtime.client.json import KubeObject
 from kube_runtime.controller.action import Action
 
 __all__ = [
@@ -60,8 +61,6 @@ __all__ = [
     "UnnamedObject",
     "finalizer",
 ]
-
-KubeObject: TypeAlias = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Generator
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Protocol, TypeAlias, TypeVar, TypeVarTuple
+from typing import Any, Protocol, TypeVar, TypeVarTuple
 
 import anyio
 from anyio.abc import TaskGroup
@@ -53,6 +53,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Gauge
 
 from kube_runtime.client import Api, Client
 from kube_runtime.client.errors import ApiError, KubeError, TransportError
+from kube_runtime.client.json import KubeObject
 from kube_runtime.client.resource import ApiResource
 
 __all__ = [
@@ -69,7 +70,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-KubeObject: TypeAlias = dict[str, Any]
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 

@@ -38,10 +38,11 @@ from typing import Any, Generic, Protocol, TypeAlias, TypeVar
 import anyio
 import anyio.lowlevel
 
+from kube_runtime.client.json import KubeObject
 from kube_runtime.predicates import Predicate
 from kube_runtime.watcher.backoff import Backoff
 from kube_runtime.watcher.backoff import default_backoff as _default_policy
-from kube_runtime.watcher.event import Apply, Delete, Event, Init, InitApply, InitDone, KubeObject
+from kube_runtime.watcher.event import Apply, Delete, Event, Init, InitApply, InitDone
 
 __all__ = [
     "DEFAULT_PREDICATE_TTL",

@@ -17,11 +17,12 @@ combinators (``~c`` / ``c.not_()``, ``a & b`` / ``a.and_(b)``, ``a | b`` / ``a.o
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, Literal, Protocol, TypeAlias
+from typing import Literal, Protocol, TypeAlias
 
 import anyio
 
 from kube_runtime.client.errors import ApiError, KubeError, TransportError
+from kube_runtime.client.json import KubeObject
 from kube_runtime.watcher import Backoff, WatcherError, default_backoff, watch_object
 from kube_runtime.watcher.watcher import WatchableApi as WatcherApi
 
@@ -46,7 +47,6 @@ __all__ = [
     "is_service_loadbalancer_provisioned",
 ]
 
-KubeObject: TypeAlias = dict[str, Any]
 PropagationPolicy: TypeAlias = Literal["Orphan", "Background", "Foreground"]
 
 

@@ -87,6 +87,7 @@ from opentelemetry.trace import Status, StatusCode
 from prometheus_client import CollectorRegistry
 
 from kube_runtime.client.api import Api
+from kube_runtime.client.json import KubeObject
 from kube_runtime.client.resource import ApiResource
 from kube_runtime.controller.action import MAX_REQUEUE_SECONDS, Action, ReconcileReason, ReconcileRequest
 from kube_runtime.controller.backoff import ReconcileBackoff
@@ -115,7 +116,6 @@ from kube_runtime.store.store import Store, store
 from kube_runtime.streams import DEFAULT_PREDICATE_TTL, DeletedObject, WatchStream, predicate_filter
 from kube_runtime.watcher.backoff import Backoff, default_backoff
 from kube_runtime.watcher.config import WatcherConfig
-from kube_runtime.watcher.event import KubeObject
 from kube_runtime.watcher.progress import WatchProgress
 from kube_runtime.watcher.state import WatcherItem
 from kube_runtime.watcher.watcher import metadata_watcher, watcher

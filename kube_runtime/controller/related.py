@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from kube_runtime.client.json import KubeObject
 from kube_runtime.controller.action import ReconcileRequest
 from kube_runtime.store.store import object_key
 from kube_runtime.streams import DeletedObject
-from kube_runtime.watcher.event import Apply, Delete, Init, InitApply, InitDone, KubeObject
+from kube_runtime.watcher.event import Apply, Delete, Init, InitApply, InitDone
 
 __all__ = ["RelatedRequests"]
 

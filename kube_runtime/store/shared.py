@@ -32,9 +32,9 @@ from types import TracebackType
 import anyio
 from anyio.abc import TaskGroup
 
+from kube_runtime.client.json import KubeObject
 from kube_runtime.store.store import Store, Writer, object_key
 from kube_runtime.streams import EventItem, reflect, synced_objects
-from kube_runtime.watcher.event import KubeObject
 
 __all__ = ["DEFAULT_BUFFER_SIZE", "SharedReflector", "Subscription"]
 

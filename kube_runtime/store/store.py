@@ -30,11 +30,12 @@ from typing import Any
 import anyio
 import orjson
 
+from kube_runtime.client.json import KubeObject
 from kube_runtime.client.resource import ApiResource
 from kube_runtime.store.gc_policy import GcPolicy, default_gc_policy
 from kube_runtime.store.indexes import Index, IndexFn
 from kube_runtime.store.object_ref import ObjectRef
-from kube_runtime.watcher.event import Apply, Delete, Event, Init, InitApply, InitDone, KubeObject
+from kube_runtime.watcher.event import Apply, Delete, Event, Init, InitApply, InitDone
 
 __all__ = ["Store", "Writer", "object_key", "store"]
 

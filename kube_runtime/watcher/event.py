@@ -11,7 +11,7 @@ partial buffer). ``Apply``/``Delete`` only appear after an ``InitDone``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Generic, TypeAlias, TypeVar
+from typing import Generic, TypeAlias, TypeVar
 
 from kube_runtime.client.errors import ApiError, KubeError
 
@@ -31,7 +31,6 @@ __all__ = [
 ]
 
 K = TypeVar("K")
-KubeObject: TypeAlias = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)

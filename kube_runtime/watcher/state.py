@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
 from kube_runtime.client.errors import ApiError, KubeError
+from kube_runtime.client.json import KubeObject
 from kube_runtime.watcher.event import (
     INIT,
     INIT_DONE,
@@ -34,7 +35,6 @@ from kube_runtime.watcher.event import (
     Event,
     InitApply,
     InitialListFailed,
-    KubeObject,
     NoResourceVersion,
     WatcherError,
     WatchError,

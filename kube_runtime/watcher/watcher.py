@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import anyio
 
 from kube_runtime.client.errors import ApiError, WatchDecodeError, WatchTimeout
+from kube_runtime.client.json import KubeObject
 from kube_runtime.client.lines import ADDED, BOOKMARK, DELETED, MODIFIED, WatchEvent
 from kube_runtime.watcher.cadence import IdleBudget
 from kube_runtime.watcher.config import WatcherConfig
@@ -34,7 +35,6 @@ from kube_runtime.watcher.event import (
     Init,
     InitApply,
     InitDone,
-    KubeObject,
     WatcherError,
 )
 from kube_runtime.watcher.progress import WatchProgress

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from kube_runtime.client.json import KubeObject
 from kube_runtime.controller.action import ReconcileRequest
 from kube_runtime.controller.related import RelatedRequests
 from kube_runtime.store.object_ref import ObjectRef
 from kube_runtime.streams import DeletedObject
 from kube_runtime.watcher import Apply, Delete, Init, InitApply, InitDone
-from kube_runtime.watcher.event import KubeObject
 
 
 def child(name: str, *owners: str) -> KubeObject:

@@ -13,13 +13,13 @@ import anyio
 import pytest
 
 from kube_runtime.client import Api
+from kube_runtime.client.json import KubeObject
 from kube_runtime.controller import Action, Controller, ObjectNotFound, Reconciled, ReconcileReason
 from kube_runtime.controller import controller as controller_module
 from kube_runtime.store import store
 from kube_runtime.store.object_ref import ObjectRef
 from kube_runtime.streams import DeletedObject, WatchStream, reflect, synced_objects
 from kube_runtime.watcher import Apply, Delete, Init, InitApply, InitDone, WatchFailed
-from kube_runtime.watcher.event import KubeObject
 from tests.controller.conftest import CONFIG_MAP, SECRET
 
 pytestmark = pytest.mark.anyio

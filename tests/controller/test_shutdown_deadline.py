@@ -16,11 +16,11 @@ from typing import Any
 import anyio
 import pytest
 
+from kube_runtime.client.json import KubeObject
 from kube_runtime.controller import Action, Controller, ControllerConfig
 from kube_runtime.controller.shutdown import DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT
 from kube_runtime.store import store
 from kube_runtime.watcher import Init, InitApply, InitDone
-from kube_runtime.watcher.event import KubeObject
 from tests.controller.conftest import CONFIG_MAP
 
 pytestmark = pytest.mark.anyio

@@ -10,11 +10,11 @@ import anyio
 import pytest
 
 from kube_runtime.client import Api
+from kube_runtime.client.json import KubeObject
 from kube_runtime.controller import Action, Controller, QueueError, Reconciled, ReconcileReason
 from kube_runtime.store import SharedReflector, store
 from kube_runtime.store.object_ref import ObjectRef
 from kube_runtime.watcher import Init, InitApply, InitDone, WatcherConfig, WatchFailed, watcher
-from kube_runtime.watcher.event import KubeObject
 from tests.controller.conftest import CONFIG_MAP, config_map, take_until
 
 pytestmark = pytest.mark.anyio
