@@ -41,7 +41,6 @@ import random
 import re
 import socket
 import uuid
-import weakref
 from collections.abc import Awaitable, Callable, Generator
 from datetime import UTC, datetime
 from types import TracebackType
@@ -55,6 +54,7 @@ from kube_runtime.client import Api, Client
 from kube_runtime.client.errors import ApiError, KubeError, TransportError
 from kube_runtime.client.json import KubeObject
 from kube_runtime.client.resource import ApiResource
+from kube_runtime.metric_families import PerRegistry
 
 __all__ = [
     "DEFAULT_LEASE_DURATION",
@@ -126,27 +126,16 @@ def _micro_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-_GAUGES: weakref.WeakKeyDictionary[CollectorRegistry, Gauge] = weakref.WeakKeyDictionary()
+def _master_status_family(registry: CollectorRegistry) -> Gauge:
+    return Gauge(
+        "leader_election_master_status",
+        "1 while this process holds the named leader-election lease, 0 while it is a standby.",
+        ["name"],
+        registry=registry,
+    )
 
 
-def _master_status_gauge(registry: CollectorRegistry) -> Gauge:
-    gauge = _GAUGES.get(registry)
-    if gauge is None:
-        try:
-            gauge = Gauge(
-                "leader_election_master_status",
-                "1 while this process holds the named leader-election lease, 0 while it is a standby.",
-                ["name"],
-                registry=registry,
-            )
-        except ValueError:
-            # Another module registered it in this registry already: share that one.
-            existing = getattr(registry, "_names_to_collectors", {}).get("leader_election_master_status")
-            if not isinstance(existing, Gauge):
-                raise
-            gauge = existing
-        _GAUGES[registry] = gauge
-    return gauge
+_master_status_gauge: PerRegistry[Gauge] = PerRegistry(_master_status_family)
 
 
 class LeaderElector:

@@ -14,62 +14,40 @@ values are bounded (status codes, methods, one host per cluster).
 
 from __future__ import annotations
 
-import threading
-import weakref
-from typing import Any, TypeVar
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from kube_runtime.metric_families import PerRegistry
 
 __all__ = ["REQUEST_DURATION_BUCKETS", "TRANSPORT_ERROR_CODE", "ClientMetrics"]
 
 REQUEST_DURATION_BUCKETS = (0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0)
 TRANSPORT_ERROR_CODE = "<error>"
 
-_C = TypeVar("_C", Counter, Histogram)
-
 
 class _Collectors:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.requests = _register(
-            registry,
-            Counter,
+        self.requests = Counter(
             "rest_client_requests",
             "Number of HTTP requests, partitioned by status code, method, and host.",
             ["code", "method", "host"],
+            registry=registry,
         )
-        self.duration = _register(
-            registry,
-            Histogram,
+        self.duration = Histogram(
             "rest_client_request_duration_seconds",
             "Request latency in seconds. Broken down by verb, and host.",
             ["verb", "host"],
             buckets=REQUEST_DURATION_BUCKETS,
+            registry=registry,
         )
-        self.retries = _register(
-            registry,
-            Counter,
+        self.retries = Counter(
             "rest_client_request_retries",
             "Number of request retries, partitioned by status code, verb, and host.",
             ["code", "verb", "host"],
+            registry=registry,
         )
 
 
-def _register(
-    registry: CollectorRegistry, kind: type[_C], name: str, doc: str, labels: list[str], **kw: Any
-) -> _C:
-    try:
-        return kind(name, doc, labels, registry=registry, **kw)
-    except ValueError:
-        # Someone else registered the same family in this registry (another component built it
-        # directly): reuse it if it is the same kind, otherwise the conflict is real.
-        existing = registry._names_to_collectors.get(name if kind is Histogram else f"{name}_total")
-        if isinstance(existing, kind):
-            return existing
-        raise
-
-
-_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, _Collectors] = weakref.WeakKeyDictionary()
-_lock = threading.Lock()
+_collectors: PerRegistry[_Collectors] = PerRegistry(_Collectors)
 
 
 class ClientMetrics:
@@ -78,11 +56,7 @@ class ClientMetrics:
     __slots__ = ("_duration", "_requests", "_retries", "host")
 
     def __init__(self, host: str, registry: CollectorRegistry | None = None) -> None:
-        registry = REGISTRY if registry is None else registry
-        with _lock:
-            collectors = _by_registry.get(registry)
-            if collectors is None:
-                collectors = _by_registry[registry] = _Collectors(registry)
+        collectors = _collectors(registry)
         self.host = host
         self._requests = collectors.requests
         self._duration = collectors.duration

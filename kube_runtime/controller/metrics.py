@@ -20,8 +20,6 @@ controller gets its own label values. Names must therefore be unique per registr
 
 from __future__ import annotations
 
-import threading
-import weakref
 from collections.abc import Callable, Iterator
 from typing import Final
 
@@ -30,6 +28,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from kube_runtime.controller.runner import RunnerHooks
+from kube_runtime.metric_families import PerRegistry
 
 __all__ = ["WORKQUEUE_BUCKETS", "QueueMetrics", "queue_metrics"]
 
@@ -117,16 +116,7 @@ class _InflightCollector(Collector):
         yield longest
 
 
-_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, _Families] = weakref.WeakKeyDictionary()
-_lock = threading.Lock()
-
-
-def _families(registry: CollectorRegistry) -> _Families:
-    with _lock:
-        found = _by_registry.get(registry)
-        if found is None:
-            found = _by_registry[registry] = _Families(registry)
-        return found
+_families: PerRegistry[_Families] = PerRegistry(_Families)
 
 
 class QueueMetrics(RunnerHooks):

@@ -13,14 +13,13 @@ between two ticks may go unseen; the worst lag is still bounded by the blocking 
 
 from __future__ import annotations
 
-import threading
-import weakref
 from types import TracebackType
 from typing import Final
 
 import anyio
-from prometheus_client import REGISTRY, CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Histogram
 
+from kube_runtime.metric_families import PerRegistry
 from kube_runtime.observe.background import BackgroundTasks
 
 __all__ = ["EVENT_LOOP_LAG_BUCKETS", "EventLoopLagMonitor", "event_loop_lag_histogram"]
@@ -43,23 +42,22 @@ EVENT_LOOP_LAG_BUCKETS: Final = (
     10.0,
 )
 
-_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, Histogram] = weakref.WeakKeyDictionary()
-_lock = threading.Lock()
+
+def _lag_histogram(registry: CollectorRegistry) -> Histogram:
+    return Histogram(
+        "kube_runtime_event_loop_lag_seconds",
+        "How much later than scheduled the event loop ran a timer callback",
+        buckets=EVENT_LOOP_LAG_BUCKETS,
+        registry=registry,
+    )
+
+
+_lag_histograms: PerRegistry[Histogram] = PerRegistry(_lag_histogram)
 
 
 def event_loop_lag_histogram(registry: CollectorRegistry | None = None) -> Histogram:
     """The ``kube_runtime_event_loop_lag_seconds`` histogram of ``registry`` (default ``REGISTRY``)."""
-    reg = REGISTRY if registry is None else registry
-    with _lock:
-        found = _by_registry.get(reg)
-        if found is None:
-            found = _by_registry[reg] = Histogram(
-                "kube_runtime_event_loop_lag_seconds",
-                "How much later than scheduled the event loop ran a timer callback",
-                buckets=EVENT_LOOP_LAG_BUCKETS,
-                registry=reg,
-            )
-        return found
+    return _lag_histograms(registry)
 
 
 class EventLoopLagMonitor:

@@ -28,15 +28,13 @@ reconcile), so a recorder must be fed from one thread at a time: its controller'
 
 from __future__ import annotations
 
-import threading
-import weakref
 from asyncio import _get_running_loop
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any, Final, TypeVar
 
 import anyio
 import structlog
-from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client import CollectorRegistry
 
 from kube_runtime.controller.action import Action
 from kube_runtime.controller.errors import (
@@ -47,6 +45,7 @@ from kube_runtime.controller.errors import (
     RunnerError,
 )
 from kube_runtime.controller.result import Reconciled
+from kube_runtime.metric_families import PerRegistry
 from kube_runtime.observe.hotloop import HotLoopDetector
 from kube_runtime.observe.progress import ReconcileProgress
 from kube_runtime.observe.single_writer import SingleWriterCounter, SingleWriterHistogram
@@ -123,19 +122,13 @@ class ControllerMetrics:
         self.hot_loop_detections_total.labels(controller)
 
 
-_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, ControllerMetrics] = weakref.WeakKeyDictionary()
-_lock = threading.Lock()
+_controller_metrics: PerRegistry[ControllerMetrics] = PerRegistry(ControllerMetrics)
 
 
 def controller_metrics(registry: CollectorRegistry | None = None) -> ControllerMetrics:
     """The reconcile metric families registered in ``registry`` (default: prometheus_client's
     global ``REGISTRY``), created on first use."""
-    reg = REGISTRY if registry is None else registry
-    with _lock:
-        found = _by_registry.get(reg)
-        if found is None:
-            found = _by_registry[reg] = ControllerMetrics(reg)
-        return found
+    return _controller_metrics(registry)
 
 
 def reconcile_result_label(action: Any) -> str:

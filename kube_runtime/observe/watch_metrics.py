@@ -50,11 +50,12 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
 import structlog
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from kube_runtime.client.errors import ApiError, TransportError, WatchDecodeError, WatchTimeout
+from kube_runtime.metric_families import PerRegistry
 from kube_runtime.streams import WatchStream
 from kube_runtime.watcher.event import Apply, Delete, Init, InitApply, InitDone, NoResourceVersion
 from kube_runtime.watcher.progress import WatchProgress
@@ -104,19 +105,12 @@ class WatchMetrics:
         )
 
 
-_watch_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, WatchMetrics] = weakref.WeakKeyDictionary()
-_store_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, StoreCollector] = weakref.WeakKeyDictionary()
-_lock = threading.Lock()
+_watch_metrics: PerRegistry[WatchMetrics] = PerRegistry(WatchMetrics)
 
 
 def watch_metrics(registry: CollectorRegistry | None = None) -> WatchMetrics:
     """The watch metric families registered in ``registry`` (default ``REGISTRY``)."""
-    reg = REGISTRY if registry is None else registry
-    with _lock:
-        found = _watch_by_registry.get(reg)
-        if found is None:
-            found = _watch_by_registry[reg] = WatchMetrics(reg)
-        return found
+    return _watch_metrics(registry)
 
 
 _TIMEOUT_PHASES = ("idle", "headers")
@@ -323,15 +317,18 @@ class StoreCollector(Collector):
         return iter(())
 
 
+def _registered_store_collector(registry: CollectorRegistry) -> StoreCollector:
+    collector = StoreCollector()
+    registry.register(collector)
+    return collector
+
+
+_store_collectors: PerRegistry[StoreCollector] = PerRegistry(_registered_store_collector)
+
+
 def store_collector(registry: CollectorRegistry | None = None) -> StoreCollector:
     """The store collector registered in ``registry`` (default ``REGISTRY``)."""
-    reg = REGISTRY if registry is None else registry
-    with _lock:
-        found = _store_by_registry.get(reg)
-        if found is None:
-            found = _store_by_registry[reg] = StoreCollector()
-            reg.register(found)
-        return found
+    return _store_collectors(registry)
 
 
 def track_store(
