@@ -95,10 +95,11 @@ class ObjectOps:
     def _check_body(self, rtype: ResourceType, obj: Any) -> dict[str, Any]:
         if not isinstance(obj, dict):
             raise bad_request("the body of the request must be a JSON object")
-        api_version = obj.get("apiVersion")
-        kind = obj.get("kind")
-        if not kind:
-            raise bad_request("Object 'Kind' is missing in the request body")
+        # Like kube-apiserver's decoder, the URL supplies the kind and apiVersion a body leaves out
+        # (the official Python client and client-go's typed clients send bodies without them).
+        api_version = obj.get("apiVersion") or rtype.api_version
+        kind = obj.get("kind") or rtype.kind
+        obj["kind"] = kind
         same_group = isinstance(api_version, str) and api_version.split("/")[0] == rtype.group
         if api_version and api_version != rtype.api_version and not same_group:
             raise bad_request(
@@ -414,7 +415,7 @@ class ObjectOps:
                 new["status"] = old.get("status")
         if "generation" in old_meta:
             new_meta["generation"] = old_meta["generation"]
-            if subresource is None and _spec_view(new) != _spec_view(old):
+            if subresource in (None, "scale") and _spec_view(new) != _spec_view(old):
                 new_meta["generation"] = old_meta["generation"] + 1
         else:
             new_meta.pop("generation", None)
@@ -582,6 +583,10 @@ class ObjectOps:
                 return cur, False
             new = cur.copy_obj()
             new_meta = new["metadata"]
+            if not meta.get("deletionTimestamp") and new_meta.get("generation"):
+                # kube-apiserver's BeforeDelete bumps the generation when it sets deletionTimestamp,
+                # so controllers comparing observedGeneration see the deletion as a new generation.
+                new_meta["generation"] += 1
             new_meta.setdefault("deletionTimestamp", now_rfc3339())
             new_meta.setdefault("deletionGracePeriodSeconds", 0)
             if finalizers:

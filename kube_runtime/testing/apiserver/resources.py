@@ -11,9 +11,27 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["BUILTIN_TYPES", "ResourceType", "crd_resource_types"]
+__all__ = ["BUILTIN_TYPES", "ResourceType", "ScalePaths", "crd_resource_types"]
 
 _ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+
+@dataclass(frozen=True, slots=True)
+class ScalePaths:
+    """Where a resource with a ``scale`` subresource keeps what ``autoscaling/v1`` Scale shows.
+
+    Paths are the CRD's dotted JSON paths (``.spec.replicas``). ``label_selector`` is the path of a
+    selector *string* (CRDs); ``selector_from_spec`` means the built-in rule instead: the object's
+    ``spec.selector`` (a LabelSelector) formatted as a string, as for Deployments.
+    """
+
+    spec_replicas: str = ".spec.replicas"
+    status_replicas: str = ".status.replicas"
+    label_selector: str | None = None
+    selector_from_spec: bool = False
+
+
+_BUILTIN_SCALE = ScalePaths(selector_from_spec=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +52,7 @@ class ResourceType:
     categories: tuple[str, ...] = ()
     verbs: tuple[str, ...] = _ALL_VERBS
     selectable_fields: tuple[str, ...] = field(default=())
+    scale: ScalePaths | None = None
 
     @property
     def api_version(self) -> str:
@@ -79,6 +98,29 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         has_status=True,
         tracks_generation=True,
         categories=("all",),
+        scale=_BUILTIN_SCALE,
+    ),
+    _t(
+        "apps",
+        "v1",
+        "ReplicaSet",
+        "replicasets",
+        short_names=("rs",),
+        has_status=True,
+        tracks_generation=True,
+        categories=("all",),
+        scale=_BUILTIN_SCALE,
+    ),
+    _t(
+        "apps",
+        "v1",
+        "StatefulSet",
+        "statefulsets",
+        short_names=("sts",),
+        has_status=True,
+        tracks_generation=True,
+        categories=("all",),
+        scale=_BUILTIN_SCALE,
     ),
     _t("events.k8s.io", "v1", "Event", "events", short_names=("ev",)),
     _t("coordination.k8s.io", "v1", "Lease", "leases"),
@@ -149,6 +191,20 @@ def crd_resource_types(crd: dict[str, Any]) -> list[ResourceType]:
                 custom=True,
                 categories=categories,
                 selectable_fields=selectable,
+                scale=_crd_scale(subresources),
             )
         )
     return out
+
+
+def _crd_scale(subresources: Any) -> ScalePaths | None:
+    """The scale paths of a CRD version's ``subresources.scale`` (None when it has none)."""
+    scale = subresources.get("scale") if isinstance(subresources, dict) else None
+    if not isinstance(scale, dict):
+        return None
+    selector = scale.get("labelSelectorPath")
+    return ScalePaths(
+        str(scale.get("specReplicasPath") or ".spec.replicas"),
+        str(scale.get("statusReplicasPath") or ".status.replicas"),
+        str(selector) if selector else None,
+    )

@@ -1,0 +1,126 @@
+"""Behaviour that clients nobody here wrote rely on (found by the witness suite, tests/witnesses/)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.contract.conftest import wait_for
+from tests.contract.helpers import create_crd, delete_crd
+
+MERGE = {"Content-Type": "application/merge-patch+json"}
+
+
+async def test_body_without_kind_and_api_version_takes_them_from_the_url(
+    http: httpx.AsyncClient, namespace: str
+) -> None:
+    # The official Python client and client-go typed clients may leave both out.
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    created = await http.post(path, json={"metadata": {"name": "bare"}, "data": {"k": "1"}})
+    assert created.status_code == 201, created.text
+    assert (created.json()["kind"], created.json()["apiVersion"]) == ("ConfigMap", "v1")
+    body = {"metadata": created.json()["metadata"], "data": {"k": "2"}}
+    replaced = await http.put(f"{path}/bare", json=body)
+    assert replaced.status_code == 200, replaced.text
+    assert replaced.json()["kind"] == "ConfigMap"
+    assert replaced.json()["data"] == {"k": "2"}
+    only_kind = await http.post(path, json={"kind": "ConfigMap", "metadata": {"name": "kind-only"}})
+    assert only_kind.status_code == 201, only_kind.text
+    assert only_kind.json()["apiVersion"] == "v1"
+
+
+async def test_deletion_held_by_a_finalizer_bumps_generation(http: httpx.AsyncClient, namespace: str) -> None:
+    crd = await create_crd(http)
+    try:
+        body = crd.obj("held", {"size": 1})
+        body["metadata"]["finalizers"] = ["example.com/hold"]
+        created = (await http.post(crd.path(namespace), json=body)).json()
+        assert created["metadata"]["generation"] == 1
+        resp = await http.delete(crd.path(namespace, "held"))
+        assert resp.status_code in (200, 202), resp.text
+        held = (await http.get(crd.path(namespace, "held"))).json()
+        assert held["metadata"]["deletionTimestamp"]
+        assert held["metadata"]["generation"] == 2
+        # a second delete of an object already being deleted does not bump it again
+        await http.delete(crd.path(namespace, "held"))
+        again = (await http.get(crd.path(namespace, "held"))).json()
+        assert again["metadata"]["generation"] == 2
+        await http.patch(crd.path(namespace, "held"), json={"metadata": {"finalizers": None}}, headers=MERGE)
+    finally:
+        await delete_crd(http, crd)
+
+
+def _deployment(name: str) -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "main", "image": "registry.invalid/none:1"}]},
+            },
+        },
+    }
+
+
+async def test_scale_subresource_of_a_deployment(http: httpx.AsyncClient, namespace: str) -> None:
+    path = f"/apis/apps/v1/namespaces/{namespace}/deployments"
+    assert (await http.post(path, json=_deployment("web"))).status_code == 201
+    discovery = (await http.get("/apis/apps/v1")).json()
+    scale_entry = next(r for r in discovery["resources"] if r["name"] == "deployments/scale")
+    assert (scale_entry["group"], scale_entry["version"], scale_entry["kind"]) == (
+        "autoscaling",
+        "v1",
+        "Scale",
+    )
+    scale = (await http.get(f"{path}/web/scale")).json()
+    assert (scale["kind"], scale["apiVersion"]) == ("Scale", "autoscaling/v1")
+    assert scale["metadata"]["name"] == "web"
+    assert scale["spec"] == {"replicas": 2}
+    assert scale["status"]["selector"] == "app=web"
+    patched = await http.patch(f"{path}/web/scale", json={"spec": {"replicas": 5}}, headers=MERGE)
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["spec"] == {"replicas": 5}
+    got = (await http.get(f"{path}/web")).json()
+    assert got["spec"]["replicas"] == 5
+    assert got["metadata"]["generation"] == 2
+    stale = dict(scale, spec={"replicas": 1})
+    assert (await http.put(f"{path}/web/scale", json=stale)).status_code == 409
+    negative = await http.patch(f"{path}/web/scale", json={"spec": {"replicas": -1}}, headers=MERGE)
+    assert negative.status_code == 422
+    missing = await http.get(f"{path}/nope/scale")
+    assert missing.status_code == 404
+
+
+async def test_scale_subresource_of_a_custom_resource(http: httpx.AsyncClient, namespace: str) -> None:
+    crd = await create_crd(http)
+    try:
+        crd_path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd.name}"
+        current = (await http.get(crd_path)).json()
+        current["spec"]["versions"][0]["subresources"]["scale"] = {
+            "specReplicasPath": ".spec.replicas",
+            "statusReplicasPath": ".status.replicas",
+        }
+        assert (await http.put(crd_path, json=current)).status_code == 200
+        await wait_for(lambda: _has_scale(http, crd.group))
+        assert (await http.post(crd.path(namespace), json=crd.obj("r", {"replicas": 3}))).status_code == 201
+        scale = (await http.get(crd.path(namespace, "r", "scale"))).json()
+        assert scale["spec"] == {"replicas": 3}
+        assert scale["status"] == {"replicas": 0}
+        replaced = await http.put(crd.path(namespace, "r", "scale"), json=dict(scale, spec={"replicas": 0}))
+        assert replaced.status_code == 200, replaced.text
+        assert replaced.json()["spec"] == {}
+        got = (await http.get(crd.path(namespace, "r"))).json()
+        assert got["spec"]["replicas"] == 0
+    finally:
+        await delete_crd(http, crd)
+
+
+async def _has_scale(http: httpx.AsyncClient, group: str) -> bool:
+    resp = await http.get(f"/apis/{group}/v1")
+    return resp.status_code == 200 and any(r["name"] == "widgets/scale" for r in resp.json()["resources"])
