@@ -8,6 +8,7 @@ import httpx
 
 from tests.contract.conftest import wait_for
 from tests.contract.helpers import create_crd, delete_crd
+from tests.contract.protowire import envelope, field, map_entry, varint_field
 
 MERGE = {"Content-Type": "application/merge-patch+json"}
 
@@ -124,3 +125,37 @@ async def test_scale_subresource_of_a_custom_resource(http: httpx.AsyncClient, n
 async def _has_scale(http: httpx.AsyncClient, group: str) -> bool:
     resp = await http.get(f"/apis/{group}/v1")
     return resp.status_code == 200 and any(r["name"] == "widgets/scale" for r in resp.json()["resources"])
+
+
+def protobuf_deployment(name: str, *, replicas: int, extra_spec: bytes = b"") -> bytes:
+    """A Deployment as kubectl's typed client encodes it, with the empty fields gogo-protobuf writes."""
+    labels = map_entry(11, "app", name)
+    meta = field(1, name) + field(2, "") + field(3, "") + varint_field(7, 0) + labels
+    container = field(1, "main") + field(2, "registry.invalid/none:1") + field(5, "") + field(8, b"")
+    container += field(6, field(1, "http") + varint_field(3, 8080) + field(4, "TCP"))
+    pod_spec = field(2, container) + field(3, "") + varint_field(11, 0)
+    template = field(1, labels) + field(2, pod_spec)
+    selector = field(1, field(1, "app") + field(2, name))
+    spec = varint_field(1, replicas) + field(2, selector) + field(3, template) + field(4, b"")
+    spec += varint_field(5, 0) + varint_field(7, 0) + extra_spec
+    status = varint_field(1, 0) + varint_field(2, 0)
+    return envelope("apps/v1", "Deployment", field(1, meta) + field(2, spec) + field(3, status))
+
+
+async def test_protobuf_deployment_body(http: httpx.AsyncClient, namespace: str) -> None:
+    # kubectl create deployment sends this; replicas is a pointer, so 0 is a value and must survive
+    resp = await http.post(
+        f"/apis/apps/v1/namespaces/{namespace}/deployments",
+        content=protobuf_deployment("pb", replicas=0),
+        headers={"Content-Type": "application/vnd.kubernetes.protobuf", "Accept": "application/json"},
+    )
+    assert resp.status_code == 201, resp.text
+    got = resp.json()
+    assert got["metadata"]["labels"] == {"app": "pb"}
+    assert got["spec"]["replicas"] == 0
+    assert got["spec"]["selector"] == {"matchLabels": {"app": "pb"}}
+    container = got["spec"]["template"]["spec"]["containers"][0]
+    assert (container["name"], container["image"]) == ("main", "registry.invalid/none:1")
+    assert container["ports"][0]["containerPort"] == 8080
+    assert container["ports"][0]["name"] == "http"
+    assert "paused" not in got["spec"]
