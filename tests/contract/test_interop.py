@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from tests.contract.conftest import wait_for
-from tests.contract.helpers import create_crd, delete_crd
+from tests.contract.helpers import create_crd, delete_crd, open_watch
 from tests.contract.protowire import envelope, field, map_entry, varint_field
 
 MERGE = {"Content-Type": "application/merge-patch+json"}
@@ -159,3 +159,87 @@ async def test_protobuf_deployment_body(http: httpx.AsyncClient, namespace: str)
     assert container["ports"][0]["containerPort"] == 8080
     assert container["ports"][0]["name"] == "http"
     assert "paused" not in got["spec"]
+
+
+def _new_api_event(name: str, namespace: str, regarding_name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "events.k8s.io/v1",
+        "kind": "Event",
+        "metadata": {"name": name, "namespace": namespace},
+        "eventTime": "2026-01-01T00:00:00.000000Z",
+        "reportingController": "contract.kube-runtime.dev/test",
+        "reportingInstance": "contract-1",
+        "action": "Check",
+        "reason": "Checked",
+        "note": "via events.k8s.io",
+        "type": "Normal",
+        "regarding": {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "name": regarding_name,
+            "namespace": namespace,
+        },
+    }
+
+
+async def test_events_are_one_store_served_by_both_apis(http: httpx.AsyncClient, namespace: str) -> None:
+    core_path = f"/api/v1/namespaces/{namespace}/events"
+    new_path = f"/apis/events.k8s.io/v1/namespaces/{namespace}/events"
+    created = await http.post(new_path, json=_new_api_event("e1", namespace, "target"))
+    assert created.status_code == 201, created.text
+    assert created.json()["note"] == "via events.k8s.io"
+    as_core = (await http.get(f"{core_path}/e1")).json()
+    assert (as_core["apiVersion"], as_core["kind"]) == ("v1", "Event")
+    assert as_core["message"] == "via events.k8s.io"
+    assert as_core["involvedObject"]["name"] == "target"
+    assert as_core["reportingComponent"] == "contract.kube-runtime.dev/test"
+    assert as_core["metadata"]["uid"] == created.json()["metadata"]["uid"]
+    core_event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "e2", "namespace": namespace},
+        "involvedObject": {"kind": "ConfigMap", "name": "other", "namespace": namespace},
+        "reason": "Old",
+        "message": "via core",
+        "source": {"component": "contract"},
+        "count": 3,
+        "type": "Warning",
+    }
+    assert (await http.post(core_path, json=core_event)).status_code == 201
+    as_new = (await http.get(f"{new_path}/e2")).json()
+    assert (as_new["apiVersion"], as_new["kind"]) == ("events.k8s.io/v1", "Event")
+    assert as_new["note"] == "via core"
+    assert as_new["regarding"]["name"] == "other"
+    assert as_new["deprecatedCount"] == 3
+    assert as_new["deprecatedSource"] == {"component": "contract"}
+    listed = (await http.get(new_path)).json()
+    assert listed["apiVersion"] == "events.k8s.io/v1"
+    assert sorted(i["metadata"]["name"] for i in listed["items"]) == ["e1", "e2"]
+    assert sorted(i["note"] for i in listed["items"]) == ["via core", "via events.k8s.io"]
+    selected = (await http.get(new_path, params={"fieldSelector": "regarding.name=other"})).json()
+    assert [i["metadata"]["name"] for i in selected["items"]] == ["e2"]
+    series = {"count": 2, "lastObservedTime": "2026-01-01T00:00:01.000000Z"}
+    patched = await http.patch(f"{new_path}/e1", json={"series": series}, headers=MERGE)
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["series"]["count"] == 2
+    assert (await http.get(f"{core_path}/e1")).json()["series"]["count"] == 2
+
+
+async def test_watch_on_events_k8s_io_sees_core_writes(http: httpx.AsyncClient, namespace: str) -> None:
+    new_path = f"/apis/events.k8s.io/v1/namespaces/{namespace}/events"
+    rv = (await http.get(new_path)).json()["metadata"]["resourceVersion"]
+    async with open_watch(http, new_path, {"resourceVersion": rv}) as watch:
+        event = _new_api_event("w1", namespace, "x")
+        core = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": "w1", "namespace": namespace},
+            "involvedObject": event["regarding"],
+            "reason": "Core",
+            "message": "written through core/v1",
+        }
+        assert (await http.post(f"/api/v1/namespaces/{namespace}/events", json=core)).status_code == 201
+        seen = await watch.take(1)
+    assert seen[0]["type"] == "ADDED"
+    assert seen[0]["object"]["apiVersion"] == "events.k8s.io/v1"
+    assert seen[0]["object"]["note"] == "written through core/v1"

@@ -19,10 +19,11 @@ import yaml
 
 from kube_runtime.testing.apiserver.bodies import PATCH_TYPES, content_type, parse_body, patch_document
 from kube_runtime.testing.apiserver.discovery import Registry
+from kube_runtime.testing.apiserver.events import is_events_v1, serve_as_events_v1
 from kube_runtime.testing.apiserver.faults import Faults
 from kube_runtime.testing.apiserver.httpserver import ChunkSender, Request, Response, StreamingResponse
 from kube_runtime.testing.apiserver.ops import ObjectOps
-from kube_runtime.testing.apiserver.resources import ResourceType
+from kube_runtime.testing.apiserver.resources import CORE_EVENTS, ResourceType
 from kube_runtime.testing.apiserver.scale import serve_scale
 from kube_runtime.testing.apiserver.selectors import (
     FieldSelector,
@@ -264,6 +265,10 @@ class ApiApp:
             watch_path = True
             rest = rest[1:]
         target = self._target(group, version, rest)
+        if is_events_v1(target.rtype):
+            # One store, two APIs (as in kube-apiserver): events.k8s.io/v1 goes through core/v1.
+            core = _Target(CORE_EVENTS, target.namespace, target.name, target.subresource)
+            return await serve_as_events_v1(request, lambda req: self._dispatch(req, core, watch_path))
         return await self._dispatch(request, target, watch_path)
 
     def _target(self, group: str, version: str, rest: list[str]) -> _Target:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["BUILTIN_TYPES", "ResourceType", "ScalePaths", "crd_resource_types"]
+__all__ = ["BUILTIN_TYPES", "CORE_EVENTS", "ResourceType", "ScalePaths", "crd_resource_types"]
 
 _ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
@@ -80,6 +80,9 @@ def _t(group: str, version: str, kind: str, plural: str, namespaced: bool = True
     return ResourceType(group, version, kind, plural, kind.lower(), namespaced, **kw)
 
 
+# Stored once, also served as events.k8s.io/v1 (see events.py).
+CORE_EVENTS = _t("", "v1", "Event", "events", short_names=("ev",))
+
 BUILTIN_TYPES: tuple[ResourceType, ...] = (
     _t("", "v1", "Namespace", "namespaces", False, short_names=("ns",), has_status=True),
     _t("", "v1", "ConfigMap", "configmaps", short_names=("cm",)),
@@ -87,7 +90,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     _t("", "v1", "Pod", "pods", short_names=("po",), has_status=True, categories=("all",)),
     _t("", "v1", "Service", "services", short_names=("svc",), has_status=True, categories=("all",)),
     _t("", "v1", "ServiceAccount", "serviceaccounts", short_names=("sa",)),
-    _t("", "v1", "Event", "events", short_names=("ev",)),
+    CORE_EVENTS,
     _t("", "v1", "Node", "nodes", False, short_names=("no",), has_status=True),
     _t(
         "apps",
