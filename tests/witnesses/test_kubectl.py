@@ -192,3 +192,32 @@ async def test_describe_shows_events_of_both_event_apis(
     described = await kubectl("describe", "configmap", "described", "-n", namespace)
     assert "NewApiReason" in described
     assert "CoreApiReason" in described
+
+
+async def test_label_annotate_diff_and_delete_by_selector(
+    kubectl: Kubectl, namespace: str, tmp_path: Path
+) -> None:
+    for name in ("one", "two"):
+        await kubectl("create", "configmap", name, "-n", namespace, "--from-literal=k=1")
+    assert "configmap/one labeled" in await kubectl("label", "configmap", "one", "-n", namespace, "tier=web")
+    assert "configmap/two annotated" in await kubectl(
+        "annotate", "configmap", "two", "-n", namespace, "note=x"
+    )
+    assert await kubectl("get", "cm", "-n", namespace, "-l", "tier=web", "-o", "name") == "configmap/one\n"
+    manifest = tmp_path / "one.yaml"
+    manifest.write_text(
+        f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: one, namespace: {namespace}}}\n"
+        "data: {k: '2'}\n"
+    )
+    diff = await kubectl("diff", "-f", str(manifest), check=False)
+    assert '-  k: "1"' in diff
+    assert '+  k: "2"' in diff
+    assert await kubectl("get", "cm", "one", "-n", namespace, "-o", "jsonpath={.data.k}") == "1"
+    out = await kubectl("delete", "configmap", "-n", namespace, "-l", "tier=web", "--cascade=foreground")
+    assert 'configmap "one" deleted' in out
+    await kubectl("wait", "--for=delete", "configmap/one", "-n", namespace, "--timeout=20s")
+    names = await kubectl("get", "cm", "-n", namespace, "-o", "name")
+    assert "configmap/two" in names.split()
+    assert "configmap/one" not in names.split()
+    resources = await kubectl("api-resources", "--api-group=apps", "-o", "name")
+    assert {"deployments.apps", "replicasets.apps", "statefulsets.apps"} <= set(resources.split())
