@@ -22,6 +22,7 @@ import orjson
 
 from kube_runtime.testing.apiserver.discovery import Registry
 from kube_runtime.testing.apiserver.managed_fields import ApplyConflict, record_update, server_side_apply
+from kube_runtime.testing.apiserver.names import LABEL_MSG, SUBDOMAIN_MSG, is_label, is_subdomain
 from kube_runtime.testing.apiserver.resources import ResourceType, crd_resource_types
 from kube_runtime.testing.apiserver.status import (
     StatusError,
@@ -40,34 +41,10 @@ NAMESPACES = ("", "namespaces")
 CRDS = ("apiextensions.k8s.io", "customresourcedefinitions")
 _CONFLICT = "the object has been modified; please apply your changes to the latest version and try again"
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-_SUBDOMAIN_MSG = (
-    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and "
-    "must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is "
-    "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
-)
-_LABEL_MSG = (
-    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start "
-    "and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is "
-    "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
-)
 
 
 def now_rfc3339() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _is_subdomain(name: str) -> bool:
-    if not name or len(name) > 253:
-        return False
-    return all(_is_label(part) for part in name.split("."))
-
-
-def _is_label(name: str) -> bool:
-    if not name or len(name) > 63:
-        return False
-    if not (name[0].isalnum() and name[-1].isalnum()):
-        return False
-    return all((c.isascii() and (c.islower() or c.isdigit())) or c == "-" for c in name)
 
 
 def _spec_view(obj: dict[str, Any]) -> dict[str, Any]:
@@ -150,9 +127,9 @@ class ObjectOps:
 
     def _validate_meta(self, rtype: ResourceType, meta: dict[str, Any], name: str) -> None:
         causes: list[tuple[str, str, str]] = []
-        valid = _is_label(name) if rtype.storage_key == NAMESPACES else _is_subdomain(name)
+        valid = is_label(name) if rtype.storage_key == NAMESPACES else is_subdomain(name)
         if not valid:
-            msg = _LABEL_MSG if rtype.storage_key == NAMESPACES else _SUBDOMAIN_MSG
+            msg = LABEL_MSG if rtype.storage_key == NAMESPACES else SUBDOMAIN_MSG
             causes.append(("metadata.name", "FieldValueInvalid", f'Invalid value: "{name}": {msg}'))
         for field in ("labels", "annotations"):
             value = meta.get(field)
