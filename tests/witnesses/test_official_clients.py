@@ -135,16 +135,18 @@ async def test_delete_with_foreground_propagation(k: Official, namespace: str) -
     await k.call(CORE, "create_namespaced_config_map", namespace, dependent)
     opts = k.client.V1DeleteOptions(propagation_policy="Foreground")
     await k.call(CORE, "delete_namespaced_config_map", "owner", namespace, body=opts)
+    # Each list is one consistent snapshot: while the owner is there it is held by foregroundDeletion,
+    # and it may only go once its (blocking) dependent has gone.
     with anyio.fail_after(30):
         while True:
             listed = await k.call(CORE, "list_namespaced_config_map", namespace)
-            left = {i.metadata.name for i in listed.items} & {"owner", "dependent"}
-            if not left:
+            by_name = {i.metadata.name: i for i in listed.items}
+            if "owner" in by_name:
+                assert by_name["owner"].metadata.deletion_timestamp is not None
+                assert "foregroundDeletion" in by_name["owner"].metadata.finalizers
+            else:
+                assert "dependent" not in by_name, "the owner went before its dependent"
                 break
-            if "owner" in left:
-                held = await k.call(CORE, "read_namespaced_config_map", "owner", namespace)
-                assert held.metadata.deletion_timestamp is not None
-                assert "foregroundDeletion" in held.metadata.finalizers
             await anyio.sleep(0.1)
 
 
