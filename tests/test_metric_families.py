@@ -22,7 +22,8 @@ def test_builds_once_per_registry_and_defaults_to_the_global_one() -> None:
     first, second = CollectorRegistry(), CollectorRegistry()
     assert families(first) is families(first)
     assert families(second) == [second]
-    assert families() == [REGISTRY] and families(None) is families(REGISTRY)
+    assert families() == [REGISTRY]
+    assert families(None) is families(REGISTRY)
     assert built == [first, second, REGISTRY]
 
 

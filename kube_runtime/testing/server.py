@@ -29,12 +29,13 @@ import yaml
 
 from kube_runtime.testing.apiserver.app import ApiApp, ServerSettings
 from kube_runtime.testing.apiserver.discovery import Registry
+from kube_runtime.testing.apiserver.events import is_events_v1, to_events_v1
 from kube_runtime.testing.apiserver.faults import Faults
 from kube_runtime.testing.apiserver.gc import GarbageCollector
 from kube_runtime.testing.apiserver.httpserver import HttpServer, Request, Response
 from kube_runtime.testing.apiserver.loadgen import LoadGenerator
 from kube_runtime.testing.apiserver.ops import ObjectOps
-from kube_runtime.testing.apiserver.resources import ResourceType
+from kube_runtime.testing.apiserver.resources import CORE_EVENTS, ResourceType
 from kube_runtime.testing.apiserver.status import StatusError, bad_request
 from kube_runtime.testing.apiserver.storage import Storage
 from kube_runtime.testing.apiserver.tls import ServingCertificates, make_certificates
@@ -329,17 +330,18 @@ class ApiServer:
     def objects(self, resource: Any, namespace: str | None = None) -> list[dict[str, Any]]:
         """The server's current objects of ``resource`` (copies), sorted by namespace and name."""
         rtype = self.resource_type(resource)
-        coll = self.storage.collections.get(rtype.storage_key)
+        coll = self.storage.collections.get(_stored_as(rtype).storage_key)
         if coll is None:
             return []
-        return [
+        found = [
             coll.objects[k].copy_obj() for k in coll.sorted_keys() if namespace is None or k[0] == namespace
         ]
+        return [to_events_v1(o) for o in found] if is_events_v1(rtype) else found
 
     def watch_count(self, resource: Any = None) -> int:
         """How many watches are open (on ``resource``, or on anything)."""
         if resource is not None:
-            coll = self.storage.collections.get(self.resource_type(resource).storage_key)
+            coll = self.storage.collections.get(_stored_as(self.resource_type(resource)).storage_key)
             return len(coll.watchers) if coll is not None else 0
         return sum(len(c.watchers) for c in self.storage.collections.values())
 
@@ -485,3 +487,8 @@ class ApiServer:
 
 def _err(err: StatusError) -> Response:
     return Response(err.code, orjson.dumps(err.status()), "application/json")
+
+
+def _stored_as(rtype: ResourceType) -> ResourceType:
+    """The type whose collection holds ``rtype``'s objects (events.k8s.io/v1 Events are core/v1 ones)."""
+    return CORE_EVENTS if is_events_v1(rtype) else rtype

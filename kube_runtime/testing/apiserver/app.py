@@ -17,19 +17,14 @@ import anyio
 import orjson
 import yaml
 
+from kube_runtime.testing.apiserver.bodies import PATCH_TYPES, content_type, parse_body, patch_document
 from kube_runtime.testing.apiserver.discovery import Registry
+from kube_runtime.testing.apiserver.events import is_events_v1, serve_as_events_v1
 from kube_runtime.testing.apiserver.faults import Faults
 from kube_runtime.testing.apiserver.httpserver import ChunkSender, Request, Response, StreamingResponse
 from kube_runtime.testing.apiserver.ops import ObjectOps
-from kube_runtime.testing.apiserver.patch import (
-    PatchError,
-    PatchFailed,
-    json_merge_patch,
-    json_patch,
-    strategic_merge_patch,
-)
-from kube_runtime.testing.apiserver.protobuf import ProtobufError, decode_object
-from kube_runtime.testing.apiserver.resources import ResourceType
+from kube_runtime.testing.apiserver.resources import CORE_EVENTS, ResourceType
+from kube_runtime.testing.apiserver.scale import serve_scale
 from kube_runtime.testing.apiserver.selectors import (
     FieldSelector,
     LabelSelector,
@@ -58,13 +53,6 @@ _PAGE_NOT_FOUND = Response(404, b"404 page not found\n", "text/plain; charset=ut
 _NOT_ALLOWED = StatusError(
     405, "MethodNotAllowed", "the server does not allow this method on the requested resource", {}
 )
-_PATCH_TYPES = {
-    "application/merge-patch+json": "merge",
-    "application/json-patch+json": "json",
-    "application/strategic-merge-patch+json": "strategic",
-    "application/apply-patch+yaml": "apply",
-    "application/apply-patch+json": "apply",
-}
 _VERSION = {
     "major": "1",
     "minor": "32",
@@ -130,36 +118,6 @@ def _negotiate(accept: str | None) -> str | None:
 
 def _bool(value: str | None) -> bool:
     return value is not None and value.lower() in ("true", "1")
-
-
-_BODY_TYPES = ("", "application/json", "application/yaml", "*/*")
-
-
-def _parse_body(request: Request) -> Any:
-    content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if content_type == "application/vnd.kubernetes.protobuf":
-        try:
-            return decode_object(request.body)
-        except ProtobufError as exc:
-            raise StatusError(415, "UnsupportedMediaType", str(exc)) from None
-    if content_type not in _BODY_TYPES:
-        raise StatusError(
-            415,
-            "UnsupportedMediaType",
-            "the body of the request was in an unknown format - accepted media types include: "
-            "application/json, application/yaml",
-        )
-    if not request.body:
-        raise bad_request("the request body is empty")
-    if content_type == "application/yaml":
-        try:
-            return yaml.safe_load(request.body.decode("utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise bad_request(f"error decoding YAML: {exc}") from None
-    try:
-        return orjson.loads(request.body)
-    except orjson.JSONDecodeError as exc:
-        raise bad_request(f"couldn't get version/kind; json parse error: {exc}") from None
 
 
 class _Target:
@@ -307,6 +265,10 @@ class ApiApp:
             watch_path = True
             rest = rest[1:]
         target = self._target(group, version, rest)
+        if is_events_v1(target.rtype):
+            # One store, two APIs (as in kube-apiserver): events.k8s.io/v1 goes through core/v1.
+            core = _Target(CORE_EVENTS, target.namespace, target.name, target.subresource)
+            return await serve_as_events_v1(request, lambda req: self._dispatch(req, core, watch_path))
         return await self._dispatch(request, target, watch_path)
 
     def _target(self, group: str, version: str, rest: list[str]) -> _Target:
@@ -333,6 +295,7 @@ class ApiApp:
         if sub is not None and not (
             (sub == "status" and rtype.has_status)
             or (sub == "finalize" and rtype.storage_key == ("", "namespaces"))
+            or (sub == "scale" and rtype.scale is not None)
         ):
             raise _NOT_FOUND
         if name == "":
@@ -351,7 +314,7 @@ class ApiApp:
                 "NotAcceptable",
                 "only the following media types are accepted: application/json, application/yaml",
             )
-        if method == "GET":
+        if method == "GET" and t.subresource != "scale":
             if watch_path or _bool(q.get("watch")):
                 if t.name is not None:
                     fs = q.get("fieldSelector")
@@ -365,11 +328,15 @@ class ApiApp:
             raise _NOT_ALLOWED
         manager = q.get("fieldManager") or self._default_manager(request)
         dry_run = q.get("dryRun") == "All"
+        if t.subresource == "scale" and t.name is not None:
+            return serve_scale(
+                self.ops, request, t.rtype, t.namespace, t.name, manager=manager, dry_run=dry_run
+            )
         if method == "POST":
             if t.name is not None:
                 raise _NOT_ALLOWED
             record = self.ops.create(
-                t.rtype, t.namespace, _parse_body(request), manager=manager, dry_run=dry_run
+                t.rtype, t.namespace, parse_body(request), manager=manager, dry_run=dry_run
             )
             return self._object(record, 201, mode, t.rtype)
         if t.name is None:
@@ -382,7 +349,7 @@ class ApiApp:
                 t.rtype,
                 t.namespace,
                 t.name,
-                _parse_body(request),
+                parse_body(request),
                 subresource=sub,
                 manager=manager,
                 dry_run=dry_run,
@@ -718,8 +685,7 @@ class ApiApp:
 
     def _patch(self, request: Request, t: _Target, mode: str, manager: str, dry_run: bool) -> Response:
         assert t.name is not None
-        content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-        kind = _PATCH_TYPES.get(content_type)
+        kind = PATCH_TYPES.get(content_type(request))
         if kind is None or (kind == "strategic" and t.rtype.custom):
             raise StatusError(
                 415,
@@ -764,40 +730,8 @@ class ApiApp:
                 dry_run=dry_run,
             )
             return self._object(record, 201 if created else 200, mode, t.rtype)
-        if not request.body:
-            raise bad_request("the request body is empty")
-        try:
-            patch = orjson.loads(request.body)
-        except orjson.JSONDecodeError as exc:
-            raise bad_request(f"error decoding patch: {exc}") from None
         current = self.ops.get(t.rtype, t.namespace, t.name)
-        doc = current.copy_obj()
-        try:
-            if kind == "merge":
-                if not isinstance(patch, dict):
-                    raise PatchError("merge patch must be a JSON object")
-                patched = json_merge_patch(doc, patch)
-            elif kind == "json":
-                patched = json_patch(doc, patch)
-            else:
-                if not isinstance(patch, dict):
-                    raise PatchError("strategic merge patch must be a JSON object")
-                patched = strategic_merge_patch(doc, patch)
-        except PatchError as exc:
-            raise bad_request(str(exc)) from None
-        except PatchFailed as exc:
-            raise StatusError(
-                422,
-                "Invalid",
-                f"the server rejected our request due to an error in our request: {exc}",
-            ) from None
-        if not isinstance(patched, dict):
-            raise StatusError(
-                422,
-                "Invalid",
-                "the server rejected our request due to an error in our request: "
-                "the patched object is not an object",
-            )
+        patched = patch_document(kind, current.copy_obj(), request.body)
         meta = patched.get("metadata")
         if isinstance(meta, dict) and "resourceVersion" not in meta:
             meta["resourceVersion"] = current.obj["metadata"]["resourceVersion"]

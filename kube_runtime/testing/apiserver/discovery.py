@@ -135,6 +135,18 @@ class Registry:
                         "verbs": ["get", "patch", "update"],
                     }
                 )
+            if t.scale is not None:
+                resources.append(
+                    {
+                        "name": f"{t.plural}/scale",
+                        "singularName": "",
+                        "namespaced": t.namespaced,
+                        "group": "autoscaling",
+                        "version": "v1",
+                        "kind": "Scale",
+                        "verbs": ["get", "patch", "update"],
+                    }
+                )
         return {
             "kind": "APIResourceList",
             "apiVersion": "v1",

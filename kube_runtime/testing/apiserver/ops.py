@@ -28,6 +28,7 @@ from kube_runtime.testing.apiserver.crd import (
 )
 from kube_runtime.testing.apiserver.discovery import Registry
 from kube_runtime.testing.apiserver.managed_fields import ApplyConflict, record_update, server_side_apply
+from kube_runtime.testing.apiserver.names import LABEL_MSG, SUBDOMAIN_MSG, is_label, is_subdomain
 from kube_runtime.testing.apiserver.resources import ResourceType
 from kube_runtime.testing.apiserver.status import (
     StatusError,
@@ -46,34 +47,10 @@ NAMESPACES = ("", "namespaces")
 CRDS = ("apiextensions.k8s.io", "customresourcedefinitions")
 _CONFLICT = "the object has been modified; please apply your changes to the latest version and try again"
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-_SUBDOMAIN_MSG = (
-    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and "
-    "must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is "
-    "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
-)
-_LABEL_MSG = (
-    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start "
-    "and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is "
-    "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
-)
 
 
 def now_rfc3339() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _is_subdomain(name: str) -> bool:
-    if not name or len(name) > 253:
-        return False
-    return all(_is_label(part) for part in name.split("."))
-
-
-def _is_label(name: str) -> bool:
-    if not name or len(name) > 63:
-        return False
-    if not (name[0].isalnum() and name[-1].isalnum()):
-        return False
-    return all((c.isascii() and (c.islower() or c.isdigit())) or c == "-" for c in name)
 
 
 def _spec_view(obj: dict[str, Any]) -> dict[str, Any]:
@@ -101,10 +78,11 @@ class ObjectOps:
     def _check_body(self, rtype: ResourceType, obj: Any) -> dict[str, Any]:
         if not isinstance(obj, dict):
             raise bad_request("the body of the request must be a JSON object")
-        api_version = obj.get("apiVersion")
-        kind = obj.get("kind")
-        if not kind:
-            raise bad_request("Object 'Kind' is missing in the request body")
+        # Like kube-apiserver's decoder, the URL supplies the kind and apiVersion a body leaves out
+        # (the official Python client and client-go's typed clients send bodies without them).
+        api_version = obj.get("apiVersion") or rtype.api_version
+        kind = obj.get("kind") or rtype.kind
+        obj["kind"] = kind
         same_group = isinstance(api_version, str) and api_version.split("/")[0] == rtype.group
         if api_version and api_version != rtype.api_version and not same_group:
             raise bad_request(
@@ -155,9 +133,9 @@ class ObjectOps:
 
     def _validate_meta(self, rtype: ResourceType, meta: dict[str, Any], name: str) -> None:
         causes: list[tuple[str, str, str]] = []
-        valid = _is_label(name) if rtype.storage_key == NAMESPACES else _is_subdomain(name)
+        valid = is_label(name) if rtype.storage_key == NAMESPACES else is_subdomain(name)
         if not valid:
-            msg = _LABEL_MSG if rtype.storage_key == NAMESPACES else _SUBDOMAIN_MSG
+            msg = LABEL_MSG if rtype.storage_key == NAMESPACES else SUBDOMAIN_MSG
             causes.append(("metadata.name", "FieldValueInvalid", f'Invalid value: "{name}": {msg}'))
         for field in ("labels", "annotations"):
             value = meta.get(field)
@@ -366,7 +344,7 @@ class ObjectOps:
         admit_custom_resource(rtype, new, old, subresource)
         if "generation" in old_meta:
             new_meta["generation"] = old_meta["generation"]
-            if subresource is None and _spec_view(new) != _spec_view(old):
+            if subresource in (None, "scale") and _spec_view(new) != _spec_view(old):
                 new_meta["generation"] = old_meta["generation"] + 1
         else:
             new_meta.pop("generation", None)
@@ -534,6 +512,10 @@ class ObjectOps:
                 return cur, False
             new = cur.copy_obj()
             new_meta = new["metadata"]
+            if not meta.get("deletionTimestamp") and new_meta.get("generation"):
+                # kube-apiserver's BeforeDelete bumps the generation when it sets deletionTimestamp,
+                # so controllers comparing observedGeneration see the deletion as a new generation.
+                new_meta["generation"] += 1
             new_meta.setdefault("deletionTimestamp", now_rfc3339())
             new_meta.setdefault("deletionGracePeriodSeconds", 0)
             if finalizers:

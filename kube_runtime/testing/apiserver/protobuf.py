@@ -1,9 +1,10 @@
 """Decoding of Kubernetes protobuf request bodies for the few kinds kubectl sends that way.
 
-kubectl's typed clients (``kubectl create namespace|configmap|secret``) send
+kubectl's typed clients (``kubectl create namespace|configmap|secret|deployment``) send
 ``application/vnd.kubernetes.protobuf`` and do not fall back to JSON on 415, so the server decodes
 the envelope (``k8s\\x00`` + ``runtime.Unknown``) and the messages of Namespace, ConfigMap and
-Secret (with ObjectMeta) into the JSON form. Other kinds get 415. Responses are always JSON
+Secret (with ObjectMeta) into the JSON form, and Deployments with :mod:`.protobuf_apps`. Other kinds
+get 415. Responses are always JSON
 (every Kubernetes client also accepts JSON).
 """
 
@@ -14,7 +15,7 @@ import datetime
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["ProtobufError", "decode_object"]
+__all__ = ["ProtobufError", "decode_object", "fields_of", "object_meta"]
 
 MAGIC = b"k8s\x00"
 
@@ -134,6 +135,16 @@ def _object_meta(v: int | bytes) -> dict[str, Any]:
     return meta
 
 
+def fields_of(buf: bytes) -> list[tuple[int, int | bytes]]:
+    """The (field number, value) pairs of one message (for decoders in other modules)."""
+    return _fields(buf)
+
+
+def object_meta(value: int | bytes) -> dict[str, Any]:
+    """An ObjectMeta message in its JSON form (for decoders in other modules)."""
+    return _object_meta(value)
+
+
 def _b64(v: int | bytes) -> str:
     return base64.b64encode(_bytes(v)).decode()
 
@@ -194,6 +205,11 @@ def decode_object(body: bytes) -> dict[str, Any]:
         elif n == 2:
             raw = _bytes(x)
     decoder = _KINDS.get((api_version, kind))
+    if decoder is None:
+        # Imported here: protobuf_apps builds on this module's wire helpers.
+        from kube_runtime.testing.apiserver.protobuf_apps import KINDS
+
+        decoder = KINDS.get((api_version, kind))
     if decoder is None:
         raise ProtobufError(f"protobuf bodies of {api_version}/{kind} are not supported; send JSON")
     fields = _fields(raw)

@@ -13,9 +13,27 @@ from typing import Any
 
 from kube_runtime.testing.apiserver.crschema import Schema, parse_schema
 
-__all__ = ["BUILTIN_TYPES", "ResourceType", "crd_resource_types"]
+__all__ = ["BUILTIN_TYPES", "CORE_EVENTS", "ResourceType", "ScalePaths", "crd_resource_types"]
 
 _ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+
+@dataclass(frozen=True, slots=True)
+class ScalePaths:
+    """Where a resource with a ``scale`` subresource keeps what ``autoscaling/v1`` Scale shows.
+
+    Paths are the CRD's dotted JSON paths (``.spec.replicas``). ``label_selector`` is the path of a
+    selector *string* (CRDs); ``selector_from_spec`` means the built-in rule instead: the object's
+    ``spec.selector`` (a LabelSelector) formatted as a string, as for Deployments.
+    """
+
+    spec_replicas: str = ".spec.replicas"
+    status_replicas: str = ".status.replicas"
+    label_selector: str | None = None
+    selector_from_spec: bool = False
+
+
+_BUILTIN_SCALE = ScalePaths(selector_from_spec=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +54,7 @@ class ResourceType:
     categories: tuple[str, ...] = ()
     verbs: tuple[str, ...] = _ALL_VERBS
     selectable_fields: tuple[str, ...] = field(default=())
+    scale: ScalePaths | None = None
     # A custom resource version's structural schema and its additionalPrinterColumns (raw dicts);
     # left out of equality and hashing.
     schema: Schema | None = field(default=None, compare=False)
@@ -67,6 +86,9 @@ def _t(group: str, version: str, kind: str, plural: str, namespaced: bool = True
     return ResourceType(group, version, kind, plural, kind.lower(), namespaced, **kw)
 
 
+# Stored once, also served as events.k8s.io/v1 (see events.py).
+CORE_EVENTS = _t("", "v1", "Event", "events", short_names=("ev",))
+
 BUILTIN_TYPES: tuple[ResourceType, ...] = (
     _t("", "v1", "Namespace", "namespaces", False, short_names=("ns",), has_status=True),
     _t("", "v1", "ConfigMap", "configmaps", short_names=("cm",)),
@@ -74,7 +96,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     _t("", "v1", "Pod", "pods", short_names=("po",), has_status=True, categories=("all",)),
     _t("", "v1", "Service", "services", short_names=("svc",), has_status=True, categories=("all",)),
     _t("", "v1", "ServiceAccount", "serviceaccounts", short_names=("sa",)),
-    _t("", "v1", "Event", "events", short_names=("ev",)),
+    CORE_EVENTS,
     _t("", "v1", "Node", "nodes", False, short_names=("no",), has_status=True),
     _t(
         "apps",
@@ -85,6 +107,29 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         has_status=True,
         tracks_generation=True,
         categories=("all",),
+        scale=_BUILTIN_SCALE,
+    ),
+    _t(
+        "apps",
+        "v1",
+        "ReplicaSet",
+        "replicasets",
+        short_names=("rs",),
+        has_status=True,
+        tracks_generation=True,
+        categories=("all",),
+        scale=_BUILTIN_SCALE,
+    ),
+    _t(
+        "apps",
+        "v1",
+        "StatefulSet",
+        "statefulsets",
+        short_names=("sts",),
+        has_status=True,
+        tracks_generation=True,
+        categories=("all",),
+        scale=_BUILTIN_SCALE,
     ),
     _t("events.k8s.io", "v1", "Event", "events", short_names=("ev",)),
     _t("coordination.k8s.io", "v1", "Lease", "leases"),
@@ -159,6 +204,7 @@ def crd_resource_types(crd: dict[str, Any]) -> list[ResourceType]:
                 custom=True,
                 categories=categories,
                 selectable_fields=selectable,
+                scale=_crd_scale(subresources),
                 schema=parse_schema(_dict(v.get("schema")).get("openAPIV3Schema")),
                 printer_columns=tuple(
                     c for c in v.get("additionalPrinterColumns") or () if isinstance(c, dict)
@@ -166,3 +212,16 @@ def crd_resource_types(crd: dict[str, Any]) -> list[ResourceType]:
             )
         )
     return out
+
+
+def _crd_scale(subresources: Any) -> ScalePaths | None:
+    """The scale paths of a CRD version's ``subresources.scale`` (None when it has none)."""
+    scale = subresources.get("scale") if isinstance(subresources, dict) else None
+    if not isinstance(scale, dict):
+        return None
+    selector = scale.get("labelSelectorPath")
+    return ScalePaths(
+        str(scale.get("specReplicasPath") or ".spec.replicas"),
+        str(scale.get("statusReplicasPath") or ".status.replicas"),
+        str(selector) if selector else None,
+    )
