@@ -1,7 +1,7 @@
 """The Helm chart: `helm lint` and `helm template` with real helm, and the rendered objects' contents.
 
 helm is looked up as $HELM, then on PATH, then where scripts/install-helm.sh puts it
-(~/.cache/kube-runtime/helm/bin/helm); tests that need it skip, naming it, when none is found.
+(~/.cache/kube-runtime/helm/bin/helm); tests that need it fail, naming it, when none is found.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,30 @@ def test_chart_crd_is_the_example_crd() -> None:
 
     chart_crd = yaml.safe_load((CHART / "crds" / "configmapgenerators.nullable.se.yaml").read_text())
     assert chart_crd == CRD
+
+
+def test_chart_takes_crds_generated_from_models(tmp_path: Path) -> None:
+    """`python -m kube_runtime crd module:Model` output dropped into a chart's crds/ is what helm
+    installs: the typed operator's Website CRD comes out of `helm template --include-crds` as
+    generated."""
+    from examples.typed_operator.resources import Website
+    from kube_runtime.resources import crd
+
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart)
+    generated = subprocess.run(
+        [sys.executable, "-m", "kube_runtime", "crd", "examples.typed_operator.resources:Website"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    ).stdout
+    (chart / "crds" / "websites.yaml").write_text(generated)
+    proc = helm("template", "demo", str(chart), "--namespace", NAMESPACE, "--include-crds")
+    assert proc.returncode == 0, proc.stderr
+    crds = [d for d in yaml.safe_load_all(proc.stdout) if d and d["kind"] == "CustomResourceDefinition"]
+    assert [d for d in crds if d["spec"]["names"]["kind"] == "Website"] == [crd(Website)]
 
 
 # --------------------------------------------------------------------------- lint
