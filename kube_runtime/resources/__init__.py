@@ -18,7 +18,7 @@ controller through their public APIs) and below nothing; ``kube_runtime.observe`
 """
 
 from kube_runtime.resources.api import ObjectList, TypedApi, TypedWatchEvent
-from kube_runtime.resources.builtins import ConfigMap, Event, Lease, LeaseSpec, Secret
+from kube_runtime.resources.builtins import ConfigMap, Event, Lease, LeaseSpec, PartialObjectMetadata, Secret
 from kube_runtime.resources.controller import TypedController, TypedErrorPolicy, TypedReconciler
 from kube_runtime.resources.crd import crd, to_yaml
 from kube_runtime.resources.errors import FieldError, InvalidObject, decoder
@@ -67,6 +67,7 @@ __all__ = [
     "ListType",
     "ObjectList",
     "ObjectMeta",
+    "PartialObjectMetadata",
     "OwnerReference",
     "PreserveUnknownFields",
     "PrinterColumn",

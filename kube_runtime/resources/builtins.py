@@ -1,4 +1,5 @@
-"""Models for the built-in kinds the runtime itself reads: ConfigMap, Secret, Lease, Event.
+"""Models for the built-in kinds the runtime itself reads: ConfigMap, Secret, Lease, Event, and the
+metadata of any kind (:class:`PartialObjectMetadata`, what metadata-only lists and watches return).
 
 Minimal but real: the fields the runtime and typical controllers use, everything else kept as
 unknown fields (so a read-modify-write round trip loses nothing). Not for CRD generation.
@@ -8,9 +9,19 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from kube_runtime.resources.meta import ObjectMeta
 from kube_runtime.resources.model import KubeModel, Resource
 
-__all__ = ["ConfigMap", "Event", "EventSeries", "Lease", "LeaseSpec", "ObjectReference", "Secret"]
+__all__ = [
+    "ConfigMap",
+    "Event",
+    "EventSeries",
+    "Lease",
+    "LeaseSpec",
+    "ObjectReference",
+    "PartialObjectMetadata",
+    "Secret",
+]
 
 
 class ConfigMap(Resource, group="", version="v1", kind="ConfigMap"):
@@ -71,3 +82,14 @@ class Event(Resource, group="events.k8s.io", version="v1", kind="Event"):
     note: str | None = None
     type: str | None = None
     series: EventSeries | None = None
+
+
+class PartialObjectMetadata(KubeModel):
+    """One object of any kind as a metadata-only list or watch returns it (``Api.list_metadata``,
+    ``Api.watch_metadata``, ``metadata_watcher``): identity, labels, annotations, owners,
+    finalizers; no spec or status. ``PartialObjectMetadata.model_validate(item)`` types an item.
+    """
+
+    api_version: str = "meta.k8s.io/v1"
+    kind: str = "PartialObjectMetadata"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
