@@ -27,10 +27,14 @@ async def test_tracker_reports_two_reconciles_of_one_object_at_once() -> None:
         return Action.await_change()
 
     tracked = tracker.wrap(slow)
+
+    async def reconcile(name: str, rv: str) -> None:
+        await tracked(obj(name, rv), None)
+
     async with anyio.create_task_group() as tg:
-        tg.start_soon(tracked, obj("a", "1"), None)
-        tg.start_soon(tracked, obj("b", "1"), None)
-        tg.start_soon(tracked, obj("a", "2"), None)
+        tg.start_soon(reconcile, "a", "1")
+        tg.start_soon(reconcile, "b", "1")
+        tg.start_soon(reconcile, "a", "2")
         await anyio.wait_all_tasks_blocked()
         assert tracker.in_flight == {"a": 2, "b": 1}
         release.set()
