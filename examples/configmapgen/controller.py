@@ -102,11 +102,16 @@ async def error_policy(generator: dict[str, Any], error: Exception, ctx: Context
 
 
 def build_controller(
-    client: Client, namespace: str | None = None, **kwargs: Any
+    client: Client,
+    namespace: str | None = None,
+    watcher_config: WatcherConfig | None = None,
+    **kwargs: Any,
 ) -> tuple[Controller, Context]:
-    """The controller and its context. ``kwargs`` go to :class:`Controller` (``name``, ``registry``)."""
+    """The controller and its context. ``watcher_config`` (default ``WatcherConfig()``) is used for
+    both watches; ``kwargs`` go to :class:`Controller` (``name``, ``registry``)."""
     generators = Api(client, CONFIG_MAP_GENERATOR, namespace)
     config_maps = Api(client, CONFIG_MAP, namespace)
-    controller = Controller(generators, WatcherConfig(), **kwargs).owns(config_maps, WatcherConfig())
+    config = watcher_config or WatcherConfig()
+    controller = Controller(generators, config, **kwargs).owns(config_maps, config)
     recorder = Recorder(client, Reporter.with_hostname(FIELD_MANAGER))
     return controller, Context(client, recorder)
