@@ -21,6 +21,16 @@ from kube_runtime.testing.apiserver.bodies import PATCH_TYPES, content_type, par
 from kube_runtime.testing.apiserver.discovery import Registry
 from kube_runtime.testing.apiserver.events import is_events_v1, serve_as_events_v1
 from kube_runtime.testing.apiserver.faults import Faults
+from kube_runtime.testing.apiserver.fieldvalidation import (
+    STRICT,
+    apply_unknown_field_error,
+    check_fields,
+    drop_unknown_meta,
+    field_validation,
+    strict_patch_error,
+    strict_write_error,
+    warning_headers,
+)
 from kube_runtime.testing.apiserver.httpserver import ChunkSender, Request, Response, StreamingResponse
 from kube_runtime.testing.apiserver.ops import ObjectOps
 from kube_runtime.testing.apiserver.resources import CORE_EVENTS, ResourceType
@@ -40,6 +50,8 @@ from kube_runtime.testing.apiserver.watch import Watcher
 __all__ = ["ApiApp", "ServerSettings"]
 
 _log = logging.getLogger(__name__)
+
+Headers = tuple[tuple[str, str], ...]
 
 JSON = "application/json"
 _META_CT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
@@ -335,26 +347,20 @@ class ApiApp:
         if method == "POST":
             if t.name is not None:
                 raise _NOT_ALLOWED
-            record = self.ops.create(
-                t.rtype, t.namespace, parse_body(request), manager=manager, dry_run=dry_run
-            )
-            return self._object(record, 201, mode, t.rtype)
+            obj, warnings = self._checked_body(request, t, "CreateOptions")
+            record = self.ops.create(t.rtype, t.namespace, obj, manager=manager, dry_run=dry_run)
+            return self._object(record, 201, mode, t.rtype, warnings)
         if t.name is None:
             if method == "DELETE":
                 return self._delete_collection(request, t, mode)
             raise _NOT_ALLOWED
         if method == "PUT":
             sub = t.subresource if t.subresource == "status" else None
+            obj, warnings = self._checked_body(request, t, "UpdateOptions")
             record = self.ops.update(
-                t.rtype,
-                t.namespace,
-                t.name,
-                parse_body(request),
-                subresource=sub,
-                manager=manager,
-                dry_run=dry_run,
+                t.rtype, t.namespace, t.name, obj, subresource=sub, manager=manager, dry_run=dry_run
             )
-            return self._object(record, 200, mode, t.rtype)
+            return self._object(record, 200, mode, t.rtype, warnings)
         if method == "PATCH":
             return self._patch(request, t, mode, manager, dry_run)
         if method == "DELETE":
@@ -366,12 +372,26 @@ class ApiApp:
         agent = request.headers.get("user-agent") or "unknown"
         return agent.split("/", 1)[0][:128] or "unknown"
 
-    def _object(self, record: Record, code: int, mode: str, rtype: ResourceType) -> Response:
+    @staticmethod
+    def _checked_body(request: Request, t: _Target, options_kind: str) -> tuple[Any, Headers]:
+        """The decoded create/update body after field validation, and the warnings to answer with."""
+        obj = parse_body(request)  # an unsupported media type (415) is reported first
+        directive = field_validation(request.query, options_kind)
+        json_body = content_type(request) in ("", "application/json", "*/*")
+        findings = check_fields(t.rtype, obj, request.body if json_body else None, directive)
+        if findings and directive == STRICT:
+            raise strict_write_error(t.rtype, findings)
+        drop_unknown_meta(t.rtype, obj)
+        return obj, warning_headers(findings)
+
+    def _object(
+        self, record: Record, code: int, mode: str, rtype: ResourceType, headers: Headers = ()
+    ) -> Response:
         if mode == "meta":
-            return Response(code, record.meta_raw, _META_CT)
+            return Response(code, record.meta_raw, _META_CT, headers)
         if mode == "table":
-            return Response(code, self._table([record], rtype, None), _TABLE_CT)
-        return Response(code, record.raw, JSON)
+            return Response(code, self._table([record], rtype, None), _TABLE_CT, headers)
+        return Response(code, record.raw, JSON, headers)
 
     # Table (kubectl get) -------------------------------------------------------------------
 
@@ -696,6 +716,7 @@ class ApiApp:
             )
         sub = t.subresource if t.subresource == "status" else None
         q = request.query
+        directive = field_validation(q, "PatchOptions")
         if kind == "apply":
             if not q.get("fieldManager"):
                 raise StatusError(
@@ -719,6 +740,10 @@ class ApiApp:
                 applied = yaml.safe_load(request.body.decode("utf-8")) if request.body else None
             except (yaml.YAMLError, UnicodeDecodeError) as exc:
                 raise bad_request(f"error decoding YAML: {exc}") from None
+            if isinstance(applied, dict):
+                undeclared = apply_unknown_field_error(t.rtype, applied)
+                if undeclared is not None:
+                    raise undeclared
             record, created = self.ops.apply(
                 t.rtype,
                 t.namespace,
@@ -735,6 +760,10 @@ class ApiApp:
         meta = patched.get("metadata")
         if isinstance(meta, dict) and "resourceVersion" not in meta:
             meta["resourceVersion"] = current.obj["metadata"]["resourceVersion"]
+        findings = check_fields(t.rtype, patched, None, directive)
+        if findings and directive == STRICT:
+            raise strict_patch_error(patched, findings)
+        drop_unknown_meta(t.rtype, patched)
         record = self.ops.update(
             t.rtype,
             t.namespace,
@@ -745,7 +774,7 @@ class ApiApp:
             require_rv=False,
             dry_run=dry_run,
         )
-        return self._object(record, 200, mode, t.rtype)
+        return self._object(record, 200, mode, t.rtype, warning_headers(findings))
 
     # Delete ----------------------------------------------------------------------------------
 
