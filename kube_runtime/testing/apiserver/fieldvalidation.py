@@ -327,7 +327,8 @@ def strict_patch_error(patched: dict[str, Any], findings: Findings) -> StatusErr
 def apply_unknown_field_error(rtype: ResourceType, applied: dict[str, Any]) -> StatusError | None:
     """The 500 server-side apply answers for a custom resource with an unknown field, else None.
 
-    kube-apiserver names only the first unknown field (in sorted order) in this case.
+    kube-apiserver names only one unknown field here (which one follows Go's map order; this
+    names the first in sorted order).
     """
     if rtype.schema is None:
         return None
