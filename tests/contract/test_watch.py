@@ -156,3 +156,42 @@ async def test_metadata_only_watch(http: httpx.AsyncClient, namespace: str) -> N
     assert event["object"]["kind"] == "PartialObjectMetadata"
     assert "data" not in event["object"]
     assert event["object"]["metadata"]["name"] == "meta"
+
+
+TABLE = {"accept": "application/json;as=Table;g=meta.k8s.io;v=v1"}
+
+
+async def test_table_watch_sends_the_column_definitions_only_on_the_first_event(
+    http: httpx.AsyncClient, namespace: str
+) -> None:
+    # what `kubectl get -w` reads: each event's object is a one-row Table
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    assert (await http.post(path, json=configmap("first", labels={"t": "w"}))).status_code == 201
+    async with open_watch(http, path, {"labelSelector": "t=w"}, TABLE) as reader:
+        (initial,) = await reader.take(1)
+        created = await http.post(path, json=configmap("second", labels={"t": "w"}))
+        (added,) = await reader.take(1)
+    definitions = initial["object"]["columnDefinitions"]
+    assert [d["name"] for d in definitions][:1] == ["Name"]
+    assert "Age" in [d["name"] for d in definitions]
+    assert added["object"]["columnDefinitions"] is None
+    for event, name in ((initial, "first"), (added, "second")):
+        table = event["object"]
+        (row,) = table["rows"]
+        assert (event["type"], table["kind"], table["apiVersion"]) == ("ADDED", "Table", "meta.k8s.io/v1")
+        assert row["object"]["metadata"]["name"] == name
+        assert table["metadata"] == {"resourceVersion": row["object"]["metadata"]["resourceVersion"]}
+
+    # from a resourceVersion (no initial events): the first live event carries the definitions
+    since = {"labelSelector": "t=w", "resourceVersion": created.json()["metadata"]["resourceVersion"]}
+    async with open_watch(http, path, since, TABLE) as reader:
+        await http.delete(f"{path}/first")
+        await http.delete(f"{path}/second")
+        first, second = await reader.take(2)
+    assert [e["type"] for e in (first, second)] == ["DELETED", "DELETED"]
+    assert first["object"]["columnDefinitions"] == definitions
+    assert second["object"]["columnDefinitions"] is None
+    assert [e["object"]["rows"][0]["object"]["metadata"]["name"] for e in (first, second)] == [
+        "first",
+        "second",
+    ]

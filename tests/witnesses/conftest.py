@@ -102,7 +102,7 @@ class Crd:
         }
 
 
-def crd_body(group: str, *, scale: bool = False) -> dict[str, Any]:
+def crd_body(group: str, *, scale: bool = False, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     subresources: dict[str, Any] = {"status": {}}
     if scale:
         subresources["scale"] = {
@@ -125,7 +125,8 @@ def crd_body(group: str, *, scale: bool = False) -> dict[str, Any]:
                     "storage": True,
                     "subresources": subresources,
                     "schema": {
-                        "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                        "openAPIV3Schema": schema
+                        or {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
                     },
                 }
             ],
@@ -133,12 +134,14 @@ def crd_body(group: str, *, scale: bool = False) -> dict[str, Any]:
     }
 
 
-def served_crd(target: Target, *, scale: bool = False) -> Iterator[Crd]:
-    """Create a CRD, wait until its resource is listed by discovery and listable, delete it after."""
+def served_crd(target: Target, *, scale: bool = False, schema: dict[str, Any] | None = None) -> Iterator[Crd]:
+    """Create a CRD (``schema``: its openAPIV3Schema, by default keeping every field), wait until its
+    resource is listed by discovery and listable, delete it after."""
     crd = Crd(f"t{secrets.token_hex(4)}.witness.kube-runtime.dev")
     with target.http() as http:
         resp = http.post(
-            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json=crd_body(crd.group, scale=scale)
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            json=crd_body(crd.group, scale=scale, schema=schema),
         )
         assert resp.status_code == 201, resp.text
         deadline = time.monotonic() + 30

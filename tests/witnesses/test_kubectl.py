@@ -8,13 +8,14 @@ server-specific text such as timestamps or resourceVersions.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import pytest
 
 from tests.testing.test_kubectl import Kubectl
-from tests.witnesses.conftest import Target
+from tests.witnesses.conftest import Crd, Target, served_crd
 
 pytestmark = pytest.mark.kubectl
 
@@ -24,6 +25,17 @@ kind: ConfigMap
 metadata: {{name: settings, namespace: {ns}, labels: {{app: demo}}}}
 data: {{mode: {mode}}}
 """
+
+
+TYPED_SCHEMA = {
+    "type": "object",
+    "properties": {"spec": {"type": "object", "properties": {"size": {"type": "string"}}}},
+}
+
+
+@pytest.fixture
+def typed_crd(target: Target) -> Iterator[Crd]:
+    yield from served_crd(target, schema=TYPED_SCHEMA)
 
 
 @pytest.fixture
@@ -221,3 +233,37 @@ async def test_label_annotate_diff_and_delete_by_selector(
     assert "configmap/one" not in names.split()
     resources = await kubectl("api-resources", "--api-group=apps", "-o", "name")
     assert {"deployments.apps", "replicasets.apps", "statefulsets.apps"} <= set(resources.split())
+
+
+async def test_apply_of_a_manifest_with_a_typo_fails(
+    kubectl: Kubectl, namespace: str, typed_crd: Crd, tmp_path: Path
+) -> None:
+    # kubectl create/apply ask for fieldValidation=Strict: the server refuses unknown fields
+    manifest = tmp_path / "typo.yaml"
+    manifest.write_text(
+        f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: typo, namespace: {namespace}}}\ndta: {{a: b}}\n"
+    )
+    out = await kubectl("apply", "-f", str(manifest), check=False)
+    assert 'Error from server (BadRequest): error when creating "' in out, out
+    assert 'ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: ' in out
+    assert 'unknown field "dta"' in out
+    assert "NotFound" in await kubectl("get", "configmap", "typo", "-n", namespace, check=False)
+
+    widget = "apiVersion: {api}\nkind: Widget\nmetadata: {{name: w, namespace: {ns}}}\nspec: {{{spec}}}\n"
+    manifest.write_text(widget.format(api=typed_crd.api_version, ns=namespace, spec="sise: small"))
+    out = await kubectl("apply", "-f", str(manifest), check=False)
+    assert 'Widget in version "v1" cannot be handled as a Widget: strict decoding error: ' in out, out
+    assert 'unknown field "spec.sise"' in out
+    # --validate=warn: created, the unknown field dropped and reported
+    out = await kubectl("apply", "--validate=warn", "-f", str(manifest))
+    assert 'Warning: unknown field "spec.sise"' in out, out
+    assert "widget.t" in out
+    assert "created" in out
+    get = ("get", "widgets." + typed_crd.group, "w", "-n", namespace, "-o", "jsonpath={.spec}")
+    assert await kubectl(*get) == "{}"
+    # an update through apply (a merge patch) is refused too
+    manifest.write_text(widget.format(api=typed_crd.api_version, ns=namespace, spec="size: big, colour: red"))
+    out = await kubectl("apply", "-f", str(manifest), check=False)
+    assert "The request is invalid: patch: Invalid value: " in out, out
+    assert 'strict decoding error: unknown field "spec.colour"' in out
+    assert await kubectl(*get) == "{}"

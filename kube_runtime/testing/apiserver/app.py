@@ -1,58 +1,49 @@
-"""The HTTP application: routing, auth, content negotiation, list/watch, and error Status bodies.
+"""The HTTP application: entry, auth, routing of a URL to its resource, and method dispatch.
 
 Every failure is answered with a ``Status`` object; no request can crash the server or corrupt
 storage (operations validate before they commit, and an unexpected exception becomes a 500).
+The handlers live beside it: list and watch in :mod:`.listwatch`, body checks, patches and deletes
+in :mod:`.writes` (mixins of :class:`ApiApp`), response shaping in :mod:`.respond`.
 """
 
 from __future__ import annotations
 
-import base64
-import bisect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote
 
 import anyio
-import orjson
-import yaml
 
-from kube_runtime.testing.apiserver.bodies import PATCH_TYPES, content_type, parse_body, patch_document
 from kube_runtime.testing.apiserver.discovery import Registry
 from kube_runtime.testing.apiserver.events import is_events_v1, serve_as_events_v1
 from kube_runtime.testing.apiserver.faults import Faults
-from kube_runtime.testing.apiserver.httpserver import ChunkSender, Request, Response, StreamingResponse
+from kube_runtime.testing.apiserver.httpserver import Request, Response, StreamingResponse
+from kube_runtime.testing.apiserver.listwatch import ListWatchHandlers
 from kube_runtime.testing.apiserver.ops import ObjectOps
-from kube_runtime.testing.apiserver.resources import CORE_EVENTS, ResourceType
-from kube_runtime.testing.apiserver.scale import serve_scale
-from kube_runtime.testing.apiserver.selectors import (
-    FieldSelector,
-    LabelSelector,
-    SelectorError,
-    parse_field_selector,
-    parse_label_selector,
+from kube_runtime.testing.apiserver.resources import CORE_EVENTS
+from kube_runtime.testing.apiserver.respond import (
+    NOT_ALLOWED,
+    NOT_FOUND,
+    PAGE_NOT_FOUND,
+    Target,
+    error_response,
+    json_response,
+    negotiate,
+    object_response,
+    query_bool,
 )
-from kube_runtime.testing.apiserver.status import StatusError, bad_request, expired, invalid, status_body
-from kube_runtime.testing.apiserver.storage import ADDED, Expired, Record, Storage
-from kube_runtime.testing.apiserver.table import table_bytes
-from kube_runtime.testing.apiserver.watch import Watcher
+from kube_runtime.testing.apiserver.scale import serve_scale
+from kube_runtime.testing.apiserver.settings import ServerSettings
+from kube_runtime.testing.apiserver.status import StatusError
+from kube_runtime.testing.apiserver.storage import Storage
+from kube_runtime.testing.apiserver.writes import WriteHandlers
 
 __all__ = ["ApiApp", "ServerSettings"]
 
 _log = logging.getLogger(__name__)
 
-JSON = "application/json"
-_META_CT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
-_META_LIST_CT = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
-_TABLE_CT = "application/json;as=Table;g=meta.k8s.io;v=v1"
 _MAX_BODY = 3 * 1024 * 1024
-_NOT_FOUND = StatusError(404, "NotFound", "the server could not find the requested resource", {})
-# What kube-apiserver's HTTP mux answers for a path no API group claims (an unknown top-level path or
-# an unknown group under /apis): plain text, not a Status. Known groups and /api answer a JSON Status.
-_PAGE_NOT_FOUND = Response(404, b"404 page not found\n", "text/plain; charset=utf-8")
-_NOT_ALLOWED = StatusError(
-    405, "MethodNotAllowed", "the server does not allow this method on the requested resource", {}
-)
 _VERSION = {
     "major": "1",
     "minor": "32",
@@ -66,75 +57,7 @@ _VERSION = {
 }
 
 
-class ServerSettings:
-    """Tunables of one server (defaults follow kube-apiserver where it has one)."""
-
-    def __init__(
-        self,
-        *,
-        bookmark_interval: float = 60.0,
-        watch_queue_size: int = 100_000,
-        default_watch_timeout: float = 1800.0,
-    ) -> None:
-        self.bookmark_interval = bookmark_interval
-        self.watch_queue_size = watch_queue_size
-        self.default_watch_timeout = default_watch_timeout
-
-
-def _json(obj: Any, status: int = 200, content_type: str = JSON) -> Response:
-    return Response(status, orjson.dumps(obj), content_type)
-
-
-def _error(err: StatusError) -> Response:
-    headers: tuple[tuple[str, str], ...] = ()
-    if err.retry_after is not None:
-        headers = (("Retry-After", str(err.retry_after)),)
-    return Response(err.code, status_body(err), JSON, headers)
-
-
-def _negotiate(accept: str | None) -> str | None:
-    """``json``, ``meta`` (PartialObjectMetadata), ``table``, or None when nothing acceptable."""
-    if not accept:
-        return "json"
-    for media in accept.split(","):
-        parts = [p.strip() for p in media.split(";")]
-        mt = parts[0].lower()
-        if mt not in ("application/json", "*/*", "application/*", "application/yaml"):
-            continue
-        params: dict[str, str] = {}
-        for p in parts[1:]:
-            k, _, v = p.partition("=")
-            params[k.strip().lower()] = v.strip()
-        as_ = params.get("as")
-        if as_ is None:
-            return "json"
-        if params.get("g") == "meta.k8s.io" and params.get("v") in ("v1", "v1beta1"):
-            if as_ in ("PartialObjectMetadata", "PartialObjectMetadataList"):
-                return "meta"
-            if as_ == "Table":
-                return "table"
-    return None
-
-
-def _bool(value: str | None) -> bool:
-    return value is not None and value.lower() in ("true", "1")
-
-
-class _Target:
-    """A parsed resource URL."""
-
-    __slots__ = ("name", "namespace", "rtype", "subresource")
-
-    def __init__(
-        self, rtype: ResourceType, namespace: str | None, name: str | None, subresource: str | None
-    ) -> None:
-        self.rtype = rtype
-        self.namespace = namespace
-        self.name = name
-        self.subresource = subresource
-
-
-class ApiApp:
+class ApiApp(ListWatchHandlers, WriteHandlers):
     """The request handler of the embedded API server."""
 
     def __init__(
@@ -167,10 +90,10 @@ class ApiApp:
         try:
             return await self._handle(request)
         except StatusError as err:
-            return _error(err)
+            return error_response(err)
         except Exception as exc:  # a bug must not take the server down
             _log.exception("internal error serving %s %s", request.method, request.path)
-            return _error(StatusError(500, "InternalError", f"Internal error occurred: {exc!r}"))
+            return error_response(StatusError(500, "InternalError", f"Internal error occurred: {exc!r}"))
 
     def _authenticated(self, request: Request) -> bool | None:
         """True: valid token; False: wrong token; None: no credentials."""
@@ -204,10 +127,12 @@ class ApiApp:
         if len(request.body) > _MAX_BODY:
             raise StatusError(413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728")
         if not parts:
-            return _json({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/version"]})
+            return json_response(
+                {"paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/version"]}
+            )
         head = parts[0]
         if head == "version" and len(parts) == 1:
-            return _json(_VERSION)
+            return json_response(_VERSION)
         if head == "api":
             return await self._api(request, "", parts[1:])
         if head == "openapi" and len(parts) >= 2 and parts[1] == "v3":
@@ -217,17 +142,17 @@ class ApiApp:
                 return self._get_only(request, self.registry.group_list())
             if len(parts) == 2:
                 doc = self.registry.group(parts[1])
-                return _PAGE_NOT_FOUND if doc is None else self._get_only(request, doc)
+                return PAGE_NOT_FOUND if doc is None else self._get_only(request, doc)
             try:
                 return await self._api(request, parts[1], parts[2:])
             except StatusError as err:
                 # Routing failed; only then pay for the group lookup (kept off the hot path).
-                if err is _NOT_FOUND and self.registry.group(parts[1]) is None:
-                    return _PAGE_NOT_FOUND
+                if err is NOT_FOUND and self.registry.group(parts[1]) is None:
+                    return PAGE_NOT_FOUND
                 raise
         if head == "version":
-            raise _NOT_FOUND
-        return _PAGE_NOT_FOUND
+            raise NOT_FOUND
+        return PAGE_NOT_FOUND
 
     def _openapi_v3(self, request: Request, rest: list[str]) -> Response:
         if not rest:
@@ -239,26 +164,26 @@ class ApiApp:
         else:
             doc = None
         if doc is None:
-            raise _NOT_FOUND
+            raise NOT_FOUND
         return self._get_only(request, doc)
 
     def _get_only(self, request: Request, doc: dict[str, Any]) -> Response:
         if request.method != "GET":
-            raise _NOT_ALLOWED
-        return _json(doc)
+            raise NOT_ALLOWED
+        return json_response(doc)
 
     async def _api(self, request: Request, group: str, parts: list[str]) -> Response | StreamingResponse:
         if not group and not parts:
             return self._get_only(request, self.registry.core_versions(self._address()))
         if not parts:
-            raise _NOT_FOUND
+            raise NOT_FOUND
         version, rest = parts[0], parts[1:]
         if not group and version != "v1":
-            raise _NOT_FOUND
+            raise NOT_FOUND
         if not rest:
             doc = self.registry.resource_list(group, version)
             if doc is None:
-                raise _NOT_FOUND
+                raise NOT_FOUND
             return self._get_only(request, doc)
         watch_path = False
         if rest[0] == "watch":
@@ -267,11 +192,11 @@ class ApiApp:
         target = self._target(group, version, rest)
         if is_events_v1(target.rtype):
             # One store, two APIs (as in kube-apiserver): events.k8s.io/v1 goes through core/v1.
-            core = _Target(CORE_EVENTS, target.namespace, target.name, target.subresource)
+            core = Target(CORE_EVENTS, target.namespace, target.name, target.subresource)
             return await serve_as_events_v1(request, lambda req: self._dispatch(req, core, watch_path))
         return await self._dispatch(request, target, watch_path)
 
-    def _target(self, group: str, version: str, rest: list[str]) -> _Target:
+    def _target(self, group: str, version: str, rest: list[str]) -> Target:
         namespace: str | None = None
         if (
             rest
@@ -282,32 +207,32 @@ class ApiApp:
             namespace = rest[1]
             rest = rest[2:]
         if not rest or len(rest) > 3:
-            raise _NOT_FOUND
+            raise NOT_FOUND
         rtype = self.registry.lookup(group, version, rest[0])
         if rtype is None:
-            raise _NOT_FOUND
+            raise NOT_FOUND
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
         if namespace is not None and not rtype.namespaced:
-            raise _NOT_FOUND
+            raise NOT_FOUND
         if rtype.namespaced and namespace is None and name is not None:
-            raise _NOT_FOUND
+            raise NOT_FOUND
         if sub is not None and not (
             (sub == "status" and rtype.has_status)
             or (sub == "finalize" and rtype.storage_key == ("", "namespaces"))
             or (sub == "scale" and rtype.scale is not None)
         ):
-            raise _NOT_FOUND
+            raise NOT_FOUND
         if name == "":
-            raise _NOT_FOUND
-        return _Target(rtype, namespace, name, sub)
+            raise NOT_FOUND
+        return Target(rtype, namespace, name, sub)
 
     # Dispatch --------------------------------------------------------------------------------
 
-    async def _dispatch(self, request: Request, t: _Target, watch_path: bool) -> Response | StreamingResponse:
+    async def _dispatch(self, request: Request, t: Target, watch_path: bool) -> Response | StreamingResponse:
         method = request.method
         q = request.query
-        mode = _negotiate(request.headers.get("accept"))
+        mode = negotiate(request.headers.get("accept"))
         if mode is None:
             raise StatusError(
                 406,
@@ -315,7 +240,7 @@ class ApiApp:
                 "only the following media types are accepted: application/json, application/yaml",
             )
         if method == "GET" and t.subresource != "scale":
-            if watch_path or _bool(q.get("watch")):
+            if watch_path or query_bool(q.get("watch")):
                 if t.name is not None:
                     fs = q.get("fieldSelector")
                     q = {**q, "fieldSelector": f"metadata.name={t.name}" + (f",{fs}" if fs else "")}
@@ -323,9 +248,9 @@ class ApiApp:
             if t.name is None:
                 return self._list(t, q, mode)
             record = self.ops.get(t.rtype, t.namespace, t.name)
-            return self._object(record, 200, mode, t.rtype)
+            return object_response(record, 200, mode, t.rtype)
         if watch_path:
-            raise _NOT_ALLOWED
+            raise NOT_ALLOWED
         manager = q.get("fieldManager") or self._default_manager(request)
         dry_run = q.get("dryRun") == "All"
         if t.subresource == "scale" and t.name is not None:
@@ -334,491 +259,28 @@ class ApiApp:
             )
         if method == "POST":
             if t.name is not None:
-                raise _NOT_ALLOWED
-            record = self.ops.create(
-                t.rtype, t.namespace, parse_body(request), manager=manager, dry_run=dry_run
-            )
-            return self._object(record, 201, mode, t.rtype)
+                raise NOT_ALLOWED
+            obj, warnings = self._checked_body(request, t, "CreateOptions")
+            record = self.ops.create(t.rtype, t.namespace, obj, manager=manager, dry_run=dry_run)
+            return object_response(record, 201, mode, t.rtype, warnings)
         if t.name is None:
             if method == "DELETE":
                 return self._delete_collection(request, t, mode)
-            raise _NOT_ALLOWED
+            raise NOT_ALLOWED
         if method == "PUT":
             sub = t.subresource if t.subresource == "status" else None
+            obj, warnings = self._checked_body(request, t, "UpdateOptions")
             record = self.ops.update(
-                t.rtype,
-                t.namespace,
-                t.name,
-                parse_body(request),
-                subresource=sub,
-                manager=manager,
-                dry_run=dry_run,
+                t.rtype, t.namespace, t.name, obj, subresource=sub, manager=manager, dry_run=dry_run
             )
-            return self._object(record, 200, mode, t.rtype)
+            return object_response(record, 200, mode, t.rtype, warnings)
         if method == "PATCH":
             return self._patch(request, t, mode, manager, dry_run)
         if method == "DELETE":
             return self._delete(request, t, mode, dry_run)
-        raise _NOT_ALLOWED
+        raise NOT_ALLOWED
 
     @staticmethod
     def _default_manager(request: Request) -> str:
         agent = request.headers.get("user-agent") or "unknown"
         return agent.split("/", 1)[0][:128] or "unknown"
-
-    def _object(self, record: Record, code: int, mode: str, rtype: ResourceType) -> Response:
-        if mode == "meta":
-            return Response(code, record.meta_raw, _META_CT)
-        if mode == "table":
-            return Response(code, self._table([record], rtype, None), _TABLE_CT)
-        return Response(code, record.raw, JSON)
-
-    # Table (kubectl get) -------------------------------------------------------------------
-
-    @staticmethod
-    def _table(records: list[Record], rtype: ResourceType, list_meta: dict[str, Any] | None) -> bytes:
-        return table_bytes(records, list_meta, rtype)
-
-    # List ------------------------------------------------------------------------------------
-
-    def _selectors(self, t: _Target, q: dict[str, str]) -> tuple[LabelSelector, FieldSelector]:
-        try:
-            labels = parse_label_selector(q.get("labelSelector"))
-            fields = parse_field_selector(
-                q.get("fieldSelector"), t.rtype.storage_key, t.rtype.selectable_fields
-            )
-        except SelectorError as exc:
-            raise bad_request(str(exc)) from None
-        return labels, fields
-
-    @staticmethod
-    def _int_param(q: dict[str, str], name: str) -> int | None:
-        raw = q.get(name)
-        if raw is None or raw == "":
-            return None
-        try:
-            return int(raw)
-        except ValueError:
-            raise bad_request(f'invalid {name} "{raw}": must be an integer') from None
-
-    def _parse_rv(self, raw: str | None) -> int | None:
-        if raw is None or raw == "":
-            return None
-        try:
-            value = int(raw)
-        except ValueError:
-            raise bad_request(f"invalid resource version: {raw}") from None
-        if value < 0:
-            raise bad_request(f"invalid resource version: {raw}")
-        return value
-
-    def _list_rv(self, q: dict[str, str], limit: int | None, t: _Target) -> int:
-        """The resourceVersion the list is served at (list semantics of kube-apiserver)."""
-        rv = self._parse_rv(q.get("resourceVersion"))
-        match = q.get("resourceVersionMatch") or ""
-        current = self.storage.rv
-        if match and match not in ("Exact", "NotOlderThan"):
-            raise invalid(
-                t.rtype,
-                "",
-                [
-                    (
-                        "resourceVersionMatch",
-                        "FieldValueNotSupported",
-                        f'Unsupported value: "{match}": supported values: "Exact", "NotOlderThan"',
-                    )
-                ],
-            )
-        if match and rv is None:
-            raise invalid(
-                t.rtype,
-                "",
-                [
-                    (
-                        "resourceVersionMatch",
-                        "FieldValueForbidden",
-                        "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
-                    )
-                ],
-            )
-        if rv is None or rv == 0:
-            if match == "Exact":
-                raise invalid(
-                    t.rtype,
-                    "",
-                    [
-                        (
-                            "resourceVersionMatch",
-                            "FieldValueForbidden",
-                            'Forbidden: resourceVersionMatch "exact" is forbidden for resourceVersion "0"',
-                        )
-                    ],
-                )
-            return current
-        if rv > current:
-            raise StatusError(
-                504,
-                "Timeout",
-                f"Too large resource version: {rv}, current: {current}",
-                {
-                    "causes": [
-                        {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
-                    ],
-                    "retryAfterSeconds": 1,
-                },
-                retry_after=1,
-            )
-        if match == "Exact" or (not match and limit):
-            return rv
-        return current
-
-    def _list(self, t: _Target, q: dict[str, str], mode: str) -> Response:
-        labels, fields = self._selectors(t, q)
-        limit = self._int_param(q, "limit")
-        if limit is not None and limit <= 0:
-            limit = None
-        cont = q.get("continue") or ""
-        coll = self.ops.collection(t.rtype)
-        start: tuple[str, str] | None = None
-        if cont:
-            if q.get("resourceVersion") not in (None, ""):
-                raise bad_request("specifying resource version is not allowed when using continue")
-            rv, start = self._decode_continue(cont)
-        else:
-            rv = self._list_rv(q, limit, t)
-        try:
-            records = coll.snapshot(rv, self.storage.rv)
-        except Expired:
-            if cont:
-                raise expired(
-                    "The provided continue parameter is too old to display a consistent list result. "
-                    "You can start "
-                    "a new list without the continue parameter."
-                ) from None
-            raise expired(
-                f"The resourceVersion for the provided list is too old. ({rv} < {coll.history_start_rv})"
-            ) from None
-        lo, hi = coll.range_for_namespace(records, t.namespace)
-        if start is not None:
-            lo = max(lo, bisect.bisect_right(records, start, lo, hi, key=lambda r: r.key))
-        name_only = fields.name_equals()
-        filtered = not (labels.empty and fields.empty)
-        out: list[Record] = []
-        i = lo
-        if name_only is not None and not cont:
-            candidates: list[Record | None]
-            if t.namespace is not None and rv == self.storage.rv:
-                candidates = [coll.get(t.namespace, name_only)]
-            else:
-                candidates = [r for r in records[lo:hi] if r.key[1] == name_only]
-            out = [r for r in candidates if r is not None and labels.matches(r.obj) and fields.matches(r.obj)]
-            i = hi
-        elif not filtered and limit is None:
-            out = records[lo:hi]
-            i = hi
-        else:
-            while i < hi:
-                rec = records[i]
-                i += 1
-                if filtered and not (labels.matches(rec.obj) and fields.matches(rec.obj)):
-                    continue
-                out.append(rec)
-                if limit is not None and len(out) >= limit:
-                    break
-        meta: dict[str, Any] = {"resourceVersion": str(rv)}
-        if limit is not None and i < hi and out:
-            meta["continue"] = self._encode_continue(rv, out[-1].key)
-            if not filtered:
-                meta["remainingItemCount"] = hi - i
-        if mode == "table":
-            return Response(200, self._table(out, t.rtype, meta), _TABLE_CT)
-        if mode == "meta":
-            head = b'{"kind":"PartialObjectMetadataList","apiVersion":"meta.k8s.io/v1","metadata":'
-            items = b",".join([r.meta_raw for r in out])
-            content_type = _META_LIST_CT
-        else:
-            head = (
-                b'{"kind":"' + t.rtype.list_kind.encode() + b'","apiVersion":"' + t.rtype.api_version.encode()
-            )
-            head += b'","metadata":'
-            items = b",".join([r.raw for r in out])
-            content_type = JSON
-        return Response(200, head + orjson.dumps(meta) + b',"items":[' + items + b"]}", content_type)
-
-    @staticmethod
-    def _encode_continue(rv: int, key: tuple[str, str]) -> str:
-        raw = orjson.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": [key[0], key[1]]})
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-    @staticmethod
-    def _decode_continue(token: str) -> tuple[int, tuple[str, str]]:
-        try:
-            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-            doc = orjson.loads(raw)
-            rv = int(doc["rv"])
-            ns, name = doc["start"]
-            if doc.get("v") != "meta.k8s.io/v1" or not isinstance(ns, str) or not isinstance(name, str):
-                raise ValueError
-        except (ValueError, KeyError, TypeError):
-            raise bad_request(f"continue key is not valid: {token[:64]!r}") from None
-        return rv, (ns, name)
-
-    # Watch -----------------------------------------------------------------------------------
-
-    def _watch(self, t: _Target, q: dict[str, str], mode: str) -> StreamingResponse:
-        labels, fields = self._selectors(t, q)
-        send_initial = q.get("sendInitialEvents")
-        match = q.get("resourceVersionMatch") or ""
-        bookmarks = _bool(q.get("allowWatchBookmarks"))
-        causes: list[tuple[str, str, str]] = []
-        if send_initial is not None and send_initial != "":
-            if match != "NotOlderThan":
-                causes.append(
-                    (
-                        "resourceVersionMatch",
-                        "FieldValueForbidden",
-                        "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
-                    )
-                )
-            if not bookmarks and _bool(send_initial):
-                causes.append(
-                    (
-                        "allowWatchBookmarks",
-                        "FieldValueForbidden",
-                        "Forbidden: sendInitialEvents requires setting allowWatchBookmarks to true",
-                    )
-                )
-        elif match:
-            causes.append(
-                (
-                    "resourceVersionMatch",
-                    "FieldValueForbidden",
-                    "Forbidden: resourceVersionMatch is forbidden for watch "
-                    "unless sendInitialEvents is provided",
-                )
-            )
-        if causes:
-            raise StatusError(
-                422,
-                "Invalid",
-                'ListOptions.meta.k8s.io "" is invalid: ' + "; ".join(f"{f}: {m}" for f, _, m in causes),
-                {
-                    "kind": "ListOptions",
-                    "group": "meta.k8s.io",
-                    "causes": [{"reason": r, "message": m, "field": f} for f, r, m in causes],
-                },
-            )
-        timeout = self._int_param(q, "timeoutSeconds")
-        rv = self._parse_rv(q.get("resourceVersion"))
-        coll = self.ops.collection(t.rtype)
-        watcher = Watcher(
-            coll,
-            t.rtype,
-            namespace=t.namespace,
-            labels=labels,
-            fields=fields,
-            metadata_only=mode == "meta",
-            table=mode == "table",
-            bookmarks=bookmarks,
-            max_queue=self.settings.watch_queue_size,
-        )
-        current = self.storage.rv
-        if _bool(send_initial) or rv is None or rv == 0:
-            records = coll.snapshot(current, current)
-            lo, hi = coll.range_for_namespace(records, t.namespace)
-            watcher.initial = [(ADDED, r) for r in records[lo:hi] if watcher.matches(r)]
-            if _bool(send_initial):
-                watcher.initial_tail = watcher.bookmark(current, initial_events_end=True)
-        else:
-            if rv > current:
-                raise StatusError(
-                    504,
-                    "Timeout",
-                    f"Too large resource version: {rv}, current: {current}",
-                    {
-                        "causes": [
-                            {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
-                        ],
-                        "retryAfterSeconds": 1,
-                    },
-                    retry_after=1,
-                )
-            try:
-                events = coll.events_after(rv)
-            except Expired as exc:
-                watcher.close(
-                    {
-                        "kind": "Status",
-                        "apiVersion": "v1",
-                        "metadata": {},
-                        "status": "Failure",
-                        "message": str(exc),
-                        "reason": "Expired",
-                        "code": 410,
-                    }
-                )
-                return StreamingResponse(200, watcher.stream, _META_CT if mode == "meta" else JSON)
-            initial = []
-            for ev in events:
-                seen = watcher.visible(ev)
-                if seen is not None:
-                    initial.append(seen)
-            watcher.initial = initial
-        coll.watchers.add(watcher)
-        if self.on_watch is not None:
-            self.on_watch()
-        seconds = (
-            float(timeout) if timeout is not None and timeout > 0 else self.settings.default_watch_timeout
-        )
-
-        async def writer(send: ChunkSender) -> None:
-            try:
-                with anyio.move_on_after(seconds):
-                    await watcher.stream(send)
-            finally:
-                watcher.closed = True
-                coll.watchers.discard(watcher)
-
-        return StreamingResponse(200, writer, _META_CT if mode == "meta" else JSON)
-
-    # Patch -----------------------------------------------------------------------------------
-
-    def _patch(self, request: Request, t: _Target, mode: str, manager: str, dry_run: bool) -> Response:
-        assert t.name is not None
-        kind = PATCH_TYPES.get(content_type(request))
-        if kind is None or (kind == "strategic" and t.rtype.custom):
-            raise StatusError(
-                415,
-                "UnsupportedMediaType",
-                "the body of the request was in an unknown format - accepted media types include: "
-                "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
-                + ("" if t.rtype.custom else ", application/strategic-merge-patch+json"),
-            )
-        sub = t.subresource if t.subresource == "status" else None
-        q = request.query
-        if kind == "apply":
-            if not q.get("fieldManager"):
-                raise StatusError(
-                    422,
-                    "Invalid",
-                    'PatchOptions.meta.k8s.io "" is invalid: '
-                    "fieldManager: Required value: is required for apply patch",
-                    {
-                        "kind": "PatchOptions",
-                        "group": "meta.k8s.io",
-                        "causes": [
-                            {
-                                "reason": "FieldValueRequired",
-                                "message": "Required value: is required for apply patch",
-                                "field": "fieldManager",
-                            }
-                        ],
-                    },
-                )
-            try:
-                applied = yaml.safe_load(request.body.decode("utf-8")) if request.body else None
-            except (yaml.YAMLError, UnicodeDecodeError) as exc:
-                raise bad_request(f"error decoding YAML: {exc}") from None
-            record, created = self.ops.apply(
-                t.rtype,
-                t.namespace,
-                t.name,
-                applied,
-                manager=q["fieldManager"],
-                force=_bool(q.get("force")),
-                subresource=sub,
-                dry_run=dry_run,
-            )
-            return self._object(record, 201 if created else 200, mode, t.rtype)
-        current = self.ops.get(t.rtype, t.namespace, t.name)
-        patched = patch_document(kind, current.copy_obj(), request.body)
-        meta = patched.get("metadata")
-        if isinstance(meta, dict) and "resourceVersion" not in meta:
-            meta["resourceVersion"] = current.obj["metadata"]["resourceVersion"]
-        record = self.ops.update(
-            t.rtype,
-            t.namespace,
-            t.name,
-            patched,
-            subresource=sub,
-            manager=manager,
-            require_rv=False,
-            dry_run=dry_run,
-        )
-        return self._object(record, 200, mode, t.rtype)
-
-    # Delete ----------------------------------------------------------------------------------
-
-    def _delete_options(self, request: Request) -> dict[str, Any]:
-        opts: dict[str, Any] = {}
-        if request.body:
-            try:
-                body = orjson.loads(request.body)
-            except orjson.JSONDecodeError as exc:
-                raise bad_request(f"couldn't get version/kind; json parse error: {exc}") from None
-            if not isinstance(body, dict):
-                raise bad_request("DeleteOptions must be an object")
-            opts.update(body)
-        q = request.query
-        if "propagationPolicy" in q:
-            opts["propagationPolicy"] = q["propagationPolicy"]
-        if "orphanDependents" in q:
-            opts["orphanDependents"] = _bool(q["orphanDependents"])
-        if opts.get("orphanDependents") is True and not opts.get("propagationPolicy"):
-            opts["propagationPolicy"] = "Orphan"
-        return opts
-
-    def _delete(self, request: Request, t: _Target, mode: str, dry_run: bool) -> Response:
-        assert t.name is not None
-        opts = self._delete_options(request)
-        if opts.get("dryRun") == ["All"]:
-            dry_run = True
-        record, gone = self.ops.delete(
-            t.rtype,
-            t.namespace,
-            t.name,
-            propagation=opts.get("propagationPolicy"),
-            preconditions=opts.get("preconditions") if isinstance(opts.get("preconditions"), dict) else None,
-            dry_run=dry_run,
-        )
-        if not gone:
-            return self._object(record, 200, mode, t.rtype)
-        details: dict[str, Any] = {"name": t.name}
-        if t.rtype.group:
-            details["group"] = t.rtype.group
-        details["kind"] = t.rtype.plural
-        uid = (record.obj.get("metadata") or {}).get("uid")
-        if uid:
-            details["uid"] = uid
-        return _json(
-            {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
-        )
-
-    def _delete_collection(self, request: Request, t: _Target, mode: str) -> Response:
-        labels, fields = self._selectors(t, request.query)
-        opts = self._delete_options(request)
-        coll = self.ops.collection(t.rtype)
-        records = coll.snapshot(self.storage.rv, self.storage.rv)
-        lo, hi = coll.range_for_namespace(records, t.namespace)
-        deleted: list[Record] = []
-        for rec in records[lo:hi]:
-            if labels.matches(rec.obj) and fields.matches(rec.obj):
-                try:
-                    out, _ = self.ops.delete(
-                        t.rtype, rec.key[0] or None, rec.key[1], propagation=opts.get("propagationPolicy")
-                    )
-                except StatusError:
-                    continue
-                deleted.append(out)
-        body = (
-            b'{"kind":"'
-            + t.rtype.list_kind.encode()
-            + b'","apiVersion":"'
-            + t.rtype.api_version.encode()
-            + b'","metadata":'
-            + orjson.dumps({"resourceVersion": str(self.storage.rv)})
-            + b',"items":['
-            + b",".join(r.raw for r in deleted)
-            + b"]}"
-        )
-        return Response(200, body, JSON)

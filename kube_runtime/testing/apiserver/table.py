@@ -85,16 +85,21 @@ def _custom_columns(rtype: ResourceType) -> tuple[list[dict[str, Any]], tuple[di
 
 
 def table_bytes(
-    records: list[Record], list_meta: dict[str, Any] | None, rtype: ResourceType | None = None
+    records: list[Record],
+    list_meta: dict[str, Any] | None,
+    rtype: ResourceType | None = None,
+    *,
+    columns: bool = True,
 ) -> bytes:
     """A Table of ``records`` of type ``rtype`` (custom resources get their printer columns).
 
     ``list_meta`` is the list's metadata; None for a single object, whose Table then carries the
-    object's resourceVersion for a custom resource (as kube-apiserver's does).
+    object's resourceVersion for a custom resource (as kube-apiserver's does). ``columns=False``
+    leaves ``columnDefinitions`` null, as kube-apiserver does on every watch event but the first.
     """
     if rtype is not None and rtype.custom:
-        definitions, columns = _custom_columns(rtype)
-        rows = [_metadata_row(r, [r.key[1], *(cell(r.obj, c) for c in columns)]) for r in records]
+        definitions, printed = _custom_columns(rtype)
+        rows = [_metadata_row(r, [r.key[1], *(cell(r.obj, c) for c in printed)]) for r in records]
         if list_meta is None:
             rv = (records[0].obj.get("metadata") or {}).get("resourceVersion") if records else None
             list_meta = {"resourceVersion": rv} if rv else {}
@@ -109,7 +114,7 @@ def table_bytes(
             "kind": "Table",
             "apiVersion": "meta.k8s.io/v1",
             "metadata": list_meta or {},
-            "columnDefinitions": definitions,
+            "columnDefinitions": definitions if columns else None,
             "rows": rows,
         }
     )

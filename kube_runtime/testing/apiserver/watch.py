@@ -8,6 +8,11 @@ up, takes everything queued and writes it as one chunk. Nothing polls.
 
 A watcher whose queue grows past ``max_queue`` (a client that does not read) is closed with an
 ``ERROR`` event carrying a 410 Status; the client then relists, as with a real server.
+
+In Table form (``kubectl get -w``) each event's object is a one-row Table carrying the object's
+resourceVersion; only the first event sent has ``columnDefinitions`` (later ones have null), as
+kube-apiserver does. Pitfall: live events queued while the initial events still wait to be
+rendered must not take the definitions; :meth:`Watcher.offer` sees to it.
 """
 
 from __future__ import annotations
@@ -78,6 +83,7 @@ class Watcher:
         self.error: bytes | None = None
         self._wake: anyio.Event | None = None
         self.last_rv = 0
+        self._columns_pending = table  # a Table watch sends the column definitions once, first
 
     # Producer side (called synchronously by storage commits and the server) ----------------
 
@@ -110,10 +116,18 @@ class Watcher:
         return (DELETED, ev.prev_at_rv()) if before else None
 
     def line(self, type: str, record: Record) -> bytes:
+        """One event line; in Table form the first line rendered carries the column definitions."""
         if self.table:
-            return _PREFIX[type] + table_bytes([record], None, self.rtype) + _SUFFIX
+            return self._table_line(type, record, columns=self._columns_pending)
         raw = record.meta_raw if self.metadata_only else record.raw
         return _PREFIX[type] + raw + _SUFFIX
+
+    def _table_line(self, type: str, record: Record, *, columns: bool) -> bytes:
+        if columns:
+            self._columns_pending = False
+        rv = (record.obj.get("metadata") or {}).get("resourceVersion")
+        meta = {"resourceVersion": rv} if rv else {}
+        return _PREFIX[type] + table_bytes([record], meta, self.rtype, columns=columns) + _SUFFIX
 
     def offer(self, ev: StoredEvent) -> None:
         if self.closed:
@@ -121,7 +135,11 @@ class Watcher:
         seen = self.visible(ev)
         if seen is None:
             return
-        self.queue.append(self.line(*seen))
+        if self.table and self.initial:
+            # The initial events, rendered later by stream(), come first and carry the columns.
+            self.queue.append(self._table_line(*seen, columns=False))
+        else:
+            self.queue.append(self.line(*seen))
         self.last_rv = ev.rv
         if len(self.queue) > self.max_queue:
             self.queue.clear()
