@@ -21,7 +21,7 @@ from typing import Final
 import anyio
 from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 
-from kube_runtime.observe.background import BackgroundTasks
+from kube_runtime._tasks import BackgroundTasks
 
 __all__ = ["EVENT_LOOP_LAG_BUCKETS", "EventLoopLagMonitor", "event_loop_lag_histogram"]
 
