@@ -28,7 +28,8 @@ An elector holds one term: once lost, it does not campaign again (as client-go, 
 caller decides what to do, usually exit and restart). On exit of the ``async with`` block it
 releases the lease (clears ``holderIdentity``) if it still holds it, so a standby takes over at its
 next retry instead of waiting out the lease duration; pass ``release_on_shutdown=False`` to keep
-controller-runtime's default.
+controller-runtime's default. The campaign runs in a task the elector owns
+(:mod:`kube_runtime._tasks`): an exception from the ``async with`` body comes out as itself.
 
 Metric: ``leader_election_master_status{name}`` (1 while leading, else 0) in the given registry.
 """
@@ -47,9 +48,9 @@ from types import TracebackType
 from typing import Any, Protocol, TypeVar, TypeVarTuple
 
 import anyio
-from anyio.abc import TaskGroup
 from prometheus_client import REGISTRY, CollectorRegistry, Gauge
 
+from kube_runtime._tasks import BackgroundTasks
 from kube_runtime.client import Api, Client
 from kube_runtime.client.errors import ApiError, KubeError, TransportError
 from kube_runtime.client.json import KubeObject
@@ -190,7 +191,8 @@ class LeaderElector:
         self._observed_key: tuple[Any, ...] | None = None
         self._observed_time = -math.inf
         self._observed_spec: KubeObject = {}
-        self._task_group: TaskGroup | None = None
+        self._tasks: BackgroundTasks | None = None
+        self._entered = False
         self._on_lost: list[Callable[[], None]] = []
 
     # -- public state ------------------------------------------------------------------------
@@ -268,22 +270,23 @@ class LeaderElector:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def __aenter__(self) -> LeaderElector:
-        if self._task_group is not None:
+        if self._entered:
             raise RuntimeError("a LeaderElector can only be entered once")
+        self._entered = True
         self._gauge.set(0)
-        task_group = anyio.create_task_group()
-        await task_group.__aenter__()
-        self._task_group = task_group
-        task_group.start_soon(self._run)
+        tasks = BackgroundTasks()
+        await tasks.__aenter__()
+        tasks.start_soon(self._run, name=f"kube_runtime.leader[{self.name}]")
+        self._tasks = tasks
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool | None:
-        assert self._task_group is not None
-        self._task_group.cancel_scope.cancel()
+        tasks, self._tasks = self._tasks, None
+        assert tasks is not None
         try:
-            return await self._task_group.__aexit__(exc_type, exc, tb)
+            return await tasks.__aexit__(exc_type, exc, tb)
         finally:
             was_acquired = self._acquired.is_set()
             self._declare_lost("elector stopped")

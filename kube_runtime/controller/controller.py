@@ -1,4 +1,4 @@
-"""The Controller: watches that trigger reconciles, a scheduler, a runner, and a result stream.
+"""The Controller builder: watches that trigger reconciles, frozen into a run of the applier.
 
 ::
 
@@ -64,56 +64,50 @@ listed object at once (thousands of simultaneous API calls, connection-pool exha
 controller-runtime defaults to 1, which serialises work that on asyncio is nearly all waiting on
 the network. 16 keeps a useful number of requests in flight and well below an HTTP client's
 connection pool (httpx: 100), leaving room for the watches. ``concurrency=0`` is unbounded.
+
+Layout (kube-rs ``controller/mod.rs``): this module is the builder only. :meth:`Controller.run`
+freezes the settings into an :class:`~kube_runtime.controller.applier.ApplierSpec` whose triggers
+are built with :mod:`~kube_runtime.controller.triggers`; :mod:`~kube_runtime.controller.applier`
+runs it (scheduler, runner, result stream, shutdown) and :mod:`~kube_runtime.controller.reconcile`
+performs each attempt.
 """
 
 from __future__ import annotations
 
-import contextlib
-import inspect
-import itertools
-import logging
-import uuid
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Generator, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable
 from dataclasses import dataclass, replace
-from types import TracebackType
-from typing import Any, Final, Generic, Protocol, TypeVar
+from typing import Any, TypeVar
 
-import anyio
-from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from opentelemetry import trace
-from opentelemetry.trace import Status, StatusCode
 from prometheus_client import CollectorRegistry
 
 from kube_runtime.client.api import Api
 from kube_runtime.client.json import KubeObject
 from kube_runtime.client.resource import ApiResource
-from kube_runtime.controller.action import MAX_REQUEUE_SECONDS, Action, ReconcileReason, ReconcileRequest
+from kube_runtime.controller.action import ReconcileReason, ReconcileRequest
+from kube_runtime.controller.applier import (
+    DEFAULT_CONCURRENCY,
+    ApplierSpec,
+    ControllerConfig,
+    ControllerRun,
+    ShutdownSignal,
+    Trigger,
+    applier,
+)
 from kube_runtime.controller.backoff import ReconcileBackoff
-from kube_runtime.controller.context import ReconcileInfo, _current
-from kube_runtime.controller.errors import (
-    ControllerError,
-    ObjectDecodeFailed,
-    ObjectNotFound,
-    QueueError,
-    ReconcilerFailed,
+from kube_runtime.controller.reconcile import ErrorPolicy, Reconciler
+from kube_runtime.controller.triggers import (
+    RequestItem,
+    trigger_others,
+    trigger_owners,
+    trigger_self,
+    trigger_with,
 )
-from kube_runtime.controller.metrics import QueueMetrics
-from kube_runtime.controller.related import RelatedRequests
-from kube_runtime.controller.result import ControllerResult, Reconciled
-from kube_runtime.controller.runner import Runner, loop_clock
-from kube_runtime.controller.shutdown import (
-    DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT,
-    ShutdownDeadline,
-    check_graceful_shutdown_timeout,
-)
-from kube_runtime.controller.signals import shutdown_on_signals
 from kube_runtime.predicates import Predicate
 from kube_runtime.store.object_ref import ObjectRef
 from kube_runtime.store.shared import SharedReflector
 from kube_runtime.store.store import Store, store
-from kube_runtime.streams import DEFAULT_PREDICATE_TTL, DeletedObject, WatchStream, predicate_filter
+from kube_runtime.streams import DEFAULT_PREDICATE_TTL, WatchStream, predicate_filter
 from kube_runtime.watcher.backoff import Backoff, default_backoff
 from kube_runtime.watcher.config import WatcherConfig
 from kube_runtime.watcher.progress import WatchProgress
@@ -130,58 +124,21 @@ __all__ = [
     "WatchInstrument",
 ]
 
-_log = logging.getLogger("kube_runtime.controller")
-#: Reconcile ids: a random per-process prefix and a counter (unique, and far cheaper than uuid4).
-_ID_PREFIX: Final = uuid.uuid4().hex[:12]
-_id_counter = itertools.count(1)
-_tracer = trace.get_tracer("kube_runtime.controller")
-
 C = TypeVar("C")
 
-#: See the module docstring for why 16.
-DEFAULT_CONCURRENCY: Final = 16
-
-#: ``reconcile(obj, ctx) -> Action``.
-Reconciler = Callable[[KubeObject, C], Awaitable[Action]]
-#: ``error_policy(obj, error, ctx) -> Action`` (sync or async).
-ErrorPolicy = Callable[[KubeObject, Exception, C], Action | Awaitable[Action]]
 #: ``wrap(stream, watch_name, progress) -> stream``: see :meth:`Controller.instrument_watches`.
 WatchInstrument = Callable[[AsyncIterable[WatcherItem], str, WatchProgress], AsyncIterable[WatcherItem]]
 
 
-class _Waitable(Protocol):
-    def wait(self) -> Awaitable[Any]: ...
-
-
 @dataclass(frozen=True, slots=True)
-class ControllerConfig:
-    """``concurrency``: most reconciles at once (0 = unbounded). ``debounce``: trailing delay in
-    seconds before a triggered reconcile starts (pitfall: an object changing more often than that
-    is never reconciled). ``graceful_shutdown_timeout``: seconds a graceful shutdown waits for
-    running reconciles before cancelling them (``None``: forever; see
-    :mod:`~kube_runtime.controller.shutdown`)."""
+class _Main:
+    """The main trigger of a controller not built on an ``Api`` (``for_stream``, ``for_shared``):
+    its kind, its store, and how a run opens it."""
 
-    concurrency: int = DEFAULT_CONCURRENCY
-    debounce: float = 0.0
-    graceful_shutdown_timeout: float | None = DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT
-
-    def __post_init__(self) -> None:
-        if self.concurrency < 0:
-            raise ValueError(f"concurrency must be >= 0 (0 = unbounded), got {self.concurrency}")
-        if self.debounce < 0:
-            raise ValueError(f"debounce must be >= 0, got {self.debounce}")
-        check_graceful_shutdown_timeout(self.graceful_shutdown_timeout)
-
-
-@dataclass(slots=True)
-class _Trigger:
-    """One source of reconcile requests. ``open`` builds its stream when the controller runs."""
-
-    name: str
-    open: Callable[[], AsyncIterable[Any]]
-    to_requests: Callable[[Any], Iterable[ReconcileRequest]]
-    #: The watch name (metrics label) of a watch the controller opens itself; None otherwise.
-    watch: str | None = None
+    resource: ApiResource
+    store: Store
+    open: Callable[[Controller], AsyncIterable[RequestItem]]
+    label: str
 
 
 class Controller:
@@ -201,25 +158,33 @@ class Controller:
 
     def __init__(
         self,
-        api: Api,
+        api: Api | _Main,
         watcher_config: WatcherConfig | None = None,
         *,
         name: str | None = None,
         registry: CollectorRegistry | None = None,
         compact_store: bool = True,
     ) -> None:
-        resource: ApiResource = api.resource
-        reader, writer = store(resource, compact=compact_store)
-        config = watcher_config or WatcherConfig()
-        self._init(resource, reader, name, registry)
-
-        watch = self._new_watch_name(resource.kind)
-
-        def open_main() -> AsyncIterable[Any]:
-            raw = self._open_watch(watch, lambda progress: watcher(api, config, progress=progress))
-            return raw.backoff(self._new_backoff()).reflect(writer).synced_objects(reader)
-
-        self._triggers.append(_Trigger(f"watch {resource.kind}", open_main, self._self_requests, watch))
+        if isinstance(api, _Main):
+            main = api
+        else:
+            main = _watch_main(api, watcher_config or WatcherConfig(), compact_store)
+        self.resource: ApiResource = main.resource
+        self.name = name or main.resource.kind.lower()
+        self._store = main.store
+        self._registry = registry
+        self._triggers: list[Trigger] = []
+        self._watches: list[str] = []
+        self._config = ControllerConfig()
+        self._graceful: list[ShutdownSignal] = []
+        self._on_signal = False
+        self._backoff_factory: Callable[[], Backoff] = default_backoff
+        self._error_backoff = ReconcileBackoff()
+        self._instruments: list[WatchInstrument] = []
+        self._decode: Callable[[KubeObject], Any] | None = None
+        if isinstance(api, Api):
+            self._watch_name(main.resource.kind)
+        self._triggers.append(Trigger(f"{main.label} {main.resource.kind}", lambda: main.open(self)))
 
     @classmethod
     def for_stream(
@@ -239,10 +204,8 @@ class Controller:
         Pitfall: build it with :func:`~kube_runtime.streams.synced_objects` (``...reflect(writer)
         .synced_objects(reader)``), not ``applied_objects``, whose relist objects arrive before
         the store shows them (see "Relists" in the module docs)."""
-        self = cls.__new__(cls)
-        self._init(resource, reader, name, registry)
-        self._triggers.append(_Trigger(f"stream {resource.kind}", lambda: stream, self._self_requests))
-        return self
+        main = _Main(resource, reader, lambda _ctl: trigger_self(stream, resource), "stream")
+        return cls(main, name=name, registry=registry)
 
     @classmethod
     def for_shared(
@@ -270,34 +233,14 @@ class Controller:
         res = resource or reader.resource
         if res is None:
             raise ValueError("pass the resource: the shared store does not know its kind")
-        self = cls.__new__(cls)
-        self._init(res, reader, name, registry)
 
-        def open_shared() -> AsyncIterable[Any]:
-            subscription = shared.subscribe()
-            if predicate is None:
-                return subscription
-            return predicate_filter(subscription, predicate, ttl=predicate_ttl)
+        def open_shared(_ctl: Controller) -> AsyncIterable[RequestItem]:
+            subscription: AsyncIterable[Any] = shared.subscribe()
+            if predicate is not None:
+                subscription = predicate_filter(subscription, predicate, ttl=predicate_ttl)
+            return trigger_self(subscription, res)
 
-        self._triggers.append(_Trigger(f"shared {res.kind}", open_shared, self._self_requests))
-        return self
-
-    def _init(
-        self, resource: ApiResource, reader: Store, name: str | None, registry: CollectorRegistry | None
-    ) -> None:
-        self.resource = resource
-        self.name = name or resource.kind.lower()
-        self._store = reader
-        self._registry = registry
-        self._triggers: list[_Trigger] = []
-        self._config = ControllerConfig()
-        self._graceful: list[Awaitable[Any] | _Waitable] = []
-        self._on_signal = False
-        self._backoff_factory: Callable[[], Backoff] = default_backoff
-        self._error_backoff = ReconcileBackoff()
-        self._running = False
-        self._instruments: list[WatchInstrument] = []
-        self._decode: Callable[[KubeObject], Any] | None = None
+        return cls(_Main(res, reader, open_shared, "shared"), name=name, registry=registry)
 
     # -- builder ------------------------------------------------------------------------------------
 
@@ -315,30 +258,13 @@ class Controller:
         child: ApiResource = api.resource
         config = watcher_config or WatcherConfig()
         owner = self.resource
+        watch = self._watch_name(child.kind)
 
-        watch = self._new_watch_name(child.kind)
-
-        def open_owns() -> AsyncIterable[Any]:
+        def open_owns() -> AsyncIterable[RequestItem]:
             raw = self._open_watch(watch, lambda progress: metadata_watcher(api, config, progress=progress))
-            related.reset()
-            return raw.backoff(self._new_backoff())
+            return trigger_owners(raw.backoff(self._backoff_factory()), owner, child)
 
-        def to_requests(obj: KubeObject) -> Iterable[ReconcileRequest]:
-            meta = obj.get("metadata") or {}
-            owner_refs = meta.get("ownerReferences")
-            if not owner_refs:
-                return ()
-            reason = ReconcileReason.related_object_updated(ObjectRef.from_obj(obj, child))
-            namespace = meta.get("namespace")
-            requests = []
-            for owner_ref in owner_refs:
-                ref = ObjectRef.from_owner_ref(namespace, owner_ref, owner)
-                if ref is not None:
-                    requests.append(ReconcileRequest(ref, reason))
-            return requests
-
-        related = RelatedRequests(to_requests)
-        self._triggers.append(_Trigger(f"owns {child.kind}", open_owns, related, watch))
+        self._triggers.append(Trigger(f"owns {child.kind}", open_owns))
         return self
 
     def watches(
@@ -354,37 +280,33 @@ class Controller:
         ``QueueError``."""
         other: ApiResource = api.resource
         config = watcher_config or WatcherConfig()
+        watch = self._watch_name(other.kind)
 
-        watch = self._new_watch_name(other.kind)
-
-        def open_watches() -> AsyncIterable[Any]:
+        def open_watches() -> AsyncIterable[RequestItem]:
             raw = self._open_watch(watch, lambda progress: watcher(api, config, progress=progress))
-            related.reset()
-            return raw.backoff(self._new_backoff())
+            return trigger_others(raw.backoff(self._backoff_factory()), other, mapper)
 
-        def to_requests(obj: KubeObject) -> Iterable[ReconcileRequest]:
-            reason = ReconcileReason.related_object_updated(ObjectRef.from_obj(obj, other))
-            return [ReconcileRequest(ref, reason) for ref in mapper(obj)]
-
-        related = RelatedRequests(to_requests)
-        self._triggers.append(_Trigger(f"watches {other.kind}", open_watches, related, watch))
+        self._triggers.append(Trigger(f"watches {other.kind}", open_watches))
         return self
 
     def reconcile_on(self, stream: AsyncIterable[ObjectRef | Exception]) -> Controller:
         """Reconcile each ref ``stream`` yields (reason ``unknown``); error items become
         ``QueueError``. The controller keeps running when the stream ends."""
-        self._triggers.append(_Trigger("reconcile_on", lambda: stream, lambda ref: (ReconcileRequest(ref),)))
+        self._triggers.append(
+            Trigger("reconcile_on", lambda: trigger_with(stream, lambda ref: (ReconcileRequest(ref),)))
+        )
         return self
 
     def reconcile_all_on(self, stream: AsyncIterable[Any]) -> Controller:
         """Reconcile every object in the store (reason ``bulk reconcile requested``) for each item of
         ``stream``. The controller keeps running when the stream ends."""
+        resource, reader = self.resource, self._store
 
         def to_requests(_item: Any) -> Iterable[ReconcileRequest]:
             reason = ReconcileReason.BULK_RECONCILE
-            return [ReconcileRequest(ObjectRef.from_obj(obj, self.resource), reason) for obj in self._store]
+            return [ReconcileRequest(ObjectRef.from_obj(obj, resource), reason) for obj in reader]
 
-        self._triggers.append(_Trigger("reconcile_all_on", lambda: stream, to_requests))
+        self._triggers.append(Trigger("reconcile_all_on", lambda: trigger_with(stream, to_requests)))
         return self
 
     def with_config(
@@ -420,7 +342,7 @@ class Controller:
         self._error_backoff = backoff
         return self
 
-    def graceful_shutdown_on(self, signal_: Awaitable[Any] | _Waitable) -> Controller:
+    def graceful_shutdown_on(self, signal_: ShutdownSignal) -> Controller:
         """Shut down gracefully once ``signal_`` completes: an awaitable (awaited once, so run the
         controller once) or anything with an async ``wait()`` (an ``anyio.Event``, a leader
         elector's ``lost``). Additive: the first to fire wins."""
@@ -463,15 +385,17 @@ class Controller:
     @property
     def watch_names(self) -> list[str]:
         """The names of the watches this controller opens, main watch first (see the module docs)."""
-        return [trigger.watch for trigger in self._triggers if trigger.watch is not None]
+        return list(self._watches)
 
-    def _new_watch_name(self, kind: str) -> str:
+    def _watch_name(self, kind: str) -> str:
+        """Reserve the next free watch name for ``kind``."""
         base = f"{self.name}/{kind}"
-        taken = set(self.watch_names)
+        taken = set(self._watches)
         name, n = base, 1
         while name in taken:
             n += 1
             name = f"{base}#{n}"
+        self._watches.append(name)
         return name
 
     def _open_watch(
@@ -485,15 +409,22 @@ class Controller:
             stream = wrap(stream, watch, progress)
         return stream if isinstance(stream, WatchStream) else WatchStream(stream)
 
-    def _new_backoff(self) -> Backoff:
-        return self._backoff_factory()
-
-    def _self_requests(self, obj: Any) -> Iterable[ReconcileRequest]:
-        if isinstance(obj, DeletedObject):
-            return ()
-        return (ReconcileRequest(ObjectRef.from_obj(obj, self.resource), ReconcileReason.OBJECT_UPDATED),)
-
     # -- running ------------------------------------------------------------------------------------
+
+    def spec(self) -> ApplierSpec:
+        """The settings as they are now, frozen for one run of the applier."""
+        return ApplierSpec(
+            name=self.name,
+            store=self._store,
+            triggers=tuple(self._triggers),
+            config=self._config,
+            graceful_shutdown_on=tuple(self._graceful),
+            shutdown_on_signal=self._on_signal,
+            error_backoff=self._error_backoff,
+            decode=self._decode,
+            registry=self._registry,
+            exclusive=self,
+        )
 
     def run(
         self,
@@ -505,275 +436,29 @@ class Controller:
 
         ``await controller.run(...)`` also works: it consumes the results (logging errors at debug
         level) until shutdown. ``error_policy=None`` retries every failure with the per-object
-        backoff. See :class:`ControllerRun`.
+        backoff. See :class:`~kube_runtime.controller.applier.ControllerRun`.
 
         A controller runs at most once at a time (its store has a single writer); running it again
         after a run ended starts fresh watches. Streams given to ``for_stream``, ``reconcile_on``
         and ``reconcile_all_on`` and awaitables given to ``graceful_shutdown_on`` are consumed by
         the first run.
         """
-        return ControllerRun(self, reconcile, error_policy, context)
+        return applier(self.spec(), reconcile, error_policy, context)
 
 
-class ControllerRun(Generic[C]):
-    """One run of a controller: an async context manager owning its tasks (watch drivers, requeue
-    drain, reconciles), whose value is the result stream.
+def _watch_main(api: Api, config: WatcherConfig, compact_store: bool) -> _Main:
+    """The main trigger of ``Controller(api, ...)``: a watch reflected into a new store, its
+    objects yielded once the store shows them."""
+    resource: ApiResource = api.resource
+    reader, writer = store(resource, compact=compact_store)
 
-    Leaving the block stops the run: if the stream has not ended yet, that is a forceful stop
-    (running reconciles are cancelled). Iterating it without ``async with`` is refused: the run's
-    tasks need an owner, and an iterator that a ``break`` abandons would leave them running
-    outside any task group (the reason anyio forbids task groups in async generators). Use
-    ``await run`` to consume everything until shutdown instead.
-    """
+    def open_main(ctl: Controller) -> AsyncIterable[RequestItem]:
+        watch = ctl._watches[0]
+        raw = ctl._open_watch(watch, lambda progress: watcher(api, config, progress=progress))
+        synced = raw.backoff(ctl._backoff_factory()).reflect(writer).synced_objects(reader)
+        return trigger_self(synced, resource)
 
-    def __init__(
-        self,
-        controller: Controller,
-        reconcile: Reconciler[C],
-        error_policy: ErrorPolicy[C] | None,
-        context: C,
-    ) -> None:
-        self._controller = controller
-        self._reconcile = reconcile
-        self._error_policy = error_policy
-        self._context = context
-        self._task_group: TaskGroup | None = None
-        self._force = anyio.CancelScope()
-        self._runner: Runner[ReconcileRequest, ControllerResult] | None = None
-        self._requested_graceful = False
-        self._deadline: ShutdownDeadline | None = None
-        self._receive: MemoryObjectReceiveStream[ControllerResult] | None = None
-
-    # -- public control ------------------------------------------------------------------------------
-
-    def shutdown(self) -> None:
-        """Graceful shutdown: start nothing new, let running reconciles finish (cancelled after the
-        ``graceful_shutdown_timeout``), end the stream."""
-        self._requested_graceful = True
-        if self._runner is not None:
-            self._runner.close()
-        if self._deadline is not None:
-            self._deadline.start()
-
-    def force_shutdown(self) -> None:
-        """Forceful shutdown: cancel running reconciles and end the stream now."""
-        self._force.cancel()
-
-    # -- context manager / await ---------------------------------------------------------------------
-
-    async def __aenter__(self) -> MemoryObjectReceiveStream[ControllerResult]:
-        if self._task_group is not None:
-            raise RuntimeError("a ControllerRun can be entered once; call controller.run() again")
-        send, receive = anyio.create_memory_object_stream[ControllerResult](0)
-        self._task_group = anyio.create_task_group()
-        await self._task_group.__aenter__()
-        self._task_group.start_soon(
-            self._main, send, name=f"kube_runtime.controller[{self._controller.name}]"
-        )
-        self._receive = receive
-        return receive
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
-        assert self._task_group is not None
-        self._force.cancel()
-        try:
-            return await self._task_group.__aexit__(exc_type, exc, tb)
-        finally:
-            if self._receive is not None:
-                self._receive.close()
-
-    def __aiter__(self) -> AsyncIterator[ControllerResult]:
-        raise TypeError(
-            "iterate the results inside `async with controller.run(...) as results:` "
-            "(or `await controller.run(...)` to consume them until shutdown)"
-        )
-
-    def __await__(self) -> Generator[Any, None, None]:
-        return self._consume().__await__()
-
-    async def _consume(self) -> None:
-        async with self as results:
-            async for item in results:
-                if isinstance(item, ControllerError):
-                    _log.debug("controller %s: %s", self._controller.name, item)
-
-    # -- the run ---------------------------------------------------------------------------------------
-
-    async def _main(self, send: MemoryObjectSendStream[ControllerResult]) -> None:
-        ctl = self._controller
-        if ctl._running:
-            send.close()
-            raise RuntimeError(f"controller {ctl.name!r} is already running (its store has one writer)")
-        ctl._running = True
-        try:
-            await self._run(send)
-        finally:
-            ctl._running = False
-
-    async def _run(self, send: MemoryObjectSendStream[ControllerResult]) -> None:
-        ctl = self._controller
-        config = ctl._config
-        metrics = QueueMetrics(ctl.name, ctl._registry)
-        metrics.set_max_concurrency(config.concurrency)
-        runner: Runner[ReconcileRequest, ControllerResult] = Runner(
-            self._reconcile_one,
-            concurrency=config.concurrency,
-            debounce=config.debounce,
-            ready=ctl._store.wait_until_ready,
-            hooks=metrics,
-        )
-        self._runner = runner
-        self._runner_for_requeues = runner
-        self._metrics = metrics
-        self._clock = loop_clock()
-        deadline = ShutdownDeadline(
-            ctl.name, config.graceful_shutdown_timeout, runner.running.keys, self.force_shutdown
-        )
-        self._deadline = deadline
-        if self._requested_graceful:
-            runner.close()
-            deadline.start()
-        metrics.attach_inflight(runner.running, self._clock)  # type: ignore[arg-type]
-        signals = (
-            shutdown_on_signals(self.shutdown, self.force_shutdown, name=f"controller {ctl.name}")
-            if ctl._on_signal
-            else contextlib.nullcontext()
-        )
-        try:
-            with self._force, signals:
-                async with anyio.create_task_group() as tg:
-                    for trigger in ctl._triggers:
-                        tg.start_soon(self._drive, trigger, runner, send, name=f"trigger {trigger.name}")
-                    for waitable in ctl._graceful:
-                        tg.start_soon(self._shutdown_after, waitable)
-                    tg.start_soon(deadline.run, name="graceful shutdown deadline")
-                    _log.debug("applier runner held until store is ready")
-                    await runner.run(send)
-                    _log.debug("applier runner terminated")
-                    tg.cancel_scope.cancel()
-        finally:
-            metrics.detach_inflight()
-            metrics.active_workers.set(0)
-            send.close()
-            _log.debug("applier terminated")
-
-    async def _drive(
-        self,
-        trigger: _Trigger,
-        runner: Runner[ReconcileRequest, ControllerResult],
-        send: MemoryObjectSendStream[Any],
-    ) -> None:
-        stream = trigger.open()
-        to_requests = trigger.to_requests
-        try:
-            async for item in stream:
-                if isinstance(item, Exception):
-                    await send.send(QueueError(item))
-                    continue
-                try:
-                    requests = to_requests(item)
-                    now = runner.clock()
-                    for request in requests:
-                        runner.schedule(request, now)
-                except Exception as exc:  # a mapper bug or an object without a name
-                    await send.send(QueueError(exc))
-            _log.debug("trigger %s ended", trigger.name)
-        except Exception as exc:  # a custom stream that raised instead of yielding its error
-            _log.warning("trigger %s failed and stopped: %r", trigger.name, exc)
-            await send.send(QueueError(exc))
-        finally:
-            close = getattr(stream, "aclose", None)
-            if close is not None:
-                with anyio.move_on_after(5, shield=True):
-                    await close()
-
-    async def _shutdown_after(self, waitable: Awaitable[Any] | _Waitable) -> None:
-        if inspect.isawaitable(waitable):
-            await waitable
-        else:
-            await waitable.wait()
-        _log.debug("applier queue terminated, starting graceful shutdown")
-        self.shutdown()
-
-    # -- one reconcile -------------------------------------------------------------------------------
-
-    async def _reconcile_one(self, request: ReconcileRequest, _due_at: float) -> ControllerResult:
-        ctl = self._controller
-        obj_ref = request.obj_ref
-        obj = ctl._store.get(obj_ref)
-        backoff = ctl._error_backoff
-        if obj is None:
-            backoff.forget(obj_ref)
-            return ObjectNotFound(obj_ref)
-        decode = ctl._decode
-        if decode is not None:
-            try:
-                obj = decode(obj)
-            except Exception as error:
-                backoff.forget(obj_ref)
-                return ObjectDecodeFailed(error, obj_ref)
-        reason = request.reason
-        _current.set(
-            ReconcileInfo(obj_ref, reason, _next_reconcile_id(), ctl.name, backoff.failures(obj_ref))
-        )
-        active = self._metrics.active_workers
-        tracer = _reconcile_tracer()
-        span_scope = (
-            _NO_SPAN
-            if tracer is None
-            else tracer.start_as_current_span(
-                "reconciling object", attributes={"object.ref": str(obj_ref), "object.reason": str(reason)}
-            )
-        )
-        with span_scope as span:
-            clock = self._clock
-            started = clock()
-            duration = 0.0
-            active.inc()
-            try:
-                try:
-                    action = await self._reconcile(obj, self._context)
-                finally:
-                    duration = clock() - started
-                    active.dec()
-                if not isinstance(action, Action):
-                    raise TypeError(f"reconcile returned {action!r}, expected an Action")
-            except Exception as error:
-                span.record_exception(error)
-                span.set_status(Status(StatusCode.ERROR, str(error)))
-                delay = await self._apply_error_policy(obj, error, backoff.next_delay(obj_ref))
-                self._requeue_after(obj_ref, ReconcileReason.ERROR_POLICY_REQUESTED_RETRY, delay)
-                return ReconcilerFailed(error, obj_ref, reason=reason, duration=duration)
-            backoff.forget(obj_ref)
-            self._requeue_after(obj_ref, ReconcileReason.RECONCILER_REQUESTED_RETRY, action.requeue_after)
-            return Reconciled(obj_ref, action, reason=reason, duration=duration)
-
-    async def _apply_error_policy(
-        self, obj: KubeObject, error: Exception, backoff_delay: float
-    ) -> float | None:
-        policy = self._error_policy
-        if policy is None:
-            return backoff_delay
-        try:
-            action = policy(obj, error, self._context)
-            if inspect.isawaitable(action):
-                action = await action
-            if not isinstance(action, Action):
-                raise TypeError(f"error_policy returned {action!r}, expected an Action")
-        except Exception:
-            _log.exception("controller %s: error_policy failed; retrying with backoff", self._controller.name)
-            return backoff_delay
-        return backoff_delay if action.backoff else action.requeue_after
-
-    def _requeue_after(self, obj_ref: ObjectRef, reason: ReconcileReason, delay: float | None) -> None:
-        if delay is None:
-            return
-        self._metrics.on_retry()
-        run_at = self._clock() + min(delay, MAX_REQUEUE_SECONDS)
-        # Once shutting down (the runner is closed) the requeue is dropped.
-        self._runner_for_requeues.schedule(ReconcileRequest(obj_ref, reason), run_at)
+    return _Main(resource, reader, open_main, "watch")
 
 
 #: One reader per shared reflector: ``SharedReflector.store`` hands out a new handle per call.
@@ -785,45 +470,3 @@ def _shared_reader(shared: SharedReflector) -> Store:
     if reader is None:
         reader = _shared_readers[shared] = shared.store
     return reader
-
-
-#: Stands in for the reconcile span while no tracer provider is installed (every span would be a
-#: non-recording no-op then; skipping it saves most of a reconcile's own cost).
-_NO_SPAN: Final = contextlib.nullcontext(trace.INVALID_SPAN)
-
-
-class _ResolvedTracer:
-    """The real tracer behind OpenTelemetry's proxy, resolved once per installed provider."""
-
-    __slots__ = ("provider", "tracer")
-
-    def __init__(self) -> None:
-        self.provider: object = None
-        self.tracer: trace.Tracer | None = None
-
-
-_resolved = _ResolvedTracer()
-
-
-def _reconcile_tracer() -> trace.Tracer | None:
-    """The tracer for reconcile spans, or None when no span can record (no provider installed).
-
-    Checked per reconcile, so installing a provider later, or replacing ``_tracer``, takes effect.
-    Going through the proxy tracer costs a generator-based context manager per span, so the real
-    tracer is used directly once a provider is installed.
-    """
-    tracer = _tracer
-    if not isinstance(tracer, trace.ProxyTracer):
-        return tracer
-    provider = trace.get_tracer_provider()
-    if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
-        return None
-    resolved = _resolved
-    if resolved.provider is not provider or resolved.tracer is None:
-        resolved.tracer = provider.get_tracer("kube_runtime.controller")
-        resolved.provider = provider
-    return resolved.tracer
-
-
-def _next_reconcile_id() -> str:
-    return f"{_ID_PREFIX}-{next(_id_counter):x}"

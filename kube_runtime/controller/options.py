@@ -37,7 +37,7 @@ import argparse
 import os
 from dataclasses import dataclass
 
-from kube_runtime.controller.controller import DEFAULT_CONCURRENCY
+from kube_runtime.controller.applier import DEFAULT_CONCURRENCY
 from kube_runtime.controller.shutdown import (
     DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT,
     check_graceful_shutdown_timeout,

@@ -18,12 +18,19 @@ Guarantees (kube-rs ``runner.rs`` semantics):
 * Each run sees a context of its own: context variables it sets (the current reconcile, the
   current span) are invisible to other runs, concurrent or later ones.
 
-The loop does O(log n) work per request and per start and no timer per scheduled message. With a
-concurrency limit a fixed pool of ``concurrency`` worker tasks runs due messages one after another,
-each run in a fresh copy of the worker's context (a task per run costs several times the runtime's
-own per-run work): a worker that finishes a run takes the next due message itself (no hand-off
-through the loop, which only wakes for new requests, deadlines and idle workers), and wakes an
-idle worker when more is due. Unbounded, it starts one task per run.
+The loop does O(log n) work per request and per start and no timer per scheduled message. One
+dispatch mechanism serves every limit: worker tasks run due messages one after another, each run
+in a fresh copy of the worker's context (a task per run costs several times the runtime's own
+per-run work). The loop hands a due message to an idle worker, or starts a new worker when none is
+idle; a worker that finishes a run takes the next due message itself (no hand-off through the
+loop, which only wakes for new requests, deadlines and idle workers), and wakes an idle worker
+when more is due. With a limit the pool holds ``concurrency`` workers, started at once, and idle
+ones wait for work. Unbounded, the pool grows with the number of runs at once and a worker that
+finds nothing due returns (so a burst of thousands does not leave thousands of parked tasks; one
+that finds due work held back, behind an output waiting for the consumer, waits like a pool
+worker); a
+worker that takes a message while more are due, and no other worker is finishing a run (each of
+those takes one next), wakes the loop to start workers for them.
 """
 
 from __future__ import annotations
@@ -109,10 +116,12 @@ class Runner(Generic[T, R]):
         self._sleeping = False
         #: When the sleeping loop wakes by itself (``inf``: only when woken).
         self._sleep_until = math.inf
-        #: Due messages handed to the worker pool (bounded concurrency), and the idle workers' wakers.
+        #: Due messages handed to the worker pool, and the idle workers' wakers.
         self._handoff: deque[Due[T]] = deque()
         self._idle: list[anyio.Event] = []
         self._dispatching = False
+        #: Workers between the end of a run and their next take (each takes one due message).
+        self._finishing = 0
         self._reported_added = 0
         running = self.running
         self._can_take: Callable[[T], bool] = lambda message: message not in running
@@ -209,12 +218,11 @@ class Runner(Generic[T, R]):
                         break
                     running[due.message] = now
                     hooks.on_started(now - due.due_at)
-                    if limit:  # at most ``limit`` messages are running, so one worker is free
-                        handoff.append(due)
-                        if idle:
-                            idle.pop().set()
-                    else:
-                        tg.start_soon(self._run_one, due, output)
+                    handoff.append(due)
+                    if idle:
+                        idle.pop().set()
+                    elif not limit:  # with a limit, at most ``limit`` are running: a worker is free
+                        tg.start_soon(self._worker, output)
             if (limit and len(running) >= limit) or not self._ready or self._blocked_outputs:
                 scheduler.hold(now)
             if scheduler.became_due != self._reported_added:
@@ -241,7 +249,8 @@ class Runner(Generic[T, R]):
 
     async def _worker(self, output: MemoryObjectSendStream[R | RunnerError]) -> None:
         """Run messages one at a time (handed over by the loop, or taken from the scheduler when
-        a run ends) until the loop has ended and nothing is left."""
+        a run ends) until the loop has ended and nothing is left (unbounded: until nothing is due
+        for this worker)."""
         handoff = self._handoff
         idle = self._idle
         base = contextvars.copy_context()
@@ -253,7 +262,10 @@ class Runner(Generic[T, R]):
                     # Let what is ready run first (watch events updating the store, the results'
                     # consumer) before taking the next message, as a pass through the loop would.
                     await pause()
-            elif self._dispatching:
+                self._finishing -= 1
+            elif self._dispatching and (self.concurrency or self.scheduler.has_pending):
+                # Unbounded, a worker waits only while due work is held back (an output waiting
+                # for the consumer); with nothing due it returns.
                 deadline = self.scheduler.next_deadline()
                 if deadline is not None and deadline < self._sleep_until and self._sleeping:
                     self._wake.set()  # scheduled while every worker was busy: the loop must time it
@@ -268,7 +280,7 @@ class Runner(Generic[T, R]):
         if self._closed or not self._ready or self._blocked_outputs or not self._dispatching:
             return None
         running = self.running
-        if len(running) >= self.concurrency:
+        if self.concurrency and len(running) >= self.concurrency:
             return None
         now = self.clock()
         scheduler = self.scheduler
@@ -276,6 +288,8 @@ class Runner(Generic[T, R]):
         if due is None:
             return None
         running[due.message] = now
+        if not self.concurrency and not self._finishing and scheduler.has_pending and self._sleeping:
+            self._wake.set()  # unbounded, and no other finishing worker will take the rest
         hooks = self._hooks
         hooks.on_started(now - due.due_at)
         if scheduler.became_due != self._reported_added:
@@ -285,26 +299,20 @@ class Runner(Generic[T, R]):
         return due
 
     async def _run_one(
-        self,
-        due: Due[T],
-        output: MemoryObjectSendStream[R | RunnerError],
-        context: contextvars.Context | None = None,
+        self, due: Due[T], output: MemoryObjectSendStream[R | RunnerError], context: contextvars.Context
     ) -> bool:
-        """One run and the hand-over of its output; ``context``: run inside it (a worker's run),
-        else in the calling task's own context (a task per run). Returns whether the hand-over
-        had to wait for the consumer."""
+        """One run inside ``context`` and the hand-over of its output. Returns whether the
+        hand-over had to wait for the consumer."""
         message = due.message
         try:
-            run = self._run_msg(message, due.due_at)
-            result = await (run if context is None else in_context(run, context))
+            result = await in_context(self._run_msg(message, due.due_at), context)
         finally:
             started = self.running.pop(message)
+            self._finishing += 1
             scheduler = self.scheduler
             scheduler.unpark(message)
             self._hooks.on_finished(self.clock() - started)
-            if context is None:  # a task per run: the loop starts what is due now
-                self._wake.set()
-            elif self._idle and scheduler.has_pending:  # the pool: this worker takes one, idle ones the rest
+            if self._idle and scheduler.has_pending:  # this worker takes one, idle ones the rest
                 self._idle.pop().set()
         try:
             output.send_nowait(result)
@@ -315,9 +323,10 @@ class Runner(Generic[T, R]):
                 await output.send(result)
             finally:
                 self._blocked_outputs -= 1
-                # Starts were held meanwhile. A pool worker takes the next message itself once
-                # back in its loop, so the loop is needed only to wake idle workers.
-                if context is None or (self._idle and not self._blocked_outputs):
+                # Starts were held meanwhile. This worker takes the next message itself once back
+                # in its loop (and wakes the loop if more are due), so the loop is needed here only
+                # to wake idle workers.
+                if self._idle and not self._blocked_outputs:
                     self._wake.set()
         return True
 

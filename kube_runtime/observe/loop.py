@@ -19,8 +19,8 @@ from typing import Final
 import anyio
 from prometheus_client import CollectorRegistry, Histogram
 
+from kube_runtime._tasks import BackgroundTasks
 from kube_runtime.metric_families import PerRegistry
-from kube_runtime.observe.background import BackgroundTasks
 
 __all__ = ["EVENT_LOOP_LAG_BUCKETS", "EventLoopLagMonitor", "event_loop_lag_histogram"]
 

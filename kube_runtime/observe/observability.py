@@ -40,9 +40,9 @@ import anyio
 import anyio.abc
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from kube_runtime.controller.controller import ErrorPolicy, Reconciler
+from kube_runtime._tasks import BackgroundTasks
+from kube_runtime.controller.reconcile import ErrorPolicy, Reconciler
 from kube_runtime.observe.auth import ReviewClient, TokenReviewAuthorizer
-from kube_runtime.observe.background import BackgroundTasks
 from kube_runtime.observe.health import HealthChecks
 from kube_runtime.observe.hotloop import HotLoopDetector
 from kube_runtime.observe.loop import EventLoopLagMonitor

@@ -34,8 +34,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from kube_runtime._tasks import BackgroundTasks
 from kube_runtime.observe.auth import ReviewClient, TokenReviewAuthorizer, bearer_token
-from kube_runtime.observe.background import BackgroundTasks
 from kube_runtime.observe.health import HealthChecks
 from kube_runtime.observe.taskdump import format_task_dump
 

@@ -30,8 +30,8 @@ from collections.abc import AsyncIterable
 from types import TracebackType
 
 import anyio
-from anyio.abc import TaskGroup
 
+from kube_runtime._tasks import BackgroundTasks
 from kube_runtime.client.json import KubeObject
 from kube_runtime.store.store import Store, Writer, object_key
 from kube_runtime.streams import EventItem, reflect, synced_objects
@@ -129,7 +129,8 @@ class SharedReflector:
     """Runs ``stream`` into ``writer`` and fans changes out to subscriptions.
 
     ``async with SharedReflector(writer, watcher(api).default_backoff()) as shared:`` starts the
-    root task; ``shared.subscribe()`` may be called before or after entering. ``shared.store`` is
+    root task (owned as in :mod:`kube_runtime._tasks`: an exception from the body comes out as
+    itself); ``shared.subscribe()`` may be called before or after entering. ``shared.store`` is
     the cache's reader. Errors from the root stream are logged and counted in ``errors``; put a
     backoff on the stream so a failing watch does not spin.
     """
@@ -141,7 +142,7 @@ class SharedReflector:
         self._stream = stream
         self._buffer_size = buffer_size
         self._subscribers: set[Subscription] = set()
-        self._task_group: TaskGroup | None = None
+        self._tasks: BackgroundTasks | None = None
         self._finished = False
         self.errors = 0
 
@@ -159,18 +160,19 @@ class SharedReflector:
         return sub
 
     async def __aenter__(self) -> SharedReflector:
-        self._task_group = anyio.create_task_group()
-        await self._task_group.__aenter__()
-        self._task_group.start_soon(self._run, name="kube_runtime.shared_reflector")
+        tasks = BackgroundTasks()
+        await tasks.__aenter__()
+        tasks.start_soon(self._run, name="kube_runtime.shared_reflector")
+        self._tasks = tasks
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool | None:
-        assert self._task_group is not None
-        self._task_group.cancel_scope.cancel()
+        tasks, self._tasks = self._tasks, None
+        assert tasks is not None
         try:
-            return await self._task_group.__aexit__(exc_type, exc, tb)
+            return await tasks.__aexit__(exc_type, exc, tb)
         finally:
             self._finish()
 

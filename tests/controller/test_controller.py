@@ -537,8 +537,7 @@ async def test_a_controller_runs_once_at_a_time(config_maps: Api) -> None:
     controller = Controller(config_maps)
     async with controller.run(await_change, None, None) as results:
         await take_until(results, lambda items: len(items) == 1)
-        with pytest.raises(BaseExceptionGroup) as info:
+        with pytest.raises(RuntimeError, match="already running"):  # as itself (kube_runtime._tasks)
             await controller.run(await_change, None, None)
-        assert info.group_contains(RuntimeError, match="already running")
     async with controller.run(await_change, None, None) as results:  # sequential runs are fine
         await take_until(results, lambda items: len(items) == 1)

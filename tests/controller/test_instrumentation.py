@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from kube_runtime.client import Api
 from kube_runtime.controller import Action, Controller, ReconcileInfo, current_reconcile, queue_metrics
-from kube_runtime.controller import controller as controller_module
+from kube_runtime.controller import reconcile as reconcile_module
 from kube_runtime.observe.tracing import setup_tracing
 from tests.controller.conftest import config_map, take_until
 
@@ -32,7 +32,7 @@ def spans(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> In
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     else:
         provider = setup_tracing("test", exporter=exporter, batch=False, set_global=False)
-    monkeypatch.setattr(controller_module, "_tracer", provider.get_tracer("test"))
+    monkeypatch.setattr(reconcile_module, "_tracer", provider.get_tracer("test"))
     return exporter
 
 
@@ -45,7 +45,7 @@ async def test_each_reconcile_runs_in_a_span_that_nests_client_spans(
     async def reconcile(obj: dict[str, Any], ctx: Any) -> Action:
         current = trace.get_current_span()
         parents.append(current.get_span_context())
-        with controller_module._tracer.start_as_current_span("GET configmap"):  # like a client span
+        with reconcile_module._tracer.start_as_current_span("GET configmap"):  # like a client span
             pass
         return Action.await_change()
 

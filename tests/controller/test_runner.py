@@ -139,8 +139,8 @@ async def test_readiness_failure_is_reported_and_stops_the_runner() -> None:
 
 @pytest.mark.parametrize("concurrency", [0, 2])
 async def test_unconsumed_outputs_stop_new_starts(concurrency: int) -> None:
-    """Nothing new starts while a finished run cannot hand over its output (task per run, and a
-    worker pool whose idle worker could otherwise take the next message)."""
+    """Nothing new starts while a finished run cannot hand over its output (an unbounded pool, and
+    a bounded one whose idle worker could otherwise take the next message)."""
     rec = Recorder(duration=1.0)
     items = [(0.0, "a"), (10.0, "b"), (20.0, "c")]
     async with runner(timed(items, then_wait=1000), rec, concurrency=concurrency) as outputs:
@@ -213,6 +213,25 @@ async def test_worker_pool_keeps_exclusivity_and_the_limit() -> None:
     assert "".join(m for m in rec.order if m in "AB") == "ABAB"
     assert sorted(results) == sorted(["A", "B", "A", "B", *(f"m{i}" for i in range(6))])
     assert len(tasks) == 2  # ten runs on the two workers
+
+
+async def test_unbounded_concurrency_uses_the_same_workers() -> None:
+    """Unbounded, the pool grows to the runs at once (here 3) and a worker that finishes a run
+    takes the next due message itself (here the same object, requested again while it ran): no
+    task per run."""
+    rec = Recorder(duration=1.0)
+    items = [(0.0, "a"), (0.0, "b"), (0.0, "c"), (0.5, "a"), (0.5, "b"), (0.5, "c")]
+    tasks: set[asyncio.Task[Any]] = set()
+
+    async def run(message: str) -> str:
+        tasks.add(asyncio.current_task())  # type: ignore[arg-type]
+        return await rec(message)
+
+    async with runner(timed(items, then_wait=100), run, concurrency=0) as outputs:
+        results = await drain(outputs)
+    assert rec.max_running == 3
+    assert sorted(results) == ["a", "a", "b", "b", "c", "c"]
+    assert len(tasks) == 3  # six runs on three workers
 
 
 _seen_by_run: ContextVar[str | None] = ContextVar("seen_by_run", default=None)

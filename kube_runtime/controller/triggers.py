@@ -1,0 +1,127 @@
+"""Triggers: streams of objects (or watcher events) turned into streams of reconcile requests.
+
+kube-rs's ``trigger_self``, ``trigger_owners``, ``trigger_others`` and ``trigger_with``, usable
+without the :class:`~kube_runtime.controller.controller.Controller` (which builds its watches with
+them) and fed to an :func:`~kube_runtime.controller.applier.applier`::
+
+    requests = trigger_self(watcher(api).default_backoff().reflect(writer).synced_objects(reader), resource)
+
+Guarantees: every helper yields :class:`~kube_runtime.controller.action.ReconcileRequest` values
+and passes errors (exception instances) through unchanged, as the stream helpers do; an exception
+raised by a mapper is yielded in place of that item's requests and the stream goes on. Closing a
+trigger closes the stream it reads.
+
+Pitfall: ``trigger_owners`` and ``trigger_others`` take watcher *events* (not objects) so that a
+related object deleted while its watch was away still triggers at the relist
+(:mod:`~kube_runtime.controller.related`); build a new trigger per run of its watch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, Callable, Iterable
+from typing import Any, TypeAlias, TypeVar
+
+from kube_runtime.client.json import KubeObject
+from kube_runtime.client.resource import ApiResource
+from kube_runtime.controller.action import ReconcileReason, ReconcileRequest
+from kube_runtime.controller.related import RelatedRequests
+from kube_runtime.store.object_ref import ObjectRef
+from kube_runtime.streams import DeletedObject, WatchStream
+
+__all__ = ["RequestItem", "trigger_others", "trigger_owners", "trigger_self", "trigger_with"]
+
+T = TypeVar("T")
+
+#: What a trigger yields: a request, or an error from its source (or its mapper).
+RequestItem: TypeAlias = ReconcileRequest | Exception
+
+
+def trigger_with(
+    stream: AsyncIterable[T | Exception], mapper: Callable[[T], Iterable[ReconcileRequest]]
+) -> WatchStream[RequestItem]:
+    """The requests ``mapper`` returns for each item of ``stream`` (kube-rs ``trigger_with``)."""
+    return _Triggered(stream, mapper)
+
+
+def trigger_self(
+    stream: AsyncIterable[KubeObject | Exception], resource: ApiResource
+) -> WatchStream[RequestItem]:
+    """A request (reason ``object updated``) for each object of ``resource``; deleted objects
+    (:class:`~kube_runtime.streams.DeletedObject`) trigger nothing: handle deletion with a finalizer."""
+
+    def to_requests(obj: KubeObject) -> Iterable[ReconcileRequest]:
+        if isinstance(obj, DeletedObject):
+            return ()
+        return (ReconcileRequest(ObjectRef.from_obj(obj, resource), ReconcileReason.OBJECT_UPDATED),)
+
+    return _Triggered(stream, to_requests)
+
+
+def trigger_owners(
+    stream: AsyncIterable[Any], owner: ApiResource, child: ApiResource
+) -> WatchStream[RequestItem]:
+    """For each watcher event of ``child`` objects (deletes included), a request for every
+    ``ownerReferences`` entry of kind ``owner`` (``controller: true`` is not needed); children
+    gone at a relist trigger their owners as their delete would have."""
+
+    def to_requests(obj: KubeObject) -> Iterable[ReconcileRequest]:
+        meta = obj.get("metadata") or {}
+        owner_refs = meta.get("ownerReferences")
+        if not owner_refs:
+            return ()
+        reason = ReconcileReason.related_object_updated(ObjectRef.from_obj(obj, child))
+        namespace = meta.get("namespace")
+        requests = []
+        for owner_ref in owner_refs:
+            ref = ObjectRef.from_owner_ref(namespace, owner_ref, owner)
+            if ref is not None:
+                requests.append(ReconcileRequest(ref, reason))
+        return requests
+
+    return _Triggered(stream, RelatedRequests(to_requests))
+
+
+def trigger_others(
+    stream: AsyncIterable[Any], other: ApiResource, mapper: Callable[[KubeObject], Iterable[ObjectRef]]
+) -> WatchStream[RequestItem]:
+    """For each watcher event of ``other`` objects (a delete hands ``mapper`` a
+    :class:`~kube_runtime.streams.DeletedObject`), a request for every ref ``mapper`` names; objects
+    gone at a relist trigger what they last mapped to, without calling ``mapper`` again."""
+
+    def to_requests(obj: KubeObject) -> Iterable[ReconcileRequest]:
+        reason = ReconcileReason.related_object_updated(ObjectRef.from_obj(obj, other))
+        return [ReconcileRequest(ref, reason) for ref in mapper(obj)]
+
+    return _Triggered(stream, RelatedRequests(to_requests))
+
+
+class _Triggered(WatchStream[RequestItem]):
+    """One ``__anext__`` per request; a multi-request item is handed out one request at a time."""
+
+    __slots__ = ("_batch", "_items", "_to_requests")
+
+    def __init__(
+        self, stream: AsyncIterable[Any], to_requests: Callable[[Any], Iterable[ReconcileRequest]]
+    ) -> None:
+        super().__init__(stream)
+        self._items = self._source
+        self._to_requests = to_requests
+        self._batch: list[ReconcileRequest] = []
+
+    async def __anext__(self) -> RequestItem:
+        batch = self._batch
+        if batch:
+            return batch.pop()
+        while True:
+            item = await self._items.__anext__()
+            if isinstance(item, Exception):
+                return item
+            try:
+                requests = list(self._to_requests(item))
+            except Exception as exc:  # a mapper bug or an object without a name
+                return exc
+            if requests:
+                requests.reverse()
+                first = requests.pop()
+                self._batch = requests
+                return first
