@@ -17,6 +17,8 @@ families cannot tell denials from failures; ``kube_runtime_webhook_admission_res
 (the handler raised) or ``timeout`` (the handler did not finish in time). Conversion reviews count
 ``converted`` or ``error``/``timeout`` there too. All series of a webhook exist at zero once it is
 registered, so ``rate()`` and ratio alerts work from the first scrape.
+``kube_runtime_webhook_certificate_reloads_total{result}`` counts serving certificate reloads
+(:mod:`kube_runtime.webhooks.certs`).
 """
 
 from __future__ import annotations
@@ -72,6 +74,15 @@ class WebhookMetrics:
             ["webhook", "result"],
             registry=registry,
         )
+
+        self.certificate_reloads = Counter(
+            "kube_runtime_webhook_certificate_reloads_total",
+            "Serving certificate reloads after its files changed, by result (success, error).",
+            ["result"],
+            registry=registry,
+        )
+        for result in ("success", "error"):
+            self.certificate_reloads.labels(result)
 
     def register(self, path: str, *, conversion: bool) -> None:
         """Create the series of the webhook at ``path`` at zero."""

@@ -1,0 +1,133 @@
+"""The webhook server: the registered webhooks over TLS on uvicorn, on the controller's event loop.
+
+Like :class:`~kube_runtime.observe.server.ObservabilityServer` (same embedding: no signal capture,
+no logging setup, graceful shutdown on cancellation), serving :meth:`Webhooks.routes` on
+``bind_address`` (controller-runtime's default port is 9443) with the pair at
+``cert_file``/``key_file`` reloaded when the files change
+(:class:`~kube_runtime.webhooks.certs.ReloadingCertificate`, given to uvicorn through its public
+``ssl_context_factory``), so cert-manager rotations need no restart and drop no connection.
+
+Run it inside your own task group (``await tg.start(server.run)``) or ``async with server:``;
+``url`` is the bound base URL once running (useful with port 0).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+from collections.abc import Callable
+from types import TracebackType
+
+import anyio
+import anyio.abc
+import uvicorn
+from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
+
+from kube_runtime.observe.background import BackgroundTasks
+from kube_runtime.observe.server import _EmbeddedServer, parse_bind_address
+from kube_runtime.webhooks.certs import ReloadingCertificate
+from kube_runtime.webhooks.registry import Webhooks
+
+__all__ = ["WebhookServer"]
+
+
+class WebhookServer:
+    """Serves ``webhooks`` over TLS. Raises ``OSError``/``ssl.SSLError`` from the constructor when
+    the pair cannot be loaded and ``OSError`` from :meth:`run` when the address cannot be bound."""
+
+    def __init__(
+        self,
+        webhooks: Webhooks,
+        *,
+        cert_file: str | os.PathLike[str],
+        key_file: str | os.PathLike[str],
+        bind_address: str = ":9443",
+        poll_interval: float = 1.0,
+        shutdown_timeout: float = 5.0,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        address = parse_bind_address(bind_address)
+        if address is None:
+            raise ValueError("the webhook server needs a bind address")
+        self.webhooks = webhooks
+        self.address = address
+        self.certificate = ReloadingCertificate(
+            cert_file, key_file, poll_interval=poll_interval, registry=registry
+        )
+        self.shutdown_timeout = shutdown_timeout
+        self._sock: socket.socket | None = None
+        self._tasks: BackgroundTasks | None = None
+
+    @property
+    def url(self) -> str:
+        """``https://host:port`` of the bound listener (loopback when bound to every address)."""
+        if self._sock is None:
+            raise RuntimeError("the webhook server is not running")
+        host, port = self._sock.getsockname()[:2]
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"https://{host}:{port}"
+
+    def _ssl_factory(self, _config: uvicorn.Config, _default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+        return self.certificate.context
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[WebhookServer] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Bind, serve and watch the certificate files until cancelled, then shut down gracefully."""
+        host, port = self.address
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.create_server((host, port), family=family, backlog=1024)
+        sock.setblocking(False)
+        config = uvicorn.Config(
+            Starlette(routes=self.webhooks.routes()),
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=int(max(1, self.shutdown_timeout)),
+            ssl_context_factory=self._ssl_factory,
+        )
+        server = _EmbeddedServer(config)
+        self._sock = sock
+
+        async def serve() -> None:
+            with anyio.CancelScope(shield=True):  # uvicorn's own shutdown must complete
+                await server.serve(sockets=[sock])
+
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(serve, name="kube_runtime webhook server")
+                try:
+                    await server.listening.wait()
+                    await tg.start(self.certificate.run, name="kube_runtime webhook certificate reloader")
+                    task_status.started(self)
+                    await anyio.sleep_forever()
+                finally:
+                    server.should_exit = True
+                    tg.cancel_scope.cancel()  # the reloader; serve() is shielded and drains
+        finally:
+            sock.close()
+            self._sock = None
+
+    async def __aenter__(self) -> WebhookServer:
+        tasks = BackgroundTasks()
+        await tasks.__aenter__()
+        try:
+            await tasks.start(self.run, name="kube_runtime webhook server")
+        except BaseException as exc:
+            await tasks.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        self._tasks = tasks
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        tasks, self._tasks = self._tasks, None
+        assert tasks is not None
+        return await tasks.__aexit__(exc_type, exc, tb)
