@@ -13,11 +13,14 @@ Run it inside your own task group (``await tg.start(server.run)``) or ``async wi
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import ssl
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -30,7 +33,40 @@ from kube_runtime.observe.server import _EmbeddedServer, parse_bind_address
 from kube_runtime.webhooks.certs import ReloadingCertificate
 from kube_runtime.webhooks.registry import Webhooks
 
-__all__ = ["WebhookServer"]
+__all__ = ["WebhookOptions", "WebhookServer"]
+
+
+@dataclass
+class WebhookOptions:
+    """The webhook server's command-line flags (the Helm chart passes them when webhooks are on)."""
+
+    bind_address: str = ":9443"
+    cert_file: str = "/etc/kube-runtime/webhook-tls/tls.crt"
+    key_file: str = "/etc/kube-runtime/webhook-tls/tls.key"
+
+    @staticmethod
+    def add_arguments(parser: argparse._ActionsContainer) -> None:
+        """Add ``--webhook-bind-address``, ``--webhook-cert-file`` and ``--webhook-key-file``."""
+        defaults = WebhookOptions()
+        parser.add_argument("--webhook-bind-address", default=defaults.bind_address)
+        parser.add_argument(
+            "--webhook-cert-file", default=defaults.cert_file, help="serving certificate (PEM)"
+        )
+        parser.add_argument("--webhook-key-file", default=defaults.key_file, help="serving key (PEM)")
+
+    @classmethod
+    def from_arguments(cls, args: argparse.Namespace) -> WebhookOptions:
+        return cls(args.webhook_bind_address, args.webhook_cert_file, args.webhook_key_file)
+
+    def server(self, webhooks: Webhooks, **kwargs: Any) -> WebhookServer:
+        """A :class:`WebhookServer` for ``webhooks`` with these options (``kwargs`` go to it)."""
+        return WebhookServer(
+            webhooks,
+            cert_file=self.cert_file,
+            key_file=self.key_file,
+            bind_address=self.bind_address,
+            **kwargs,
+        )
 
 
 class WebhookServer:
