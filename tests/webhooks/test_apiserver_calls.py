@@ -32,7 +32,7 @@ from kube_runtime.webhooks.server import WebhookServer
 from tests.contract.kubeconfig import read_kubeconfig
 
 ADMISSION = "/apis/admissionregistration.k8s.io/v1"
-TARGETS = [pytest.param("envtest", marks=pytest.mark.envtest)]
+TARGETS = ["embedded", pytest.param("envtest", marks=pytest.mark.envtest)]
 
 
 @pytest.fixture(scope="module")
@@ -249,3 +249,61 @@ async def test_a_two_version_crd_converts_through_our_converter_both_ways(
         )
         assert converted is not None
         assert converted >= 2
+
+
+async def test_patches_and_dry_runs_go_through_the_webhooks(http: httpx.AsyncClient, tmp_path: Path) -> None:
+    async with webhooks_installed(http, tmp_path) as setup:
+        await create(http, setup.path("v1"), setup.widget("p", "v1", {"replicas": 1}))
+        merge = {"content-type": "application/merge-patch+json"}
+        refused = await http.patch(setup.path("v1", "p"), json={"spec": {"replicas": 7}}, headers=merge)
+        assert refused.status_code == 403, refused.text
+        assert "replicas must be at most 3" in refused.json()["message"]
+        change = {"metadata": {"labels": {"mutated-by": None}}, "spec": {"replicas": 2}}
+        patched = await http.patch(setup.path("v1", "p"), json=change, headers=merge)
+        assert patched.status_code == 200, patched.text
+        assert patched.json()["metadata"]["labels"] == {
+            "mutated-by": "kube-runtime"
+        }  # put back by the mutator
+        assert patched.json()["spec"] == {"replicas": 2}
+        dry = await http.post(
+            setup.path("v1"), params={"dryRun": "All"}, json=setup.widget("dry", "v1", {"replicas": 1})
+        )
+        assert dry.status_code == 201
+        assert dry.json()["metadata"]["labels"] == {"mutated-by": "kube-runtime"}
+        assert (await http.get(setup.path("v1", "dry"))).status_code == 404
+
+
+async def test_an_unreachable_webhook_follows_its_failure_policy(
+    http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    async with webhooks_installed(http, tmp_path) as setup:
+        closed = ClientConfig(url="https://127.0.0.1:1", ca_bundle=SelfSignedCA().pem)
+        hooks = Webhooks(registry=CollectorRegistry())
+        rules = [Rule((setup.group,), ("*",), ("widgets",))]
+        hooks.validating("/gone", validate, name=f"gone.{setup.group}", rules=rules, failure_policy="Fail")
+        config = validating_webhook_configuration(hooks, name=f"gone.{setup.group}", client=closed)
+        await create(http, f"{ADMISSION}/validatingwebhookconfigurations", config)
+        path = f"{ADMISSION}/validatingwebhookconfigurations/gone.{setup.group}"
+        try:
+
+            async def refused() -> httpx.Response | None:
+                probe = setup.widget("probe", "v1", {"replicas": 1})
+                response = await http.post(setup.path("v1"), params={"dryRun": "All"}, json=probe)
+                return response if response.status_code == 500 else None
+
+            response = await eventually(refused)
+            expected = f'Internal error occurred: failed calling webhook "gone.{setup.group}": failed to call'
+            assert response.json()["message"].startswith(expected)
+            current = (await http.get(path)).json()
+            current["webhooks"][0]["failurePolicy"] = "Ignore"
+            assert (await http.put(path, json=current)).status_code == 200
+
+            async def admitted() -> bool:
+                probe = setup.widget("probe", "v1", {"replicas": 1})
+                response = await http.post(setup.path("v1"), params={"dryRun": "All"}, json=probe)
+                return response.status_code == 201
+
+            await eventually(admitted)
+            await create(http, setup.path("v1"), setup.widget("through", "v1", {"replicas": 1}))
+        finally:
+            await http.delete(path)

@@ -17,6 +17,7 @@ import anyio
 import orjson
 import yaml
 
+from kube_runtime.testing.apiserver.admission import Admission
 from kube_runtime.testing.apiserver.discovery import Registry
 from kube_runtime.testing.apiserver.faults import Faults
 from kube_runtime.testing.apiserver.httpserver import ChunkSender, Request, Response, StreamingResponse
@@ -201,6 +202,7 @@ class ApiApp:
         self._admin = admin
         self.requests = 0
         self.on_watch: Callable[[], None] | None = None
+        self.admission = Admission(storage)
 
     # Entry -----------------------------------------------------------------------------------
 
@@ -357,6 +359,8 @@ class ApiApp:
                     fs = q.get("fieldSelector")
                     q = {**q, "fieldSelector": f"metadata.name={t.name}" + (f",{fs}" if fs else "")}
                 return self._watch(t, q, mode)
+            if self.admission.converts(t.rtype):
+                return await self.admission.read(self, t, q, mode)
             if t.name is None:
                 return self._list(t, q, mode)
             record = self.ops.get(t.rtype, t.namespace, t.name)
@@ -365,6 +369,8 @@ class ApiApp:
             raise _NOT_ALLOWED
         manager = q.get("fieldManager") or self._default_manager(request)
         dry_run = q.get("dryRun") == "All"
+        if (t.name is None) == (method == "POST") and self.admission.wants(t.rtype, method, t.subresource):
+            return await self.admission.write(self, request, t, mode, manager, dry_run)
         if method == "POST":
             if t.name is not None:
                 raise _NOT_ALLOWED
