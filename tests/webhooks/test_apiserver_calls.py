@@ -80,6 +80,11 @@ async def convert(obj: dict[str, Any], desired: str) -> dict[str, Any]:
     return {**obj, "apiVersion": desired, "spec": spec}
 
 
+async def stuck(request: AdmissionRequest) -> Verdict:
+    await anyio.sleep_forever()
+    raise AssertionError("unreachable")
+
+
 def crd_manifest(group: str) -> dict[str, Any]:
     def version(name: str, spec: dict[str, Any], storage: bool) -> dict[str, Any]:
         return {
@@ -159,6 +164,10 @@ async def webhooks_installed(http: httpx.AsyncClient, tmp_path: Path) -> AsyncIt
     hooks.validating("/validate", validate, name=f"vwidget.{group}", rules=rules)
     hooks.mutating("/mutate", mutate, name=f"mwidget.{group}", rules=rules)
     hooks.converter("/convert", convert, crd=f"widgets.{group}")
+    hooks.validating(
+        "/slow", stuck, name=f"slow.{group}", rules=rules, timeout_seconds=1,
+        object_selector={"matchLabels": {"slow": "true"}},
+    )  # fmt: skip
     pair = SelfSignedCA().issue(tmp_path, hosts=["127.0.0.1"])
     server = WebhookServer(
         hooks, cert_file=pair.cert_file, key_file=pair.key_file, bind_address="127.0.0.1:0", registry=registry
@@ -307,3 +316,23 @@ async def test_an_unreachable_webhook_follows_its_failure_policy(
             await create(http, setup.path("v1"), setup.widget("through", "v1", {"replicas": 1}))
         finally:
             await http.delete(path)
+
+
+async def test_a_handler_slower_than_the_timeout_is_answered_before_the_api_server_gives_up(
+    http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    async with webhooks_installed(http, tmp_path) as setup:
+        slow = setup.widget("slow", "v1", {"replicas": 1})
+        slow["metadata"]["labels"] = {"slow": "true"}
+        response = await http.post(setup.path("v1"), json=slow)
+        assert response.status_code == 504, response.text
+        assert response.json()["message"] == (
+            f'admission webhook "slow.{setup.group}" denied the request: '
+            "webhook handler did not answer within 0.75s"
+        )
+        timeouts = setup.registry.get_sample_value(
+            "kube_runtime_webhook_admission_results_total", {"webhook": "/slow", "result": "timeout"}
+        )
+        assert timeouts == 1
+        # objects the selector leaves out never reach the slow webhook
+        await create(http, setup.path("v1"), setup.widget("fast", "v1", {"replicas": 1}))
