@@ -18,6 +18,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from starlette.routing import Route
 
+from kube_runtime.webhooks.app import admission_endpoint, conversion_endpoint
 from kube_runtime.webhooks.handlers import (
     AdmissionWebhook,
     Codec,
@@ -170,8 +171,6 @@ class Webhooks:
 
     def routes(self) -> list[Route]:
         """One POST route per registered webhook (mount them in any Starlette app)."""
-        from kube_runtime.webhooks.app import admission_endpoint, conversion_endpoint
-
         routes = [
             Route(hook.path, admission_endpoint(hook, self.metrics), methods=["POST"])
             for hook in self._admission.values()
