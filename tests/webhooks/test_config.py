@@ -128,3 +128,21 @@ def test_client_config_and_missing_webhooks_are_checked() -> None:
         validating_webhook_configuration(
             Webhooks(registry=CollectorRegistry()), name="x", client=ClientConfig(url="https://h")
         )
+
+
+def test_webhook_options_are_command_line_flags() -> None:
+    import argparse
+
+    from kube_runtime.webhooks.server import WebhookOptions
+
+    parser = argparse.ArgumentParser()
+    WebhookOptions.add_arguments(parser)
+    assert WebhookOptions.from_arguments(parser.parse_args([])) == WebhookOptions()
+    args = parser.parse_args(
+        [
+            "--webhook-bind-address=127.0.0.1:0",
+            "--webhook-cert-file=/c/tls.crt",
+            "--webhook-key-file=/c/tls.key",
+        ]
+    )
+    assert WebhookOptions.from_arguments(args) == WebhookOptions("127.0.0.1:0", "/c/tls.crt", "/c/tls.key")

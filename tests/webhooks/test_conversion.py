@@ -161,3 +161,28 @@ def test_registration_rejects_what_the_api_server_would() -> None:
         hooks.converter("/c3", convert_widget, crd="gadgets")
     with pytest.raises(ValueError, match="absolute URL path"):
         hooks.converter("convert", convert_widget, crd="gadgets.example.com")
+
+
+async def test_a_codec_hands_typed_objects_to_the_converter(
+    hooks: Webhooks, client: httpx.AsyncClient
+) -> None:
+    class Spec(dict[str, Any]):
+        """A stand-in model type: the converter must receive it, not the wire dict."""
+
+    class SpecCodec:
+        def decode(self, obj: dict[str, Any]) -> Spec:
+            return Spec(obj)
+
+        def encode(self, value: Spec) -> dict[str, Any]:
+            return dict(value)
+
+    async def typed(obj: Spec, desired: str) -> Spec:
+        assert isinstance(obj, Spec)
+        return Spec(await convert_widget(dict(obj), desired))
+
+    hooks.converter("/convert", typed, crd="widgets.example.com", codec=SpecCodec())
+    response = (await post(client, conversion_body([widget(replicas=5)], "example.com/v2"))).json()[
+        "response"
+    ]
+    assert response["result"] == {"status": "Success"}
+    assert response["convertedObjects"][0]["spec"] == {"size": {"count": 5}}
