@@ -17,7 +17,7 @@ import argparse
 import os
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -107,6 +107,29 @@ class WebhookServer:
         if ":" in host:
             host = f"[{host}]"
         return f"https://{host}:{port}"
+
+    def started_check(self) -> Callable[[], Awaitable[str | None]]:
+        """A readiness check (``HealthChecks.add_readyz("webhooks", server.started_check())``), as
+        controller-runtime's ``StartedChecker``: ready once a TLS handshake with the listener
+        succeeds, so a pod is not sent API server calls before it can answer them."""
+
+        async def check() -> str | None:
+            if self._sock is None:
+                return "webhook server not started"
+            host, port = self.url.removeprefix("https://").rsplit(":", 1)
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE  # only whether it serves TLS, as controller-runtime
+            try:
+                stream = await anyio.connect_tcp(
+                    host.strip("[]"), int(port), tls=True, ssl_context=context, tls_standard_compatible=False
+                )
+            except OSError as exc:
+                return f"webhook server not reachable: {exc}"
+            await stream.aclose()
+            return None
+
+        return check
 
     def _ssl_factory(self, _config: uvicorn.Config, _default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
         return self.certificate.context

@@ -176,3 +176,24 @@ def test_a_pair_that_does_not_load_is_refused_up_front(tmp_path: Path) -> None:
     one, other = ca.issue(tmp_path / "one"), ca.issue(tmp_path / "other")
     with pytest.raises(ssl.SSLError, match="cannot load the serving pair"):
         ReloadingCertificate(one.cert_file, other.key_file, registry=CollectorRegistry())
+
+
+async def test_the_started_check_is_ready_only_while_the_server_serves_tls(
+    tmp_path: Path, registry: CollectorRegistry
+) -> None:
+    from kube_runtime.observe.health import HealthChecks
+
+    hooks = Webhooks(registry=registry)
+    hooks.validating("/validate", always, name="v.example.com", rules=RULES)
+    pair = SelfSignedCA().issue(tmp_path)
+    server = WebhookServer(
+        hooks, cert_file=pair.cert_file, key_file=pair.key_file, bind_address="127.0.0.1:0", registry=registry
+    )
+    checks = HealthChecks()
+    checks.add_readyz("webhooks", server.started_check())
+    assert [(r.name, r.ok, r.reason) for r in await checks.run("readyz")] == [
+        ("webhooks", False, "webhook server not started")
+    ]
+    async with server:
+        assert [(r.name, r.ok) for r in await checks.run("readyz")] == [("webhooks", True)]
+    assert not (await checks.run("readyz"))[0].ok
