@@ -15,6 +15,7 @@ from typing import Any
 
 import anyio
 import httpx
+import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -336,3 +337,22 @@ async def test_a_handler_slower_than_the_timeout_is_answered_before_the_api_serv
         assert timeouts == 1
         # objects the selector leaves out never reach the slow webhook
         await create(http, setup.path("v1"), setup.widget("fast", "v1", {"replicas": 1}))
+
+
+async def test_watch_events_arrive_converted_to_the_watched_version(
+    http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    async with webhooks_installed(http, tmp_path) as setup:
+        await create(http, setup.path("v1"), setup.widget("seen", "v1", {"replicas": 2}))
+        params = {"watch": "1", "resourceVersion": "0", "timeoutSeconds": "10"}
+        async with http.stream("GET", setup.path("v2"), params=params) as watch:
+            lines = watch.aiter_lines()
+            first = orjson.loads(await anext(lines))
+            assert first["type"] == "ADDED"
+            assert (first["object"]["apiVersion"], first["object"]["spec"]) == (
+                f"{setup.group}/v2", {"size": {"count": 2}},
+            )  # fmt: skip
+            await create(http, setup.path("v1"), setup.widget("later", "v1", {"replicas": 3}))
+            second = orjson.loads(await anext(lines))
+            assert (second["type"], second["object"]["metadata"]["name"]) == ("ADDED", "later")
+            assert second["object"]["spec"] == {"size": {"count": 3}}

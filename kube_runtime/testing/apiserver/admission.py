@@ -18,11 +18,11 @@ result or a failed call is a 500, as kube-apiserver reports it.
 How it fits the server: the write is first run as a dry run (all the server's own defaulting and
 validation), the result goes to the webhooks, and the (possibly patched) object is then written
 for real. Differences from kube-apiserver kept on purpose: objects stay stored at the version they
-were written at (reads convert; watches do not, so a watch at another version than an object's
-stored one sees it unconverted); a patch of an object stored at another version than the request's
-is not converted first; Service ``clientConfig`` (needs cluster DNS) is a call failure; warnings
-from webhooks are not passed to the client; the dry-run preview of a create carries a ``uid`` that
-differs from the one finally stored.
+were written at (gets, lists and watch events are converted on the way out); a patch of an
+object stored at another version than the request's is not converted first; a Service
+``clientConfig`` (needs cluster DNS) is a call failure; warnings from webhooks are not passed to
+the client; the dry-run preview of a create carries a ``uid`` that differs from the one finally
+stored.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import anyio
 import httpx
 import orjson
 
-from kube_runtime.testing.apiserver.httpserver import Request, Response
+from kube_runtime.testing.apiserver.httpserver import ChunkSender, Request, Response, StreamingResponse
 from kube_runtime.testing.apiserver.patch import PatchError, PatchFailed, json_patch
 from kube_runtime.testing.apiserver.resources import ResourceType
 from kube_runtime.testing.apiserver.selectors import SelectorError, parse_label_selector
@@ -57,6 +57,10 @@ CRDS = ("apiextensions.k8s.io", "customresourcedefinitions")
 _OPERATIONS = {"POST": "CREATE", "PUT": "UPDATE", "PATCH": "UPDATE", "DELETE": "DELETE"}
 # Fields the server sets on create: a mutated create is written again without them.
 _SERVER_SET = ("uid", "creationTimestamp", "resourceVersion", "generation", "managedFields")
+
+
+class _StopStream(Exception):
+    """A watch event could not be converted: the ERROR event was sent, the stream ends."""
 
 
 class _CallFailed(Exception):
@@ -474,3 +478,37 @@ class Admission:
         else:
             (doc,) = await self.convert(t.rtype, [doc])
         return Response(response.status, orjson.dumps(doc), response.content_type, response.headers)
+
+    def watch(self, rtype: ResourceType, response: StreamingResponse, mode: str) -> StreamingResponse:
+        """``response`` (a watch) with event objects converted to ``rtype``'s version; a conversion
+        failure ends the watch with an ``ERROR`` event carrying the 500 Status."""
+        if mode != "json" or not self.converts(rtype):
+            return response
+        inner = response.writer
+
+        async def writer(send: ChunkSender) -> None:
+            async def converting(chunk: bytes) -> None:
+                out: list[bytes] = []
+                for line in chunk.split(b"\n"):
+                    if not line:
+                        continue
+                    event = orjson.loads(line)
+                    obj = event.get("object")
+                    foreign = isinstance(obj, dict) and obj.get("apiVersion") not in (None, rtype.api_version)
+                    if foreign and event.get("type") not in ("ERROR", "BOOKMARK"):
+                        try:
+                            (event["object"],) = await self.convert(rtype, [obj])
+                        except StatusError as exc:
+                            out.append(orjson.dumps({"type": "ERROR", "object": exc.status()}) + b"\n")
+                            await send(b"".join(out))
+                            raise _StopStream from None
+                        line = orjson.dumps(event)
+                    out.append(line + b"\n")
+                await send(b"".join(out))
+
+            try:
+                await inner(converting)
+            except _StopStream:
+                return
+
+        return StreamingResponse(response.status, writer, response.content_type, response.headers)

@@ -358,7 +358,7 @@ class ApiApp:
                 if t.name is not None:
                     fs = q.get("fieldSelector")
                     q = {**q, "fieldSelector": f"metadata.name={t.name}" + (f",{fs}" if fs else "")}
-                return self._watch(t, q, mode)
+                return self.admission.watch(t.rtype, self._watch(t, q, mode), mode)
             if self.admission.converts(t.rtype):
                 return await self.admission.read(self, t, q, mode)
             if t.name is None:
