@@ -1,49 +1,42 @@
-"""Admission and conversion webhooks in the embedded API server, called as kube-apiserver calls them.
+"""Admission webhooks in the embedded API server, called as kube-apiserver calls them.
 
-Admission: the stored ``admissionregistration.k8s.io/v1`` Mutating- and
-ValidatingWebhookConfigurations are matched against each write (rules: operations, groups,
-versions, resources and subresources, scope; ``namespaceSelector``/``objectSelector``) and called
-over HTTPS with ``AdmissionReview`` v1, verified by the webhook's ``caBundle``, within its
-``timeoutSeconds``. Mutating webhooks run first, one after the other, each seeing the previous
-one's JSON patch applied; validating webhooks then run concurrently on the final object. A denial
-is kube-apiserver's Status (``admission webhook "<name>" denied the request: <message>``, the
+The stored ``admissionregistration.k8s.io/v1`` Mutating- and ValidatingWebhookConfigurations are
+matched against each write (rules: operations, groups, versions, resources and subresources,
+scope; ``namespaceSelector``/``objectSelector``; never for webhook configurations themselves) and
+called over HTTPS with ``AdmissionReview`` v1 (:mod:`~kube_runtime.testing.apiserver.webhookcall`).
+Mutating webhooks run first, one after the other, each seeing the previous one's JSON patch
+applied; validating webhooks then run concurrently on the final object. A denial is
+kube-apiserver's Status (``admission webhook "<name>" denied the request: <message>``, the
 webhook's code, at least 400); a webhook that cannot be called, times out, or answers nonsense is
 ``failurePolicy``: ``Fail`` refuses the write with a 500 ``failed calling webhook "<name>"``,
 ``Ignore`` lets it through. Dry-run requests reach webhooks with ``dryRun: true``.
 
-Conversion: a CRD with ``conversion.strategy: Webhook`` has objects read at another version than
-the one they were stored at converted by its webhook (``ConversionReview`` v1); a ``Failure``
-result or a failed call is a 500, as kube-apiserver reports it.
-
 How it fits the server: the write is first run as a dry run (all the server's own defaulting and
-validation), the result goes to the webhooks, and the (possibly patched) object is then written
-for real. Differences from kube-apiserver kept on purpose: objects stay stored at the version they
-were written at (gets, lists and watch events are converted on the way out); a patch of an
-object stored at another version than the request's is not converted first; a Service
-``clientConfig`` (needs cluster DNS) is a call failure; warnings from webhooks are not passed to
-the client; the dry-run preview of a create carries a ``uid`` that differs from the one finally
-stored.
+validation), the result goes to the webhooks, and the (possibly patched) object is then written for
+real; a PUT or PATCH whose object changed meanwhile starts again, as kube-apiserver's
+GuaranteedUpdate. Differences from kube-apiserver kept on purpose: warnings from webhooks are not
+passed to the client; the dry-run preview of a create carries a ``uid`` that differs from the one
+finally stored.
 """
 
 from __future__ import annotations
 
 import base64
 import copy
-import ssl
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import httpx
 import orjson
 
-from kube_runtime.testing.apiserver.httpserver import ChunkSender, Request, Response, StreamingResponse
+from kube_runtime.testing.apiserver.httpserver import Request, Response
 from kube_runtime.testing.apiserver.patch import PatchError, PatchFailed, json_patch
 from kube_runtime.testing.apiserver.resources import ResourceType
 from kube_runtime.testing.apiserver.selectors import SelectorError, parse_label_selector
 from kube_runtime.testing.apiserver.status import StatusError
 from kube_runtime.testing.apiserver.storage import Storage
+from kube_runtime.testing.apiserver.webhookcall import CallFailed, post_review
 
 if TYPE_CHECKING:
     from kube_runtime.testing.apiserver.app import ApiApp, _Target
@@ -53,18 +46,9 @@ __all__ = ["Admission"]
 GROUP = "admissionregistration.k8s.io"
 MUTATING = (GROUP, "mutatingwebhookconfigurations")
 VALIDATING = (GROUP, "validatingwebhookconfigurations")
-CRDS = ("apiextensions.k8s.io", "customresourcedefinitions")
 _OPERATIONS = {"POST": "CREATE", "PUT": "UPDATE", "PATCH": "UPDATE", "DELETE": "DELETE"}
 # Fields the server sets on create: a mutated create is written again without them.
 _SERVER_SET = ("uid", "creationTimestamp", "resourceVersion", "generation", "managedFields")
-
-
-class _StopStream(Exception):
-    """A watch event could not be converted: the ERROR event was sent, the stream ends."""
-
-
-class _CallFailed(Exception):
-    """The webhook could not be called or answered something unusable: its failure policy applies."""
 
 
 def _selector_text(selector: dict[str, Any]) -> str:
@@ -106,44 +90,6 @@ def _rule_matches(rule: dict[str, Any], rtype: ResourceType, operation: str, sub
         return False
     scope = rule.get("scope") or "*"
     return scope == "*" or (scope == "Namespaced") == rtype.namespaced
-
-
-def _context(ca_bundle: str | None) -> ssl.SSLContext:
-    if not ca_bundle:
-        return ssl.create_default_context()
-    try:
-        return ssl.create_default_context(cadata=base64.b64decode(ca_bundle).decode())
-    except (ValueError, ssl.SSLError) as exc:
-        raise _CallFailed(f"invalid caBundle: {exc}") from None
-
-
-async def _post(client_config: dict[str, Any], seconds: float, body: dict[str, Any]) -> dict[str, Any]:
-    url = client_config.get("url")
-    if not url:
-        raise _CallFailed("the embedded API server cannot reach a Service clientConfig: use clientConfig.url")
-    target = f"{url}?timeout={int(seconds)}s"
-    try:
-        with anyio.fail_after(seconds):
-            async with httpx.AsyncClient(verify=_context(client_config.get("caBundle"))) as http:
-                response = await http.post(
-                    target, content=orjson.dumps(body), headers={"content-type": "application/json"}
-                )
-    except TimeoutError:
-        raise _CallFailed(f'Post "{target}": context deadline exceeded') from None
-    except httpx.HTTPError as exc:
-        raise _CallFailed(f'Post "{target}": {exc}') from None
-    if response.status_code != 200:
-        raise _CallFailed(f"expected response status 200, got {response.status_code}: {response.text[:200]}")
-    try:
-        answer = orjson.loads(response.content)
-    except orjson.JSONDecodeError as exc:
-        raise _CallFailed(f"the response is not JSON: {exc}") from None
-    if not isinstance(answer, dict) or not isinstance(answer.get("response"), dict):
-        raise _CallFailed("the response has no response object")
-    result: dict[str, Any] = answer["response"]
-    if result.get("uid") != body["request"]["uid"]:
-        raise _CallFailed(f"expected response.uid={body['request']['uid']!r}, got {result.get('uid')!r}")
-    return result
 
 
 class Admission:
@@ -228,8 +174,10 @@ class Admission:
             request["subResource"] = request["requestSubResource"] = sub
         body = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
         try:
-            return await _post(hook.get("clientConfig") or {}, float(hook.get("timeoutSeconds") or 10), body)
-        except _CallFailed as exc:
+            return await post_review(
+                hook.get("clientConfig") or {}, float(hook.get("timeoutSeconds") or 10), body
+            )
+        except CallFailed as exc:
             if hook.get("failurePolicy", "Fail") == "Ignore":
                 return None
             raise StatusError(
@@ -421,94 +369,3 @@ class Admission:
                 )
             return app._object(record, code, mode, rtype)
         raise StatusError(409, "Conflict", "the object kept changing while its admission webhooks ran")
-
-    # -- conversion --------------------------------------------------------------------------------
-
-    def _conversion_hook(self, rtype: ResourceType) -> dict[str, Any] | None:
-        if not rtype.custom:
-            return None
-        crd = self.storage.collection(CRDS).get("", f"{rtype.plural}.{rtype.group}")
-        conversion = (crd.obj.get("spec") or {}).get("conversion") if crd is not None else None
-        if not isinstance(conversion, dict) or conversion.get("strategy") != "Webhook":
-            return None
-        webhook = conversion.get("webhook") or {}
-        return webhook if isinstance(webhook, dict) else None
-
-    def converts(self, rtype: ResourceType) -> bool:
-        """Whether reads of ``rtype`` may need its CRD's conversion webhook."""
-        return self._conversion_hook(rtype) is not None
-
-    async def convert(self, rtype: ResourceType, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """``objects`` at ``rtype``'s version, converting those stored at another through the webhook."""
-        hook = self._conversion_hook(rtype)
-        todo = [o for o in objects if o.get("apiVersion") != rtype.api_version]
-        if hook is None or not todo:
-            return objects
-        uid = str(uuid.uuid4())
-        body = {
-            "apiVersion": "apiextensions.k8s.io/v1",
-            "kind": "ConversionReview",
-            "request": {"uid": uid, "desiredAPIVersion": rtype.api_version, "objects": todo},
-        }
-        failed = f"conversion webhook for {todo[0].get('apiVersion')}, Kind={rtype.kind} failed"
-        try:
-            result = await _post(hook.get("clientConfig") or {}, 30.0, body)
-        except _CallFailed as exc:
-            raise StatusError(500, "InternalError", f"{failed}: {exc}") from None
-        outcome = result.get("result") or {}
-        if outcome.get("status") != "Success":
-            raise StatusError(500, "InternalError", f"{failed}: {outcome.get('message', '')}")
-        converted = result.get("convertedObjects")
-        if not isinstance(converted, list) or len(converted) != len(todo):
-            raise StatusError(500, "InternalError", f"{failed}: expected {len(todo)} converted objects")
-        replaced = iter(converted)
-        return [next(replaced) if o.get("apiVersion") != rtype.api_version else o for o in objects]
-
-    async def read(self, app: ApiApp, t: _Target, q: dict[str, str], mode: str) -> Response:
-        """A GET (one object or a list, not a watch) with objects converted to the requested version."""
-        if t.name is None:
-            response = app._list(t, q, mode)
-        else:
-            response = app._object(app.ops.get(t.rtype, t.namespace, t.name), 200, mode, t.rtype)
-        if mode != "json":
-            return response
-        doc = orjson.loads(response.body)
-        if t.name is None:
-            doc["items"] = await self.convert(t.rtype, doc.get("items") or [])
-        else:
-            (doc,) = await self.convert(t.rtype, [doc])
-        return Response(response.status, orjson.dumps(doc), response.content_type, response.headers)
-
-    def watch(self, rtype: ResourceType, response: StreamingResponse, mode: str) -> StreamingResponse:
-        """``response`` (a watch) with event objects converted to ``rtype``'s version; a conversion
-        failure ends the watch with an ``ERROR`` event carrying the 500 Status."""
-        if mode != "json" or not self.converts(rtype):
-            return response
-        inner = response.writer
-
-        async def writer(send: ChunkSender) -> None:
-            async def converting(chunk: bytes) -> None:
-                out: list[bytes] = []
-                for line in chunk.split(b"\n"):
-                    if not line:
-                        continue
-                    event = orjson.loads(line)
-                    obj = event.get("object")
-                    foreign = isinstance(obj, dict) and obj.get("apiVersion") not in (None, rtype.api_version)
-                    if foreign and event.get("type") not in ("ERROR", "BOOKMARK"):
-                        try:
-                            (event["object"],) = await self.convert(rtype, [obj])
-                        except StatusError as exc:
-                            out.append(orjson.dumps({"type": "ERROR", "object": exc.status()}) + b"\n")
-                            await send(b"".join(out))
-                            raise _StopStream from None
-                        line = orjson.dumps(event)
-                    out.append(line + b"\n")
-                await send(b"".join(out))
-
-            try:
-                await inner(converting)
-            except _StopStream:
-                return
-
-        return StreamingResponse(response.status, writer, response.content_type, response.headers)

@@ -18,6 +18,7 @@ import orjson
 import yaml
 
 from kube_runtime.testing.apiserver.admission import Admission
+from kube_runtime.testing.apiserver.conversion import Conversion
 from kube_runtime.testing.apiserver.discovery import Registry
 from kube_runtime.testing.apiserver.faults import Faults
 from kube_runtime.testing.apiserver.httpserver import ChunkSender, Request, Response, StreamingResponse
@@ -203,6 +204,7 @@ class ApiApp:
         self.requests = 0
         self.on_watch: Callable[[], None] | None = None
         self.admission = Admission(storage)
+        self.conversion = Conversion(storage)
 
     # Entry -----------------------------------------------------------------------------------
 
@@ -358,9 +360,9 @@ class ApiApp:
                 if t.name is not None:
                     fs = q.get("fieldSelector")
                     q = {**q, "fieldSelector": f"metadata.name={t.name}" + (f",{fs}" if fs else "")}
-                return self.admission.watch(t.rtype, self._watch(t, q, mode), mode)
-            if self.admission.converts(t.rtype):
-                return await self.admission.read(self, t, q, mode)
+                return self.conversion.watch(t.rtype, self._watch(t, q, mode), mode)
+            if self.conversion.converts(t.rtype):
+                return await self.conversion.read(self, t, q, mode)
             if t.name is None:
                 return self._list(t, q, mode)
             record = self.ops.get(t.rtype, t.namespace, t.name)
