@@ -8,8 +8,9 @@ there is one, with ``--concurrency`` keep-alive HTTPS connections sending Admiss
 (a ~1 KiB Widget) back to back.
 
 Reported per webhook: requests/s, client-observed latency p50/p99 (request written to response
-read, so it includes the client's own share), and server CPU per review (from /proc). Usage:
-``python benches/bench_webhooks.py [--requests N] [--concurrency C] [--json]``.
+read, so it includes the client's own share), and server CPU per review (from /proc), the figure
+least disturbed by other load on the machine. Usage:
+``python benches/bench_webhooks.py [--requests N] [--concurrency C] [--uvloop] [--json]``.
 """
 
 from __future__ import annotations
@@ -154,19 +155,21 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--uvloop", action="store_true", help="run the server's event loop on uvloop")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     cpus = sorted(os.sched_getaffinity(0))
     if args.serve:
         os.sched_setaffinity(0, {cpus[0]})
-        anyio.run(serve, args.serve)
+        anyio.run(serve, args.serve, backend_options={"use_uvloop": args.uvloop})
         return
     if len(cpus) > 1:
         os.sched_setaffinity(0, set(cpus[1:]))
     with tempfile.TemporaryDirectory() as tmp:
         ready = Path(tmp) / "ready.json"
         env = {**os.environ, "PYTHONPATH": str(HERE.parent)}  # this checkout's kube_runtime
-        child = subprocess.Popen([sys.executable, __file__, "--serve", str(ready)], cwd=HERE.parent, env=env)
+        argv = [sys.executable, __file__, "--serve", str(ready), *(["--uvloop"] if args.uvloop else [])]
+        child = subprocess.Popen(argv, cwd=HERE.parent, env=env)
         try:
             deadline = time.monotonic() + 30
             while not ready.exists() or not ready.read_text():
@@ -174,7 +177,11 @@ def main() -> None:
                     raise SystemExit("webhook server did not start")
                 time.sleep(0.05)
             info = json.loads(ready.read_text())
-            results: dict[str, Any] = {"server_cpu": cpus[0], "concurrency": args.concurrency}
+            results: dict[str, Any] = {
+                "server_cpu": cpus[0],
+                "concurrency": args.concurrency,
+                "loop": "uvloop" if args.uvloop else "asyncio",
+            }
             for path in ("/validate", "/mutate"):
                 bodies = [review(i % 6) for i in range(args.requests)]
                 anyio.run(load, info["url"], info["ca"], path, bodies[:500], args.concurrency)  # warm up
@@ -195,7 +202,10 @@ def main() -> None:
     if args.json:
         print(json.dumps(results))
         return
-    print(f"webhook server pinned to CPU {cpus[0]}, {args.concurrency} keep-alive TLS connections")
+    print(
+        f"webhook server pinned to CPU {cpus[0]} ({results['loop']}), "
+        f"{args.concurrency} keep-alive TLS connections"
+    )
     print(f"{'webhook':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'server CPU us/review':>21}")
     for path in ("/validate", "/mutate"):
         r = results[path]
