@@ -19,13 +19,16 @@ Both modes serve ``/metrics`` on ``--metrics-bind-address`` and ``/readyz``, ``/
 stderr, filtered by ``--log`` or ``$KUBE_RUNTIME_LOG`` (``info,kube_runtime.watcher=debug``) in
 ``--log-format`` or ``$KUBE_RUNTIME_LOG_FORMAT`` (``json``/``console``; console on a terminal).
 Traces are exported when the OpenTelemetry environment asks for it (``OTEL_EXPORTER_OTLP_ENDPOINT``
-or ``OTEL_TRACES_EXPORTER``). The Helm chart in ``charts/kube-runtime-controller`` passes exactly
-these flags and variables.
+or ``OTEL_TRACES_EXPORTER``). On a cluster, ``--webhook-cert-file``/``--webhook-key-file`` (and
+``--webhook-bind-address``, default ``:9443``) also serve the admission webhook of
+``examples/configmapgen/webhooks.py``. The Helm chart in ``charts/kube-runtime-controller`` passes
+exactly these flags and variables.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -51,6 +54,7 @@ from kube_runtime.controller import (
 from kube_runtime.controller.shutdown import DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT
 from kube_runtime.leader import LeaderElectionLost, LeaderElector
 from kube_runtime.observe import Observability, ServerOptions, configure_logging, setup_tracing
+from kube_runtime.webhooks.server import WebhookOptions
 
 __all__ = ["CONTROLLER_NAME", "build_parser", "describe", "main", "run_demo"]
 
@@ -192,6 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
     # None: ':8080'/':8081' normally, loopback with --embedded (resolved in main()).
     parser.set_defaults(metrics_bind_address=None, health_probe_bind_address=None)
 
+    webhooks = parser.add_argument_group("admission webhook (served when --webhook-cert-file is given)")
+    WebhookOptions.add_arguments(webhooks)
+    parser.set_defaults(webhook_cert_file=None, webhook_key_file=None)
+
     logs = parser.add_argument_group("logging")
     logs.add_argument("--log", default=None, help="log filter (default: $KUBE_RUNTIME_LOG, else info)")
     logs.add_argument(
@@ -279,29 +287,43 @@ async def run_cluster(args: argparse.Namespace) -> None:
         controller.with_config(concurrency=ctl.concurrency).shutdown_on_signal()
         controller.with_graceful_shutdown_timeout(ctl.graceful_shutdown_timeout)
         obs = Observability(options, client=client)  # client: reviews scrapes with --metrics-secure
-        if not ctl.leader_elect:
-            obs.add_controller(controller)
-            async with obs:
-                _announce(obs)
-                await obs.run(controller, reconcile, error_policy, ctx, on_item=_log_reconciled)
-            return
+        async with contextlib.AsyncExitStack() as stack:
+            if args.webhook_cert_file:
+                from examples.configmapgen.webhooks import build_webhooks
 
-        lease, namespace = ctl.leader_election_id, ctl.lease_namespace()
-        assert lease is not None  # ControllerOptions: --leader-elect comes with a Lease name
-        waiting = anyio.CancelScope()
-        # Registered for the whole run, so no signal falls between standby and leading: a signal
-        # while standing by ends the wait; once leading, the controller's own registration stops it.
-        with shutdown_on_signals(waiting.cancel, name="configmapgen standby"):
-            async with LeaderElector(client, lease, namespace) as elector, obs:
-                _announce(obs)
-                log.info("waiting for the lease", lease=f"{namespace}/{lease}")
-                with waiting:
-                    await elector.wait_until_leading()
-                if waiting.cancelled_caught:
-                    log.info("stopping before leading")
-                    return
-                controller.graceful_shutdown_on(elector.lost)
-                await elector.run_while_leading(_lead, obs, controller, ctx)
+                webhook_server = WebhookOptions.from_arguments(args).server(build_webhooks())
+                await stack.enter_async_context(webhook_server)
+                obs.checks.add_readyz("webhooks", webhook_server.started_check())
+            await _run_cluster_controller(obs, controller, ctx, ctl, client)
+
+
+async def _run_cluster_controller(
+    obs: Observability, controller: Controller, ctx: Context, ctl: ControllerOptions, client: Client
+) -> None:
+    """The controller part of :func:`run_cluster` (with or without leader election)."""
+    if not ctl.leader_elect:
+        obs.add_controller(controller)
+        async with obs:
+            _announce(obs)
+            await obs.run(controller, reconcile, error_policy, ctx, on_item=_log_reconciled)
+        return
+
+    lease, namespace = ctl.leader_election_id, ctl.lease_namespace()
+    assert lease is not None  # ControllerOptions: --leader-elect comes with a Lease name
+    waiting = anyio.CancelScope()
+    # Registered for the whole run, so no signal falls between standby and leading: a signal
+    # while standing by ends the wait; once leading, the controller's own registration stops it.
+    with shutdown_on_signals(waiting.cancel, name="configmapgen standby"):
+        async with LeaderElector(client, lease, namespace) as elector, obs:
+            _announce(obs)
+            log.info("waiting for the lease", lease=f"{namespace}/{lease}")
+            with waiting:
+                await elector.wait_until_leading()
+            if waiting.cancelled_caught:
+                log.info("stopping before leading")
+                return
+            controller.graceful_shutdown_on(elector.lost)
+            await elector.run_while_leading(_lead, obs, controller, ctx)
 
 
 async def _lead(obs: Observability, controller: Controller, ctx: Context) -> None:

@@ -32,6 +32,11 @@ COUNTERS: dict[str, frozenset[str]] = {
     "kube_runtime_watch_errors_total": frozenset({"watch", "code"}),
     "kube_runtime_watch_idle_timeouts_total": frozenset({"watch", "phase"}),
     "kube_runtime_hot_loop_detections_total": frozenset({"controller"}),
+    "controller_runtime_webhook_requests_total": frozenset({"code", "webhook"}),
+    "controller_runtime_webhook_panics_total": frozenset(),
+    "controller_runtime_conversion_webhook_panics_total": frozenset(),
+    "kube_runtime_webhook_admission_results_total": frozenset({"webhook", "result"}),
+    "kube_runtime_webhook_certificate_reloads_total": frozenset({"result"}),
 }
 HISTOGRAMS: dict[str, frozenset[str]] = {
     "controller_runtime_reconcile_time_seconds": frozenset({"controller"}),
@@ -39,6 +44,7 @@ HISTOGRAMS: dict[str, frozenset[str]] = {
     "workqueue_work_duration_seconds": frozenset({"name", "controller"}),
     "rest_client_request_duration_seconds": frozenset({"verb", "host"}),
     "kube_runtime_event_loop_lag_seconds": frozenset(),
+    "controller_runtime_webhook_latency_seconds": frozenset({"webhook"}),
 }
 GAUGES: dict[str, frozenset[str]] = {
     "controller_runtime_active_workers": frozenset({"controller"}),
@@ -50,6 +56,7 @@ GAUGES: dict[str, frozenset[str]] = {
     "kube_runtime_watch_last_event_timestamp_seconds": frozenset({"watch"}),
     "kube_runtime_store_objects": frozenset({"store"}),
     "kube_runtime_store_ready": frozenset({"store"}),
+    "controller_runtime_webhook_requests_in_flight": frozenset({"webhook"}),
 }
 # prometheus_client's process collector (Linux).
 PROCESS_METRICS: dict[str, frozenset[str]] = {

@@ -172,6 +172,44 @@ class _SteadyController(Collector):
         hot.add_metric([CONTROLLER], 0.0)
         yield hot
 
+        # A validating webhook: 10 reviews/s, one in ten denied, none failing.
+        webhook = "/validate"
+        results = CounterMetricFamily(
+            "kube_runtime_webhook_admission_results", "Webhook reviews", labels=["webhook", "result"]
+        )
+        results.add_metric([webhook, "allowed"], 9.0 * t)
+        results.add_metric([webhook, "denied"], 1.0 * t)
+        results.add_metric([webhook, "error"], 0.0)
+        results.add_metric([webhook, "timeout"], 0.0)
+        requests = CounterMetricFamily(
+            "controller_runtime_webhook_requests", "Webhook requests", labels=["code", "webhook"]
+        )
+        requests.add_metric(["200", webhook], 10.0 * t)
+        in_flight = GaugeMetricFamily(
+            "controller_runtime_webhook_requests_in_flight", "In flight", labels=["webhook"]
+        )
+        in_flight.add_metric([webhook], 1.0)
+        panics = CounterMetricFamily("controller_runtime_webhook_panics", "Webhook panics")
+        panics.add_metric([], 0.0)
+        conversion_panics = CounterMetricFamily(
+            "controller_runtime_conversion_webhook_panics", "Conversion webhook panics"
+        )
+        conversion_panics.add_metric([], 0.0)
+        reloads = CounterMetricFamily(
+            "kube_runtime_webhook_certificate_reloads", "Certificate reloads", labels=["result"]
+        )
+        reloads.add_metric(["success"], 1.0)
+        reloads.add_metric(["error"], 0.0)
+        yield from (results, requests, in_flight, panics, conversion_panics, reloads)
+        yield _histogram(
+            "controller_runtime_webhook_latency_seconds",
+            "Webhook latency",
+            {"webhook": webhook},
+            10.0,
+            t,
+            ((0.005, 0.5), (0.01, 0.9), (0.025, 1.0)),
+        )
+
 
 class LoopbackExporter:
     """``with LoopbackExporter() as exporter:`` serves /metrics on ``exporter.address`` (127.0.0.1:port)."""

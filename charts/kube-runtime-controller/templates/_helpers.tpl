@@ -58,7 +58,28 @@ app.kubernetes.io/component: controller
 {{- if ge (float64 .Values.controller.gracefulShutdownTimeout) (float64 .Values.terminationGracePeriodSeconds) }}
 {{- fail (printf "controller.gracefulShutdownTimeout (%v) must be below terminationGracePeriodSeconds (%v): the kubelet kills the pod at the end of the grace period" .Values.controller.gracefulShutdownTimeout .Values.terminationGracePeriodSeconds) }}
 {{- end }}
+{{- if and .Values.webhooks.enabled (not (include "krc.webhookSecretName" .)) }}
+{{- fail "webhooks.enabled=true needs a serving certificate: set webhooks.tls.secretName (and caBundle) or webhooks.tls.certManager.enabled=true (the API server only calls webhooks over TLS)" }}
+{{- end }}
+{{- if and .Values.webhooks.enabled .Values.webhooks.tls.secretName (not .Values.webhooks.tls.certManager.enabled) (not .Values.webhooks.tls.caBundle) }}
+{{- fail "webhooks.tls.secretName needs webhooks.tls.caBundle: the API server verifies the serving certificate with it" }}
+{{- end }}
 {{- if not (has .Values.logging.format (list "json" "console")) }}
 {{- fail (printf "logging.format must be json or console, got %q" .Values.logging.format) }}
 {{- end }}
+{{- end }}
+
+{{- define "krc.webhookSecretName" -}}
+{{- if .Values.webhooks.tls.certManager.enabled }}
+{{- printf "%s-webhook-tls" (include "krc.fullname" .) }}
+{{- else }}
+{{- .Values.webhooks.tls.secretName }}
+{{- end }}
+{{- end }}
+
+{{/* Whether this release creates its own self-signed cert-manager Issuer (metrics or webhooks). */}}
+{{- define "krc.selfSignedIssuer" -}}
+{{- $metrics := and .Values.metrics.secure .Values.metrics.tls.certManager.enabled (not .Values.metrics.tls.certManager.issuerRef) }}
+{{- $webhooks := and .Values.webhooks.enabled .Values.webhooks.tls.certManager.enabled (not .Values.webhooks.tls.certManager.issuerRef) }}
+{{- if or $metrics $webhooks }}true{{ end }}
 {{- end }}

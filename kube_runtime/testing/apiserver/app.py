@@ -15,6 +15,8 @@ from urllib.parse import unquote
 
 import anyio
 
+from kube_runtime.testing.apiserver.admission import Admission
+from kube_runtime.testing.apiserver.conversion import Conversion
 from kube_runtime.testing.apiserver.discovery import Registry
 from kube_runtime.testing.apiserver.events import is_events_v1, serve_as_events_v1
 from kube_runtime.testing.apiserver.faults import Faults
@@ -82,6 +84,8 @@ class ApiApp(ListWatchHandlers, WriteHandlers):
         self._admin = admin
         self.requests = 0
         self.on_watch: Callable[[], None] | None = None
+        self.admission = Admission(storage)
+        self.conversion = Conversion(storage)
 
     # Entry -----------------------------------------------------------------------------------
 
@@ -244,7 +248,9 @@ class ApiApp(ListWatchHandlers, WriteHandlers):
                 if t.name is not None:
                     fs = q.get("fieldSelector")
                     q = {**q, "fieldSelector": f"metadata.name={t.name}" + (f",{fs}" if fs else "")}
-                return self._watch(t, q, mode)
+                return self.conversion.watch(t.rtype, self._watch(t, q, mode), mode)
+            if self.conversion.converts(t.rtype):
+                return await self.conversion.read(self, t, q, mode)
             if t.name is None:
                 return self._list(t, q, mode)
             record = self.ops.get(t.rtype, t.namespace, t.name)
@@ -257,6 +263,8 @@ class ApiApp(ListWatchHandlers, WriteHandlers):
             return serve_scale(
                 self.ops, request, t.rtype, t.namespace, t.name, manager=manager, dry_run=dry_run
             )
+        if (t.name is None) == (method == "POST") and self.admission.wants(t.rtype, method, t.subresource):
+            return await self.admission.write(self, request, t, mode, manager, dry_run)
         if method == "POST":
             if t.name is not None:
                 raise NOT_ALLOWED

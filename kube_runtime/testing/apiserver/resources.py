@@ -134,6 +134,22 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     _t("events.k8s.io", "v1", "Event", "events", short_names=("ev",)),
     _t("coordination.k8s.io", "v1", "Lease", "leases"),
     _t(
+        "admissionregistration.k8s.io",
+        "v1",
+        "MutatingWebhookConfiguration",
+        "mutatingwebhookconfigurations",
+        False,
+        tracks_generation=True,
+    ),
+    _t(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingWebhookConfiguration",
+        "validatingwebhookconfigurations",
+        False,
+        tracks_generation=True,
+    ),
+    _t(
         "apiextensions.k8s.io",
         "v1",
         "CustomResourceDefinition",

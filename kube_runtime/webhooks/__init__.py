@@ -1,0 +1,35 @@
+"""Admission and conversion webhooks: handlers as coroutines, served over TLS, configured from code.
+
+* :class:`Webhooks` registers validators, mutators and converters by path;
+* :class:`WebhookServer` serves them over TLS with certificates reloaded on rotation;
+* :mod:`kube_runtime.webhooks.config` generates the ``ValidatingWebhookConfiguration``,
+  ``MutatingWebhookConfiguration`` and CRD ``conversion`` stanza from the same registrations.
+"""
+
+from kube_runtime.webhooks.handlers import (
+    AdmissionWebhook,
+    Codec,
+    ConversionWebhook,
+    Mutation,
+    Rule,
+    Verdict,
+    allow,
+    deny,
+)
+from kube_runtime.webhooks.registry import Webhooks
+from kube_runtime.webhooks.review import AdmissionRequest, ConversionRequest, ReviewError
+
+__all__ = [
+    "AdmissionRequest",
+    "AdmissionWebhook",
+    "Codec",
+    "ConversionRequest",
+    "ConversionWebhook",
+    "Mutation",
+    "ReviewError",
+    "Rule",
+    "Verdict",
+    "Webhooks",
+    "allow",
+    "deny",
+]
