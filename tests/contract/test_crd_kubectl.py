@@ -17,7 +17,7 @@ from tests.contract.helpers import create_crd, delete_crd
 from tests.contract.kubeconfig import ContractTarget
 
 KUBECTL = shutil.which("kubectl")
-pytestmark = pytest.mark.skipif(KUBECTL is None, reason="the kubectl binary is not installed")
+pytestmark = pytest.mark.kubectl
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -53,7 +53,7 @@ COLUMNS: list[dict[str, Any]] = [
 
 
 async def _kubectl(target: ContractTarget, cache: Path, *args: str, ok: bool = True) -> str:
-    assert KUBECTL is not None
+    assert KUBECTL is not None, "kubectl is not installed (scripts/test installs it)"
     assert target.kubeconfig_path is not None
     env = {**os.environ, "KUBECONFIG": str(target.kubeconfig_path), "HOME": str(cache)}
     result = await anyio.run_process([KUBECTL, f"--cache-dir={cache}", *args], env=env, check=False)
