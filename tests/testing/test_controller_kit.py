@@ -46,7 +46,7 @@ def test_hypothesis_finds_and_shrinks_a_counterexample_for_the_broken_variant() 
     found = find(
         schedules(max_objects=3, max_steps=8, faults=FAULTS),
         breaks,
-        settings=settings(max_examples=100, deadline=None, database=None),
+        settings=settings(max_examples=400, deadline=None, database=None),
     )
     print(f"shrunk counterexample:\n{found.describe()}")
     assert breaks(found)
