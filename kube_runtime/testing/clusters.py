@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from kube_runtime.client import Api, ApiError, ApiResource, Client, TransportError
-from kube_runtime.testing.apiserver.silence import SilentWatcher, silence_watches
+from kube_runtime.testing.apiserver.silence import silence_watches
 from kube_runtime.testing.apiserver.status import StatusError
 from kube_runtime.testing.envtest import ThreadedEnvtest
 from kube_runtime.testing.schedules import (
@@ -185,7 +185,7 @@ class EmbeddedCluster:
         await faults.start_serving()
         for coll in self.server.storage.collections.values():
             for watcher in list(coll.watchers):
-                if isinstance(watcher, SilentWatcher):
+                if watcher.silent:
                     watcher.close()  # the partition heals: the half-open connection is reset
 
 

@@ -13,28 +13,18 @@ exactly what a real kube-apiserver does after a dead connection.
 
 from __future__ import annotations
 
-from kube_runtime.testing.apiserver.storage import Storage, StoredEvent
-from kube_runtime.testing.apiserver.watch import Watcher
+from kube_runtime.testing.apiserver.storage import Storage
 
-__all__ = ["SilentWatcher", "silence_watches"]
-
-
-class SilentWatcher(Watcher):
-    """A watcher that drops whatever it is offered (its class is swapped in by :func:`silence_watches`)."""
-
-    def offer(self, ev: StoredEvent) -> None:
-        return None
-
-    def offer_bookmark(self, rv: int) -> None:
-        return None
+__all__ = ["silence_watches"]
 
 
 def silence_watches(storage: Storage) -> int:
-    """Make every open watch of ``storage`` silent; returns how many were silenced."""
+    """Make every open watch of ``storage`` silent (``Watcher.silent``); returns how many were
+    silenced."""
     silenced = 0
     for coll in storage.collections.values():
         for watcher in list(coll.watchers):
-            if not watcher.closed and type(watcher) is Watcher:
-                watcher.__class__ = SilentWatcher
+            if not watcher.closed and not watcher.silent:
+                watcher.silent = True
                 silenced += 1
     return silenced

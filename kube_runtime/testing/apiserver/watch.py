@@ -67,6 +67,8 @@ class Watcher:
     ) -> None:
         self.coll = coll
         self.rtype = rtype
+        #: A silent watch stays open and delivers nothing (a half-open connection; see silence.py).
+        self.silent = False
         self.namespace = namespace
         self.labels = labels
         self.fields = fields
@@ -130,7 +132,7 @@ class Watcher:
         return _PREFIX[type] + table_bytes([record], meta, self.rtype, columns=columns) + _SUFFIX
 
     def offer(self, ev: StoredEvent) -> None:
-        if self.closed:
+        if self.closed or self.silent:
             return
         seen = self.visible(ev)
         if seen is None:
@@ -169,7 +171,7 @@ class Watcher:
 
     def offer_bookmark(self, rv: int) -> None:
         """Queue a periodic BOOKMARK (only when the client asked for them and it is idle-safe)."""
-        if self.closed or not self.bookmarks:
+        if self.closed or self.silent or not self.bookmarks:
             return
         self.queue.append(self.bookmark(rv))
         self._notify()
