@@ -34,7 +34,6 @@ from kube_runtime.observe.observability import (
 )
 from kube_runtime.observe.progress import ReconcileProgress, pending_work_from_metrics
 from kube_runtime.observe.server import ObservabilityServer, ServerOptions, parse_bind_address
-from kube_runtime.observe.span_fast_path import FastPathTracerProvider
 from kube_runtime.observe.taskdump import TaskDumpOnSignal, format_task_dump
 from kube_runtime.observe.tracing import OTLP_ENDPOINT_VARS, RECONCILE_SPAN_NAME, instrument, setup_tracing
 from kube_runtime.observe.watch_metrics import (
@@ -57,7 +56,6 @@ __all__ = [
     "CheckResult",
     "ControllerMetrics",
     "EventLoopLagMonitor",
-    "FastPathTracerProvider",
     "HealthChecks",
     "HotLoopDetector",
     "InstrumentableController",
