@@ -29,7 +29,7 @@ they are its stock classes.
 
 from __future__ import annotations
 
-from asyncio import _get_running_loop
+from asyncio import get_running_loop
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any, Final, TypeVar
 
@@ -184,8 +184,10 @@ class ResultRecorder:
 
     def record(self, item: object) -> None:
         """Count one result item. Never raises for an unexpected item (it is ignored)."""
-        loop = _get_running_loop()
-        now = loop.time() if loop is not None else anyio.current_time()  # the same clock on asyncio
+        try:
+            now = get_running_loop().time()  # anyio's clock on asyncio, without its backend lookup
+        except RuntimeError:  # another event loop (trio)
+            now = anyio.current_time()
         if self.progress is not None:
             self.progress.mark(now)
         if item.__class__ is Reconciled:  # the common case, without the generic lookups below
