@@ -20,10 +20,11 @@ What the stream cannot see (queue depth, active workers, time in queue) the cont
 itself under the ``workqueue_*``/``controller_runtime_active_workers`` names.
 
 Metric families are created once per ``CollectorRegistry`` (:func:`controller_metrics`), so
-several controllers share them, distinguished by the ``controller`` label. They are
-prometheus_client's ``Counter``/``Histogram`` with lock-free children
-(:mod:`kube_runtime.observe.single_writer`: the same exposition, a fraction of the cost per
-reconcile), so a recorder must be fed from one thread at a time: its controller's event loop.
+several controllers share them, distinguished by the ``controller`` label. They are lock-free
+collectors (:mod:`kube_runtime.observe.loop_counters`: the exposition of prometheus_client's
+``Counter``/``Histogram``, a fraction of the cost per reconcile), so a recorder must be fed from
+one thread at a time: its controller's event loop. Under prometheus_client's multiprocess mode
+they are its stock classes.
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ from kube_runtime.controller.errors import (
 from kube_runtime.controller.result import Reconciled
 from kube_runtime.metric_families import PerRegistry
 from kube_runtime.observe.hotloop import HotLoopDetector
+from kube_runtime.observe.loop_counters import counter_family, histogram_family
 from kube_runtime.observe.progress import ReconcileProgress
-from kube_runtime.observe.single_writer import SingleWriterCounter, SingleWriterHistogram
 
 __all__ = [
     "RECONCILE_RESULTS",
@@ -81,32 +82,32 @@ class ControllerMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self.reconcile_total = SingleWriterCounter(
+        self.reconcile_total = counter_family(
             "controller_runtime_reconcile_total",
             "Total number of reconciliations per controller",
             ["controller", "result"],
             registry=registry,
         )
-        self.reconcile_errors_total = SingleWriterCounter(
+        self.reconcile_errors_total = counter_family(
             "controller_runtime_reconcile_errors_total",
             "Total number of reconciliation errors per controller",
             ["controller"],
             registry=registry,
         )
-        self.reconcile_time_seconds = SingleWriterHistogram(
+        self.reconcile_time_seconds = histogram_family(
             "controller_runtime_reconcile_time_seconds",
             "Length of time per reconciliation per controller",
             ["controller"],
             buckets=RECONCILE_TIME_BUCKETS,
             registry=registry,
         )
-        self.stream_errors_total = SingleWriterCounter(
+        self.stream_errors_total = counter_family(
             "kube_runtime_controller_stream_errors_total",
             "Error items of a controller's result stream that are not reconcile failures",
             ["controller", "error"],
             registry=registry,
         )
-        self.hot_loop_detections_total = SingleWriterCounter(
+        self.hot_loop_detections_total = counter_family(
             "kube_runtime_hot_loop_detections_total",
             "Objects found reconciled over and over because of changes right after their own reconcile",
             ["controller"],
