@@ -84,7 +84,7 @@ from prometheus_client import CollectorRegistry
 from kube_runtime.client.api import Api
 from kube_runtime.client.json import KubeObject
 from kube_runtime.client.resource import ApiResource
-from kube_runtime.controller.action import ReconcileReason, ReconcileRequest
+from kube_runtime.controller.action import LOW_PRIORITY, ReconcileReason, ReconcileRequest
 from kube_runtime.controller.applier import (
     DEFAULT_CONCURRENCY,
     ApplierSpec,
@@ -332,12 +332,15 @@ class Controller:
 
     def reconcile_all_on(self, stream: AsyncIterable[Any]) -> Controller:
         """Reconcile every object in the store (reason ``bulk reconcile requested``) for each item of
-        ``stream``. The controller keeps running when the stream ends."""
+        ``stream``, at low priority (like a resync). The controller keeps running when the stream
+        ends."""
         resource, reader = self.resource, self._store
 
         def to_requests(_item: Any) -> Iterable[ReconcileRequest]:
             reason = ReconcileReason.BULK_RECONCILE
-            return [ReconcileRequest(ObjectRef.from_obj(obj, resource), reason) for obj in reader]
+            return [
+                ReconcileRequest(ObjectRef.from_obj(obj, resource), reason, LOW_PRIORITY) for obj in reader
+            ]
 
         self._triggers.append(Trigger("reconcile_all_on", lambda: trigger_with(stream, to_requests)))
         return self
