@@ -77,7 +77,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import AsyncIterable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from prometheus_client import CollectorRegistry
 
@@ -113,6 +113,9 @@ from kube_runtime.watcher.config import WatcherConfig
 from kube_runtime.watcher.progress import WatchProgress
 from kube_runtime.watcher.state import WatcherItem
 from kube_runtime.watcher.watcher import metadata_watcher, watcher
+
+if TYPE_CHECKING:
+    from kube_runtime.sharding.run import ShardedController
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -197,6 +200,9 @@ class Controller:
         self._error_backoff = ReconcileBackoff()
         self._instruments: list[WatchInstrument] = []
         self._decode: Callable[[KubeObject], Any] | None = None
+        self._api = api if isinstance(api, Api) else None
+        self._owned: list[ApiResource] = []
+        self._scope: str | None = None
         if isinstance(api, Api):
             self._watch_name(main.resource.kind)
         self._triggers.append(Trigger(f"{main.label} {main.resource.kind}", lambda: main.open(self)))
@@ -286,9 +292,11 @@ class Controller:
         owner = self.resource
         watch = self._watch_name(child.kind)
         predicate = _one_predicate(predicates)
+        self._owned.append(child)
 
         def open_owns() -> AsyncIterable[RequestItem]:
-            raw = self._open_watch(watch, lambda progress: metadata_watcher(api, config, progress=progress))
+            scoped = self._scoped(config)
+            raw = self._open_watch(watch, lambda progress: metadata_watcher(api, scoped, progress=progress))
             memory = None if predicate is None else PredicateMemory(predicate, ttl=predicate_ttl)
             return trigger_owners(raw.backoff(self._backoff_factory()), owner, child, memory)
 
@@ -418,6 +426,31 @@ class Controller:
         self._decode = decode
         return self
 
+    def scope_watches(self, label_selector: str | None) -> Controller:
+        """Add ``label_selector`` to the main watch and every ``owns`` watch (not ``watches``) of the
+        runs that start from now on: their stores and triggers then hold only matching objects."""
+        self._scope = label_selector
+        return self
+
+    def sharded(self, ring: str, lease_namespace: str, **options: Any) -> ShardedController:
+        """This controller as one replica of the sharded ring ``ring``: a
+        :class:`~kube_runtime.sharding.ShardedController` (run it like a controller). The
+        controller must be built on an ``Api``; ``options`` are that class's keywords."""
+        # The sharding package sits on top of this one; imported here to keep the layers one-way.
+        from kube_runtime.sharding.run import ShardedController
+
+        if self._api is None:
+            raise ValueError(
+                "a sharded controller needs Controller(api, ...): it watches and labels the kind"
+            )
+        return ShardedController(self, self._api, list(self._owned), ring, lease_namespace, **options)
+
+    def _scoped(self, config: WatcherConfig) -> WatcherConfig:
+        if not self._scope:
+            return config
+        selector = f"{config.label_selector},{self._scope}" if config.label_selector else self._scope
+        return config.labels(selector)
+
     @property
     def watch_names(self) -> list[str]:
         """The names of the watches this controller opens, main watch first (see the module docs)."""
@@ -498,7 +531,8 @@ def _watch_main(
 
     def open_main(ctl: Controller) -> AsyncIterable[RequestItem]:
         watch = ctl._watches[0]
-        raw = ctl._open_watch(watch, lambda progress: watcher(api, config, progress=progress))
+        scoped = ctl._scoped(config)
+        raw = ctl._open_watch(watch, lambda progress: watcher(api, scoped, progress=progress))
         synced = raw.backoff(ctl._backoff_factory()).reflect(writer).synced_objects(reader)
         if predicate is not None:
             synced = synced.predicate_filter(predicate, ttl=predicate_ttl)
