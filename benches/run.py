@@ -3,7 +3,7 @@
     python benches/run.py [--quick] [--scenarios 1,2,...] [--peers kube-runtime,kube-rs,...]
 
 Starts the embedded API server pinned to CPU 0 and each peer pinned to CPU 1 (taskset), runs the
-scenarios of issue 9 (1 cold sync, 2 steady ingest, 3 scheduling latency, 4 memory per object,
+scenarios (1 cold sync, 2 steady ingest, 3 scheduling latency, 4 memory per object,
 5 recovery, 6 observability overhead), prints the tables and writes
 benches/results/<date>-<quick|full>.md and .json. Build the compiled peers first with
 benches/build_peers.sh; a peer that cannot run here is listed in the results with the reason.

@@ -49,6 +49,7 @@ from kube_runtime.controller.metrics import QueueMetrics
 from kube_runtime.controller.reconcile import ErrorPolicy, ReconcileAttempts, Reconciler
 from kube_runtime.controller.result import ControllerResult
 from kube_runtime.controller.runner import Runner, loop_clock
+from kube_runtime.controller.scheduler import DEFAULT_MAX_WAIT
 from kube_runtime.controller.shutdown import (
     DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT,
     ShutdownDeadline,
@@ -90,17 +91,24 @@ class ControllerConfig:
     seconds before a triggered reconcile starts (pitfall: an object changing more often than that
     is never reconciled). ``graceful_shutdown_timeout``: seconds a graceful shutdown waits for
     running reconciles before cancelling them (``None``: forever; see
-    :mod:`~kube_runtime.controller.shutdown`)."""
+    :mod:`~kube_runtime.controller.shutdown`). ``priority_queue``: live changes run before what a
+    (re)list produced (controller-runtime's ``UsePriorityQueue``, on by default as there);
+    ``priority_max_wait``: seconds after which a waiting due reconcile gets every other start
+    whatever its priority (the starvation bound of :mod:`~kube_runtime.controller.scheduler`)."""
 
     concurrency: int = DEFAULT_CONCURRENCY
     debounce: float = 0.0
     graceful_shutdown_timeout: float | None = DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT
+    priority_queue: bool = True
+    priority_max_wait: float = DEFAULT_MAX_WAIT
 
     def __post_init__(self) -> None:
         if self.concurrency < 0:
             raise ValueError(f"concurrency must be >= 0 (0 = unbounded), got {self.concurrency}")
         if self.debounce < 0:
             raise ValueError(f"debounce must be >= 0, got {self.debounce}")
+        if not self.priority_max_wait > 0:
+            raise ValueError(f"priority_max_wait must be > 0, got {self.priority_max_wait}")
         check_graceful_shutdown_timeout(self.graceful_shutdown_timeout)
 
 
@@ -245,12 +253,12 @@ class ControllerRun(Generic[C]):
     async def _run(self, send: MemoryObjectSendStream[ControllerResult]) -> None:
         spec = self._spec
         config = spec.config
-        metrics = QueueMetrics(spec.name, spec.registry)
+        metrics = QueueMetrics(spec.name, spec.registry, prioritized=config.priority_queue)
         metrics.set_max_concurrency(config.concurrency)
         clock = loop_clock()
 
-        def requeue(request: ReconcileRequest, run_at: float) -> None:
-            runner.schedule(request, run_at)
+        def requeue(request: ReconcileRequest, run_at: float, priority: int) -> None:
+            runner.schedule(request, run_at, priority)
 
         attempts: ReconcileAttempts[C] = ReconcileAttempts(
             name=spec.name,
@@ -270,6 +278,8 @@ class ControllerRun(Generic[C]):
             debounce=config.debounce,
             ready=spec.store.wait_until_ready,
             hooks=metrics,
+            prioritized=config.priority_queue,
+            max_wait=config.priority_max_wait,
         )
         self._runner = runner
         deadline = ShutdownDeadline(
@@ -316,7 +326,7 @@ class ControllerRun(Generic[C]):
                 if isinstance(item, Exception):
                     await send.send(QueueError(item))
                 else:
-                    schedule(item)
+                    schedule(item, None, item.priority)
             _log.debug("trigger %s ended", trigger.name)
         except Exception as exc:  # a custom stream that raised instead of yielding its error
             _log.warning("trigger %s failed and stopped: %r", trigger.name, exc)

@@ -17,8 +17,10 @@
   ``ReconcilerFailed`` and is requeued as the error policy says: after the per-object exponential
   backoff when the policy returns ``Action.requeue_with_backoff()``, is ``None`` or itself fails.
   Success yields ``Reconciled``, forgets the backoff and requeues as the ``Action`` says.
-* Requeues go straight into the runner's scheduler (capped at ``MAX_REQUEUE_SECONDS``); once the
-  runner is closed (shutting down) they are dropped.
+* Requeues go straight into the runner's scheduler (capped at ``MAX_REQUEUE_SECONDS``) at the
+  priority the ``Action`` names, else at the priority the attempt was started at
+  (controller-runtime's ``Result.Priority``); once the runner is closed (shutting down) they are
+  dropped.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from kube_runtime.controller.context import ReconcileInfo, _current
 from kube_runtime.controller.errors import ObjectDecodeFailed, ObjectNotFound, ReconcilerFailed
 from kube_runtime.controller.metrics import QueueMetrics
 from kube_runtime.controller.result import ControllerResult, Reconciled
+from kube_runtime.controller.scheduler import Due
 from kube_runtime.store.object_ref import ObjectRef
 from kube_runtime.store.store import Store
 
@@ -62,9 +65,9 @@ ErrorPolicy = Callable[[KubeObject, Exception, C], Action | Awaitable[Action]]
 
 
 class ReconcileAttempts(Generic[C]):
-    """Performs attempts for one run: ``await attempts(request, due_at)`` -> one result.
+    """Performs attempts for one run: ``await attempts(request, due)`` -> one result.
 
-    ``requeue(request, run_at)`` schedules a retry (the runner's ``schedule``); ``clock`` is the
+    ``requeue(request, run_at, priority)`` schedules a retry (the runner's ``schedule``); ``clock`` is the
     run's clock; ``metrics`` receives the active-worker count and retries.
     """
 
@@ -93,7 +96,7 @@ class ReconcileAttempts(Generic[C]):
         decode: Callable[[KubeObject], Any] | None,
         metrics: QueueMetrics,
         clock: Callable[[], float],
-        requeue: Callable[[ReconcileRequest, float], object],
+        requeue: Callable[[ReconcileRequest, float, int], object],
     ) -> None:
         self._name = name
         self._store = store
@@ -106,7 +109,7 @@ class ReconcileAttempts(Generic[C]):
         self._clock = clock
         self._requeue = requeue
 
-    async def __call__(self, request: ReconcileRequest, _due_at: float) -> ControllerResult:
+    async def __call__(self, request: ReconcileRequest, due: Due[ReconcileRequest]) -> ControllerResult:
         obj_ref = request.obj_ref
         obj = self._store.get(obj_ref)
         backoff = self._backoff
@@ -151,11 +154,21 @@ class ReconcileAttempts(Generic[C]):
                 if span.is_recording():
                     span.record_exception(error)
                     span.set_status(Status(StatusCode.ERROR, str(error)))
-                delay = await self._apply_error_policy(obj, error, backoff.next_delay(obj_ref))
-                self._requeue_after(obj_ref, ReconcileReason.ERROR_POLICY_REQUESTED_RETRY, delay)
+                delay, priority = await self._apply_error_policy(obj, error, backoff.next_delay(obj_ref))
+                self._requeue_after(
+                    obj_ref,
+                    ReconcileReason.ERROR_POLICY_REQUESTED_RETRY,
+                    delay,
+                    due.priority if priority is None else priority,
+                )
                 return ReconcilerFailed(error, obj_ref, reason=reason, duration=duration)
             backoff.forget(obj_ref)
-            self._requeue_after(obj_ref, ReconcileReason.RECONCILER_REQUESTED_RETRY, action.requeue_after)
+            self._requeue_after(
+                obj_ref,
+                ReconcileReason.RECONCILER_REQUESTED_RETRY,
+                action.requeue_after,
+                due.priority if action.priority is None else action.priority,
+            )
             return Reconciled(obj_ref, action, reason=reason, duration=duration)
         finally:
             if token is not None:
@@ -164,10 +177,11 @@ class ReconcileAttempts(Generic[C]):
 
     async def _apply_error_policy(
         self, obj: KubeObject, error: Exception, backoff_delay: float
-    ) -> float | None:
+    ) -> tuple[float | None, int | None]:
+        """The retry delay (``None``: none) and priority (``None``: unchanged) the policy asks for."""
         policy = self._error_policy
         if policy is None:
-            return backoff_delay
+            return backoff_delay, None
         try:
             action = policy(obj, error, self._context)
             if inspect.isawaitable(action):
@@ -176,16 +190,18 @@ class ReconcileAttempts(Generic[C]):
                 raise TypeError(f"error_policy returned {action!r}, expected an Action")
         except Exception:
             _log.exception("controller %s: error_policy failed; retrying with backoff", self._name)
-            return backoff_delay
-        return backoff_delay if action.backoff else action.requeue_after
+            return backoff_delay, None
+        return (backoff_delay if action.backoff else action.requeue_after), action.priority
 
-    def _requeue_after(self, obj_ref: ObjectRef, reason: ReconcileReason, delay: float | None) -> None:
+    def _requeue_after(
+        self, obj_ref: ObjectRef, reason: ReconcileReason, delay: float | None, priority: int
+    ) -> None:
         if delay is None:
             return
         self._metrics.on_retry()
         run_at = self._clock() + min(delay, MAX_REQUEUE_SECONDS)
         # Once shutting down (the runner is closed) the requeue is dropped.
-        self._requeue(ReconcileRequest(obj_ref, reason), run_at)
+        self._requeue(ReconcileRequest(obj_ref, reason, priority), run_at, priority)
 
 
 class _ResolvedTracer:

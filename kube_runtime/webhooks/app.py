@@ -10,6 +10,9 @@ Guarantees for every request to a webhook path:
   result (conversion) whose message is the exception's type and text, counted in
   ``controller_runtime_webhook_panics_total``/``controller_runtime_conversion_webhook_panics_total``
   and logged with its traceback;
+* with a codec, an object it cannot decode (e.g. one that does not fit a model) is refused:
+  denied with ``status.code`` 422 and the decoder's message, counted as ``denied`` (the object is
+  invalid; the handler never ran, so it is no panic);
 * the handler runs at most until the answer deadline, :func:`answer_deadline` of the webhook's
   ``timeout_seconds``, and is then cancelled; the answer leaves before the API server gives up.
   A timed-out admission review is answered the way the API server would apply the webhook's
@@ -83,10 +86,16 @@ async def _run_admission(hook: AdmissionWebhook, request: AdmissionRequest) -> d
     handed = request
     if hook.codec is not None:
         decode = hook.codec.decode
-        handed = request.replace_objects(
-            None if request.object is None else decode(request.object),
-            None if request.old_object is None else decode(request.old_object),
-        )
+        try:
+            handed = request.replace_objects(
+                None if request.object is None else decode(request.object),
+                None if request.old_object is None else decode(request.old_object),
+            )
+        except Exception as exc:  # the object, not the handler, is at fault: refuse it
+            log.info("admission object does not fit the webhook's codec", webhook=hook.path, error=str(exc))
+            return admission_response(
+                request.uid, allowed=False, message=str(exc), code=422, reason="Invalid"
+            )
     if hook.kind == "mutating" and request.object is not None:
         original = copy.deepcopy(request.object)
     result = await hook.handler(handed)

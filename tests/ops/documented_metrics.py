@@ -49,7 +49,7 @@ HISTOGRAMS: dict[str, frozenset[str]] = {
 GAUGES: dict[str, frozenset[str]] = {
     "controller_runtime_active_workers": frozenset({"controller"}),
     "controller_runtime_max_concurrent_reconciles": frozenset({"controller"}),
-    "workqueue_depth": frozenset({"name", "controller"}),
+    "workqueue_depth": frozenset({"name", "controller", "priority"}),
     "workqueue_unfinished_work_seconds": frozenset({"name", "controller"}),
     "workqueue_longest_running_processor_seconds": frozenset({"name", "controller"}),
     "leader_election_master_status": frozenset({"name"}),
