@@ -33,7 +33,6 @@ from asyncio import get_running_loop
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any, Final, TypeVar
 
-import anyio
 import structlog
 from prometheus_client import CollectorRegistry
 
@@ -184,10 +183,7 @@ class ResultRecorder:
 
     def record(self, item: object) -> None:
         """Count one result item. Never raises for an unexpected item (it is ignored)."""
-        try:
-            now = get_running_loop().time()  # anyio's clock on asyncio, without its backend lookup
-        except RuntimeError:  # another event loop (trio)
-            now = anyio.current_time()
+        now = get_running_loop().time()  # anyio's clock on asyncio, without its backend lookup
         if self.progress is not None:
             self.progress.mark(now)
         if item.__class__ is Reconciled:  # the common case, without the generic lookups below
