@@ -210,7 +210,7 @@ def main() -> None:
                     "mean_ms": round(statistics.fmean(latencies) * 1000, 3),
                     "server_cpu_us_per_review": round(cpu / len(latencies) * 1e6, 1),
                     # what one core serves when the server has it to itself
-                    "one_core_reviews_per_second": round(len(latencies) / cpu, 1),
+                    "one_core_reviews_per_second": round(len(latencies) / cpu, 1) if cpu > 0 else None,
                 }
         finally:
             child.terminate()
