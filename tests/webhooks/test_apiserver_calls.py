@@ -1,6 +1,7 @@
 """An API server calls our webhooks over TLS with the generated configurations: a denied create is
 refused with our message, a mutated create is stored with our change, a CRD with two versions
-converts through our converter both ways, and failure policies apply when the webhook is
+converts through our converter both ways, deletes carry the old object, status writes name the
+subresource, a raising handler is a counted refusal, and failure policies apply when the webhook is
 unreachable. The same tests run against the real kube-apiserver (envtest) and the embedded server.
 """
 
@@ -81,6 +82,28 @@ async def convert(obj: dict[str, Any], desired: str) -> dict[str, Any]:
     return {**obj, "apiVersion": desired, "spec": spec}
 
 
+SEEN: dict[str, list[AdmissionRequest]] = {}
+
+
+async def guard_deletes(request: AdmissionRequest) -> Verdict:
+    """Refuse deleting a widget labelled protected: only ``oldObject`` says so on DELETE."""
+    SEEN.setdefault(request.name, []).append(request)
+    labels = request.old_object["metadata"].get("labels") or {}
+    return deny("this widget is protected") if labels.get("protected") == "true" else allow()
+
+
+async def check_status(request: AdmissionRequest) -> Verdict:
+    """Refuse a ``Broken`` phase written through the status subresource."""
+    SEEN.setdefault(request.name, []).append(request)
+    return (
+        deny("phase Broken is not allowed") if request.object["status"].get("phase") == "Broken" else allow()
+    )
+
+
+async def explode(request: AdmissionRequest) -> Verdict:
+    raise RuntimeError(f"cannot review {request.name}")
+
+
 async def stuck(request: AdmissionRequest) -> Verdict:
     await anyio.sleep_forever()
     raise AssertionError("unreachable")
@@ -88,6 +111,7 @@ async def stuck(request: AdmissionRequest) -> Verdict:
 
 def crd_manifest(group: str) -> dict[str, Any]:
     def version(name: str, spec: dict[str, Any], storage: bool) -> dict[str, Any]:
+        status = {"type": "object", "properties": {"phase": {"type": "string"}}}
         return {
             "name": name,
             "served": True,
@@ -95,9 +119,10 @@ def crd_manifest(group: str) -> dict[str, Any]:
             "schema": {
                 "openAPIV3Schema": {
                     "type": "object",
-                    "properties": {"spec": {"type": "object", "properties": spec}},
+                    "properties": {"spec": {"type": "object", "properties": spec}, "status": status},
                 }
             },
+            "subresources": {"status": {}},
         }
 
     return {
@@ -168,6 +193,18 @@ async def webhooks_installed(http: httpx.AsyncClient, tmp_path: Path) -> AsyncIt
     hooks.validating(
         "/slow", stuck, name=f"slow.{group}", rules=rules, timeout_seconds=1,
         object_selector={"matchLabels": {"slow": "true"}},
+    )  # fmt: skip
+    hooks.validating(
+        "/deletes", guard_deletes, name=f"deletes.{group}",
+        rules=[Rule((group,), ("*",), ("widgets",), operations=("DELETE",))],
+    )  # fmt: skip
+    hooks.validating(
+        "/status", check_status, name=f"status.{group}",
+        rules=[Rule((group,), ("*",), ("widgets/status",), operations=("UPDATE",))],
+    )  # fmt: skip
+    hooks.validating(
+        "/explode", explode, name=f"explode.{group}", rules=rules,
+        object_selector={"matchLabels": {"explode": "true"}},
     )  # fmt: skip
     pair = SelfSignedCA().issue(tmp_path, hosts=["127.0.0.1"])
     server = WebhookServer(
@@ -356,3 +393,63 @@ async def test_watch_events_arrive_converted_to_the_watched_version(
             second = orjson.loads(await anext(lines))
             assert (second["type"], second["object"]["metadata"]["name"]) == ("ADDED", "later")
             assert second["object"]["spec"] == {"size": {"count": 3}}
+
+
+async def test_deletes_carry_the_old_object_and_status_writes_the_subresource(
+    http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    async with webhooks_installed(http, tmp_path) as setup:
+        SEEN.clear()
+        kept = setup.widget("kept", "v1", {"replicas": 1})
+        kept["metadata"]["labels"] = {"protected": "true"}
+        await create(http, setup.path("v1"), kept)
+        await create(http, setup.path("v1"), setup.widget("gone", "v1", {"replicas": 1}))
+
+        refused = await http.delete(setup.path("v1", "kept"))
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["message"] == (
+            f'admission webhook "deletes.{setup.group}" denied the request: this widget is protected'
+        )
+        assert (await http.get(setup.path("v1", "kept"))).status_code == 200
+        assert (await http.delete(setup.path("v1", "gone"))).status_code == 200
+        (delete,) = [r for r in SEEN["gone"] if r.operation == "DELETE"]
+        assert delete.object is None
+        assert delete.old_object["metadata"]["name"] == "gone"
+        assert delete.old_object["spec"] == {"replicas": 1}
+
+        status_path = setup.path("v1", "kept") + "/status"
+        merge = {"content-type": "application/merge-patch+json"}
+        ok = await http.patch(status_path, json={"status": {"phase": "Ready"}}, headers=merge)
+        assert ok.status_code == 200, ok.text
+        broken = await http.patch(status_path, json={"status": {"phase": "Broken"}}, headers=merge)
+        assert broken.status_code == 403, broken.text
+        assert "phase Broken is not allowed" in broken.json()["message"]
+        assert (await http.get(setup.path("v1", "kept"))).json()["status"] == {"phase": "Ready"}
+        status_reviews = [r for r in SEEN["kept"] if r.sub_resource == "status"]
+        assert [r.object["status"]["phase"] for r in status_reviews] == ["Ready", "Broken"]
+        assert all(r.operation == "UPDATE" and r.request_sub_resource == "status" for r in status_reviews)
+        assert status_reviews[1].old_object["status"] == {"phase": "Ready"}
+        # the spec-level webhooks saw none of the status writes (their rules name widgets only)
+        validated = setup.registry.get_sample_value(
+            "kube_runtime_webhook_admission_results_total", {"webhook": "/status", "result": "allowed"}
+        )
+        assert validated == 1
+
+
+async def test_a_raising_handler_is_refused_with_its_error_and_counted(
+    http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    async with webhooks_installed(http, tmp_path) as setup:
+        bad = setup.widget("bad", "v1", {"replicas": 1})
+        bad["metadata"]["labels"] = {"explode": "true"}
+        response = await http.post(setup.path("v1"), json=bad)
+        assert response.status_code == 500, response.text
+        assert response.json()["message"] == (
+            f'admission webhook "explode.{setup.group}" denied the request: RuntimeError: cannot review bad'
+        )
+        assert (await http.get(setup.path("v1", "bad"))).status_code == 404
+        assert setup.registry.get_sample_value("controller_runtime_webhook_panics_total") == 1
+        errors = setup.registry.get_sample_value(
+            "kube_runtime_webhook_admission_results_total", {"webhook": "/explode", "result": "error"}
+        )
+        assert errors == 1
