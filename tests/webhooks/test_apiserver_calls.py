@@ -60,7 +60,11 @@ def widget_replicas(obj: dict[str, Any]) -> int:
     return int(spec["size"]["count"] if "size" in spec else spec.get("replicas", 0))
 
 
+SEEN: dict[str, list[AdmissionRequest]] = {}  # reviews by object name, for tests that look at them
+
+
 async def validate(request: AdmissionRequest) -> Verdict:
+    SEEN.setdefault(request.name, []).append(request)
     if widget_replicas(request.object) > 3:
         return deny("replicas must be at most 3")
     return allow()
@@ -80,9 +84,6 @@ async def convert(obj: dict[str, Any], desired: str) -> dict[str, Any]:
     else:
         spec = {"replicas": spec.pop("size", {}).get("count", 0), **spec}
     return {**obj, "apiVersion": desired, "spec": spec}
-
-
-SEEN: dict[str, list[AdmissionRequest]] = {}
 
 
 async def guard_deletes(request: AdmissionRequest) -> Verdict:
@@ -300,6 +301,7 @@ async def test_a_two_version_crd_converts_through_our_converter_both_ways(
 
 async def test_patches_and_dry_runs_go_through_the_webhooks(http: httpx.AsyncClient, tmp_path: Path) -> None:
     async with webhooks_installed(http, tmp_path) as setup:
+        SEEN.clear()
         await create(http, setup.path("v1"), setup.widget("p", "v1", {"replicas": 1}))
         merge = {"content-type": "application/merge-patch+json"}
         refused = await http.patch(setup.path("v1", "p"), json={"spec": {"replicas": 7}}, headers=merge)
@@ -312,10 +314,14 @@ async def test_patches_and_dry_runs_go_through_the_webhooks(http: httpx.AsyncCli
             "mutated-by": "kube-runtime"
         }  # put back by the mutator
         assert patched.json()["spec"] == {"replicas": 2}
+        updates = [r for r in SEEN["p"] if r.operation == "UPDATE"]
+        assert [(r.dry_run, r.old_object["spec"]["replicas"]) for r in updates] == [(False, 1), (False, 1)]
+        SEEN.clear()
         dry = await http.post(
             setup.path("v1"), params={"dryRun": "All"}, json=setup.widget("dry", "v1", {"replicas": 1})
         )
         assert dry.status_code == 201
+        assert [r.dry_run for r in SEEN["dry"]] == [True]  # the validator saw dryRun
         assert dry.json()["metadata"]["labels"] == {"mutated-by": "kube-runtime"}
         assert (await http.get(setup.path("v1", "dry"))).status_code == 404
 
