@@ -30,6 +30,7 @@ from kube_runtime.webhooks.config import (
     validating_webhook_configuration,
     with_conversion,
 )
+from kube_runtime.webhooks.handlers import MatchPolicy
 from kube_runtime.webhooks.server import WebhookServer
 from tests.contract.kubeconfig import read_kubeconfig
 
@@ -99,6 +100,18 @@ async def check_status(request: AdmissionRequest) -> Verdict:
     return (
         deny("phase Broken is not allowed") if request.object["status"].get("phase") == "Broken" else allow()
     )
+
+
+POLICIES: tuple[MatchPolicy, ...] = ("Equivalent", "Exact")
+BY_POLICY: dict[str, list[AdmissionRequest]] = {policy: [] for policy in POLICIES}
+
+
+def v2_only(policy: str) -> Any:
+    async def record(request: AdmissionRequest) -> Verdict:
+        BY_POLICY[policy].append(request)
+        return allow()
+
+    return record
 
 
 async def explode(request: AdmissionRequest) -> Verdict:
@@ -203,6 +216,12 @@ async def webhooks_installed(http: httpx.AsyncClient, tmp_path: Path) -> AsyncIt
         "/status", check_status, name=f"status.{group}",
         rules=[Rule((group,), ("*",), ("widgets/status",), operations=("UPDATE",))],
     )  # fmt: skip
+    for policy in POLICIES:
+        hooks.validating(
+            f"/v2-{policy.lower()}", v2_only(policy), name=f"v2-{policy.lower()}.{group}",
+            rules=[Rule((group,), ("v2",), ("widgets",))], match_policy=policy,
+            object_selector={"matchLabels": {"versions": "check"}},
+        )  # fmt: skip
     hooks.validating(
         "/explode", explode, name=f"explode.{group}", rules=rules,
         object_selector={"matchLabels": {"explode": "true"}},
@@ -459,3 +478,30 @@ async def test_a_raising_handler_is_refused_with_its_error_and_counted(
             "kube_runtime_webhook_admission_results_total", {"webhook": "/explode", "result": "error"}
         )
         assert errors == 1
+
+
+async def test_match_policy_equivalent_reviews_another_version_converted_and_exact_does_not(
+    http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    async with webhooks_installed(http, tmp_path) as setup:
+        for seen in BY_POLICY.values():
+            seen.clear()
+        written = setup.widget("versions", "v1", {"replicas": 2})
+        written["metadata"]["labels"] = {"versions": "check"}
+        await create(http, setup.path("v1"), written)
+        assert BY_POLICY["Exact"] == []  # its rules name v2 only; the write was at v1
+        (review,) = BY_POLICY["Equivalent"]
+        assert review.kind == {"group": setup.group, "version": "v2", "kind": "Widget"}
+        assert review.resource == {"group": setup.group, "version": "v2", "resource": "widgets"}
+        assert review.request_kind == {"group": setup.group, "version": "v1", "kind": "Widget"}
+        assert review.request_resource == {"group": setup.group, "version": "v1", "resource": "widgets"}
+        assert (review.object["apiVersion"], review.object["spec"]) == (
+            f"{setup.group}/v2",
+            {"size": {"count": 2}},
+        )
+        # a write at v2 reaches both, unconverted
+        at_v2 = setup.widget("versions2", "v2", {"size": {"count": 1}})
+        at_v2["metadata"]["labels"] = {"versions": "check"}
+        await create(http, setup.path("v2"), at_v2)
+        assert [(r.request_kind or {}).get("version") for r in BY_POLICY["Exact"]] == ["v2"]
+        assert [(r.request_kind or {}).get("version") for r in BY_POLICY["Equivalent"]] == ["v1", "v2"]
