@@ -334,7 +334,9 @@ async def test_patches_and_dry_runs_go_through_the_webhooks(http: httpx.AsyncCli
         }  # put back by the mutator
         assert patched.json()["spec"] == {"replicas": 2}
         updates = [r for r in SEEN["p"] if r.operation == "UPDATE"]
-        assert [(r.dry_run, r.old_object["spec"]["replicas"]) for r in updates] == [(False, 1), (False, 1)]
+        # (kube-apiserver may review an update again when its storage update retries)
+        assert {(r.dry_run, r.old_object["spec"]["replicas"]) for r in updates} == {(False, 1)}
+        assert {widget_replicas(r.object) for r in updates} == {7, 2}
         SEEN.clear()
         dry = await http.post(
             setup.path("v1"), params={"dryRun": "All"}, json=setup.widget("dry", "v1", {"replicas": 1})
@@ -442,6 +444,16 @@ async def test_deletes_carry_the_old_object_and_status_writes_the_subresource(
         assert delete.old_object["metadata"]["name"] == "gone"
         assert delete.old_object["spec"] == {"replicas": 1}
 
+        def spec_reviews() -> float:
+            return sum(
+                setup.registry.get_sample_value(
+                    "kube_runtime_webhook_admission_results_total", {"webhook": "/validate", "result": result}
+                )
+                or 0.0
+                for result in ("allowed", "denied")
+            )
+
+        before = spec_reviews()
         status_path = setup.path("v1", "kept") + "/status"
         merge = {"content-type": "application/merge-patch+json"}
         ok = await http.patch(status_path, json={"status": {"phase": "Ready"}}, headers=merge)
@@ -451,14 +463,16 @@ async def test_deletes_carry_the_old_object_and_status_writes_the_subresource(
         assert "phase Broken is not allowed" in broken.json()["message"]
         assert (await http.get(setup.path("v1", "kept"))).json()["status"] == {"phase": "Ready"}
         status_reviews = [r for r in SEEN["kept"] if r.sub_resource == "status"]
-        assert [r.object["status"]["phase"] for r in status_reviews] == ["Ready", "Broken"]
+        phases = [r.object["status"]["phase"] for r in status_reviews]
+        # in order; kube-apiserver may review a write again when its storage update retries
+        assert phases[0] == "Ready"
+        assert phases == sorted(phases, key=["Ready", "Broken"].index)
+        assert "Broken" in phases
         assert all(r.operation == "UPDATE" and r.request_sub_resource == "status" for r in status_reviews)
-        assert status_reviews[1].old_object["status"] == {"phase": "Ready"}
-        # the spec-level webhooks saw none of the status writes (their rules name widgets only)
-        validated = setup.registry.get_sample_value(
-            "kube_runtime_webhook_admission_results_total", {"webhook": "/status", "result": "allowed"}
-        )
-        assert validated == 1
+        broken_reviews = [r for r in status_reviews if r.object["status"]["phase"] == "Broken"]
+        assert all(r.old_object["status"] == {"phase": "Ready"} for r in broken_reviews)
+        # the spec-level validator saw none of the status writes (its rules name widgets only)
+        assert spec_reviews() == before
 
 
 async def test_a_raising_handler_is_refused_with_its_error_and_counted(
