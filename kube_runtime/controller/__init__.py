@@ -7,7 +7,13 @@ attempt), :mod:`.applier` (``applier``: runs a frozen spec, triggers -> schedule
 result stream) and :mod:`.controller` (the ``Controller`` builder).
 """
 
-from kube_runtime.controller.action import Action, ReconcileReason, ReconcileRequest
+from kube_runtime.controller.action import (
+    DEFAULT_PRIORITY,
+    LOW_PRIORITY,
+    Action,
+    ReconcileReason,
+    ReconcileRequest,
+)
 from kube_runtime.controller.applier import (
     DEFAULT_CONCURRENCY,
     ApplierSpec,
@@ -25,6 +31,7 @@ from kube_runtime.controller.errors import (
     ObjectNotFound,
     QueueError,
     ReconcilerFailed,
+    ReconcileTimedOut,
     RunnerError,
 )
 from kube_runtime.controller.metrics import QueueMetrics, queue_metrics
@@ -41,6 +48,8 @@ __all__ = [
     "DEFAULT_CONCURRENCY",
     "DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT",
     "DEFAULT_LEASE_NAMESPACE",
+    "DEFAULT_PRIORITY",
+    "LOW_PRIORITY",
     "SHUTDOWN_SIGNALS",
     "Action",
     "ApplierSpec",
@@ -60,6 +69,7 @@ __all__ = [
     "ReconcileInfo",
     "ReconcileReason",
     "ReconcileRequest",
+    "ReconcileTimedOut",
     "Reconciled",
     "Reconciler",
     "ReconcilerFailed",

@@ -94,13 +94,17 @@ class ControllerConfig:
     :mod:`~kube_runtime.controller.shutdown`). ``priority_queue``: live changes run before what a
     (re)list produced (controller-runtime's ``UsePriorityQueue``, on by default as there);
     ``priority_max_wait``: seconds after which a waiting due reconcile gets every other start
-    whatever its priority (the starvation bound of :mod:`~kube_runtime.controller.scheduler`)."""
+    whatever its priority (the starvation bound of :mod:`~kube_runtime.controller.scheduler`).
+    ``reconcile_timeout``: seconds after which a reconcile is cancelled and reported as
+    ``ReconcileTimedOut`` (``None``, the default as in controller-runtime: no limit; see
+    :mod:`~kube_runtime.controller.reconcile`)."""
 
     concurrency: int = DEFAULT_CONCURRENCY
     debounce: float = 0.0
     graceful_shutdown_timeout: float | None = DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT
     priority_queue: bool = True
     priority_max_wait: float = DEFAULT_MAX_WAIT
+    reconcile_timeout: float | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency < 0:
@@ -109,6 +113,8 @@ class ControllerConfig:
             raise ValueError(f"debounce must be >= 0, got {self.debounce}")
         if not self.priority_max_wait > 0:
             raise ValueError(f"priority_max_wait must be > 0, got {self.priority_max_wait}")
+        if self.reconcile_timeout is not None and not self.reconcile_timeout > 0:
+            raise ValueError(f"reconcile_timeout must be > 0 or None, got {self.reconcile_timeout}")
         check_graceful_shutdown_timeout(self.graceful_shutdown_timeout)
 
 
@@ -271,6 +277,7 @@ class ControllerRun(Generic[C]):
             metrics=metrics,
             clock=clock,
             requeue=requeue,
+            timeout=config.reconcile_timeout,
         )
         runner: Runner[ReconcileRequest, ControllerResult] = Runner(
             attempts,

@@ -334,6 +334,12 @@ class Controller:
         self._config = replace(self._config, graceful_shutdown_timeout=seconds)
         return self
 
+    def with_reconcile_timeout(self, seconds: float | None) -> Controller:
+        """Cancel a reconcile after ``seconds`` (``None``: never, the default) and report it as
+        ``ReconcileTimedOut``; ``Action.with_timeout`` overrides it for one requeue."""
+        self._config = replace(self._config, reconcile_timeout=seconds)
+        return self
+
     def trigger_backoff(self, factory: Callable[[], Backoff]) -> Controller:
         """The backoff policy of each watch trigger (a new instance per trigger and run;
         default: client-go's 0.8 s doubling to 30 s, reset after 120 s)."""

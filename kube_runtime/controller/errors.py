@@ -15,6 +15,7 @@ __all__ = [
     "ObjectDecodeFailed",
     "ObjectNotFound",
     "QueueError",
+    "ReconcileTimedOut",
     "ReconcilerFailed",
     "RunnerError",
 ]
@@ -71,6 +72,28 @@ class ReconcilerFailed(ControllerError):
         self.reason = reason
         self.duration = duration
         self.__cause__ = error
+
+
+class ReconcileTimedOut(ReconcilerFailed):
+    """The reconcile of ``obj_ref`` ran longer than its ``timeout`` (seconds) and was cancelled
+    (controller-runtime's ``ReconciliationTimeout``); ``error`` is a ``TimeoutError``.
+
+    The item comes once the cancelled reconcile has finished unwinding (``duration`` includes its
+    cleanup), and no reconcile of the object starts before. The object is retried as for any
+    failure: the error policy decides, the per-object backoff by default.
+    """
+
+    def __init__(
+        self,
+        obj_ref: ObjectRef,
+        timeout: float,
+        *,
+        reason: ReconcileReason = ReconcileReason.UNKNOWN,
+        duration: float = 0.0,
+    ) -> None:
+        self.error: TimeoutError = TimeoutError(f"reconcile did not finish within {timeout:g} s")
+        super().__init__(self.error, obj_ref, reason=reason, duration=duration)
+        self.timeout = timeout
 
 
 class QueueError(ControllerError):

@@ -13,6 +13,12 @@
   ``ReconcilerFailed`` and is requeued as the error policy says: after the per-object exponential
   backoff when the policy returns ``Action.requeue_with_backoff()``, is ``None`` or itself fails.
   Success yields ``Reconciled``, forgets the backoff and requeues as the ``Action`` says.
+* Timeout: a reconcile running longer than its timeout (the request's, set by
+  ``Action.with_timeout``, else the controller's; ``None``: none) is cancelled and yields
+  ``ReconcileTimedOut`` once it has finished unwinding: the attempt (so the object's slot in the
+  runner) lasts until then, so no reconcile of that object starts while the cancelled one
+  cleans up. It is then retried like a failure. A reconcile that swallows the cancellation and
+  returns is taken at its word.
 * Requeues go straight into the runner's scheduler (capped at ``MAX_REQUEUE_SECONDS``) at the
   priority the ``Action`` names, else at the priority the attempt was started at
   (controller-runtime's ``Result.Priority``); once the runner is closed (shutting down) they are
@@ -29,6 +35,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, Generic, TypeVar
 
+import anyio
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
@@ -36,7 +43,12 @@ from kube_runtime.client.json import KubeObject
 from kube_runtime.controller.action import MAX_REQUEUE_SECONDS, Action, ReconcileReason, ReconcileRequest
 from kube_runtime.controller.backoff import ReconcileBackoff
 from kube_runtime.controller.context import ReconcileInfo, _current
-from kube_runtime.controller.errors import ObjectDecodeFailed, ObjectNotFound, ReconcilerFailed
+from kube_runtime.controller.errors import (
+    ObjectDecodeFailed,
+    ObjectNotFound,
+    ReconcilerFailed,
+    ReconcileTimedOut,
+)
 from kube_runtime.controller.metrics import QueueMetrics
 from kube_runtime.controller.result import ControllerResult, Reconciled
 from kube_runtime.controller.scheduler import Due
@@ -62,8 +74,9 @@ ErrorPolicy = Callable[[KubeObject, Exception, C], Action | Awaitable[Action]]
 class ReconcileAttempts(Generic[C]):
     """Performs attempts for one run: ``await attempts(request, due)`` -> one result.
 
-    ``requeue(request, run_at, priority)`` schedules a retry (the runner's ``schedule``); ``clock`` is the
-    run's clock; ``metrics`` receives the active-worker count and retries.
+    ``requeue(request, run_at, priority)`` schedules a retry (the runner's ``schedule``); ``clock``
+    is the run's clock; ``metrics`` receives the active-worker count and retries; ``timeout`` is
+    the controller's reconcile timeout in seconds (``None``: none).
     """
 
     __slots__ = (
@@ -77,6 +90,7 @@ class ReconcileAttempts(Generic[C]):
         "_reconcile",
         "_requeue",
         "_store",
+        "_timeout",
     )
 
     def __init__(
@@ -92,7 +106,9 @@ class ReconcileAttempts(Generic[C]):
         metrics: QueueMetrics,
         clock: Callable[[], float],
         requeue: Callable[[ReconcileRequest, float, int], object],
+        timeout: float | None = None,
     ) -> None:
+        self._timeout = timeout
         self._name = name
         self._store = store
         self._reconcile = reconcile
@@ -134,33 +150,51 @@ class ReconcileAttempts(Generic[C]):
         with span_scope as span:
             clock = self._clock
             started = clock()
-            duration = 0.0
+            timeout = self._timeout if request.timeout is None else request.timeout
+            failure: Exception | None = None
+            timed_out = False
+            action: Any = None
             active.inc()
             try:
-                try:
+                if timeout is None:
                     action = await self._reconcile(obj, self._context)
-                finally:
-                    duration = clock() - started
-                    active.dec()
-                if not isinstance(action, Action):
-                    raise TypeError(f"reconcile returned {action!r}, expected an Action")
-            except Exception as error:
-                span.record_exception(error)
-                span.set_status(Status(StatusCode.ERROR, str(error)))
-                delay, priority = await self._apply_error_policy(obj, error, backoff.next_delay(obj_ref))
+                else:
+                    with anyio.move_on_after(timeout) as scope:
+                        action = await self._reconcile(obj, self._context)
+                    timed_out = scope.cancelled_caught
+            except Exception as exc:
+                failure = exc
+            finally:
+                duration = clock() - started
+                active.dec()
+            if failure is None and not timed_out and not isinstance(action, Action):
+                failure = TypeError(f"reconcile returned {action!r}, expected an Action")
+            if failure is not None or timed_out:
+                failed: ReconcilerFailed
+                if timed_out:
+                    assert timeout is not None
+                    failed = ReconcileTimedOut(obj_ref, timeout, reason=reason, duration=duration)
+                    failure = failed.error
+                else:
+                    assert failure is not None
+                    failed = ReconcilerFailed(failure, obj_ref, reason=reason, duration=duration)
+                span.record_exception(failure)
+                span.set_status(Status(StatusCode.ERROR, str(failure)))
+                delay, priority = await self._apply_error_policy(obj, failure, backoff.next_delay(obj_ref))
                 self._requeue_after(
                     obj_ref,
                     ReconcileReason.ERROR_POLICY_REQUESTED_RETRY,
                     delay,
                     due.priority if priority is None else priority,
                 )
-                return ReconcilerFailed(error, obj_ref, reason=reason, duration=duration)
+                return failed
             backoff.forget(obj_ref)
             self._requeue_after(
                 obj_ref,
                 ReconcileReason.RECONCILER_REQUESTED_RETRY,
                 action.requeue_after,
                 due.priority if action.priority is None else action.priority,
+                action.timeout,
             )
             return Reconciled(obj_ref, action, reason=reason, duration=duration)
 
@@ -183,14 +217,19 @@ class ReconcileAttempts(Generic[C]):
         return (backoff_delay if action.backoff else action.requeue_after), action.priority
 
     def _requeue_after(
-        self, obj_ref: ObjectRef, reason: ReconcileReason, delay: float | None, priority: int
+        self,
+        obj_ref: ObjectRef,
+        reason: ReconcileReason,
+        delay: float | None,
+        priority: int,
+        timeout: float | None = None,
     ) -> None:
         if delay is None:
             return
         self._metrics.on_retry()
         run_at = self._clock() + min(delay, MAX_REQUEUE_SECONDS)
         # Once shutting down (the runner is closed) the requeue is dropped.
-        self._requeue(ReconcileRequest(obj_ref, reason, priority), run_at, priority)
+        self._requeue(ReconcileRequest(obj_ref, reason, priority, timeout), run_at, priority)
 
 
 #: Stands in for the reconcile span while no tracer provider is installed (every span would be a

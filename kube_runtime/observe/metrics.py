@@ -11,6 +11,9 @@ and records:
   request), ``success`` for ``Action.await_change()``. All four series exist (at 0) as soon as
   the controller is registered, so ``rate()`` and ratio alerts work from the first scrape.
 * ``controller_runtime_reconcile_errors_total{controller}`` for every ``ReconcilerFailed``.
+* ``controller_runtime_reconcile_timeouts_total{controller}`` for every ``ReconcileTimedOut`` (a
+  ``ReconcilerFailed``, so also an error, as controller-runtime counts a reconcile that returns
+  its context's deadline error).
 * ``controller_runtime_reconcile_time_seconds{controller}`` from each item's ``.duration``.
 * ``kube_runtime_controller_stream_errors_total{controller,error}`` for the other error items
   (``ObjectNotFound``, ``QueueError``, ``RunnerError``): they are not reconciles, so counting
@@ -42,6 +45,7 @@ from kube_runtime.controller.errors import (
     ObjectNotFound,
     QueueError,
     ReconcilerFailed,
+    ReconcileTimedOut,
     RunnerError,
 )
 from kube_runtime.controller.result import Reconciled
@@ -93,6 +97,12 @@ class ControllerMetrics:
             ["controller"],
             registry=registry,
         )
+        self.reconcile_timeouts_total = SingleWriterCounter(
+            "controller_runtime_reconcile_timeouts_total",
+            "Total number of reconciliation timeouts per controller",
+            ["controller"],
+            registry=registry,
+        )
         self.reconcile_time_seconds = SingleWriterHistogram(
             "controller_runtime_reconcile_time_seconds",
             "Length of time per reconciliation per controller",
@@ -118,6 +128,7 @@ class ControllerMetrics:
         for result in RECONCILE_RESULTS:
             self.reconcile_total.labels(controller, result)
         self.reconcile_errors_total.labels(controller)
+        self.reconcile_timeouts_total.labels(controller)
         self.reconcile_time_seconds.labels(controller)
         self.hot_loop_detections_total.labels(controller)
 
@@ -172,6 +183,7 @@ class ResultRecorder:
         self._requeue = self._results["requeue"]
         self._requeue_after = self._results["requeue_after"]
         self._errors = m.reconcile_errors_total.labels(c)
+        self._timeouts = m.reconcile_timeouts_total.labels(c)
         self._time = m.reconcile_time_seconds.labels(c)
         if hot_loops is True:
             hot_loops = HotLoopDetector(controller)
@@ -215,6 +227,8 @@ class ResultRecorder:
         elif isinstance(item, ReconcilerFailed):
             self._results["error"].inc()
             self._errors.inc()
+            if isinstance(item, ReconcileTimedOut):
+                self._timeouts.inc()
             self._time.observe(item.duration)
             if self.hot_loops is not None:
                 self.hot_loops.observe(item.obj_ref, item.reason, item.duration, now)
