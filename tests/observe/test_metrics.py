@@ -59,7 +59,7 @@ def test_all_four_results_exist_at_zero_when_registered(registry: CollectorRegis
     assert value(registry, "kube_runtime_hot_loop_detections_total", controller="markdownview") == 0
 
 
-def test_a_timeout_is_an_error_and_a_timeout(registry: CollectorRegistry) -> None:
+async def test_a_timeout_is_an_error_and_a_timeout(registry: CollectorRegistry) -> None:
     recorder = ResultRecorder("c", registry=registry, log_errors=False)
     recorder.record(ReconcileTimedOut(ref("a"), 10, duration=10))
     recorder.record(ReconcilerFailed(RuntimeError("x"), ref("a")))
