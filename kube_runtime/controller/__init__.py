@@ -31,9 +31,12 @@ from kube_runtime.controller.errors import (
     ObjectNotFound,
     QueueError,
     ReconcilerFailed,
+    ReconcilerFailedTerminally,
+    ReconcilerPanicked,
     ReconcileTimedOut,
     RunnerError,
 )
+from kube_runtime.controller.failures import PANIC_TYPES, TerminalError
 from kube_runtime.controller.metrics import QueueMetrics, queue_metrics
 from kube_runtime.controller.options import DEFAULT_LEASE_NAMESPACE, ControllerOptions
 from kube_runtime.controller.reconcile import ErrorPolicy, Reconciler
@@ -50,6 +53,7 @@ __all__ = [
     "DEFAULT_LEASE_NAMESPACE",
     "DEFAULT_PRIORITY",
     "LOW_PRIORITY",
+    "PANIC_TYPES",
     "SHUTDOWN_SIGNALS",
     "Action",
     "ApplierSpec",
@@ -73,11 +77,14 @@ __all__ = [
     "Reconciled",
     "Reconciler",
     "ReconcilerFailed",
+    "ReconcilerFailedTerminally",
+    "ReconcilerPanicked",
     "Runner",
     "RunnerError",
     "RunnerHooks",
     "ScheduleRequest",
     "Scheduler",
+    "TerminalError",
     "Trigger",
     "WatchInstrument",
     "applier",

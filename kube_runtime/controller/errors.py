@@ -17,6 +17,8 @@ __all__ = [
     "QueueError",
     "ReconcileTimedOut",
     "ReconcilerFailed",
+    "ReconcilerFailedTerminally",
+    "ReconcilerPanicked",
     "RunnerError",
 ]
 
@@ -72,6 +74,19 @@ class ReconcilerFailed(ControllerError):
         self.reason = reason
         self.duration = duration
         self.__cause__ = error
+
+
+class ReconcilerFailedTerminally(ReconcilerFailed):
+    """The reconciler raised a :class:`~kube_runtime.controller.failures.TerminalError` (``error``,
+    or an exception raised from one): the object is not requeued and is reconciled again only
+    when it (or a related object) changes. The error policy was not consulted."""
+
+
+class ReconcilerPanicked(ReconcilerFailed):
+    """The reconciler failed by a bug (an exception of
+    :data:`~kube_runtime.controller.failures.PANIC_TYPES`, or a return value that is not an
+    ``Action``): controller-runtime's recovered panic. Retried through the error policy like any
+    failure."""
 
 
 class ReconcileTimedOut(ReconcilerFailed):

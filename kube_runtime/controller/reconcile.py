@@ -12,6 +12,9 @@
 * A reconcile that raises (or returns something other than an ``Action``) yields
   ``ReconcilerFailed`` and is requeued as the error policy says: after the per-object exponential
   backoff when the policy returns ``Action.requeue_with_backoff()``, is ``None`` or itself fails.
+  A bug (:mod:`~kube_runtime.controller.failures`: controller-runtime's panic) yields the subclass
+  ``ReconcilerPanicked`` and is retried the same way. A ``TerminalError`` yields
+  ``ReconcilerFailedTerminally``: no requeue, no error policy, the backoff is forgotten.
   Success yields ``Reconciled``, forgets the backoff and requeues as the ``Action`` says.
 * Timeout: a reconcile running longer than its timeout (the request's, set by
   ``Action.with_timeout``, else the controller's; ``None``: none) is cancelled and yields
@@ -47,8 +50,11 @@ from kube_runtime.controller.errors import (
     ObjectDecodeFailed,
     ObjectNotFound,
     ReconcilerFailed,
+    ReconcilerFailedTerminally,
+    ReconcilerPanicked,
     ReconcileTimedOut,
 )
+from kube_runtime.controller.failures import is_panic, is_terminal
 from kube_runtime.controller.metrics import QueueMetrics
 from kube_runtime.controller.result import ControllerResult, Reconciled
 from kube_runtime.controller.scheduler import Due
@@ -167,27 +173,21 @@ class ReconcileAttempts(Generic[C]):
             finally:
                 duration = clock() - started
                 active.dec()
-            if failure is None and not timed_out and not isinstance(action, Action):
+            if timed_out:
+                assert timeout is not None
+                expired = ReconcileTimedOut(obj_ref, timeout, reason=reason, duration=duration)
+                return await self._failed(obj, expired, expired.error, due, span)
+            if failure is None and not isinstance(action, Action):
                 failure = TypeError(f"reconcile returned {action!r}, expected an Action")
-            if failure is not None or timed_out:
+            if failure is not None:
                 failed: ReconcilerFailed
-                if timed_out:
-                    assert timeout is not None
-                    failed = ReconcileTimedOut(obj_ref, timeout, reason=reason, duration=duration)
-                    failure = failed.error
+                if is_terminal(failure):
+                    failed = ReconcilerFailedTerminally(failure, obj_ref, reason=reason, duration=duration)
+                elif is_panic(failure):
+                    failed = ReconcilerPanicked(failure, obj_ref, reason=reason, duration=duration)
                 else:
-                    assert failure is not None
                     failed = ReconcilerFailed(failure, obj_ref, reason=reason, duration=duration)
-                span.record_exception(failure)
-                span.set_status(Status(StatusCode.ERROR, str(failure)))
-                delay, priority = await self._apply_error_policy(obj, failure, backoff.next_delay(obj_ref))
-                self._requeue_after(
-                    obj_ref,
-                    ReconcileReason.ERROR_POLICY_REQUESTED_RETRY,
-                    delay,
-                    due.priority if priority is None else priority,
-                )
-                return failed
+                return await self._failed(obj, failed, failure, due, span)
             backoff.forget(obj_ref)
             self._requeue_after(
                 obj_ref,
@@ -197,6 +197,30 @@ class ReconcileAttempts(Generic[C]):
                 action.timeout,
             )
             return Reconciled(obj_ref, action, reason=reason, duration=duration)
+
+    async def _failed(
+        self,
+        obj: KubeObject,
+        failed: ReconcilerFailed,
+        error: Exception,
+        due: Due[ReconcileRequest],
+        span: trace.Span,
+    ) -> ReconcilerFailed:
+        """Record ``failed`` on the span and requeue as its kind and the error policy say."""
+        span.record_exception(error)
+        span.set_status(Status(StatusCode.ERROR, str(error)))
+        obj_ref = failed.obj_ref
+        if isinstance(failed, ReconcilerFailedTerminally):
+            self._backoff.forget(obj_ref)  # the next change starts afresh
+            return failed
+        delay, priority = await self._apply_error_policy(obj, error, self._backoff.next_delay(obj_ref))
+        self._requeue_after(
+            obj_ref,
+            ReconcileReason.ERROR_POLICY_REQUESTED_RETRY,
+            delay,
+            due.priority if priority is None else priority,
+        )
+        return failed
 
     async def _apply_error_policy(
         self, obj: KubeObject, error: Exception, backoff_delay: float
