@@ -95,6 +95,7 @@ from kube_runtime.controller.applier import (
     applier,
 )
 from kube_runtime.controller.backoff import ReconcileBackoff
+from kube_runtime.controller.leadership import LeaderElection, Leadership
 from kube_runtime.controller.reconcile import ErrorPolicy, Reconciler
 from kube_runtime.controller.triggers import (
     RequestItem,
@@ -176,6 +177,7 @@ class Controller:
         self._triggers: list[Trigger] = []
         self._watches: list[str] = []
         self._config = ControllerConfig()
+        self._leader_election: LeaderElection | None = None
         self._graceful: list[ShutdownSignal] = []
         self._on_signal = False
         self._backoff_factory: Callable[[], Backoff] = default_backoff
@@ -334,6 +336,13 @@ class Controller:
         self._config = replace(self._config, graceful_shutdown_timeout=seconds)
         return self
 
+    def with_leader_election(self, elector: Leadership, *, warmup: bool = False) -> Controller:
+        """Reconcile only while ``elector`` leads, and stop when its term ends. ``warmup``: run
+        the watches while a standby so a failover starts from synced stores (controller-runtime's
+        ``EnableWarmup``; see :mod:`~kube_runtime.controller.leadership`)."""
+        self._leader_election = LeaderElection(elector, warmup)
+        return self
+
     def with_reconcile_timeout(self, seconds: float | None) -> Controller:
         """Cancel a reconcile after ``seconds`` (``None``: never, the default) and report it as
         ``ReconcileTimedOut``; ``Action.with_timeout`` overrides it for one requeue."""
@@ -433,6 +442,7 @@ class Controller:
             decode=self._decode,
             registry=self._registry,
             exclusive=self,
+            leader_election=self._leader_election,
         )
 
     def run(
