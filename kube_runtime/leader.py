@@ -7,6 +7,9 @@
 
 or, for a controller that drains gracefully on loss, ``controller.graceful_shutdown_on(elector.lost)``
 after ``await elector.wait_until_leading()``.
+A controller can also be gated on the elector itself, optionally warming up while a standby:
+``controller.with_leader_election(elector, warmup=True)`` (see
+:mod:`kube_runtime.controller.leadership`).
 
 Protocol (as client-go, defaults from controller-runtime): lease duration 15 s, renew deadline 10 s,
 retry period 2 s, identity ``<hostname>_<uuid4>``. A candidate takes the lease when it does not

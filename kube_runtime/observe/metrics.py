@@ -11,6 +11,11 @@ and records:
   request), ``success`` for ``Action.await_change()``. All four series exist (at 0) as soon as
   the controller is registered, so ``rate()`` and ratio alerts work from the first scrape.
 * ``controller_runtime_reconcile_errors_total{controller}`` for every ``ReconcilerFailed``.
+* ``controller_runtime_reconcile_timeouts_total{controller}`` for every ``ReconcileTimedOut``,
+  ``controller_runtime_terminal_reconcile_errors_total{controller}`` for every
+  ``ReconcilerFailedTerminally`` and ``controller_runtime_reconcile_panics_total{controller}`` for
+  every ``ReconcilerPanicked`` (see :mod:`kube_runtime.controller.failures`). Each is a
+  ``ReconcilerFailed``, so also an error, as controller-runtime counts them.
 * ``controller_runtime_reconcile_time_seconds{controller}`` from each item's ``.duration``.
 * ``kube_runtime_controller_stream_errors_total{controller,error}`` for the other error items
   (``ObjectNotFound``, ``QueueError``, ``RunnerError``): they are not reconciles, so counting
@@ -42,6 +47,9 @@ from kube_runtime.controller.errors import (
     ObjectNotFound,
     QueueError,
     ReconcilerFailed,
+    ReconcilerFailedTerminally,
+    ReconcilerPanicked,
+    ReconcileTimedOut,
     RunnerError,
 )
 from kube_runtime.controller.result import Reconciled
@@ -93,6 +101,24 @@ class ControllerMetrics:
             ["controller"],
             registry=registry,
         )
+        self.terminal_reconcile_errors_total = counter_family(
+            "controller_runtime_terminal_reconcile_errors_total",
+            "Total number of terminal reconciliation errors per controller",
+            ["controller"],
+            registry=registry,
+        )
+        self.reconcile_panics_total = counter_family(
+            "controller_runtime_reconcile_panics_total",
+            "Total number of reconciliation panics per controller",
+            ["controller"],
+            registry=registry,
+        )
+        self.reconcile_timeouts_total = counter_family(
+            "controller_runtime_reconcile_timeouts_total",
+            "Total number of reconciliation timeouts per controller",
+            ["controller"],
+            registry=registry,
+        )
         self.reconcile_time_seconds = histogram_family(
             "controller_runtime_reconcile_time_seconds",
             "Length of time per reconciliation per controller",
@@ -118,6 +144,9 @@ class ControllerMetrics:
         for result in RECONCILE_RESULTS:
             self.reconcile_total.labels(controller, result)
         self.reconcile_errors_total.labels(controller)
+        self.terminal_reconcile_errors_total.labels(controller)
+        self.reconcile_panics_total.labels(controller)
+        self.reconcile_timeouts_total.labels(controller)
         self.reconcile_time_seconds.labels(controller)
         self.hot_loop_detections_total.labels(controller)
 
@@ -172,6 +201,9 @@ class ResultRecorder:
         self._requeue = self._results["requeue"]
         self._requeue_after = self._results["requeue_after"]
         self._errors = m.reconcile_errors_total.labels(c)
+        self._timeouts = m.reconcile_timeouts_total.labels(c)
+        self._terminal = m.terminal_reconcile_errors_total.labels(c)
+        self._panics = m.reconcile_panics_total.labels(c)
         self._time = m.reconcile_time_seconds.labels(c)
         if hot_loops is True:
             hot_loops = HotLoopDetector(controller)
@@ -214,16 +246,22 @@ class ResultRecorder:
         elif isinstance(item, ReconcilerFailed):
             self._results["error"].inc()
             self._errors.inc()
+            if isinstance(item, ReconcileTimedOut):
+                self._timeouts.inc()
+            elif isinstance(item, ReconcilerFailedTerminally):
+                self._terminal.inc()
+            elif isinstance(item, ReconcilerPanicked):
+                self._panics.inc()
             self._time.observe(item.duration)
             if self.hot_loops is not None:
                 self.hot_loops.observe(item.obj_ref, item.reason, item.duration, now)
             if self.log_errors:
-                log.error(
-                    "reconcile failed",
-                    controller=self.controller,
-                    **{"object.ref": str(item.obj_ref), "object.reason": str(item.reason)},
-                    error=repr(item.error),
-                )
+                fields: dict[str, Any] = {"object.ref": str(item.obj_ref), "object.reason": str(item.reason)}
+                if isinstance(item, ReconcilerFailedTerminally):
+                    fields["terminal"] = True
+                elif isinstance(item, ReconcilerPanicked):
+                    fields["exc_info"] = item.error  # a bug: its traceback is what the reader needs
+                log.error("reconcile failed", controller=self.controller, error=repr(item.error), **fields)
         elif isinstance(item, ControllerError):
             self._record_stream_error(item)
 
