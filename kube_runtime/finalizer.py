@@ -102,7 +102,7 @@ class ApplyFailed(FinalizerError):
     """The ``Apply`` callback raised; ``__cause__`` is its exception."""
 
     def __init__(self, cause: BaseException) -> None:
-        super().__init__(f"failed to apply object: {cause}")
+        super().__init__(f"failed to apply object: {cause!r}")
         self.__cause__ = cause
 
 
@@ -110,7 +110,7 @@ class CleanupFailed(FinalizerError):
     """The ``Cleanup`` callback raised; the finalizer was kept, so the object stays Terminating."""
 
     def __init__(self, cause: BaseException) -> None:
-        super().__init__(f"failed to clean up object: {cause}")
+        super().__init__(f"failed to clean up object: {cause!r}")
         self.__cause__ = cause
 
 

@@ -75,7 +75,7 @@ def describe(item: Any) -> str:
         return f"reconciled {ref} ({item.reason}) in {item.duration * 1000:.1f} ms: {after}"
     if isinstance(item, ControllerError):
         return f"error: {item}"
-    return repr(item)
+    return str(item)  # ObjectNotFound: a deleted object, not an error
 
 
 async def wait_for(what: str, check: Callable[[], Awaitable[bool]]) -> None:

@@ -26,7 +26,7 @@ import structlog
 from examples.typed_operator.controller import FINALIZER, Context, build_controller, reconcile
 from examples.typed_operator.resources import Website, WebsiteSpec
 from kube_runtime.client import Api, ApiError, ApiResource, Client
-from kube_runtime.controller import ControllerError, ControllerOptions, ObjectNotFound
+from kube_runtime.controller import ControllerError, ControllerOptions
 from kube_runtime.observe import Observability, ServerOptions, configure_logging
 from kube_runtime.resources import ConfigMap, ObjectMeta, TypedApi, crd, find_condition
 from kube_runtime.testing import ApiServer
@@ -131,7 +131,7 @@ async def run(args: argparse.Namespace) -> int:
         outcome = 0
 
         def on_item(item: object) -> None:
-            if isinstance(item, ControllerError) and not isinstance(item, ObjectNotFound):  # gone: normal
+            if isinstance(item, ControllerError):
                 log.warning("reconcile error", error=str(item))
 
         async def demo() -> None:

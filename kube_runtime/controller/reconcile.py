@@ -34,9 +34,9 @@ from kube_runtime.client.json import KubeObject
 from kube_runtime.controller.action import MAX_REQUEUE_SECONDS, Action, ReconcileReason, ReconcileRequest
 from kube_runtime.controller.backoff import ReconcileBackoff
 from kube_runtime.controller.context import ReconcileInfo, _current
-from kube_runtime.controller.errors import ObjectDecodeFailed, ObjectNotFound, ReconcilerFailed
+from kube_runtime.controller.errors import ObjectDecodeFailed, ReconcilerFailed
 from kube_runtime.controller.metrics import QueueMetrics
-from kube_runtime.controller.result import ControllerResult, Reconciled
+from kube_runtime.controller.result import ControllerResult, ObjectNotFound, Reconciled
 from kube_runtime.store.object_ref import ObjectRef
 from kube_runtime.store.store import Store
 

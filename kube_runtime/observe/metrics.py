@@ -13,8 +13,9 @@ and records:
 * ``controller_runtime_reconcile_errors_total{controller}`` for every ``ReconcilerFailed``.
 * ``controller_runtime_reconcile_time_seconds{controller}`` from each item's ``.duration``.
 * ``kube_runtime_controller_stream_errors_total{controller,error}`` for the other error items
-  (``ObjectNotFound``, ``QueueError``, ``RunnerError``): they are not reconciles, so counting
-  them as reconcile errors would skew the error ratio.
+  (``QueueError``, ``RunnerError``): they are not reconciles, so counting them as reconcile
+  errors would skew the error ratio. ``ObjectNotFound`` (a deleted object) is no error and is
+  not counted.
 
 What the stream cannot see (queue depth, active workers, time in queue) the controller records
 itself under the ``workqueue_*``/``controller_runtime_active_workers`` names.
@@ -37,14 +38,8 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from kube_runtime.controller.action import Action
-from kube_runtime.controller.errors import (
-    ControllerError,
-    ObjectNotFound,
-    QueueError,
-    ReconcilerFailed,
-    RunnerError,
-)
-from kube_runtime.controller.result import Reconciled
+from kube_runtime.controller.errors import ControllerError, QueueError, ReconcilerFailed, RunnerError
+from kube_runtime.controller.result import ObjectNotFound, Reconciled
 from kube_runtime.metric_families import PerRegistry
 from kube_runtime.observe.hotloop import HotLoopDetector
 from kube_runtime.observe.progress import ReconcileProgress
@@ -150,7 +145,9 @@ class ResultRecorder:
     disables it)
     is fed every reconcile. ``progress`` (optional) is marked on every item, which is what the
     ``/livez`` reconcile-loop check reads. ``log_errors`` logs error items: reconciler failures
-    at ERROR, watch/queue errors at WARNING for 401/403 and DEBUG otherwise (the watcher retries
+    at ERROR with the exception the reconciler raised (``exc_info``: JSON logs carry it, its cause
+    chain and its traceback without local variables, as the ``exception`` field), watch/queue
+    errors at WARNING for 401/403 and DEBUG otherwise (the watcher retries
     them), runner errors at ERROR, missing objects at DEBUG.
     """
 
@@ -224,6 +221,14 @@ class ResultRecorder:
                     controller=self.controller,
                     **{"object.ref": str(item.obj_ref), "object.reason": str(item.reason)},
                     error=repr(item.error),
+                    exc_info=item.error,
+                )
+        elif isinstance(item, ObjectNotFound):
+            if self.log_errors:
+                log.debug(
+                    "object deleted before its reconcile",
+                    controller=self.controller,
+                    **{"object.ref": str(item.obj_ref)},
                 )
         elif isinstance(item, ControllerError):
             self._record_stream_error(item)
@@ -243,11 +248,7 @@ class ResultRecorder:
         self.metrics.stream_errors_total.labels(self.controller, kind).inc()
         if not self.log_errors:
             return
-        if isinstance(item, ObjectNotFound):
-            log.debug(
-                "object not found in store", controller=self.controller, **{"object.ref": str(item.obj_ref)}
-            )
-        elif isinstance(item, QueueError):
+        if isinstance(item, QueueError):
             code = _status_code(item.watcher_error)
             level = "warning" if code in (401, 403) else "debug"
             getattr(log, level)(
