@@ -6,9 +6,10 @@
 * The object is read from the store when the attempt starts (never from the trigger): a gone
   object yields ``ObjectNotFound``; a ``decode`` hook (typed resources) that raises yields
   ``ObjectDecodeFailed``. Both forget the object's failure backoff and do not requeue.
-* The reconcile runs inside a "reconciling object" span (only while a tracer provider is
-  installed: without one every span would be a no-op, skipped to save most of an attempt's own
-  cost) with :func:`~kube_runtime.controller.context.current_reconcile` set.
+* The reconcile runs inside a "reconciling object" span with
+  :func:`~kube_runtime.controller.context.current_reconcile` set. Without a tracer provider it is
+  an :class:`~kube_runtime.controller.unrecorded_span.UnrecordedSpan` instead: fresh ids for the
+  log lines, nothing recorded (a real no-op span would cost most of an attempt's own time).
 * A reconcile that raises (or returns something other than an ``Action``) yields
   ``ReconcilerFailed`` and is requeued as the error policy says: after the per-object exponential
   backoff when the policy returns ``Action.requeue_with_backoff()``, is ``None`` or itself fails.
@@ -19,7 +20,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import itertools
 import logging
@@ -37,6 +37,7 @@ from kube_runtime.controller.context import ReconcileInfo, _current
 from kube_runtime.controller.errors import ObjectDecodeFailed, ReconcilerFailed
 from kube_runtime.controller.metrics import QueueMetrics
 from kube_runtime.controller.result import ControllerResult, ObjectNotFound, Reconciled
+from kube_runtime.controller.unrecorded_span import UnrecordedSpan
 from kube_runtime.store.object_ref import ObjectRef
 from kube_runtime.store.store import Store
 
@@ -122,7 +123,7 @@ class ReconcileAttempts(Generic[C]):
         active = self._metrics.active_workers
         tracer = _reconcile_tracer()
         span_scope = (
-            _NO_SPAN
+            UnrecordedSpan()
             if tracer is None
             else tracer.start_as_current_span(
                 "reconciling object", attributes={"object.ref": str(obj_ref), "object.reason": str(reason)}
@@ -175,11 +176,6 @@ class ReconcileAttempts(Generic[C]):
         run_at = self._clock() + min(delay, MAX_REQUEUE_SECONDS)
         # Once shutting down (the runner is closed) the requeue is dropped.
         self._requeue(ReconcileRequest(obj_ref, reason), run_at)
-
-
-#: Stands in for the reconcile span while no tracer provider is installed (every span would be a
-#: non-recording no-op then; skipping it saves most of a reconcile's own cost).
-_NO_SPAN: Final = contextlib.nullcontext(trace.INVALID_SPAN)
 
 
 class _ResolvedTracer:
