@@ -33,7 +33,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any
 
 import anyio
 import structlog
@@ -106,7 +106,7 @@ async def run_demo(
     await install_crd(client)
     generators = Api(client, CONFIG_MAP_GENERATOR, namespace)
     config_maps = Api(client, CONFIG_MAP, namespace)
-    controller, ctx = build_controller(client, namespace, **({"name": name} if name else {}))
+    controller, ctx = build_controller(client, namespace, name=name)
     if concurrency is not None:
         controller.with_config(concurrency=concurrency)
     controller.with_graceful_shutdown_timeout(graceful_shutdown_timeout)
@@ -225,7 +225,9 @@ def _configure_logging(args: argparse.Namespace) -> None:
     fmt = args.log_format or os.environ.get("KUBE_RUNTIME_LOG_FORMAT", "").strip().lower() or None
     if fmt is None:
         fmt = "console" if sys.stderr.isatty() else "json"
-    configure_logging(log_filter, fmt=cast(Literal["json", "console"], fmt))
+    if fmt not in ("json", "console"):
+        raise SystemExit(f"unknown log format {fmt!r} (expected 'json' or 'console')")
+    configure_logging(log_filter, fmt="json" if fmt == "json" else "console")
 
 
 def _announce(obs: Observability) -> None:
@@ -280,7 +282,7 @@ async def run_cluster(args: argparse.Namespace) -> None:
     """Run until SIGINT/SIGTERM against the cluster the environment points to."""
     options = _server_options(args)
     ctl = ControllerOptions.from_arguments(args)
-    async with await Client.infer() as client:
+    async with Client.infer() as client:
         if args.install_crd:
             await install_crd(client)
         controller, ctx = build_controller(client, ctl.namespace, name=CONTROLLER_NAME)

@@ -116,7 +116,7 @@ async def run(args: argparse.Namespace) -> int:
             server = await stack.enter_async_context(ApiServer())
             client: Client = server.client
         else:
-            client = await stack.enter_async_context(await Client.infer())
+            client = await stack.enter_async_context(Client.infer())
         if args.embedded or args.install_crd:
             await install_crd(client)
         ctx = Context(client)
