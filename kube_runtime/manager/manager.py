@@ -102,6 +102,8 @@ class Manager:
         self._shared: list[SharedReflector] = []
         self._webhooks: Webhooks | None = None
         self._stopping = anyio.Event()
+        #: Set once the metrics, probe and webhook servers listen (before any election).
+        self.serving = anyio.Event()
         self._standby: anyio.CancelScope | None = None
         self._ran = False
 
@@ -210,6 +212,7 @@ class Manager:
                 self.name,
                 extra={"metrics": served.metrics_url, "health": served.health_url},
             )
+            self.serving.set()
             yield
 
     async def _run_controllers_when_leading(self) -> None:
