@@ -33,8 +33,8 @@ Guarantees (kube-rs ``controller/mod.rs`` semantics unless noted):
   :mod:`~kube_runtime.controller.runner`): one entry per object, never two concurrent reconciles
   of one object, a global concurrency limit, and nothing runs before the main store is ready.
 * Every finished attempt yields one item: ``Reconciled`` or ``ReconcilerFailed``; plus
-  ``ObjectNotFound`` when a due object is gone, ``QueueError`` for each trigger-stream error and
-  ``RunnerError``. Nothing but shutdown ends the stream.
+  ``ObjectNotFound`` when a due object is gone (a notice, not an error: it was deleted),
+  ``QueueError`` for each trigger-stream error and ``RunnerError``. Nothing but shutdown ends the stream.
 * Nothing runs unless the results are consumed: the output is unbuffered and the runner starts
   nothing new while a finished reconcile waits to hand over its result.
 * Requeues go straight into the scheduler when a reconcile finishes (it is synchronous and

@@ -18,8 +18,9 @@ and records:
   ``ReconcilerFailed``, so also an error, as controller-runtime counts them.
 * ``controller_runtime_reconcile_time_seconds{controller}`` from each item's ``.duration``.
 * ``kube_runtime_controller_stream_errors_total{controller,error}`` for the other error items
-  (``ObjectNotFound``, ``QueueError``, ``RunnerError``): they are not reconciles, so counting
-  them as reconcile errors would skew the error ratio.
+  (``QueueError``, ``RunnerError``): they are not reconciles, so counting them as reconcile
+  errors would skew the error ratio. ``ObjectNotFound`` (a deleted object) is no error and is
+  not counted.
 
 What the stream cannot see (queue depth, active workers, time in queue) the controller records
 itself under the ``workqueue_*``/``controller_runtime_active_workers`` names.
@@ -44,7 +45,6 @@ from prometheus_client import CollectorRegistry
 from kube_runtime.controller.action import Action
 from kube_runtime.controller.errors import (
     ControllerError,
-    ObjectNotFound,
     QueueError,
     ReconcilerFailed,
     ReconcilerFailedTerminally,
@@ -52,7 +52,7 @@ from kube_runtime.controller.errors import (
     ReconcileTimedOut,
     RunnerError,
 )
-from kube_runtime.controller.result import Reconciled
+from kube_runtime.controller.result import ObjectNotFound, Reconciled
 from kube_runtime.metric_families import PerRegistry
 from kube_runtime.observe.hotloop import HotLoopDetector
 from kube_runtime.observe.loop_counters import counter_family, histogram_family
@@ -179,7 +179,9 @@ class ResultRecorder:
     disables it)
     is fed every reconcile. ``progress`` (optional) is marked on every item, which is what the
     ``/livez`` reconcile-loop check reads. ``log_errors`` logs error items: reconciler failures
-    at ERROR, watch/queue errors at WARNING for 401/403 and DEBUG otherwise (the watcher retries
+    at ERROR with the exception the reconciler raised (``exc_info``: JSON logs carry it, its cause
+    chain and its traceback without local variables, as the ``exception`` field), watch/queue
+    errors at WARNING for 401/403 and DEBUG otherwise (the watcher retries
     them), runner errors at ERROR, missing objects at DEBUG.
     """
 
@@ -259,9 +261,20 @@ class ResultRecorder:
                 fields: dict[str, Any] = {"object.ref": str(item.obj_ref), "object.reason": str(item.reason)}
                 if isinstance(item, ReconcilerFailedTerminally):
                     fields["terminal"] = True
-                elif isinstance(item, ReconcilerPanicked):
-                    fields["exc_info"] = item.error  # a bug: its traceback is what the reader needs
-                log.error("reconcile failed", controller=self.controller, error=repr(item.error), **fields)
+                log.error(
+                    "reconcile failed",
+                    controller=self.controller,
+                    error=repr(item.error),
+                    exc_info=item.error,
+                    **fields,
+                )
+        elif isinstance(item, ObjectNotFound):
+            if self.log_errors:
+                log.debug(
+                    "object deleted before its reconcile",
+                    controller=self.controller,
+                    **{"object.ref": str(item.obj_ref)},
+                )
         elif isinstance(item, ControllerError):
             self._record_stream_error(item)
 
@@ -280,11 +293,7 @@ class ResultRecorder:
         self.metrics.stream_errors_total.labels(self.controller, kind).inc()
         if not self.log_errors:
             return
-        if isinstance(item, ObjectNotFound):
-            log.debug(
-                "object not found in store", controller=self.controller, **{"object.ref": str(item.obj_ref)}
-            )
-        elif isinstance(item, QueueError):
+        if isinstance(item, QueueError):
             code = _status_code(item.watcher_error)
             level = "warning" if code in (401, 403) else "debug"
             getattr(log, level)(
