@@ -37,16 +37,26 @@ class Action:
     ``None`` to wait for the next watch event. ``backoff`` (error policies only) asks for the
     controller's per-object exponential delay instead of a fixed one. ``priority`` (see
     :meth:`with_priority`) is the requeue's priority; ``None`` keeps the priority the reconcile
-    was started at (controller-runtime's ``Result.Priority``).
+    was started at (controller-runtime's ``Result.Priority``). ``timeout`` (see
+    :meth:`with_timeout`) is the requeued reconcile's timeout; ``None``: the controller's.
     """
 
     requeue_after: float | None
     backoff: bool = False
     priority: int | None = None
+    timeout: float | None = None
 
     def with_priority(self, priority: int) -> Action:
         """The same action with its requeue at ``priority`` (higher runs first among due ones)."""
-        return Action(self.requeue_after, self.backoff, int(priority))
+        return Action(self.requeue_after, self.backoff, int(priority), self.timeout)
+
+    def with_timeout(self, seconds: float) -> Action:
+        """The same action, and the reconcile it requeues is cancelled after ``seconds`` instead
+        of the controller's reconcile timeout. Pitfall: a change of the object that comes due
+        before the requeue replaces it, and runs with the controller's timeout."""
+        if not seconds > 0:
+            raise ValueError(f"timeout must be positive, got {seconds}")
+        return Action(self.requeue_after, self.backoff, self.priority, float(seconds))
 
     @classmethod
     def requeue(cls, seconds: float) -> Action:
@@ -73,7 +83,9 @@ class Action:
             text = "Action.await_change()"
         else:
             text = f"Action.requeue({self.requeue_after})"
-        return text if self.priority is None else f"{text}.with_priority({self.priority})"
+        if self.priority is not None:
+            text += f".with_priority({self.priority})"
+        return text if self.timeout is None else f"{text}.with_timeout({self.timeout})"
 
 
 _AWAIT_CHANGE: Final = Action(None)
@@ -143,20 +155,23 @@ class ReconcileRequest:
 
     Equality and hashing use ``obj_ref`` only, so a scheduler holds one request per object; which
     reason survives a merge is the scheduler's rule (the earliest request's, a tie taking the newer).
-    ``priority`` is the request's priority (the entry keeps the highest one asked for).
+    ``priority`` is the request's priority (the entry keeps the highest one asked for);
+    ``timeout`` the reconcile's timeout in seconds (``None``: the controller's).
     """
 
-    __slots__ = ("obj_ref", "priority", "reason")
+    __slots__ = ("obj_ref", "priority", "reason", "timeout")
 
     def __init__(
         self,
         obj_ref: ObjectRef,
         reason: ReconcileReason = ReconcileReason.UNKNOWN,
         priority: int = DEFAULT_PRIORITY,
+        timeout: float | None = None,
     ) -> None:
         self.obj_ref = obj_ref
         self.reason = reason
         self.priority = priority
+        self.timeout = timeout
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ReconcileRequest):

@@ -33,8 +33,8 @@ Guarantees (kube-rs ``controller/mod.rs`` semantics unless noted):
   :mod:`~kube_runtime.controller.runner`): one entry per object, never two concurrent reconciles
   of one object, a global concurrency limit, and nothing runs before the main store is ready.
 * Every finished attempt yields one item: ``Reconciled`` or ``ReconcilerFailed``; plus
-  ``ObjectNotFound`` when a due object is gone, ``QueueError`` for each trigger-stream error and
-  ``RunnerError``. Nothing but shutdown ends the stream.
+  ``ObjectNotFound`` when a due object is gone (a notice, not an error: it was deleted),
+  ``QueueError`` for each trigger-stream error and ``RunnerError``. Nothing but shutdown ends the stream.
 * Nothing runs unless the results are consumed: the output is unbuffered and the runner starts
   nothing new while a finished reconcile waits to hand over its result.
 * Requeues go straight into the scheduler when a reconcile finishes (it is synchronous and
@@ -95,6 +95,7 @@ from kube_runtime.controller.applier import (
     applier,
 )
 from kube_runtime.controller.backoff import ReconcileBackoff
+from kube_runtime.controller.leadership import LeaderElection, Leadership
 from kube_runtime.controller.reconcile import ErrorPolicy, Reconciler
 from kube_runtime.controller.triggers import (
     RequestItem,
@@ -194,6 +195,7 @@ class Controller:
         self._triggers: list[Trigger] = []
         self._watches: list[str] = []
         self._config = ControllerConfig()
+        self._leader_election: LeaderElection | None = None
         self._graceful: list[ShutdownSignal] = []
         self._on_signal = False
         self._backoff_factory: Callable[[], Backoff] = default_backoff
@@ -378,6 +380,19 @@ class Controller:
         self._config = replace(self._config, graceful_shutdown_timeout=seconds)
         return self
 
+    def with_leader_election(self, elector: Leadership, *, warmup: bool = False) -> Controller:
+        """Reconcile only while ``elector`` leads, and stop when its term ends. ``warmup``: run
+        the watches while a standby so a failover starts from synced stores (controller-runtime's
+        ``EnableWarmup``; see :mod:`~kube_runtime.controller.leadership`)."""
+        self._leader_election = LeaderElection(elector, warmup)
+        return self
+
+    def with_reconcile_timeout(self, seconds: float | None) -> Controller:
+        """Cancel a reconcile after ``seconds`` (``None``: never, the default) and report it as
+        ``ReconcileTimedOut``; ``Action.with_timeout`` overrides it for one requeue."""
+        self._config = replace(self._config, reconcile_timeout=seconds)
+        return self
+
     def trigger_backoff(self, factory: Callable[[], Backoff]) -> Controller:
         """The backoff policy of each watch trigger (a new instance per trigger and run;
         default: client-go's 0.8 s doubling to 30 s, reset after 120 s)."""
@@ -512,6 +527,7 @@ class Controller:
             decode=self._decode,
             registry=self._registry,
             exclusive=self,
+            leader_election=self._leader_election,
         )
 
     def run(

@@ -11,10 +11,16 @@ and records:
   request), ``success`` for ``Action.await_change()``. All four series exist (at 0) as soon as
   the controller is registered, so ``rate()`` and ratio alerts work from the first scrape.
 * ``controller_runtime_reconcile_errors_total{controller}`` for every ``ReconcilerFailed``.
+* ``controller_runtime_reconcile_timeouts_total{controller}`` for every ``ReconcileTimedOut``,
+  ``controller_runtime_terminal_reconcile_errors_total{controller}`` for every
+  ``ReconcilerFailedTerminally`` and ``controller_runtime_reconcile_panics_total{controller}`` for
+  every ``ReconcilerPanicked`` (see :mod:`kube_runtime.controller.failures`). Each is a
+  ``ReconcilerFailed``, so also an error, as controller-runtime counts them.
 * ``controller_runtime_reconcile_time_seconds{controller}`` from each item's ``.duration``.
 * ``kube_runtime_controller_stream_errors_total{controller,error}`` for the other error items
-  (``ObjectNotFound``, ``QueueError``, ``RunnerError``): they are not reconciles, so counting
-  them as reconcile errors would skew the error ratio.
+  (``QueueError``, ``RunnerError``): they are not reconciles, so counting them as reconcile
+  errors would skew the error ratio. ``ObjectNotFound`` (a deleted object) is no error and is
+  not counted.
 
 What the stream cannot see (queue depth, active workers, time in queue) the controller records
 itself under the ``workqueue_*``/``controller_runtime_active_workers`` names.
@@ -39,12 +45,14 @@ from prometheus_client import CollectorRegistry
 from kube_runtime.controller.action import Action
 from kube_runtime.controller.errors import (
     ControllerError,
-    ObjectNotFound,
     QueueError,
     ReconcilerFailed,
+    ReconcilerFailedTerminally,
+    ReconcilerPanicked,
+    ReconcileTimedOut,
     RunnerError,
 )
-from kube_runtime.controller.result import Reconciled
+from kube_runtime.controller.result import ObjectNotFound, Reconciled
 from kube_runtime.metric_families import PerRegistry
 from kube_runtime.observe.hotloop import HotLoopDetector
 from kube_runtime.observe.loop_counters import counter_family, histogram_family
@@ -101,6 +109,24 @@ class ControllerMetrics:
             ["controller"],
             registry=registry,
         )
+        self.terminal_reconcile_errors_total = counter_family(
+            "controller_runtime_terminal_reconcile_errors_total",
+            "Total number of terminal reconciliation errors per controller",
+            ["controller"],
+            registry=registry,
+        )
+        self.reconcile_panics_total = counter_family(
+            "controller_runtime_reconcile_panics_total",
+            "Total number of reconciliation panics per controller",
+            ["controller"],
+            registry=registry,
+        )
+        self.reconcile_timeouts_total = counter_family(
+            "controller_runtime_reconcile_timeouts_total",
+            "Total number of reconciliation timeouts per controller",
+            ["controller"],
+            registry=registry,
+        )
         self.reconcile_time_seconds = histogram_family(
             "controller_runtime_reconcile_time_seconds",
             "Length of time per reconciliation per controller",
@@ -126,6 +152,9 @@ class ControllerMetrics:
         for result in RECONCILE_RESULTS:
             self.reconcile_total.labels(controller, result)
         self.reconcile_errors_total.labels(controller)
+        self.terminal_reconcile_errors_total.labels(controller)
+        self.reconcile_panics_total.labels(controller)
+        self.reconcile_timeouts_total.labels(controller)
         self.reconcile_time_seconds.labels(controller)
         self.hot_loop_detections_total.labels(controller)
 
@@ -158,7 +187,9 @@ class ResultRecorder:
     disables it)
     is fed every reconcile. ``progress`` (optional) is marked on every item, which is what the
     ``/livez`` reconcile-loop check reads. ``log_errors`` logs error items: reconciler failures
-    at ERROR, watch/queue errors at WARNING for 401/403 and DEBUG otherwise (the watcher retries
+    at ERROR with the exception the reconciler raised (``exc_info``: JSON logs carry it, its cause
+    chain and its traceback without local variables, as the ``exception`` field), watch/queue
+    errors at WARNING for 401/403 and DEBUG otherwise (the watcher retries
     them), runner errors at ERROR, missing objects at DEBUG.
 
     State kept per object (the hot-loop detector's) goes when the object goes: on an
@@ -187,6 +218,9 @@ class ResultRecorder:
         self._requeue = self._results["requeue"]
         self._requeue_after = self._results["requeue_after"]
         self._errors = m.reconcile_errors_total.labels(c)
+        self._timeouts = m.reconcile_timeouts_total.labels(c)
+        self._terminal = m.terminal_reconcile_errors_total.labels(c)
+        self._panics = m.reconcile_panics_total.labels(c)
         self._time = m.reconcile_time_seconds.labels(c)
         if hot_loops is True:
             hot_loops = HotLoopDetector(controller)
@@ -236,15 +270,33 @@ class ResultRecorder:
         elif isinstance(item, ReconcilerFailed):
             self._results["error"].inc()
             self._errors.inc()
+            if isinstance(item, ReconcileTimedOut):
+                self._timeouts.inc()
+            elif isinstance(item, ReconcilerFailedTerminally):
+                self._terminal.inc()
+            elif isinstance(item, ReconcilerPanicked):
+                self._panics.inc()
             self._time.observe(item.duration)
             if self.hot_loops is not None:
                 self.hot_loops.observe(item.obj_ref, item.reason, item.duration, now)
             if self.log_errors:
+                fields: dict[str, Any] = {"object.ref": str(item.obj_ref), "object.reason": str(item.reason)}
+                if isinstance(item, ReconcilerFailedTerminally):
+                    fields["terminal"] = True
                 log.error(
                     "reconcile failed",
                     controller=self.controller,
-                    **{"object.ref": str(item.obj_ref), "object.reason": str(item.reason)},
                     error=repr(item.error),
+                    exc_info=item.error,
+                    **fields,
+                )
+        elif isinstance(item, ObjectNotFound):
+            self.forget(item.obj_ref)
+            if self.log_errors:
+                log.debug(
+                    "object deleted before its reconcile",
+                    controller=self.controller,
+                    **{"object.ref": str(item.obj_ref)},
                 )
         elif isinstance(item, ControllerError):
             self._record_stream_error(item)
@@ -262,15 +314,9 @@ class ResultRecorder:
     def _record_stream_error(self, item: ControllerError) -> None:
         kind = type(item).__name__
         self.metrics.stream_errors_total.labels(self.controller, kind).inc()
-        if isinstance(item, ObjectNotFound):
-            self.forget(item.obj_ref)
         if not self.log_errors:
             return
-        if isinstance(item, ObjectNotFound):
-            log.debug(
-                "object not found in store", controller=self.controller, **{"object.ref": str(item.obj_ref)}
-            )
-        elif isinstance(item, QueueError):
+        if isinstance(item, QueueError):
             code = _status_code(item.watcher_error)
             level = "warning" if code in (401, 403) else "debug"
             getattr(log, level)(

@@ -20,8 +20,9 @@ Guarantees for every request to a webhook path:
   choosing ``Ignore`` keeps its meaning; a timed-out conversion is a ``Failure``.
 
 Each review runs in an OpenTelemetry span (``admission review``/``conversion review``) and with
-``review.uid``, ``webhook`` and ``object.ref`` bound as structlog context variables, so the
-handler's own log lines carry them (``configure_logging`` merges context variables).
+``review.uid`` and ``object.ref`` bound as structlog context variables (a conversion binds each
+object's while converting it, and its error log names the object that failed), so the handler's
+own log lines carry them (``configure_logging`` merges context variables).
 """
 
 from __future__ import annotations
@@ -179,6 +180,17 @@ async def _convert_all(hook: ConversionWebhook, objects: list[dict[str, Any]], d
         if obj.get("apiVersion") == desired:  # kube-apiserver only sends others; pass through
             converted.append(obj)
             continue
+        metadata = obj.get("metadata")
+        metadata = metadata if isinstance(metadata, dict) else {}
+        version = str(obj.get("apiVersion", ""))
+        kind = {
+            "kind": obj.get("kind", ""),
+            "group": version.rpartition("/")[0],
+            "version": version.rpartition("/")[2],
+        }
+        ref = _object_ref(kind, str(metadata.get("namespace") or ""), str(metadata.get("name") or ""))
+        # bound until the next object or the end of the review, so an error log names it too
+        structlog.contextvars.bind_contextvars(**{"object.ref": ref})
         value = hook.codec.decode(obj) if hook.codec is not None else obj
         result = await hook.handler(value, desired)
         out = hook.codec.encode(result) if hook.codec is not None else result
@@ -209,7 +221,7 @@ async def review_conversion(hook: ConversionWebhook, metrics: WebhookMetrics, bo
     }
     with (
         _tracer.start_as_current_span("conversion review", attributes=attributes) as span,
-        structlog.contextvars.bound_contextvars(**{"review.uid": request.uid}),
+        structlog.contextvars.bound_contextvars(**{"review.uid": request.uid, "object.ref": ""}),
     ):
         answer: dict[str, Any] | None = None
         outcome = "error"

@@ -14,7 +14,7 @@ from kube_runtime.client.resource import ApiResource
 from kube_runtime.controller.action import Action
 from kube_runtime.controller.backoff import ReconcileBackoff
 from kube_runtime.controller.controller import Controller
-from kube_runtime.controller.errors import ObjectNotFound
+from kube_runtime.controller.result import ObjectNotFound
 from kube_runtime.observe import Observability
 from kube_runtime.observe.metrics import ResultRecorder
 from kube_runtime.predicates import generation

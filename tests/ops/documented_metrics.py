@@ -22,6 +22,9 @@ __all__ = [
 COUNTERS: dict[str, frozenset[str]] = {
     "controller_runtime_reconcile_total": frozenset({"controller", "result"}),
     "controller_runtime_reconcile_errors_total": frozenset({"controller"}),
+    "controller_runtime_reconcile_timeouts_total": frozenset({"controller"}),
+    "controller_runtime_terminal_reconcile_errors_total": frozenset({"controller"}),
+    "controller_runtime_reconcile_panics_total": frozenset({"controller"}),
     "workqueue_adds_total": frozenset({"name", "controller"}),
     "workqueue_retries_total": frozenset({"name", "controller"}),
     "rest_client_requests_total": frozenset({"code", "method", "host"}),

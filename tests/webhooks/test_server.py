@@ -5,6 +5,7 @@ handshakes present the new certificate), including a rotation caught half way.""
 from __future__ import annotations
 
 import contextlib
+import socket
 import ssl
 from pathlib import Path
 
@@ -222,3 +223,19 @@ async def test_the_started_check_is_ready_only_while_the_server_serves_tls(
     async with server:
         assert [(r.name, r.ok) for r in await checks.run("readyz")] == [("webhooks", True)]
     assert not (await checks.run("readyz"))[0].ok
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_accepted_connections_get_tcp_nodelay(host: str) -> None:
+    """With Nagle's algorithm on, a response written as two TLS records waits for the client's
+    delayed ACK (about 40 ms per review): accepted sockets must be TCP sockets asyncio turns it
+    off for, and have it off already."""
+    from kube_runtime.webhooks.server import _listen
+
+    listener = _listen(host, 0)
+    with listener, socket.create_connection(listener.getsockname()[:2]):
+        listener.setblocking(True)
+        accepted, _ = listener.accept()
+        with accepted:
+            assert accepted.proto == socket.IPPROTO_TCP  # asyncio sets TCP_NODELAY only then
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
