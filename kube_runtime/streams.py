@@ -51,6 +51,7 @@ __all__ = [
     "EventWriter",
     "ListedObject",
     "ObjectItem",
+    "PredicateMemory",
     "WatchStream",
     "applied_objects",
     "backoff",
@@ -466,7 +467,7 @@ def predicate_filter(
 
 
 async def _predicate_filter(stream: AsyncIterable[T], predicate: Predicate, ttl: float) -> AsyncIterator[T]:
-    cache = _PredicateCache(ttl)
+    cache = PredicateMemory(predicate, ttl=ttl)
     source = aiter(stream)
     try:
         async for item in source:
@@ -479,10 +480,10 @@ async def _predicate_filter(stream: AsyncIterable[T], predicate: Predicate, ttl:
                 cache.forget(item)
                 yield item
             elif isinstance(item, Apply | InitApply):
-                if cache.changed(item.object, predicate):
+                if cache.changed(item.object):
                     yield item
             elif isinstance(item, dict):
-                if cache.changed(item, predicate):
+                if cache.changed(item):
                     yield item
             else:
                 yield item
@@ -490,12 +491,17 @@ async def _predicate_filter(stream: AsyncIterable[T], predicate: Predicate, ttl:
         await _aclose(source)
 
 
-class _PredicateCache:
-    """(namespace, name, uid) -> [fingerprint hash, last seen]."""
+class PredicateMemory:
+    """The memory behind :func:`predicate_filter`, for filters that must see every event
+    themselves (the controller's ``owns``/``watches`` triggers remember what each related object
+    maps to even when its change is filtered out). Same guarantees as :func:`predicate_filter`.
 
-    __slots__ = ("_entries", "_last_sweep", "_ttl")
+    Holds (namespace, name, uid) -> [fingerprint hash, last seen]."""
 
-    def __init__(self, ttl: float) -> None:
+    __slots__ = ("_entries", "_last_sweep", "_predicate", "_ttl")
+
+    def __init__(self, predicate: Predicate, *, ttl: float = DEFAULT_PREDICATE_TTL) -> None:
+        self._predicate = predicate
         self._ttl = ttl
         self._entries: dict[tuple[Any, Any, Any], list[Any]] = {}
         self._last_sweep: float | None = None
@@ -505,8 +511,10 @@ class _PredicateCache:
         meta = obj.get("metadata") or {}
         return (meta.get("namespace"), meta.get("name"), meta.get("uid"))
 
-    def changed(self, obj: KubeObject, predicate: Predicate) -> bool:
-        value: Hashable | None = predicate(obj)
+    def changed(self, obj: KubeObject) -> bool:
+        """Whether ``obj`` passes (its fingerprint changed, is ``None``, or it is new or
+        forgotten); remembers its fingerprint."""
+        value: Hashable | None = self._predicate(obj)
         if value is None:
             return True
         now = anyio.current_time()
@@ -523,6 +531,7 @@ class _PredicateCache:
         return passes
 
     def forget(self, obj: KubeObject) -> None:
+        """Forget ``obj`` (it was deleted): its next appearance passes."""
         self._entries.pop(self._key(obj), None)
 
     def _maybe_sweep(self, now: float) -> None:

@@ -6,9 +6,13 @@
 * The object is read from the store when the attempt starts (never from the trigger): a gone
   object yields ``ObjectNotFound``; a ``decode`` hook (typed resources) that raises yields
   ``ObjectDecodeFailed``. Both forget the object's failure backoff and do not requeue.
-* The reconcile runs inside a "reconciling object" span (only while a tracer provider is
-  installed: without one every span would be a no-op, skipped to save most of an attempt's own
-  cost) with :func:`~kube_runtime.controller.context.current_reconcile` set.
+* The reconcile runs inside a "reconciling object" span, current while it runs (only while a
+  tracer provider is installed: without one every span would be a no-op, skipped to save most of
+  an attempt's own cost) with :func:`~kube_runtime.controller.context.current_reconcile` set. The
+  span is started, made current and ended through OpenTelemetry's public API
+  (``start_span``, ``set_span_in_context``, ``context.attach``/``detach``) rather than the
+  generator-based ``start_as_current_span``; a failure is recorded on it only when it records
+  (an unsampled span costs no exception formatting). A cancelled reconcile's span still ends.
 * A reconcile that raises (or returns something other than an ``Action``) yields
   ``ReconcilerFailed`` and is requeued as the error policy says: after the per-object exponential
   backoff when the policy returns ``Action.requeue_with_backoff()``, is ``None`` or itself fails.
@@ -30,15 +34,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import itertools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from contextvars import Token
 from typing import Any, Final, Generic, TypeVar
 
 import anyio
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
@@ -146,14 +151,15 @@ class ReconcileAttempts(Generic[C]):
         )
         active = self._metrics.active_workers
         tracer = _reconcile_tracer()
-        span_scope = (
-            _NO_SPAN
-            if tracer is None
-            else tracer.start_as_current_span(
+        if tracer is None:
+            span: trace.Span = trace.INVALID_SPAN
+            token: Token[otel_context.Context] | None = None
+        else:
+            span = tracer.start_span(
                 "reconciling object", attributes={"object.ref": str(obj_ref), "object.reason": str(reason)}
             )
-        )
-        with span_scope as span:
+            token = otel_context.attach(trace.set_span_in_context(span))
+        try:
             clock = self._clock
             started = clock()
             timeout = self._timeout if request.timeout is None else request.timeout
@@ -197,6 +203,10 @@ class ReconcileAttempts(Generic[C]):
                 action.timeout,
             )
             return Reconciled(obj_ref, action, reason=reason, duration=duration)
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+                span.end()
 
     async def _failed(
         self,
@@ -207,8 +217,9 @@ class ReconcileAttempts(Generic[C]):
         span: trace.Span,
     ) -> ReconcilerFailed:
         """Record ``failed`` on the span and requeue as its kind and the error policy say."""
-        span.record_exception(error)
-        span.set_status(Status(StatusCode.ERROR, str(error)))
+        if span.is_recording():
+            span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, str(error)))
         obj_ref = failed.obj_ref
         if isinstance(failed, ReconcilerFailedTerminally):
             self._backoff.forget(obj_ref)  # the next change starts afresh
@@ -256,11 +267,6 @@ class ReconcileAttempts(Generic[C]):
         self._requeue(ReconcileRequest(obj_ref, reason, priority, timeout), run_at, priority)
 
 
-#: Stands in for the reconcile span while no tracer provider is installed (every span would be a
-#: non-recording no-op then; skipping it saves most of a reconcile's own cost).
-_NO_SPAN: Final = contextlib.nullcontext(trace.INVALID_SPAN)
-
-
 class _ResolvedTracer:
     """The real tracer behind OpenTelemetry's proxy, resolved once per installed provider."""
 
@@ -275,11 +281,11 @@ _resolved = _ResolvedTracer()
 
 
 def _reconcile_tracer() -> trace.Tracer | None:
-    """The tracer for reconcile spans, or None when no span can record (no provider installed).
+    """The tracer for reconcile spans, or None while no provider is installed (OpenTelemetry's
+    proxy or no-op provider: every span would be a non-recording no-op, so none is made).
 
     Checked per reconcile, so installing a provider later, or replacing ``_tracer``, takes effect.
-    Going through the proxy tracer costs a generator-based context manager per span, so the real
-    tracer is used directly once a provider is installed.
+    Once a provider is installed its own tracer is used directly, without the proxy's indirection.
     """
     tracer = _tracer
     if not isinstance(tracer, trace.ProxyTracer):

@@ -346,10 +346,7 @@ class Runner(Generic[T, R]):
 
 def _pause_for_backend() -> Callable[[], Awaitable[None]]:
     """A checkpoint (yield to the event loop once) without anyio's per-call backend lookup."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:  # another anyio backend
-        return anyio.lowlevel.checkpoint
+    asyncio.get_running_loop()  # asyncio is the runtime's backend: fail early outside it
     return _asyncio_pause
 
 
@@ -360,10 +357,7 @@ async def _asyncio_pause() -> None:
 def loop_clock() -> Callable[[], float]:
     """The running event loop's clock: what ``anyio.current_time()`` reads (so also a virtual
     clock in tests), without its per-call backend lookup. Usable from other threads (scrapes)."""
-    try:
-        return asyncio.get_running_loop().time
-    except RuntimeError:  # another anyio backend
-        return anyio.current_time
+    return asyncio.get_running_loop().time
 
 
 @asynccontextmanager

@@ -25,19 +25,19 @@ What the stream cannot see (queue depth, active workers, time in queue) the cont
 itself under the ``workqueue_*``/``controller_runtime_active_workers`` names.
 
 Metric families are created once per ``CollectorRegistry`` (:func:`controller_metrics`), so
-several controllers share them, distinguished by the ``controller`` label. They are
-prometheus_client's ``Counter``/``Histogram`` with lock-free children
-(:mod:`kube_runtime.observe.single_writer`: the same exposition, a fraction of the cost per
-reconcile), so a recorder must be fed from one thread at a time: its controller's event loop.
+several controllers share them, distinguished by the ``controller`` label. They are lock-free
+collectors (:mod:`kube_runtime.observe.loop_counters`: the exposition of prometheus_client's
+``Counter``/``Histogram``, a fraction of the cost per reconcile), so a recorder must be fed from
+one thread at a time: its controller's event loop. Under prometheus_client's multiprocess mode
+they are its stock classes.
 """
 
 from __future__ import annotations
 
-from asyncio import _get_running_loop
+from asyncio import get_running_loop
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any, Final, TypeVar
 
-import anyio
 import structlog
 from prometheus_client import CollectorRegistry
 
@@ -55,8 +55,8 @@ from kube_runtime.controller.errors import (
 from kube_runtime.controller.result import Reconciled
 from kube_runtime.metric_families import PerRegistry
 from kube_runtime.observe.hotloop import HotLoopDetector
+from kube_runtime.observe.loop_counters import counter_family, histogram_family
 from kube_runtime.observe.progress import ReconcileProgress
-from kube_runtime.observe.single_writer import SingleWriterCounter, SingleWriterHistogram
 
 __all__ = [
     "RECONCILE_RESULTS",
@@ -89,50 +89,50 @@ class ControllerMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self.reconcile_total = SingleWriterCounter(
+        self.reconcile_total = counter_family(
             "controller_runtime_reconcile_total",
             "Total number of reconciliations per controller",
             ["controller", "result"],
             registry=registry,
         )
-        self.reconcile_errors_total = SingleWriterCounter(
+        self.reconcile_errors_total = counter_family(
             "controller_runtime_reconcile_errors_total",
             "Total number of reconciliation errors per controller",
             ["controller"],
             registry=registry,
         )
-        self.terminal_reconcile_errors_total = SingleWriterCounter(
+        self.terminal_reconcile_errors_total = counter_family(
             "controller_runtime_terminal_reconcile_errors_total",
             "Total number of terminal reconciliation errors per controller",
             ["controller"],
             registry=registry,
         )
-        self.reconcile_panics_total = SingleWriterCounter(
+        self.reconcile_panics_total = counter_family(
             "controller_runtime_reconcile_panics_total",
             "Total number of reconciliation panics per controller",
             ["controller"],
             registry=registry,
         )
-        self.reconcile_timeouts_total = SingleWriterCounter(
+        self.reconcile_timeouts_total = counter_family(
             "controller_runtime_reconcile_timeouts_total",
             "Total number of reconciliation timeouts per controller",
             ["controller"],
             registry=registry,
         )
-        self.reconcile_time_seconds = SingleWriterHistogram(
+        self.reconcile_time_seconds = histogram_family(
             "controller_runtime_reconcile_time_seconds",
             "Length of time per reconciliation per controller",
             ["controller"],
             buckets=RECONCILE_TIME_BUCKETS,
             registry=registry,
         )
-        self.stream_errors_total = SingleWriterCounter(
+        self.stream_errors_total = counter_family(
             "kube_runtime_controller_stream_errors_total",
             "Error items of a controller's result stream that are not reconcile failures",
             ["controller", "error"],
             registry=registry,
         )
-        self.hot_loop_detections_total = SingleWriterCounter(
+        self.hot_loop_detections_total = counter_family(
             "kube_runtime_hot_loop_detections_total",
             "Objects found reconciled over and over because of changes right after their own reconcile",
             ["controller"],
@@ -215,8 +215,7 @@ class ResultRecorder:
 
     def record(self, item: object) -> None:
         """Count one result item. Never raises for an unexpected item (it is ignored)."""
-        loop = _get_running_loop()
-        now = loop.time() if loop is not None else anyio.current_time()  # the same clock on asyncio
+        now = get_running_loop().time()  # anyio's clock on asyncio, without its backend lookup
         if self.progress is not None:
             self.progress.mark(now)
         if item.__class__ is Reconciled:  # the common case, without the generic lookups below
