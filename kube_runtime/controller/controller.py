@@ -171,8 +171,10 @@ class Controller:
     controller-runtime requires every predicate to pass), with
     :func:`~kube_runtime.streams.predicate_filter` semantics and memory (``predicate_ttl``). The
     filter sits after the store, so the store, the watch metrics (bookmarks, progress, staleness)
-    and requeues see every change. Pitfall: a finalizer controller must see the update that sets
-    ``deletionTimestamp``: include :func:`~kube_runtime.predicates.deletion` (or ``generation``).
+    and requeues see every change. Pitfalls: with the :func:`~kube_runtime.finalizer.finalizer`
+    helper, include ``finalizers`` (its patch adding the finalizer must trigger the next
+    reconcile), and a finalizer controller must see the update that sets ``deletionTimestamp``
+    (``generation`` does on kube-apiserver, :func:`~kube_runtime.predicates.deletion` always).
     """
 
     def __init__(
