@@ -534,7 +534,8 @@ async def test_a_raising_converter_fails_the_read_with_its_error_and_is_counted(
         response = await http.get(setup.path("v2", "doomed"))
         assert response.status_code == 500, response.text
         assert response.json()["message"] == (
-            f"conversion webhook for {setup.group}/v1, Kind=Widget failed: ValueError: refusing to convert doomed"
+            f"conversion webhook for {setup.group}/v1, Kind=Widget failed: "
+            "ValueError: refusing to convert doomed"
         )
         panics = setup.registry.get_sample_value("controller_runtime_conversion_webhook_panics_total")
         assert panics is not None
