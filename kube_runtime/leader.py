@@ -7,6 +7,9 @@
 
 or, for a controller that drains gracefully on loss, ``controller.graceful_shutdown_on(elector.lost)``
 after ``await elector.wait_until_leading()``.
+A controller can also be gated on the elector itself, optionally warming up while a standby:
+``controller.with_leader_election(elector, warmup=True)`` (see
+:mod:`kube_runtime.controller.leadership`).
 
 Protocol (as client-go, defaults from controller-runtime): lease duration 15 s, renew deadline 10 s,
 retry period 2 s, identity ``<hostname>_<uuid4>``. A candidate takes the lease when it does not
@@ -42,7 +45,7 @@ import random
 import re
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Protocol, TypeVar, TypeVarTuple
@@ -146,6 +149,8 @@ class LeaderElector:
     ``lease_duration > renew_deadline > 1.2 * retry_period > 0``; ``leaseDurationSeconds`` is written
     rounded up to whole seconds, as the API requires. ``lease_api`` replaces the HTTP Lease API
     (anything with ``get_opt``/``create``/``replace`` and Kubernetes' 404/409 semantics).
+    ``labels`` are set on the Lease when it is created and on every write that takes or renews it
+    (a sharded controller's member Lease carries its ring label this way).
     """
 
     def __init__(
@@ -161,6 +166,7 @@ class LeaderElector:
         release_on_shutdown: bool = True,
         registry: CollectorRegistry | None = None,
         lease_api: LeaseApi | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         if len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
             raise ValueError(f"lease name {name!r} is not a DNS-1123 subdomain (lowercase, digits, '-', '.')")
@@ -181,6 +187,7 @@ class LeaderElector:
         self.renew_deadline = renew_deadline
         self.retry_period = retry_period
         self.release_on_shutdown = release_on_shutdown
+        self.labels: dict[str, str] = dict(labels or {})
         self._api = lease_api
         self._gauge = _master_status_gauge(registry if registry is not None else REGISTRY).labels(name=name)
         self._acquired = LeadershipSignal()
@@ -289,7 +296,7 @@ class LeaderElector:
             return await tasks.__aexit__(exc_type, exc, tb)
         finally:
             was_acquired = self._acquired.is_set()
-            self._declare_lost("elector stopped")
+            self._declare_lost("elector stopped", stopping=True)
             if self.release_on_shutdown and was_acquired:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(self.renew_deadline):
                     await self.release()
@@ -299,7 +306,7 @@ class LeaderElector:
 
         The write is guarded by resourceVersion, so it never clears a rival's hold.
         """
-        self._declare_lost("released")
+        self._declare_lost("released", stopping=True)
         try:
             lease = await self._api.get_opt(self.name)
             if lease is None or (lease.get("spec") or {}).get("holderIdentity") != self.identity:
@@ -387,7 +394,7 @@ class LeaderElector:
         return {
             "apiVersion": LEASE_RESOURCE.api_version,
             "kind": "Lease",
-            "metadata": {"name": self.name, "namespace": self.namespace},
+            "metadata": {"name": self.name, "namespace": self.namespace, **self._labels_field()},
             "spec": {
                 "holderIdentity": self.identity,
                 "leaseDurationSeconds": math.ceil(self.lease_duration),
@@ -415,7 +422,13 @@ class LeaderElector:
             "leaseTransitions": transitions if renewing else transitions + 1,
         }
         # The body keeps metadata.resourceVersion: the replace fails with 409 if anyone wrote since.
-        return {**lease, "spec": new_spec}
+        metadata = lease.get("metadata") or {}
+        if self.labels:
+            metadata = {**metadata, "labels": {**(metadata.get("labels") or {}), **self.labels}}
+        return {**lease, "metadata": metadata, "spec": new_spec}
+
+    def _labels_field(self) -> KubeObject:
+        return {"labels": dict(self.labels)} if self.labels else {}
 
     def _observe(self, lease: KubeObject) -> None:
         spec: KubeObject = lease.get("spec") or {}
@@ -436,7 +449,8 @@ class LeaderElector:
         duration = self._observed_spec.get("leaseDurationSeconds") or self.lease_duration
         return anyio.current_time() < self._observed_time + float(duration)
 
-    def _declare_lost(self, reason: str) -> None:
+    def _declare_lost(self, reason: str, *, stopping: bool = False) -> None:
+        """End the term; ``stopping``: the elector's own shutdown (INFO), not a loss (WARNING)."""
         if self.lost.is_set():
             return
         self.lost_reason = reason
@@ -444,7 +458,9 @@ class LeaderElector:
         for callback in self._on_lost:
             callback()
         self._gauge.set(0)
-        if self._acquired.is_set():
+        if self._acquired.is_set() and stopping:
+            log.info("lease %s/%s: %s stepped down: %s", self.namespace, self.name, self.identity, reason)
+        elif self._acquired.is_set():
             log.warning(
                 "lease %s/%s: %s lost leadership: %s", self.namespace, self.name, self.identity, reason
             )
