@@ -32,7 +32,12 @@ Guarantees (kube-rs ``controller/mod.rs`` semantics unless noted):
 * The scheduler/runner rules hold (see :mod:`~kube_runtime.controller.scheduler` and
   :mod:`~kube_runtime.controller.runner`): one entry per object, never two concurrent reconciles
   of one object, a global concurrency limit, and nothing runs before the main store is ready.
-* Every finished attempt yields one item: ``Reconciled`` or ``ReconcilerFailed``; plus
+  Live changes run before objects a relist (or ``reconcile_all_on``) queued, which wait at
+  ``LOW_PRIORITY`` (controller-runtime's priority queue; ``ControllerConfig(priority_queue=False)``
+  turns it off), with a starvation bound of ``priority_max_wait``.
+* Every finished attempt yields one item: ``Reconciled`` or ``ReconcilerFailed`` (its subclasses
+  ``ReconcileTimedOut``, ``ReconcilerFailedTerminally`` and ``ReconcilerPanicked`` say why:
+  :mod:`~kube_runtime.controller.reconcile`, :mod:`~kube_runtime.controller.failures`); plus
   ``ObjectNotFound`` when a due object is gone (a notice, not an error: it was deleted),
   ``QueueError`` for each trigger-stream error and ``RunnerError``. Nothing but shutdown ends the stream.
 * Nothing runs unless the results are consumed: the output is unbuffered and the runner starts
@@ -166,8 +171,10 @@ class Controller:
     controller-runtime requires every predicate to pass), with
     :func:`~kube_runtime.streams.predicate_filter` semantics and memory (``predicate_ttl``). The
     filter sits after the store, so the store, the watch metrics (bookmarks, progress, staleness)
-    and requeues see every change. Pitfall: a finalizer controller must see the update that sets
-    ``deletionTimestamp``: include :func:`~kube_runtime.predicates.deletion` (or ``generation``).
+    and requeues see every change. Pitfalls: with the :func:`~kube_runtime.finalizer.finalizer`
+    helper, include ``finalizers`` (its patch adding the finalizer must trigger the next
+    reconcile), and a finalizer controller must see the update that sets ``deletionTimestamp``
+    (``generation`` does on kube-apiserver, :func:`~kube_runtime.predicates.deletion` always).
     """
 
     def __init__(
