@@ -76,18 +76,6 @@ def _only_destination(logger: logging.Logger, handler: logging.Handler, level: i
     return False
 
 
-_LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "warn": logging.WARNING,
-    "error": logging.ERROR,
-    "exception": logging.ERROR,
-    "critical": logging.CRITICAL,
-    "fatal": logging.CRITICAL,
-}
-
-
 class _RoutingLogger:
     """A stdlib logger whose level methods take the fast path when they can (module docs).
 
@@ -102,11 +90,11 @@ class _RoutingLogger:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._logger, name)
 
-    def _emit(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def _emit(self, method: str, level: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         route = _route
         if route is not None and len(args) == 1 and isinstance(args[0], dict):
             handler = route.handler
-            if _only_destination(self._logger, handler, _LEVELS[method]):
+            if _only_destination(self._logger, handler, level):
                 try:
                     rendered: Any = args[0]
                     logger = self._logger
@@ -124,28 +112,28 @@ class _RoutingLogger:
         getattr(self._logger, method)(*args, **kwargs)
 
     def debug(self, *args: Any, **kwargs: Any) -> None:
-        self._emit("debug", args, kwargs)
+        self._emit("debug", logging.DEBUG, args, kwargs)
 
     def info(self, *args: Any, **kwargs: Any) -> None:
-        self._emit("info", args, kwargs)
+        self._emit("info", logging.INFO, args, kwargs)
 
     def warning(self, *args: Any, **kwargs: Any) -> None:
-        self._emit("warning", args, kwargs)
+        self._emit("warning", logging.WARNING, args, kwargs)
 
     def warn(self, *args: Any, **kwargs: Any) -> None:
-        self._emit("warning", args, kwargs)
+        self._emit("warning", logging.WARNING, args, kwargs)
 
     def error(self, *args: Any, **kwargs: Any) -> None:
-        self._emit("error", args, kwargs)
+        self._emit("error", logging.ERROR, args, kwargs)
 
     def exception(self, *args: Any, **kwargs: Any) -> None:
-        self._emit("exception", args, kwargs)
+        self._emit("exception", logging.ERROR, args, kwargs)
 
     def critical(self, *args: Any, **kwargs: Any) -> None:
-        self._emit("critical", args, kwargs)
+        self._emit("critical", logging.CRITICAL, args, kwargs)
 
     def fatal(self, *args: Any, **kwargs: Any) -> None:
-        self._emit("critical", args, kwargs)
+        self._emit("critical", logging.CRITICAL, args, kwargs)
 
 
 class RoutingLoggerFactory:
