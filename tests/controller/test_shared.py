@@ -78,3 +78,48 @@ async def test_a_predicate_keeps_one_controllers_writes_from_triggering_another(
         await seen.until(lambda: seen.names["validator"].count("a") == 2)
         tg.cancel_scope.cancel()
     assert seen.names["validator"] == ["a", "marker", "a"]
+
+
+async def test_controllers_on_a_shared_store_report_its_deletes(config_maps: Api) -> None:
+    for name in ("a", "b"):
+        await config_maps.create(config_map(name))
+    _, writer = store(CONFIG_MAP)
+    shared = SharedReflector(writer, watcher(config_maps).default_backoff())
+    one = Controller.for_shared(shared, name="one")
+    other = Controller.for_shared(shared, predicate=predicates.labels, name="other")
+    deleted: dict[str, list[str]] = {"one": [], "other": []}
+    both = anyio.Event()
+    reconciled: set[tuple[str, str]] = set()
+    ready = anyio.Event()
+
+    def listener(controller: str) -> Callable[[Any], None]:
+        def on_deleted(ref: Any) -> None:
+            deleted[controller].append(ref.name)
+            if all(names == ["a"] for names in deleted.values()):
+                both.set()
+
+        return on_deleted
+
+    one.on_object_deleted(listener("one"))
+    other.on_object_deleted(listener("other"))
+
+    async def consume(controller: Controller) -> None:
+        async def noop(_obj: dict[str, Any], _ctx: None) -> Action:
+            return Action.await_change()
+
+        async with controller.run(noop, None, None) as results:
+            async for item in results:
+                if isinstance(item, Reconciled):
+                    reconciled.add((controller.name, item.obj_ref.name))
+                    if len(reconciled) == 4:
+                        ready.set()
+
+    async with shared, anyio.create_task_group() as tg:
+        tg.start_soon(consume, one)
+        tg.start_soon(consume, other)
+        with anyio.fail_after(30):
+            await ready.wait()
+            await config_maps.delete("a")
+            await both.wait()
+        tg.cancel_scope.cancel()
+    assert deleted == {"one": ["a"], "other": ["a"]}
