@@ -68,6 +68,7 @@ if TYPE_CHECKING:
         ReconcileRequest,
         ReconcilerFailed,
         RunnerError,
+        TerminalError,
         current_reconcile,
     )
     from kube_runtime.events import (
@@ -207,6 +208,7 @@ _EXPORTS: dict[str, str] = {
     "Reconciled": "kube_runtime.controller",
     "ReconcilerFailed": "kube_runtime.controller",
     "RunnerError": "kube_runtime.controller",
+    "TerminalError": "kube_runtime.controller",
     "current_reconcile": "kube_runtime.controller",
     "FinalizerError": "kube_runtime.finalizer",
     "FinalizerEvent": "kube_runtime.finalizer",
@@ -282,6 +284,7 @@ __all__ = [
     "SharedReflector",
     "Store",
     "Subscription",
+    "TerminalError",
     "TransportError",
     "WatchDecodeError",
     "WatchError",

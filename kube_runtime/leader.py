@@ -7,6 +7,9 @@
 
 or, for a controller that drains gracefully on loss, ``controller.graceful_shutdown_on(elector.lost)``
 after ``await elector.wait_until_leading()``.
+A controller can also be gated on the elector itself, optionally warming up while a standby:
+``controller.with_leader_election(elector, warmup=True)`` (see
+:mod:`kube_runtime.controller.leadership`).
 
 Protocol (as client-go, defaults from controller-runtime): lease duration 15 s, renew deadline 10 s,
 retry period 2 s, identity ``<hostname>_<uuid4>``. A candidate takes the lease when it does not
@@ -42,7 +45,7 @@ import random
 import re
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Protocol, TypeVar, TypeVarTuple
@@ -146,6 +149,8 @@ class LeaderElector:
     ``lease_duration > renew_deadline > 1.2 * retry_period > 0``; ``leaseDurationSeconds`` is written
     rounded up to whole seconds, as the API requires. ``lease_api`` replaces the HTTP Lease API
     (anything with ``get_opt``/``create``/``replace`` and Kubernetes' 404/409 semantics).
+    ``labels`` are set on the Lease when it is created and on every write that takes or renews it
+    (a sharded controller's member Lease carries its ring label this way).
     """
 
     def __init__(
@@ -161,6 +166,7 @@ class LeaderElector:
         release_on_shutdown: bool = True,
         registry: CollectorRegistry | None = None,
         lease_api: LeaseApi | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         if len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
             raise ValueError(f"lease name {name!r} is not a DNS-1123 subdomain (lowercase, digits, '-', '.')")
@@ -181,6 +187,7 @@ class LeaderElector:
         self.renew_deadline = renew_deadline
         self.retry_period = retry_period
         self.release_on_shutdown = release_on_shutdown
+        self.labels: dict[str, str] = dict(labels or {})
         self._api = lease_api
         self._gauge = _master_status_gauge(registry if registry is not None else REGISTRY).labels(name=name)
         self._acquired = LeadershipSignal()
@@ -387,7 +394,7 @@ class LeaderElector:
         return {
             "apiVersion": LEASE_RESOURCE.api_version,
             "kind": "Lease",
-            "metadata": {"name": self.name, "namespace": self.namespace},
+            "metadata": {"name": self.name, "namespace": self.namespace, **self._labels_field()},
             "spec": {
                 "holderIdentity": self.identity,
                 "leaseDurationSeconds": math.ceil(self.lease_duration),
@@ -415,7 +422,13 @@ class LeaderElector:
             "leaseTransitions": transitions if renewing else transitions + 1,
         }
         # The body keeps metadata.resourceVersion: the replace fails with 409 if anyone wrote since.
-        return {**lease, "spec": new_spec}
+        metadata = lease.get("metadata") or {}
+        if self.labels:
+            metadata = {**metadata, "labels": {**(metadata.get("labels") or {}), **self.labels}}
+        return {**lease, "metadata": metadata, "spec": new_spec}
+
+    def _labels_field(self) -> KubeObject:
+        return {"labels": dict(self.labels)} if self.labels else {}
 
     def _observe(self, lease: KubeObject) -> None:
         spec: KubeObject = lease.get("spec") or {}

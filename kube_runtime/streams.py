@@ -49,6 +49,7 @@ __all__ = [
     "DeletedObject",
     "EventItem",
     "EventWriter",
+    "ListedObject",
     "ObjectItem",
     "PredicateMemory",
     "WatchStream",
@@ -78,6 +79,15 @@ class DeletedObject(dict[str, Any]):
 
     A plain ``dict`` in every respect (a shallow copy of the object); the type lets later helpers
     and controllers tell a delete from an update: :func:`predicate_filter` always passes it.
+    """
+
+    __slots__ = ()
+
+
+class ListedObject(dict[str, Any]):
+    """An object yielded by :func:`synced_objects` because a (re)list ended, not because it
+    changed: triggers give its reconcile a low priority (controller-runtime enqueues its initial
+    list that way). A plain ``dict`` in every respect (a shallow copy of the stored object).
     """
 
     __slots__ = ()
@@ -212,9 +222,9 @@ def synced_objects(
 
     Put it directly after :func:`reflect` of ``store``'s writer. It yields the object of every
     ``Apply`` (already applied to the store), and at every ``InitDone`` (the store has just swapped
-    in the new list) every object of the store; ``InitApply`` objects are not yielded, since until
-    the swap the store still shows the previous state. With ``deletes``, a ``Delete`` yields the
-    last state as a :class:`DeletedObject`. Errors pass.
+    in the new list) every object of the store, as a :class:`ListedObject`; ``InitApply`` objects
+    are not yielded, since until the swap the store still shows the previous state. With
+    ``deletes``, a ``Delete`` yields the last state as a :class:`DeletedObject`. Errors pass.
 
     Guarantee: after a (re)list, paged or streaming, every object of the new state is yielded once
     the store holds that state; objects deleted while the watch was away are not yielded (they
@@ -257,7 +267,7 @@ class _Synced(WatchStream[ObjectItem]):
                     self._sent += 1
                     if self._sent % _SYNC_BATCH == 0:
                         await anyio.lowlevel.checkpoint()  # a large store must not hold the loop
-                    return listed
+                    return ListedObject(listed)
                 self._listed = None
             while True:
                 item = await source.__anext__()
@@ -268,7 +278,7 @@ class _Synced(WatchStream[ObjectItem]):
                     first = next(objects, None)
                     if first is not None:
                         self._listed, self._sent = objects, 1
-                        return first
+                        return ListedObject(first)
                 elif isinstance(item, Delete):
                     if self._deletes:
                         return DeletedObject(item.object)

@@ -35,7 +35,6 @@ HTTP/1.1 each watch owns its connection and the pool is sized for that.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
 from contextlib import asynccontextmanager
@@ -142,8 +141,6 @@ class Client:
             headers={"User-Agent": config.user_agent},
             transport=transport,
         )
-        #: Whether every stream has a TCP connection of its own (our transport over HTTP/1.1).
-        self._own_connections = self.untimed_reads and not config.http2
         self._extensions: dict[str, Any] = {}
         if config.tls_server_name:
             self._extensions["sni_hostname"] = config.tls_server_name
@@ -257,19 +254,6 @@ class Client:
         for that long ends (``ResponseStream.idle_timed_out`` tells it apart from a normal end).
         Without it a stream waits for headers and bytes forever."""
         timeout = self._stream_timeout
-        watchdog: float | None = None
-        if idle_timeout is not None:
-            if self._own_connections and _on_asyncio():
-                # Over HTTP/1.1 each watch owns its connection: a watchdog timer shuts an idle one's
-                # socket down. httpcore wraps every socket read in anyio.fail_after, and a deadline
-                # there costs a clock read and a timer armed and cancelled per read (a slow watch
-                # reads about once per event); with no deadline the scope is cheaper (measured in
-                # benches/bench_watch_decode.py).
-                watchdog = idle_timeout
-            else:
-                timeout = httpx.Timeout(
-                    connect=timeout.connect, read=idle_timeout, write=timeout.write, pool=timeout.pool
-                )
         response, span = await self._open(
             verb,
             "GET",
@@ -281,11 +265,11 @@ class Client:
             stream=timeout,
             headers_within=idle_timeout,
         )
-        body = ResponseStream(response, span, verb, watchdog=watchdog)
+        body = ResponseStream(response, span, verb, idle_timeout=idle_timeout)
         try:
             yield body
         finally:
-            body._stop_watchdog()
+            body.close()
             with anyio.CancelScope(shield=True):
                 await response.aclose()
             logger.debug("%s GET %s stream closed", verb, path)
@@ -492,14 +476,6 @@ def _query(params: Params | None) -> list[tuple[str, str | int | float | bool | 
         else:
             query.append((key, str(value)))
     return query
-
-
-def _on_asyncio() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 class PendingClient:

@@ -32,7 +32,12 @@ Guarantees (kube-rs ``controller/mod.rs`` semantics unless noted):
 * The scheduler/runner rules hold (see :mod:`~kube_runtime.controller.scheduler` and
   :mod:`~kube_runtime.controller.runner`): one entry per object, never two concurrent reconciles
   of one object, a global concurrency limit, and nothing runs before the main store is ready.
-* Every finished attempt yields one item: ``Reconciled`` or ``ReconcilerFailed``; plus
+  Live changes run before objects a relist (or ``reconcile_all_on``) queued, which wait at
+  ``LOW_PRIORITY`` (controller-runtime's priority queue; ``ControllerConfig(priority_queue=False)``
+  turns it off), with a starvation bound of ``priority_max_wait``.
+* Every finished attempt yields one item: ``Reconciled`` or ``ReconcilerFailed`` (its subclasses
+  ``ReconcileTimedOut``, ``ReconcilerFailedTerminally`` and ``ReconcilerPanicked`` say why:
+  :mod:`~kube_runtime.controller.reconcile`, :mod:`~kube_runtime.controller.failures`); plus
   ``ObjectNotFound`` when a due object is gone (a notice, not an error: it was deleted),
   ``QueueError`` for each trigger-stream error and ``RunnerError``. Nothing but shutdown ends the stream.
 * Nothing runs unless the results are consumed: the output is unbuffered and the runner starts
@@ -77,14 +82,14 @@ from __future__ import annotations
 import weakref
 from collections.abc import AsyncIterable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from prometheus_client import CollectorRegistry
 
 from kube_runtime.client.api import Api
 from kube_runtime.client.json import KubeObject
 from kube_runtime.client.resource import ApiResource
-from kube_runtime.controller.action import ReconcileReason, ReconcileRequest
+from kube_runtime.controller.action import LOW_PRIORITY, ReconcileReason, ReconcileRequest
 from kube_runtime.controller.applier import (
     DEFAULT_CONCURRENCY,
     ApplierSpec,
@@ -95,6 +100,7 @@ from kube_runtime.controller.applier import (
     applier,
 )
 from kube_runtime.controller.backoff import ReconcileBackoff
+from kube_runtime.controller.leadership import LeaderElection, Leadership
 from kube_runtime.controller.reconcile import ErrorPolicy, Reconciler
 from kube_runtime.controller.triggers import (
     RequestItem,
@@ -113,6 +119,9 @@ from kube_runtime.watcher.config import WatcherConfig
 from kube_runtime.watcher.progress import WatchProgress
 from kube_runtime.watcher.state import WatcherItem
 from kube_runtime.watcher.watcher import metadata_watcher, watcher
+
+if TYPE_CHECKING:
+    from kube_runtime.sharding.run import ShardedController
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -193,12 +202,17 @@ class Controller:
         self._triggers: list[Trigger] = []
         self._watches: list[str] = []
         self._config = ControllerConfig()
+        self._leader_election: LeaderElection | None = None
         self._graceful: list[ShutdownSignal] = []
         self._on_signal = False
         self._backoff_factory: Callable[[], Backoff] = default_backoff
         self._error_backoff = ReconcileBackoff()
         self._instruments: list[WatchInstrument] = []
+        self._deletion_listeners: list[Callable[[ObjectRef], object]] = []
         self._decode: Callable[[KubeObject], Any] | None = None
+        self._api = api if isinstance(api, Api) else None
+        self._owned: list[ApiResource] = []
+        self._scope: str | None = None
         if isinstance(api, Api):
             self._watch_name(main.resource.kind)
         self._triggers.append(Trigger(f"{main.label} {main.resource.kind}", lambda: main.open(self)))
@@ -221,7 +235,9 @@ class Controller:
         Pitfall: build it with :func:`~kube_runtime.streams.synced_objects` (``...reflect(writer)
         .synced_objects(reader)``), not ``applied_objects``, whose relist objects arrive before
         the store shows them (see "Relists" in the module docs)."""
-        main = _Main(resource, reader, lambda _ctl: trigger_self(stream, resource), "stream")
+        main = _Main(
+            resource, reader, lambda ctl: trigger_self(stream, resource, on_delete=ctl._deleted), "stream"
+        )
         return cls(main, name=name, registry=registry)
 
     @classmethod
@@ -251,11 +267,11 @@ class Controller:
         if res is None:
             raise ValueError("pass the resource: the shared store does not know its kind")
 
-        def open_shared(_ctl: Controller) -> AsyncIterable[RequestItem]:
+        def open_shared(ctl: Controller) -> AsyncIterable[RequestItem]:
             subscription: AsyncIterable[Any] = shared.subscribe()
             if predicate is not None:
                 subscription = predicate_filter(subscription, predicate, ttl=predicate_ttl)
-            return trigger_self(subscription, res)
+            return trigger_self(subscription, res, on_delete=ctl._deleted)
 
         return cls(_Main(res, reader, open_shared, "shared"), name=name, registry=registry)
 
@@ -288,9 +304,11 @@ class Controller:
         owner = self.resource
         watch = self._watch_name(child.kind)
         predicate = _one_predicate(predicates)
+        self._owned.append(child)
 
         def open_owns() -> AsyncIterable[RequestItem]:
-            raw = self._open_watch(watch, lambda progress: metadata_watcher(api, config, progress=progress))
+            scoped = self._scoped(config)
+            raw = self._open_watch(watch, lambda progress: metadata_watcher(api, scoped, progress=progress))
             memory = None if predicate is None else PredicateMemory(predicate, ttl=predicate_ttl)
             return trigger_owners(raw.backoff(self._backoff_factory()), owner, child, memory)
 
@@ -334,12 +352,15 @@ class Controller:
 
     def reconcile_all_on(self, stream: AsyncIterable[Any]) -> Controller:
         """Reconcile every object in the store (reason ``bulk reconcile requested``) for each item of
-        ``stream``. The controller keeps running when the stream ends."""
+        ``stream``, at low priority (like a resync). The controller keeps running when the stream
+        ends."""
         resource, reader = self.resource, self._store
 
         def to_requests(_item: Any) -> Iterable[ReconcileRequest]:
             reason = ReconcileReason.BULK_RECONCILE
-            return [ReconcileRequest(ObjectRef.from_obj(obj, resource), reason) for obj in reader]
+            return [
+                ReconcileRequest(ObjectRef.from_obj(obj, resource), reason, LOW_PRIORITY) for obj in reader
+            ]
 
         self._triggers.append(Trigger("reconcile_all_on", lambda: trigger_with(stream, to_requests)))
         return self
@@ -364,6 +385,19 @@ class Controller:
         """Cancel running reconciles ``seconds`` after a graceful shutdown began (``None``: wait
         for them forever; default 25 s: see :mod:`~kube_runtime.controller.shutdown`)."""
         self._config = replace(self._config, graceful_shutdown_timeout=seconds)
+        return self
+
+    def with_leader_election(self, elector: Leadership, *, warmup: bool = False) -> Controller:
+        """Reconcile only while ``elector`` leads, and stop when its term ends. ``warmup``: run
+        the watches while a standby so a failover starts from synced stores (controller-runtime's
+        ``EnableWarmup``; see :mod:`~kube_runtime.controller.leadership`)."""
+        self._leader_election = LeaderElection(elector, warmup)
+        return self
+
+    def with_reconcile_timeout(self, seconds: float | None) -> Controller:
+        """Cancel a reconcile after ``seconds`` (``None``: never, the default) and report it as
+        ``ReconcileTimedOut``; ``Action.with_timeout`` overrides it for one requeue."""
+        self._config = replace(self._config, reconcile_timeout=seconds)
         return self
 
     def trigger_backoff(self, factory: Callable[[], Backoff]) -> Controller:
@@ -408,6 +442,22 @@ class Controller:
         self._instruments.append(wrap)
         return self
 
+    def on_object_deleted(self, listener: Callable[[ObjectRef], object]) -> Controller:
+        """Call ``listener(ref)`` for every delete of a main object the main trigger sees (on the
+        event loop, before later items of that trigger: keep it O(1)), so that state kept per
+        object goes with the object (``Observability`` registers its result recorder's).
+        The controller itself forgets the object's failure backoff then. Pitfall: objects that
+        vanished while the watch was away (dropped at a relist) are not reported; and a reconcile
+        that was running at the delete still yields its result afterwards.
+        """
+        self._deletion_listeners.append(listener)
+        return self
+
+    def _deleted(self, ref: ObjectRef) -> None:
+        self._error_backoff.forget(ref)
+        for listener in self._deletion_listeners:
+            listener(ref)
+
     def decode_objects(self, decode: Callable[[KubeObject], Any]) -> Controller:
         """Hand the reconciler and error policy ``decode(obj)`` instead of the store's dict (typed
         resources install their model's decoder here). It runs once per reconcile, on the object
@@ -416,6 +466,31 @@ class Controller:
         object changes. The store, triggers and mappers keep seeing dicts."""
         self._decode = decode
         return self
+
+    def scope_watches(self, label_selector: str | None) -> Controller:
+        """Add ``label_selector`` to the main watch and every ``owns`` watch (not ``watches``) of the
+        runs that start from now on: their stores and triggers then hold only matching objects."""
+        self._scope = label_selector
+        return self
+
+    def sharded(self, ring: str, lease_namespace: str, **options: Any) -> ShardedController:
+        """This controller as one replica of the sharded ring ``ring``: a
+        :class:`~kube_runtime.sharding.ShardedController` (run it like a controller). The
+        controller must be built on an ``Api``; ``options`` are that class's keywords."""
+        # The sharding package sits on top of this one; imported here to keep the layers one-way.
+        from kube_runtime.sharding.run import ShardedController
+
+        if self._api is None:
+            raise ValueError(
+                "a sharded controller needs Controller(api, ...): it watches and labels the kind"
+            )
+        return ShardedController(self, self._api, list(self._owned), ring, lease_namespace, **options)
+
+    def _scoped(self, config: WatcherConfig) -> WatcherConfig:
+        if not self._scope:
+            return config
+        selector = f"{config.label_selector},{self._scope}" if config.label_selector else self._scope
+        return config.labels(selector)
 
     @property
     def watch_names(self) -> list[str]:
@@ -459,6 +534,7 @@ class Controller:
             decode=self._decode,
             registry=self._registry,
             exclusive=self,
+            leader_election=self._leader_election,
         )
 
     def run(
@@ -497,11 +573,14 @@ def _watch_main(
 
     def open_main(ctl: Controller) -> AsyncIterable[RequestItem]:
         watch = ctl._watches[0]
-        raw = ctl._open_watch(watch, lambda progress: watcher(api, config, progress=progress))
-        synced = raw.backoff(ctl._backoff_factory()).reflect(writer).synced_objects(reader)
+        scoped = ctl._scoped(config)
+        raw = ctl._open_watch(watch, lambda progress: watcher(api, scoped, progress=progress))
+        # Deletes flow too (they trigger nothing): the predicate memory and per-object state
+        # listeners forget the object at once.
+        synced = raw.backoff(ctl._backoff_factory()).reflect(writer).synced_objects(reader, deletes=True)
         if predicate is not None:
             synced = synced.predicate_filter(predicate, ttl=predicate_ttl)
-        return trigger_self(synced, resource)
+        return trigger_self(synced, resource, on_delete=ctl._deleted)
 
     return _Main(resource, reader, open_main, "watch")
 

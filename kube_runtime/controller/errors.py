@@ -19,7 +19,10 @@ __all__ = [
     "ControllerError",
     "ObjectDecodeFailed",
     "QueueError",
+    "ReconcileTimedOut",
     "ReconcilerFailed",
+    "ReconcilerFailedTerminally",
+    "ReconcilerPanicked",
     "RunnerError",
 ]
 
@@ -63,6 +66,41 @@ class ReconcilerFailed(ControllerError):
         self.reason = reason
         self.duration = duration
         self.__cause__ = error
+
+
+class ReconcilerFailedTerminally(ReconcilerFailed):
+    """The reconciler raised a :class:`~kube_runtime.controller.failures.TerminalError` (``error``,
+    or an exception raised from one): the object is not requeued and is reconciled again only
+    when it (or a related object) changes. The error policy was not consulted."""
+
+
+class ReconcilerPanicked(ReconcilerFailed):
+    """The reconciler failed by a bug (an exception of
+    :data:`~kube_runtime.controller.failures.PANIC_TYPES`, or a return value that is not an
+    ``Action``): controller-runtime's recovered panic. Retried through the error policy like any
+    failure."""
+
+
+class ReconcileTimedOut(ReconcilerFailed):
+    """The reconcile of ``obj_ref`` ran longer than its ``timeout`` (seconds) and was cancelled
+    (controller-runtime's ``ReconciliationTimeout``); ``error`` is a ``TimeoutError``.
+
+    The item comes once the cancelled reconcile has finished unwinding (``duration`` includes its
+    cleanup), and no reconcile of the object starts before. The object is retried as for any
+    failure: the error policy decides, the per-object backoff by default.
+    """
+
+    def __init__(
+        self,
+        obj_ref: ObjectRef,
+        timeout: float,
+        *,
+        reason: ReconcileReason = ReconcileReason.UNKNOWN,
+        duration: float = 0.0,
+    ) -> None:
+        self.error: TimeoutError = TimeoutError(f"reconcile did not finish within {timeout:g} s")
+        super().__init__(self.error, obj_ref, reason=reason, duration=duration)
+        self.timeout = timeout
 
 
 class QueueError(ControllerError):

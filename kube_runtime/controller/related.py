@@ -7,6 +7,10 @@ exactly as its delete would have. kube-rs (``trigger_owners``/``trigger_others``
 during the outage is not reconciled unless something else triggers it. client-go's informers
 report them (``DeletedFinalStateUnknown``); this does the same without a cache of the objects.
 
+Requests for related objects seen in a (re)list (``InitApply``) get :data:`LOW_PRIORITY`, as
+controller-runtime enqueues its initial list; the ones for objects gone at a relist keep their
+priority (they stand for missed deletes, live changes).
+
 Cost: the requests each related object last mapped to (nothing for objects that map to none),
 kept per watch and run. Pitfall: a vanished object is not passed to the mapper again (its last
 state is not kept): it triggers what it mapped to when last seen.
@@ -17,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from kube_runtime.client.json import KubeObject
-from kube_runtime.controller.action import ReconcileRequest
+from kube_runtime.controller.action import LOW_PRIORITY, ReconcileRequest
 from kube_runtime.store.store import object_key
 from kube_runtime.streams import DeletedObject, PredicateMemory
 from kube_runtime.watcher.event import Apply, Delete, Init, InitApply, InitDone
@@ -67,7 +71,8 @@ class RelatedRequests:
             key = object_key(event.object)
             if key is not None:
                 self._listed.add(key)
-            return self._remember(self._listing, event.object)
+            requests = self._remember(self._listing, event.object)
+            return [ReconcileRequest(r.obj_ref, r.reason, LOW_PRIORITY) for r in requests]
         if isinstance(event, Delete):
             key = object_key(event.object)
             if key is not None:

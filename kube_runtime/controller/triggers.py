@@ -23,10 +23,10 @@ from typing import Any, TypeAlias, TypeVar
 
 from kube_runtime.client.json import KubeObject
 from kube_runtime.client.resource import ApiResource
-from kube_runtime.controller.action import ReconcileReason, ReconcileRequest
+from kube_runtime.controller.action import DEFAULT_PRIORITY, LOW_PRIORITY, ReconcileReason, ReconcileRequest
 from kube_runtime.controller.related import RelatedRequests
 from kube_runtime.store.object_ref import ObjectRef
-from kube_runtime.streams import DeletedObject, PredicateMemory, WatchStream
+from kube_runtime.streams import DeletedObject, ListedObject, PredicateMemory, WatchStream
 
 __all__ = ["RequestItem", "trigger_others", "trigger_owners", "trigger_self", "trigger_with"]
 
@@ -44,15 +44,25 @@ def trigger_with(
 
 
 def trigger_self(
-    stream: AsyncIterable[KubeObject | Exception], resource: ApiResource
+    stream: AsyncIterable[KubeObject | Exception],
+    resource: ApiResource,
+    *,
+    on_delete: Callable[[ObjectRef], object] | None = None,
 ) -> WatchStream[RequestItem]:
-    """A request (reason ``object updated``) for each object of ``resource``; deleted objects
-    (:class:`~kube_runtime.streams.DeletedObject`) trigger nothing: handle deletion with a finalizer."""
+    """A request (reason ``object updated``) for each object of ``resource``, at low priority for
+    objects a relist yielded (:class:`~kube_runtime.streams.ListedObject`); deleted objects
+    (:class:`~kube_runtime.streams.DeletedObject`) trigger nothing (handle deletion with a
+    finalizer), but their ref is passed to ``on_delete`` if given, so that state kept per object
+    can go with it."""
 
     def to_requests(obj: KubeObject) -> Iterable[ReconcileRequest]:
         if isinstance(obj, DeletedObject):
+            if on_delete is not None:
+                on_delete(ObjectRef.from_obj(obj, resource))
             return ()
-        return (ReconcileRequest(ObjectRef.from_obj(obj, resource), ReconcileReason.OBJECT_UPDATED),)
+        priority = LOW_PRIORITY if isinstance(obj, ListedObject) else DEFAULT_PRIORITY
+        ref = ObjectRef.from_obj(obj, resource)
+        return (ReconcileRequest(ref, ReconcileReason.OBJECT_UPDATED, priority),)
 
     return _Triggered(stream, to_requests)
 

@@ -32,8 +32,6 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
 )
 
-from kube_runtime.observe.span_fast_path import FastPathTracerProvider
-
 __all__ = ["OTLP_ENDPOINT_VARS", "RECONCILE_SPAN_NAME", "TRACER_NAME", "instrument", "setup_tracing"]
 
 #: The span name kube-rs gives every reconcile (kept so trace queries carry over).
@@ -115,9 +113,6 @@ def setup_tracing(
     default), ``OTEL_TRACES_SAMPLER[_ARG]``, ``OTEL_BSP_*``; ``OTEL_SDK_DISABLED=true`` returns a
     provider with no exporter.
 
-    The provider is the SDK's, with a shorter path for the common span (see
-    :mod:`kube_runtime.observe.span_fast_path`): the same spans at a fraction of the cost.
-
     Pitfalls: OpenTelemetry allows the global provider to be set once per process (later calls
     log a warning and are ignored), and spans still in the batch queue are lost unless
     ``provider.shutdown()`` runs at exit.
@@ -131,7 +126,7 @@ def setup_tracing(
     for key in env_keys & set(attributes):
         if key != SERVICE_NAME:
             del attributes[key]  # the environment wins over code defaults
-    provider = FastPathTracerProvider(resource=Resource.create(attributes))
+    provider = TracerProvider(resource=Resource.create(attributes))
     if not _env_truthy("OTEL_SDK_DISABLED"):
         exporters = [exporter] if exporter is not None else _exporters_from_env()
         for exp in exporters:
