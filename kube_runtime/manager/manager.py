@@ -11,10 +11,10 @@ servers, admission webhooks, signals and graceful shutdown, from one object and 
 What ``run()`` does, in order: configures logging (``configure_logging`` with the options' filter
 and format) and tracing (``setup_tracing``: exports only when the ``OTEL_*`` environment asks),
 serves ``/metrics``, ``/readyz`` and ``/livez`` (and webhooks when a certificate was given); with
-``--leader-elect``, waits as a standby (probes pass, no controller runs, no cache fills) until it
-holds the Lease; then starts the shared reflectors and every controller, wired to the
-observability (store readiness, watch and reconcile metrics, hot-loop detection), and runs them
-until shutdown.
+``--leader-elect``, waits as a standby (probes pass, no controller runs, no cache fills; with
+``warmup=True`` the caches fill and nothing reconciles) until it holds the Lease; then starts
+the shared reflectors and every controller, wired to the observability (store readiness, watch
+and reconcile metrics, hot-loop detection), and runs them until shutdown.
 
 Shutdown:
 
@@ -81,6 +81,10 @@ class Manager:
     and the log lines of the manager. ``registry`` receives every metric (default:
     prometheus_client's global). ``configure_logs=False`` leaves logging as the caller set it up;
     ``tracing=False`` skips ``setup_tracing`` (log lines still carry ids, from unrecorded spans).
+    ``warmup=True`` (with ``--leader-elect``) keeps warm standbys: a standby runs its watches and
+    fills its stores (its ``/readyz`` waits for them) but reconciles nothing until it leads, so a
+    failover starts from synced caches (controller-runtime's ``EnableWarmup``; see
+    :mod:`~kube_runtime.controller.leadership`), at the cost of the watches' traffic and memory.
     """
 
     def __init__(
@@ -92,6 +96,7 @@ class Manager:
         registry: CollectorRegistry | None = None,
         configure_logs: bool = True,
         tracing: bool = True,
+        warmup: bool = False,
     ) -> None:
         self.client = client
         self.options = options or ManagerOptions()
@@ -100,6 +105,7 @@ class Manager:
         self.observability = Observability(self.options.server, registry=self.registry, client=client)
         self._configure_logs = configure_logs
         self._tracing = tracing
+        self._warmup = warmup
         self._entries: list[_Entry[Any]] = []
         self._shared: list[SharedReflector] = []
         self._webhooks: Webhooks | None = None
@@ -183,6 +189,7 @@ class Manager:
         *,
         add_arguments: Callable[[argparse.ArgumentParser], object] | None = None,
         description: str | None = None,
+        warmup: bool = False,
     ) -> int:
         """A controller process in one call; returns its exit status (``sys.exit(main())``).
 
@@ -191,7 +198,8 @@ class Manager:
         adds (read them back from :attr:`arguments`), connects with ``Client.infer()``, awaits
         ``setup(manager)`` (add the controllers there) and runs the manager. Returns 0 after a
         shutdown, 1 when leadership was lost (so that the pod restarts and campaigns again) or a
-        listener could not bind; a bad flag exits with usage (status 2)."""
+        listener could not bind; a bad flag exits with usage (status 2). ``warmup``: warm
+        standbys (see :class:`Manager`)."""
         parser = ManagerOptions.parser(name=name, description=description)
         if add_arguments is not None:
             add_arguments(parser)
@@ -200,7 +208,7 @@ class Manager:
 
         async def run() -> None:
             async with Client.infer() as client:
-                manager = cls(client, options, name=name)
+                manager = cls(client, options, name=name, warmup=warmup)
                 manager.arguments = args
                 await setup(manager)
                 await manager.run()
@@ -268,6 +276,13 @@ class Manager:
         assert lease is not None  # ControllerOptions: --leader-elect comes with a Lease name
         async with LeaderElector(self.client, lease, namespace, registry=self.registry) as elector:
             _log.info("manager %s: waiting for the lease %s/%s", self.name, namespace, lease)
+            if self._warmup:
+                for entry in self._entries:
+                    entry.controller.with_leader_election(elector, warmup=True)
+                await self._lead()  # every run reconciles only while leading, and ends with the term
+                if elector.lost.is_set() and not self._stopping.is_set():
+                    raise LeaderElectionLost(f"lease {lease!r}: {elector.lost_reason or 'leadership lost'}")
+                return
             with anyio.CancelScope() as standby:
                 self._standby = standby
                 if self._stopping.is_set():
