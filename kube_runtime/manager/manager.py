@@ -48,13 +48,15 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from kube_runtime._tasks import BackgroundTasks
 from kube_runtime.client import Api, ApiResource, Client
+from kube_runtime.client.json import KubeObject
 from kube_runtime.controller import Controller, ErrorPolicy, Reconciler, shutdown_on_signals
 from kube_runtime.leader import LeaderElectionLost, LeaderElector
 from kube_runtime.manager.options import ManagerOptions
-from kube_runtime.observe import Observability, configure_logging, setup_tracing
+from kube_runtime.observe import Observability, configure_logging, observe_watch, setup_tracing
 from kube_runtime.observe.observability import ItemCallback
 from kube_runtime.predicates import Predicate
 from kube_runtime.store import SharedReflector, store
+from kube_runtime.streams import EventItem, WatchStream
 from kube_runtime.watcher import WatcherConfig, watcher
 from kube_runtime.webhooks import Webhooks
 
@@ -72,6 +74,7 @@ class _Entry(Generic[C]):
     error_policy: ErrorPolicy[C] | None
     context: C
     on_item: ItemCallback | None
+    store_name: str | None
 
 
 class Manager:
@@ -142,12 +145,26 @@ class Manager:
             self.api(resource), watcher_config, name=name, registry=self.registry, predicates=predicates
         )
 
-    def shared(self, resource: ApiResource, watcher_config: WatcherConfig | None = None) -> SharedReflector:
+    def shared(
+        self,
+        resource: ApiResource,
+        watcher_config: WatcherConfig | None = None,
+        *,
+        name: str | None = None,
+        modify: Callable[[KubeObject], None] | None = None,
+    ) -> SharedReflector:
         """One watch and cache of ``resource`` for several controllers
         (``Controller.for_shared(manager.shared(KIND), predicate=...)``). The manager runs it
-        while the controllers run (after winning the election)."""
+        while the controllers run (after winning the election). Its watch metrics are labelled
+        ``watch=name`` (default ``shared/<Kind>``); publish its store once under the same name
+        with ``add(..., store_name=name)`` on one of its controllers. ``modify`` edits each
+        object before it is cached (``streams.drop_managed_fields``)."""
         _reader, writer = store(resource)
-        stream = watcher(self.api(resource), watcher_config or WatcherConfig()).default_backoff()
+        raw = watcher(self.api(resource), watcher_config or WatcherConfig())
+        watch = name or f"shared/{resource.kind}"
+        stream: WatchStream[EventItem] = observe_watch(raw, watch, registry=self.registry).default_backoff()
+        if modify is not None:
+            stream = stream.modify(modify)
         shared = SharedReflector(writer, stream)
         self._shared.append(shared)
         return shared
@@ -160,17 +177,20 @@ class Manager:
         context: C,
         *,
         on_item: ItemCallback | None = None,
+        store_name: str | None = None,
     ) -> Controller:
         """Run ``controller`` with ``reconcile`` (``error_policy=None``: retry failures with the
         per-object backoff) when the manager runs; ``on_item`` sees every result item. Applies
-        the options' concurrency and graceful-shutdown timeout. Returns the controller."""
+        the options' concurrency and graceful-shutdown timeout. ``store_name`` names its store's
+        series (``kube_runtime_store_*{store=...}``; default: the controller's name; a store
+        shared by several controllers is published once). Returns the controller."""
         if any(entry.controller.name == controller.name for entry in self._entries):
             raise ValueError(f"a controller named {controller.name!r} was added already")
         ctl = self.options.controller
         controller.with_config(concurrency=ctl.concurrency)
         controller.with_graceful_shutdown_timeout(ctl.graceful_shutdown_timeout)
         controller.graceful_shutdown_on(self._stopping)
-        self._entries.append(_Entry(controller, reconcile, error_policy, context, on_item))
+        self._entries.append(_Entry(controller, reconcile, error_policy, context, on_item, store_name))
         return controller
 
     def serve_webhooks(self, webhooks: Webhooks) -> None:
@@ -303,6 +323,8 @@ class Manager:
             tasks = await stack.enter_async_context(BackgroundTasks())
             done: list[anyio.Event] = []
             for entry in self._entries:
+                if entry.controller.name not in obs.recorders:
+                    obs.add_controller(entry.controller, store_name=entry.store_name)
                 finished = anyio.Event()
                 done.append(finished)
                 run = functools.partial(
