@@ -7,6 +7,8 @@ Guarantees (kube-rs ``runner.rs`` semantics):
   are dropped meanwhile. So each message has at most one running and one queued run
   (``ABABAAAAA`` runs as ``ABAB``).
 * At most ``concurrency`` runs at once (``0`` means unbounded).
+* Of the due messages, the next to start is the scheduler's pick: highest priority first, then
+  earliest due, with its starvation bound (:mod:`~kube_runtime.controller.scheduler`).
 * Nothing starts before ``ready`` has resolved (the controller passes the stores' readiness). If
   it raises, a :class:`RunnerError` is emitted and the runner stops.
 * Backpressure: outputs go to a bounded stream; while a finished run cannot hand its output over,

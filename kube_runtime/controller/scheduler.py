@@ -220,17 +220,29 @@ class Scheduler(Generic[T]):
         blocked by its own running instance costs nothing per call (kube-rs re-checks every
         pending message on every poll).
         """
-        self.hold(now)
+        delayed = self._heap
+        if delayed and delayed[0][0] <= now:
+            self.hold(now)
         ready = self._ready
-        while True:
-            selected = self._select(now)
-            if selected is None:
-                return None
-            entry, aged_pick, other_aged = selected
-            heap = ready[entry.priority]
-            heapq.heappop(heap)
-            if not heap:
-                del ready[entry.priority]
+        while ready:
+            if len(ready) == 1:  # one priority waiting (the common case): its head, aged or not
+                priority, heap = next(iter(ready.items()))
+                item = heapq.heappop(heap)
+                if not heap:
+                    del ready[priority]
+                entry = item[2]
+                if not entry.alive:  # superseded by a raise
+                    continue
+                aged_pick, other_aged = item[0] <= now - self.max_wait, False
+            else:
+                selected = self._select(now)
+                if selected is None:
+                    return None
+                entry, aged_pick, other_aged = selected
+                heap = ready[entry.priority]
+                heapq.heappop(heap)
+                if not heap:
+                    del ready[entry.priority]
             self._ready_count -= 1
             message = entry.message
             if can_take is not None and not can_take(message):
@@ -241,6 +253,7 @@ class Scheduler(Generic[T]):
             del self._entries[message]
             self._depths[entry.priority] -= 1
             return Due(message, entry.run_at, entry.priority)
+        return None
 
     def _select(self, now: float) -> tuple[_Entry[T], bool, bool] | None:
         """The entry to offer next: ``(entry, taken as the aged pick, another aged entry waits)``,
@@ -295,24 +308,29 @@ class Scheduler(Generic[T]):
     def hold(self, now: float) -> None:
         """Move every expired entry to pending without emitting anything."""
         heap = self._heap
+        if not heap or heap[0][0] > now:
+            return
         ready = self._ready
         depths = self._depths
+        moved = 0
+        heappop, heappush = heapq.heappop, heapq.heappush
         while heap and heap[0][0] <= now:
-            item = heapq.heappop(heap)
+            item = heappop(heap)
             entry = item[2]
             if not entry.alive:
                 continue
-            self._scheduled_count -= 1
-            self.became_due += 1
+            moved += 1
             entry.state = _READY
-            self._ready_count += 1
             priority = entry.priority
             depths[priority] = depths.get(priority, 0) + 1
             target = ready.get(priority)
             if target is None:
                 ready[priority] = [item]
             else:
-                heapq.heappush(target, item)
+                heappush(target, item)
+        self._scheduled_count -= moved
+        self.became_due += moved
+        self._ready_count += moved
 
     def clear(self) -> None:
         """Drop everything scheduled and pending."""

@@ -34,9 +34,11 @@ Each controller added gets the options' ``--concurrency`` and ``--graceful-shutd
 
 from __future__ import annotations
 
+import argparse
 import functools
 import logging
-from collections.abc import AsyncIterator, Sequence
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -47,7 +49,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from kube_runtime._tasks import BackgroundTasks
 from kube_runtime.client import Api, ApiResource, Client
 from kube_runtime.controller import Controller, ErrorPolicy, Reconciler, shutdown_on_signals
-from kube_runtime.leader import LeaderElector
+from kube_runtime.leader import LeaderElectionLost, LeaderElector
 from kube_runtime.manager.options import ManagerOptions
 from kube_runtime.observe import Observability, configure_logging, setup_tracing
 from kube_runtime.observe.observability import ItemCallback
@@ -106,6 +108,8 @@ class Manager:
         self.serving = anyio.Event()
         self._standby: anyio.CancelScope | None = None
         self._ran = False
+        #: The parsed command line when started by :meth:`main` (your own flags included).
+        self.arguments = argparse.Namespace()
 
     # -- building -------------------------------------------------------------------------------------
 
@@ -168,6 +172,47 @@ class Manager:
         certificate (``--webhook-cert-file``); ``/readyz`` waits for the listener."""
         self._webhooks = webhooks
 
+    # -- a whole process ------------------------------------------------------------------------------
+
+    @classmethod
+    def main(
+        cls,
+        name: str,
+        setup: Callable[[Manager], Awaitable[None]],
+        argv: Sequence[str] | None = None,
+        *,
+        add_arguments: Callable[[argparse.ArgumentParser], object] | None = None,
+        description: str | None = None,
+    ) -> int:
+        """A controller process in one call; returns its exit status (``sys.exit(main())``).
+
+        Parses ``argv`` (default ``sys.argv[1:]``) with the chart's flags
+        (:class:`~kube_runtime.manager.ManagerOptions`) plus the ones ``add_arguments(parser)``
+        adds (read them back from :attr:`arguments`), connects with ``Client.infer()``, awaits
+        ``setup(manager)`` (add the controllers there) and runs the manager. Returns 0 after a
+        shutdown, 1 when leadership was lost (so that the pod restarts and campaigns again) or a
+        listener could not bind; a bad flag exits with usage (status 2)."""
+        parser = ManagerOptions.parser(name=name, description=description)
+        if add_arguments is not None:
+            add_arguments(parser)
+        args = parser.parse_args(argv)
+        options = ManagerOptions.from_parsed(parser, args)
+
+        async def run() -> None:
+            async with Client.infer() as client:
+                manager = cls(client, options, name=name)
+                manager.arguments = args
+                await setup(manager)
+                await manager.run()
+
+        status = 0
+        try:
+            anyio.run(run)
+        except* (LeaderElectionLost, OSError) as group:
+            print(f"{name}: {group.exceptions[0]}", file=sys.stderr)
+            status = 1
+        return status
+
     # -- running --------------------------------------------------------------------------------------
 
     def stop(self) -> None:
@@ -208,9 +253,8 @@ class Manager:
             await stack.enter_async_context(self.observability)
             served = self.observability.server
             _log.info(
-                "manager %s serving",
-                self.name,
-                extra={"metrics": served.metrics_url, "health": served.health_url},
+                "serving",
+                extra={"manager": self.name, "metrics": served.metrics_url, "probes": served.health_url},
             )
             self.serving.set()
             yield

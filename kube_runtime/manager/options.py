@@ -66,7 +66,10 @@ class ManagerOptions:
     @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> ManagerOptions:
         """The options parsed by a parser set up with :meth:`add_arguments`. Raises
-        ``ValueError`` for an unknown ``$KUBE_RUNTIME_LOG_FORMAT``."""
+        ``ValueError`` for an unknown ``$KUBE_RUNTIME_LOG_FORMAT`` and for ``--metrics-secure``
+        without a certificate (bearer tokens must not travel in clear text)."""
+        if args.metrics_secure and not (args.metrics_cert_file and args.metrics_key_file):
+            raise ValueError("--metrics-secure needs --metrics-cert-file and --metrics-key-file")
         webhooks = WebhookOptions.from_arguments(args) if args.webhook_cert_file else None
         log_filter = "debug,httpx=warning,httpcore=warning" if args.verbose else args.log
         return cls(
@@ -82,18 +85,24 @@ class ManagerOptions:
         cls, argv: Sequence[str] | None = None, *, name: str, description: str | None = None
     ) -> ManagerOptions:
         """Parse ``argv`` (default ``sys.argv[1:]``) with every flag; exits with usage on an error."""
+        parser = cls.parser(name=name, description=description)
+        return cls.from_parsed(parser, parser.parse_args(argv))
+
+    @classmethod
+    def parser(cls, *, name: str, description: str | None = None) -> argparse.ArgumentParser:
+        """A parser with every flag, to add your own to: read the options back with
+        :meth:`from_parsed`."""
         parser = argparse.ArgumentParser(prog=name, description=description)
         cls.add_arguments(parser, name=name)
-        args = parser.parse_args(argv)
+        return parser
+
+    @classmethod
+    def from_parsed(cls, parser: argparse.ArgumentParser, args: argparse.Namespace) -> ManagerOptions:
+        """:meth:`from_arguments`, turning a ``ValueError`` into ``parser.error`` (usage, exit 2)."""
         try:
-            options = cls.from_arguments(args)
+            return cls.from_arguments(args)
         except ValueError as exc:
             parser.error(str(exc))
-        if options.server.metrics_secure and not (
-            options.server.metrics_cert_file and options.server.metrics_key_file
-        ):
-            parser.error("--metrics-secure needs --metrics-cert-file and --metrics-key-file")
-        return options
 
 
 def _log_format(flag: str | None) -> Literal["json", "console"]:

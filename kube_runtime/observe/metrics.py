@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from asyncio import get_running_loop
 from collections.abc import AsyncIterable, AsyncIterator
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar, runtime_checkable
 
 import structlog
 from prometheus_client import CollectorRegistry
@@ -62,6 +62,7 @@ __all__ = [
     "RECONCILE_RESULTS",
     "RECONCILE_TIME_BUCKETS",
     "ControllerMetrics",
+    "DeletionSource",
     "ResultRecorder",
     "controller_metrics",
     "observe_results",
@@ -79,6 +80,13 @@ RECONCILE_TIME_BUCKETS: Final = (
 RECONCILE_RESULTS: Final = ("success", "error", "requeue", "requeue_after")
 
 T = TypeVar("T")
+
+
+@runtime_checkable
+class DeletionSource(Protocol):
+    """What reports deleted objects to a recorder: a ``Controller``."""
+
+    def on_object_deleted(self, listener: Any) -> object: ...
 
 
 class ControllerMetrics:
@@ -183,6 +191,12 @@ class ResultRecorder:
     chain and its traceback without local variables, as the ``exception`` field), watch/queue
     errors at WARNING for 401/403 and DEBUG otherwise (the watcher retries
     them), runner errors at ERROR, missing objects at DEBUG.
+
+    State kept per object (the hot-loop detector's) goes when the object goes: on an
+    ``ObjectNotFound`` item, and on :meth:`forget`, which ``deletions`` (the ``Controller`` whose
+    results these are; ``Observability`` passes it) calls for every delete it sees. Without it a
+    deleted object's entry stays until the detector's window expires it, and never more than
+    ``max_tracked`` of them are kept.
     """
 
     def __init__(
@@ -193,6 +207,7 @@ class ResultRecorder:
         hot_loops: HotLoopDetector | bool | None = True,
         progress: ReconcileProgress | None = None,
         log_errors: bool = True,
+        deletions: DeletionSource | None = None,
     ) -> None:
         self.controller = controller
         self.metrics = controller_metrics(registry)
@@ -214,6 +229,13 @@ class ResultRecorder:
             self.hot_loops.bind_counter(m.hot_loop_detections_total.labels(c))
         self.progress = progress
         self.log_errors = log_errors
+        if deletions is not None:
+            deletions.on_object_deleted(self.forget)
+
+    def forget(self, obj_ref: object) -> None:
+        """Drop the state kept for ``obj_ref``: it was deleted."""
+        if self.hot_loops is not None:
+            self.hot_loops.forget(obj_ref)
 
     def record(self, item: object) -> None:
         """Count one result item. Never raises for an unexpected item (it is ignored)."""
@@ -269,6 +291,7 @@ class ResultRecorder:
                     **fields,
                 )
         elif isinstance(item, ObjectNotFound):
+            self.forget(item.obj_ref)
             if self.log_errors:
                 log.debug(
                     "object deleted before its reconcile",
@@ -325,15 +348,22 @@ def observe_results(
     hot_loops: HotLoopDetector | bool | None = True,
     progress: ReconcileProgress | None = None,
     log_errors: bool = True,
+    deletions: DeletionSource | None = None,
 ) -> AsyncIterator[T]:
     """Pass ``results`` through unchanged, recording each item (see :class:`ResultRecorder`).
 
     The controller's series exist (at zero) as soon as this is called, before the first item.
+    Pass ``deletions=controller`` so that per-object state goes with deleted objects.
     It starts no task. It owns ``results``: closing it (``contextlib.aclosing``, or the end of
     iteration) closes the wrapped stream too.
     """
     recorder = ResultRecorder(
-        controller, registry=registry, hot_loops=hot_loops, progress=progress, log_errors=log_errors
+        controller,
+        registry=registry,
+        hot_loops=hot_loops,
+        progress=progress,
+        log_errors=log_errors,
+        deletions=deletions,
     )
     return recorder.observe(results)
 
