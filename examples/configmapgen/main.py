@@ -286,6 +286,7 @@ async def run_cluster(args: argparse.Namespace) -> None:
         controller, ctx = build_controller(client, ctl.namespace, name=CONTROLLER_NAME)
         controller.with_config(concurrency=ctl.concurrency).shutdown_on_signal()
         controller.with_graceful_shutdown_timeout(ctl.graceful_shutdown_timeout)
+        controller.with_reconcile_timeout(ctl.reconcile_timeout)
         obs = Observability(options, client=client)  # client: reviews scrapes with --metrics-secure
         async with contextlib.AsyncExitStack() as stack:
             if args.webhook_cert_file:
@@ -310,6 +311,16 @@ async def _run_cluster_controller(
 
     lease, namespace = ctl.leader_election_id, ctl.lease_namespace()
     assert lease is not None  # ControllerOptions: --leader-elect comes with a Lease name
+    if ctl.leader_election_warmup:
+        # A warm standby runs the controller from the start: its watches fill the stores (so it
+        # reports ready once synced) while reconciles wait for the Lease; losing it ends the run.
+        async with LeaderElector(client, lease, namespace) as elector, obs:
+            controller.with_leader_election(elector, warmup=True)
+            obs.add_controller(controller)
+            _announce(obs)
+            log.info("standing by warm for the lease", lease=f"{namespace}/{lease}")
+            await obs.run(controller, reconcile, error_policy, ctx, on_item=_log_reconciled)
+        return
     waiting = anyio.CancelScope()
     # Registered for the whole run, so no signal falls between standby and leading: a signal
     # while standing by ends the wait; once leading, the controller's own registration stops it.

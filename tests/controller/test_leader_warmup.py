@@ -23,6 +23,10 @@ class FakeElector:
         self._leading = anyio.Event()
         self.lost = LeadershipSignal()
 
+    @property
+    def is_leader(self) -> bool:
+        return self._leading.is_set() and not self.lost.is_set()
+
     def lead(self) -> None:
         self._leading.set()
 
