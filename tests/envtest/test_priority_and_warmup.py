@@ -12,6 +12,7 @@ from kube_runtime.client import Api, ApiResource, Client
 from kube_runtime.controller import Action, Controller, ControllerConfig, Reconciled
 from kube_runtime.leader import LeaderElector
 from kube_runtime.testing.envtest import Envtest
+from kube_runtime.testing.leadership import lease_held
 
 pytestmark = [pytest.mark.envtest, pytest.mark.anyio]
 
@@ -71,30 +72,21 @@ async def test_a_warm_standby_syncs_while_the_leader_leads_and_takes_over(client
     leases = {"lease_duration": 4.0, "renew_deadline": 3.0, "retry_period": 0.5}
     leader = LeaderElector(client, "warm-standby", "warm-standby", identity="leader", **leases)
     standby_elector = LeaderElector(client, "warm-standby", "warm-standby", identity="standby", **leases)
-    leading, stop = anyio.Event(), anyio.Event()
     reconciled: list[str] = []
-
-    async def lead_until_stopped() -> None:
-        async with leader:  # releases the Lease on exit
-            await leader.wait_until_leading()
-            leading.set()
-            await stop.wait()
 
     async def reconcile(obj: dict[str, Any], ctx: Any) -> Action:
         reconciled.append(obj["metadata"]["name"])
         return Action.await_change()
 
     standby = Controller(api).with_leader_election(standby_elector, warmup=True)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(lead_until_stopped)
-        await leading.wait()
-        async with standby_elector, standby.run(reconcile, None, None) as results:
-            await until(lambda: len(standby.store) == 3)  # warm: listed and watching while a standby
-            assert reconciled == []
-            assert not standby_elector.is_leader
-            stop.set()
-            with anyio.fail_after(30):
-                async for _ in results:
-                    if len(reconciled) == 3:
-                        break
+    run = standby.run(reconcile, None, None)
+    async with lease_held(leader) as release, standby_elector, run as results:
+        await until(lambda: len(standby.store) == 3)  # warm: listed and watching while a standby
+        assert reconciled == []
+        assert not standby_elector.is_leader
+        release()
+        with anyio.fail_after(30):
+            async for _ in results:
+                if len(reconciled) == 3:
+                    break
     assert sorted(reconciled) == ["cm-00", "cm-01", "cm-02"]

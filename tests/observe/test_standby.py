@@ -12,10 +12,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from kube_runtime.client.api import Api
 from kube_runtime.client.resource import ApiResource
 from kube_runtime.controller import Action, Controller
-from kube_runtime.leader import LeaderElectionLost, LeadershipSignal
 from kube_runtime.observe import Observability, ServerOptions
 from kube_runtime.observe.progress import ReconcileProgress
 from kube_runtime.testing.clock import virtual_clock_backend
+from kube_runtime.testing.leadership import ManualElector
 from kube_runtime.testing.server import ApiServer
 
 pytestmark = pytest.mark.anyio
@@ -26,21 +26,6 @@ CM = ApiResource.builtin("ConfigMap")
 @pytest.fixture
 def anyio_backend() -> Any:
     return virtual_clock_backend()
-
-
-class FakeElector:
-    def __init__(self) -> None:
-        self.leading = anyio.Event()
-        self.lost = LeadershipSignal()
-
-    @property
-    def is_leader(self) -> bool:
-        return self.leading.is_set() and not self.lost.is_set()
-
-    async def wait_until_leading(self) -> None:
-        await self.leading.wait()
-        if self.lost.is_set():
-            raise LeaderElectionLost("lost")
 
 
 async def test_a_standby_is_not_stalled_and_its_grace_period_starts_when_it_leads() -> None:
@@ -74,7 +59,7 @@ async def test_standby_readiness_and_store_metrics(api_server: ApiServer, warmup
     api = Api(api_server.client, CM, "default")
     await api.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}})
     registry = CollectorRegistry()
-    elector = FakeElector()
+    elector = ManualElector()
     controller = Controller(api, name="cms", registry=registry).with_leader_election(elector, warmup=warmup)
     obs = Observability(ServerOptions("0", "0"), registry=registry)
     recorder = obs.add_controller(controller)
@@ -95,7 +80,7 @@ async def test_standby_readiness_and_store_metrics(api_server: ApiServer, warmup
         assert store_ready(registry, "cms") == 1
         assert len(controller.store) == (1 if warmup else 0)
         assert [r.ok for r in await obs.checks.run("livez")] == [True]
-        elector.leading.set()
+        elector.lead()
         with anyio.fail_after(30):
             async for _ in recorder.observe(results):
                 break
