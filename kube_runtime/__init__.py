@@ -84,6 +84,7 @@ if TYPE_CHECKING:
         LeaderElectionLost,
         LeaderElector,
     )
+    from kube_runtime.manager import Manager, ManagerOptions
     from kube_runtime.observe import (
         HealthChecks,
         ObjectGauge,
@@ -219,6 +220,8 @@ _EXPORTS: dict[str, str] = {
     "delete_and_finalize": "kube_runtime.wait",
     "LeaderElectionLost": "kube_runtime.leader",
     "LeaderElector": "kube_runtime.leader",
+    "Manager": "kube_runtime.manager",
+    "ManagerOptions": "kube_runtime.manager",
     "HealthChecks": "kube_runtime.observe",
     "ObjectGauge": "kube_runtime.observe",
     "Observability": "kube_runtime.observe",
@@ -258,6 +261,8 @@ __all__ = [
     "LeaderElectionLost",
     "LeaderElector",
     "ListSemantic",
+    "Manager",
+    "ManagerOptions",
     "NoResourceVersion",
     "ObjectDecodeFailed",
     "ObjectGauge",

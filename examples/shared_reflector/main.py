@@ -104,7 +104,7 @@ async def run(args: argparse.Namespace) -> None:
             client: Client = server.client
             await seed(client)
         else:
-            client = await stack.enter_async_context(await Client.infer())
+            client = await stack.enter_async_context(Client.infer())
 
         # One watch, one cache ...
         reader, writer = store(CONFIG_MAP)

@@ -33,7 +33,7 @@ from examples.typed_operator.controller import FINALIZER, Context, build_control
 from examples.typed_operator.resources import Website, WebsiteSpec, WebsiteV1Alpha1, WebsiteV1Alpha1Spec
 from examples.typed_operator.webhooks import build_webhooks, install
 from kube_runtime.client import Api, ApiError, ApiResource, Client
-from kube_runtime.controller import ControllerError, ControllerOptions, ObjectNotFound
+from kube_runtime.controller import ControllerError, ControllerOptions
 from kube_runtime.observe import Observability, ServerOptions, configure_logging
 from kube_runtime.resources import ConfigMap, ObjectMeta, TypedApi, crd, find_condition, to_dict
 from kube_runtime.testing import ApiServer
@@ -189,7 +189,7 @@ async def run(args: argparse.Namespace) -> int:
             await stack.enter_async_context(webhook_server)
             await install_webhooks(client, webhook_server, pair.ca_pem)
         else:
-            client = await stack.enter_async_context(await Client.infer())
+            client = await stack.enter_async_context(Client.infer())
             if args.webhook_cert_file:
                 webhook_server = WebhookOptions.from_arguments(args).server(build_webhooks())
                 await stack.enter_async_context(webhook_server)
@@ -209,7 +209,7 @@ async def run(args: argparse.Namespace) -> int:
         outcome = 0
 
         def on_item(item: object) -> None:
-            if isinstance(item, ControllerError) and not isinstance(item, ObjectNotFound):  # gone: normal
+            if isinstance(item, ControllerError):
                 log.warning("reconcile error", error=str(item))
 
         async def demo() -> None:

@@ -36,7 +36,7 @@ HTTP/1.1 each watch owns its connection and the pool is sized for that.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any
@@ -58,7 +58,7 @@ from kube_runtime.client.tls import load_client_certificate, ssl_context
 from kube_runtime.client.tracing import RequestSpan, RequestTracer
 from kube_runtime.client.transport import KubeTransport
 
-__all__ = ["Client", "ResponseStream"]
+__all__ = ["Client", "PendingClient", "ResponseStream"]
 
 logger = logging.getLogger("kube_runtime.client")
 
@@ -159,9 +159,16 @@ class Client:
         return cls(ClientConfig.from_kubeconfig(path, context), **kwargs)
 
     @classmethod
-    async def infer(cls, **kwargs: Any) -> Client:
-        """A client for the inferred configuration (see :meth:`ClientConfig.infer`)."""
-        return cls(await ClientConfig.infer(), **kwargs)
+    def infer(cls, **kwargs: Any) -> PendingClient:
+        """A client for the inferred configuration (see :meth:`ClientConfig.infer`): explicit
+        kubeconfig, ``$KUBECONFIG``, in-cluster, ``~/.kube/config``. The files are read in a worker
+        thread, so the result is pending: use it as the other constructors are used,
+        ``async with Client.infer() as client:``, or ``client = await Client.infer()``."""
+
+        async def build() -> Client:
+            return cls(await ClientConfig.infer(), **kwargs)
+
+        return PendingClient(build)
 
     @property
     def default_namespace(self) -> str:
@@ -469,3 +476,29 @@ def _query(params: Params | None) -> list[tuple[str, str | int | float | bool | 
         else:
             query.append((key, str(value)))
     return query
+
+
+class PendingClient:
+    """A client still being configured (:meth:`Client.infer`): ``async with pending as client``
+    builds, enters and closes it like ``async with Client(...)``; ``await pending`` returns the
+    client (close it with ``aclose()`` or ``async with client``). Use it once."""
+
+    __slots__ = ("_build", "_client")
+
+    def __init__(self, build: Callable[[], Awaitable[Client]]) -> None:
+        self._build = build
+        self._client: Client | None = None
+
+    def __await__(self) -> Generator[Any, None, Client]:
+        return self._build().__await__()
+
+    async def __aenter__(self) -> Client:
+        self._client = await self._build()
+        return await self._client.__aenter__()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.__aexit__(exc_type, exc, tb)

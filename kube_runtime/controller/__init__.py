@@ -28,7 +28,6 @@ from kube_runtime.controller.controller import Controller, WatchInstrument
 from kube_runtime.controller.errors import (
     ControllerError,
     ObjectDecodeFailed,
-    ObjectNotFound,
     QueueError,
     ReconcilerFailed,
     ReconcilerFailedTerminally,
@@ -40,7 +39,7 @@ from kube_runtime.controller.failures import PANIC_TYPES, TerminalError
 from kube_runtime.controller.metrics import QueueMetrics, queue_metrics
 from kube_runtime.controller.options import DEFAULT_LEASE_NAMESPACE, ControllerOptions
 from kube_runtime.controller.reconcile import ErrorPolicy, Reconciler
-from kube_runtime.controller.result import ControllerResult, Reconciled
+from kube_runtime.controller.result import ControllerResult, ObjectNotFound, Reconciled
 from kube_runtime.controller.runner import Runner, RunnerHooks, runner
 from kube_runtime.controller.scheduler import Due, Scheduler, ScheduleRequest, scheduler
 from kube_runtime.controller.shutdown import DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT

@@ -38,8 +38,8 @@ Guarantees (kube-rs ``controller/mod.rs`` semantics unless noted):
 * Every finished attempt yields one item: ``Reconciled`` or ``ReconcilerFailed`` (its subclasses
   ``ReconcileTimedOut``, ``ReconcilerFailedTerminally`` and ``ReconcilerPanicked`` say why:
   :mod:`~kube_runtime.controller.reconcile`, :mod:`~kube_runtime.controller.failures`); plus
-  ``ObjectNotFound`` when a due object is gone, ``QueueError`` for each trigger-stream error and
-  ``RunnerError``. Nothing but shutdown ends the stream.
+  ``ObjectNotFound`` when a due object is gone (a notice, not an error: it was deleted),
+  ``QueueError`` for each trigger-stream error and ``RunnerError``. Nothing but shutdown ends the stream.
 * Nothing runs unless the results are consumed: the output is unbuffered and the runner starts
   nothing new while a finished reconcile waits to hand over its result.
 * Requeues go straight into the scheduler when a reconcile finishes (it is synchronous and
@@ -171,8 +171,10 @@ class Controller:
     controller-runtime requires every predicate to pass), with
     :func:`~kube_runtime.streams.predicate_filter` semantics and memory (``predicate_ttl``). The
     filter sits after the store, so the store, the watch metrics (bookmarks, progress, staleness)
-    and requeues see every change. Pitfall: a finalizer controller must see the update that sets
-    ``deletionTimestamp``: include :func:`~kube_runtime.predicates.deletion` (or ``generation``).
+    and requeues see every change. Pitfalls: with the :func:`~kube_runtime.finalizer.finalizer`
+    helper, include ``finalizers`` (its patch adding the finalizer must trigger the next
+    reconcile), and a finalizer controller must see the update that sets ``deletionTimestamp``
+    (``generation`` does on kube-apiserver, :func:`~kube_runtime.predicates.deletion` always).
     """
 
     def __init__(
@@ -206,6 +208,7 @@ class Controller:
         self._backoff_factory: Callable[[], Backoff] = default_backoff
         self._error_backoff = ReconcileBackoff()
         self._instruments: list[WatchInstrument] = []
+        self._deletion_listeners: list[Callable[[ObjectRef], object]] = []
         self._decode: Callable[[KubeObject], Any] | None = None
         self._api = api if isinstance(api, Api) else None
         self._owned: list[ApiResource] = []
@@ -232,7 +235,9 @@ class Controller:
         Pitfall: build it with :func:`~kube_runtime.streams.synced_objects` (``...reflect(writer)
         .synced_objects(reader)``), not ``applied_objects``, whose relist objects arrive before
         the store shows them (see "Relists" in the module docs)."""
-        main = _Main(resource, reader, lambda _ctl: trigger_self(stream, resource), "stream")
+        main = _Main(
+            resource, reader, lambda ctl: trigger_self(stream, resource, on_delete=ctl._deleted), "stream"
+        )
         return cls(main, name=name, registry=registry)
 
     @classmethod
@@ -262,11 +267,11 @@ class Controller:
         if res is None:
             raise ValueError("pass the resource: the shared store does not know its kind")
 
-        def open_shared(_ctl: Controller) -> AsyncIterable[RequestItem]:
+        def open_shared(ctl: Controller) -> AsyncIterable[RequestItem]:
             subscription: AsyncIterable[Any] = shared.subscribe()
             if predicate is not None:
                 subscription = predicate_filter(subscription, predicate, ttl=predicate_ttl)
-            return trigger_self(subscription, res)
+            return trigger_self(subscription, res, on_delete=ctl._deleted)
 
         return cls(_Main(res, reader, open_shared, "shared"), name=name, registry=registry)
 
@@ -442,6 +447,22 @@ class Controller:
         self._instruments.append(wrap)
         return self
 
+    def on_object_deleted(self, listener: Callable[[ObjectRef], object]) -> Controller:
+        """Call ``listener(ref)`` for every delete of a main object the main trigger sees (on the
+        event loop, before later items of that trigger: keep it O(1)), so that state kept per
+        object goes with the object (``Observability`` registers its result recorder's).
+        The controller itself forgets the object's failure backoff then. Pitfall: objects that
+        vanished while the watch was away (dropped at a relist) are not reported; and a reconcile
+        that was running at the delete still yields its result afterwards.
+        """
+        self._deletion_listeners.append(listener)
+        return self
+
+    def _deleted(self, ref: ObjectRef) -> None:
+        self._error_backoff.forget(ref)
+        for listener in self._deletion_listeners:
+            listener(ref)
+
     def decode_objects(self, decode: Callable[[KubeObject], Any]) -> Controller:
         """Hand the reconciler and error policy ``decode(obj)`` instead of the store's dict (typed
         resources install their model's decoder here). It runs once per reconcile, on the object
@@ -559,10 +580,12 @@ def _watch_main(
         watch = ctl._watches[0]
         scoped = ctl._scoped(config)
         raw = ctl._open_watch(watch, lambda progress: watcher(api, scoped, progress=progress))
-        synced = raw.backoff(ctl._backoff_factory()).reflect(writer).synced_objects(reader)
+        # Deletes flow too (they trigger nothing): the predicate memory and per-object state
+        # listeners forget the object at once.
+        synced = raw.backoff(ctl._backoff_factory()).reflect(writer).synced_objects(reader, deletes=True)
         if predicate is not None:
             synced = synced.predicate_filter(predicate, ttl=predicate_ttl)
-        return trigger_self(synced, resource)
+        return trigger_self(synced, resource, on_delete=ctl._deleted)
 
     return _Main(resource, reader, open_main, "watch")
 

@@ -1,7 +1,12 @@
 """The errors a controller's result stream yields as values.
 
-Every item of ``Controller.run()`` is either a ``Reconciled`` or one of these. None of them ends
-the stream (only shutdown does), so a consumer should log/count them and keep iterating.
+Every item of ``Controller.run()`` is a ``Reconciled``, an ``ObjectNotFound`` notice (not an
+error: see :mod:`~kube_runtime.controller.result`) or one of these. None of them ends the stream
+(only shutdown does), so a consumer should log/count them and keep iterating.
+
+Each error keeps what caused it as ``__cause__`` with its traceback (``ReconcilerFailed.error`` is
+the exception the reconciler raised, its own ``__cause__`` chain included), so logging the item
+with ``exc_info=item`` shows where it was raised.
 """
 
 from __future__ import annotations
@@ -13,7 +18,6 @@ from kube_runtime.store.object_ref import ObjectRef
 __all__ = [
     "ControllerError",
     "ObjectDecodeFailed",
-    "ObjectNotFound",
     "QueueError",
     "ReconcileTimedOut",
     "ReconcilerFailed",
@@ -25,18 +29,6 @@ __all__ = [
 
 class ControllerError(KubeError):
     """Base of every error item in a controller's result stream."""
-
-
-class ObjectNotFound(ControllerError):
-    """A reconcile was due but the object is no longer in the store.
-
-    This is normal after the object was deleted (a child's delete or a queued requeue still names
-    it; kube-rs #1167), so treat it as informational.
-    """
-
-    def __init__(self, obj_ref: ObjectRef) -> None:
-        super().__init__(f"object not found in the store: {obj_ref}")
-        self.obj_ref = obj_ref
 
 
 class ObjectDecodeFailed(ControllerError):

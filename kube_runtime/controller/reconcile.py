@@ -6,13 +6,13 @@
 * The object is read from the store when the attempt starts (never from the trigger): a gone
   object yields ``ObjectNotFound``; a ``decode`` hook (typed resources) that raises yields
   ``ObjectDecodeFailed``. Both forget the object's failure backoff and do not requeue.
-* The reconcile runs inside a "reconciling object" span, current while it runs (only while a
-  tracer provider is installed: without one every span would be a no-op, skipped to save most of
-  an attempt's own cost) with :func:`~kube_runtime.controller.context.current_reconcile` set. The
-  span is started, made current and ended through OpenTelemetry's public API
-  (``start_span``, ``set_span_in_context``, ``context.attach``/``detach``) rather than the
-  generator-based ``start_as_current_span``; a failure is recorded on it only when it records
-  (an unsampled span costs no exception formatting). A cancelled reconcile's span still ends.
+* The reconcile runs inside a "reconciling object" span, current while it runs, with
+  :func:`~kube_runtime.controller.context.current_reconcile` set. The span is started, made current
+  and ended through OpenTelemetry's public API (``start_span``, ``set_span_in_context``,
+  ``context.attach``/``detach``); a failure is recorded on it only when it records (an unsampled
+  span costs no exception formatting). A cancelled reconcile's span still ends. Without a tracer
+  provider it is :func:`~kube_runtime.controller.unrecorded_span.unrecorded_span`: fresh ids for the
+  log lines, nothing recorded (a real no-op span would cost most of an attempt's own time).
 * A reconcile that raises (or returns something other than an ``Action``) yields
   ``ReconcilerFailed`` and is requeued as the error policy says: after the per-object exponential
   backoff when the policy returns ``Action.requeue_with_backoff()``, is ``None`` or itself fails.
@@ -39,7 +39,6 @@ import itertools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from contextvars import Token
 from typing import Any, Final, Generic, TypeVar
 
 import anyio
@@ -53,7 +52,6 @@ from kube_runtime.controller.backoff import ReconcileBackoff
 from kube_runtime.controller.context import ReconcileInfo, _current
 from kube_runtime.controller.errors import (
     ObjectDecodeFailed,
-    ObjectNotFound,
     ReconcilerFailed,
     ReconcilerFailedTerminally,
     ReconcilerPanicked,
@@ -61,8 +59,9 @@ from kube_runtime.controller.errors import (
 )
 from kube_runtime.controller.failures import is_panic, is_terminal
 from kube_runtime.controller.metrics import QueueMetrics
-from kube_runtime.controller.result import ControllerResult, Reconciled
+from kube_runtime.controller.result import ControllerResult, ObjectNotFound, Reconciled
 from kube_runtime.controller.scheduler import Due
+from kube_runtime.controller.unrecorded_span import unrecorded_span
 from kube_runtime.store.object_ref import ObjectRef
 from kube_runtime.store.store import Store
 
@@ -152,13 +151,12 @@ class ReconcileAttempts(Generic[C]):
         active = self._metrics.active_workers
         tracer = _reconcile_tracer()
         if tracer is None:
-            span: trace.Span = trace.INVALID_SPAN
-            token: Token[otel_context.Context] | None = None
+            span: trace.Span = unrecorded_span()
         else:
             span = tracer.start_span(
                 "reconciling object", attributes={"object.ref": str(obj_ref), "object.reason": str(reason)}
             )
-            token = otel_context.attach(trace.set_span_in_context(span))
+        token = otel_context.attach(trace.set_span_in_context(span))
         try:
             clock = self._clock
             started = clock()
@@ -204,9 +202,8 @@ class ReconcileAttempts(Generic[C]):
             )
             return Reconciled(obj_ref, action, reason=reason, duration=duration)
         finally:
-            if token is not None:
-                otel_context.detach(token)
-                span.end()
+            otel_context.detach(token)
+            span.end()
 
     async def _failed(
         self,

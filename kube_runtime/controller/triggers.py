@@ -44,14 +44,21 @@ def trigger_with(
 
 
 def trigger_self(
-    stream: AsyncIterable[KubeObject | Exception], resource: ApiResource
+    stream: AsyncIterable[KubeObject | Exception],
+    resource: ApiResource,
+    *,
+    on_delete: Callable[[ObjectRef], object] | None = None,
 ) -> WatchStream[RequestItem]:
     """A request (reason ``object updated``) for each object of ``resource``, at low priority for
     objects a relist yielded (:class:`~kube_runtime.streams.ListedObject`); deleted objects
-    (:class:`~kube_runtime.streams.DeletedObject`) trigger nothing: handle deletion with a finalizer."""
+    (:class:`~kube_runtime.streams.DeletedObject`) trigger nothing (handle deletion with a
+    finalizer), but their ref is passed to ``on_delete`` if given, so that state kept per object
+    can go with it."""
 
     def to_requests(obj: KubeObject) -> Iterable[ReconcileRequest]:
         if isinstance(obj, DeletedObject):
+            if on_delete is not None:
+                on_delete(ObjectRef.from_obj(obj, resource))
             return ()
         priority = LOW_PRIORITY if isinstance(obj, ListedObject) else DEFAULT_PRIORITY
         ref = ObjectRef.from_obj(obj, resource)

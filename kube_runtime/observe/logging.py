@@ -9,7 +9,8 @@ human-readable console lines. Levels are set per logger from a RUST_LOG-style fi
 
 Inside a reconcile, every line (structlog or stdlib) automatically carries ``object.ref``,
 ``object.reason`` and ``reconcile_id`` (from the controller's reconcile context variable), the
-OpenTelemetry ``trace_id``/``span_id`` of the current span, and a ``span`` object mirroring the
+OpenTelemetry ``trace_id``/``span_id`` of the current span (also without a tracer provider: the
+reconcile then runs in an unrecorded span with fresh ids), and a ``span`` object mirroring the
 reconcile span the way tracing-subscriber's JSON output does, so both of these select one object::
 
     jq 'select(."object.ref" | contains("my-object"))'

@@ -18,8 +18,9 @@ and records:
   ``ReconcilerFailed``, so also an error, as controller-runtime counts them.
 * ``controller_runtime_reconcile_time_seconds{controller}`` from each item's ``.duration``.
 * ``kube_runtime_controller_stream_errors_total{controller,error}`` for the other error items
-  (``ObjectNotFound``, ``QueueError``, ``RunnerError``): they are not reconciles, so counting
-  them as reconcile errors would skew the error ratio.
+  (``QueueError``, ``RunnerError``): they are not reconciles, so counting them as reconcile
+  errors would skew the error ratio. ``ObjectNotFound`` (a deleted object) is no error and is
+  not counted.
 
 What the stream cannot see (queue depth, active workers, time in queue) the controller records
 itself under the ``workqueue_*``/``controller_runtime_active_workers`` names.
@@ -36,7 +37,7 @@ from __future__ import annotations
 
 from asyncio import get_running_loop
 from collections.abc import AsyncIterable, AsyncIterator
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar, runtime_checkable
 
 import structlog
 from prometheus_client import CollectorRegistry
@@ -44,7 +45,6 @@ from prometheus_client import CollectorRegistry
 from kube_runtime.controller.action import Action
 from kube_runtime.controller.errors import (
     ControllerError,
-    ObjectNotFound,
     QueueError,
     ReconcilerFailed,
     ReconcilerFailedTerminally,
@@ -52,7 +52,7 @@ from kube_runtime.controller.errors import (
     ReconcileTimedOut,
     RunnerError,
 )
-from kube_runtime.controller.result import Reconciled
+from kube_runtime.controller.result import ObjectNotFound, Reconciled
 from kube_runtime.metric_families import PerRegistry
 from kube_runtime.observe.hotloop import HotLoopDetector
 from kube_runtime.observe.loop_counters import counter_family, histogram_family
@@ -62,6 +62,7 @@ __all__ = [
     "RECONCILE_RESULTS",
     "RECONCILE_TIME_BUCKETS",
     "ControllerMetrics",
+    "DeletionSource",
     "ResultRecorder",
     "controller_metrics",
     "observe_results",
@@ -79,6 +80,13 @@ RECONCILE_TIME_BUCKETS: Final = (
 RECONCILE_RESULTS: Final = ("success", "error", "requeue", "requeue_after")
 
 T = TypeVar("T")
+
+
+@runtime_checkable
+class DeletionSource(Protocol):
+    """What reports deleted objects to a recorder: a ``Controller``."""
+
+    def on_object_deleted(self, listener: Any) -> object: ...
 
 
 class ControllerMetrics:
@@ -179,8 +187,16 @@ class ResultRecorder:
     disables it)
     is fed every reconcile. ``progress`` (optional) is marked on every item, which is what the
     ``/livez`` reconcile-loop check reads. ``log_errors`` logs error items: reconciler failures
-    at ERROR, watch/queue errors at WARNING for 401/403 and DEBUG otherwise (the watcher retries
+    at ERROR with the exception the reconciler raised (``exc_info``: JSON logs carry it, its cause
+    chain and its traceback without local variables, as the ``exception`` field), watch/queue
+    errors at WARNING for 401/403 and DEBUG otherwise (the watcher retries
     them), runner errors at ERROR, missing objects at DEBUG.
+
+    State kept per object (the hot-loop detector's) goes when the object goes: on an
+    ``ObjectNotFound`` item, and on :meth:`forget`, which ``deletions`` (the ``Controller`` whose
+    results these are; ``Observability`` passes it) calls for every delete it sees. Without it a
+    deleted object's entry stays until the detector's window expires it, and never more than
+    ``max_tracked`` of them are kept.
     """
 
     def __init__(
@@ -191,6 +207,7 @@ class ResultRecorder:
         hot_loops: HotLoopDetector | bool | None = True,
         progress: ReconcileProgress | None = None,
         log_errors: bool = True,
+        deletions: DeletionSource | None = None,
     ) -> None:
         self.controller = controller
         self.metrics = controller_metrics(registry)
@@ -212,6 +229,13 @@ class ResultRecorder:
             self.hot_loops.bind_counter(m.hot_loop_detections_total.labels(c))
         self.progress = progress
         self.log_errors = log_errors
+        if deletions is not None:
+            deletions.on_object_deleted(self.forget)
+
+    def forget(self, obj_ref: object) -> None:
+        """Drop the state kept for ``obj_ref``: it was deleted."""
+        if self.hot_loops is not None:
+            self.hot_loops.forget(obj_ref)
 
     def record(self, item: object) -> None:
         """Count one result item. Never raises for an unexpected item (it is ignored)."""
@@ -259,9 +283,21 @@ class ResultRecorder:
                 fields: dict[str, Any] = {"object.ref": str(item.obj_ref), "object.reason": str(item.reason)}
                 if isinstance(item, ReconcilerFailedTerminally):
                     fields["terminal"] = True
-                elif isinstance(item, ReconcilerPanicked):
-                    fields["exc_info"] = item.error  # a bug: its traceback is what the reader needs
-                log.error("reconcile failed", controller=self.controller, error=repr(item.error), **fields)
+                log.error(
+                    "reconcile failed",
+                    controller=self.controller,
+                    error=repr(item.error),
+                    exc_info=item.error,
+                    **fields,
+                )
+        elif isinstance(item, ObjectNotFound):
+            self.forget(item.obj_ref)
+            if self.log_errors:
+                log.debug(
+                    "object deleted before its reconcile",
+                    controller=self.controller,
+                    **{"object.ref": str(item.obj_ref)},
+                )
         elif isinstance(item, ControllerError):
             self._record_stream_error(item)
 
@@ -280,11 +316,7 @@ class ResultRecorder:
         self.metrics.stream_errors_total.labels(self.controller, kind).inc()
         if not self.log_errors:
             return
-        if isinstance(item, ObjectNotFound):
-            log.debug(
-                "object not found in store", controller=self.controller, **{"object.ref": str(item.obj_ref)}
-            )
-        elif isinstance(item, QueueError):
+        if isinstance(item, QueueError):
             code = _status_code(item.watcher_error)
             level = "warning" if code in (401, 403) else "debug"
             getattr(log, level)(
@@ -316,15 +348,22 @@ def observe_results(
     hot_loops: HotLoopDetector | bool | None = True,
     progress: ReconcileProgress | None = None,
     log_errors: bool = True,
+    deletions: DeletionSource | None = None,
 ) -> AsyncIterator[T]:
     """Pass ``results`` through unchanged, recording each item (see :class:`ResultRecorder`).
 
     The controller's series exist (at zero) as soon as this is called, before the first item.
+    Pass ``deletions=controller`` so that per-object state goes with deleted objects.
     It starts no task. It owns ``results``: closing it (``contextlib.aclosing``, or the end of
     iteration) closes the wrapped stream too.
     """
     recorder = ResultRecorder(
-        controller, registry=registry, hot_loops=hot_loops, progress=progress, log_errors=log_errors
+        controller,
+        registry=registry,
+        hot_loops=hot_loops,
+        progress=progress,
+        log_errors=log_errors,
+        deletions=deletions,
     )
     return recorder.observe(results)
 

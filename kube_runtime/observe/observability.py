@@ -14,9 +14,11 @@ liveness check (``/livez/<name>``, failing after ``livez_threshold`` seconds wit
 while work is pending), the watch metrics of every watch the controller opens (through
 ``Controller.instrument_watches``: ``kube_runtime_watch_*{watch="<controller>/<Kind>"}``, with the
 last-event timestamp moved by bookmarks too) and a :class:`ResultRecorder` (reconcile metrics,
-hot-loop detection). ``run`` consumes the controller's results through that recorder; to consume
-them yourself, wrap the stream instead (``recorder.observe(results)``). Entering starts the
-event-loop lag monitor and the server in a task group owned by this object; leaving stops both.
+hot-loop detection), told of every deleted object (``Controller.on_object_deleted``) so that its
+per-object state goes with the object. ``run`` consumes the controller's results through that
+recorder; to consume them yourself, wrap the stream instead (``recorder.observe(results)``).
+Entering starts the event-loop lag monitor and the server in a task group owned by this object;
+leaving stops both.
 
 With ``metrics_secure``, pass ``client=`` (the API client): scrapes are then reviewed with
 TokenReview and SubjectAccessReview through it (or pass your own ``authorizer``).
@@ -48,7 +50,7 @@ from kube_runtime.observe.auth import ReviewClient, TokenReviewAuthorizer
 from kube_runtime.observe.health import HealthChecks
 from kube_runtime.observe.hotloop import HotLoopDetector
 from kube_runtime.observe.loop import EventLoopLagMonitor
-from kube_runtime.observe.metrics import ResultRecorder
+from kube_runtime.observe.metrics import DeletionSource, ResultRecorder
 from kube_runtime.observe.progress import ReconcileProgress, pending_work_from_metrics
 from kube_runtime.observe.server import ObservabilityServer, ServerOptions
 from kube_runtime.observe.standby import StandbyStore, leading_check
@@ -156,7 +158,13 @@ class Observability:
             self.livez_threshold, pending=pending_work_from_metrics(name, self.registry), active=leading
         )
         self.checks.add_livez(name, progress.check)
-        recorder = ResultRecorder(name, registry=self.registry, hot_loops=hot_loops, progress=progress)
+        recorder = ResultRecorder(
+            name,
+            registry=self.registry,
+            hot_loops=hot_loops,
+            progress=progress,
+            deletions=controller if isinstance(controller, DeletionSource) else None,
+        )
         self.recorders[name] = recorder
         self._controllers[name] = controller
         instrument = getattr(controller, "instrument_watches", None)

@@ -5,7 +5,10 @@ The controller opens a ``reconciling object`` span (attributes ``object.ref`` an
 use only the OpenTelemetry API, so they cost next to nothing until a tracer provider is
 installed. :func:`setup_tracing` installs one, and exports over OTLP only when the environment
 asks for it: calling it unconditionally is safe (no exporter, no connection attempts, when
-nothing is configured) and still gives every span a trace id, which the logs carry.
+nothing is configured) and still gives every span a trace id, which the logs carry. Without any
+provider, reconcile log lines still carry ids, from an unrecorded span with fresh random ids per
+reconcile (:mod:`kube_runtime.controller.unrecorded_span`): they group one reconcile's lines, but
+match no exported trace, and client requests inside get no span of their own.
 
 Because OpenTelemetry keeps the current span in a context variable, anything started inside the
 reconciler (HTTP calls, a ``with tracer.start_as_current_span(...)`` block, a function decorated

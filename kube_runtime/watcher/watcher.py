@@ -28,6 +28,7 @@ from kube_runtime.client.errors import ApiError, WatchDecodeError, WatchTimeout
 from kube_runtime.client.idle import IdleTimedStream
 from kube_runtime.client.json import KubeObject
 from kube_runtime.client.lines import WatchEvent
+from kube_runtime.client.resource import ApiResource
 from kube_runtime.watcher.cadence import IdleBudget
 from kube_runtime.watcher.config import WatcherConfig
 from kube_runtime.watcher.event import (
@@ -36,7 +37,9 @@ from kube_runtime.watcher.event import (
     Init,
     InitApply,
     InitDone,
+    InitialListFailed,
     WatcherError,
+    WatchStartFailed,
 )
 from kube_runtime.watcher.progress import WatchProgress
 from kube_runtime.watcher.state import (
@@ -141,14 +144,15 @@ def watcher(
     list page and every line of the open watch, bookmarks included (see
     :class:`~kube_runtime.watcher.progress.WatchProgress`); bookmarks still yield nothing.
     """
-    return _stream(_drive(api.list, api.watch, config or WatcherConfig(), progress))
+    return _stream(_drive(api.list, api.watch, config or WatcherConfig(), progress, _resource_of(api)))
 
 
 def metadata_watcher(
     api: MetadataWatchableApi, config: WatcherConfig | None = None, *, progress: WatchProgress | None = None
 ) -> WatchStream[WatcherItem]:
     """Like :func:`watcher`, over ``PartialObjectMetadata`` (metadata only: far less memory)."""
-    return _stream(_drive(api.list_metadata, api.watch_metadata, config or WatcherConfig(), progress))
+    cfg = config or WatcherConfig()
+    return _stream(_drive(api.list_metadata, api.watch_metadata, cfg, progress, _resource_of(api)))
 
 
 def watch_object(
@@ -165,7 +169,7 @@ def watch_object(
     same name in several namespaces are mixed together.
     """
     cfg = (config or WatcherConfig()).fields(f"metadata.name={name}")
-    return _stream(_single_object(_drive(api.list, api.watch, cfg, progress)))
+    return _stream(_single_object(_drive(api.list, api.watch, cfg, progress, _resource_of(api))))
 
 
 def _stream(source: AsyncIterator[T]) -> WatchStream[T]:
@@ -199,10 +203,22 @@ async def _single_object(
         await events.aclose()
 
 
+def _resource_of(api: object) -> ApiResource | None:
+    """The kind an ``Api`` addresses (for log messages); ``None`` for other watchable objects."""
+    resource = getattr(api, "resource", None)
+    return resource if isinstance(resource, ApiResource) else None
+
+
 async def _drive(
-    list_fn: ListFn, watch_fn: WatchFn, config: WatcherConfig, progress: WatchProgress | None = None
+    list_fn: ListFn,
+    watch_fn: WatchFn,
+    config: WatcherConfig,
+    progress: WatchProgress | None = None,
+    resource: ApiResource | None = None,
 ) -> AsyncGenerator[WatcherItem, None]:
     state: State = Empty()
+    # Whether the "kind not served" warning was logged since the last successful list.
+    warned_unserved = False
     streaming = config.is_streaming
     budget = config.idle_budget()
     learn = budget.learn
@@ -278,7 +294,9 @@ async def _drive(
             state = stepped.state
             for item in stepped.items:
                 if isinstance(item, WatcherError):
-                    _log_error(item)
+                    warned_unserved = _log_error(item, resource, warned_unserved)
+                elif warned_unserved and isinstance(item, InitDone):
+                    warned_unserved = False
                 yield item
     finally:
         if watch_cm is not None:
@@ -349,9 +367,36 @@ async def _close_quietly(cm: AbstractAsyncContextManager[Any]) -> None:
         _log.debug("closing a watch failed: %s", exc)
 
 
-def _log_error(error: WatcherError) -> None:
+def _log_error(error: WatcherError, resource: ApiResource | None, warned_unserved: bool) -> bool:
+    """Log one watcher error; returns whether the "kind not served" warning has been given.
+
+    A 404 on the list or watch of a whole collection means the server does not serve the kind
+    (controller-runtime: "no matches for kind"): logged once at WARNING, naming the
+    group/version/resource, until a list succeeds again; further retries go to DEBUG."""
     cause = error.__cause__
     if isinstance(cause, ApiError) and cause.code == 403:
         _log.warning("watcher error: %s", error)
+    elif (
+        isinstance(cause, ApiError)
+        and cause.code == 404
+        and isinstance(error, InitialListFailed | WatchStartFailed)
+        and not warned_unserved
+    ):
+        what = "an unknown resource" if resource is None else _gvr(resource)
+        _log.warning(
+            "the API server does not serve %s (404 on list/watch): is its CustomResourceDefinition "
+            "installed (kubectl get crd), and do group, version and plural match it? Retrying.",
+            what,
+            extra=None
+            if resource is None
+            else {"group": resource.group, "version": resource.version, "resource": resource.plural},
+        )
+        return True
     else:
         _log.debug("watcher error: %s", error)
+    return warned_unserved
+
+
+def _gvr(resource: ApiResource) -> str:
+    group = resource.group or "core"
+    return f"{group}/{resource.version} {resource.plural} (kind {resource.kind})"

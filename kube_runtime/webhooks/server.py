@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
 from kube_runtime._tasks import BackgroundTasks
-from kube_runtime.observe.server import _EmbeddedServer, parse_bind_address
+from kube_runtime.observe.server import _EmbeddedServer, parse_bind_address, tcp_listener
 from kube_runtime.webhooks.certs import ReloadingCertificate
 from kube_runtime.webhooks.registry import Webhooks
 
@@ -67,29 +67,6 @@ class WebhookOptions:
             bind_address=self.bind_address,
             **kwargs,
         )
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    """A listening TCP socket whose accepted connections get ``TCP_NODELAY``.
-
-    asyncio turns Nagle's algorithm off only on sockets whose ``proto`` is ``IPPROTO_TCP``, and
-    accepted sockets inherit the listener's (``socket.create_server`` leaves it 0). With Nagle
-    on, a response written as two TLS records (headers, then body) waits for the client's
-    delayed ACK: about 40 ms added to every review."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # as socket.create_server
-        sock.bind((host, port))
-        sock.listen(1024)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
 
 
 class WebhookServer:
@@ -161,7 +138,7 @@ class WebhookServer:
         self, *, task_status: anyio.abc.TaskStatus[WebhookServer] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         """Bind, serve and watch the certificate files until cancelled, then shut down gracefully."""
-        sock = _listen(*self.address)
+        sock = tcp_listener(*self.address, backlog=1024)
         config = uvicorn.Config(
             Starlette(routes=self.webhooks.routes()),
             lifespan="off",

@@ -14,12 +14,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from kube_runtime.client.errors import ApiError
 from kube_runtime.controller.action import Action, ReconcileReason
 from kube_runtime.controller.errors import (
-    ObjectNotFound,
     QueueError,
     ReconcilerFailed,
     ReconcileTimedOut,
     RunnerError,
 )
+from kube_runtime.controller.result import ObjectNotFound
 from kube_runtime.observe.metrics import (
     RECONCILE_TIME_BUCKETS,
     ResultRecorder,
@@ -124,10 +124,17 @@ async def test_stream_items_pass_through_and_are_counted(registry: CollectorRegi
     assert (
         value(registry, "controller_runtime_reconcile_time_seconds_bucket", controller="cm", le="0.025") == 2
     )
-    for kind in ("ObjectNotFound", "QueueError", "RunnerError"):
+    for kind in ("QueueError", "RunnerError"):
         assert (
             value(registry, "kube_runtime_controller_stream_errors_total", controller="cm", error=kind) == 1
         )
+    # A deleted object is a notice, not an error.
+    assert value(
+        registry, "kube_runtime_controller_stream_errors_total", controller="cm", error="ObjectNotFound"
+    ) in (
+        None,
+        0,
+    )
 
 
 async def test_two_controllers_share_families_but_not_series(registry: CollectorRegistry) -> None:

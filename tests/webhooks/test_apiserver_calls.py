@@ -78,7 +78,9 @@ async def mutate(request: AdmissionRequest) -> Any:
 
 
 async def convert(obj: dict[str, Any], desired: str) -> dict[str, Any]:
-    """v1 ``spec.replicas`` <-> v2 ``spec.size.count``."""
+    """v1 ``spec.replicas`` <-> v2 ``spec.size.count``; raises for an object labelled convert=fail."""
+    if (obj["metadata"].get("labels") or {}).get("convert") == "fail":
+        raise ValueError(f"refusing to convert {obj['metadata']['name']}")
     spec = dict(obj.get("spec", {}))
     if desired.endswith("/v2"):
         spec = {"size": {"count": spec.pop("replicas", 0)}, **spec}
@@ -519,3 +521,22 @@ async def test_match_policy_equivalent_reviews_another_version_converted_and_exa
         await create(http, setup.path("v2"), at_v2)
         assert [(r.request_kind or {}).get("version") for r in BY_POLICY["Exact"]] == ["v2"]
         assert [(r.request_kind or {}).get("version") for r in BY_POLICY["Equivalent"]] == ["v1", "v2"]
+
+
+async def test_a_raising_converter_fails_the_read_with_its_error_and_is_counted(
+    http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    async with webhooks_installed(http, tmp_path) as setup:
+        doomed = setup.widget("doomed", "v1", {"replicas": 1})
+        doomed["metadata"]["labels"] = {"convert": "fail"}
+        await create(http, setup.path("v1"), doomed)
+        assert (await http.get(setup.path("v1", "doomed"))).status_code == 200  # no conversion needed
+        response = await http.get(setup.path("v2", "doomed"))
+        assert response.status_code == 500, response.text
+        assert response.json()["message"] == (
+            f"conversion webhook for {setup.group}/v1, Kind=Widget failed: "
+            "ValueError: refusing to convert doomed"
+        )
+        panics = setup.registry.get_sample_value("controller_runtime_conversion_webhook_panics_total")
+        assert panics is not None
+        assert panics >= 1

@@ -228,11 +228,11 @@ async def test_the_started_check_is_ready_only_while_the_server_serves_tls(
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
 def test_accepted_connections_get_tcp_nodelay(host: str) -> None:
     """With Nagle's algorithm on, a response written as two TLS records waits for the client's
-    delayed ACK (about 40 ms per review): accepted sockets must be TCP sockets asyncio turns it
-    off for, and have it off already."""
-    from kube_runtime.webhooks.server import _listen
+    delayed ACK (about 40 ms per review): accepted sockets of the listener the webhook and
+    observability servers bind must be TCP sockets asyncio turns it off for, and have it off."""
+    from kube_runtime.observe.server import tcp_listener
 
-    listener = _listen(host, 0)
+    listener = tcp_listener(host, 0, backlog=8)
     with listener, socket.create_connection(listener.getsockname()[:2]):
         listener.setblocking(True)
         accepted, _ = listener.accept()
