@@ -387,6 +387,11 @@ class Controller:
         self._config = replace(self._config, graceful_shutdown_timeout=seconds)
         return self
 
+    @property
+    def leader_election(self) -> LeaderElection | None:
+        """The election this controller's runs are gated on (``with_leader_election``), if any."""
+        return self._leader_election
+
     def with_leader_election(self, elector: Leadership, *, warmup: bool = False) -> Controller:
         """Reconcile only while ``elector`` leads, and stop when its term ends. ``warmup``: run
         the watches while a standby so a failover starts from synced stores (controller-runtime's

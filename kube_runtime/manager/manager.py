@@ -11,10 +11,12 @@ servers, admission webhooks, signals and graceful shutdown, from one object and 
 What ``run()`` does, in order: configures logging (``configure_logging`` with the options' filter
 and format) and tracing (``setup_tracing``: exports only when the ``OTEL_*`` environment asks),
 serves ``/metrics``, ``/readyz`` and ``/livez`` (and webhooks when a certificate was given); with
-``--leader-elect``, waits as a standby (probes pass, no controller runs, no cache fills; with
-``warmup=True`` the caches fill and nothing reconciles) until it holds the Lease; then starts
-the shared reflectors and every controller, wired to the observability (store readiness, watch
-and reconcile metrics, hot-loop detection), and runs them until shutdown.
+``--leader-elect``, waits as a standby (probes pass, no controller runs, no cache fills) until it
+holds the Lease; then starts the shared reflectors and every controller, wired to the
+observability (store readiness, watch and reconcile metrics, hot-loop detection), and runs them
+until shutdown. With ``--leader-election-warmup`` (or ``Manager(warmup=True)``) a standby starts
+the reflectors and controllers at once, gated on the Lease (``Controller.with_leader_election(
+elector, warmup=True)``): its caches sync while it waits, and it reconciles as soon as it leads.
 
 Shutdown:
 
@@ -28,8 +30,9 @@ Shutdown:
   exit non-zero so that the pod restarts and campaigns again.
 * A controller whose run fails ends the others and its exception propagates.
 
-Each controller added gets the options' ``--concurrency`` and ``--graceful-shutdown-timeout``
-(set your own afterwards to override). Add everything before ``run()``; a manager runs once.
+Each controller added gets the options' ``--concurrency``, ``--graceful-shutdown-timeout`` and
+``--reconcile-timeout`` (set your own afterwards to override). Add everything before ``run()``; a
+manager runs once.
 """
 
 from __future__ import annotations
@@ -181,14 +184,15 @@ class Manager:
     ) -> Controller:
         """Run ``controller`` with ``reconcile`` (``error_policy=None``: retry failures with the
         per-object backoff) when the manager runs; ``on_item`` sees every result item. Applies
-        the options' concurrency and graceful-shutdown timeout. ``store_name`` names its store's
-        series (``kube_runtime_store_*{store=...}``; default: the controller's name; a store
+        the options' concurrency, graceful-shutdown and reconcile timeouts. ``store_name`` names its
+        store's series (``kube_runtime_store_*{store=...}``; default: the controller's name; a store
         shared by several controllers is published once). Returns the controller."""
         if any(entry.controller.name == controller.name for entry in self._entries):
             raise ValueError(f"a controller named {controller.name!r} was added already")
         ctl = self.options.controller
         controller.with_config(concurrency=ctl.concurrency)
         controller.with_graceful_shutdown_timeout(ctl.graceful_shutdown_timeout)
+        controller.with_reconcile_timeout(ctl.reconcile_timeout)
         controller.graceful_shutdown_on(self._stopping)
         self._entries.append(_Entry(controller, reconcile, error_policy, context, on_item, store_name))
         return controller
@@ -295,14 +299,10 @@ class Manager:
         lease, namespace = ctl.leader_election_id, ctl.lease_namespace()
         assert lease is not None  # ControllerOptions: --leader-elect comes with a Lease name
         async with LeaderElector(self.client, lease, namespace, registry=self.registry) as elector:
-            _log.info("manager %s: waiting for the lease %s/%s", self.name, namespace, lease)
-            if self._warmup:
-                for entry in self._entries:
-                    entry.controller.with_leader_election(elector, warmup=True)
-                await self._lead()  # every run reconciles only while leading, and ends with the term
-                if elector.lost.is_set() and not self._stopping.is_set():
-                    raise LeaderElectionLost(f"lease {lease!r}: {elector.lost_reason or 'leadership lost'}")
+            if self._warmup or ctl.leader_election_warmup:
+                await self._lead_warm(elector)
                 return
+            _log.info("manager %s: waiting for the lease %s/%s", self.name, namespace, lease)
             with anyio.CancelScope() as standby:
                 self._standby = standby
                 if self._stopping.is_set():
@@ -313,6 +313,15 @@ class Manager:
                 _log.info("manager %s: stopping before leading", self.name)
                 return
             await elector.run_while_leading(self._lead)
+
+    async def _lead_warm(self, elector: LeaderElector) -> None:
+        """Run everything now, every controller gated on ``elector`` (warm standby)."""
+        _log.info("manager %s: standing by warm for the lease %s", self.name, elector.name)
+        for entry in self._entries:
+            entry.controller.with_leader_election(elector, warmup=True)
+        await self._lead()
+        if elector.lost.is_set() and not self._stopping.is_set():
+            raise LeaderElectionLost(f"lease {elector.name!r}: {elector.lost_reason or 'leadership lost'}")
 
     async def _lead(self) -> None:
         """Run the shared reflectors and every controller until they all stop."""

@@ -33,7 +33,7 @@ LOOPBACK = ServerOptions(metrics_bind_address="127.0.0.1:0", health_probe_bind_a
 
 
 def options(
-    *, leader_elect: bool = False, lease: str = "demo", graceful: float | None = 25
+    *, leader_elect: bool = False, lease: str = "demo", graceful: float | None = 25, warmup: bool = False
 ) -> ManagerOptions:
     controller = ControllerOptions(
         namespace="default",
@@ -42,6 +42,7 @@ def options(
         leader_election_namespace="default",
         concurrency=2,
         graceful_shutdown_timeout=graceful,
+        leader_election_warmup=warmup,
     )
     return ManagerOptions(controller=controller, server=LOOPBACK)
 
@@ -154,6 +155,30 @@ async def test_a_standby_runs_nothing_and_stops_on_request(api_server: ApiServer
     assert standby.observability.recorders == {}  # a standby publishes no controller series
 
 
+async def test_a_warm_standby_syncs_its_cache_and_takes_over_when_the_leader_stops(
+    api_server: ApiServer,
+) -> None:
+    await Api(api_server.client, CM, "default").create(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
+    )
+    leader = manager(api_server, options(leader_elect=True, warmup=True))
+    standby = manager(api_server, options(leader_elect=True, warmup=True))
+    led, stood_by = Seen(), Seen()
+    leader.add(leader.controller(CM), led.reconciler("leader"), None, None)
+    warm = standby.add(standby.controller(CM), stood_by.reconciler("standby"), None, None)
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(leader.run)
+            await led.until(("leader", "c"))
+            tg.start_soon(standby.run)
+            await warm.store.wait_until_ready()  # synced while the other replica leads
+            assert stood_by.names == []
+            assert "configmap" in standby.observability.recorders  # wired from the start
+            leader.stop()  # releases the Lease: the warm standby takes over
+            await stood_by.until(("standby", "c"))
+            standby.stop()
+
+
 async def test_a_lost_lease_cancels_the_controllers_and_raises(api_server: ApiServer) -> None:
     await Api(api_server.client, CM, "default").create(
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
@@ -188,10 +213,12 @@ def test_the_chart_flags_configure_the_manager() -> None:
         "--health-probe-bind-address=:8081",
         "--concurrency=8",
         "--graceful-shutdown-timeout=25",
+        "--reconcile-timeout=30",
         "--namespace=apps",
         "--leader-elect",
         "--leader-election-id=release-leader",
         "--leader-election-namespace=ops",
+        "--leader-election-warmup",
         "--metrics-secure",
         "--metrics-cert-file=/tls/tls.crt",
         "--metrics-key-file=/tls/tls.key",
@@ -210,6 +237,8 @@ def test_the_chart_flags_configure_the_manager() -> None:
         leader_election_id="release-leader",
         leader_election_namespace="ops",
         graceful_shutdown_timeout=25,
+        reconcile_timeout=30,
+        leader_election_warmup=True,
     )
     assert (parsed.server.metrics_secure, parsed.server.enable_task_dump) == (True, True)
     assert parsed.webhooks is not None
