@@ -37,6 +37,10 @@ class Leadership(Protocol):
     def lost(self) -> _Signal:
         """Fires when the term ends."""
 
+    @property
+    def is_leader(self) -> bool:
+        """Whether it leads now."""
+
     async def wait_until_leading(self) -> None:
         """Return once leading; raise if the term ended before."""
 

@@ -9,39 +9,12 @@ import pytest
 
 from kube_runtime.client import Api
 from kube_runtime.controller import Action, Controller, Reconciled
-from kube_runtime.leader import LeaderElectionLost, LeaderElector, LeadershipSignal
+from kube_runtime.leader import LeaderElector
+from kube_runtime.testing.leadership import ManualElector, lease_held
 from kube_runtime.testing.server import ApiServer
 from tests.controller.conftest import config_map, take_until
 
 pytestmark = pytest.mark.anyio
-
-
-class FakeElector:
-    """Leads when told to; loses when told to."""
-
-    def __init__(self) -> None:
-        self._leading = anyio.Event()
-        self.lost = LeadershipSignal()
-
-    def lead(self) -> None:
-        self._leading.set()
-
-    def lose(self) -> None:
-        self.lost._set()
-
-    async def wait_until_leading(self) -> None:
-        with anyio.CancelScope() as scope:
-            async with anyio.create_task_group() as tg:
-
-                async def stop_on_loss() -> None:
-                    await self.lost.wait()
-                    scope.cancel()
-
-                tg.start_soon(stop_on_loss)
-                await self._leading.wait()
-                tg.cancel_scope.cancel()
-        if self.lost.is_set():
-            raise LeaderElectionLost("lost")
 
 
 def watchers(server: ApiServer) -> int:
@@ -52,7 +25,7 @@ async def _standby_then_lead(api_server: ApiServer, config_maps: Api, *, warmup:
     """Three objects; a standby for 30 s; then it leads. Returns the reconcile start times."""
     for name in ("a", "b", "c"):
         await config_maps.create(config_map(name))
-    elector = FakeElector()
+    elector = ManualElector()
     starts: list[float] = []
 
     async def reconcile(obj: dict[str, Any], ctx: Any) -> Action:
@@ -91,7 +64,7 @@ async def test_a_cold_standby_watches_nothing_until_it_leads(api_server: ApiServ
 
 async def test_losing_the_lease_cancels_running_reconciles_and_ends_the_run(config_maps: Api) -> None:
     await config_maps.create(config_map("a"))
-    elector = FakeElector()
+    elector = ManualElector()
     elector.lead()
     cancelled = anyio.Event()
     started = anyio.Event()
@@ -116,7 +89,7 @@ async def test_losing_the_lease_cancels_running_reconciles_and_ends_the_run(conf
 
 async def test_a_standby_whose_term_ends_first_never_reconciles(config_maps: Api) -> None:
     await config_maps.create(config_map("a"))
-    elector = FakeElector()
+    elector = ManualElector()
     reconciled = []
 
     async def reconcile(obj: dict[str, Any], ctx: Any) -> Action:
@@ -140,29 +113,19 @@ async def test_with_a_real_elector_the_warm_standby_takes_over(
     leases = {"lease_duration": 4.0, "renew_deadline": 3.0, "retry_period": 0.5}
     first = LeaderElector(api_server.client, "warm", identity="first", **leases)
     second = LeaderElector(api_server.client, "warm", identity="second", **leases)
-    leading, stop = anyio.Event(), anyio.Event()
     reconciled_by: list[str] = []
-
-    async def lead_until_stopped() -> None:
-        async with first:  # releases the Lease on exit
-            await first.wait_until_leading()
-            leading.set()
-            await stop.wait()
 
     async def reconcile(obj: dict[str, Any], ctx: str) -> Action:
         reconciled_by.append(ctx)
         return Action.await_change()
 
     standby = Controller(config_maps).with_leader_election(second, warmup=True)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(lead_until_stopped)
-        await leading.wait()
-        async with second, standby.run(reconcile, None, "second") as results:
-            with anyio.move_on_after(10):
-                await results.receive()
-                raise AssertionError("the standby reconciled while the other replica led")
-            assert len(standby.store) == 1
-            stop.set()
-            (item,) = await take_until(results, lambda items: len(items) == 1, within=30)
+    async with lease_held(first) as release, second, standby.run(reconcile, None, "second") as results:
+        with anyio.move_on_after(10):
+            await results.receive()
+            raise AssertionError("the standby reconciled while the other replica led")
+        assert len(standby.store) == 1
+        release()
+        (item,) = await take_until(results, lambda items: len(items) == 1, within=30)
     assert isinstance(item, Reconciled)
     assert reconciled_by == ["second"]
