@@ -16,7 +16,8 @@ stdlib path otherwise, so what is written never differs:
 * otherwise (a handler added by someone else, pytest's ``caplog``, a filter, no
   ``configure_logging`` yet) the stdlib logger is called exactly as ``structlog.stdlib``'s
   ``LoggerFactory`` loggers are, and every handler sees the record. A fast-path line that fails to
-  render also takes this path, so the error is reported as stdlib reports it.
+  render or to be written also takes this path, so a failure is reported as a handler reports it
+  (pitfall: a write that failed halfway leaves its part of the line in the stream).
 
 :class:`IsoUtcTimestamper` writes structlog's ``TimeStamper(fmt="iso", utc=True)`` field
 (``2026-01-02T03:04:05.678901Z``, no fraction at a whole second), formatting the date and time of
@@ -96,19 +97,20 @@ class _RoutingLogger:
             handler = route.handler
             if _only_destination(self._logger, handler, level):
                 try:
+                    # Not copied: the exception renderer replaces ``exc_info`` by its rendering, which
+                    # the stdlib path, if taken after all, renders the same.
                     rendered: Any = args[0]
                     logger = self._logger
                     for processor in route.processors:
                         rendered = processor(logger, method, rendered)
                     line = redact(rendered) + handler.terminator
-                except Exception:  # reported by the stdlib path, as a handler would
-                    pass
-                else:
                     stream = handler.stream
                     with handler.lock:  # type: ignore[union-attr]  # created by Handler.__init__
                         stream.write(line)
                         stream.flush()
                     return
+                except Exception:  # the stdlib path writes it, or reports the failure as a handler does
+                    pass
         getattr(self._logger, method)(*args, **kwargs)
 
     def debug(self, *args: Any, **kwargs: Any) -> None:

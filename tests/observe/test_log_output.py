@@ -149,3 +149,20 @@ def test_timestamps_follow_the_clock_across_seconds() -> None:
     stamper = IsoUtcTimestamper(lambda: next(clock))
     stamps = [stamper(None, "info", {})["timestamp"] for _ in range(3)]
     assert stamps == ["2023-11-14T22:13:20.999999Z", "2023-11-14T22:13:21Z", "2023-11-14T22:13:21.000001Z"]
+
+
+class FailingStream(io.StringIO):
+    def write(self, text: str) -> int:
+        raise OSError("the pipe is gone")
+
+
+def test_a_line_that_cannot_be_written_is_reported_like_a_handler_reports_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("info", stream=FailingStream())
+    try:
+        with without_pytest_handlers():
+            structlog.get_logger("broken").info("lost")  # does not raise into the caller
+    finally:
+        configure_logging("warning", stream=io.StringIO())
+    assert "--- Logging error ---" in capsys.readouterr().err
