@@ -24,20 +24,23 @@ and is reported; that is a hot loop too, just not a self-inflicted one. A deboun
 ``gap`` hides the chain: set ``gap`` to at least the controller's debounce.
 
 Memory: one small entry per recently reconciled object (its last end and start; a short list of
-starts while it chains), in insertion order, so expiry pops the oldest in O(1) per reconcile
-instead of scanning. An entry goes:
+starts while it chains). The plain entries are kept in the order of their last reconcile, so
+expiry reads only the oldest ones (at most once a second) instead of scanning them all; the few
+chaining objects are swept once per window. An entry goes:
 
 * when the object goes: :meth:`HotLoopDetector.forget` (the recorder calls it for every delete
   the controller reports and for every ``ObjectNotFound``);
-* ``window + gap`` seconds after the object's last reconcile, when no later reconcile could still
-  chain to it within the window (so expiry never changes what is reported);
-* when more than ``max_tracked`` objects are tracked, oldest first. Only an object whose next
-  reconcile started within ``gap`` of its last one but finished after ``max_tracked`` other
-  objects' reconciles can lose a link this way."""
+* ``window + gap`` seconds after the object's last reconcile (up to a second later; a chain: up to
+  a window later), when no later reconcile could still chain to it within the window (so expiry
+  never changes what is reported);
+* when more than ``max_tracked`` objects are tracked, oldest first (a tenth of them at once). Only
+  an object whose next reconcile started within ``gap`` of its last one but finished after about
+  ``0.9 * max_tracked`` other objects' reconciles can lose a link this way."""
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+import itertools
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -54,6 +57,8 @@ class _Incrementable(Protocol):
 
 _NO_START: float = float("nan")
 _NEVER: float = float("inf")
+#: Entries expire in batches: up to this many seconds after their time.
+_EXPIRY_BATCH = 1.0
 #: Objects a detector tracks at most by default (about 2 MB of entries, plus their keys).
 DEFAULT_MAX_TRACKED = 10_000
 
@@ -100,14 +105,15 @@ class HotLoopDetector:
         self.gap = gap
         self.max_tracked = max_tracked
         self.detections: deque[tuple[Any, int]] = deque(maxlen=100)
-        #: Objects whose latest reconcile continued a chain, oldest ``last_end`` first.
-        self._chains: OrderedDict[Any, _ObjectChain] = OrderedDict()
-        #: Every other tracked object, oldest first: (end of its latest reconcile, its start if it
-        #: was an update, else NaN).
-        self._last: OrderedDict[Any, tuple[float, float]] = OrderedDict()
+        #: Objects whose latest reconcile continued a chain (few: swept once per window).
+        self._chains: dict[Any, _ObjectChain] = {}
+        #: Every other tracked object, oldest first (an entry is re-inserted at every reconcile):
+        #: (end of its latest reconcile, its start if it was an update, else NaN).
+        self._last: dict[Any, tuple[float, float]] = {}
         self._counter: _Incrementable | None = None
-        #: When the oldest entry expires (``inf``: nothing tracked).
+        #: When the oldest pair expires (``inf``: none tracked), and when chains are swept next.
         self._next_expiry = _NEVER
+        self._next_chain_sweep = 0.0
 
     def bind_counter(self, counter: _Incrementable) -> None:
         """Count each detection on ``counter`` (the controller's labelled metric child)."""
@@ -123,26 +129,33 @@ class HotLoopDetector:
         Returns ``True`` when this reconcile triggered a report."""
         if now >= self._next_expiry:
             self._expire(now)
+        chains = self._chains
+        if chains and now >= self._next_chain_sweep:
+            self._sweep_chains(now)
         started = now - duration
         updated = _is_object_updated(reason)
-        # Popped and re-inserted, so each map stays ordered by the time of the latest reconcile.
-        chain = self._chains.pop(obj_ref, None)
+        chain = chains.get(obj_ref) if chains else None
         if chain is None:
-            # Most objects are not chaining: one (end, start) pair each, no chain state.
-            last = self._last.pop(obj_ref, None)
+            # Most objects are not chaining: one (end, start) pair each, no chain state. Popped
+            # and re-inserted, so the pairs stay ordered by the time of their latest reconcile.
+            pairs = self._last
+            last = pairs.pop(obj_ref, None)
             if last is None or not updated or started - last[0] > self.gap:
-                self._track_last(obj_ref, now, started if updated else _NO_START)
+                pairs[obj_ref] = (now, started if updated else _NO_START)
+                if last is None:  # one more object tracked
+                    self._bound()
                 return False
-            chain = _ObjectChain(last_end=now)
+            chain = chains[obj_ref] = _ObjectChain(last_end=now)  # as many objects tracked as before
             if last[1] == last[1]:  # the previous reconcile was an update too (not NaN)
                 chain.starts.append(last[1])
         elif updated and started - chain.last_end <= self.gap:
             chain.last_end = now
-        else:  # the chain is broken: back to the plain pair
-            self._track_last(obj_ref, now, started if updated else _NO_START)
+        else:  # the chain is broken: back to the plain pair (as many objects tracked as before)
+            del chains[obj_ref]
+            self._last[obj_ref] = (now, started if updated else _NO_START)
+            if self._next_expiry == _NEVER:
+                self._next_expiry = now + self.window + self.gap
             return False
-        self._chains[obj_ref] = chain
-        self._bound()
         starts = chain.starts
         starts.append(started)
         while starts and starts[0] < now - self.window:
@@ -167,43 +180,49 @@ class HotLoopDetector:
         )
         return True
 
-    def _track_last(self, obj_ref: Any, now: float, started: float) -> None:
-        self._last[obj_ref] = (now, started)
-        self._bound()
-
     def _bound(self) -> None:
-        """Drop the oldest entries beyond ``max_tracked`` (plain pairs before chains) and note
-        when the oldest remaining one expires."""
-        last, chains = self._last, self._chains
-        excess = len(last) + len(chains) - self.max_tracked
-        while excess > 0:
-            (last if last else chains).popitem(last=False)
-            excess -= 1
+        """Drop the oldest entries beyond ``max_tracked`` (plain pairs before chains; a tenth of
+        ``max_tracked`` at once, so that one scan serves many reconciles) and note when the
+        oldest pair expires."""
+        pairs, chains = self._last, self._chains
+        excess = len(pairs) + len(chains) - self.max_tracked
+        if excess > 0:
+            oldest = list(itertools.islice(pairs, max(excess, self.max_tracked // 10)))
+            for ref in oldest:
+                del pairs[ref]
+            excess -= len(oldest)
+            while excess > 0:
+                del chains[next(iter(chains))]
+                excess -= 1
         if self._next_expiry == _NEVER:
-            self._next_expiry = self._oldest_end() + self.window + self.gap
-
-    def _oldest_end(self) -> float:
-        oldest = _NEVER
-        for end, _ in self._last.values():
-            oldest = end
-            break
-        for chain in self._chains.values():
-            oldest = min(oldest, chain.last_end)
-            break
-        return oldest
+            for end, _ in pairs.values():
+                self._next_expiry = end + self.window + self.gap + _EXPIRY_BATCH
+                break
 
     def _expire(self, now: float) -> None:
-        """Drop every entry whose last reconcile ended more than ``window + gap`` ago: a later
+        """Drop every pair whose last reconcile ended more than ``window + gap`` ago: a later
         reconcile chaining to it started within ``gap`` of that end, so it took over ``window``
-        and every start it would have added to the chain is already outside the window."""
+        and every start it would have added to the chain is already outside the window. Runs at
+        most once per :data:`_EXPIRY_BATCH` seconds (one scan of the oldest entries each time)."""
         horizon = now - self.window - self.gap
-        last = self._last
-        while last and next(iter(last.values()))[0] < horizon:
-            last.popitem(last=False)
+        pairs = self._last
+        expired = []
+        self._next_expiry = _NEVER
+        for ref, (end, _) in pairs.items():
+            if end >= horizon:
+                self._next_expiry = end + self.window + self.gap + _EXPIRY_BATCH
+                break
+            expired.append(ref)
+        for ref in expired:
+            del pairs[ref]
+
+    def _sweep_chains(self, now: float) -> None:
+        """Drop the chains that ended ``window + gap`` ago (as :meth:`_expire` does the pairs)."""
+        self._next_chain_sweep = now + self.window
+        horizon = now - self.window - self.gap
         chains = self._chains
-        while chains and next(iter(chains.values())).last_end < horizon:
-            chains.popitem(last=False)
-        self._next_expiry = self._oldest_end() + self.window + self.gap
+        for ref in [ref for ref, chain in chains.items() if chain.last_end < horizon]:
+            del chains[ref]
 
     def __len__(self) -> int:
         """Objects currently tracked (at most ``max_tracked``)."""

@@ -174,15 +174,15 @@ def test_forget_drops_plain_and_chaining_objects() -> None:
 
 
 def test_entries_expire_window_plus_gap_after_their_last_reconcile() -> None:
+    """Within a second after ``window + gap`` (expiry runs in batches)."""
     detector = HotLoopDetector("c", threshold=3, window=10.0, gap=1.0)
     for i in range(1000):  # churn: every object reconciled once, one per 10 ms
         detector.observe(ref(f"o{i}"), UPDATED, 0.001, i * 0.01)
-    # Only the objects of the last window + gap (11 s = 1100 reconciles, capped by 1000) remain.
-    assert len(detector) == 1000
+    assert len(detector) == 1000  # all within window + gap (11 s) of the last one
     detector.observe(ref("late"), UPDATED, 0.001, 9.99 + 11.0 - 0.005)
     assert len(detector) == 2  # o999 (ended at 9.99) is just within the horizon, plus "late"
-    detector.observe(ref("later"), UPDATED, 0.001, 9.99 + 11.0 + 0.005)
-    assert len(detector) == 2  # o999 expired
+    detector.observe(ref("later"), UPDATED, 0.001, 9.99 + 11.0 + 1.0 + 0.001)
+    assert len(detector) == 2  # o999 expired; "late" and "later" remain
 
 
 def test_tracked_objects_are_bounded_by_max_tracked() -> None:
@@ -193,7 +193,7 @@ def test_tracked_objects_are_bounded_by_max_tracked() -> None:
         detector.observe(ref(f"o{i}"), UPDATED, 0.0005, now)
         assert len(detector) <= 50
     chain(detector, "hot", 3, start=now)  # the newest objects, chaining or not, are kept
-    assert len(detector) == 50
+    assert 45 <= len(detector) <= 50  # the oldest tenth goes at once
     assert [str(r) for r, _ in detector.detections] == [str(ref("hot"))]
 
 
