@@ -215,3 +215,15 @@ def test_bound_large_enough_for_the_objects_changes_nothing_property(
         expected = reference.observe(obj, updated, duration, now)
         assert detector.observe(ref(obj), UPDATED if updated else RETRY, duration, now) == expected
         assert len(detector) <= max_tracked
+
+
+def test_an_object_reconciled_again_expires_after_its_latest_reconcile() -> None:
+    detector = HotLoopDetector("c", threshold=3, window=10.0, gap=1.0)
+    detector.observe(ref("a"), RETRY, 0.01, 0.0)
+    detector.observe(ref("b"), RETRY, 0.01, 1.0)
+    detector.observe(ref("a"), RETRY, 0.01, 9.0)  # "a" is now the newer of the two
+    detector.observe(ref("c"), RETRY, 0.01, 13.5)  # horizon 2.5: "b" expires, "a" stays
+    assert len(detector) == 2
+    detector.forget(ref("c"))
+    detector.observe(ref("d"), RETRY, 0.01, 21.5)  # horizon 10.5: "a" expires too
+    assert len(detector) == 1
