@@ -64,11 +64,9 @@ watch line, bookmarks included. This is how the observe layer (which sits above 
 its watch metrics without this module importing it. Streams given to ``for_stream``,
 ``for_shared``, ``reconcile_on`` and ``reconcile_all_on`` belong to the caller: instrument them there.
 
-Concurrency default: 16. kube-rs defaults to unbounded, which at startup starts one reconcile per
-listed object at once (thousands of simultaneous API calls, connection-pool exhaustion, 429s);
-controller-runtime defaults to 1, which serialises work that on asyncio is nearly all waiting on
-the network. 16 keeps a useful number of requests in flight and well below an HTTP client's
-connection pool (httpx: 100), leaving room for the watches. ``concurrency=0`` is unbounded.
+Concurrency default: 16 (kube-rs: unbounded, one reconcile per listed object at startup, which
+exhausts connection pools; controller-runtime: 1, which serialises work that on asyncio is nearly
+all waiting on the network). ``concurrency=0`` is unbounded.
 
 Layout (kube-rs ``controller/mod.rs``): this module is the builder only. :meth:`Controller.run`
 freezes the settings into an :class:`~kube_runtime.controller.applier.ApplierSpec` whose triggers
