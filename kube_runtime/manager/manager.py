@@ -14,9 +14,9 @@ serves ``/metrics``, ``/readyz`` and ``/livez`` (and webhooks when a certificate
 ``--leader-elect``, waits as a standby (probes pass, no controller runs, no cache fills) until it
 holds the Lease; then starts the shared reflectors and every controller, wired to the
 observability (store readiness, watch and reconcile metrics, hot-loop detection), and runs them
-until shutdown. With ``--leader-election-warmup`` as well, a standby starts the reflectors and
-controllers at once, gated on the Lease (``Controller.with_leader_election(elector,
-warmup=True)``): its caches sync while it waits, and it reconciles as soon as it leads.
+until shutdown. With ``--leader-election-warmup`` (or ``Manager(warmup=True)``) a standby starts
+the reflectors and controllers at once, gated on the Lease (``Controller.with_leader_election(
+elector, warmup=True)``): its caches sync while it waits, and it reconciles as soon as it leads.
 
 Shutdown:
 
@@ -51,13 +51,15 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from kube_runtime._tasks import BackgroundTasks
 from kube_runtime.client import Api, ApiResource, Client
+from kube_runtime.client.json import KubeObject
 from kube_runtime.controller import Controller, ErrorPolicy, Reconciler, shutdown_on_signals
 from kube_runtime.leader import LeaderElectionLost, LeaderElector
 from kube_runtime.manager.options import ManagerOptions
-from kube_runtime.observe import Observability, configure_logging, setup_tracing
+from kube_runtime.observe import Observability, configure_logging, observe_watch, setup_tracing
 from kube_runtime.observe.observability import ItemCallback
 from kube_runtime.predicates import Predicate
 from kube_runtime.store import SharedReflector, store
+from kube_runtime.streams import EventItem, WatchStream
 from kube_runtime.watcher import WatcherConfig, watcher
 from kube_runtime.webhooks import Webhooks
 
@@ -75,6 +77,7 @@ class _Entry(Generic[C]):
     error_policy: ErrorPolicy[C] | None
     context: C
     on_item: ItemCallback | None
+    store_name: str | None
 
 
 class Manager:
@@ -84,6 +87,10 @@ class Manager:
     and the log lines of the manager. ``registry`` receives every metric (default:
     prometheus_client's global). ``configure_logs=False`` leaves logging as the caller set it up;
     ``tracing=False`` skips ``setup_tracing`` (log lines still carry ids, from unrecorded spans).
+    ``warmup=True`` (with ``--leader-elect``) keeps warm standbys: a standby runs its watches and
+    fills its stores (its ``/readyz`` waits for them) but reconciles nothing until it leads, so a
+    failover starts from synced caches (controller-runtime's ``EnableWarmup``; see
+    :mod:`~kube_runtime.controller.leadership`), at the cost of the watches' traffic and memory.
     """
 
     def __init__(
@@ -95,6 +102,7 @@ class Manager:
         registry: CollectorRegistry | None = None,
         configure_logs: bool = True,
         tracing: bool = True,
+        warmup: bool = False,
     ) -> None:
         self.client = client
         self.options = options or ManagerOptions()
@@ -103,6 +111,7 @@ class Manager:
         self.observability = Observability(self.options.server, registry=self.registry, client=client)
         self._configure_logs = configure_logs
         self._tracing = tracing
+        self._warmup = warmup
         self._entries: list[_Entry[Any]] = []
         self._shared: list[SharedReflector] = []
         self._webhooks: Webhooks | None = None
@@ -139,12 +148,26 @@ class Manager:
             self.api(resource), watcher_config, name=name, registry=self.registry, predicates=predicates
         )
 
-    def shared(self, resource: ApiResource, watcher_config: WatcherConfig | None = None) -> SharedReflector:
+    def shared(
+        self,
+        resource: ApiResource,
+        watcher_config: WatcherConfig | None = None,
+        *,
+        name: str | None = None,
+        modify: Callable[[KubeObject], None] | None = None,
+    ) -> SharedReflector:
         """One watch and cache of ``resource`` for several controllers
         (``Controller.for_shared(manager.shared(KIND), predicate=...)``). The manager runs it
-        while the controllers run (after winning the election)."""
+        while the controllers run (after winning the election). Its watch metrics are labelled
+        ``watch=name`` (default ``shared/<Kind>``); publish its store once under the same name
+        with ``add(..., store_name=name)`` on one of its controllers. ``modify`` edits each
+        object before it is cached (``streams.drop_managed_fields``)."""
         _reader, writer = store(resource)
-        stream = watcher(self.api(resource), watcher_config or WatcherConfig()).default_backoff()
+        raw = watcher(self.api(resource), watcher_config or WatcherConfig())
+        watch = name or f"shared/{resource.kind}"
+        stream: WatchStream[EventItem] = observe_watch(raw, watch, registry=self.registry).default_backoff()
+        if modify is not None:
+            stream = stream.modify(modify)
         shared = SharedReflector(writer, stream)
         self._shared.append(shared)
         return shared
@@ -157,11 +180,13 @@ class Manager:
         context: C,
         *,
         on_item: ItemCallback | None = None,
+        store_name: str | None = None,
     ) -> Controller:
         """Run ``controller`` with ``reconcile`` (``error_policy=None``: retry failures with the
         per-object backoff) when the manager runs; ``on_item`` sees every result item. Applies
-        the options' concurrency, graceful-shutdown timeout and reconcile timeout. Returns the
-        controller."""
+        the options' concurrency, graceful-shutdown and reconcile timeouts. ``store_name`` names its
+        store's series (``kube_runtime_store_*{store=...}``; default: the controller's name; a store
+        shared by several controllers is published once). Returns the controller."""
         if any(entry.controller.name == controller.name for entry in self._entries):
             raise ValueError(f"a controller named {controller.name!r} was added already")
         ctl = self.options.controller
@@ -169,7 +194,7 @@ class Manager:
         controller.with_graceful_shutdown_timeout(ctl.graceful_shutdown_timeout)
         controller.with_reconcile_timeout(ctl.reconcile_timeout)
         controller.graceful_shutdown_on(self._stopping)
-        self._entries.append(_Entry(controller, reconcile, error_policy, context, on_item))
+        self._entries.append(_Entry(controller, reconcile, error_policy, context, on_item, store_name))
         return controller
 
     def serve_webhooks(self, webhooks: Webhooks) -> None:
@@ -188,6 +213,7 @@ class Manager:
         *,
         add_arguments: Callable[[argparse.ArgumentParser], object] | None = None,
         description: str | None = None,
+        warmup: bool = False,
     ) -> int:
         """A controller process in one call; returns its exit status (``sys.exit(main())``).
 
@@ -196,7 +222,8 @@ class Manager:
         adds (read them back from :attr:`arguments`), connects with ``Client.infer()``, awaits
         ``setup(manager)`` (add the controllers there) and runs the manager. Returns 0 after a
         shutdown, 1 when leadership was lost (so that the pod restarts and campaigns again) or a
-        listener could not bind; a bad flag exits with usage (status 2)."""
+        listener could not bind; a bad flag exits with usage (status 2). ``warmup``: warm
+        standbys (see :class:`Manager`)."""
         parser = ManagerOptions.parser(name=name, description=description)
         if add_arguments is not None:
             add_arguments(parser)
@@ -205,7 +232,7 @@ class Manager:
 
         async def run() -> None:
             async with Client.infer() as client:
-                manager = cls(client, options, name=name)
+                manager = cls(client, options, name=name, warmup=warmup)
                 manager.arguments = args
                 await setup(manager)
                 await manager.run()
@@ -272,7 +299,7 @@ class Manager:
         lease, namespace = ctl.leader_election_id, ctl.lease_namespace()
         assert lease is not None  # ControllerOptions: --leader-elect comes with a Lease name
         async with LeaderElector(self.client, lease, namespace, registry=self.registry) as elector:
-            if ctl.leader_election_warmup:
+            if self._warmup or ctl.leader_election_warmup:
                 await self._lead_warm(elector)
                 return
             _log.info("manager %s: waiting for the lease %s/%s", self.name, namespace, lease)
@@ -305,6 +332,8 @@ class Manager:
             tasks = await stack.enter_async_context(BackgroundTasks())
             done: list[anyio.Event] = []
             for entry in self._entries:
+                if entry.controller.name not in obs.recorders:
+                    obs.add_controller(entry.controller, store_name=entry.store_name)
                 finished = anyio.Event()
                 done.append(finished)
                 run = functools.partial(

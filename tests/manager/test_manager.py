@@ -13,14 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 from prometheus_client import CollectorRegistry
 
 from kube_runtime.client import Api, ApiResource
 from kube_runtime.controller import Action, Controller, ControllerOptions, Reconciled
+from kube_runtime.controller.signals import shutdown_signal_count
 from kube_runtime.leader import LEASE_RESOURCE, LeaderElectionLost
 from kube_runtime.manager import Manager, ManagerOptions
 from kube_runtime.observe import ServerOptions
+from kube_runtime.store.object_ref import ObjectRef
 from kube_runtime.testing.server import ApiServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,21 +32,31 @@ SECRET = ApiResource.builtin("Secret")
 LOOPBACK = ServerOptions(metrics_bind_address="127.0.0.1:0", health_probe_bind_address="127.0.0.1:0")
 
 
-def options(*, leader_elect: bool = False, lease: str = "demo", warmup: bool = False) -> ManagerOptions:
+def options(
+    *, leader_elect: bool = False, lease: str = "demo", graceful: float | None = 25, warmup: bool = False
+) -> ManagerOptions:
     controller = ControllerOptions(
         namespace="default",
         leader_elect=leader_elect,
         leader_election_id=lease,
         leader_election_namespace="default",
         concurrency=2,
+        graceful_shutdown_timeout=graceful,
         leader_election_warmup=warmup,
     )
     return ManagerOptions(controller=controller, server=LOOPBACK)
 
 
-def manager(server: ApiServer, opts: ManagerOptions) -> Manager:
+def manager(server: ApiServer, opts: ManagerOptions, *, warmup: bool = False) -> Manager:
+    registry = CollectorRegistry()
     return Manager(
-        server.client, opts, name="demo", registry=CollectorRegistry(), configure_logs=False, tracing=False
+        server.client,
+        opts,
+        name="demo",
+        registry=registry,
+        configure_logs=False,
+        tracing=False,
+        warmup=warmup,
     )
 
 
@@ -234,3 +247,61 @@ def test_the_chart_flags_configure_the_manager() -> None:
     defaults = ManagerOptions.parse([], name="demo")
     assert defaults.webhooks is None
     assert defaults.controller.leader_election_id == "demo"
+
+
+async def test_warm_standbys_fill_their_caches_and_take_over_without_reconciling_before(
+    api_server: ApiServer,
+) -> None:
+    await Api(api_server.client, CM, "default").create(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
+    )
+    managers = {
+        name: manager(api_server, options(leader_elect=True), warmup=True) for name in ("first", "second")
+    }
+    seen = {name: Seen() for name in managers}
+    controllers = {
+        name: mgr.add(mgr.controller(CM), seen[name].reconciler(name), None, None)
+        for name, mgr in managers.items()
+    }
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(managers["first"].run)
+            await seen["first"].until(("first", "c"))
+            tg.start_soon(managers["second"].run)
+            await controllers["second"].store.wait_until_ready()  # the standby's cache fills
+            assert controllers["second"].store.get(ObjectRef.for_resource(CM, "c", "default")) is not None
+            assert seen["second"].names == []  # warm, not reconciling
+            managers["first"].stop()  # releases the Lease; the warm standby takes over
+            await seen["second"].until(("second", "c"))
+            managers["second"].stop()
+
+
+async def test_a_second_signal_forces_the_shutdown(
+    api_server: ApiServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    await Api(api_server.client, CM, "default").create(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
+    )
+    mgr = manager(api_server, options(graceful=None))  # a graceful shutdown alone waits forever
+    started, cancelled = anyio.Event(), anyio.Event()
+
+    async def hang(_obj: dict[str, Any], _ctx: None) -> Action:
+        started.set()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            cancelled.set()
+        raise AssertionError("unreachable")
+
+    mgr.add(mgr.controller(CM), hang, None, None)
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(mgr.run)
+            await started.wait()
+            os.kill(os.getpid(), signal.SIGTERM)  # graceful: the hung reconcile keeps it waiting
+            while shutdown_signal_count() < 1:
+                await anyio.lowlevel.checkpoint()
+            assert not cancelled.is_set()
+            os.kill(os.getpid(), signal.SIGTERM)  # forceful
+            await cancelled.wait()
+    assert any("forced shutdown" in r.getMessage() for r in caplog.records)

@@ -68,14 +68,18 @@ class Journal:
     reconciled: dict[str, set[str]] = field(default_factory=dict)
     by_replica: dict[str, int] = field(default_factory=dict)
     count: int = 0
+    #: ``(time, "start" | "end", replica, object)`` in order.
+    events: list[tuple[float, str, str, str]] = field(default_factory=list)
 
     def start(self, replica: str, name: str) -> None:
+        self.events.append((anyio.current_time(), "start", replica, name))
         other = self.active.get(name)
         if other is not None and other != replica:
             self.overlaps.append((name, other, replica))
         self.active[name] = replica
 
     def end(self, replica: str, name: str, version: str) -> None:
+        self.events.append((anyio.current_time(), "end", replica, name))
         if self.active.get(name) == replica:
             del self.active[name]
         self.reconciled.setdefault(name, set()).add(version)

@@ -15,10 +15,13 @@ import anyio.abc
 import pytest
 
 from kube_runtime.client import Api
+from kube_runtime.client.resource import ApiResource
 from kube_runtime.sharding import drain_label, shard_label
 from kube_runtime.testing.clock import virtual_clock_backend
 from kube_runtime.testing.server import ApiServer
 from tests.sharding.harness import CONFIGMAPS, RING, Journal, Replica, labelled, until
+
+SECRETS = ApiResource.builtin("Secret")
 
 
 @pytest.fixture
@@ -128,3 +131,98 @@ async def test_join_rebalance_leave_and_crash(api_server: ApiServer) -> None:
         await until(lambda: r.settled(["a"]))
     assert r.journal.overlaps == []
     assert r.journal.by_replica.keys() == {"a", "b", "c"}
+
+
+async def test_children_follow_their_owners(api_server: ApiServer) -> None:
+    await create(api_server, 20)
+    secrets = Api(api_server.client, SECRETS, "default")
+    for owner in api_server.objects(CONFIGMAPS, "default"):
+        meta = owner["metadata"]
+        ref = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "name": meta["name"],
+            "uid": meta["uid"],
+            "controller": True,
+        }
+        await secrets.create({"metadata": {"name": f"{meta['name']}-child", "ownerReferences": [ref]}})
+    await secrets.create({"metadata": {"name": "orphan"}})
+
+    def children_follow() -> bool:
+        owners = labelled(api_server.objects(CONFIGMAPS, "default"))
+        children = labelled(api_server.objects(SECRETS, "default"))
+        return children["orphan"] is not None and all(
+            children[f"{name}-child"] == shard for name, shard in owners.items()
+        )
+
+    async with ring(api_server, owns=True) as r:
+        await r.join("a")
+        await until(lambda: r.settled(["a"]) and children_follow())
+        await r.join("b")
+        await until(
+            lambda: (
+                set(r.assignments().values()) == {"a", "b"} and r.settled(["a", "b"]) and children_follow()
+            )
+        )
+        # A child's change reaches its owner's member only: b's owns watch is scoped to b's shard.
+        owner = next(name for name, shard in r.assignments().items() if shard == "b")
+        before = len(r.journal.events)
+        await secrets.patch(f"{owner}-child", {"data": {"k": "dg=="}})
+
+        def owner_reconciled() -> list[str]:
+            return [
+                who for _, kind, who, name in r.journal.events[before:] if kind == "end" and name == owner
+            ]
+
+        await until(lambda: bool(owner_reconciled()))
+        assert set(owner_reconciled()) == {"b"}
+    assert r.journal.overlaps == []
+
+
+async def test_assigner_failover(api_server: ApiServer) -> None:
+    await create(api_server, 20)
+    async with ring(api_server) as r:
+        a = await r.join("a")
+        await until(lambda: r.assigner_of() == ["a"] and r.settled(["a"]))
+        b = await r.join("b")
+        await until(lambda: r.settled(["a", "b"]) and "b" in r.assignments().values())
+        a.crash()
+        await a.done.wait()
+        # b takes over the ring's leader Lease once a's expires, then moves a's objects to itself.
+        await until(lambda: r.assigner_of() == ["b"] and r.settled(["b"]))
+        await create(api_server, 5, prefix="late")
+        await until(lambda: r.settled(["b"]))
+        assert b.sharded.assigner is not None
+        assert b.sharded.assigner.assignments() == {"b": 25}
+    assert r.journal.overlaps == []
+
+
+async def test_partitioned_replica_stops_before_its_objects_move(api_server: ApiServer) -> None:
+    await create(api_server, 20)
+    async with ring(api_server, work=3.0) as r:
+        a = await r.join("a")
+        await until(lambda: r.settled(["a"]))
+        b = await r.join("b")
+        await until(lambda: r.settled(["a", "b"]) and "b" in r.assignments().values())
+        on_b = {name for name, shard in r.assignments().items() if shard == "b"}
+        await update_all(api_server, "1")  # b is reconciling (3 s each) when it is cut off
+        await until(lambda: b.reconciling > 0)
+        cut = anyio.current_time()
+        b.transport.partitioned = True
+        await until(lambda: all(r.assignments()[name] == "a" for name in on_b) and r.settled(["a"]))
+        b_last = max(t for t, kind, who, name in r.journal.events if who == "b" and kind == "end")
+        a_first = min(t for t, kind, who, name in r.journal.events if who == "a" and name in on_b and t > cut)
+        # b stopped (its reconciles cancelled at its renew deadline) a safety margin before a started.
+        assert b_last <= cut + b.sharded.renew_deadline
+        assert (
+            a_first - b_last >= b.sharded.lease_duration - b.sharded.renew_deadline - b.sharded.retry_period
+        )
+        assert not b.done.is_set()  # b is alive and campaigning for a new term
+
+        # The network heals: b rejoins once the assigner gave its Lease back, and gets objects by drains.
+        b.transport.partitioned = False
+        await until(lambda: set(r.assignments().values()) == {"a", "b"} and r.settled(["a", "b"]))
+        assert b.run is not None
+        assert b.run.terms == 2
+        assert a.sharded.is_member()
+    assert r.journal.overlaps == []

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from examples.website import Website
 from kube_runtime import predicates
 from kube_runtime.client import Api, ApiResource, Client
 from kube_runtime.controller import Action, Controller, ObjectNotFound, Reconciled, ReconcilerFailed
 from kube_runtime.events import Event, EventType, Recorder, Reporter
 from kube_runtime.finalizer import Apply, Cleanup, FinalizerEvent, finalizer
 from kube_runtime.leader import LeaderElector
+from kube_runtime.manager import Manager, ManagerOptions
 from kube_runtime.observe import Observability, ServerOptions, configure_logging, setup_tracing
-from kube_runtime.resources import ConfigMap, TypedApi, TypedController
+from kube_runtime.resources import ConfigMap, TypedApi, TypedController, install_crd
 from kube_runtime.store import store
 from kube_runtime.wait import await_condition, is_deleted
 from kube_runtime.watcher import WatcherConfig, watcher
@@ -113,3 +115,28 @@ async def streams_and_leaders(client: Client) -> None:
         await elector.run_while_leading(controller.run, reconcile, error_policy, client)
     gone = await await_condition(Api(client, WEBSITE, "default"), "site", is_deleted("uid"))
     assert gone is None
+
+
+async def managers(client: Client) -> None:
+    options = ManagerOptions.parse(["--leader-elect"], name="website-operator")
+    manager = Manager(client, options, name="website-operator", warmup=True)
+    shared = manager.shared(WEBSITE, WatcherConfig(), name="websites")
+    manager.add(
+        Controller.for_shared(shared, name="a"), reconcile, error_policy, client, store_name="websites"
+    )
+    manager.add(manager.controller(CONFIG_MAP, predicates=[predicates.labels]), reconcile, None, client)
+    await manager.run()
+
+
+async def setup_website(manager: Manager) -> None:
+    if manager.arguments.install_crd:
+        await install_crd(manager.client, Website, field_manager="website-operator")
+
+
+def website_main(argv: list[str] | None = None) -> int:
+    return Manager.main(
+        "website-operator",
+        setup_website,
+        argv,
+        add_arguments=lambda parser: parser.add_argument("--install-crd", action="store_true"),
+    )

@@ -164,6 +164,9 @@ class Setup:
     group: str
     http: httpx.AsyncClient
     registry: CollectorRegistry
+    ca: SelfSignedCA  # signed the serving pair in cert_dir; issue() there to rotate it
+    cert_dir: Path
+    server: WebhookServer
 
     def path(self, version: str, name: str = "") -> str:
         base = f"/apis/{self.group}/{version}/namespaces/default/widgets"
@@ -228,10 +231,12 @@ async def webhooks_installed(http: httpx.AsyncClient, tmp_path: Path) -> AsyncIt
         "/explode", explode, name=f"explode.{group}", rules=rules,
         object_selector={"matchLabels": {"explode": "true"}},
     )  # fmt: skip
-    pair = SelfSignedCA().issue(tmp_path, hosts=["127.0.0.1"])
+    ca = SelfSignedCA()
+    pair = ca.issue(tmp_path, hosts=["127.0.0.1"])
     server = WebhookServer(
-        hooks, cert_file=pair.cert_file, key_file=pair.key_file, bind_address="127.0.0.1:0", registry=registry
-    )
+        hooks, cert_file=pair.cert_file, key_file=pair.key_file, bind_address="127.0.0.1:0",
+        registry=registry, poll_interval=0.05,
+    )  # fmt: skip
     async with server:
         client = ClientConfig(url=server.url, ca_bundle=pair.ca_pem)
         await create(http, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", with_conversion(
@@ -249,7 +254,7 @@ async def webhooks_installed(http: httpx.AsyncClient, tmp_path: Path) -> AsyncIt
         ]
         for resource, config in configs:
             await create(http, f"{ADMISSION}/{resource}", config)
-        setup = Setup(group, http, registry)
+        setup = Setup(group, http, registry, ca, tmp_path, server)
         try:
 
             async def active() -> bool:  # a dry-run create reaches both webhooks once they are active

@@ -181,6 +181,7 @@ async def test_the_api_server_validates_defaults_and_converts_websites_through_o
     failures: list[ControllerError] = []
     async with server:
         await install_webhooks(client, server, pair.ca_pem)
+        await install_webhooks(client, server, pair.ca_pem)  # installing again replaces, no error
         async with run as results, anyio.create_task_group() as tg:
 
             async def drive() -> None:
