@@ -191,6 +191,16 @@ def build_parser() -> argparse.ArgumentParser:
     # --concurrency, --namespace, --leader-elect, --leader-election-id, --leader-election-namespace
     ControllerOptions.add_arguments(ctl, leader_election_id=CONTROLLER_NAME)
 
+    shards = parser.add_argument_group(
+        "sharding (replaces --leader-elect: every replica reconciles its share)"
+    )
+    shards.add_argument("--shard-ring", default=None, help="join this ring (kube_runtime.sharding)")
+    shards.add_argument(
+        "--shard-identity",
+        default=None,
+        help="this replica's name in the ring (default: $POD_NAME, else hostname)",
+    )
+
     server = parser.add_argument_group("metrics and health probes")
     ServerOptions.add_arguments(server)
     # None: ':8080'/':8081' normally, loopback with --embedded (resolved in main()).
@@ -253,6 +263,10 @@ def _validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
             )
     if args.embedded and args.leader_elect:
         parser.error("--leader-elect makes no sense with --embedded (one process, one replica)")
+    if args.shard_ring and (args.embedded or args.leader_elect):
+        parser.error(
+            "--shard-ring runs one replica of a ring on a cluster: not with --embedded or --leader-elect"
+        )
 
 
 async def run_embedded(args: argparse.Namespace) -> None:
@@ -294,7 +308,27 @@ async def run_cluster(args: argparse.Namespace) -> None:
                 webhook_server = WebhookOptions.from_arguments(args).server(build_webhooks())
                 await stack.enter_async_context(webhook_server)
                 obs.checks.add_readyz("webhooks", webhook_server.started_check())
-            await _run_cluster_controller(obs, controller, ctx, ctl, client)
+            if args.shard_ring:
+                await _run_shard(obs, controller, ctx, ctl, args.shard_ring, args.shard_identity)
+            else:
+                await _run_cluster_controller(obs, controller, ctx, ctl, client)
+
+
+async def _run_shard(
+    obs: Observability,
+    controller: Controller,
+    ctx: Context,
+    ctl: ControllerOptions,
+    ring: str,
+    identity: str | None,
+) -> None:
+    """One replica of the ring: reconciles the generators labelled for it (see docs/sharding.md)."""
+    sharded = controller.sharded(ring=ring, lease_namespace=ctl.lease_namespace(), identity=identity)
+    obs.checks.add_store("shard", sharded)  # /readyz: member Lease held and the shard's store synced
+    async with obs:
+        _announce(obs)
+        log.info("joining the ring", ring=ring, identity=sharded.identity)
+        await obs.run(sharded, reconcile, error_policy, ctx, on_item=_log_reconciled)
 
 
 async def _run_cluster_controller(
