@@ -3,7 +3,7 @@
     python benches/run.py [--quick] [--scenarios 1,2,...] [--peers kube-runtime,kube-rs,...]
 
 Starts the embedded API server pinned to CPU 0 and each peer pinned to CPU 1 (taskset), runs the
-scenarios of issue 9 (1 cold sync, 2 steady ingest, 3 scheduling latency, 4 memory per object,
+scenarios (1 cold sync, 2 steady ingest, 3 scheduling latency, 4 memory per object,
 5 recovery, 6 observability overhead), prints the tables and writes
 benches/results/<date>-<quick|full>.md and .json. Build the compiled peers first with
 benches/build_peers.sh; a peer that cannot run here is listed in the results with the reason.
@@ -26,6 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import scenarios as sc
+from harness.baseline import Baseline
 from harness.envtest_sync import envtest_cold_sync
 from harness.peers import PEERS, available_peers
 from harness.report import add_ratios, machine, render, targets, tool_versions
@@ -60,6 +61,12 @@ def main(argv: list[str] | None = None) -> int:
         help=f"comma-separated, from: {', '.join(PEERS)} "
         f"(default: all; with --quick: {', '.join(QUICK_PEERS)})",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run kube-runtime as of git revision REV (checked out in a temporary worktree) as the "
+        "peer 'kube-runtime@REV', side by side with the working tree's",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--no-envtest", action="store_true", help="skip the real kube-apiserver run")
@@ -71,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown peers {unknown}; known: {list(PEERS)}")
     peers, unavailable = available_peers(wanted)
+    baseline = Baseline(args.baseline) if args.baseline else None
+    if baseline is not None:
+        peers.append(baseline.peer())
     sizes = sc.Sizes.quick() if args.quick else sc.Sizes()
     if args.cold_sync:
         sizes = dataclasses.replace(sizes, cold_sync=tuple(int(n) for n in args.cold_sync.split(",")))

@@ -68,6 +68,7 @@ if TYPE_CHECKING:
         ReconcileRequest,
         ReconcilerFailed,
         RunnerError,
+        TerminalError,
         current_reconcile,
     )
     from kube_runtime.events import (
@@ -83,6 +84,7 @@ if TYPE_CHECKING:
         LeaderElectionLost,
         LeaderElector,
     )
+    from kube_runtime.manager import Manager, ManagerOptions
     from kube_runtime.observe import (
         HealthChecks,
         ObjectGauge,
@@ -206,6 +208,7 @@ _EXPORTS: dict[str, str] = {
     "Reconciled": "kube_runtime.controller",
     "ReconcilerFailed": "kube_runtime.controller",
     "RunnerError": "kube_runtime.controller",
+    "TerminalError": "kube_runtime.controller",
     "current_reconcile": "kube_runtime.controller",
     "FinalizerError": "kube_runtime.finalizer",
     "FinalizerEvent": "kube_runtime.finalizer",
@@ -217,6 +220,8 @@ _EXPORTS: dict[str, str] = {
     "delete_and_finalize": "kube_runtime.wait",
     "LeaderElectionLost": "kube_runtime.leader",
     "LeaderElector": "kube_runtime.leader",
+    "Manager": "kube_runtime.manager",
+    "ManagerOptions": "kube_runtime.manager",
     "HealthChecks": "kube_runtime.observe",
     "ObjectGauge": "kube_runtime.observe",
     "Observability": "kube_runtime.observe",
@@ -256,6 +261,8 @@ __all__ = [
     "LeaderElectionLost",
     "LeaderElector",
     "ListSemantic",
+    "Manager",
+    "ManagerOptions",
     "NoResourceVersion",
     "ObjectDecodeFailed",
     "ObjectGauge",
@@ -277,6 +284,7 @@ __all__ = [
     "SharedReflector",
     "Store",
     "Subscription",
+    "TerminalError",
     "TransportError",
     "WatchDecodeError",
     "WatchError",

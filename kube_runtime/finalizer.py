@@ -43,6 +43,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias
 
+from kube_runtime.client.api import PatchType
 from kube_runtime.client.errors import ApiError, KubeError
 from kube_runtime.client.json import KubeObject
 from kube_runtime.controller.action import Action
@@ -81,14 +82,15 @@ FinalizerEvent: TypeAlias = Apply | Cleanup
 
 
 class PatchableApi(Protocol):
-    """The slice of :class:`kube_runtime.client.Api` the helper uses."""
+    """The slice of :class:`kube_runtime.client.Api` the helper uses: an ``Api`` (or a
+    ``TypedApi``) passes as it is, no cast needed."""
 
     async def patch(
         self,
         name: str,
         patch: Any,
         *,
-        patch_type: str = ...,
+        patch_type: PatchType = ...,
         field_manager: str | None = ...,
         force: bool = ...,
     ) -> KubeObject: ...
@@ -102,7 +104,7 @@ class ApplyFailed(FinalizerError):
     """The ``Apply`` callback raised; ``__cause__`` is its exception."""
 
     def __init__(self, cause: BaseException) -> None:
-        super().__init__(f"failed to apply object: {cause}")
+        super().__init__(f"failed to apply object: {cause!r}")
         self.__cause__ = cause
 
 
@@ -110,7 +112,7 @@ class CleanupFailed(FinalizerError):
     """The ``Cleanup`` callback raised; the finalizer was kept, so the object stays Terminating."""
 
     def __init__(self, cause: BaseException) -> None:
-        super().__init__(f"failed to clean up object: {cause}")
+        super().__init__(f"failed to clean up object: {cause!r}")
         self.__cause__ = cause
 
 

@@ -7,6 +7,9 @@
 
 or, for a controller that drains gracefully on loss, ``controller.graceful_shutdown_on(elector.lost)``
 after ``await elector.wait_until_leading()``.
+A controller can also be gated on the elector itself, optionally warming up while a standby:
+``controller.with_leader_election(elector, warmup=True)`` (see
+:mod:`kube_runtime.controller.leadership`).
 
 Protocol (as client-go, defaults from controller-runtime): lease duration 15 s, renew deadline 10 s,
 retry period 2 s, identity ``<hostname>_<uuid4>``. A candidate takes the lease when it does not
@@ -293,7 +296,7 @@ class LeaderElector:
             return await tasks.__aexit__(exc_type, exc, tb)
         finally:
             was_acquired = self._acquired.is_set()
-            self._declare_lost("elector stopped")
+            self._declare_lost("elector stopped", stopping=True)
             if self.release_on_shutdown and was_acquired:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(self.renew_deadline):
                     await self.release()
@@ -303,7 +306,7 @@ class LeaderElector:
 
         The write is guarded by resourceVersion, so it never clears a rival's hold.
         """
-        self._declare_lost("released")
+        self._declare_lost("released", stopping=True)
         try:
             lease = await self._api.get_opt(self.name)
             if lease is None or (lease.get("spec") or {}).get("holderIdentity") != self.identity:
@@ -446,7 +449,8 @@ class LeaderElector:
         duration = self._observed_spec.get("leaseDurationSeconds") or self.lease_duration
         return anyio.current_time() < self._observed_time + float(duration)
 
-    def _declare_lost(self, reason: str) -> None:
+    def _declare_lost(self, reason: str, *, stopping: bool = False) -> None:
+        """End the term; ``stopping``: the elector's own shutdown (INFO), not a loss (WARNING)."""
         if self.lost.is_set():
             return
         self.lost_reason = reason
@@ -454,7 +458,9 @@ class LeaderElector:
         for callback in self._on_lost:
             callback()
         self._gauge.set(0)
-        if self._acquired.is_set():
+        if self._acquired.is_set() and stopping:
+            log.info("lease %s/%s: %s stepped down: %s", self.namespace, self.name, self.identity, reason)
+        elif self._acquired.is_set():
             log.warning(
                 "lease %s/%s: %s lost leadership: %s", self.namespace, self.name, self.identity, reason
             )

@@ -4,6 +4,11 @@ A predicate maps an object to a hashable fingerprint of the property it cares ab
 when the object has no such property (then the object always passes). The filter passes an object
 when its fingerprint differs from the last one seen for the same object (name, namespace and uid).
 
+Pitfall: a filter remembers only the fingerprint, so a change the predicate does not look at is
+dropped; a finalizer controller whose predicate ignores ``metadata.deletionTimestamp`` (``labels``,
+``annotations``, a custom one) never sees the delete it must clean up after. Add ``deletion``:
+``combine(labels, deletion)``.
+
 Pitfall: ``generation`` is only maintained for kinds with a spec/status split (Deployments, custom
 resources with a status subresource); ConfigMaps and Pods have none, so nothing is filtered.
 """
@@ -15,6 +20,7 @@ __all__ = [
     "Predicate",
     "annotations",
     "combine",
+    "deletion",
     "fallback",
     "finalizers",
     "generation",
@@ -55,6 +61,19 @@ def annotations(obj: dict[str, Any]) -> Hashable | None:
 def finalizers(obj: dict[str, Any]) -> Hashable | None:
     """The finalizer list, in order (never ``None``)."""
     return tuple(_meta(obj).get("finalizers") or ())
+
+
+def deletion(obj: dict[str, Any]) -> Hashable | None:
+    """``metadata.deletionTimestamp`` once set, else ``None``.
+
+    Meant for :func:`combine`: ``combine(p, deletion)`` passes whatever ``p`` passes, plus the
+    update that marks the object for deletion (``None`` never decides on its own). Alone it
+    filters nothing but repeated updates of an object already being deleted. kube-apiserver also
+    bumps ``metadata.generation`` when it sets ``deletionTimestamp`` on an object that has one, so
+    ``generation`` sees that update too; kinds without a generation and predicates that ignore it
+    need this one."""
+    value = _meta(obj).get("deletionTimestamp")
+    return value if isinstance(value, str) and value else None
 
 
 def combine(*predicates: Predicate) -> Predicate:

@@ -49,7 +49,9 @@ __all__ = [
     "DeletedObject",
     "EventItem",
     "EventWriter",
+    "ListedObject",
     "ObjectItem",
+    "PredicateMemory",
     "WatchStream",
     "applied_objects",
     "backoff",
@@ -77,6 +79,15 @@ class DeletedObject(dict[str, Any]):
 
     A plain ``dict`` in every respect (a shallow copy of the object); the type lets later helpers
     and controllers tell a delete from an update: :func:`predicate_filter` always passes it.
+    """
+
+    __slots__ = ()
+
+
+class ListedObject(dict[str, Any]):
+    """An object yielded by :func:`synced_objects` because a (re)list ended, not because it
+    changed: triggers give its reconcile a low priority (controller-runtime enqueues its initial
+    list that way). A plain ``dict`` in every respect (a shallow copy of the stored object).
     """
 
     __slots__ = ()
@@ -211,9 +222,9 @@ def synced_objects(
 
     Put it directly after :func:`reflect` of ``store``'s writer. It yields the object of every
     ``Apply`` (already applied to the store), and at every ``InitDone`` (the store has just swapped
-    in the new list) every object of the store; ``InitApply`` objects are not yielded, since until
-    the swap the store still shows the previous state. With ``deletes``, a ``Delete`` yields the
-    last state as a :class:`DeletedObject`. Errors pass.
+    in the new list) every object of the store, as a :class:`ListedObject`; ``InitApply`` objects
+    are not yielded, since until the swap the store still shows the previous state. With
+    ``deletes``, a ``Delete`` yields the last state as a :class:`DeletedObject`. Errors pass.
 
     Guarantee: after a (re)list, paged or streaming, every object of the new state is yielded once
     the store holds that state; objects deleted while the watch was away are not yielded (they
@@ -256,7 +267,7 @@ class _Synced(WatchStream[ObjectItem]):
                     self._sent += 1
                     if self._sent % _SYNC_BATCH == 0:
                         await anyio.lowlevel.checkpoint()  # a large store must not hold the loop
-                    return listed
+                    return ListedObject(listed)
                 self._listed = None
             while True:
                 item = await source.__anext__()
@@ -267,7 +278,7 @@ class _Synced(WatchStream[ObjectItem]):
                     first = next(objects, None)
                     if first is not None:
                         self._listed, self._sent = objects, 1
-                        return first
+                        return ListedObject(first)
                 elif isinstance(item, Delete):
                     if self._deletes:
                         return DeletedObject(item.object)
@@ -456,7 +467,7 @@ def predicate_filter(
 
 
 async def _predicate_filter(stream: AsyncIterable[T], predicate: Predicate, ttl: float) -> AsyncIterator[T]:
-    cache = _PredicateCache(ttl)
+    cache = PredicateMemory(predicate, ttl=ttl)
     source = aiter(stream)
     try:
         async for item in source:
@@ -469,10 +480,10 @@ async def _predicate_filter(stream: AsyncIterable[T], predicate: Predicate, ttl:
                 cache.forget(item)
                 yield item
             elif isinstance(item, Apply | InitApply):
-                if cache.changed(item.object, predicate):
+                if cache.changed(item.object):
                     yield item
             elif isinstance(item, dict):
-                if cache.changed(item, predicate):
+                if cache.changed(item):
                     yield item
             else:
                 yield item
@@ -480,12 +491,17 @@ async def _predicate_filter(stream: AsyncIterable[T], predicate: Predicate, ttl:
         await _aclose(source)
 
 
-class _PredicateCache:
-    """(namespace, name, uid) -> [fingerprint hash, last seen]."""
+class PredicateMemory:
+    """The memory behind :func:`predicate_filter`, for filters that must see every event
+    themselves (the controller's ``owns``/``watches`` triggers remember what each related object
+    maps to even when its change is filtered out). Same guarantees as :func:`predicate_filter`.
 
-    __slots__ = ("_entries", "_last_sweep", "_ttl")
+    Holds (namespace, name, uid) -> [fingerprint hash, last seen]."""
 
-    def __init__(self, ttl: float) -> None:
+    __slots__ = ("_entries", "_last_sweep", "_predicate", "_ttl")
+
+    def __init__(self, predicate: Predicate, *, ttl: float = DEFAULT_PREDICATE_TTL) -> None:
+        self._predicate = predicate
         self._ttl = ttl
         self._entries: dict[tuple[Any, Any, Any], list[Any]] = {}
         self._last_sweep: float | None = None
@@ -495,8 +511,10 @@ class _PredicateCache:
         meta = obj.get("metadata") or {}
         return (meta.get("namespace"), meta.get("name"), meta.get("uid"))
 
-    def changed(self, obj: KubeObject, predicate: Predicate) -> bool:
-        value: Hashable | None = predicate(obj)
+    def changed(self, obj: KubeObject) -> bool:
+        """Whether ``obj`` passes (its fingerprint changed, is ``None``, or it is new or
+        forgotten); remembers its fingerprint."""
+        value: Hashable | None = self._predicate(obj)
         if value is None:
             return True
         now = anyio.current_time()
@@ -513,6 +531,7 @@ class _PredicateCache:
         return passes
 
     def forget(self, obj: KubeObject) -> None:
+        """Forget ``obj`` (it was deleted): its next appearance passes."""
         self._entries.pop(self._key(obj), None)
 
     def _maybe_sweep(self, now: float) -> None:

@@ -1,4 +1,4 @@
-"""A public name means one thing in every import order (issue 13 item 6).
+"""A public name means one thing in every import order.
 
 Importing a submodule sets an attribute of that name on its package, after the submodule ran. A
 package that re-exports a *function* of the same name (``kube_runtime.watcher`` the subpackage and

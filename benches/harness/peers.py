@@ -33,6 +33,8 @@ class Peer:
     variants: tuple[str, ...] = ("full",)
     env: tuple[tuple[str, str], ...] = ()
     library: str = ""
+    #: A source tree whose ``kube_runtime`` the peer imports instead of the installed one (a baseline).
+    source: str | None = None
 
     def missing(self) -> str | None:
         """Why the peer cannot run here (None when it can)."""
@@ -179,7 +181,9 @@ class PeerRun:
             **dict(self.peer.env),
             **self.env,
             "BENCH_DUMP": str(self.dump_path),
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(PY_PEERS), os.environ.get("PYTHONPATH")])),
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(PY_PEERS), self.peer.source, os.environ.get("PYTHONPATH")])
+            ),
         }
         self._stderr = open(self.stderr_path, "w")
         self.started = time.time()

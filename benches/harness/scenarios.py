@@ -1,4 +1,4 @@
-"""The six scenarios of issue 9. Each returns a dict: {"title", "rows": [...], "notes": [...]}.
+"""The six benchmark scenarios. Each returns a dict: {"title", "rows": [...], "notes": [...]}.
 
 Every figure comes from the peer protocol (benches/peers/README.md) and /proc; nothing here is
 specific to one peer except the choice of mode (watch or controller).

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from examples.configmapgen.crd import CONFIG_MAP, CONFIG_MAP_GENERATOR
 from kube_runtime.client import Api, ApiError, Client
 from kube_runtime.controller import Action, Controller
 from kube_runtime.events import Event, EventType, Recorder, Reporter
-from kube_runtime.finalizer import Apply, FinalizerEvent, PatchableApi, finalizer
+from kube_runtime.finalizer import Apply, FinalizerEvent, finalizer
 from kube_runtime.watcher import WatcherConfig
 
 __all__ = ["FIELD_MANAGER", "FINALIZER", "Context", "build_controller", "error_policy", "reconcile"]
@@ -58,8 +58,7 @@ async def reconcile(generator: dict[str, Any], ctx: Context) -> Action:
             return await apply(event.object, ctx)
         return await cleanup(event.object, ctx)
 
-    # Api.patch narrows patch_type to a Literal, which the helper's protocol (str) does not accept.
-    return await finalizer(cast(PatchableApi, generators), FINALIZER, generator, handle)
+    return await finalizer(generators, FINALIZER, generator, handle)
 
 
 async def apply(generator: dict[str, Any], ctx: Context) -> Action:

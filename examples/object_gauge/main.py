@@ -87,7 +87,7 @@ async def run(args: argparse.Namespace) -> None:
             for name, data in SAMPLES.items():
                 await Api(client, CONFIG_MAP, "default").create(config_map(name, data))
         else:
-            client = await stack.enter_async_context(await Client.infer())
+            client = await stack.enter_async_context(Client.infer())
 
         controller = (
             Controller(Api(client, CONFIG_MAP, options.namespace), WatcherConfig().any_semantic())

@@ -109,7 +109,7 @@ async def run(args: argparse.Namespace) -> None:
             ):
                 await Api(client, POD, "default").create(sample_pod(name, node, app))
         else:
-            client = await stack.enter_async_context(await Client.infer())
+            client = await stack.enter_async_context(Client.infer())
 
         pods, stream = reflect_pods(client, args.namespace)
         obs = Observability(ServerOptions.from_arguments(args), client=client)

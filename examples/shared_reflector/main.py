@@ -15,8 +15,9 @@ and one cache:
 ``kube_runtime_watch_events_total{watch="configmaps",type="init"}`` counts one list for both, and
 ``kube_runtime_store_objects{store="configmaps"}`` the one cache once; the ``controller_runtime_*``
 metrics are per controller. Logs are JSON lines on stderr (``KUBE_RUNTIME_LOG_FORMAT=console`` for
-plain text). Both controllers stop gracefully on SIGINT/SIGTERM (a second signal forces it) or
-after ``--run-for`` seconds.
+plain text). Both run on one :class:`~kube_runtime.manager.Manager` (the Helm chart's flags, the
+shared cache, metrics and probes) and stop gracefully on SIGINT/SIGTERM (a second signal forces it)
+or after ``--run-for`` seconds.
 """
 
 from __future__ import annotations
@@ -32,13 +33,12 @@ import structlog
 
 from kube_runtime import predicates
 from kube_runtime.client import Api, ApiResource, Client
-from kube_runtime.controller import Action, Controller, ControllerOptions
+from kube_runtime.controller import Action, Controller
 from kube_runtime.events import Event, EventType, Recorder, Reporter
-from kube_runtime.observe import Observability, ServerOptions, configure_logging, observe_watch, setup_tracing
-from kube_runtime.store import SharedReflector, store
+from kube_runtime.manager import Manager, ManagerOptions
 from kube_runtime.streams import drop_managed_fields
 from kube_runtime.testing import ApiServer
-from kube_runtime.watcher import WatcherConfig, watcher
+from kube_runtime.watcher import WatcherConfig
 
 __all__ = [
     "CONFIG_MAP",
@@ -95,8 +95,7 @@ async def validate(cm: dict[str, Any], ctx: Context) -> Action:
     return Action.await_change()
 
 
-async def run(args: argparse.Namespace) -> None:
-    options = ControllerOptions.from_arguments(args)
+async def run(args: argparse.Namespace, options: ManagerOptions) -> None:
     async with AsyncExitStack() as stack:
         server: ApiServer | None = None
         if args.embedded:
@@ -104,38 +103,35 @@ async def run(args: argparse.Namespace) -> None:
             client: Client = server.client
             await seed(client)
         else:
-            client = await stack.enter_async_context(await Client.infer())
-
-        # One watch, one cache ...
-        reader, writer = store(CONFIG_MAP)
-        configmaps = Api(client, CONFIG_MAP, options.namespace)
-        events = watcher(configmaps, WatcherConfig().labels(SELECTOR))
-        stream = observe_watch(events, "configmaps").default_backoff().modify(drop_managed_fields)
-        shared = SharedReflector(writer, stream)
+            client = await stack.enter_async_context(Client.infer())
+        manager = Manager(client, options, name="shared-reflector")
+        # One watch and one cache (kube_runtime_watch_*{watch="configmaps"}) ...
+        config = WatcherConfig().labels(SELECTOR)
+        shared = manager.shared(CONFIG_MAP, config, name="configmaps", modify=drop_managed_fields)
         # ... and two controllers subscribed to it; the validator only cares about label changes.
-        annotator = Controller.for_shared(shared, name="annotator")
-        validator = Controller.for_shared(shared, name="validator", predicate=predicates.labels)
-        for controller in (annotator, validator):
-            controller.with_config(concurrency=options.concurrency).shutdown_on_signal()
-            if args.run_for is not None:
-                controller.graceful_shutdown_on(anyio.sleep(args.run_for))
-
-        obs = Observability(ServerOptions.from_arguments(args), client=client)
+        annotator = Controller.for_shared(shared, name="annotator", registry=manager.registry)
+        validator = Controller.for_shared(
+            shared, name="validator", predicate=predicates.labels, registry=manager.registry
+        )
+        ctx = Context(client, Recorder(client, Reporter.with_hostname("shared-reflector")))
         # /readyz/<name>, /livez/<name> and reconcile metrics per controller; the cache is
         # published once, as kube_runtime_store_objects{store="configmaps"}.
-        obs.add_controller(annotator, store_name="configmaps")
-        obs.add_controller(validator)
-        ctx = Context(client, Recorder(client, Reporter.with_hostname("shared-reflector")))
+        manager.add(annotator, annotate, None, ctx, store_name="configmaps")
+        manager.add(validator, validate, None, ctx)
 
-        async with obs, shared, anyio.create_task_group() as tg:
-            log.info("serving", metrics=obs.server.metrics_url, probes=obs.server.health_url)
+        async with anyio.create_task_group() as tg:
             if server is not None:
                 tg.start_soon(demo, server)
-            async with anyio.create_task_group() as controllers:
-                controllers.start_soon(obs.run, annotator, annotate, None, ctx)
-                controllers.start_soon(obs.run, validator, validate, None, ctx)
+            if args.run_for is not None:
+                tg.start_soon(stop_after, manager, args.run_for)
+            await manager.run()
             tg.cancel_scope.cancel()
-        log.info("stopped", configmaps=len(reader))
+        log.info("stopped", configmaps=len(annotator.store))
+
+
+async def stop_after(manager: Manager, seconds: float) -> None:
+    await anyio.sleep(seconds)
+    manager.stop()
 
 
 def sample(name: str, team: str | None, **data: str) -> dict[str, Any]:
@@ -183,18 +179,9 @@ async def until(check: Callable[[], Awaitable[bool]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="shared_reflector", description=__doc__.splitlines()[0])
+    parser = ManagerOptions.parser(name="shared_reflector", description=__doc__.splitlines()[0])
     parser.add_argument("--embedded", action="store_true", help="run on the embedded API server, with a demo")
     parser.add_argument("--run-for", type=float, default=None, metavar="SECONDS", help="stop after this long")
-    ControllerOptions.add_arguments(parser)  # --concurrency (per controller), --namespace
-    ServerOptions.add_arguments(parser)  # --metrics-bind-address, --health-probe-bind-address, ...
-    args = parser.parse_args(argv)
-    configure_logging()  # $KUBE_RUNTIME_LOG, $KUBE_RUNTIME_LOG_FORMAT
-    # Reconcile and HTTP spans; exported over OTLP only when an endpoint is configured (the chart's
-    # tracing.otlpEndpoint sets OTEL_EXPORTER_OTLP_ENDPOINT).
-    tracing = setup_tracing("shared-reflector")
-    try:
-        anyio.run(run, args)
-    finally:
-        tracing.shutdown()  # export the spans still queued
+    args = parser.parse_args(argv)  # the chart's flags: --concurrency (per controller), --namespace, ...
+    anyio.run(run, args, ManagerOptions.from_parsed(parser, args))
     return 0

@@ -8,14 +8,13 @@ server-side applies, so an unchanged Website costs no write and triggers no furt
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import cast
 
 import structlog
 
 from examples.typed_operator.resources import Website, WebsiteStatus
 from kube_runtime.client import Client
 from kube_runtime.controller import Action
-from kube_runtime.finalizer import Apply, FinalizerEvent, PatchableApi, finalizer
+from kube_runtime.finalizer import Apply, FinalizerEvent, finalizer
 from kube_runtime.resources import (
     ConfigMap,
     ObjectMeta,
@@ -65,9 +64,8 @@ async def reconcile(site: Website, ctx: Context) -> Action:
         log.info("website cleaned up", website=site.name)
         return Action.await_change()
 
-    # The finalizer helper works on dicts: hand it the wire form (the dict Api's patch fits its
-    # protocol at runtime; its annotation is narrower, hence the cast, as in examples/configmapgen).
-    return await finalizer(cast(PatchableApi, websites.raw), FINALIZER, to_dict(site), handle)
+    # The finalizer helper works on dicts: hand it the wire form and the dict Api.
+    return await finalizer(websites.raw, FINALIZER, to_dict(site), handle)
 
 
 async def publish(site: Website, websites: TypedApi[Website], ctx: Context) -> Action:

@@ -48,14 +48,10 @@ class WatchEventStream:
     ahead keeps dozens of fresh objects alive and makes the cyclic GC trace them).
     """
 
-    __slots__ = ("_body", "_lines", "_metadata_only", "_position", "_splitter", "idle_timeout")
+    __slots__ = ("_body", "_lines", "_metadata_only", "_position", "_splitter")
 
-    def __init__(
-        self, body: ResponseStream, *, metadata_only: bool = False, idle_timeout: float | None = None
-    ) -> None:
+    def __init__(self, body: ResponseStream, *, metadata_only: bool = False) -> None:
         self._body = body
-        #: The idle timeout this stream enforces itself (``None``: none).
-        self.idle_timeout = idle_timeout
         self._splitter = LineSplitter()
         self._lines: list[bytes] = []
         self._position = 0
@@ -64,6 +60,11 @@ class WatchEventStream:
 
     def __aiter__(self) -> WatchEventStream:
         return self
+
+    @property
+    def idle_timeout(self) -> float | None:
+        """Seconds a read may wait for bytes before the iteration ends (``None``: forever)."""
+        return self._body.idle_timeout
 
     @property
     def idle_timed_out(self) -> bool:
@@ -77,7 +78,6 @@ class WatchEventStream:
 
     def set_idle_timeout(self, seconds: float) -> None:
         """Change ``idle_timeout`` for the reads to come (see :meth:`ResponseStream.set_idle_timeout`)."""
-        self.idle_timeout = seconds
         self._body.set_idle_timeout(seconds)
 
     async def __anext__(self) -> WatchItem:
@@ -259,7 +259,7 @@ class Api:
         async with self.client.stream(
             verb, self._collection(), params=params, accept=accept, idle_timeout=idle_timeout
         ) as body:
-            yield WatchEventStream(body, metadata_only=metadata_only, idle_timeout=idle_timeout)
+            yield WatchEventStream(body, metadata_only=metadata_only)
 
     # -- writes ---------------------------------------------------------------------------------------
 

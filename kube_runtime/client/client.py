@@ -35,9 +35,8 @@ HTTP/1.1 each watch owns its connection and the pool is sized for that.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any
@@ -59,7 +58,7 @@ from kube_runtime.client.tls import load_client_certificate, ssl_context
 from kube_runtime.client.tracing import RequestSpan, RequestTracer
 from kube_runtime.client.transport import KubeTransport
 
-__all__ = ["Client", "ResponseStream"]
+__all__ = ["Client", "PendingClient", "ResponseStream"]
 
 logger = logging.getLogger("kube_runtime.client")
 
@@ -142,8 +141,6 @@ class Client:
             headers={"User-Agent": config.user_agent},
             transport=transport,
         )
-        #: Whether every stream has a TCP connection of its own (our transport over HTTP/1.1).
-        self._own_connections = self.untimed_reads and not config.http2
         self._extensions: dict[str, Any] = {}
         if config.tls_server_name:
             self._extensions["sni_hostname"] = config.tls_server_name
@@ -162,9 +159,16 @@ class Client:
         return cls(ClientConfig.from_kubeconfig(path, context), **kwargs)
 
     @classmethod
-    async def infer(cls, **kwargs: Any) -> Client:
-        """A client for the inferred configuration (see :meth:`ClientConfig.infer`)."""
-        return cls(await ClientConfig.infer(), **kwargs)
+    def infer(cls, **kwargs: Any) -> PendingClient:
+        """A client for the inferred configuration (see :meth:`ClientConfig.infer`): explicit
+        kubeconfig, ``$KUBECONFIG``, in-cluster, ``~/.kube/config``. The files are read in a worker
+        thread, so the result is pending: use it as the other constructors are used,
+        ``async with Client.infer() as client:``, or ``client = await Client.infer()``."""
+
+        async def build() -> Client:
+            return cls(await ClientConfig.infer(), **kwargs)
+
+        return PendingClient(build)
 
     @property
     def default_namespace(self) -> str:
@@ -250,19 +254,6 @@ class Client:
         for that long ends (``ResponseStream.idle_timed_out`` tells it apart from a normal end).
         Without it a stream waits for headers and bytes forever."""
         timeout = self._stream_timeout
-        watchdog: float | None = None
-        if idle_timeout is not None:
-            if self._own_connections and _on_asyncio():
-                # Over HTTP/1.1 each watch owns its connection: a watchdog timer shuts an idle one's
-                # socket down. httpcore wraps every socket read in anyio.fail_after, and a deadline
-                # there costs a clock read and a timer armed and cancelled per read (a slow watch
-                # reads about once per event); with no deadline the scope is cheaper (measured in
-                # benches/bench_watch_decode.py).
-                watchdog = idle_timeout
-            else:
-                timeout = httpx.Timeout(
-                    connect=timeout.connect, read=idle_timeout, write=timeout.write, pool=timeout.pool
-                )
         response, span = await self._open(
             verb,
             "GET",
@@ -274,11 +265,11 @@ class Client:
             stream=timeout,
             headers_within=idle_timeout,
         )
-        body = ResponseStream(response, span, verb, watchdog=watchdog)
+        body = ResponseStream(response, span, verb, idle_timeout=idle_timeout)
         try:
             yield body
         finally:
-            body._stop_watchdog()
+            body.close()
             with anyio.CancelScope(shield=True):
                 await response.aclose()
             logger.debug("%s GET %s stream closed", verb, path)
@@ -487,9 +478,27 @@ def _query(params: Params | None) -> list[tuple[str, str | int | float | bool | 
     return query
 
 
-def _on_asyncio() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
+class PendingClient:
+    """A client still being configured (:meth:`Client.infer`): ``async with pending as client``
+    builds, enters and closes it like ``async with Client(...)``; ``await pending`` returns the
+    client (close it with ``aclose()`` or ``async with client``). Use it once."""
+
+    __slots__ = ("_build", "_client")
+
+    def __init__(self, build: Callable[[], Awaitable[Client]]) -> None:
+        self._build = build
+        self._client: Client | None = None
+
+    def __await__(self) -> Generator[Any, None, Client]:
+        return self._build().__await__()
+
+    async def __aenter__(self) -> Client:
+        self._client = await self._build()
+        return await self._client.__aenter__()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.__aexit__(exc_type, exc, tb)

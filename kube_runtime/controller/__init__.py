@@ -7,7 +7,13 @@ attempt), :mod:`.applier` (``applier``: runs a frozen spec, triggers -> schedule
 result stream) and :mod:`.controller` (the ``Controller`` builder).
 """
 
-from kube_runtime.controller.action import Action, ReconcileReason, ReconcileRequest
+from kube_runtime.controller.action import (
+    DEFAULT_PRIORITY,
+    LOW_PRIORITY,
+    Action,
+    ReconcileReason,
+    ReconcileRequest,
+)
 from kube_runtime.controller.applier import (
     DEFAULT_CONCURRENCY,
     ApplierSpec,
@@ -22,15 +28,18 @@ from kube_runtime.controller.controller import Controller, WatchInstrument
 from kube_runtime.controller.errors import (
     ControllerError,
     ObjectDecodeFailed,
-    ObjectNotFound,
     QueueError,
     ReconcilerFailed,
+    ReconcilerFailedTerminally,
+    ReconcilerPanicked,
+    ReconcileTimedOut,
     RunnerError,
 )
+from kube_runtime.controller.failures import PANIC_TYPES, TerminalError
 from kube_runtime.controller.metrics import QueueMetrics, queue_metrics
 from kube_runtime.controller.options import DEFAULT_LEASE_NAMESPACE, ControllerOptions
 from kube_runtime.controller.reconcile import ErrorPolicy, Reconciler
-from kube_runtime.controller.result import ControllerResult, Reconciled
+from kube_runtime.controller.result import ControllerResult, ObjectNotFound, Reconciled
 from kube_runtime.controller.runner import Runner, RunnerHooks, runner
 from kube_runtime.controller.scheduler import Due, Scheduler, ScheduleRequest, scheduler
 from kube_runtime.controller.shutdown import DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT
@@ -41,6 +50,9 @@ __all__ = [
     "DEFAULT_CONCURRENCY",
     "DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT",
     "DEFAULT_LEASE_NAMESPACE",
+    "DEFAULT_PRIORITY",
+    "LOW_PRIORITY",
+    "PANIC_TYPES",
     "SHUTDOWN_SIGNALS",
     "Action",
     "ApplierSpec",
@@ -60,14 +72,18 @@ __all__ = [
     "ReconcileInfo",
     "ReconcileReason",
     "ReconcileRequest",
+    "ReconcileTimedOut",
     "Reconciled",
     "Reconciler",
     "ReconcilerFailed",
+    "ReconcilerFailedTerminally",
+    "ReconcilerPanicked",
     "Runner",
     "RunnerError",
     "RunnerHooks",
     "ScheduleRequest",
     "Scheduler",
+    "TerminalError",
     "Trigger",
     "WatchInstrument",
     "applier",

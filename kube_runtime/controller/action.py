@@ -2,8 +2,13 @@
 
 ``Action`` is the reconciler's answer (requeue after a delay, or wait for the next change).
 ``ReconcileReason`` says why a reconcile was scheduled; its ``str()`` is kube-rs's display string
-(it names the reconcile span and log lines). ``ReconcileRequest`` pairs a ref with a reason and is
-equal/hashed by the ref only, so a scheduler keeps one entry per object whatever the reason.
+(it names the reconcile span and log lines). ``ReconcileRequest`` pairs a ref with a reason (and
+a priority) and is equal/hashed by the ref only, so a scheduler keeps one entry per object
+whatever the reason.
+
+Priorities are controller-runtime's: ints, higher first; :data:`DEFAULT_PRIORITY` (0) for live
+changes, :data:`LOW_PRIORITY` (-100, its ``handler.LowPriority``) for objects a (re)list or a bulk
+reconcile produced.
 """
 
 from __future__ import annotations
@@ -13,10 +18,15 @@ from typing import Final
 
 from kube_runtime.store.object_ref import ObjectRef
 
-__all__ = ["Action", "ReconcileReason", "ReconcileRequest"]
+__all__ = ["DEFAULT_PRIORITY", "LOW_PRIORITY", "Action", "ReconcileReason", "ReconcileRequest"]
 
 #: Longest delay any requeue is scheduled for (kube-rs clamps to about six months, #1772).
 MAX_REQUEUE_SECONDS: Final = 180 * 24 * 3600.0
+#: The priority of a live change (and of anything that does not say).
+DEFAULT_PRIORITY: Final = 0
+#: The priority of an object seen in a (re)list or a bulk reconcile: controller-runtime's
+#: ``handler.LowPriority``.
+LOW_PRIORITY: Final = -100
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,11 +35,28 @@ class Action:
 
     ``requeue_after`` is a delay in seconds, counted from the moment the reconcile finished, or
     ``None`` to wait for the next watch event. ``backoff`` (error policies only) asks for the
-    controller's per-object exponential delay instead of a fixed one.
+    controller's per-object exponential delay instead of a fixed one. ``priority`` (see
+    :meth:`with_priority`) is the requeue's priority; ``None`` keeps the priority the reconcile
+    was started at (controller-runtime's ``Result.Priority``). ``timeout`` (see
+    :meth:`with_timeout`) is the requeued reconcile's timeout; ``None``: the controller's.
     """
 
     requeue_after: float | None
     backoff: bool = False
+    priority: int | None = None
+    timeout: float | None = None
+
+    def with_priority(self, priority: int) -> Action:
+        """The same action with its requeue at ``priority`` (higher runs first among due ones)."""
+        return Action(self.requeue_after, self.backoff, int(priority), self.timeout)
+
+    def with_timeout(self, seconds: float) -> Action:
+        """The same action, and the reconcile it requeues is cancelled after ``seconds`` instead
+        of the controller's reconcile timeout. Pitfall: a change of the object that comes due
+        before the requeue replaces it, and runs with the controller's timeout."""
+        if not seconds > 0:
+            raise ValueError(f"timeout must be positive, got {seconds}")
+        return Action(self.requeue_after, self.backoff, self.priority, float(seconds))
 
     @classmethod
     def requeue(cls, seconds: float) -> Action:
@@ -51,10 +78,14 @@ class Action:
 
     def __repr__(self) -> str:
         if self.backoff:
-            return "Action.requeue_with_backoff()"
-        if self.requeue_after is None:
-            return "Action.await_change()"
-        return f"Action.requeue({self.requeue_after})"
+            text = "Action.requeue_with_backoff()"
+        elif self.requeue_after is None:
+            text = "Action.await_change()"
+        else:
+            text = f"Action.requeue({self.requeue_after})"
+        if self.priority is not None:
+            text += f".with_priority({self.priority})"
+        return text if self.timeout is None else f"{text}.with_timeout({self.timeout})"
 
 
 _AWAIT_CHANGE: Final = Action(None)
@@ -124,13 +155,23 @@ class ReconcileRequest:
 
     Equality and hashing use ``obj_ref`` only, so a scheduler holds one request per object; which
     reason survives a merge is the scheduler's rule (the earliest request's, a tie taking the newer).
+    ``priority`` is the request's priority (the entry keeps the highest one asked for);
+    ``timeout`` the reconcile's timeout in seconds (``None``: the controller's).
     """
 
-    __slots__ = ("obj_ref", "reason")
+    __slots__ = ("obj_ref", "priority", "reason", "timeout")
 
-    def __init__(self, obj_ref: ObjectRef, reason: ReconcileReason = ReconcileReason.UNKNOWN) -> None:
+    def __init__(
+        self,
+        obj_ref: ObjectRef,
+        reason: ReconcileReason = ReconcileReason.UNKNOWN,
+        priority: int = DEFAULT_PRIORITY,
+        timeout: float | None = None,
+    ) -> None:
         self.obj_ref = obj_ref
         self.reason = reason
+        self.priority = priority
+        self.timeout = timeout
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ReconcileRequest):
@@ -141,4 +182,6 @@ class ReconcileRequest:
         return hash(self.obj_ref)
 
     def __repr__(self) -> str:
-        return f"ReconcileRequest({self.obj_ref}, {self.reason})"
+        if self.priority == DEFAULT_PRIORITY:
+            return f"ReconcileRequest({self.obj_ref}, {self.reason})"
+        return f"ReconcileRequest({self.obj_ref}, {self.reason}, priority={self.priority})"

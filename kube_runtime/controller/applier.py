@@ -37,6 +37,7 @@ from types import TracebackType
 from typing import Any, Final, Generic, Protocol, TypeVar
 
 import anyio
+from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from prometheus_client import CollectorRegistry
 
@@ -45,10 +46,12 @@ from kube_runtime.client.json import KubeObject
 from kube_runtime.controller.action import ReconcileRequest
 from kube_runtime.controller.backoff import ReconcileBackoff
 from kube_runtime.controller.errors import ControllerError, QueueError
+from kube_runtime.controller.leadership import LeaderElection
 from kube_runtime.controller.metrics import QueueMetrics
 from kube_runtime.controller.reconcile import ErrorPolicy, ReconcileAttempts, Reconciler
 from kube_runtime.controller.result import ControllerResult
 from kube_runtime.controller.runner import Runner, loop_clock
+from kube_runtime.controller.scheduler import DEFAULT_MAX_WAIT
 from kube_runtime.controller.shutdown import (
     DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT,
     ShutdownDeadline,
@@ -90,17 +93,30 @@ class ControllerConfig:
     seconds before a triggered reconcile starts (pitfall: an object changing more often than that
     is never reconciled). ``graceful_shutdown_timeout``: seconds a graceful shutdown waits for
     running reconciles before cancelling them (``None``: forever; see
-    :mod:`~kube_runtime.controller.shutdown`)."""
+    :mod:`~kube_runtime.controller.shutdown`). ``priority_queue``: live changes run before what a
+    (re)list produced (controller-runtime's ``UsePriorityQueue``, on by default as there);
+    ``priority_max_wait``: seconds after which a waiting due reconcile gets every other start
+    whatever its priority (the starvation bound of :mod:`~kube_runtime.controller.scheduler`).
+    ``reconcile_timeout``: seconds after which a reconcile is cancelled and reported as
+    ``ReconcileTimedOut`` (``None``, the default as in controller-runtime: no limit; see
+    :mod:`~kube_runtime.controller.reconcile`)."""
 
     concurrency: int = DEFAULT_CONCURRENCY
     debounce: float = 0.0
     graceful_shutdown_timeout: float | None = DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT
+    priority_queue: bool = True
+    priority_max_wait: float = DEFAULT_MAX_WAIT
+    reconcile_timeout: float | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency < 0:
             raise ValueError(f"concurrency must be >= 0 (0 = unbounded), got {self.concurrency}")
         if self.debounce < 0:
             raise ValueError(f"debounce must be >= 0, got {self.debounce}")
+        if not self.priority_max_wait > 0:
+            raise ValueError(f"priority_max_wait must be > 0, got {self.priority_max_wait}")
+        if self.reconcile_timeout is not None and not self.reconcile_timeout > 0:
+            raise ValueError(f"reconcile_timeout must be > 0 or None, got {self.reconcile_timeout}")
         check_graceful_shutdown_timeout(self.graceful_shutdown_timeout)
 
 
@@ -118,7 +134,9 @@ class ApplierSpec:
     """Everything one run reads. ``store``: the main store (readiness gate, the objects reconciled).
     ``exclusive``: runs of specs with the same key never overlap (a controller's store has one
     writer); ``None``: no such rule. ``decode``: turns the stored dict into what the reconciler
-    gets. ``registry``: where the work-queue metrics go (``None``: prometheus_client's global)."""
+    gets. ``registry``: where the work-queue metrics go (``None``: prometheus_client's global).
+    ``leader_election``: reconcile only while leading, with or without warm-up (see
+    :mod:`~kube_runtime.controller.leadership`)."""
 
     name: str
     store: Store
@@ -130,6 +148,7 @@ class ApplierSpec:
     decode: Callable[[KubeObject], Any] | None = None
     registry: CollectorRegistry | None = None
     exclusive: Hashable | None = None
+    leader_election: LeaderElection | None = None
 
 
 def applier(
@@ -245,12 +264,12 @@ class ControllerRun(Generic[C]):
     async def _run(self, send: MemoryObjectSendStream[ControllerResult]) -> None:
         spec = self._spec
         config = spec.config
-        metrics = QueueMetrics(spec.name, spec.registry)
+        metrics = QueueMetrics(spec.name, spec.registry, prioritized=config.priority_queue)
         metrics.set_max_concurrency(config.concurrency)
         clock = loop_clock()
 
-        def requeue(request: ReconcileRequest, run_at: float) -> None:
-            runner.schedule(request, run_at)
+        def requeue(request: ReconcileRequest, run_at: float, priority: int) -> None:
+            runner.schedule(request, run_at, priority)
 
         attempts: ReconcileAttempts[C] = ReconcileAttempts(
             name=spec.name,
@@ -263,13 +282,25 @@ class ControllerRun(Generic[C]):
             metrics=metrics,
             clock=clock,
             requeue=requeue,
+            timeout=config.reconcile_timeout,
         )
+        election = spec.leader_election
+        ready = spec.store.wait_until_ready
+        if election is not None:
+            elector = election.elector
+
+            async def ready() -> None:
+                await elector.wait_until_leading()
+                await spec.store.wait_until_ready()
+
         runner: Runner[ReconcileRequest, ControllerResult] = Runner(
             attempts,
             concurrency=config.concurrency,
             debounce=config.debounce,
-            ready=spec.store.wait_until_ready,
+            ready=ready,
             hooks=metrics,
+            prioritized=config.priority_queue,
+            max_wait=config.priority_max_wait,
         )
         self._runner = runner
         deadline = ShutdownDeadline(
@@ -288,8 +319,9 @@ class ControllerRun(Generic[C]):
         try:
             with self._force, signals:
                 async with anyio.create_task_group() as tg:
-                    for trigger in spec.triggers:
-                        tg.start_soon(self._drive, trigger, runner, send, name=f"trigger {trigger.name}")
+                    tg.start_soon(self._start_triggers, tg, runner, send, name="start triggers")
+                    if election is not None:
+                        tg.start_soon(self._stop_on_loss, election, name="leader election")
                     for waitable in spec.graceful_shutdown_on:
                         tg.start_soon(self._shutdown_after, waitable)
                     tg.start_soon(deadline.run, name="graceful shutdown deadline")
@@ -302,6 +334,27 @@ class ControllerRun(Generic[C]):
             metrics.active_workers.set(0)
             send.close()
             _log.debug("applier terminated")
+
+    async def _start_triggers(
+        self,
+        tg: TaskGroup,
+        runner: Runner[ReconcileRequest, ControllerResult],
+        send: MemoryObjectSendStream[Any],
+    ) -> None:
+        """Open the triggers: at once, or (cold leader election) once leading."""
+        election = self._spec.leader_election
+        if election is not None and not election.warmup:
+            try:
+                await election.elector.wait_until_leading()
+            except Exception:  # the term ended first: _stop_on_loss ends the run
+                return
+        for trigger in self._spec.triggers:
+            tg.start_soon(self._drive, trigger, runner, send, name=f"trigger {trigger.name}")
+
+    async def _stop_on_loss(self, election: LeaderElection) -> None:
+        await election.elector.lost.wait()
+        _log.info("controller %s: leadership lost, stopping", self._spec.name)
+        self.force_shutdown()
 
     async def _drive(
         self,
@@ -316,7 +369,7 @@ class ControllerRun(Generic[C]):
                 if isinstance(item, Exception):
                     await send.send(QueueError(item))
                 else:
-                    schedule(item)
+                    schedule(item, None, item.priority)
             _log.debug("trigger %s ended", trigger.name)
         except Exception as exc:  # a custom stream that raised instead of yielding its error
             _log.warning("trigger %s failed and stopped: %r", trigger.name, exc)

@@ -32,9 +32,14 @@ Guarantees (kube-rs ``controller/mod.rs`` semantics unless noted):
 * The scheduler/runner rules hold (see :mod:`~kube_runtime.controller.scheduler` and
   :mod:`~kube_runtime.controller.runner`): one entry per object, never two concurrent reconciles
   of one object, a global concurrency limit, and nothing runs before the main store is ready.
-* Every finished attempt yields one item: ``Reconciled`` or ``ReconcilerFailed``; plus
-  ``ObjectNotFound`` when a due object is gone, ``QueueError`` for each trigger-stream error and
-  ``RunnerError``. Nothing but shutdown ends the stream.
+  Live changes run before objects a relist (or ``reconcile_all_on``) queued, which wait at
+  ``LOW_PRIORITY`` (controller-runtime's priority queue; ``ControllerConfig(priority_queue=False)``
+  turns it off), with a starvation bound of ``priority_max_wait``.
+* Every finished attempt yields one item: ``Reconciled`` or ``ReconcilerFailed`` (its subclasses
+  ``ReconcileTimedOut``, ``ReconcilerFailedTerminally`` and ``ReconcilerPanicked`` say why:
+  :mod:`~kube_runtime.controller.reconcile`, :mod:`~kube_runtime.controller.failures`); plus
+  ``ObjectNotFound`` when a due object is gone (a notice, not an error: it was deleted),
+  ``QueueError`` for each trigger-stream error and ``RunnerError``. Nothing but shutdown ends the stream.
 * Nothing runs unless the results are consumed: the output is unbuffered and the runner starts
   nothing new while a finished reconcile waits to hand over its result.
 * Requeues go straight into the scheduler when a reconcile finishes (it is synchronous and
@@ -59,11 +64,9 @@ watch line, bookmarks included. This is how the observe layer (which sits above 
 its watch metrics without this module importing it. Streams given to ``for_stream``,
 ``for_shared``, ``reconcile_on`` and ``reconcile_all_on`` belong to the caller: instrument them there.
 
-Concurrency default: 16. kube-rs defaults to unbounded, which at startup starts one reconcile per
-listed object at once (thousands of simultaneous API calls, connection-pool exhaustion, 429s);
-controller-runtime defaults to 1, which serialises work that on asyncio is nearly all waiting on
-the network. 16 keeps a useful number of requests in flight and well below an HTTP client's
-connection pool (httpx: 100), leaving room for the watches. ``concurrency=0`` is unbounded.
+Concurrency default: 16 (kube-rs: unbounded, one reconcile per listed object at startup, which
+exhausts connection pools; controller-runtime: 1, which serialises work that on asyncio is nearly
+all waiting on the network). ``concurrency=0`` is unbounded.
 
 Layout (kube-rs ``controller/mod.rs``): this module is the builder only. :meth:`Controller.run`
 freezes the settings into an :class:`~kube_runtime.controller.applier.ApplierSpec` whose triggers
@@ -75,7 +78,7 @@ performs each attempt.
 from __future__ import annotations
 
 import weakref
-from collections.abc import AsyncIterable, Callable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -84,7 +87,7 @@ from prometheus_client import CollectorRegistry
 from kube_runtime.client.api import Api
 from kube_runtime.client.json import KubeObject
 from kube_runtime.client.resource import ApiResource
-from kube_runtime.controller.action import ReconcileReason, ReconcileRequest
+from kube_runtime.controller.action import LOW_PRIORITY, ReconcileReason, ReconcileRequest
 from kube_runtime.controller.applier import (
     DEFAULT_CONCURRENCY,
     ApplierSpec,
@@ -95,6 +98,7 @@ from kube_runtime.controller.applier import (
     applier,
 )
 from kube_runtime.controller.backoff import ReconcileBackoff
+from kube_runtime.controller.leadership import LeaderElection, Leadership
 from kube_runtime.controller.reconcile import ErrorPolicy, Reconciler
 from kube_runtime.controller.triggers import (
     RequestItem,
@@ -103,11 +107,11 @@ from kube_runtime.controller.triggers import (
     trigger_self,
     trigger_with,
 )
-from kube_runtime.predicates import Predicate
+from kube_runtime.predicates import Predicate, combine
 from kube_runtime.store.object_ref import ObjectRef
 from kube_runtime.store.shared import SharedReflector
 from kube_runtime.store.store import Store, store
-from kube_runtime.streams import DEFAULT_PREDICATE_TTL, WatchStream, predicate_filter
+from kube_runtime.streams import DEFAULT_PREDICATE_TTL, PredicateMemory, WatchStream, predicate_filter
 from kube_runtime.watcher.backoff import Backoff, default_backoff
 from kube_runtime.watcher.config import WatcherConfig
 from kube_runtime.watcher.progress import WatchProgress
@@ -157,6 +161,18 @@ class Controller:
     large the cache. ``compact_store=False`` caches the decoded dicts: reconcilers then get the
     cached object itself (read-only; mutating it corrupts the cache) and the process gets the
     ``FreezeAfterSync`` GC policy.
+
+    ``predicates`` filter what triggers from the main watch (controller-runtime's
+    ``WithEventFilter``/``WithPredicates``), e.g. ``predicates=[predicates.generation]`` so that
+    the controller's own status writes do not wake it. An object triggers when any of their
+    fingerprints changed since the controller last saw it (:func:`~kube_runtime.predicates.combine`;
+    controller-runtime requires every predicate to pass), with
+    :func:`~kube_runtime.streams.predicate_filter` semantics and memory (``predicate_ttl``). The
+    filter sits after the store, so the store, the watch metrics (bookmarks, progress, staleness)
+    and requeues see every change. Pitfalls: with the :func:`~kube_runtime.finalizer.finalizer`
+    helper, include ``finalizers`` (its patch adding the finalizer must trigger the next
+    reconcile), and a finalizer controller must see the update that sets ``deletionTimestamp``
+    (``generation`` does on kube-apiserver, :func:`~kube_runtime.predicates.deletion` always).
     """
 
     def __init__(
@@ -167,11 +183,16 @@ class Controller:
         name: str | None = None,
         registry: CollectorRegistry | None = None,
         compact_store: bool = True,
+        predicates: Sequence[Predicate] = (),
+        predicate_ttl: float = DEFAULT_PREDICATE_TTL,
     ) -> None:
         if isinstance(api, _Main):
+            if predicates:
+                raise ValueError("predicates apply to Controller(api); for_shared takes its own")
             main = api
         else:
-            main = _watch_main(api, watcher_config or WatcherConfig(), compact_store)
+            config = watcher_config or WatcherConfig()
+            main = _watch_main(api, config, compact_store, _one_predicate(predicates), predicate_ttl)
         self.resource: ApiResource = main.resource
         self.name = name or main.resource.kind.lower()
         self._store = main.store
@@ -179,11 +200,13 @@ class Controller:
         self._triggers: list[Trigger] = []
         self._watches: list[str] = []
         self._config = ControllerConfig()
+        self._leader_election: LeaderElection | None = None
         self._graceful: list[ShutdownSignal] = []
         self._on_signal = False
         self._backoff_factory: Callable[[], Backoff] = default_backoff
         self._error_backoff = ReconcileBackoff()
         self._instruments: list[WatchInstrument] = []
+        self._deletion_listeners: list[Callable[[ObjectRef], object]] = []
         self._decode: Callable[[KubeObject], Any] | None = None
         self._api = api if isinstance(api, Api) else None
         self._owned: list[ApiResource] = []
@@ -210,7 +233,9 @@ class Controller:
         Pitfall: build it with :func:`~kube_runtime.streams.synced_objects` (``...reflect(writer)
         .synced_objects(reader)``), not ``applied_objects``, whose relist objects arrive before
         the store shows them (see "Relists" in the module docs)."""
-        main = _Main(resource, reader, lambda _ctl: trigger_self(stream, resource), "stream")
+        main = _Main(
+            resource, reader, lambda ctl: trigger_self(stream, resource, on_delete=ctl._deleted), "stream"
+        )
         return cls(main, name=name, registry=registry)
 
     @classmethod
@@ -240,11 +265,11 @@ class Controller:
         if res is None:
             raise ValueError("pass the resource: the shared store does not know its kind")
 
-        def open_shared(_ctl: Controller) -> AsyncIterable[RequestItem]:
+        def open_shared(ctl: Controller) -> AsyncIterable[RequestItem]:
             subscription: AsyncIterable[Any] = shared.subscribe()
             if predicate is not None:
                 subscription = predicate_filter(subscription, predicate, ttl=predicate_ttl)
-            return trigger_self(subscription, res)
+            return trigger_self(subscription, res, on_delete=ctl._deleted)
 
         return cls(_Main(res, reader, open_shared, "shared"), name=name, registry=registry)
 
@@ -255,22 +280,35 @@ class Controller:
         """The main store (kube-rs ``Controller::store``): read it from reconcilers."""
         return self._store
 
-    def owns(self, api: Api, watcher_config: WatcherConfig | None = None) -> Controller:
+    def owns(
+        self,
+        api: Api,
+        watcher_config: WatcherConfig | None = None,
+        *,
+        predicates: Sequence[Predicate] = (),
+        predicate_ttl: float = DEFAULT_PREDICATE_TTL,
+    ) -> Controller:
         """Reconcile the owners of ``api``'s objects (changes and deletes): every
         ``ownerReferences`` entry of this controller's kind (``controller: true`` is not needed).
         Watches metadata only and keeps no cache of the children, only the owner requests each
         maps to, so a child deleted while the watch was away triggers its owners at the relist
-        (see :mod:`~kube_runtime.controller.related`)."""
+        (see :mod:`~kube_runtime.controller.related`).
+
+        ``predicates`` filter changed children as on the main watch (they see metadata only:
+        ``generation``, ``labels``, ``annotations``, ``finalizers``, ``deletion``...); deletes,
+        and children gone at a relist, always trigger."""
         child: ApiResource = api.resource
         config = watcher_config or WatcherConfig()
         owner = self.resource
         watch = self._watch_name(child.kind)
+        predicate = _one_predicate(predicates)
         self._owned.append(child)
 
         def open_owns() -> AsyncIterable[RequestItem]:
             scoped = self._scoped(config)
             raw = self._open_watch(watch, lambda progress: metadata_watcher(api, scoped, progress=progress))
-            return trigger_owners(raw.backoff(self._backoff_factory()), owner, child)
+            memory = None if predicate is None else PredicateMemory(predicate, ttl=predicate_ttl)
+            return trigger_owners(raw.backoff(self._backoff_factory()), owner, child, memory)
 
         self._triggers.append(Trigger(f"owns {child.kind}", open_owns))
         return self
@@ -280,19 +318,24 @@ class Controller:
         api: Api,
         watcher_config: WatcherConfig | None,
         mapper: Callable[[KubeObject], Iterable[ObjectRef]],
+        *,
+        predicates: Sequence[Predicate] = (),
+        predicate_ttl: float = DEFAULT_PREDICATE_TTL,
     ) -> Controller:
         """Reconcile the objects ``mapper`` names for each change (or delete: the mapper gets a
         :class:`~kube_runtime.streams.DeletedObject`) of ``api``'s objects. Keeps no cache of
         them, only what each mapped to: one deleted while the watch was away triggers that at the
         relist, without calling ``mapper`` again. An exception from ``mapper`` is yielded as a
-        ``QueueError``."""
+        ``QueueError``. ``predicates`` filter changed objects as in :meth:`owns`."""
         other: ApiResource = api.resource
         config = watcher_config or WatcherConfig()
         watch = self._watch_name(other.kind)
+        predicate = _one_predicate(predicates)
 
         def open_watches() -> AsyncIterable[RequestItem]:
             raw = self._open_watch(watch, lambda progress: watcher(api, config, progress=progress))
-            return trigger_others(raw.backoff(self._backoff_factory()), other, mapper)
+            memory = None if predicate is None else PredicateMemory(predicate, ttl=predicate_ttl)
+            return trigger_others(raw.backoff(self._backoff_factory()), other, mapper, memory)
 
         self._triggers.append(Trigger(f"watches {other.kind}", open_watches))
         return self
@@ -307,12 +350,15 @@ class Controller:
 
     def reconcile_all_on(self, stream: AsyncIterable[Any]) -> Controller:
         """Reconcile every object in the store (reason ``bulk reconcile requested``) for each item of
-        ``stream``. The controller keeps running when the stream ends."""
+        ``stream``, at low priority (like a resync). The controller keeps running when the stream
+        ends."""
         resource, reader = self.resource, self._store
 
         def to_requests(_item: Any) -> Iterable[ReconcileRequest]:
             reason = ReconcileReason.BULK_RECONCILE
-            return [ReconcileRequest(ObjectRef.from_obj(obj, resource), reason) for obj in reader]
+            return [
+                ReconcileRequest(ObjectRef.from_obj(obj, resource), reason, LOW_PRIORITY) for obj in reader
+            ]
 
         self._triggers.append(Trigger("reconcile_all_on", lambda: trigger_with(stream, to_requests)))
         return self
@@ -337,6 +383,24 @@ class Controller:
         """Cancel running reconciles ``seconds`` after a graceful shutdown began (``None``: wait
         for them forever; default 25 s: see :mod:`~kube_runtime.controller.shutdown`)."""
         self._config = replace(self._config, graceful_shutdown_timeout=seconds)
+        return self
+
+    @property
+    def leader_election(self) -> LeaderElection | None:
+        """The election this controller's runs are gated on (``with_leader_election``), if any."""
+        return self._leader_election
+
+    def with_leader_election(self, elector: Leadership, *, warmup: bool = False) -> Controller:
+        """Reconcile only while ``elector`` leads, and stop when its term ends. ``warmup``: run
+        the watches while a standby so a failover starts from synced stores (controller-runtime's
+        ``EnableWarmup``; see :mod:`~kube_runtime.controller.leadership`)."""
+        self._leader_election = LeaderElection(elector, warmup)
+        return self
+
+    def with_reconcile_timeout(self, seconds: float | None) -> Controller:
+        """Cancel a reconcile after ``seconds`` (``None``: never, the default) and report it as
+        ``ReconcileTimedOut``; ``Action.with_timeout`` overrides it for one requeue."""
+        self._config = replace(self._config, reconcile_timeout=seconds)
         return self
 
     def trigger_backoff(self, factory: Callable[[], Backoff]) -> Controller:
@@ -380,6 +444,22 @@ class Controller:
         """
         self._instruments.append(wrap)
         return self
+
+    def on_object_deleted(self, listener: Callable[[ObjectRef], object]) -> Controller:
+        """Call ``listener(ref)`` for every delete of a main object the main trigger sees (on the
+        event loop, before later items of that trigger: keep it O(1)), so that state kept per
+        object goes with the object (``Observability`` registers its result recorder's).
+        The controller itself forgets the object's failure backoff then. Pitfall: objects that
+        vanished while the watch was away (dropped at a relist) are not reported; and a reconcile
+        that was running at the delete still yields its result afterwards.
+        """
+        self._deletion_listeners.append(listener)
+        return self
+
+    def _deleted(self, ref: ObjectRef) -> None:
+        self._error_backoff.forget(ref)
+        for listener in self._deletion_listeners:
+            listener(ref)
 
     def decode_objects(self, decode: Callable[[KubeObject], Any]) -> Controller:
         """Hand the reconciler and error policy ``decode(obj)`` instead of the store's dict (typed
@@ -457,6 +537,7 @@ class Controller:
             decode=self._decode,
             registry=self._registry,
             exclusive=self,
+            leader_election=self._leader_election,
         )
 
     def run(
@@ -479,9 +560,17 @@ class Controller:
         return applier(self.spec(), reconcile, error_policy, context)
 
 
-def _watch_main(api: Api, config: WatcherConfig, compact_store: bool) -> _Main:
+def _one_predicate(predicates: Sequence[Predicate]) -> Predicate | None:
+    if not predicates:
+        return None
+    return predicates[0] if len(predicates) == 1 else combine(*predicates)
+
+
+def _watch_main(
+    api: Api, config: WatcherConfig, compact_store: bool, predicate: Predicate | None, predicate_ttl: float
+) -> _Main:
     """The main trigger of ``Controller(api, ...)``: a watch reflected into a new store, its
-    objects yielded once the store shows them."""
+    objects yielded once the store shows them (and, with a predicate, once they changed)."""
     resource: ApiResource = api.resource
     reader, writer = store(resource, compact=compact_store)
 
@@ -489,8 +578,12 @@ def _watch_main(api: Api, config: WatcherConfig, compact_store: bool) -> _Main:
         watch = ctl._watches[0]
         scoped = ctl._scoped(config)
         raw = ctl._open_watch(watch, lambda progress: watcher(api, scoped, progress=progress))
-        synced = raw.backoff(ctl._backoff_factory()).reflect(writer).synced_objects(reader)
-        return trigger_self(synced, resource)
+        # Deletes flow too (they trigger nothing): the predicate memory and per-object state
+        # listeners forget the object at once.
+        synced = raw.backoff(ctl._backoff_factory()).reflect(writer).synced_objects(reader, deletes=True)
+        if predicate is not None:
+            synced = synced.predicate_filter(predicate, ttl=predicate_ttl)
+        return trigger_self(synced, resource, on_delete=ctl._deleted)
 
     return _Main(resource, reader, open_main, "watch")
 

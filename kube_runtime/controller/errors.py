@@ -1,7 +1,12 @@
 """The errors a controller's result stream yields as values.
 
-Every item of ``Controller.run()`` is either a ``Reconciled`` or one of these. None of them ends
-the stream (only shutdown does), so a consumer should log/count them and keep iterating.
+Every item of ``Controller.run()`` is a ``Reconciled``, an ``ObjectNotFound`` notice (not an
+error: see :mod:`~kube_runtime.controller.result`) or one of these. None of them ends the stream
+(only shutdown does), so a consumer should log/count them and keep iterating.
+
+Each error keeps what caused it as ``__cause__`` with its traceback (``ReconcilerFailed.error`` is
+the exception the reconciler raised, its own ``__cause__`` chain included), so logging the item
+with ``exc_info=item`` shows where it was raised.
 """
 
 from __future__ import annotations
@@ -13,27 +18,17 @@ from kube_runtime.store.object_ref import ObjectRef
 __all__ = [
     "ControllerError",
     "ObjectDecodeFailed",
-    "ObjectNotFound",
     "QueueError",
+    "ReconcileTimedOut",
     "ReconcilerFailed",
+    "ReconcilerFailedTerminally",
+    "ReconcilerPanicked",
     "RunnerError",
 ]
 
 
 class ControllerError(KubeError):
     """Base of every error item in a controller's result stream."""
-
-
-class ObjectNotFound(ControllerError):
-    """A reconcile was due but the object is no longer in the store.
-
-    This is normal after the object was deleted (a child's delete or a queued requeue still names
-    it; kube-rs #1167), so treat it as informational.
-    """
-
-    def __init__(self, obj_ref: ObjectRef) -> None:
-        super().__init__(f"object not found in the store: {obj_ref}")
-        self.obj_ref = obj_ref
 
 
 class ObjectDecodeFailed(ControllerError):
@@ -71,6 +66,41 @@ class ReconcilerFailed(ControllerError):
         self.reason = reason
         self.duration = duration
         self.__cause__ = error
+
+
+class ReconcilerFailedTerminally(ReconcilerFailed):
+    """The reconciler raised a :class:`~kube_runtime.controller.failures.TerminalError` (``error``,
+    or an exception raised from one): the object is not requeued and is reconciled again only
+    when it (or a related object) changes. The error policy was not consulted."""
+
+
+class ReconcilerPanicked(ReconcilerFailed):
+    """The reconciler failed by a bug (an exception of
+    :data:`~kube_runtime.controller.failures.PANIC_TYPES`, or a return value that is not an
+    ``Action``): controller-runtime's recovered panic. Retried through the error policy like any
+    failure."""
+
+
+class ReconcileTimedOut(ReconcilerFailed):
+    """The reconcile of ``obj_ref`` ran longer than its ``timeout`` (seconds) and was cancelled
+    (controller-runtime's ``ReconciliationTimeout``); ``error`` is a ``TimeoutError``.
+
+    The item comes once the cancelled reconcile has finished unwinding (``duration`` includes its
+    cleanup), and no reconcile of the object starts before. The object is retried as for any
+    failure: the error policy decides, the per-object backoff by default.
+    """
+
+    def __init__(
+        self,
+        obj_ref: ObjectRef,
+        timeout: float,
+        *,
+        reason: ReconcileReason = ReconcileReason.UNKNOWN,
+        duration: float = 0.0,
+    ) -> None:
+        self.error: TimeoutError = TimeoutError(f"reconcile did not finish within {timeout:g} s")
+        super().__init__(self.error, obj_ref, reason=reason, duration=duration)
+        self.timeout = timeout
 
 
 class QueueError(ControllerError):

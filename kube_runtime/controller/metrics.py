@@ -1,11 +1,17 @@
 """Work-queue metrics the result stream cannot see, recorded by the controller itself.
 
 Names, labels and buckets are controller-runtime's, so existing dashboards and alerts work:
-``workqueue_depth``, ``workqueue_adds_total``, ``workqueue_queue_duration_seconds``,
-``workqueue_work_duration_seconds``, ``workqueue_unfinished_work_seconds``,
-``workqueue_longest_running_processor_seconds``, ``workqueue_retries_total`` (labels ``name`` and
-``controller``, both the controller's name), ``controller_runtime_active_workers`` and
-``controller_runtime_max_concurrent_reconciles`` (label ``controller``).
+``workqueue_depth`` (labels ``name``, ``controller`` and ``priority``), ``workqueue_adds_total``,
+``workqueue_queue_duration_seconds``, ``workqueue_work_duration_seconds``,
+``workqueue_unfinished_work_seconds``, ``workqueue_longest_running_processor_seconds``,
+``workqueue_retries_total`` (labels ``name`` and ``controller``, both the controller's name),
+``controller_runtime_active_workers`` and ``controller_runtime_max_concurrent_reconciles`` (label
+``controller``).
+
+``priority`` is controller-runtime's priority queue label: the priority as a decimal int (``0``
+for live changes, ``-100`` for relisted objects; both series exist at zero from the start); past
+25 distinct priorities the others are summed under ``exceeded_cardinality_limit``. With the
+priority queue off it is ``""``, as controller-runtime labels its classic queue's depth.
 
 How our queue maps onto client-go's: an *add* is a scheduled reconcile coming due (a request for
 an object already queued is deduplicated and not counted, as in client-go); *depth* is the number
@@ -20,20 +26,24 @@ controller gets its own label values. Names must therefore be unique per registr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Final
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from kube_runtime.controller.action import DEFAULT_PRIORITY, LOW_PRIORITY
 from kube_runtime.controller.runner import RunnerHooks
 from kube_runtime.metric_families import PerRegistry
 
-__all__ = ["WORKQUEUE_BUCKETS", "QueueMetrics", "queue_metrics"]
+__all__ = ["MAX_PRIORITY_LABELS", "WORKQUEUE_BUCKETS", "QueueMetrics", "queue_metrics"]
 
 #: client-go's ``ExponentialBuckets(10e-9, 10, 12)``: 1e-8 s ... 1e3 s.
 WORKQUEUE_BUCKETS: Final = tuple(10.0**e for e in range(-8, 4))
+#: Distinct ``priority`` label values of ``workqueue_depth`` per controller (controller-runtime's).
+MAX_PRIORITY_LABELS: Final = 25
+_EXCEEDED: Final = "exceeded_cardinality_limit"
 
 
 class _Families:
@@ -41,7 +51,12 @@ class _Families:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         labels = ["name", "controller"]
-        self.depth = Gauge("workqueue_depth", "Current depth of workqueue", labels, registry=registry)
+        self.depth = Gauge(
+            "workqueue_depth",
+            "Current depth of workqueue by workqueue and priority",
+            [*labels, "priority"],
+            registry=registry,
+        )
         self.adds = Counter(
             "workqueue_adds", "Total number of adds handled by workqueue", labels, registry=registry
         )
@@ -122,17 +137,27 @@ _families: PerRegistry[_Families] = PerRegistry(_Families)
 class QueueMetrics(RunnerHooks):
     """The work-queue metrics of one controller (series created at zero on construction)."""
 
-    def __init__(self, controller: str, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, controller: str, registry: CollectorRegistry | None = None, *, prioritized: bool = True
+    ) -> None:
         self.controller = controller
+        self.prioritized = prioritized
         fam = self._fam = _families(REGISTRY if registry is None else registry)
-        self._depth = fam.depth.labels(controller, controller)
+        #: Depth gauge children by priority, and the last value set on each.
+        self._depths: dict[int, Gauge] = {}
+        self._depth_values: dict[Gauge, float] = {}
+        self._shared = not prioritized
+        if prioritized:
+            for priority in (DEFAULT_PRIORITY, LOW_PRIORITY):
+                self._depth_child(priority).set(0)
+        else:
+            self._depth_child(DEFAULT_PRIORITY).set(0)
         self._adds = fam.adds.labels(controller, controller)
         self._queue_duration = fam.queue_duration.labels(controller, controller)
         self._work_duration = fam.work_duration.labels(controller, controller)
         self._retries = fam.retries.labels(controller, controller)
         self.active_workers = fam.active_workers.labels(controller)
         self._max_concurrent = fam.max_concurrent.labels(controller)
-        self._last_depth = -1
 
     # RunnerHooks
 
@@ -145,10 +170,40 @@ class QueueMetrics(RunnerHooks):
     def on_finished(self, work_seconds: float) -> None:
         self._work_duration.observe(work_seconds)
 
-    def on_depth(self, depth: int) -> None:
-        if depth != self._last_depth:  # called once per loop pass: skip the lock when unchanged
-            self._last_depth = depth
-            self._depth.set(depth)
+    def on_depth(self, depths: Mapping[int, int]) -> None:
+        # Called once per loop pass and per start: only changed values take the gauge's lock.
+        children = self._depths
+        values = self._depth_values
+        if not self._shared:
+            for priority, count in depths.items():
+                child = children.get(priority) or self._depth_child(priority)
+                if values.get(child) != count:
+                    values[child] = count
+                    child.set(count)
+            if not self._shared:
+                return
+        totals: dict[Gauge, float] = {}
+        for priority, count in depths.items():
+            child = children.get(priority) or self._depth_child(priority)
+            totals[child] = totals.get(child, 0) + count
+        for child, total in totals.items():
+            if values.get(child) != total:
+                values[child] = total
+                child.set(total)
+
+    def _depth_child(self, priority: int) -> Gauge:
+        """The depth series of ``priority`` (unprioritized: ``""``; past the cardinality limit,
+        the shared one)."""
+        if not self.prioritized:
+            label = ""
+        elif len(self._depths) < MAX_PRIORITY_LABELS:
+            label = str(priority)
+        else:
+            label = _EXCEEDED
+            self._shared = True  # several priorities share this series from now on: sum them
+        child = self._fam.depth.labels(self.controller, self.controller, label)
+        self._depths[priority] = child
+        return child
 
     # Controller-side
 
@@ -176,6 +231,8 @@ class QueueMetrics(RunnerHooks):
         self._fam.inflight.probes.pop(self.controller, None)
 
 
-def queue_metrics(controller: str, registry: CollectorRegistry | None = None) -> QueueMetrics:
+def queue_metrics(
+    controller: str, registry: CollectorRegistry | None = None, *, prioritized: bool = True
+) -> QueueMetrics:
     """The work-queue metrics of ``controller`` in ``registry`` (default: the global registry)."""
-    return QueueMetrics(controller, registry)
+    return QueueMetrics(controller, registry, prioritized=prioritized)

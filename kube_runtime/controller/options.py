@@ -20,11 +20,15 @@ Flags: ``--concurrency`` (default :data:`DEFAULT_CONCURRENCY`, ``0`` = unbounded
 shutdown waits for running reconciles before cancelling them, default
 :data:`~kube_runtime.controller.shutdown.DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT`; a trailing ``s`` is
 accepted; negative = wait forever, as controller-runtime's ``GracefulShutdownTimeout``; keep it
-below the pod's ``terminationGracePeriodSeconds``), and, when a default Lease name is given,
-``--leader-elect``, ``--leader-election-id`` (default: that name) and
+below the pod's ``terminationGracePeriodSeconds``), ``--reconcile-timeout`` (seconds after which a
+reconcile is cancelled, controller-runtime's ``ReconciliationTimeout``; ``0``, the default, or
+negative = none; a trailing ``s`` is accepted), and, when a default Lease name is given,
+``--leader-elect``, ``--leader-election-id`` (default: that name),
 ``--leader-election-namespace`` (default: ``$POD_NAMESPACE``, else ``default``, resolved by
-:meth:`ControllerOptions.lease_namespace` when called, not at parse time). These are the flags the
-Helm chart passes beyond :class:`~kube_runtime.observe.ServerOptions`.
+:meth:`ControllerOptions.lease_namespace` when called, not at parse time) and
+``--leader-election-warmup`` (a standby runs its watches while it waits for the Lease:
+``Controller.with_leader_election(elector, warmup=True)``). These are the flags the Helm chart
+passes beyond :class:`~kube_runtime.observe.ServerOptions`.
 
 It lives in the controller layer, not in ``observe``: these flags configure what the controller
 watches and how it runs, and a process without the observability server needs them too (and
@@ -59,7 +63,7 @@ def _concurrency(text: str) -> int:
     return value
 
 
-def _graceful_shutdown_timeout(text: str) -> float | None:
+def _seconds(text: str) -> float:
     raw = text.strip().removesuffix("s")
     try:
         value = float(raw)
@@ -67,7 +71,17 @@ def _graceful_shutdown_timeout(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
     if value != value or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite number of seconds, got {text!r}")
+    return value
+
+
+def _graceful_shutdown_timeout(text: str) -> float | None:
+    value = _seconds(text)
     return None if value < 0 else value
+
+
+def _reconcile_timeout(text: str) -> float | None:
+    value = _seconds(text)
+    return None if value <= 0 else value
 
 
 @dataclass(frozen=True)
@@ -81,9 +95,13 @@ class ControllerOptions:
     leader_election_id: str | None = None
     leader_election_namespace: str | None = None
     graceful_shutdown_timeout: float | None = DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT
+    reconcile_timeout: float | None = None
+    leader_election_warmup: bool = False
 
     def __post_init__(self) -> None:
         check_graceful_shutdown_timeout(self.graceful_shutdown_timeout)
+        if self.reconcile_timeout is not None and not self.reconcile_timeout > 0:
+            raise ValueError(f"reconcile_timeout must be > 0 or None, got {self.reconcile_timeout}")
         if self.concurrency < 0:
             raise ValueError(f"concurrency must be >= 0 (0 = unbounded), got {self.concurrency}")
         if self.leader_elect and not self.leader_election_id:
@@ -114,6 +132,13 @@ class ControllerOptions:
             help="after SIGTERM, cancel reconciles still running after this long "
             f"(negative = wait forever; default {DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT:g})",
         )
+        parser.add_argument(
+            "--reconcile-timeout",
+            type=_reconcile_timeout,
+            default=None,
+            metavar="SECONDS",
+            help="cancel a reconcile running longer than this and retry it with backoff (default 0: never)",
+        )
         if leader_election_id is None:
             return
         parser.add_argument(
@@ -132,6 +157,12 @@ class ControllerOptions:
             default=None,
             help=f"namespace of the Lease (default: $POD_NAMESPACE, else {DEFAULT_LEASE_NAMESPACE})",
         )
+        parser.add_argument(
+            "--leader-election-warmup",
+            action="store_true",
+            default=False,
+            help="while waiting for the Lease, run the watches so a failover starts from synced stores",
+        )
 
     @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> ControllerOptions:
@@ -145,6 +176,8 @@ class ControllerOptions:
             leader_elect=getattr(args, "leader_elect", False),
             leader_election_id=getattr(args, "leader_election_id", None),
             leader_election_namespace=getattr(args, "leader_election_namespace", None) or None,
+            reconcile_timeout=getattr(args, "reconcile_timeout", None),
+            leader_election_warmup=getattr(args, "leader_election_warmup", False),
         )
 
     def lease_namespace(self) -> str:

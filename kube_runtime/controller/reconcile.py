@@ -6,20 +6,34 @@
 * The object is read from the store when the attempt starts (never from the trigger): a gone
   object yields ``ObjectNotFound``; a ``decode`` hook (typed resources) that raises yields
   ``ObjectDecodeFailed``. Both forget the object's failure backoff and do not requeue.
-* The reconcile runs inside a "reconciling object" span (only while a tracer provider is
-  installed: without one every span would be a no-op, skipped to save most of an attempt's own
-  cost) with :func:`~kube_runtime.controller.context.current_reconcile` set.
+* The reconcile runs inside a "reconciling object" span, current while it runs, with
+  :func:`~kube_runtime.controller.context.current_reconcile` set. The span is started, made current
+  and ended through OpenTelemetry's public API (``start_span``, ``set_span_in_context``,
+  ``context.attach``/``detach``); a failure is recorded on it only when it records (an unsampled
+  span costs no exception formatting). A cancelled reconcile's span still ends. Without a tracer
+  provider it is :func:`~kube_runtime.controller.unrecorded_span.unrecorded_span`: fresh ids for the
+  log lines, nothing recorded (a real no-op span would cost most of an attempt's own time).
 * A reconcile that raises (or returns something other than an ``Action``) yields
   ``ReconcilerFailed`` and is requeued as the error policy says: after the per-object exponential
   backoff when the policy returns ``Action.requeue_with_backoff()``, is ``None`` or itself fails.
+  A bug (:mod:`~kube_runtime.controller.failures`: controller-runtime's panic) yields the subclass
+  ``ReconcilerPanicked`` and is retried the same way. A ``TerminalError`` yields
+  ``ReconcilerFailedTerminally``: no requeue, no error policy, the backoff is forgotten.
   Success yields ``Reconciled``, forgets the backoff and requeues as the ``Action`` says.
-* Requeues go straight into the runner's scheduler (capped at ``MAX_REQUEUE_SECONDS``); once the
-  runner is closed (shutting down) they are dropped.
+* Timeout: a reconcile running longer than its timeout (the request's, set by
+  ``Action.with_timeout``, else the controller's; ``None``: none) is cancelled and yields
+  ``ReconcileTimedOut`` once it has finished unwinding: the attempt (so the object's slot in the
+  runner) lasts until then, so no reconcile of that object starts while the cancelled one
+  cleans up. It is then retried like a failure. A reconcile that swallows the cancellation and
+  returns is taken at its word.
+* Requeues go straight into the runner's scheduler (capped at ``MAX_REQUEUE_SECONDS``) at the
+  priority the ``Action`` names, else at the priority the attempt was started at
+  (controller-runtime's ``Result.Priority``); once the runner is closed (shutting down) they are
+  dropped.
 """
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import itertools
 import logging
@@ -27,6 +41,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, Generic, TypeVar
 
+import anyio
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
@@ -34,9 +50,18 @@ from kube_runtime.client.json import KubeObject
 from kube_runtime.controller.action import MAX_REQUEUE_SECONDS, Action, ReconcileReason, ReconcileRequest
 from kube_runtime.controller.backoff import ReconcileBackoff
 from kube_runtime.controller.context import ReconcileInfo, _current
-from kube_runtime.controller.errors import ObjectDecodeFailed, ObjectNotFound, ReconcilerFailed
+from kube_runtime.controller.errors import (
+    ObjectDecodeFailed,
+    ReconcilerFailed,
+    ReconcilerFailedTerminally,
+    ReconcilerPanicked,
+    ReconcileTimedOut,
+)
+from kube_runtime.controller.failures import is_panic, is_terminal
 from kube_runtime.controller.metrics import QueueMetrics
-from kube_runtime.controller.result import ControllerResult, Reconciled
+from kube_runtime.controller.result import ControllerResult, ObjectNotFound, Reconciled
+from kube_runtime.controller.scheduler import Due
+from kube_runtime.controller.unrecorded_span import unrecorded_span
 from kube_runtime.store.object_ref import ObjectRef
 from kube_runtime.store.store import Store
 
@@ -57,10 +82,11 @@ ErrorPolicy = Callable[[KubeObject, Exception, C], Action | Awaitable[Action]]
 
 
 class ReconcileAttempts(Generic[C]):
-    """Performs attempts for one run: ``await attempts(request, due_at)`` -> one result.
+    """Performs attempts for one run: ``await attempts(request, due)`` -> one result.
 
-    ``requeue(request, run_at)`` schedules a retry (the runner's ``schedule``); ``clock`` is the
-    run's clock; ``metrics`` receives the active-worker count and retries.
+    ``requeue(request, run_at, priority)`` schedules a retry (the runner's ``schedule``); ``clock``
+    is the run's clock; ``metrics`` receives the active-worker count and retries; ``timeout`` is
+    the controller's reconcile timeout in seconds (``None``: none).
     """
 
     __slots__ = (
@@ -74,6 +100,7 @@ class ReconcileAttempts(Generic[C]):
         "_reconcile",
         "_requeue",
         "_store",
+        "_timeout",
     )
 
     def __init__(
@@ -88,8 +115,10 @@ class ReconcileAttempts(Generic[C]):
         decode: Callable[[KubeObject], Any] | None,
         metrics: QueueMetrics,
         clock: Callable[[], float],
-        requeue: Callable[[ReconcileRequest, float], object],
+        requeue: Callable[[ReconcileRequest, float, int], object],
+        timeout: float | None = None,
     ) -> None:
+        self._timeout = timeout
         self._name = name
         self._store = store
         self._reconcile = reconcile
@@ -101,7 +130,7 @@ class ReconcileAttempts(Generic[C]):
         self._clock = clock
         self._requeue = requeue
 
-    async def __call__(self, request: ReconcileRequest, _due_at: float) -> ControllerResult:
+    async def __call__(self, request: ReconcileRequest, due: Due[ReconcileRequest]) -> ControllerResult:
         obj_ref = request.obj_ref
         obj = self._store.get(obj_ref)
         backoff = self._backoff
@@ -121,42 +150,93 @@ class ReconcileAttempts(Generic[C]):
         )
         active = self._metrics.active_workers
         tracer = _reconcile_tracer()
-        span_scope = (
-            _NO_SPAN
-            if tracer is None
-            else tracer.start_as_current_span(
+        if tracer is None:
+            span: trace.Span = unrecorded_span()
+        else:
+            span = tracer.start_span(
                 "reconciling object", attributes={"object.ref": str(obj_ref), "object.reason": str(reason)}
             )
-        )
-        with span_scope as span:
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
             clock = self._clock
             started = clock()
-            duration = 0.0
+            timeout = self._timeout if request.timeout is None else request.timeout
+            failure: Exception | None = None
+            timed_out = False
+            action: Any = None
             active.inc()
             try:
-                try:
+                if timeout is None:
                     action = await self._reconcile(obj, self._context)
-                finally:
-                    duration = clock() - started
-                    active.dec()
-                if not isinstance(action, Action):
-                    raise TypeError(f"reconcile returned {action!r}, expected an Action")
-            except Exception as error:
-                span.record_exception(error)
-                span.set_status(Status(StatusCode.ERROR, str(error)))
-                delay = await self._apply_error_policy(obj, error, backoff.next_delay(obj_ref))
-                self._requeue_after(obj_ref, ReconcileReason.ERROR_POLICY_REQUESTED_RETRY, delay)
-                return ReconcilerFailed(error, obj_ref, reason=reason, duration=duration)
+                else:
+                    with anyio.move_on_after(timeout) as scope:
+                        action = await self._reconcile(obj, self._context)
+                    timed_out = scope.cancelled_caught
+            except Exception as exc:
+                failure = exc
+            finally:
+                duration = clock() - started
+                active.dec()
+            if timed_out:
+                assert timeout is not None
+                expired = ReconcileTimedOut(obj_ref, timeout, reason=reason, duration=duration)
+                return await self._failed(obj, expired, expired.error, due, span)
+            if failure is None and not isinstance(action, Action):
+                failure = TypeError(f"reconcile returned {action!r}, expected an Action")
+            if failure is not None:
+                failed: ReconcilerFailed
+                if is_terminal(failure):
+                    failed = ReconcilerFailedTerminally(failure, obj_ref, reason=reason, duration=duration)
+                elif is_panic(failure):
+                    failed = ReconcilerPanicked(failure, obj_ref, reason=reason, duration=duration)
+                else:
+                    failed = ReconcilerFailed(failure, obj_ref, reason=reason, duration=duration)
+                return await self._failed(obj, failed, failure, due, span)
             backoff.forget(obj_ref)
-            self._requeue_after(obj_ref, ReconcileReason.RECONCILER_REQUESTED_RETRY, action.requeue_after)
+            self._requeue_after(
+                obj_ref,
+                ReconcileReason.RECONCILER_REQUESTED_RETRY,
+                action.requeue_after,
+                due.priority if action.priority is None else action.priority,
+                action.timeout,
+            )
             return Reconciled(obj_ref, action, reason=reason, duration=duration)
+        finally:
+            otel_context.detach(token)
+            span.end()
+
+    async def _failed(
+        self,
+        obj: KubeObject,
+        failed: ReconcilerFailed,
+        error: Exception,
+        due: Due[ReconcileRequest],
+        span: trace.Span,
+    ) -> ReconcilerFailed:
+        """Record ``failed`` on the span and requeue as its kind and the error policy say."""
+        if span.is_recording():
+            span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, str(error)))
+        obj_ref = failed.obj_ref
+        if isinstance(failed, ReconcilerFailedTerminally):
+            self._backoff.forget(obj_ref)  # the next change starts afresh
+            return failed
+        delay, priority = await self._apply_error_policy(obj, error, self._backoff.next_delay(obj_ref))
+        self._requeue_after(
+            obj_ref,
+            ReconcileReason.ERROR_POLICY_REQUESTED_RETRY,
+            delay,
+            due.priority if priority is None else priority,
+        )
+        return failed
 
     async def _apply_error_policy(
         self, obj: KubeObject, error: Exception, backoff_delay: float
-    ) -> float | None:
+    ) -> tuple[float | None, int | None]:
+        """The retry delay (``None``: none) and priority (``None``: unchanged) the policy asks for."""
         policy = self._error_policy
         if policy is None:
-            return backoff_delay
+            return backoff_delay, None
         try:
             action = policy(obj, error, self._context)
             if inspect.isawaitable(action):
@@ -165,21 +245,23 @@ class ReconcileAttempts(Generic[C]):
                 raise TypeError(f"error_policy returned {action!r}, expected an Action")
         except Exception:
             _log.exception("controller %s: error_policy failed; retrying with backoff", self._name)
-            return backoff_delay
-        return backoff_delay if action.backoff else action.requeue_after
+            return backoff_delay, None
+        return (backoff_delay if action.backoff else action.requeue_after), action.priority
 
-    def _requeue_after(self, obj_ref: ObjectRef, reason: ReconcileReason, delay: float | None) -> None:
+    def _requeue_after(
+        self,
+        obj_ref: ObjectRef,
+        reason: ReconcileReason,
+        delay: float | None,
+        priority: int,
+        timeout: float | None = None,
+    ) -> None:
         if delay is None:
             return
         self._metrics.on_retry()
         run_at = self._clock() + min(delay, MAX_REQUEUE_SECONDS)
         # Once shutting down (the runner is closed) the requeue is dropped.
-        self._requeue(ReconcileRequest(obj_ref, reason), run_at)
-
-
-#: Stands in for the reconcile span while no tracer provider is installed (every span would be a
-#: non-recording no-op then; skipping it saves most of a reconcile's own cost).
-_NO_SPAN: Final = contextlib.nullcontext(trace.INVALID_SPAN)
+        self._requeue(ReconcileRequest(obj_ref, reason, priority, timeout), run_at, priority)
 
 
 class _ResolvedTracer:
@@ -196,11 +278,11 @@ _resolved = _ResolvedTracer()
 
 
 def _reconcile_tracer() -> trace.Tracer | None:
-    """The tracer for reconcile spans, or None when no span can record (no provider installed).
+    """The tracer for reconcile spans, or None while no provider is installed (OpenTelemetry's
+    proxy or no-op provider: every span would be a non-recording no-op, so none is made).
 
     Checked per reconcile, so installing a provider later, or replacing ``_tracer``, takes effect.
-    Going through the proxy tracer costs a generator-based context manager per span, so the real
-    tracer is used directly once a provider is installed.
+    Once a provider is installed its own tracer is used directly, without the proxy's indirection.
     """
     tracer = _tracer
     if not isinstance(tracer, trace.ProxyTracer):

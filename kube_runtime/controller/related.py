@@ -7,6 +7,10 @@ exactly as its delete would have. kube-rs (``trigger_owners``/``trigger_others``
 during the outage is not reconciled unless something else triggers it. client-go's informers
 report them (``DeletedFinalStateUnknown``); this does the same without a cache of the objects.
 
+Requests for related objects seen in a (re)list (``InitApply``) get :data:`LOW_PRIORITY`, as
+controller-runtime enqueues its initial list; the ones for objects gone at a relist keep their
+priority (they stand for missed deletes, live changes).
+
 Cost: the requests each related object last mapped to (nothing for objects that map to none),
 kept per watch and run. Pitfall: a vanished object is not passed to the mapper again (its last
 state is not kept): it triggers what it mapped to when last seen.
@@ -17,9 +21,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from kube_runtime.client.json import KubeObject
-from kube_runtime.controller.action import ReconcileRequest
+from kube_runtime.controller.action import LOW_PRIORITY, ReconcileRequest
 from kube_runtime.store.store import object_key
-from kube_runtime.streams import DeletedObject
+from kube_runtime.streams import DeletedObject, PredicateMemory
 from kube_runtime.watcher.event import Apply, Delete, Init, InitApply, InitDone
 
 __all__ = ["RelatedRequests"]
@@ -31,12 +35,21 @@ class RelatedRequests:
 
     ``to_requests(obj)`` maps one object (a :class:`DeletedObject` for a delete). Call it with
     every event of one watch, ``Init``/``InitDone`` included; :meth:`reset` before a new run.
+
+    ``memory`` (optional, a :class:`~kube_runtime.streams.PredicateMemory`) decides whether an
+    applied object's requests are emitted; they are remembered either way, so a filtered-out
+    object that vanishes at a relist still triggers. Deletes always pass (and are forgotten).
     """
 
-    __slots__ = ("_listed", "_listing", "_mapped", "_to_requests")
+    __slots__ = ("_listed", "_listing", "_mapped", "_memory", "_to_requests")
 
-    def __init__(self, to_requests: Callable[[KubeObject], Iterable[ReconcileRequest]]) -> None:
+    def __init__(
+        self,
+        to_requests: Callable[[KubeObject], Iterable[ReconcileRequest]],
+        memory: PredicateMemory | None = None,
+    ) -> None:
         self._to_requests = to_requests
+        self._memory = memory
         #: Related object key -> the requests it last mapped to (non-empty ones only).
         self._mapped: dict[str, tuple[ReconcileRequest, ...]] = {}
         #: The same for the (re)list in progress, swapped in at its InitDone.
@@ -58,11 +71,14 @@ class RelatedRequests:
             key = object_key(event.object)
             if key is not None:
                 self._listed.add(key)
-            return self._remember(self._listing, event.object)
+            requests = self._remember(self._listing, event.object)
+            return [ReconcileRequest(r.obj_ref, r.reason, LOW_PRIORITY) for r in requests]
         if isinstance(event, Delete):
             key = object_key(event.object)
             if key is not None:
                 self._mapped.pop(key, None)
+            if self._memory is not None:
+                self._memory.forget(event.object)
             return self._to_requests(DeletedObject(event.object))
         if isinstance(event, Init):
             self._listing, self._listed = {}, set()
@@ -84,6 +100,8 @@ class RelatedRequests:
                 mapped[key] = requests
             else:
                 mapped.pop(key, None)
+        if self._memory is not None and not self._memory.changed(obj):
+            return ()
         return requests
 
     def __len__(self) -> int:

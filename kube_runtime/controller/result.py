@@ -1,4 +1,4 @@
-"""The success item of a controller's result stream."""
+"""The items of a controller's result stream that are not errors: ``Reconciled`` and ``ObjectNotFound``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from kube_runtime.controller.action import Action, ReconcileReason
 from kube_runtime.controller.errors import ControllerError
 from kube_runtime.store.object_ref import ObjectRef
 
-__all__ = ["ControllerResult", "Reconciled"]
+__all__ = ["ControllerResult", "ObjectNotFound", "Reconciled"]
 
 
 class Reconciled(tuple[ObjectRef, Action]):
@@ -49,5 +49,31 @@ class Reconciled(tuple[ObjectRef, Action]):
         )
 
 
+class ObjectNotFound:
+    """A reconcile was due but the object is no longer in the store: it was deleted.
+
+    A notice, not an error (it is not an exception and not a ``ControllerError``): a delete still
+    leaves requests naming the object (its children's deletes, its finalizer's removal, a queued
+    requeue; kube-rs #1167), and nothing went wrong. kube-rs yields it as an error.
+    """
+
+    __slots__ = ("obj_ref",)
+
+    def __init__(self, obj_ref: ObjectRef) -> None:
+        self.obj_ref = obj_ref
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ObjectNotFound) and other.obj_ref == self.obj_ref
+
+    def __hash__(self) -> int:
+        return hash(("ObjectNotFound", self.obj_ref))
+
+    def __str__(self) -> str:
+        return f"object not found in the store (deleted): {self.obj_ref}"
+
+    def __repr__(self) -> str:
+        return f"ObjectNotFound({self.obj_ref})"
+
+
 #: One item of ``Controller.run()``.
-ControllerResult: TypeAlias = Reconciled | ControllerError
+ControllerResult: TypeAlias = Reconciled | ObjectNotFound | ControllerError

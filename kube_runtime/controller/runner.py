@@ -7,6 +7,8 @@ Guarantees (kube-rs ``runner.rs`` semantics):
   are dropped meanwhile. So each message has at most one running and one queued run
   (``ABABAAAAA`` runs as ``ABAB``).
 * At most ``concurrency`` runs at once (``0`` means unbounded).
+* Of the due messages, the next to start is the scheduler's pick: highest priority first, then
+  earliest due, with its starvation bound (:mod:`~kube_runtime.controller.scheduler`).
 * Nothing starts before ``ready`` has resolved (the controller passes the stores' readiness). If
   it raises, a :class:`RunnerError` is emitted and the runner stops.
 * Backpressure: outputs go to a bounded stream; while a finished run cannot hand its output over,
@@ -39,7 +41,7 @@ import asyncio
 import contextvars
 import math
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Hashable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
@@ -50,7 +52,13 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from kube_runtime.controller.errors import RunnerError
 from kube_runtime.controller.isolation import in_context
-from kube_runtime.controller.scheduler import Due, Scheduler, ScheduleRequest
+from kube_runtime.controller.scheduler import (
+    DEFAULT_MAX_WAIT,
+    DEFAULT_PRIORITY,
+    Due,
+    Scheduler,
+    ScheduleRequest,
+)
 
 __all__ = ["Runner", "RunnerHooks", "loop_clock", "runner"]
 
@@ -73,9 +81,10 @@ class RunnerHooks:
     def on_finished(self, work_seconds: float) -> None:
         """A run finished after ``work_seconds``."""
 
-    def on_depth(self, depth: int) -> None:
-        """The number of due messages waiting to start (sampled once per loop pass and per start;
-        it may repeat an unchanged value)."""
+    def on_depth(self, depths: Mapping[int, int]) -> None:
+        """The number of due messages waiting to start, per priority (sampled once per loop pass
+        and per start; it may repeat unchanged values). The mapping is the scheduler's live view:
+        read it during the call, do not keep it."""
 
 
 _NO_HOOKS = RunnerHooks()
@@ -85,23 +94,28 @@ class Runner(Generic[T, R]):
     """The run loop over a :class:`Scheduler`. Feed it with :meth:`schedule`, drive it with
     :meth:`run`, stop it with :meth:`close` (graceful) or by cancelling :meth:`run` (forceful).
 
-    ``run_msg(message, due_at)`` performs one run and returns its output. An exception from it
-    propagates (it is a bug in ``run_msg``: catch expected failures there and return them).
+    ``run_msg(message, due)`` performs one run and returns its output (``due`` is the
+    :class:`~kube_runtime.controller.scheduler.Due` it was taken as: when it became due, at which
+    priority). An exception from it propagates (it is a bug in ``run_msg``: catch expected
+    failures there and return them). ``prioritized`` and ``max_wait`` configure the
+    :class:`~kube_runtime.controller.scheduler.Scheduler`'s priorities.
     """
 
     def __init__(
         self,
-        run_msg: Callable[[T, float], Awaitable[R]],
+        run_msg: Callable[[T, Due[T]], Awaitable[R]],
         *,
         concurrency: int = 0,
         debounce: float = 0.0,
         ready: Callable[[], Awaitable[Any]] | None = None,
         hooks: RunnerHooks | None = None,
+        prioritized: bool = True,
+        max_wait: float = DEFAULT_MAX_WAIT,
     ) -> None:
         if concurrency < 0:
             raise ValueError(f"concurrency must be >= 0 (0 = unbounded), got {concurrency}")
         self.concurrency = concurrency
-        self.scheduler: Scheduler[T] = Scheduler(debounce)
+        self.scheduler: Scheduler[T] = Scheduler(debounce, prioritized=prioritized, max_wait=max_wait)
         self._run_msg = run_msg
         self._ready_fn = ready
         self._ready = ready is None
@@ -133,12 +147,13 @@ class Runner(Generic[T, R]):
     def closed(self) -> bool:
         return self._closed
 
-    def schedule(self, message: T, run_at: float | None = None) -> bool:
-        """Request a run of ``message`` at ``run_at`` (default: now). Dropped after :meth:`close`."""
+    def schedule(self, message: T, run_at: float | None = None, priority: int = DEFAULT_PRIORITY) -> bool:
+        """Request a run of ``message`` at ``run_at`` (default: now) at ``priority``. Dropped after
+        :meth:`close`."""
         if self._closed:
             return False
         now = self.clock()
-        changed = self.scheduler.schedule(message, now if run_at is None else run_at, now)
+        changed = self.scheduler.schedule(message, now if run_at is None else run_at, now, priority)
         # With every worker busy the loop need not wake: the next worker to finish takes what is
         # due, and a worker that goes idle wakes the loop if this made its deadline earlier.
         if changed and self._sleeping and (not self.concurrency or len(self.running) < self.concurrency):
@@ -157,7 +172,7 @@ class Runner(Generic[T, R]):
         scheduler ends with its input)."""
         try:
             async for request in requests:
-                self.schedule(request.message, request.run_at)
+                self.schedule(request.message, request.run_at, request.priority)
         finally:
             self.close()
 
@@ -228,7 +243,7 @@ class Runner(Generic[T, R]):
             if scheduler.became_due != self._reported_added:
                 hooks.on_added(scheduler.became_due - self._reported_added)
                 self._reported_added = scheduler.became_due
-            hooks.on_depth(scheduler.pending_count)
+            hooks.on_depth(scheduler.depths)
             if self._wake.is_set():
                 self._wake = self._new_event()
             deadline = scheduler.next_deadline()
@@ -245,7 +260,7 @@ class Runner(Generic[T, R]):
                     await anyio.lowlevel.checkpoint()
             finally:
                 self._sleeping = False
-        hooks.on_depth(0)
+        hooks.on_depth(scheduler.depths)
 
     async def _worker(self, output: MemoryObjectSendStream[R | RunnerError]) -> None:
         """Run messages one at a time (handed over by the loop, or taken from the scheduler when
@@ -295,7 +310,7 @@ class Runner(Generic[T, R]):
         if scheduler.became_due != self._reported_added:
             hooks.on_added(scheduler.became_due - self._reported_added)
             self._reported_added = scheduler.became_due
-        hooks.on_depth(scheduler.pending_count)
+        hooks.on_depth(scheduler.depths)
         return due
 
     async def _run_one(
@@ -305,7 +320,7 @@ class Runner(Generic[T, R]):
         hand-over had to wait for the consumer."""
         message = due.message
         try:
-            result = await in_context(self._run_msg(message, due.due_at), context)
+            result = await in_context(self._run_msg(message, due), context)
         finally:
             started = self.running.pop(message)
             self._finishing += 1
@@ -333,10 +348,7 @@ class Runner(Generic[T, R]):
 
 def _pause_for_backend() -> Callable[[], Awaitable[None]]:
     """A checkpoint (yield to the event loop once) without anyio's per-call backend lookup."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:  # another anyio backend
-        return anyio.lowlevel.checkpoint
+    asyncio.get_running_loop()  # asyncio is the runtime's backend: fail early outside it
     return _asyncio_pause
 
 
@@ -347,10 +359,7 @@ async def _asyncio_pause() -> None:
 def loop_clock() -> Callable[[], float]:
     """The running event loop's clock: what ``anyio.current_time()`` reads (so also a virtual
     clock in tests), without its per-call backend lookup. Usable from other threads (scrapes)."""
-    try:
-        return asyncio.get_running_loop().time
-    except RuntimeError:  # another anyio backend
-        return anyio.current_time
+    return asyncio.get_running_loop().time
 
 
 @asynccontextmanager
@@ -369,7 +378,7 @@ async def runner(
     the block early cancels whatever is still running.
     """
 
-    async def call(message: T, _due_at: float) -> R:
+    async def call(message: T, _due: Due[T]) -> R:
         return await run_msg(message)
 
     loop: Runner[T, R] = Runner(call, concurrency=concurrency, debounce=debounce, ready=ready)

@@ -23,10 +23,10 @@ from typing import Any, TypeAlias, TypeVar
 
 from kube_runtime.client.json import KubeObject
 from kube_runtime.client.resource import ApiResource
-from kube_runtime.controller.action import ReconcileReason, ReconcileRequest
+from kube_runtime.controller.action import DEFAULT_PRIORITY, LOW_PRIORITY, ReconcileReason, ReconcileRequest
 from kube_runtime.controller.related import RelatedRequests
 from kube_runtime.store.object_ref import ObjectRef
-from kube_runtime.streams import DeletedObject, WatchStream
+from kube_runtime.streams import DeletedObject, ListedObject, PredicateMemory, WatchStream
 
 __all__ = ["RequestItem", "trigger_others", "trigger_owners", "trigger_self", "trigger_with"]
 
@@ -44,25 +44,40 @@ def trigger_with(
 
 
 def trigger_self(
-    stream: AsyncIterable[KubeObject | Exception], resource: ApiResource
+    stream: AsyncIterable[KubeObject | Exception],
+    resource: ApiResource,
+    *,
+    on_delete: Callable[[ObjectRef], object] | None = None,
 ) -> WatchStream[RequestItem]:
-    """A request (reason ``object updated``) for each object of ``resource``; deleted objects
-    (:class:`~kube_runtime.streams.DeletedObject`) trigger nothing: handle deletion with a finalizer."""
+    """A request (reason ``object updated``) for each object of ``resource``, at low priority for
+    objects a relist yielded (:class:`~kube_runtime.streams.ListedObject`); deleted objects
+    (:class:`~kube_runtime.streams.DeletedObject`) trigger nothing (handle deletion with a
+    finalizer), but their ref is passed to ``on_delete`` if given, so that state kept per object
+    can go with it."""
 
     def to_requests(obj: KubeObject) -> Iterable[ReconcileRequest]:
         if isinstance(obj, DeletedObject):
+            if on_delete is not None:
+                on_delete(ObjectRef.from_obj(obj, resource))
             return ()
-        return (ReconcileRequest(ObjectRef.from_obj(obj, resource), ReconcileReason.OBJECT_UPDATED),)
+        priority = LOW_PRIORITY if isinstance(obj, ListedObject) else DEFAULT_PRIORITY
+        ref = ObjectRef.from_obj(obj, resource)
+        return (ReconcileRequest(ref, ReconcileReason.OBJECT_UPDATED, priority),)
 
     return _Triggered(stream, to_requests)
 
 
 def trigger_owners(
-    stream: AsyncIterable[Any], owner: ApiResource, child: ApiResource
+    stream: AsyncIterable[Any],
+    owner: ApiResource,
+    child: ApiResource,
+    memory: PredicateMemory | None = None,
 ) -> WatchStream[RequestItem]:
     """For each watcher event of ``child`` objects (deletes included), a request for every
     ``ownerReferences`` entry of kind ``owner`` (``controller: true`` is not needed); children
-    gone at a relist trigger their owners as their delete would have."""
+    gone at a relist trigger their owners as their delete would have. ``memory`` (a
+    :class:`~kube_runtime.streams.PredicateMemory`) filters applied children; their deletes and
+    relist disappearances always trigger."""
 
     def to_requests(obj: KubeObject) -> Iterable[ReconcileRequest]:
         meta = obj.get("metadata") or {}
@@ -78,21 +93,25 @@ def trigger_owners(
                 requests.append(ReconcileRequest(ref, reason))
         return requests
 
-    return _Triggered(stream, RelatedRequests(to_requests))
+    return _Triggered(stream, RelatedRequests(to_requests, memory))
 
 
 def trigger_others(
-    stream: AsyncIterable[Any], other: ApiResource, mapper: Callable[[KubeObject], Iterable[ObjectRef]]
+    stream: AsyncIterable[Any],
+    other: ApiResource,
+    mapper: Callable[[KubeObject], Iterable[ObjectRef]],
+    memory: PredicateMemory | None = None,
 ) -> WatchStream[RequestItem]:
     """For each watcher event of ``other`` objects (a delete hands ``mapper`` a
     :class:`~kube_runtime.streams.DeletedObject`), a request for every ref ``mapper`` names; objects
-    gone at a relist trigger what they last mapped to, without calling ``mapper`` again."""
+    gone at a relist trigger what they last mapped to, without calling ``mapper`` again.
+    ``memory`` filters applied objects as in :func:`trigger_owners`."""
 
     def to_requests(obj: KubeObject) -> Iterable[ReconcileRequest]:
         reason = ReconcileReason.related_object_updated(ObjectRef.from_obj(obj, other))
         return [ReconcileRequest(ref, reason) for ref in mapper(obj)]
 
-    return _Triggered(stream, RelatedRequests(to_requests))
+    return _Triggered(stream, RelatedRequests(to_requests, memory))
 
 
 class _Triggered(WatchStream[RequestItem]):

@@ -15,6 +15,7 @@ from kube_runtime.observe.logging import (
     parse_log_filter,
 )
 from kube_runtime.observe.loop import EventLoopLagMonitor
+from kube_runtime.observe.loop_counters import LoopCounter, LoopHistogram
 from kube_runtime.observe.metrics import (
     RECONCILE_TIME_BUCKETS,
     ControllerMetrics,
@@ -33,8 +34,6 @@ from kube_runtime.observe.observability import (
 )
 from kube_runtime.observe.progress import ReconcileProgress, pending_work_from_metrics
 from kube_runtime.observe.server import ObservabilityServer, ServerOptions, parse_bind_address
-from kube_runtime.observe.single_writer import SingleWriterCounter, SingleWriterHistogram
-from kube_runtime.observe.span_fast_path import FastPathTracerProvider
 from kube_runtime.observe.taskdump import TaskDumpOnSignal, format_task_dump
 from kube_runtime.observe.tracing import OTLP_ENDPOINT_VARS, RECONCILE_SPAN_NAME, instrument, setup_tracing
 from kube_runtime.observe.watch_metrics import (
@@ -57,13 +56,14 @@ __all__ = [
     "CheckResult",
     "ControllerMetrics",
     "EventLoopLagMonitor",
-    "FastPathTracerProvider",
     "HealthChecks",
     "HotLoopDetector",
     "InstrumentableController",
     "ItemCallback",
     "LogFilter",
     "LogFilterError",
+    "LoopCounter",
+    "LoopHistogram",
     "ObjectGauge",
     "Observability",
     "ObservabilityServer",
@@ -74,8 +74,6 @@ __all__ = [
     "ReviewClient",
     "RunnableController",
     "ServerOptions",
-    "SingleWriterCounter",
-    "SingleWriterHistogram",
     "StoreCollector",
     "TaskDumpOnSignal",
     "TokenReviewAuthorizer",

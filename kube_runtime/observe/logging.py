@@ -9,7 +9,8 @@ human-readable console lines. Levels are set per logger from a RUST_LOG-style fi
 
 Inside a reconcile, every line (structlog or stdlib) automatically carries ``object.ref``,
 ``object.reason`` and ``reconcile_id`` (from the controller's reconcile context variable), the
-OpenTelemetry ``trace_id``/``span_id`` of the current span, and a ``span`` object mirroring the
+OpenTelemetry ``trace_id``/``span_id`` of the current span (also without a tracer provider: the
+reconcile then runs in an unrecorded span with fresh ids), and a ``span`` object mirroring the
 reconcile span the way tracing-subscriber's JSON output does, so both of these select one object::
 
     jq 'select(."object.ref" | contains("my-object"))'
@@ -23,6 +24,11 @@ of field by field, and every rendered line goes through
 :func:`~kube_runtime.client.redact.redact` (bearer tokens and the credentials this process
 obtained become ``<redacted>``; this also covers libraries' own debug lines, such as HTTP/2 header
 dumps). To see a variable in a log line, log it explicitly.
+
+A structlog line whose only destination is the installed handler is rendered and written by the
+logging call itself, skipping stdlib's record machinery; with any other handler on its way (pytest's
+``caplog``, a file handler) it goes through stdlib logging. The line is the same either way
+(:mod:`~kube_runtime.observe.log_output`).
 
 Pitfalls: the context is read when a line is *formatted*, which for the installed
 ``StreamHandler`` is the emitting call itself; a ``QueueHandler`` placed in front of it would
@@ -51,6 +57,7 @@ from opentelemetry.trace import SpanContext
 
 from kube_runtime.client.redact import redact
 from kube_runtime.controller.context import ReconcileInfo, current_reconcile
+from kube_runtime.observe.log_output import IsoUtcTimestamper, RoutingLoggerFactory, route_to
 
 __all__ = [
     "DEFAULT_LOG_FILTER",
@@ -209,7 +216,14 @@ class LevelFilteringLogger(structlog.stdlib.BoundLogger):
         level = _METHOD_LEVELS.get(method_name)
         if level is not None and not self._logger.isEnabledFor(level):
             return None
-        return super()._proxy_to_logger(method_name, event, *event_args, **event_kw)
+        # structlog.stdlib.BoundLogger's and BoundLoggerBase's _proxy_to_logger, in one frame.
+        if event_args:
+            event_kw["positional_args"] = event_args
+        try:
+            args, kw = self._process_event(method_name, event, event_kw)
+        except structlog.DropEvent:
+            return None
+        return getattr(self._logger, method_name)(*args, **kw)
 
 
 _METHOD_LEVELS: Mapping[str, int] = {
@@ -272,7 +286,7 @@ def configure_logging(
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        IsoUtcTimestamper(),
         add_reconcile_context,
         add_trace_context,
     ]
@@ -296,7 +310,7 @@ def configure_logging(
             structlog.processors.StackInfoRenderer(),
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
+        logger_factory=RoutingLoggerFactory(),
         wrapper_class=LevelFilteringLogger,
         # Not cached: module-level loggers created before this call must pick up the new setup.
         cache_logger_on_first_use=False,
@@ -314,6 +328,7 @@ def configure_logging(
         if existing.get_name() == _HANDLER_NAME:
             root.removeHandler(existing)
     root.addHandler(handler)
+    route_to(handler, final)
     root.setLevel(parsed.default)
     for name in _configured_targets - set(parsed.targets):
         logging.getLogger(name).setLevel(logging.NOTSET)

@@ -11,49 +11,58 @@ and records:
   request), ``success`` for ``Action.await_change()``. All four series exist (at 0) as soon as
   the controller is registered, so ``rate()`` and ratio alerts work from the first scrape.
 * ``controller_runtime_reconcile_errors_total{controller}`` for every ``ReconcilerFailed``.
+* ``controller_runtime_reconcile_timeouts_total{controller}`` for every ``ReconcileTimedOut``,
+  ``controller_runtime_terminal_reconcile_errors_total{controller}`` for every
+  ``ReconcilerFailedTerminally`` and ``controller_runtime_reconcile_panics_total{controller}`` for
+  every ``ReconcilerPanicked`` (see :mod:`kube_runtime.controller.failures`). Each is a
+  ``ReconcilerFailed``, so also an error, as controller-runtime counts them.
 * ``controller_runtime_reconcile_time_seconds{controller}`` from each item's ``.duration``.
 * ``kube_runtime_controller_stream_errors_total{controller,error}`` for the other error items
-  (``ObjectNotFound``, ``QueueError``, ``RunnerError``): they are not reconciles, so counting
-  them as reconcile errors would skew the error ratio.
+  (``QueueError``, ``RunnerError``): they are not reconciles, so counting them as reconcile
+  errors would skew the error ratio. ``ObjectNotFound`` (a deleted object) is no error and is
+  not counted.
 
 What the stream cannot see (queue depth, active workers, time in queue) the controller records
 itself under the ``workqueue_*``/``controller_runtime_active_workers`` names.
 
 Metric families are created once per ``CollectorRegistry`` (:func:`controller_metrics`), so
-several controllers share them, distinguished by the ``controller`` label. They are
-prometheus_client's ``Counter``/``Histogram`` with lock-free children
-(:mod:`kube_runtime.observe.single_writer`: the same exposition, a fraction of the cost per
-reconcile), so a recorder must be fed from one thread at a time: its controller's event loop.
+several controllers share them, distinguished by the ``controller`` label. They are lock-free
+collectors (:mod:`kube_runtime.observe.loop_counters`: the exposition of prometheus_client's
+``Counter``/``Histogram``, a fraction of the cost per reconcile), so a recorder must be fed from
+one thread at a time: its controller's event loop. Under prometheus_client's multiprocess mode
+they are its stock classes.
 """
 
 from __future__ import annotations
 
-from asyncio import _get_running_loop
+from asyncio import get_running_loop
 from collections.abc import AsyncIterable, AsyncIterator
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar, runtime_checkable
 
-import anyio
 import structlog
 from prometheus_client import CollectorRegistry
 
 from kube_runtime.controller.action import Action
 from kube_runtime.controller.errors import (
     ControllerError,
-    ObjectNotFound,
     QueueError,
     ReconcilerFailed,
+    ReconcilerFailedTerminally,
+    ReconcilerPanicked,
+    ReconcileTimedOut,
     RunnerError,
 )
-from kube_runtime.controller.result import Reconciled
+from kube_runtime.controller.result import ObjectNotFound, Reconciled
 from kube_runtime.metric_families import PerRegistry
 from kube_runtime.observe.hotloop import HotLoopDetector
+from kube_runtime.observe.loop_counters import counter_family, histogram_family
 from kube_runtime.observe.progress import ReconcileProgress
-from kube_runtime.observe.single_writer import SingleWriterCounter, SingleWriterHistogram
 
 __all__ = [
     "RECONCILE_RESULTS",
     "RECONCILE_TIME_BUCKETS",
     "ControllerMetrics",
+    "DeletionSource",
     "ResultRecorder",
     "controller_metrics",
     "observe_results",
@@ -73,6 +82,13 @@ RECONCILE_RESULTS: Final = ("success", "error", "requeue", "requeue_after")
 T = TypeVar("T")
 
 
+@runtime_checkable
+class DeletionSource(Protocol):
+    """What reports deleted objects to a recorder: a ``Controller``."""
+
+    def on_object_deleted(self, listener: Any) -> object: ...
+
+
 class ControllerMetrics:
     """The reconcile metric families of one registry. Get it with :func:`controller_metrics`.
 
@@ -81,32 +97,50 @@ class ControllerMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self.reconcile_total = SingleWriterCounter(
+        self.reconcile_total = counter_family(
             "controller_runtime_reconcile_total",
             "Total number of reconciliations per controller",
             ["controller", "result"],
             registry=registry,
         )
-        self.reconcile_errors_total = SingleWriterCounter(
+        self.reconcile_errors_total = counter_family(
             "controller_runtime_reconcile_errors_total",
             "Total number of reconciliation errors per controller",
             ["controller"],
             registry=registry,
         )
-        self.reconcile_time_seconds = SingleWriterHistogram(
+        self.terminal_reconcile_errors_total = counter_family(
+            "controller_runtime_terminal_reconcile_errors_total",
+            "Total number of terminal reconciliation errors per controller",
+            ["controller"],
+            registry=registry,
+        )
+        self.reconcile_panics_total = counter_family(
+            "controller_runtime_reconcile_panics_total",
+            "Total number of reconciliation panics per controller",
+            ["controller"],
+            registry=registry,
+        )
+        self.reconcile_timeouts_total = counter_family(
+            "controller_runtime_reconcile_timeouts_total",
+            "Total number of reconciliation timeouts per controller",
+            ["controller"],
+            registry=registry,
+        )
+        self.reconcile_time_seconds = histogram_family(
             "controller_runtime_reconcile_time_seconds",
             "Length of time per reconciliation per controller",
             ["controller"],
             buckets=RECONCILE_TIME_BUCKETS,
             registry=registry,
         )
-        self.stream_errors_total = SingleWriterCounter(
+        self.stream_errors_total = counter_family(
             "kube_runtime_controller_stream_errors_total",
             "Error items of a controller's result stream that are not reconcile failures",
             ["controller", "error"],
             registry=registry,
         )
-        self.hot_loop_detections_total = SingleWriterCounter(
+        self.hot_loop_detections_total = counter_family(
             "kube_runtime_hot_loop_detections_total",
             "Objects found reconciled over and over because of changes right after their own reconcile",
             ["controller"],
@@ -118,6 +152,9 @@ class ControllerMetrics:
         for result in RECONCILE_RESULTS:
             self.reconcile_total.labels(controller, result)
         self.reconcile_errors_total.labels(controller)
+        self.terminal_reconcile_errors_total.labels(controller)
+        self.reconcile_panics_total.labels(controller)
+        self.reconcile_timeouts_total.labels(controller)
         self.reconcile_time_seconds.labels(controller)
         self.hot_loop_detections_total.labels(controller)
 
@@ -150,8 +187,16 @@ class ResultRecorder:
     disables it)
     is fed every reconcile. ``progress`` (optional) is marked on every item, which is what the
     ``/livez`` reconcile-loop check reads. ``log_errors`` logs error items: reconciler failures
-    at ERROR, watch/queue errors at WARNING for 401/403 and DEBUG otherwise (the watcher retries
+    at ERROR with the exception the reconciler raised (``exc_info``: JSON logs carry it, its cause
+    chain and its traceback without local variables, as the ``exception`` field), watch/queue
+    errors at WARNING for 401/403 and DEBUG otherwise (the watcher retries
     them), runner errors at ERROR, missing objects at DEBUG.
+
+    State kept per object (the hot-loop detector's) goes when the object goes: on an
+    ``ObjectNotFound`` item, and on :meth:`forget`, which ``deletions`` (the ``Controller`` whose
+    results these are; ``Observability`` passes it) calls for every delete it sees. Without it a
+    deleted object's entry stays until the detector's window expires it, and never more than
+    ``max_tracked`` of them are kept.
     """
 
     def __init__(
@@ -162,6 +207,7 @@ class ResultRecorder:
         hot_loops: HotLoopDetector | bool | None = True,
         progress: ReconcileProgress | None = None,
         log_errors: bool = True,
+        deletions: DeletionSource | None = None,
     ) -> None:
         self.controller = controller
         self.metrics = controller_metrics(registry)
@@ -172,6 +218,9 @@ class ResultRecorder:
         self._requeue = self._results["requeue"]
         self._requeue_after = self._results["requeue_after"]
         self._errors = m.reconcile_errors_total.labels(c)
+        self._timeouts = m.reconcile_timeouts_total.labels(c)
+        self._terminal = m.terminal_reconcile_errors_total.labels(c)
+        self._panics = m.reconcile_panics_total.labels(c)
         self._time = m.reconcile_time_seconds.labels(c)
         if hot_loops is True:
             hot_loops = HotLoopDetector(controller)
@@ -180,11 +229,17 @@ class ResultRecorder:
             self.hot_loops.bind_counter(m.hot_loop_detections_total.labels(c))
         self.progress = progress
         self.log_errors = log_errors
+        if deletions is not None:
+            deletions.on_object_deleted(self.forget)
+
+    def forget(self, obj_ref: object) -> None:
+        """Drop the state kept for ``obj_ref``: it was deleted."""
+        if self.hot_loops is not None:
+            self.hot_loops.forget(obj_ref)
 
     def record(self, item: object) -> None:
         """Count one result item. Never raises for an unexpected item (it is ignored)."""
-        loop = _get_running_loop()
-        now = loop.time() if loop is not None else anyio.current_time()  # the same clock on asyncio
+        now = get_running_loop().time()  # anyio's clock on asyncio, without its backend lookup
         if self.progress is not None:
             self.progress.mark(now)
         if item.__class__ is Reconciled:  # the common case, without the generic lookups below
@@ -215,15 +270,33 @@ class ResultRecorder:
         elif isinstance(item, ReconcilerFailed):
             self._results["error"].inc()
             self._errors.inc()
+            if isinstance(item, ReconcileTimedOut):
+                self._timeouts.inc()
+            elif isinstance(item, ReconcilerFailedTerminally):
+                self._terminal.inc()
+            elif isinstance(item, ReconcilerPanicked):
+                self._panics.inc()
             self._time.observe(item.duration)
             if self.hot_loops is not None:
                 self.hot_loops.observe(item.obj_ref, item.reason, item.duration, now)
             if self.log_errors:
+                fields: dict[str, Any] = {"object.ref": str(item.obj_ref), "object.reason": str(item.reason)}
+                if isinstance(item, ReconcilerFailedTerminally):
+                    fields["terminal"] = True
                 log.error(
                     "reconcile failed",
                     controller=self.controller,
-                    **{"object.ref": str(item.obj_ref), "object.reason": str(item.reason)},
                     error=repr(item.error),
+                    exc_info=item.error,
+                    **fields,
+                )
+        elif isinstance(item, ObjectNotFound):
+            self.forget(item.obj_ref)
+            if self.log_errors:
+                log.debug(
+                    "object deleted before its reconcile",
+                    controller=self.controller,
+                    **{"object.ref": str(item.obj_ref)},
                 )
         elif isinstance(item, ControllerError):
             self._record_stream_error(item)
@@ -243,11 +316,7 @@ class ResultRecorder:
         self.metrics.stream_errors_total.labels(self.controller, kind).inc()
         if not self.log_errors:
             return
-        if isinstance(item, ObjectNotFound):
-            log.debug(
-                "object not found in store", controller=self.controller, **{"object.ref": str(item.obj_ref)}
-            )
-        elif isinstance(item, QueueError):
+        if isinstance(item, QueueError):
             code = _status_code(item.watcher_error)
             level = "warning" if code in (401, 403) else "debug"
             getattr(log, level)(
@@ -279,15 +348,22 @@ def observe_results(
     hot_loops: HotLoopDetector | bool | None = True,
     progress: ReconcileProgress | None = None,
     log_errors: bool = True,
+    deletions: DeletionSource | None = None,
 ) -> AsyncIterator[T]:
     """Pass ``results`` through unchanged, recording each item (see :class:`ResultRecorder`).
 
     The controller's series exist (at zero) as soon as this is called, before the first item.
+    Pass ``deletions=controller`` so that per-object state goes with deleted objects.
     It starts no task. It owns ``results``: closing it (``contextlib.aclosing``, or the end of
     iteration) closes the wrapped stream too.
     """
     recorder = ResultRecorder(
-        controller, registry=registry, hot_loops=hot_loops, progress=progress, log_errors=log_errors
+        controller,
+        registry=registry,
+        hot_loops=hot_loops,
+        progress=progress,
+        log_errors=log_errors,
+        deletions=deletions,
     )
     return recorder.observe(results)
 

@@ -14,18 +14,22 @@ liveness check (``/livez/<name>``, failing after ``livez_threshold`` seconds wit
 while work is pending), the watch metrics of every watch the controller opens (through
 ``Controller.instrument_watches``: ``kube_runtime_watch_*{watch="<controller>/<Kind>"}``, with the
 last-event timestamp moved by bookmarks too) and a :class:`ResultRecorder` (reconcile metrics,
-hot-loop detection). ``run`` consumes the controller's results through that recorder; to consume
-them yourself, wrap the stream instead (``recorder.observe(results)``). Entering starts the
-event-loop lag monitor and the server in a task group owned by this object; leaving stops both.
+hot-loop detection), told of every deleted object (``Controller.on_object_deleted``) so that its
+per-object state goes with the object. ``run`` consumes the controller's results through that
+recorder; to consume them yourself, wrap the stream instead (``recorder.observe(results)``).
+Entering starts the event-loop lag monitor and the server in a task group owned by this object;
+leaving stops both.
 
 With ``metrics_secure``, pass ``client=`` (the API client): scrapes are then reviewed with
 TokenReview and SubjectAccessReview through it (or pass your own ``authorizer``).
 
-With leader election, add (or run) the controller once this replica leads (inside
+With leader election, either add (or run) the controller once this replica leads (inside
 ``elector.run_while_leading``): a standby runs no controller, so its store would never fill,
 failing ``/readyz`` (a rolling update would then wait forever for the new, standby pod) and
-reporting ``kube_runtime_store_ready 0``. Until then the probes answer with the built-in passing
-``ping`` check, as controller-runtime's standbys do.
+reporting ``kube_runtime_store_ready 0``; until then the probes answer with the built-in passing
+``ping`` check, as controller-runtime's standbys do. Or gate the controller on the elector
+(``Controller.with_leader_election``) and add and run it from the start: the probes and store
+metrics then account for standing by (:mod:`kube_runtime.observe.standby`).
 """
 
 from __future__ import annotations
@@ -46,9 +50,10 @@ from kube_runtime.observe.auth import ReviewClient, TokenReviewAuthorizer
 from kube_runtime.observe.health import HealthChecks
 from kube_runtime.observe.hotloop import HotLoopDetector
 from kube_runtime.observe.loop import EventLoopLagMonitor
-from kube_runtime.observe.metrics import ResultRecorder
+from kube_runtime.observe.metrics import DeletionSource, ResultRecorder
 from kube_runtime.observe.progress import ReconcileProgress, pending_work_from_metrics
 from kube_runtime.observe.server import ObservabilityServer, ServerOptions
+from kube_runtime.observe.standby import StandbyStore, leading_check
 from kube_runtime.observe.watch_metrics import ReadableStore, observe_watch, track_store
 from kube_runtime.watcher.progress import WatchProgress
 from kube_runtime.watcher.state import WatcherItem
@@ -119,6 +124,8 @@ class Observability:
         #: The name each added controller's store is published under (``kube_runtime_store_*``).
         self.store_names: dict[str, str] = {}
         self._controllers: dict[str, ObservedController] = {}
+        #: Cold standbys' stores as reported (held here: store metrics hold stores weakly).
+        self._standby_stores: dict[str, StandbyStore] = {}
         self._tasks: BackgroundTasks | None = None
 
     def add_controller(
@@ -139,15 +146,25 @@ class Observability:
         name = controller.name
         if name in self.recorders:
             raise ValueError(f"controller {name!r} already added")
-        self.checks.add_store(name, controller.store)
+        leading, warm = leading_check(controller)
+        store: ReadableStore = controller.store
+        if leading is not None and not warm:
+            store = self._standby_stores[name] = StandbyStore(store, leading)
+        self.checks.add_store(name, store)
         self.store_names[name] = track_store(
-            store_name or name, controller.store, registry=self.registry, rename=store_name is not None
+            store_name or name, store, registry=self.registry, rename=store_name is not None
         )
         progress = ReconcileProgress(
-            self.livez_threshold, pending=pending_work_from_metrics(name, self.registry)
+            self.livez_threshold, pending=pending_work_from_metrics(name, self.registry), active=leading
         )
         self.checks.add_livez(name, progress.check)
-        recorder = ResultRecorder(name, registry=self.registry, hot_loops=hot_loops, progress=progress)
+        recorder = ResultRecorder(
+            name,
+            registry=self.registry,
+            hot_loops=hot_loops,
+            progress=progress,
+            deletions=controller if isinstance(controller, DeletionSource) else None,
+        )
         self.recorders[name] = recorder
         self._controllers[name] = controller
         instrument = getattr(controller, "instrument_watches", None)

@@ -49,15 +49,22 @@ class ReconcileProgress:
     than ``threshold`` seconds passed since the last result (or since creation), and after that
     only while ``pending()`` reports no work (``pending`` returning ``None`` counts as work, so
     without a pending source the check is purely time-based: requeue idle objects periodically).
+    ``active()`` (optional) says whether the loop may run at all (a leader-gated controller: only
+    while leading); while it is false the loop is healthy and its idle time starts over.
     """
 
     def __init__(
-        self, threshold: float = 300.0, *, pending: Callable[[], float | None] | None = None
+        self,
+        threshold: float = 300.0,
+        *,
+        pending: Callable[[], float | None] | None = None,
+        active: Callable[[], bool] | None = None,
     ) -> None:
         if threshold <= 0:
             raise ValueError("threshold must be positive")
         self.threshold = threshold
         self.pending = pending
+        self.active = active
         self.last_progress: float | None = None
 
     def mark(self, now: float | None = None) -> None:
@@ -66,8 +73,9 @@ class ReconcileProgress:
 
     def stalled(self) -> str | None:
         now = anyio.current_time()
-        if self.last_progress is None:
-            self.last_progress = now  # the grace period starts with the first probe
+        if self.last_progress is None or (self.active is not None and not self.active()):
+            self.last_progress = now  # the grace period starts with the first (active) probe
+            return None
         idle_for = now - self.last_progress
         if idle_for <= self.threshold:
             return None

@@ -5,7 +5,10 @@ The controller opens a ``reconciling object`` span (attributes ``object.ref`` an
 use only the OpenTelemetry API, so they cost next to nothing until a tracer provider is
 installed. :func:`setup_tracing` installs one, and exports over OTLP only when the environment
 asks for it: calling it unconditionally is safe (no exporter, no connection attempts, when
-nothing is configured) and still gives every span a trace id, which the logs carry.
+nothing is configured) and still gives every span a trace id, which the logs carry. Without any
+provider, reconcile log lines still carry ids, from an unrecorded span with fresh random ids per
+reconcile (:mod:`kube_runtime.controller.unrecorded_span`): they group one reconcile's lines, but
+match no exported trace, and client requests inside get no span of their own.
 
 Because OpenTelemetry keeps the current span in a context variable, anything started inside the
 reconciler (HTTP calls, a ``with tracer.start_as_current_span(...)`` block, a function decorated
@@ -28,8 +31,6 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
 )
-
-from kube_runtime.observe.span_fast_path import FastPathTracerProvider
 
 __all__ = ["OTLP_ENDPOINT_VARS", "RECONCILE_SPAN_NAME", "TRACER_NAME", "instrument", "setup_tracing"]
 
@@ -112,9 +113,6 @@ def setup_tracing(
     default), ``OTEL_TRACES_SAMPLER[_ARG]``, ``OTEL_BSP_*``; ``OTEL_SDK_DISABLED=true`` returns a
     provider with no exporter.
 
-    The provider is the SDK's, with a shorter path for the common span (see
-    :mod:`kube_runtime.observe.span_fast_path`): the same spans at a fraction of the cost.
-
     Pitfalls: OpenTelemetry allows the global provider to be set once per process (later calls
     log a warning and are ignored), and spans still in the batch queue are lost unless
     ``provider.shutdown()`` runs at exit.
@@ -128,7 +126,7 @@ def setup_tracing(
     for key in env_keys & set(attributes):
         if key != SERVICE_NAME:
             del attributes[key]  # the environment wins over code defaults
-    provider = FastPathTracerProvider(resource=Resource.create(attributes))
+    provider = TracerProvider(resource=Resource.create(attributes))
     if not _env_truthy("OTEL_SDK_DISABLED"):
         exporters = [exporter] if exporter is not None else _exporters_from_env()
         for exp in exporters:

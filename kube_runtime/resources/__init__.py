@@ -22,6 +22,7 @@ from kube_runtime.resources.builtins import ConfigMap, Event, Lease, LeaseSpec, 
 from kube_runtime.resources.controller import TypedController, TypedErrorPolicy, TypedReconciler
 from kube_runtime.resources.crd import crd, to_yaml
 from kube_runtime.resources.errors import FieldError, InvalidObject, decoder
+from kube_runtime.resources.install import install_crd
 from kube_runtime.resources.meta import ObjectMeta, OwnerReference, owner_reference
 from kube_runtime.resources.model import (
     CrdSettings,
@@ -86,6 +87,7 @@ __all__ = [
     "crd",
     "decoder",
     "find_condition",
+    "install_crd",
     "now",
     "object_schema",
     "owner_reference",

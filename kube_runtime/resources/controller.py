@@ -17,7 +17,7 @@ Builder calls other than those here go to ``controller`` (``ctl.controller.watch
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar, cast
 
 from prometheus_client import CollectorRegistry
@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry
 from kube_runtime.client.api import Api
 from kube_runtime.controller.action import Action
 from kube_runtime.controller.controller import Controller, ControllerRun, ErrorPolicy, Reconciler
+from kube_runtime.predicates import Predicate
 from kube_runtime.resources.api import TypedApi
 from kube_runtime.resources.model import Resource
 from kube_runtime.resources.store import TypedStore
@@ -52,11 +53,17 @@ class TypedController(Generic[M]):
         name: str | None = None,
         registry: CollectorRegistry | None = None,
         compact_store: bool = True,
+        predicates: Sequence[Predicate] = (),
     ) -> None:
         self.model: type[M] = api.model
         #: The dict controller underneath (decoding installed).
         self.controller = Controller(
-            api.raw, watcher_config, name=name, registry=registry, compact_store=compact_store
+            api.raw,
+            watcher_config,
+            name=name,
+            registry=registry,
+            compact_store=compact_store,
+            predicates=predicates,
         ).decode_objects(api.decode)
         #: Typed reads of the main store.
         self.store: TypedStore[M] = TypedStore(self.controller.store, api.model)
@@ -66,10 +73,15 @@ class TypedController(Generic[M]):
         return self.controller.name
 
     def owns(
-        self, api: Api | TypedApi[Any], watcher_config: WatcherConfig | None = None
+        self,
+        api: Api | TypedApi[Any],
+        watcher_config: WatcherConfig | None = None,
+        *,
+        predicates: Sequence[Predicate] = (),
     ) -> TypedController[M]:
-        """Reconcile the owners of ``api``'s objects (see ``Controller.owns``)."""
-        self.controller.owns(api.raw if isinstance(api, TypedApi) else api, watcher_config)
+        """Reconcile the owners of ``api``'s objects (see ``Controller.owns``, predicates too)."""
+        raw = api.raw if isinstance(api, TypedApi) else api
+        self.controller.owns(raw, watcher_config, predicates=predicates)
         return self
 
     def with_config(

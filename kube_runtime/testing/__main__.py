@@ -2,8 +2,8 @@
 
 Writes a kubeconfig for the server, prints one line ``serving <url> kubeconfig=<path>`` once it
 accepts connections, and serves until SIGINT or SIGTERM. The admin endpoint (``/admin/...``,
-same bearer token) offers the fault operations, ``bulk-create``, ``churn`` and ``stats`` (with the
-server process's CPU time) to benchmarks running in another process.
+same bearer token) offers the fault operations, ``bulk-create``, ``churn``, ``lifecycle`` and
+``stats`` (with the server process's CPU time) to benchmarks running in another process.
 """
 
 from __future__ import annotations

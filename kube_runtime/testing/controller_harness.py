@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +47,7 @@ import anyio
 
 from kube_runtime.client import ApiResource, Client
 from kube_runtime.controller import Action, Controller, ControllerError, ErrorPolicy, Reconciled, Reconciler
+from kube_runtime.predicates import Predicate
 from kube_runtime.testing.clock import VirtualClockLoop
 from kube_runtime.testing.clusters import Cluster, EmbeddedCluster
 from kube_runtime.testing.schedules import (
@@ -115,6 +116,14 @@ class ControllerSpec:
     parent owns, named like its parent (``DeleteChild``/``EditChild`` act on it);
     ``child_patch(content)`` is the merge patch of ``EditChild``. ``setup(client)`` runs once
     before anything (install a CRD). ``concurrency`` is set on the controller when not None.
+
+    ``predicate``: the predicate the controller's main watch filters with (``Controller(...,
+    predicates=[...])``; several combined with :func:`~kube_runtime.predicates.combine`). Check 1
+    then asks that the last successful reconcile saw the object's current *fingerprint* rather
+    than its current resourceVersion (a change the predicate drops, such as the controller's own
+    status write, is not meant to trigger), and that it started after the schedule's last change
+    to the object's child. Typed controllers work too: a model handed to the reconciler is read
+    in its wire form.
     """
 
     resource: ApiResource
@@ -126,6 +135,7 @@ class ControllerSpec:
     invariants: Sequence[Invariant] = ()
     setup: Callable[[Client], Awaitable[None]] | None = None
     concurrency: int | None = None
+    predicate: Predicate | None = None
 
 
 class ScheduleFailed(AssertionError):
@@ -164,26 +174,33 @@ class RunReport:
 class ReconcileTracker:
     """Wraps a reconciler: records what each reconcile was handed and when, and overlaps.
 
-    ``last_ok[name]`` is (resourceVersion handed to the reconcile, its start sequence number) of the
-    last reconcile that returned an Action; ``wrote(name)`` stamps a change the schedule made.
-    Sequence numbers come from one counter, so "started after the write" is exact.
+    ``last_ok[name]`` is (resourceVersion handed to the reconcile, its start sequence number,
+    ``predicate`` fingerprint) of the last reconcile that returned an Action; ``wrote(name)``
+    stamps a change the schedule made (``child=True``: to the object's child). Sequence numbers
+    come from one counter, so "started after the write" is exact.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, predicate: Predicate | None = None) -> None:
         self._seq = itertools.count(1)
+        self._predicate = predicate
         self.in_flight: dict[str, int] = {}
         self.overlaps: list[str] = []
-        self.last_ok: dict[str, tuple[str, int]] = {}
+        self.last_ok: dict[str, tuple[str, int, Hashable | None]] = {}
         self.last_write: dict[str, int] = {}
+        self.last_child_write: dict[str, int] = {}
         self.finished: set[str] = set()
         self.calls = 0
         self._changed = anyio.Event()
 
-    def wrote(self, name: str) -> None:
-        self.last_write[name] = next(self._seq)
+    def wrote(self, name: str, *, child: bool = False) -> None:
+        seq = next(self._seq)
+        self.last_write[name] = seq
+        if child:
+            self.last_child_write[name] = seq
 
     def wrap(self, reconcile: Reconciler[Any]) -> Reconciler[Any]:
-        async def tracked(obj: dict[str, Any], ctx: Any) -> Action:
+        async def tracked(handed: Any, ctx: Any) -> Action:
+            obj: dict[str, Any] = handed if isinstance(handed, dict) else _wire(handed)
             meta = obj.get("metadata") or {}
             name = str(meta.get("name"))
             rv = str(meta.get("resourceVersion"))
@@ -194,8 +211,9 @@ class ReconcileTracker:
             started = next(self._seq)
             self.calls += 1
             try:
-                action = await reconcile(obj, ctx)
-                self.last_ok[name] = (rv, started)
+                action = await reconcile(handed, ctx)
+                fingerprint = None if self._predicate is None else self._predicate(obj)
+                self.last_ok[name] = (rv, started, fingerprint)
                 return action
             finally:
                 left = self.in_flight[name] - 1
@@ -216,11 +234,18 @@ class ReconcileTracker:
         """Wait until the next reconcile finishes."""
         await self._changed.wait()
 
-    def lag(self, name: str, rv: str) -> str | None:
-        """Why ``name`` at ``rv`` is not settled yet (None: it is)."""
+    def lag(self, name: str, rv: str, obj: dict[str, Any] | None = None) -> str | None:
+        """Why ``name`` at ``rv`` (``obj``: needed with a predicate) is not settled yet (None: it is)."""
         ok = self.last_ok.get(name)
         if ok is None:
             return f"{name}: resourceVersion {rv} was never reconciled"
+        fingerprint = None if self._predicate is None or obj is None else self._predicate(obj)
+        if fingerprint is not None:
+            if ok[2] != fingerprint:
+                return f"{name}: its latest fingerprint {fingerprint!r} was not reconciled (last: {ok[2]!r})"
+            if ok[1] < self.last_child_write.get(name, 0):
+                return f"{name}: not reconciled since its child was changed"
+            return None
         if ok[0] != rv:
             return f"{name}: latest resourceVersion {rv} not reconciled (last reconciled: {ok[0]})"
         if ok[1] < self.last_write.get(name, 0):
@@ -246,7 +271,7 @@ async def check_controller(
     under_test = spec.build(cluster.client, schedule.watcher_config())
     if spec.concurrency is not None:
         under_test.controller.with_config(concurrency=spec.concurrency)
-    tracker = ReconcileTracker()
+    tracker = ReconcileTracker(spec.predicate)
     reconcile = tracker.wrap(under_test.reconcile)
     problems: list[str] = []
     async with (
@@ -305,7 +330,7 @@ async def _run_step(
             patch = spec.child_patch(step.content) if spec.child_patch is not None else None
             changed = patch is not None and await cluster.patch(spec.child_resource, name, patch)
         if changed:
-            tracker.wrote(name)
+            tracker.wrote(name, child=isinstance(step, DeleteChild | EditChild))
             report.writes += 1
         return
     if cluster.supports(step):
@@ -322,8 +347,14 @@ async def _settle(
 
     async def scan() -> dict[str, str]:
         lagging: dict[str, str] = {}
-        for name, rv in (await cluster.versions(spec.resource)).items():
-            why = tracker.lag(name, rv)
+        current: dict[str, tuple[str, dict[str, Any] | None]]
+        if spec.predicate is None:
+            current = {name: (rv, None) for name, rv in (await cluster.versions(spec.resource)).items()}
+        else:
+            objects = await cluster.objects(spec.resource)
+            current = {name: (str(o["metadata"]["resourceVersion"]), o) for name, o in objects.items()}
+        for name, (rv, obj) in current.items():
+            why = tracker.lag(name, rv, obj)
             if why is not None:
                 lagging[name] = why
         return lagging
@@ -339,8 +370,9 @@ async def _settle(
             await tracker.wait_changed()
             for name in list(tracker.finished):
                 if name in pending:
+                    obj = None if spec.predicate is None else (await cluster.objects(spec.resource)).get(name)
                     rv = await cluster.version(spec.resource, name)
-                    why = None if rv is None else tracker.lag(name, rv)
+                    why = None if rv is None else tracker.lag(name, rv, obj)
                     if why is None:
                         del pending[name]
                     else:
@@ -402,3 +434,9 @@ def run_on_embedded_server(
     if isinstance(outcome, ScheduleFailed):
         raise outcome
     return outcome
+
+
+def _wire(model: Any) -> dict[str, Any]:
+    """A typed object (a pydantic model handed to a typed reconciler) in its wire form."""
+    dumped: dict[str, Any] = model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return dumped

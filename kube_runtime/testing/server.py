@@ -13,6 +13,7 @@ by :meth:`ApiServer.objects` are copies; change the server's state through the A
 from __future__ import annotations
 
 import base64
+import functools
 import gc
 import os
 import secrets
@@ -458,6 +459,21 @@ class ApiServer:
                 int(body["count"]),
                 float(body.get("rate", 0.0)),
                 body.get("namePrefix"),
+            )
+            return {"started": True, "index": len(self.load.churns)}
+        if op == "lifecycle":
+            rtype = self.resource_type(body["resource"])
+            assert self._tg is not None
+            self._tg.start_soon(
+                functools.partial(
+                    self.load.lifecycle,
+                    rtype,
+                    body.get("namespace"),
+                    int(body["count"]),
+                    rate=float(body["rate"]),
+                    linger=int(body.get("linger", 0)),
+                    name_prefix=str(body.get("namePrefix", "cycle-")),
+                )
             )
             return {"started": True, "index": len(self.load.churns)}
         if op == "reset-cpu":

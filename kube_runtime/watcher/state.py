@@ -69,6 +69,7 @@ __all__ = [
     "has_open_watch",
     "next_call",
     "step",
+    "watching_received",
 ]
 
 INITIAL_EVENTS_END_ANNOTATION: Final = "k8s.io/initial-events-end"
@@ -332,21 +333,43 @@ def _step_initial_watch(outcome: Outcome) -> Step:
     return _stream_trouble(_INITIAL_WATCH, outcome, resume=_EMPTY)
 
 
+def watching_received(kind: str, obj: KubeObject) -> tuple[str, WatcherItem | None] | None:
+    """The watching state's transition for the common event: an ADDED, MODIFIED or DELETED object,
+    or a BOOKMARK, that carries a resourceVersion. Returns the resourceVersion to watch from next and
+    the item to yield (``None`` for a bookmark); ``None`` for any other event, which needs
+    :func:`step`.
+
+    This is the function :func:`step` applies to such an event in :class:`Watching`, so a driver
+    holding a ``Watching`` state may call it per event and build the next ``Watching`` only when the
+    stream leaves the steady state: the same transition without the intermediate values.
+    """
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        return None
+    version = meta.get("resourceVersion")
+    if not isinstance(version, str) or not version:
+        return None
+    if kind == "MODIFIED" or kind == "ADDED":
+        return version, Apply(obj)
+    if kind == "DELETED":
+        return version, Delete(obj)
+    if kind == "BOOKMARK":
+        return version, None
+    return None
+
+
 def _step_watching(state: Watching, outcome: Outcome) -> Step:
     if isinstance(outcome, Received):
         kind = outcome.type
-        obj = outcome.object
+        moved = watching_received(kind, outcome.object)
+        if moved is not None:
+            version, item = moved
+            following = state if version == state.resource_version else Watching(version)
+            return Step(following, () if item is None else (item,))
         if kind == "BOOKMARK":
-            resource_version = _resource_version(obj)
-            if resource_version is None or resource_version == state.resource_version:
-                return Step(state)
-            return Step(Watching(resource_version))
+            return Step(state)  # a bookmark without a usable resourceVersion: nothing to resume from
         if kind in ("ADDED", "MODIFIED", "DELETED"):
-            resource_version = _resource_version(obj)
-            if resource_version is None:
-                return Step(_EMPTY, (NoResourceVersion(),))
-            event: WatcherItem = Delete(obj) if kind == "DELETED" else Apply(obj)
-            return Step(Watching(resource_version), (event,))
+            return Step(_EMPTY, (NoResourceVersion(),))
         return Step(state, (_unknown_type(kind),))
     return _stream_trouble(state, outcome, resume=InitListed(state.resource_version))
 

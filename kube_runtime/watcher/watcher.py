@@ -25,8 +25,10 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import anyio
 
 from kube_runtime.client.errors import ApiError, WatchDecodeError, WatchTimeout
+from kube_runtime.client.idle import IdleTimedStream
 from kube_runtime.client.json import KubeObject
-from kube_runtime.client.lines import ADDED, BOOKMARK, DELETED, MODIFIED, WatchEvent
+from kube_runtime.client.lines import WatchEvent
+from kube_runtime.client.resource import ApiResource
 from kube_runtime.watcher.cadence import IdleBudget
 from kube_runtime.watcher.config import WatcherConfig
 from kube_runtime.watcher.event import (
@@ -35,7 +37,9 @@ from kube_runtime.watcher.event import (
     Init,
     InitApply,
     InitDone,
+    InitialListFailed,
     WatcherError,
+    WatchStartFailed,
 )
 from kube_runtime.watcher.progress import WatchProgress
 from kube_runtime.watcher.state import (
@@ -58,6 +62,7 @@ from kube_runtime.watcher.state import (
     has_open_watch,
     next_call,
     step,
+    watching_received,
 )
 
 if TYPE_CHECKING:
@@ -69,7 +74,7 @@ _log = logging.getLogger("kube_runtime.watcher")
 
 T = TypeVar("T")
 ListFn = Callable[..., Any]
-WatchFn = Callable[..., AbstractAsyncContextManager[AsyncIterator[Any]]]
+WatchFn = Callable[..., AbstractAsyncContextManager[IdleTimedStream[Any]]]
 
 
 class WatchableApi(Protocol):
@@ -97,7 +102,7 @@ class WatchableApi(Protocol):
         send_initial_events: bool = ...,
         resource_version_match: str | None = ...,
         idle_timeout: float | None = ...,
-    ) -> AbstractAsyncContextManager[AsyncIterator[Any]]: ...
+    ) -> AbstractAsyncContextManager[IdleTimedStream[Any]]: ...
 
 
 class MetadataWatchableApi(Protocol):
@@ -125,7 +130,7 @@ class MetadataWatchableApi(Protocol):
         send_initial_events: bool = ...,
         resource_version_match: str | None = ...,
         idle_timeout: float | None = ...,
-    ) -> AbstractAsyncContextManager[AsyncIterator[Any]]: ...
+    ) -> AbstractAsyncContextManager[IdleTimedStream[Any]]: ...
 
 
 def watcher(
@@ -139,14 +144,15 @@ def watcher(
     list page and every line of the open watch, bookmarks included (see
     :class:`~kube_runtime.watcher.progress.WatchProgress`); bookmarks still yield nothing.
     """
-    return _stream(_drive(api.list, api.watch, config or WatcherConfig(), progress))
+    return _stream(_drive(api.list, api.watch, config or WatcherConfig(), progress, _resource_of(api)))
 
 
 def metadata_watcher(
     api: MetadataWatchableApi, config: WatcherConfig | None = None, *, progress: WatchProgress | None = None
 ) -> WatchStream[WatcherItem]:
     """Like :func:`watcher`, over ``PartialObjectMetadata`` (metadata only: far less memory)."""
-    return _stream(_drive(api.list_metadata, api.watch_metadata, config or WatcherConfig(), progress))
+    cfg = config or WatcherConfig()
+    return _stream(_drive(api.list_metadata, api.watch_metadata, cfg, progress, _resource_of(api)))
 
 
 def watch_object(
@@ -163,7 +169,7 @@ def watch_object(
     same name in several namespaces are mixed together.
     """
     cfg = (config or WatcherConfig()).fields(f"metadata.name={name}")
-    return _stream(_single_object(_drive(api.list, api.watch, cfg, progress)))
+    return _stream(_single_object(_drive(api.list, api.watch, cfg, progress, _resource_of(api))))
 
 
 def _stream(source: AsyncIterator[T]) -> WatchStream[T]:
@@ -197,29 +203,34 @@ async def _single_object(
         await events.aclose()
 
 
+def _resource_of(api: object) -> ApiResource | None:
+    """The kind an ``Api`` addresses (for log messages); ``None`` for other watchable objects."""
+    resource = getattr(api, "resource", None)
+    return resource if isinstance(resource, ApiResource) else None
+
+
 async def _drive(
-    list_fn: ListFn, watch_fn: WatchFn, config: WatcherConfig, progress: WatchProgress | None = None
+    list_fn: ListFn,
+    watch_fn: WatchFn,
+    config: WatcherConfig,
+    progress: WatchProgress | None = None,
+    resource: ApiResource | None = None,
 ) -> AsyncGenerator[WatcherItem, None]:
     state: State = Empty()
+    # Whether the "kind not served" warning was logged since the last successful list.
+    warned_unserved = False
     streaming = config.is_streaming
     budget = config.idle_budget()
     learn = budget.learn
     clock = anyio.current_time
-    # The open stream's set_idle_timeout, when it enforces the timeout itself and can change it.
-    retime: Callable[[float], None] | None = None
-    watch_cm: AbstractAsyncContextManager[AsyncIterator[Any]] | None = None
-    events: AsyncIterator[Any] | None = None
-    # Whether the open stream enforces the idle timeout itself (see _read).
-    self_timed = False
+    watch_cm: AbstractAsyncContextManager[Any] | None = None
+    events: IdleTimedStream[Any] | None = None
     try:
         while True:
             outcome: Outcome
-            if self_timed and type(state) is Watching:
-                # The steady state, inlined: what step() does for an object event or bookmark with a
-                # resourceVersion on an open watch, without building the intermediate values (the
-                # outcome, the next state, the Step): the resourceVersion is kept in a local and
-                # Watching is only built again when something else happens. Anything unusual leaves
-                # the loop with its outcome for step(); tests check this loop against step().
+            if type(state) is Watching:
+                # The steady state: state.py's watching_received per event, the next Watching built
+                # only when the stream leaves it (see that function); anything else goes to step().
                 assert events is not None
                 resource_version = state.resource_version
                 read = events.__anext__
@@ -234,29 +245,15 @@ async def _drive(
                         break
                     if progress is not None:
                         progress.mark()
-                    if type(item) is WatchEvent:
-                        obj = item.object
-                        meta = obj.get("metadata") if type(obj) is dict else None
-                        version = meta.get("resourceVersion") if type(meta) is dict else None
-                        if type(version) is str and version:
-                            kind = item.type
-                            if kind is MODIFIED or kind is ADDED:
-                                resource_version = version
-                                applied: WatcherItem = _new(Apply)
-                                _set_apply_object(applied, obj)
+                    if type(item) is WatchEvent and type(item.object) is dict:
+                        moved = watching_received(item.type, item.object)
+                        if moved is not None:
+                            resource_version, applied = moved
+                            if applied is not None:
                                 yield applied
-                                continue
-                            if kind is DELETED:
-                                resource_version = version
-                                deleted: WatcherItem = _new(Delete)
-                                _set_delete_object(deleted, obj)
-                                yield deleted
-                                continue
-                            if kind is BOOKMARK:
-                                resource_version = version
-                                if learn and budget.bookmark(clock()) and retime is not None:
-                                    retime(budget.timeout)
-                                continue
+                            elif learn and budget.bookmark(clock()):
+                                events.set_idle_timeout(budget.timeout)
+                            continue
                     outcome = _outcome(item)
                     break
                 if resource_version != state.resource_version:
@@ -276,38 +273,30 @@ async def _drive(
                     params["idle_timeout"] = budget.timeout
                     cm = watch_fn(**params)
                     try:
-                        events = await cm.__aenter__()
+                        opened = await cm.__aenter__()
                     except Exception as exc:
                         if isinstance(exc, WatchTimeout):
                             budget.timed_out()
                         outcome = WatchRejected(exc)
                     else:
                         watch_cm = cm
+                        events = _idle_timed(opened)
                         budget.opened()
-                        self_timed = getattr(events, "idle_timeout", None) is not None
-                        retime = getattr(events, "set_idle_timeout", None) if self_timed else None
                         outcome = WatchOpened()
                 else:
                     assert events is not None
-                    outcome = await _read(events, budget, self_timed, progress)
+                    outcome = await _read(events, budget, progress)
 
-            if (
-                learn
-                and type(outcome) is Received
-                and outcome.type == BOOKMARK
-                and type(state) is Watching
-                and budget.bookmark(clock())
-                and retime is not None
-            ):
-                retime(budget.timeout)
             stepped = step(state, outcome)
             if watch_cm is not None and not has_open_watch(stepped.state):
-                cm, watch_cm, events, self_timed, retime = watch_cm, None, None, False, None
+                cm, watch_cm, events = watch_cm, None, None
                 await _close_quietly(cm)
             state = stepped.state
             for item in stepped.items:
                 if isinstance(item, WatcherError):
-                    _log_error(item)
+                    warned_unserved = _log_error(item, resource, warned_unserved)
+                elif warned_unserved and isinstance(item, InitDone):
+                    warned_unserved = False
                 yield item
     finally:
         if watch_cm is not None:
@@ -315,62 +304,43 @@ async def _drive(
                 await _close_quietly(watch_cm)
 
 
-# Apply/Delete are frozen dataclasses, whose __init__ goes through object.__setattr__; filling the
-# slot directly builds the same instance in a third of the time (it was ~0.3 us of every event).
-_new = object.__new__
-_set_apply_object: Callable[[Any, Any], None] = vars(Apply)["object"].__set__
-_set_delete_object: Callable[[Any, Any], None] = vars(Delete)["object"].__set__
+def _idle_timed(events: object) -> IdleTimedStream[Any]:
+    """The stream a watch function opened, which must enforce the idle timeout it was given."""
+    if not isinstance(events, IdleTimedStream):
+        raise TypeError(
+            f"a watch function must yield an IdleTimedStream (got {type(events).__name__}): wrap "
+            "other async iterators with kube_runtime.client.idle.idle_timed(items, idle_timeout)"
+        )
+    return events
 
 
-async def _read(
-    events: AsyncIterator[Any], budget: IdleBudget, self_timed: bool, progress: WatchProgress | None
-) -> Outcome:
-    """One item of the open watch, as an outcome; no bytes for ``budget.timeout`` gives the watch
-    up (see :func:`_ended`). Every item that arrives (bookmarks and error lines too) stamps
-    ``progress``.
-
-    A stream that enforces the idle timeout itself (``self_timed``: ``Api.watch(idle_timeout=...)``
-    sets ``events.idle_timeout`` and enforces it on its reads) is read without a
-    cancel scope per item, which was half of the watcher's per-event cost; any other stream gets one."""
-    if self_timed:
-        try:
-            item = await anext(events)
-        except StopAsyncIteration:
-            return _ended(events, budget)
-        except Exception as exc:
-            return StreamBroken(exc)
-    else:
-        with anyio.move_on_after(budget.timeout) as scope:
-            try:
-                item = await anext(events)
-            except StopAsyncIteration:
-                return _ended(events, budget)
-            except Exception as exc:
-                return StreamBroken(exc)
-        if scope.cancelled_caught:
-            return _idle(events, budget)
+async def _read(events: IdleTimedStream[Any], budget: IdleBudget, progress: WatchProgress | None) -> Outcome:
+    """One item of the open watch, as an outcome, before the watch reached its steady state. Every
+    item that arrives (bookmarks and error lines too) stamps ``progress``."""
+    try:
+        item = await events.__anext__()
+    except StopAsyncIteration:
+        return _ended(events, budget)
+    except Exception as exc:
+        return StreamBroken(exc)
     if progress is not None:
         progress.mark()
     return _outcome(item)
 
 
-def _ended(events: AsyncIterator[Any], budget: IdleBudget) -> Outcome:
-    """The stream's iteration ended: a normal end, or the stream's own idle timeout."""
-    if getattr(events, "idle_timed_out", False):
-        return _idle(events, budget)
-    return StreamEnded()
-
-
-def _idle(events: AsyncIterator[Any], budget: IdleBudget) -> Outcome:
-    """The watch sent nothing for ``budget.timeout``: a broken stream (``WatchFailed``, resumed from
-    the last resourceVersion) caused by a ``WatchTimeout``, and a wider bound next time."""
-    seconds = getattr(events, "idle_timeout", None) or budget.timeout
+def _ended(events: IdleTimedStream[Any], budget: IdleBudget) -> Outcome:
+    """The stream's iteration ended: a normal end, or its idle timeout. A timed-out watch is a broken
+    stream (``WatchFailed``, resumed from the last resourceVersion) caused by a ``WatchTimeout``,
+    and the budget widens the bound for the next watch."""
+    if not events.idle_timed_out:
+        return StreamEnded()
+    seconds = events.idle_timeout or budget.timeout
     error = WatchTimeout(
         f"watch sent nothing for {seconds:g}s (no event or bookmark)",
         phase="idle",
         seconds=seconds,
         verb="watch",
-        url=str(getattr(events, "url", "")),
+        url=events.url,
     )
     budget.timed_out()
     return StreamBroken(error)
@@ -397,9 +367,36 @@ async def _close_quietly(cm: AbstractAsyncContextManager[Any]) -> None:
         _log.debug("closing a watch failed: %s", exc)
 
 
-def _log_error(error: WatcherError) -> None:
+def _log_error(error: WatcherError, resource: ApiResource | None, warned_unserved: bool) -> bool:
+    """Log one watcher error; returns whether the "kind not served" warning has been given.
+
+    A 404 on the list or watch of a whole collection means the server does not serve the kind
+    (controller-runtime: "no matches for kind"): logged once at WARNING, naming the
+    group/version/resource, until a list succeeds again; further retries go to DEBUG."""
     cause = error.__cause__
     if isinstance(cause, ApiError) and cause.code == 403:
         _log.warning("watcher error: %s", error)
+    elif (
+        isinstance(cause, ApiError)
+        and cause.code == 404
+        and isinstance(error, InitialListFailed | WatchStartFailed)
+        and not warned_unserved
+    ):
+        what = "an unknown resource" if resource is None else _gvr(resource)
+        _log.warning(
+            "the API server does not serve %s (404 on list/watch): is its CustomResourceDefinition "
+            "installed (kubectl get crd), and do group, version and plural match it? Retrying.",
+            what,
+            extra=None
+            if resource is None
+            else {"group": resource.group, "version": resource.version, "resource": resource.plural},
+        )
+        return True
     else:
         _log.debug("watcher error: %s", error)
+    return warned_unserved
+
+
+def _gvr(resource: ApiResource) -> str:
+    group = resource.group or "core"
+    return f"{group}/{resource.version} {resource.plural} (kind {resource.kind})"

@@ -10,6 +10,9 @@ Guarantees for every request to a webhook path:
   result (conversion) whose message is the exception's type and text, counted in
   ``controller_runtime_webhook_panics_total``/``controller_runtime_conversion_webhook_panics_total``
   and logged with its traceback;
+* with a codec, an object it cannot decode (e.g. one that does not fit a model) is refused:
+  denied with ``status.code`` 422 and the decoder's message, counted as ``denied`` (the object is
+  invalid; the handler never ran, so it is no panic);
 * the handler runs at most until the answer deadline, :func:`answer_deadline` of the webhook's
   ``timeout_seconds``, and is then cancelled; the answer leaves before the API server gives up.
   A timed-out admission review is answered the way the API server would apply the webhook's
@@ -17,8 +20,9 @@ Guarantees for every request to a webhook path:
   choosing ``Ignore`` keeps its meaning; a timed-out conversion is a ``Failure``.
 
 Each review runs in an OpenTelemetry span (``admission review``/``conversion review``) and with
-``review.uid``, ``webhook`` and ``object.ref`` bound as structlog context variables, so the
-handler's own log lines carry them (``configure_logging`` merges context variables).
+``review.uid`` and ``object.ref`` bound as structlog context variables (a conversion binds each
+object's while converting it, and its error log names the object that failed), so the handler's
+own log lines carry them (``configure_logging`` merges context variables).
 """
 
 from __future__ import annotations
@@ -83,10 +87,16 @@ async def _run_admission(hook: AdmissionWebhook, request: AdmissionRequest) -> d
     handed = request
     if hook.codec is not None:
         decode = hook.codec.decode
-        handed = request.replace_objects(
-            None if request.object is None else decode(request.object),
-            None if request.old_object is None else decode(request.old_object),
-        )
+        try:
+            handed = request.replace_objects(
+                None if request.object is None else decode(request.object),
+                None if request.old_object is None else decode(request.old_object),
+            )
+        except Exception as exc:  # the object, not the handler, is at fault: refuse it
+            log.info("admission object does not fit the webhook's codec", webhook=hook.path, error=str(exc))
+            return admission_response(
+                request.uid, allowed=False, message=str(exc), code=422, reason="Invalid"
+            )
     if hook.kind == "mutating" and request.object is not None:
         original = copy.deepcopy(request.object)
     result = await hook.handler(handed)
@@ -170,6 +180,17 @@ async def _convert_all(hook: ConversionWebhook, objects: list[dict[str, Any]], d
         if obj.get("apiVersion") == desired:  # kube-apiserver only sends others; pass through
             converted.append(obj)
             continue
+        metadata = obj.get("metadata")
+        metadata = metadata if isinstance(metadata, dict) else {}
+        version = str(obj.get("apiVersion", ""))
+        kind = {
+            "kind": obj.get("kind", ""),
+            "group": version.rpartition("/")[0],
+            "version": version.rpartition("/")[2],
+        }
+        ref = _object_ref(kind, str(metadata.get("namespace") or ""), str(metadata.get("name") or ""))
+        # bound until the next object or the end of the review, so an error log names it too
+        structlog.contextvars.bind_contextvars(**{"object.ref": ref})
         value = hook.codec.decode(obj) if hook.codec is not None else obj
         result = await hook.handler(value, desired)
         out = hook.codec.encode(result) if hook.codec is not None else result
@@ -200,7 +221,7 @@ async def review_conversion(hook: ConversionWebhook, metrics: WebhookMetrics, bo
     }
     with (
         _tracer.start_as_current_span("conversion review", attributes=attributes) as span,
-        structlog.contextvars.bound_contextvars(**{"review.uid": request.uid}),
+        structlog.contextvars.bound_contextvars(**{"review.uid": request.uid, "object.ref": ""}),
     ):
         answer: dict[str, Any] | None = None
         outcome = "error"

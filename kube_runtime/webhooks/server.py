@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
 from kube_runtime._tasks import BackgroundTasks
-from kube_runtime.observe.server import _EmbeddedServer, parse_bind_address
+from kube_runtime.observe.server import _EmbeddedServer, parse_bind_address, tcp_listener
 from kube_runtime.webhooks.certs import ReloadingCertificate
 from kube_runtime.webhooks.registry import Webhooks
 
@@ -138,10 +138,7 @@ class WebhookServer:
         self, *, task_status: anyio.abc.TaskStatus[WebhookServer] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         """Bind, serve and watch the certificate files until cancelled, then shut down gracefully."""
-        host, port = self.address
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.create_server((host, port), family=family, backlog=1024)
-        sock.setblocking(False)
+        sock = tcp_listener(*self.address, backlog=1024)
         config = uvicorn.Config(
             Starlette(routes=self.webhooks.routes()),
             lifespan="off",

@@ -1,4 +1,4 @@
-"""The Controller under randomized fault schedules (issue 13), over real HTTP on loopback against the
+"""The Controller under randomized fault schedules, over real HTTP on loopback against the
 embedded API server, on the virtual clock (backoffs, Retry-After, latency and pauses cost no wall time).
 
 Each schedule (see :func:`kube_runtime.testing.schedules.random_schedule`) picks a list shape by seed

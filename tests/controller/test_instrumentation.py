@@ -7,10 +7,12 @@ from typing import Any
 
 import anyio
 import pytest
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from prometheus_client import CollectorRegistry
 
 from kube_runtime.client import Api
@@ -24,8 +26,8 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture(params=["sdk", "setup_tracing"])
 def spans(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> InMemorySpanExporter:
-    """The SDK's own provider, and the one ``setup_tracing`` installs (its fast path for the
-    reconcile span): the span contract holds for both."""
+    """The SDK's own provider, and the one ``setup_tracing`` builds: the span contract holds for
+    both."""
     exporter = InMemorySpanExporter()
     if request.param == "sdk":
         provider = TracerProvider()
@@ -77,6 +79,60 @@ async def test_a_failed_reconcile_marks_its_span(config_maps: Api, spans: InMemo
     [span] = spans.get_finished_spans()
     assert span.status.status_code == trace.StatusCode.ERROR
     assert [event.name for event in span.events] == ["exception"]
+
+
+async def test_an_unsampled_reconcile_span_still_parents_its_children(
+    config_maps: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not sampled: nothing is exported, not even for a failure, but the span is current while
+    the reconcile runs, so its children share its trace and are unsampled too."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ParentBased(ALWAYS_OFF))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    monkeypatch.setattr(reconcile_module, "_tracer", tracer)
+    await config_maps.create(config_map("a"))
+    seen: list[tuple[trace.SpanContext, trace.SpanContext]] = []
+    before = otel_context.get_current()
+
+    async def reconcile(obj: dict[str, Any], ctx: Any) -> Action:
+        outer = trace.get_current_span().get_span_context()
+        with tracer.start_as_current_span("GET configmap") as child:
+            seen.append((outer, child.get_span_context()))
+        raise RuntimeError("broken")
+
+    def policy(obj: dict[str, Any], error: Exception, ctx: Any) -> Action:
+        return Action.await_change()
+
+    async with Controller(config_maps).run(reconcile, policy, None) as results:
+        await take_until(results, lambda items: len(items) == 1)
+    [(outer, child)] = seen
+    assert outer.is_valid
+    assert not outer.trace_flags.sampled
+    assert child.trace_id == outer.trace_id
+    assert not child.trace_flags.sampled
+    assert exporter.get_finished_spans() == ()
+    assert otel_context.get_current() == before
+
+
+async def test_a_cancelled_reconcile_ends_its_span_without_an_error(
+    config_maps: Api, spans: InMemorySpanExporter
+) -> None:
+    await config_maps.create(config_map("a"))
+    started = anyio.Event()
+
+    async def reconcile(obj: dict[str, Any], ctx: Any) -> Action:
+        started.set()
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async with Controller(config_maps).run(reconcile, None, None):
+        await started.wait()
+    [span] = spans.get_finished_spans()
+    assert span.name == "reconciling object"
+    assert span.end_time is not None
+    assert span.status.status_code == trace.StatusCode.UNSET
+    assert trace.get_current_span() is trace.INVALID_SPAN
 
 
 async def test_current_reconcile_is_set_inside_and_only_inside(config_maps: Api) -> None:
@@ -154,7 +210,9 @@ async def test_work_queue_metrics(config_maps: Api) -> None:
         await anyio.sleep(5)
         assert sample(registry, "controller_runtime_active_workers", controller="cms") == 1
         assert sample(registry, "controller_runtime_max_concurrent_reconciles", controller="cms") == 1
-        assert sample(registry, "workqueue_depth", **labels) == 2  # two due objects wait for the worker
+        # Two listed objects wait for the worker, at controller-runtime's low priority.
+        assert sample(registry, "workqueue_depth", priority="-100", **labels) == 2
+        assert sample(registry, "workqueue_depth", priority="0", **labels) == 0
         assert sample(registry, "workqueue_unfinished_work_seconds", **labels) == 5.0
         assert sample(registry, "workqueue_longest_running_processor_seconds", **labels) == 5.0
         release.set()
@@ -165,7 +223,7 @@ async def test_work_queue_metrics(config_maps: Api) -> None:
     assert sample(registry, "workqueue_queue_duration_seconds_count", **labels) == 4
     # The second object waited the 5 s the first one was blocked.
     assert sample(registry, "workqueue_queue_duration_seconds_bucket", le="1.0", **labels) == 2
-    assert sample(registry, "workqueue_depth", **labels) == 0
+    assert sample(registry, "workqueue_depth", priority="-100", **labels) == 0
     assert sample(registry, "controller_runtime_active_workers", controller="cms") == 0
     assert sample(registry, "workqueue_unfinished_work_seconds", **labels) is None  # run ended
 

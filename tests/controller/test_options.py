@@ -87,3 +87,24 @@ def test_bad_graceful_shutdown_timeout_is_a_usage_error(
     assert "--graceful-shutdown-timeout" in capsys.readouterr().err
     with pytest.raises(ValueError, match="graceful_shutdown_timeout"):
         ControllerOptions(graceful_shutdown_timeout=-2)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("30", 30.0), ("2.5s", 2.5), ("0", None), ("-1", None)])
+def test_reconcile_timeout_flag(value: str, expected: float | None) -> None:
+    assert parse([]).reconcile_timeout is None  # controller-runtime's default: no timeout
+    assert parse([f"--reconcile-timeout={value}"]).reconcile_timeout == expected
+
+
+def test_bad_reconcile_timeout_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse(["--reconcile-timeout=later"])
+    assert "--reconcile-timeout" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="reconcile_timeout"):
+        ControllerOptions(reconcile_timeout=0)
+
+
+def test_leader_election_warmup_flag() -> None:
+    assert not parse([], leader_election_id="configmapgen").leader_election_warmup
+    options = parse(["--leader-elect", "--leader-election-warmup"], leader_election_id="configmapgen")
+    assert options.leader_elect
+    assert options.leader_election_warmup

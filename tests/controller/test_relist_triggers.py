@@ -1,4 +1,4 @@
-"""Reconciles caused by a (re)list run only once the store shows the listed state (issue 13 item 1).
+"""Reconciles caused by a (re)list run only once the store shows the listed state.
 
 kube-rs's ``Controller::new`` triggers a reconcile for every ``InitApply`` of a relist
 (``applied_objects`` passes them), while its store keeps serving the old state until ``InitDone``

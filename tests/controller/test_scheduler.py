@@ -7,8 +7,6 @@ from typing import Any
 
 import anyio
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from kube_runtime.controller.action import MAX_REQUEUE_SECONDS, ReconcileReason, ReconcileRequest
 from kube_runtime.controller.scheduler import Due, Scheduler, ScheduleRequest, scheduler
@@ -126,111 +124,7 @@ def test_negative_debounce_is_rejected() -> None:
         Scheduler(debounce=-1)
 
 
-# ---------------------------------------------------------------------------------------------
-# Model-based property test: the heap with lazy deletion must behave like the plain rules.
-
-_ops = st.lists(
-    st.one_of(
-        st.tuples(st.just("schedule"), st.integers(0, 3), st.integers(0, 6)),
-        st.tuples(st.just("advance"), st.integers(0, 4)),
-        st.tuples(st.just("pop"), st.just(frozenset())),
-        st.tuples(st.just("pop"), st.frozensets(st.integers(0, 3), max_size=2)),
-        st.tuples(st.just("hold")),
-        st.tuples(st.just("deadline")),
-        st.tuples(st.just("unpark"), st.integers(0, 3)),
-    ),
-    max_size=80,
-)
-
-
-class _Model:
-    """The scheduler's rules written as directly as possible (debounce 0)."""
-
-    def __init__(self) -> None:
-        self.scheduled: dict[int, tuple[float, int, str]] = {}  # key -> (run_at, seq, payload)
-        self.pending: list[tuple[int, str, float]] = []  # due, in the order they are offered
-        self.parked: dict[int, tuple[str, float]] = {}  # refused; offered again after unpark
-        self.seq = 0
-
-    def is_pending(self, key: int) -> bool:
-        return key in self.parked or any(k == key for k, _, _ in self.pending)
-
-    def schedule(self, key: int, run_at: float, payload: str) -> None:
-        if self.is_pending(key):
-            return
-        existing = self.scheduled.get(key)
-        if existing is not None and existing[0] < run_at:
-            return
-        self.seq += 1
-        self.scheduled[key] = (run_at, self.seq, payload)
-
-    def expire(self, now: float) -> list[int]:
-        expired = sorted((v[0], v[1], k) for k, v in self.scheduled.items() if v[0] <= now)
-        return [k for _, _, k in expired]
-
-    def pop(self, now: float, blocked: frozenset[int]) -> tuple[int, str, float] | None:
-        while self.pending:
-            key, payload, due_at = self.pending.pop(0)
-            if key not in blocked:
-                return key, payload, due_at
-            self.parked[key] = (payload, due_at)
-        for key in self.expire(now):
-            run_at, _, payload = self.scheduled.pop(key)
-            if key not in blocked:
-                return key, payload, run_at
-            self.parked[key] = (payload, run_at)
-        return None
-
-    def hold(self, now: float) -> None:
-        for key in self.expire(now):
-            run_at, _, payload = self.scheduled.pop(key)
-            self.pending.append((key, payload, run_at))
-
-    def unpark(self, key: int) -> None:
-        if key in self.parked:
-            payload, due_at = self.parked.pop(key)
-            self.pending.append((key, payload, due_at))
-
-
-@settings(max_examples=400, deadline=None)
-@given(_ops)
-def test_scheduler_matches_the_model(ops: list[tuple[Any, ...]]) -> None:
-    s: Scheduler[ReconcileRequest] = Scheduler()
-    model = _Model()
-    now = 0.0
-    for n, op in enumerate(ops):
-        if op[0] == "schedule":
-            _, key, delay = op
-            payload = f"r{n}"
-            s.schedule(req(f"o{key}", payload), now + delay, now)
-            model.schedule(key, now + delay, payload)
-        elif op[0] == "advance":
-            now += op[1]
-        elif op[0] == "pop":
-            blocked = frozenset(f"o{k}" for k in op[1])
-            got = s.pop(now, lambda m, blocked=blocked: m.obj_ref.name not in blocked)  # type: ignore[misc]
-            want = model.pop(now, op[1])
-            if want is None:
-                assert got is None
-            else:
-                assert got is not None
-                key, payload, due_at = want
-                assert (got.message.obj_ref.name, str(got.message.reason), got.due_at) == (
-                    f"o{key}",
-                    payload,
-                    due_at,
-                )
-                assert got.due_at <= now
-        elif op[0] == "hold":
-            s.hold(now)
-            model.hold(now)
-        elif op[0] == "unpark":
-            s.unpark(req(f"o{op[1]}"))
-            model.unpark(op[1])
-        else:
-            assert s.next_deadline() == min((v[0] for v in model.scheduled.values()), default=None)
-        assert len(s) == len(model.scheduled) + len(model.pending) + len(model.parked)
-        assert s.pending_count == len(model.pending) + len(model.parked)
+# The rules with priorities and parking, against a model: tests/controller/test_priority_scheduler.py.
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """A graceful shutdown has a deadline: hung reconciles are cancelled, and the cancellation is
-logged (issue 13 item 5). Virtual clock: the deadline's seconds pass instantly."""
+logged. Virtual clock: the deadline's seconds pass instantly."""
 
 from __future__ import annotations
 

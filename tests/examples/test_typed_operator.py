@@ -1,5 +1,6 @@
 """examples.typed_operator: the typed Website operator runs its whole demo as a process
-(``python -m examples.typed_operator --embedded``), type-checks under mypy --strict, and its CRD
+(``python -m examples.typed_operator --embedded``: reconciles, and its validator, defaulter and
+v1alpha1 <-> v1 converter called by the API server), type-checks under mypy --strict, and its CRD
 comes from the model through the CLI."""
 
 from __future__ import annotations
@@ -25,13 +26,25 @@ async def test_demo_runs_to_completion_as_a_process() -> None:
     steps = [r["step"] for r in ex.matching("converged")]
     assert steps == [
         "CRD served",
+        "webhooks called",
         "page rendered",
         "Ready condition set",
         "page re-rendered",
         "Ready for the new generation",
         "deleted page restored",
         "website and page deleted",
+        "v1alpha1 website defaulted and rendered",
+        "v1alpha1 website deleted",
     ]
+    (refused,) = ex.matching("website refused", website="markup")
+    assert refused["reason"] == (
+        'admission webhook "vwebsite.demo.kube-runtime.dev" denied the request: '
+        "spec.title is plain text: it must not contain < >"
+    )
+    # the validator's denial is logged by the webhook with the review's uid and the object
+    (denied,) = ex.matching("admission denied", webhook="/validate-websites")
+    assert denied["object.ref"] == "Website.v1.demo.kube-runtime.dev/markup.default"
+    assert denied["review.uid"]
     published = ex.matching("website published", website="home")
     assert {r["title"] for r in published} == {"Home", "Welcome"}
     # Passes that found nothing to change wrote nothing: the same resourceVersion came back.

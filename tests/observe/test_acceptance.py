@@ -173,7 +173,7 @@ async def test_metrics_match_reconciles_and_injected_failures(api_server: ApiSer
         )
         assert sample(scraped, "controller_runtime_reconcile_errors_total", controller=NAME) == errors
         assert sample(scraped, "controller_runtime_reconcile_time_seconds_count", controller=NAME) == total
-        assert sample(scraped, "workqueue_depth", name=NAME, controller=NAME) == 0
+        assert sample(scraped, "workqueue_depth", name=NAME, controller=NAME, priority="0") == 0
         assert sample(scraped, "controller_runtime_active_workers", controller=NAME) == 0
         assert sample(scraped, "workqueue_retries_total", name=NAME, controller=NAME) == errors
         objects = len(healthy) + len(failing)

@@ -14,6 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from kube_runtime import predicates
 from kube_runtime.client.api import Api
 from kube_runtime.client.client import Client
 from kube_runtime.client.resource import ApiResource
@@ -22,6 +23,7 @@ from kube_runtime.controller.controller import Controller
 from kube_runtime.controller.result import Reconciled
 from kube_runtime.observe import Observability, ServerOptions
 from kube_runtime.observe.observability import InstrumentableController
+from kube_runtime.predicates import Predicate
 from kube_runtime.testing.server import ApiServer
 from kube_runtime.watcher.event import Init, InitDone
 from kube_runtime.watcher.progress import WatchProgress
@@ -154,13 +156,17 @@ async def test_controller_watches_counted_relisting_after_compaction(api_server:
     assert sample(after, "controller_runtime_reconcile_total", controller="cms", result="requeue_after")
 
 
-async def test_bookmarks_keep_a_quiet_controller_watch_fresh() -> None:
+@pytest.mark.parametrize("filters", [(), (predicates.generation,)], ids=["unfiltered", "with-predicate"])
+async def test_bookmarks_keep_a_quiet_controller_watch_fresh(filters: tuple[Predicate, ...]) -> None:
     """No object ever changes in the watched namespace: only bookmarks (every 0.2 s here) arrive,
-    and they alone move kube_runtime_watch_last_event_timestamp_seconds forward."""
+    and they alone move kube_runtime_watch_last_event_timestamp_seconds forward, with or without a
+    predicate on the main watch (the filter sits after the instrumented watcher)."""
     async with ApiServer(bookmark_interval=0.2) as server:
         registry = CollectorRegistry()
         async with Client.from_kubeconfig(str(server.kubeconfig_path), metrics_registry=registry) as client:
-            controller = Controller(Api(client, CM, "quiet"), name="quiet", registry=registry)
+            controller = Controller(
+                Api(client, CM, "quiet"), name="quiet", registry=registry, predicates=filters
+            )
             obs = Observability(LOOPBACK, registry=registry, lag_interval=0.05)
             obs.add_controller(controller)
             stamps: list[float] = []

@@ -159,3 +159,59 @@ def test_matches_the_plain_rule_property(steps: list[tuple[str, bool, float, flo
         reason = UPDATED if updated else RETRY
         expected = reference.observe(obj, updated, duration, now)
         assert detector.observe(ref(obj), reason, duration, now) == expected
+
+
+def test_forget_drops_plain_and_chaining_objects() -> None:
+    detector = HotLoopDetector("c", threshold=5)
+    chain(detector, "chaining", 3)
+    detector.observe(ref("plain"), RETRY, 0.05, 1.0)
+    assert len(detector) == 2
+    detector.forget(ref("chaining"))
+    detector.forget(ref("plain"))
+    detector.forget(ref("never-seen"))
+    assert len(detector) == 0
+    assert chain(detector, "chaining", 4, start=1.0) == [False] * 4  # starts afresh
+
+
+def test_entries_expire_window_plus_gap_after_their_last_reconcile() -> None:
+    detector = HotLoopDetector("c", threshold=3, window=10.0, gap=1.0)
+    for i in range(1000):  # churn: every object reconciled once, one per 10 ms
+        detector.observe(ref(f"o{i}"), UPDATED, 0.001, i * 0.01)
+    # Only the objects of the last window + gap (11 s = 1100 reconciles, capped by 1000) remain.
+    assert len(detector) == 1000
+    detector.observe(ref("late"), UPDATED, 0.001, 9.99 + 11.0 - 0.005)
+    assert len(detector) == 2  # o999 (ended at 9.99) is just within the horizon, plus "late"
+    detector.observe(ref("later"), UPDATED, 0.001, 9.99 + 11.0 + 0.005)
+    assert len(detector) == 2  # o999 expired
+
+
+def test_tracked_objects_are_bounded_by_max_tracked() -> None:
+    detector = HotLoopDetector("c", threshold=3, max_tracked=50)
+    now = 0.0
+    for i in range(500):
+        now += 0.001
+        detector.observe(ref(f"o{i}"), UPDATED, 0.0005, now)
+        assert len(detector) <= 50
+    chain(detector, "hot", 3, start=now)  # the newest objects, chaining or not, are kept
+    assert len(detector) == 50
+    assert [str(r) for r, _ in detector.detections] == [str(ref("hot"))]
+
+
+@settings(max_examples=100, deadline=None)
+@given(reconciles, st.integers(min_value=2, max_value=5), st.integers(min_value=3, max_value=4))
+def test_bound_large_enough_for_the_objects_changes_nothing_property(
+    steps: list[tuple[str, bool, float, float]], threshold: int, max_tracked: int
+) -> None:
+    """With room for every object (three here), the bound and the expiry never change a report;
+    with a forget in between, the object starts afresh as a new one does."""
+    detector = HotLoopDetector("c", threshold=threshold, window=10.0, gap=1.0, max_tracked=max_tracked)
+    reference = ReferenceDetector(threshold, 10.0, 1.0)
+    now = 0.0
+    for i, (obj, updated, idle, duration) in enumerate(steps):
+        now += idle + duration
+        if i % 17 == 16:
+            detector.forget(ref(obj))
+            reference.last_end.pop(obj, None)
+        expected = reference.observe(obj, updated, duration, now)
+        assert detector.observe(ref(obj), UPDATED if updated else RETRY, duration, now) == expected
+        assert len(detector) <= max_tracked

@@ -13,7 +13,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from kube_runtime.client.errors import ApiError
 from kube_runtime.controller.action import Action, ReconcileReason
-from kube_runtime.controller.errors import ObjectNotFound, QueueError, ReconcilerFailed, RunnerError
+from kube_runtime.controller.errors import (
+    QueueError,
+    ReconcilerFailed,
+    ReconcileTimedOut,
+    RunnerError,
+)
+from kube_runtime.controller.result import ObjectNotFound
 from kube_runtime.observe.metrics import (
     RECONCILE_TIME_BUCKETS,
     ResultRecorder,
@@ -48,8 +54,18 @@ def test_all_four_results_exist_at_zero_when_registered(registry: CollectorRegis
             == 0
         )
     assert value(registry, "controller_runtime_reconcile_errors_total", controller="markdownview") == 0
+    assert value(registry, "controller_runtime_reconcile_timeouts_total", controller="markdownview") == 0
     assert value(registry, "controller_runtime_reconcile_time_seconds_count", controller="markdownview") == 0
     assert value(registry, "kube_runtime_hot_loop_detections_total", controller="markdownview") == 0
+
+
+async def test_a_timeout_is_an_error_and_a_timeout(registry: CollectorRegistry) -> None:
+    recorder = ResultRecorder("c", registry=registry, log_errors=False)
+    recorder.record(ReconcileTimedOut(ref("a"), 10, duration=10))
+    recorder.record(ReconcilerFailed(RuntimeError("x"), ref("a")))
+    assert value(registry, "controller_runtime_reconcile_timeouts_total", controller="c") == 1
+    assert value(registry, "controller_runtime_reconcile_errors_total", controller="c") == 2
+    assert value(registry, "controller_runtime_reconcile_total", controller="c", result="error") == 2
 
 
 def test_histogram_uses_controller_runtime_buckets(registry: CollectorRegistry) -> None:
@@ -108,10 +124,17 @@ async def test_stream_items_pass_through_and_are_counted(registry: CollectorRegi
     assert (
         value(registry, "controller_runtime_reconcile_time_seconds_bucket", controller="cm", le="0.025") == 2
     )
-    for kind in ("ObjectNotFound", "QueueError", "RunnerError"):
+    for kind in ("QueueError", "RunnerError"):
         assert (
             value(registry, "kube_runtime_controller_stream_errors_total", controller="cm", error=kind) == 1
         )
+    # A deleted object is a notice, not an error.
+    assert value(
+        registry, "kube_runtime_controller_stream_errors_total", controller="cm", error="ObjectNotFound"
+    ) in (
+        None,
+        0,
+    )
 
 
 async def test_two_controllers_share_families_but_not_series(registry: CollectorRegistry) -> None:

@@ -1,4 +1,4 @@
-"""Credentials never reach logs, spans, exception text or reprs (issue 13 item 4).
+"""Credentials never reach logs, spans, exception text or reprs.
 
 Distinctive tokens are planted (a static token in a kubeconfig, an exec-credential token, a token
 file), failing API calls are driven through the Client (401, 403, 500, a refused connection), a

@@ -1,4 +1,4 @@
-"""Issue 13 items 2 and 3 end to end: a watcher over TLS against the embedded API server, on the
+"""Watch timeouts end to end: a watcher over TLS against the embedded API server, on the
 virtual clock, recovers from a watch whose response headers never come and from a watch that
 stops sending bookmarks while its connection stays open; each timeout is yielded as an error,
 retried after the backoff, logged (structured, with the watch and the request path) and counted

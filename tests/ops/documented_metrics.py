@@ -22,6 +22,9 @@ __all__ = [
 COUNTERS: dict[str, frozenset[str]] = {
     "controller_runtime_reconcile_total": frozenset({"controller", "result"}),
     "controller_runtime_reconcile_errors_total": frozenset({"controller"}),
+    "controller_runtime_reconcile_timeouts_total": frozenset({"controller"}),
+    "controller_runtime_terminal_reconcile_errors_total": frozenset({"controller"}),
+    "controller_runtime_reconcile_panics_total": frozenset({"controller"}),
     "workqueue_adds_total": frozenset({"name", "controller"}),
     "workqueue_retries_total": frozenset({"name", "controller"}),
     "rest_client_requests_total": frozenset({"code", "method", "host"}),
@@ -52,7 +55,7 @@ HISTOGRAMS: dict[str, frozenset[str]] = {
 GAUGES: dict[str, frozenset[str]] = {
     "controller_runtime_active_workers": frozenset({"controller"}),
     "controller_runtime_max_concurrent_reconciles": frozenset({"controller"}),
-    "workqueue_depth": frozenset({"name", "controller"}),
+    "workqueue_depth": frozenset({"name", "controller", "priority"}),
     "workqueue_unfinished_work_seconds": frozenset({"name", "controller"}),
     "workqueue_longest_running_processor_seconds": frozenset({"name", "controller"}),
     "leader_election_master_status": frozenset({"name"}),

@@ -76,6 +76,14 @@ class _SteadyController(Collector):
         )
         errors.add_metric([CONTROLLER], ERRORS_PER_SECOND * t)
         yield errors
+        for failures in (
+            "controller_runtime_reconcile_timeouts",
+            "controller_runtime_terminal_reconcile_errors",
+            "controller_runtime_reconcile_panics",
+        ):
+            counter = CounterMetricFamily(failures, failures, labels=["controller"])
+            counter.add_metric([CONTROLLER], 0.0)
+            yield counter
         yield _histogram(
             "controller_runtime_reconcile_time_seconds",
             "Reconcile time",

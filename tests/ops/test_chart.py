@@ -270,6 +270,11 @@ def test_graceful_shutdown_timeout_reaches_the_arguments_below_the_grace_period(
     )
 
 
+def test_reconcile_timeout_reaches_the_arguments() -> None:
+    assert "--reconcile-timeout=0" in container(render())["args"]  # none, as controller-runtime
+    assert "--reconcile-timeout=120" in container(render("--set", "controller.reconcileTimeout=120"))["args"]
+
+
 def test_monitoring_objects_can_be_turned_off() -> None:
     objects = render(
         "--set", "serviceMonitor.enabled=false",
@@ -315,6 +320,9 @@ def test_leader_election_grants_one_lease_and_rolls_without_downtime() -> None:
     assert "--leader-elect" in args
     assert f"--leader-election-id={lease}" in args
     assert f"--leader-election-namespace={NAMESPACE}" in args
+    assert "--leader-election-warmup" not in args
+    warm = container(render(*SECURE_HA, "--set", "leaderElection.warmup=true"))["args"]
+    assert "--leader-election-warmup" in warm
 
 
 def test_secure_metrics_grant_token_and_access_reviews_only() -> None:

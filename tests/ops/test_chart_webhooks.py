@@ -1,24 +1,34 @@
 """The Helm chart's webhook objects: Service, serving certificate (cert-manager or a provided Secret),
-the Deployment's flags and mount, and webhook configurations equal to what
-``kube_runtime.webhooks.config`` generates for the same registrations."""
+the Deployment's flags and mount, and webhook configurations and CRD conversion stanzas equal to
+what ``kube_runtime.webhooks.config`` generates for the same registrations."""
 
 from __future__ import annotations
 
 import base64
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from prometheus_client import CollectorRegistry
 
+from examples.typed_operator.resources import Website, WebsiteV1Alpha1
+from examples.typed_operator.webhooks import CONVERT_PATH, CRD_NAME, build_webhooks
+from kube_runtime.resources import crd
 from kube_runtime.webhooks import AdmissionRequest, Rule, Verdict, Webhooks, allow
 from kube_runtime.webhooks.config import (
     ClientConfig,
+    crd_conversion,
     mutating_webhook_configuration,
     validating_webhook_configuration,
+    with_conversion,
 )
 from kube_runtime.webhooks.server import WebhookOptions
-from tests.ops.test_chart import CHART, FULLNAME, NAMESPACE, container, helm, render
+from tests.ops.test_chart import CHART, FULLNAME, NAMESPACE, REPO, container, helm, render
 
 VALUES = Path(__file__).parent / "values" / "webhooks-cert-manager.yaml"
 CERT_MANAGER = ["-f", str(VALUES)]
@@ -136,3 +146,69 @@ def test_unsafe_webhook_values_are_refused(values: list[str], message: str) -> N
     proc = helm("template", "demo", str(CHART), "--namespace", NAMESPACE, *values)
     assert proc.returncode != 0
     assert message in proc.stderr
+
+
+def typed_operator_chart(tmp_path: Path) -> Path:
+    """The chart with the typed operator's two-version Website CRD in files/, as its CLI prints it."""
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart)
+    generated = subprocess.run(
+        [
+            sys.executable, "-m", "kube_runtime", "crd",
+            "examples.typed_operator.resources:WebsiteV1Alpha1", "examples.typed_operator.resources:Website",
+        ],
+        capture_output=True, text=True, check=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+    ).stdout  # fmt: skip
+    (chart / "files" / "crds").mkdir()
+    (chart / "files" / "crds" / f"{CRD_NAME}.yaml").write_text(generated)
+    return chart
+
+
+CONVERSION = [
+    "--set", f"webhooks.conversion[0].crd={CRD_NAME}",
+    "--set", f"webhooks.conversion[0].path={CONVERT_PATH}",
+    "--set", f"webhooks.conversion[0].manifest=files/crds/{CRD_NAME}.yaml",
+]  # fmt: skip
+
+
+def render_chart(chart: Path, *values: str) -> dict[tuple[str, str], dict[str, Any]]:
+    proc = helm("template", "demo", str(chart), "--namespace", NAMESPACE, *values)
+    assert proc.returncode == 0, proc.stderr
+    return {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(proc.stdout) if d}
+
+
+def test_a_converting_crd_gets_the_generated_conversion_stanza(tmp_path: Path) -> None:
+    """The CRD rendered from files/ equals kube_runtime.webhooks.config.with_conversion of the same
+    registrations, through the webhook Service: with the provided CA, or annotated for cert-manager's
+    CA injector."""
+    chart = typed_operator_chart(tmp_path)
+    hooks = build_webhooks(Webhooks(registry=CollectorRegistry()))
+    client = ClientConfig(
+        service_name=f"{FULLNAME}-webhook", service_namespace=NAMESPACE, ca_bundle=base64.b64decode(CA)
+    )
+    provided = render_chart(chart, *PROVIDED_SECRET, *CONVERSION)
+    rendered = provided[("CustomResourceDefinition", CRD_NAME)]
+    assert rendered == with_conversion(crd(WebsiteV1Alpha1, Website), hooks, client=client)
+    assert [v["name"] for v in rendered["spec"]["versions"]] == ["v1alpha1", "v1"]
+
+    injected = render_chart(chart, *CERT_MANAGER, *CONVERSION)[("CustomResourceDefinition", CRD_NAME)]
+    assert injected["metadata"]["annotations"] == {
+        "cert-manager.io/inject-ca-from": f"{NAMESPACE}/{FULLNAME}-webhook"
+    }
+    assert "caBundle" not in injected["spec"]["conversion"]["webhook"]["clientConfig"]
+    without_ca = ClientConfig(service_name=f"{FULLNAME}-webhook", service_namespace=NAMESPACE)
+    assert injected["spec"]["conversion"] == crd_conversion(hooks, CRD_NAME, client=without_ca)
+    # no conversion configured: no CRD rendered from files/
+    assert ("CustomResourceDefinition", CRD_NAME) not in render_chart(chart, *CERT_MANAGER)
+
+
+def test_a_conversion_entry_must_name_a_crd_manifest_of_the_chart(tmp_path: Path) -> None:
+    chart = typed_operator_chart(tmp_path)
+    wrong_name = [*CONVERSION, "--set", "webhooks.conversion[0].crd=gadgets.example.com"]
+    proc = helm("template", "demo", str(chart), "--namespace", NAMESPACE, *CERT_MANAGER, *wrong_name)
+    assert proc.returncode != 0
+    assert f"defines {CRD_NAME}, not gadgets.example.com" in proc.stderr
+    missing = [*CONVERSION, "--set", "webhooks.conversion[0].manifest=files/kube-runtime.rules.yaml"]
+    proc = helm("template", "demo", str(chart), "--namespace", NAMESPACE, *CERT_MANAGER, *missing)
+    assert proc.returncode != 0
+    assert "files/kube-runtime.rules.yaml is not a CustomResourceDefinition manifest" in proc.stderr

@@ -77,3 +77,31 @@ async def test_churn_events_match_stored_objects_and_follow_other_writes() -> No
             by_name = {o["metadata"]["name"]: o for o in old["items"]}
             assert by_name["cm-0"]["metadata"]["resourceVersion"] == str(rvs[0])
             assert "labels" not in by_name["cm-0"]["metadata"]
+
+
+async def test_lifecycle_creates_and_deletes_unique_objects_keeping_at_most_linger() -> None:
+    async with ApiServer() as server:
+        rtype = server.resource_type("configmaps")
+        async with http_client(server) as http:
+            rv = (await http.get(CM)).json()["metadata"]["resourceVersion"]
+            seen: list[dict[str, Any]] = []
+            started = anyio.Event()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_watch_lines, http, rv, 20, started, seen)
+                await started.wait()
+                await server.wait_for_watches(1)
+                stats = await server.load.lifecycle(rtype, "default", 10, rate=10_000.0, linger=3)
+            assert stats.done == 10
+            assert server.objects("configmaps", "default") == []
+            events = [(ev["type"], ev["object"]["metadata"]["name"]) for ev in seen]
+            names = [f"cycle-{i}" for i in range(10)]
+            assert [name for kind, name in events if kind == "ADDED"] == names
+            assert [name for kind, name in events if kind == "DELETED"] == names
+            live, most = set(), 0
+            for kind, name in events:
+                if kind == "ADDED":
+                    live.add(name)
+                else:
+                    live.remove(name)
+                most = max(most, len(live))
+            assert most == 4  # a new one is created before the oldest of ``linger`` goes

@@ -10,6 +10,7 @@ import anyio
 import pytest
 
 from kube_runtime.client.errors import WatchTimeout
+from kube_runtime.client.idle import IdleTimedIterator
 from kube_runtime.client.lines import WatchEvent
 from kube_runtime.testing.clock import virtual_clock_backend
 from kube_runtime.watcher import InitDone, WatcherConfig, WatchFailed, watcher
@@ -116,11 +117,11 @@ def bookmark(rv: int) -> WatchEvent:
 
 class BookmarkingApi:
     """Lists nothing at version 5. The first watch sends a bookmark every 2 s, ``count`` times,
-    then falls silent with the connection open; later watches only fall silent."""
+    then falls silent with the connection open; later watches only fall silent. Its streams enforce
+    the idle timeout with the client's own watchdog (``idle_timed``), as ``Api.watch``'s do."""
 
-    def __init__(self, count: int, *, self_timed: bool) -> None:
+    def __init__(self, count: int) -> None:
         self.count = count
-        self.self_timed = self_timed
         self.watch_calls: list[dict[str, Any]] = []
         self.retimed: list[float] = []
 
@@ -129,52 +130,37 @@ class BookmarkingApi:
 
     def watch(self, **params: Any) -> Any:
         self.watch_calls.append(params)
-        return self._watch(len(self.watch_calls) == 1, params["idle_timeout"])
+        return self._watch(self.count if len(self.watch_calls) == 1 else 0, params["idle_timeout"])
 
     @asynccontextmanager
-    async def _watch(self, first: bool, idle_timeout: float) -> AsyncIterator[Any]:
-        yield _Silent(self, self.count if first else 0, idle_timeout)
+    async def _watch(self, count: int, idle_timeout: float) -> AsyncIterator[Any]:
+        async def bookmarks() -> AsyncIterator[WatchEvent]:
+            for rv in range(6, 6 + count):
+                await anyio.sleep(2)
+                yield bookmark(rv)
+            await anyio.sleep_forever()
+
+        stream = _Recorded(bookmarks(), idle_timeout, "/api/v1/configmaps")
+        stream.retimed = self.retimed
+        try:
+            yield stream
+        finally:
+            await stream.aclose()
 
 
-class _Silent:
-    """Bookmarks every 2 s, then nothing. Self-timed like Api.watch's streams when asked: it ends
-    itself after ``idle_timeout`` of silence and takes ``set_idle_timeout``."""
+class _Recorded(IdleTimedIterator[WatchEvent]):
+    """Records every change of its idle timeout."""
 
-    def __init__(self, api: BookmarkingApi, count: int, idle_timeout: float) -> None:
-        self._api = api
-        self._left = count
-        self._rv = 5
-        self.idle_timed_out = False
-        self.url = "/api/v1/configmaps"
-        if api.self_timed:
-            self.idle_timeout = idle_timeout
+    retimed: list[float]
 
     def set_idle_timeout(self, seconds: float) -> None:
-        self._api.retimed.append(seconds)
-        self.idle_timeout = seconds
-
-    def __aiter__(self) -> _Silent:
-        return self
-
-    async def __anext__(self) -> WatchEvent:
-        if self._left:
-            self._left -= 1
-            await anyio.sleep(2)
-            self._rv += 1
-            return bookmark(self._rv)
-        if not self._api.self_timed:
-            await anyio.sleep_forever()
-        await anyio.sleep(self.idle_timeout)
-        self.idle_timed_out = True
-        raise StopAsyncIteration
+        self.retimed.append(seconds)
+        super().set_idle_timeout(seconds)
 
 
 @pytest.mark.parametrize("anyio_backend", [virtual_clock_backend()])
-@pytest.mark.parametrize("self_timed", [True, False], ids=["self-timed", "watcher-timed"])
-async def test_the_watcher_learns_the_cadence_and_gives_a_silent_watch_up(
-    anyio_backend: Any, self_timed: bool
-) -> None:
-    api = BookmarkingApi(4, self_timed=self_timed)
+async def test_the_watcher_learns_the_cadence_and_gives_a_silent_watch_up(anyio_backend: Any) -> None:
+    api = BookmarkingApi(4)
     failures: list[tuple[float, Any]] = []
     async with watcher(api) as stream:
         with anyio.fail_after(10):
@@ -194,4 +180,4 @@ async def test_the_watcher_learns_the_cadence_and_gives_a_silent_watch_up(
     assert [c.seconds for c in causes if isinstance(c, WatchTimeout)] == [6, 18, 54]
     assert [c["idle_timeout"] for c in api.watch_calls] == [295, 18, 54, 162]
     assert [c["resource_version"] for c in api.watch_calls] == ["5", "9", "9", "9"]
-    assert api.retimed == ([6] if self_timed else [])
+    assert api.retimed == [6]

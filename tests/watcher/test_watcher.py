@@ -11,6 +11,7 @@ import pytest
 
 from kube_runtime.client.api import Api
 from kube_runtime.client.errors import WatchTimeout
+from kube_runtime.client.idle import idle_timed
 from kube_runtime.client.resource import ApiResource
 from kube_runtime.store import store
 from kube_runtime.streams import WatchStream
@@ -259,11 +260,11 @@ class HangingApi:
             await anyio.sleep_forever()
             yield None
 
-        gen = events()
+        stream = idle_timed(events(), params["idle_timeout"])
         try:
-            yield gen
+            yield stream
         finally:
-            await gen.aclose()
+            await stream.aclose()
 
     def watch(self, **params: Any) -> Any:
         return self._watch(params)

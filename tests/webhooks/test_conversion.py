@@ -3,14 +3,18 @@ already in the desired version, failures and timeouts as a Failure result, inval
 
 from __future__ import annotations
 
+import io
+import json
 import time
 from typing import Any
 
 import anyio
 import httpx
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 
+from kube_runtime.observe.logging import configure_logging
 from kube_runtime.webhooks import Webhooks
 from tests.webhooks.conftest import conversion_body, widget
 
@@ -186,3 +190,47 @@ async def test_a_codec_hands_typed_objects_to_the_converter(
     ]
     assert response["result"] == {"status": "Success"}
     assert response["convertedObjects"][0]["spec"] == {"size": {"count": 5}}
+
+
+async def test_a_conversion_is_one_span_and_logs_carry_the_review_uid_and_each_object(
+    hooks: Webhooks, client: httpx.AsyncClient, spans: InMemorySpanExporter
+) -> None:
+    import structlog
+
+    async def convert(obj: dict[str, Any], desired: str) -> dict[str, Any]:
+        structlog.get_logger("my_converter").info("converting widget")
+        if obj["metadata"]["name"] == "bad":
+            raise ValueError("cannot convert this one")
+        return await convert_widget(obj, desired)
+
+    hooks.converter("/convert", convert, crd="widgets.example.com")
+    output = io.StringIO()
+    configure_logging("info", stream=output)
+    try:
+        good = await post(client, conversion_body([widget("a"), widget("b")], "example.com/v2", uid="uid-ok"))
+        bad = await post(
+            client, conversion_body([widget("c"), widget("bad")], "example.com/v2", uid="uid-bad")
+        )
+    finally:
+        configure_logging("warning", stream=io.StringIO())
+    assert good.json()["response"]["result"] == {"status": "Success"}
+    assert bad.json()["response"]["result"] == {
+        "status": "Failure",
+        "message": "ValueError: cannot convert this one",
+    }
+    lines = [json.loads(line) for line in output.getvalue().splitlines()]
+    mine = [
+        (line["review.uid"], line["object.ref"]) for line in lines if line["event"] == "converting widget"
+    ]
+    assert mine == [
+        ("uid-ok", "Widget.v1.example.com/a.default"),
+        ("uid-ok", "Widget.v1.example.com/b.default"),
+        ("uid-bad", "Widget.v1.example.com/c.default"),
+        ("uid-bad", "Widget.v1.example.com/bad.default"),
+    ]
+    (raised,) = [line for line in lines if line["event"] == "conversion handler raised"]
+    assert (raised["review.uid"], raised["object.ref"]) == ("uid-bad", "Widget.v1.example.com/bad.default")
+    assert raised["exception"][0]["exc_value"] == "cannot convert this one"
+    reviews = [s for s in spans.get_finished_spans() if s.name == "conversion review"]
+    assert [s.attributes["review.uid"] for s in reviews if s.attributes is not None] == ["uid-ok", "uid-bad"]
+    assert [s.status.status_code.name for s in reviews] == ["UNSET", "ERROR"]

@@ -11,6 +11,12 @@ webhook's code, at least 400); a webhook that cannot be called, times out, or an
 ``failurePolicy``: ``Fail`` refuses the write with a 500 ``failed calling webhook "<name>"``,
 ``Ignore`` lets it through. Dry-run requests reach webhooks with ``dryRun: true``.
 
+``matchPolicy: Equivalent`` (the default) applies across the versions of a custom resource: a
+webhook whose rules name only another version of the written resource is called with the objects
+converted to that version (through the CRD's conversion webhook, or by rewriting ``apiVersion``
+with strategy ``None``), ``kind``/``resource`` naming that version and ``requestKind``/
+``requestResource`` the request's; a patch it returns is applied there and converted back.
+
 How it fits the server: the write is first run as a dry run (all the server's own defaulting and
 validation), the result goes to the webhooks, and the (possibly patched) object is then written for
 real; a PUT or PATCH whose object changed meanwhile starts again, as kube-apiserver's
@@ -30,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import orjson
 
+from kube_runtime.testing.apiserver.conversion import Conversion
+from kube_runtime.testing.apiserver.discovery import Registry, version_priority
 from kube_runtime.testing.apiserver.httpserver import Request, Response
 from kube_runtime.testing.apiserver.patch import PatchError, PatchFailed, json_patch
 from kube_runtime.testing.apiserver.resources import ResourceType
@@ -97,8 +105,10 @@ def _rule_matches(rule: dict[str, Any], rtype: ResourceType, operation: str, sub
 class Admission:
     """The webhooks of one embedded server (see the module docs)."""
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, registry: Registry, conversion: Conversion) -> None:
         self.storage = storage
+        self.registry = registry
+        self.conversion = conversion
 
     # -- matching ----------------------------------------------------------------------------------
 
@@ -108,16 +118,40 @@ class Admission:
             hooks.extend(h for h in record.obj.get("webhooks") or () if isinstance(h, dict))
         return hooks
 
+    def _target(
+        self, hook: dict[str, Any], rtype: ResourceType, operation: str, sub: str | None
+    ) -> ResourceType | None:
+        """The version ``hook`` is called at for a write of ``rtype``: ``rtype`` when a rule names
+        it, else (``matchPolicy: Equivalent``) the first other served version of the same custom
+        resource, by version priority, that a rule names; ``None`` when the hook does not apply."""
+        rules = hook.get("rules") or ()
+        if any(_rule_matches(rule, rtype, operation, sub) for rule in rules):
+            return rtype
+        if hook.get("matchPolicy", "Equivalent") == "Exact" or not rtype.custom:
+            return None
+        versions = self.registry.crd_types(f"{rtype.plural}.{rtype.group}")
+        for other in sorted(versions, key=lambda t: version_priority(t.version)):
+            if other.version != rtype.version and any(_rule_matches(r, other, operation, sub) for r in rules):
+                return other
+        return None
+
     def _matching(
         self, key: tuple[str, str], rtype: ResourceType, operation: str, sub: str | None
-    ) -> list[dict[str, Any]]:
+    ) -> list[tuple[dict[str, Any], ResourceType]]:
+        """The webhooks of ``key`` that apply, each with the version it is called at."""
         if rtype.group == GROUP:  # kube-apiserver never calls webhooks about webhook configurations
             return []
-        return [
-            hook
-            for hook in self._webhooks(key)
-            if any(_rule_matches(rule, rtype, operation, sub) for rule in hook.get("rules") or ())
-        ]
+        found = ((hook, self._target(hook, rtype, operation, sub)) for hook in self._webhooks(key))
+        return [(hook, target) for hook, target in found if target is not None]
+
+    async def _at(self, target: ResourceType, obj: Any) -> Any:
+        """``obj`` at ``target``'s version (unchanged when it is already, or not an object)."""
+        if not isinstance(obj, dict) or obj.get("apiVersion") == target.api_version:
+            return obj
+        (converted,) = await self.conversion.convert(target, [obj])
+        if converted.get("apiVersion") != target.api_version:  # strategy None: only apiVersion changes
+            converted = {**converted, "apiVersion": target.api_version}
+        return converted
 
     def wants(self, rtype: ResourceType, method: str, sub: str | None) -> bool:
         """Whether a write ``method`` on ``rtype`` may reach a webhook."""
@@ -148,6 +182,7 @@ class Admission:
         *,
         operation: str,
         rtype: ResourceType,
+        target: ResourceType,
         namespace: str,
         name: str,
         sub: str | None,
@@ -155,15 +190,21 @@ class Admission:
         old: Any,
         dry_run: bool,
     ) -> dict[str, Any] | None:
-        """The webhook's response, or ``None`` when it failed and its policy is ``Ignore``."""
-        gvk = {"group": rtype.group, "version": rtype.version, "kind": rtype.kind}
-        gvr = {"group": rtype.group, "version": rtype.version, "resource": rtype.plural}
+        """The webhook's response, or ``None`` when it failed and its policy is ``Ignore``. ``obj``
+        and ``old`` are at ``target``'s version; ``rtype`` is the version of the request."""
+
+        def gvk(t: ResourceType) -> dict[str, str]:
+            return {"group": t.group, "version": t.version, "kind": t.kind}
+
+        def gvr(t: ResourceType) -> dict[str, str]:
+            return {"group": t.group, "version": t.version, "resource": t.plural}
+
         request: dict[str, Any] = {
             "uid": str(uuid.uuid4()),
-            "kind": gvk,
-            "resource": gvr,
-            "requestKind": gvk,
-            "requestResource": gvr,
+            "kind": gvk(target),
+            "resource": gvr(target),
+            "requestKind": gvk(rtype),
+            "requestResource": gvr(rtype),
             "name": name,
             "namespace": namespace,
             "operation": operation,
@@ -220,25 +261,27 @@ class Admission:
         the object that would be stored (the server's defaulting and validation applied)."""
         common: dict[str, Any] = {
             "operation": operation, "rtype": rtype, "namespace": namespace, "name": name, "sub": sub,
-            "old": old, "dry_run": dry_run,
+            "dry_run": dry_run,
         }  # fmt: skip
         patched: dict[str, Any] | None = None
         current = obj
-        for hook in self._matching(MUTATING, rtype, operation, sub):
+        for hook, target in self._matching(MUTATING, rtype, operation, sub):
             if not self._selected(hook, namespace, current, old):
                 continue
-            result = await self._review(hook, obj=current, **common)
+            sent = await self._at(target, current)
+            sent_old = await self._at(target, old)
+            result = await self._review(hook, target=target, obj=sent, old=sent_old, **common)
             if result is None:
                 continue
             if not result.get("allowed"):
                 raise self._denial(hook, result)
-            if result.get("patch") and current is not None:
+            if result.get("patch") and sent is not None:
                 if result.get("patchType") != "JSONPatch":
                     kind = result.get("patchType")
                     raise StatusError(500, "InternalError", f"unsupported patchType {kind!r}")
                 try:
                     ops = orjson.loads(base64.b64decode(result["patch"]))
-                    patched = json_patch(copy.deepcopy(current), ops)
+                    patched = json_patch(copy.deepcopy(sent), ops)
                 except (ValueError, PatchError, PatchFailed) as exc:
                     raise StatusError(
                         500,
@@ -246,17 +289,20 @@ class Admission:
                         f'Internal error occurred: admission webhook "{hook.get("name")}" '
                         f"returned an invalid patch: {exc}",
                     ) from None
+                patched = await self._at(rtype, patched)
                 current = preview(patched) if preview is not None else patched
         validators = [
-            hook
-            for hook in self._matching(VALIDATING, rtype, operation, sub)
+            (hook, target)
+            for hook, target in self._matching(VALIDATING, rtype, operation, sub)
             if self._selected(hook, namespace, current, old)
         ]
         denials: list[StatusError] = []
 
-        async def validate(hook: dict[str, Any]) -> None:
+        async def validate(hook: dict[str, Any], target: ResourceType) -> None:
             try:  # errors are collected, not raised: a task group would wrap them in a group
-                result = await self._review(hook, obj=current, **common)
+                sent = await self._at(target, current)
+                sent_old = await self._at(target, old)
+                result = await self._review(hook, target=target, obj=sent, old=sent_old, **common)
             except StatusError as exc:
                 denials.append(exc)
                 return
@@ -264,8 +310,8 @@ class Admission:
                 denials.append(self._denial(hook, result))
 
         async with anyio.create_task_group() as tg:
-            for hook in validators:
-                tg.start_soon(validate, hook)
+            for hook, target in validators:
+                tg.start_soon(validate, hook, target)
         if denials:
             raise denials[0]
         return patched

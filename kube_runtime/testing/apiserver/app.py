@@ -84,8 +84,8 @@ class ApiApp(ListWatchHandlers, WriteHandlers):
         self._admin = admin
         self.requests = 0
         self.on_watch: Callable[[], None] | None = None
-        self.admission = Admission(storage)
         self.conversion = Conversion(storage)
+        self.admission = Admission(storage, registry, self.conversion)
 
     # Entry -----------------------------------------------------------------------------------
 
@@ -263,6 +263,8 @@ class ApiApp(ListWatchHandlers, WriteHandlers):
             return serve_scale(
                 self.ops, request, t.rtype, t.namespace, t.name, manager=manager, dry_run=dry_run
             )
+        if t.name is not None and method in ("PUT", "PATCH", "DELETE"):
+            await self.conversion.align(t.rtype, t.namespace, t.name)
         if (t.name is None) == (method == "POST") and self.admission.wants(t.rtype, method, t.subresource):
             return await self.admission.write(self, request, t, mode, manager, dry_run)
         if method == "POST":

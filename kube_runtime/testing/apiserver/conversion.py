@@ -6,10 +6,14 @@ were stored at converted by its webhook (``ConversionReview`` v1 over HTTPS, ver
 result or a failed call is a 500 (``conversion webhook for <version>, Kind=<kind> failed: ...``),
 as kube-apiserver reports it; during a watch it is an ``ERROR`` event that ends the stream.
 
+A write (``PUT``, ``PATCH``, ``DELETE``) of an object stored at another version than the request's
+first converts the stored object to the request's version through the webhook (kept at its
+resourceVersion, no event: only its representation changes), so the write, and the ``oldObject``
+admission webhooks see, are at the request's version.
+
 Difference from kube-apiserver kept on purpose: objects stay stored at the version they were
-written at (kube-apiserver converts them to the storage version on write), so the webhook is
-called on reads only, and a patch of an object stored at another version than the request's is
-applied to the stored form unconverted.
+last written at (kube-apiserver converts them to the storage version on write), so the webhook is
+called on reads and on writes at another version than the stored one, not on every write.
 """
 
 from __future__ import annotations
@@ -84,6 +88,18 @@ class Conversion:
             raise StatusError(500, "InternalError", f"{failed}: expected {len(todo)} converted objects")
         replaced = iter(converted)
         return [next(replaced) if o.get("apiVersion") != rtype.api_version else o for o in objects]
+
+    async def align(self, rtype: ResourceType, namespace: str | None, name: str) -> None:
+        """Before a write at ``rtype``'s version: convert the stored object to it (see the module
+        docs). Nothing happens when it is already there, missing, or the CRD has no webhook."""
+        if not self.converts(rtype):
+            return
+        coll = self.storage.collection(rtype.storage_key)
+        record = coll.get(namespace or "", name)
+        if record is None or record.obj.get("apiVersion") == rtype.api_version:
+            return
+        (converted,) = await self.convert(rtype, [record.copy_obj()])
+        self.storage.replace_current(coll, record, converted)
 
     async def read(self, app: ApiApp, t: Target, q: dict[str, str], mode: str) -> Response:
         """A GET (one object or a list, not a watch) with objects converted to the requested version."""

@@ -1,4 +1,5 @@
-"""Server-side load for benchmarks: bulk creation and paced churn without HTTP per write.
+"""Server-side load for benchmarks: bulk creation, paced churn and paced create/delete cycles
+without HTTP per write.
 
 Creations go through the same :class:`ObjectOps` path as HTTP writes (same validation, events and
 resourceVersions); churn writes, which change one annotation, are committed as bytes built from a
@@ -215,6 +216,56 @@ class LoadGenerator:
                         templates.remember(storage.commit_encoded(coll, cur, templates.get(cur)))
                     stats.done += 1
                 await anyio.lowlevel.checkpoint()
+        finally:
+            stats.finished = anyio.current_time()
+        return stats
+
+    async def lifecycle(
+        self,
+        rtype: ResourceType,
+        namespace: str | None,
+        count: int,
+        *,
+        rate: float,
+        linger: int = 0,
+        size: int = 256,
+        name_prefix: str = "cycle-",
+    ) -> ChurnStats:
+        """Create ``count`` uniquely named objects (``{name_prefix}{i}``) at ``rate`` per second and
+        delete each once ``linger`` newer ones exist (``0``: right after creating it), so at most
+        ``linger`` of them live at a time; the last ``linger`` are deleted at the end. Watchers see
+        an ADDED and a DELETED event per object. ``stats.done`` counts deleted objects.
+        """
+        stats = ChurnStats(count, started=anyio.current_time())
+        self.churns.append(stats)
+        encoded = orjson.dumps(_default_template(rtype, size))
+        ops = self._ops
+        created = 0
+
+        def create(i: int) -> None:
+            obj = orjson.loads(encoded)
+            obj["metadata"]["name"] = f"{name_prefix}{i}"
+            ops.create(rtype, namespace, obj).drop_decoded()
+
+        def delete(i: int) -> None:
+            ops.delete(rtype, namespace, f"{name_prefix}{i}")
+            stats.done += 1
+
+        try:
+            while created < count:
+                due = min(count, int((anyio.current_time() - stats.started) * rate) + 1)
+                if due <= created:
+                    next_due = (created + 1) / rate - (anyio.current_time() - stats.started)
+                    await anyio.sleep(max(0.0005, next_due))
+                    continue
+                for i in range(created, due):
+                    create(i)
+                    if i >= linger:
+                        delete(i - linger)
+                created = due
+                await anyio.lowlevel.checkpoint()
+            for i in range(max(0, count - linger), count):
+                delete(i)
         finally:
             stats.finished = anyio.current_time()
         return stats

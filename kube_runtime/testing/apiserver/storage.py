@@ -318,6 +318,16 @@ class Storage:
             coll._snapshots.clear()
         return changed
 
+    def replace_current(self, coll: Collection, record: Record, obj: dict[str, Any]) -> bool:
+        """Keep ``obj`` as the current state of ``record``'s object at the same resourceVersion and
+        without an event (a change of representation, such as a conversion to another version);
+        ``False`` when ``record`` is no longer current (the object changed meanwhile)."""
+        if coll.objects.get(record.key) is not record:
+            return False
+        coll.objects[record.key] = Record(record.key, obj, orjson.dumps(obj), record.rv)
+        coll._snapshots.clear()
+        return True
+
     def compact(self) -> int:
         """Drop every collection's history: resuming from any older resourceVersion gets 410."""
         for coll in self.collections.values():

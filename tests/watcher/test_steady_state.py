@@ -1,9 +1,9 @@
-"""The watcher's inlined steady-state loop yields exactly what the pure state machine would.
+"""The watcher's steady-state loop yields exactly what the pure state machine would.
 
-``_drive`` reads a stream that enforces its own idle timeout (``Api.watch``'s streams) through an
-inlined loop for object events and bookmarks; any other stream goes through ``step()`` item by
-item. The same watch histories are replayed through both and must give the same items and the
-same resume points.
+In the watching state ``_drive`` applies ``state.watching_received`` per event and builds the next
+``Watching`` only when the stream leaves the steady state. The same watch histories are replayed
+through the driver and through a reference loop that folds every outcome through ``step()`` one
+by one; both must give the same items, the same resume points and the same progress stamps.
 """
 
 from __future__ import annotations
@@ -16,9 +16,25 @@ import anyio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kube_runtime.client.errors import ApiError, TransportError, WatchDecodeError
+from kube_runtime.client.errors import ApiError, TransportError, WatchDecodeError, WatchTimeout
 from kube_runtime.client.lines import WatchEvent
 from kube_runtime.watcher import WatcherConfig, WatchProgress, watcher
+from kube_runtime.watcher.state import (
+    Empty,
+    Listed,
+    ListPage,
+    Outcome,
+    Received,
+    StartWatch,
+    State,
+    StreamBroken,
+    StreamDecodeFailed,
+    StreamEnded,
+    StreamErrorEvent,
+    WatchOpened,
+    next_call,
+    step,
+)
 
 
 class _Exhausted(BaseException):
@@ -28,12 +44,13 @@ class _Exhausted(BaseException):
 class _Stream:
     """One open watch replaying ``items``, then ending as ``end`` says."""
 
-    def __init__(self, items: list[Any], end: str, self_timed: bool, idle_timeout: float) -> None:
+    url = "/api/v1/configmaps"
+
+    def __init__(self, items: list[Any], end: str, idle_timeout: float) -> None:
         self._items = iter(items)
         self._end = end
         self.idle_timed_out = False
-        if self_timed:
-            self.idle_timeout = idle_timeout
+        self.idle_timeout = idle_timeout
 
     def set_idle_timeout(self, seconds: float) -> None:  # as Api.watch's streams offer
         self.idle_timeout = seconds
@@ -51,9 +68,8 @@ class _Stream:
 
 
 class _FakeApi:
-    def __init__(self, segments: list[tuple[list[Any], str]], self_timed: bool) -> None:
+    def __init__(self, segments: list[tuple[list[Any], str]]) -> None:
         self._segments = iter(segments)
-        self._self_timed = self_timed
         self.watched_from: list[str | None] = []
         self.lists = 0
 
@@ -73,7 +89,7 @@ class _FakeApi:
     @asynccontextmanager
     async def _open(self, idle_timeout: float) -> AsyncIterator[_Stream]:
         for items, end in self._segments:
-            yield _Stream(items, end, self._self_timed, idle_timeout)
+            yield _Stream(items, end, idle_timeout)
             return
         raise _Exhausted
 
@@ -124,12 +140,12 @@ _segments = st.lists(
 
 def _describe(item: Any) -> tuple[str, Any]:
     if isinstance(item, Exception):
-        return type(item).__name__, str(item)
+        return type(item).__name__, type(item.__cause__).__name__
     return type(item).__name__, id(getattr(item, "object", None))
 
 
-async def _replay(segments: list[tuple[list[Any], str]], self_timed: bool) -> tuple[Any, ...]:
-    api = _FakeApi(segments, self_timed)
+async def _replay(segments: list[tuple[list[Any], str]]) -> tuple[Any, ...]:
+    api = _FakeApi(segments)
     progress = WatchProgress(clock=lambda: 0.0)
     out: list[tuple[str, Any]] = []
     stream = watcher(api, WatcherConfig(), progress=progress)  # type: ignore[arg-type]
@@ -142,12 +158,60 @@ async def _replay(segments: list[tuple[list[Any], str]], self_timed: bool) -> tu
     return out, api.watched_from, api.lists, progress.received
 
 
+def _outcome(item: Any) -> Outcome:
+    if isinstance(item, ApiError):
+        return StreamErrorEvent(item)
+    if isinstance(item, Exception) or not isinstance(item.object, dict):
+        return StreamDecodeFailed(item if isinstance(item, Exception) else WatchDecodeError("", b""))
+    return Received(item.type, item.object)
+
+
+def _reference(segments: list[tuple[list[Any], str]]) -> tuple[Any, ...]:
+    """The same history folded through ``step()`` one outcome at a time."""
+    pending = iter(segments)
+    state: State = Empty()
+    out: list[tuple[str, Any]] = []
+    watched_from: list[str | None] = []
+    lists = received = 0
+    items: Any = iter(())
+    end = "end"
+    while True:
+        call = next_call(state, streaming=False)
+        outcome: Outcome
+        if isinstance(call, ListPage):
+            lists += 1
+            received += 1
+            outcome = Listed({"metadata": {"resourceVersion": "1"}, "items": []})
+        elif isinstance(call, StartWatch):
+            watched_from.append(call.resource_version)
+            segment = next(pending, None)
+            if segment is None:
+                return out, watched_from, lists, received
+            items, end = iter(segment[0]), segment[1]
+            outcome = WatchOpened()
+        else:
+            item = next(items, _END)
+            if item is not _END:
+                received += 1
+                outcome = _outcome(item)
+            elif end == "broken":
+                outcome = StreamBroken(TransportError("connection reset"))
+            elif end == "idle":
+                outcome = StreamBroken(WatchTimeout("idle", phase="idle", seconds=1.0, verb="watch", url=""))
+            else:
+                outcome = StreamEnded()
+        stepped = step(state, outcome)
+        state = stepped.state
+        out.extend(_describe(item) for item in stepped.items)
+
+
+_END = object()
+
+
 @settings(max_examples=300, deadline=None)
 @given(_segments)
-def test_inlined_loop_matches_the_state_machine(segments: list[tuple[list[Any], str]]) -> None:
-    fast = anyio.run(_replay, segments, True)
-    reference = anyio.run(_replay, segments, False)
-    assert fast == reference
+def test_the_steady_loop_matches_the_state_machine(segments: list[tuple[list[Any], str]]) -> None:
+    assert anyio.run(_replay, segments) == _reference(segments)
 
 
 def test_steady_events_resume_from_the_last_version_after_a_normal_end() -> None:
@@ -155,8 +219,8 @@ def test_steady_events_resume_from_the_last_version_after_a_normal_end() -> None
         ([_event("MODIFIED", "5", "dict", True), _event("BOOKMARK", "9", "dict", True)], "end"),
         ([], "idle"),
     ]
-    out, watched_from, lists, received = anyio.run(_replay, segments, True)
-    # The idle end is a WatchFailed caused by a WatchTimeout (issue 13: counted and logged), and
+    out, watched_from, lists, received = anyio.run(_replay, segments)
+    # The idle end is a WatchFailed caused by a WatchTimeout (counted and logged), and
     # resumes from the same version as a normal end.
     assert [kind for kind, _ in out] == ["Init", "InitDone", "Apply", "WatchFailed"]
     assert watched_from == ["1", "9", "9"]
@@ -169,6 +233,6 @@ def test_a_delete_moves_the_resume_point_too() -> None:
         ([_event("MODIFIED", "5", "dict", True), _event("DELETED", "6", "dict", True)], "broken"),
         ([], "end"),
     ]
-    out, watched_from, _, _ = anyio.run(_replay, segments, True)
+    out, watched_from, _, _ = anyio.run(_replay, segments)
     assert [kind for kind, _ in out] == ["Init", "InitDone", "Apply", "Delete", "WatchFailed"]
     assert watched_from == ["1", "6", "6"]

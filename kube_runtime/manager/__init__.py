@@ -1,0 +1,7 @@
+"""Run a process's controllers from one object: :class:`Manager`, configured by
+:class:`ManagerOptions` (the Helm chart's flags). See :mod:`kube_runtime.manager.manager`."""
+
+from kube_runtime.manager.manager import Manager
+from kube_runtime.manager.options import ManagerOptions
+
+__all__ = ["Manager", "ManagerOptions"]

@@ -1,0 +1,188 @@
+"""The fast path of structlog lines: rendered and written by the structlog call itself when
+``configure_logging``'s handler is the only place the line would go.
+
+Through stdlib ``logging``, one structlog line costs two ``LogRecord`` objects (the
+``ProcessorFormatter`` copies the first), a walk up the stack for the caller, the handler
+dispatch and the formatter's own bookkeeping: most of the cost of a line. The loggers made by
+:class:`RoutingLoggerFactory` skip all of that when nothing else could see the line, and take the
+stdlib path otherwise, so what is written never differs:
+
+* fast path: the line's logger and its ancestors up to the root have no handler but the one
+  ``configure_logging`` installed (:func:`route_to`), no logger on the way filters, and neither
+  does that handler (nor has it a level above the line's). The event dict goes through the same
+  final processors the handler's formatter runs (exception rendering, the JSON or console
+  renderer), then :func:`~kube_runtime.client.redact.redact`, and is written to the handler's
+  stream under the handler's lock, then flushed, as ``StreamHandler.emit`` does;
+* otherwise (a handler added by someone else, pytest's ``caplog``, a filter, no
+  ``configure_logging`` yet) the stdlib logger is called exactly as ``structlog.stdlib``'s
+  ``LoggerFactory`` loggers are, and every handler sees the record. A fast-path line that fails to
+  render also takes this path, so the error is reported as stdlib reports it.
+
+:class:`IsoUtcTimestamper` writes structlog's ``TimeStamper(fmt="iso", utc=True)`` field
+(``2026-01-02T03:04:05.678901Z``, no fraction at a whole second), formatting the date and time of
+day once per second.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import structlog
+
+from kube_runtime.client.redact import redact
+
+__all__ = ["IsoUtcTimestamper", "RoutingLoggerFactory", "route_to"]
+
+#: ``(logger, method_name, event_dict) -> event_dict | str``, structlog's processor signature.
+Processor = Callable[[Any, str, Any], Any]
+
+
+class _Route:
+    """The handler ``configure_logging`` installed and the processors its formatter ends with."""
+
+    __slots__ = ("handler", "processors")
+
+    def __init__(self, handler: logging.StreamHandler[Any], processors: Sequence[Processor]) -> None:
+        self.handler = handler
+        self.processors = tuple(processors)
+
+
+_route: _Route | None = None
+
+
+def route_to(handler: logging.StreamHandler[Any] | None, processors: Sequence[Processor] = ()) -> None:
+    """Write fast-path lines to ``handler`` (installed on the root logger), rendered by
+    ``processors`` (the handler's formatter's, after its structlog bookkeeping); ``None``: none."""
+    global _route
+    _route = None if handler is None else _Route(handler, processors)
+
+
+def _only_destination(logger: logging.Logger, handler: logging.Handler, level: int) -> bool:
+    """Whether a record of ``logger`` at ``level`` would reach ``handler`` and nothing else,
+    unfiltered."""
+    if logger.filters or handler.filters or level < handler.level or logger.disabled:
+        return False
+    current: logging.Logger | None = logger
+    while current is not None:
+        handlers = current.handlers
+        if handlers:
+            return current.parent is None and len(handlers) == 1 and handlers[0] is handler
+        if not current.propagate:
+            return False
+        current = current.parent
+    return False
+
+
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "exception": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+}
+
+
+class _RoutingLogger:
+    """A stdlib logger whose level methods take the fast path when they can (module docs).
+
+    Everything else (``name``, ``isEnabledFor``, ``handlers``, ...) is the stdlib logger's."""
+
+    __slots__ = ("_logger", "name")
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._logger = logger
+        self.name = logger.name
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._logger, name)
+
+    def _emit(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        route = _route
+        if route is not None and len(args) == 1 and isinstance(args[0], dict):
+            handler = route.handler
+            if _only_destination(self._logger, handler, _LEVELS[method]):
+                try:
+                    rendered: Any = args[0]
+                    logger = self._logger
+                    for processor in route.processors:
+                        rendered = processor(logger, method, rendered)
+                    line = redact(rendered) + handler.terminator
+                except Exception:  # reported by the stdlib path, as a handler would
+                    pass
+                else:
+                    stream = handler.stream
+                    with handler.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+                        stream.write(line)
+                        stream.flush()
+                    return
+        getattr(self._logger, method)(*args, **kwargs)
+
+    def debug(self, *args: Any, **kwargs: Any) -> None:
+        self._emit("debug", args, kwargs)
+
+    def info(self, *args: Any, **kwargs: Any) -> None:
+        self._emit("info", args, kwargs)
+
+    def warning(self, *args: Any, **kwargs: Any) -> None:
+        self._emit("warning", args, kwargs)
+
+    def warn(self, *args: Any, **kwargs: Any) -> None:
+        self._emit("warning", args, kwargs)
+
+    def error(self, *args: Any, **kwargs: Any) -> None:
+        self._emit("error", args, kwargs)
+
+    def exception(self, *args: Any, **kwargs: Any) -> None:
+        self._emit("exception", args, kwargs)
+
+    def critical(self, *args: Any, **kwargs: Any) -> None:
+        self._emit("critical", args, kwargs)
+
+    def fatal(self, *args: Any, **kwargs: Any) -> None:
+        self._emit("critical", args, kwargs)
+
+
+class RoutingLoggerFactory:
+    """structlog logger factory: ``structlog.stdlib.LoggerFactory``'s stdlib loggers, wrapped to
+    take the fast path (module docs), one wrapper per logger name. A logger asked for without a
+    name (structlog then guesses it from the caller's frame) is the plain stdlib logger."""
+
+    def __init__(self) -> None:
+        self._stdlib = structlog.stdlib.LoggerFactory()
+        self._by_name: dict[str, _RoutingLogger] = {}
+
+    def __call__(self, *args: Any) -> Any:
+        if not args or not isinstance(args[0], str):
+            return self._stdlib(*args)
+        name = args[0]
+        logger = self._by_name.get(name)
+        if logger is None:
+            logger = self._by_name[name] = _RoutingLogger(self._stdlib(name))
+        return logger
+
+
+class IsoUtcTimestamper:
+    """structlog processor: ``timestamp`` as ``TimeStamper(fmt="iso", utc=True)`` writes it."""
+
+    __slots__ = ("_clock", "_second")
+
+    def __init__(self, clock: Callable[[], int] = time.time_ns) -> None:
+        #: Nanoseconds since the epoch.
+        self._clock = clock
+        #: The last whole second formatted, and its text.
+        self._second: tuple[int, str] = (-1, "")
+
+    def __call__(self, _logger: Any, _method: str, event_dict: Any) -> Any:
+        seconds, nanos = divmod(self._clock(), 1_000_000_000)
+        cached = self._second
+        if cached[0] != seconds:
+            cached = self._second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+        micros = nanos // 1000
+        event_dict["timestamp"] = f"{cached[1]}.{micros:06d}Z" if micros else f"{cached[1]}Z"
+        return event_dict
