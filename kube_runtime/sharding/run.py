@@ -139,6 +139,25 @@ class ShardedController:
         """The controller's store: this replica's objects only."""
         return self.controller.store
 
+    # The controller's run settings, so a Manager can apply its options to a sharded controller.
+
+    def with_config(self, config: Any = None, **settings: Any) -> ShardedController:
+        self.controller.with_config(config, **settings)
+        return self
+
+    def with_graceful_shutdown_timeout(self, seconds: float | None) -> ShardedController:
+        self.controller.with_graceful_shutdown_timeout(seconds)
+        return self
+
+    def with_reconcile_timeout(self, seconds: float | None) -> ShardedController:
+        self.controller.with_reconcile_timeout(seconds)
+        return self
+
+    def graceful_shutdown_on(self, signal_: Any) -> ShardedController:
+        """Leave the ring gracefully when ``signal_`` fires (see :meth:`ShardedRun.leave`)."""
+        self.controller.graceful_shutdown_on(signal_)
+        return self
+
     def instrument_watches(self, wrap: WatchInstrument) -> ShardedController:
         """See :meth:`Controller.instrument_watches <kube_runtime.controller.Controller.instrument_watches>`
         (the observe layer attaches its watch metrics through it)."""
