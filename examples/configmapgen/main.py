@@ -70,6 +70,19 @@ def add_controller(manager: Manager) -> Context:
     return ctx
 
 
+def add_shard(manager: Manager, ring: str, identity: str | None) -> Context:
+    """The controller as one replica of ``ring`` (kube_runtime.sharding): it reconciles the
+    generators labelled for it; ``/readyz`` waits for its member Lease and its shard's store."""
+    controller, ctx = build_controller(
+        manager.client, manager.namespace, name=CONTROLLER_NAME, registry=manager.registry
+    )
+    namespace = manager.options.controller.lease_namespace()
+    sharded = controller.sharded(ring, namespace, identity=identity, registry=manager.registry)
+    manager.observability.checks.add_store("shard", sharded)
+    manager.add(sharded, reconcile, error_policy, ctx, on_item=show)  # type: ignore[arg-type]
+    return ctx
+
+
 def show(item: Any) -> None:
     print(describe(item), flush=True)
 
@@ -150,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--write-kubeconfig", metavar="PATH", help="with --embedded: write its kubeconfig here")
     mode.add_argument("--install-crd", action="store_true", help="install the CRD before starting")
     ManagerOptions.add_arguments(parser, name=CONTROLLER_NAME)
+    shards = parser.add_argument_group(
+        "sharding (instead of --leader-elect: every replica reconciles its share)"
+    )
+    shards.add_argument("--shard-ring", default=None, help="join this ring (docs/sharding.md)")
+    shards.add_argument(
+        "--shard-identity", default=None, help="name in the ring (default: $POD_NAME, else hostname)"
+    )
     # None: ':8080'/':8081' normally, loopback with --embedded (resolved in main()).
     parser.set_defaults(metrics_bind_address=None, health_probe_bind_address=None)
     return parser
@@ -160,6 +180,10 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Manag
         parser.error("--keep-running and --write-kubeconfig need --embedded")
     if args.embedded and (args.metrics_secure or args.leader_elect):
         parser.error("--metrics-secure and --leader-elect need a real API server and replicas")
+    if args.shard_ring and (args.embedded or args.leader_elect):
+        parser.error(
+            "--shard-ring runs one replica of a ring on a cluster: not with --embedded or --leader-elect"
+        )
     if args.metrics_secure and not (args.metrics_cert_file and args.metrics_key_file):
         parser.error("--metrics-secure needs --metrics-cert-file and --metrics-key-file")
     options = ManagerOptions.from_arguments(args)
@@ -186,7 +210,10 @@ async def run(args: argparse.Namespace, options: ManagerOptions) -> None:
         if args.install_crd:
             await install_crd(client)
         manager = Manager(client, options, name=CONTROLLER_NAME)
-        add_controller(manager)
+        if args.shard_ring:
+            add_shard(manager, args.shard_ring, args.shard_identity)
+        else:
+            add_controller(manager)
         manager.serve_webhooks(build_webhooks())
         await manager.run()
 

@@ -8,7 +8,7 @@ the kill (``killed_at``), the latest moment it could have been running.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,7 +58,7 @@ def _pair(records: Iterable[Mapping[str, Any]]) -> dict[str, list[Interval]]:
 
 
 def analyse(
-    records_by_replica: Mapping[str, list[Mapping[str, Any]]], killed_at: Mapping[str, float]
+    records_by_replica: Mapping[str, Sequence[Mapping[str, Any]]], killed_at: Mapping[str, float]
 ) -> Report:
     """Pair each replica's records into intervals and check them across replicas.
 

@@ -158,12 +158,15 @@ class Api:
         continue_token: str | None = None,
         resource_version: str | None = None,
         resource_version_match: str | None = None,
+        shard_selector: str | None = None,
     ) -> dict[str, Any]:
         """One page of the list: the raw List with ``items``, ``metadata.resourceVersion`` and, when
-        more pages remain, ``metadata.continue`` (pass it back as ``continue_token``)."""
+        more pages remain, ``metadata.continue`` (pass it back as ``continue_token``).
+        ``shard_selector`` is KEP-5866's ``shardSelector`` (see :mod:`kube_runtime.watcher.shards`)."""
         params = _list_params(
             label_selector, field_selector, limit, continue_token, resource_version, resource_version_match
         )
+        params = {**params, "shardSelector": shard_selector}
         return await self.client.request("list", "GET", self._collection(), params=params)
 
     async def list_metadata(
@@ -175,11 +178,13 @@ class Api:
         continue_token: str | None = None,
         resource_version: str | None = None,
         resource_version_match: str | None = None,
+        shard_selector: str | None = None,
     ) -> dict[str, Any]:
         """Like :meth:`list`, but a ``PartialObjectMetadataList`` (items carry metadata only)."""
         params = _list_params(
             label_selector, field_selector, limit, continue_token, resource_version, resource_version_match
         )
+        params = {**params, "shardSelector": shard_selector}
         response = await self.client.send(
             "list_metadata", "GET", self._collection(), params=params, accept=_META_LIST_ACCEPT
         )
@@ -201,6 +206,7 @@ class Api:
         send_initial_events: bool = False,
         resource_version_match: str | None = None,
         idle_timeout: float | None = None,
+        shard_selector: str | None = None,
     ) -> AbstractAsyncContextManager[WatchEventStream]:
         """``async with api.watch(...) as events: async for item in events: ...``
 
@@ -218,6 +224,7 @@ class Api:
             send_initial_events,
             resource_version_match,
         )
+        params = {**params, "shardSelector": shard_selector}
         return self._watch("watch", params, accept=None, metadata_only=False, idle_timeout=idle_timeout)
 
     def watch_metadata(
@@ -231,6 +238,7 @@ class Api:
         send_initial_events: bool = False,
         resource_version_match: str | None = None,
         idle_timeout: float | None = None,
+        shard_selector: str | None = None,
     ) -> AbstractAsyncContextManager[WatchEventStream]:
         """Like :meth:`watch`, but event objects are ``PartialObjectMetadata``."""
         params = _watch_params(
@@ -242,6 +250,7 @@ class Api:
             send_initial_events,
             resource_version_match,
         )
+        params = {**params, "shardSelector": shard_selector}
         return self._watch(
             "watch_metadata", params, accept=_META_ACCEPT, metadata_only=True, idle_timeout=idle_timeout
         )

@@ -67,7 +67,7 @@ from kube_runtime.sharding.member import ShardGate
 from kube_runtime.sharding.metrics import shard_metrics
 
 if TYPE_CHECKING:
-    from kube_runtime.controller.controller import Controller
+    from kube_runtime.controller.controller import Controller, WatchInstrument
 
 __all__ = ["ShardedController", "ShardedRun", "default_instance_id"]
 
@@ -130,8 +130,39 @@ class ShardedController:
         self._elector(self.identity, labels=True)
 
     @property
+    def name(self) -> str:
+        """The controller's name (metrics and logs)."""
+        return self.controller.name
+
+    @property
     def store(self) -> Any:
+        """The controller's store: this replica's objects only."""
         return self.controller.store
+
+    # The controller's run settings, so a Manager can apply its options to a sharded controller.
+
+    def with_config(self, config: Any = None, **settings: Any) -> ShardedController:
+        self.controller.with_config(config, **settings)
+        return self
+
+    def with_graceful_shutdown_timeout(self, seconds: float | None) -> ShardedController:
+        self.controller.with_graceful_shutdown_timeout(seconds)
+        return self
+
+    def with_reconcile_timeout(self, seconds: float | None) -> ShardedController:
+        self.controller.with_reconcile_timeout(seconds)
+        return self
+
+    def graceful_shutdown_on(self, signal_: Any) -> ShardedController:
+        """Leave the ring gracefully when ``signal_`` fires (see :meth:`ShardedRun.leave`)."""
+        self.controller.graceful_shutdown_on(signal_)
+        return self
+
+    def instrument_watches(self, wrap: WatchInstrument) -> ShardedController:
+        """See :meth:`Controller.instrument_watches <kube_runtime.controller.Controller.instrument_watches>`
+        (the observe layer attaches its watch metrics through it)."""
+        self.controller.instrument_watches(wrap)
+        return self
 
     def is_member(self) -> bool:
         """True while this replica holds its member Lease within its renew deadline."""

@@ -79,6 +79,7 @@ class WatcherConfig:
     bookmarks: bool = True
     bookmark_interval: float | None = None
     missed_bookmarks: int = DEFAULT_MISSED_BOOKMARKS
+    shard_selector: str | None = None
 
     def __post_init__(self) -> None:
         if self.timeout is not None and not 0 < self.timeout < _MAX_WATCH_TIMEOUT:
@@ -99,6 +100,12 @@ class WatcherConfig:
     def labels(self, selector: str) -> WatcherConfig:
         """Only objects matching this label selector (``app=x,tier!=db``)."""
         return replace(self, label_selector=selector)
+
+    def shards(self, selector: str) -> WatcherConfig:
+        """Only this server-side shard (KEP-5866 ``shardSelector``, see
+        :mod:`~kube_runtime.watcher.shards`); a list the server answers without applying it fails
+        with :class:`~kube_runtime.watcher.shards.ShardSelectorUnsupported`."""
+        return replace(self, shard_selector=selector)
 
     def fields(self, selector: str) -> WatcherConfig:
         """Only objects matching this field selector (``metadata.name=x``)."""
@@ -170,6 +177,8 @@ class WatcherConfig:
         if self.list_semantic is ListSemantic.ANY and self.page_size is None:
             params["resource_version"] = "0"
             params["resource_version_match"] = "NotOlderThan"
+        if self.shard_selector:
+            params["shard_selector"] = self.shard_selector
         return params
 
     def watch_params(self, resource_version: str | None, *, initial: bool) -> dict[str, Any]:
@@ -186,4 +195,6 @@ class WatcherConfig:
             params["send_initial_events"] = True
             params["resource_version_match"] = "NotOlderThan"
             params["resource_version"] = "0"
+        if self.shard_selector:
+            params["shard_selector"] = self.shard_selector
         return params

@@ -42,6 +42,7 @@ from kube_runtime.watcher.event import (
     WatchStartFailed,
 )
 from kube_runtime.watcher.progress import WatchProgress
+from kube_runtime.watcher.shards import check_shard_info
 from kube_runtime.watcher.state import (
     Empty,
     Listed,
@@ -263,6 +264,8 @@ async def _drive(
                 if isinstance(call, ListPage):
                     try:
                         outcome = Listed(await list_fn(**config.list_params(call.continue_token)))
+                        if config.shard_selector:
+                            check_shard_info(outcome.page, config.shard_selector)
                     except Exception as exc:
                         outcome = ListFailed(exc)
                     else:

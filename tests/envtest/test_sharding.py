@@ -17,6 +17,9 @@ import pytest
 from kube_runtime.client import Api, Client
 from kube_runtime.sharding import drain_label, shard_label
 from kube_runtime.testing.envtest import Envtest
+from kube_runtime.watcher import WatcherConfig, watcher
+from kube_runtime.watcher.event import InitialListFailed
+from kube_runtime.watcher.shards import ShardSelectorUnsupported, shard_range_selector
 from tests.sharding.harness import CONFIGMAPS, RING, Journal, Replica
 
 pytestmark = [pytest.mark.envtest, pytest.mark.anyio]
@@ -97,3 +100,20 @@ async def test_join_drain_partition_and_crash(shared_envtest: Envtest) -> None:
         await until(settled({"b"}))
         tg.cancel_scope.cancel()
     assert journal.overlaps == []
+
+
+async def test_shard_selector_on_a_server_without_it_is_a_clear_error(shared_envtest: Envtest) -> None:
+    """kube-apiserver 1.34 predates KEP-5866: it ignores shardSelector and sends every object, with
+    no shardInfo; the watcher refuses that list instead of caching everything."""
+    async with Client.from_kubeconfig(str(shared_envtest.kubeconfig_path)) as client:
+        api = Api(client, CONFIGMAPS, "default")
+        await api.create({"metadata": {"name": "unsharded"}})
+        selector = shard_range_selector(0, 2)
+        assert "shardInfo" not in (await api.list(shard_selector=selector))["metadata"]
+        async with watcher(api, WatcherConfig().shards(selector)) as stream:
+            with anyio.fail_after(WAIT):
+                async for item in stream:
+                    if isinstance(item, Exception):
+                        break
+        assert isinstance(item, InitialListFailed)
+        assert isinstance(item.__cause__, ShardSelectorUnsupported)

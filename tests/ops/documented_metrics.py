@@ -40,6 +40,9 @@ COUNTERS: dict[str, frozenset[str]] = {
     "controller_runtime_conversion_webhook_panics_total": frozenset(),
     "kube_runtime_webhook_admission_results_total": frozenset({"webhook", "result"}),
     "kube_runtime_webhook_certificate_reloads_total": frozenset({"result"}),
+    "kube_runtime_shard_moves_total": frozenset({"ring"}),
+    "kube_runtime_shard_drains_total": frozenset({"ring"}),
+    "kube_runtime_shard_drains_acknowledged_total": frozenset({"ring", "shard"}),
 }
 HISTOGRAMS: dict[str, frozenset[str]] = {
     "controller_runtime_reconcile_time_seconds": frozenset({"controller"}),
@@ -60,6 +63,10 @@ GAUGES: dict[str, frozenset[str]] = {
     "kube_runtime_store_objects": frozenset({"store"}),
     "kube_runtime_store_ready": frozenset({"store"}),
     "controller_runtime_webhook_requests_in_flight": frozenset({"webhook"}),
+    "kube_runtime_shard_objects": frozenset({"ring", "shard"}),
+    "kube_runtime_shard_members": frozenset({"ring"}),
+    "kube_runtime_shard_member_status": frozenset({"ring", "shard"}),
+    "kube_runtime_shard_assigner_lag_seconds": frozenset({"ring"}),
 }
 # prometheus_client's process collector (Linux).
 PROCESS_METRICS: dict[str, frozenset[str]] = {

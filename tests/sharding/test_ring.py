@@ -16,6 +16,7 @@ import pytest
 
 from kube_runtime.client import Api
 from kube_runtime.client.resource import ApiResource
+from kube_runtime.observe.health import HealthChecks
 from kube_runtime.sharding import drain_label, shard_label
 from kube_runtime.testing.clock import virtual_clock_backend
 from kube_runtime.testing.server import ApiServer
@@ -99,8 +100,11 @@ async def test_join_rebalance_leave_and_crash(api_server: ApiServer) -> None:
     await create(api_server, 40)
     async with ring(api_server) as r:
         a = await r.join("a")
+        checks = HealthChecks()
+        checks.add_store("shard", a.sharded)  # /readyz: member Lease held and the shard's store synced
         await until(lambda: r.settled(["a"]))
         assert r.assigner_of() == ["a"]
+        assert [result.ok for result in await checks.run("readyz")] == [True]
 
         b = await r.join("b")
         await until(lambda: set(r.assignments().values()) == {"a", "b"} and r.settled(["a", "b"]))
@@ -218,6 +222,7 @@ async def test_partitioned_replica_stops_before_its_objects_move(api_server: Api
             a_first - b_last >= b.sharded.lease_duration - b.sharded.renew_deadline - b.sharded.retry_period
         )
         assert not b.done.is_set()  # b is alive and campaigning for a new term
+        assert not b.sharded.is_ready()  # and not ready: it holds no Lease
 
         # The network heals: b rejoins once the assigner gave its Lease back, and gets objects by drains.
         b.transport.partitioned = False

@@ -47,10 +47,21 @@ app.kubernetes.io/component: controller
 {{- end }}
 {{- end }}
 
+{{/* The ring of a sharded deployment. */}}
+{{- define "krc.ring" -}}
+{{- default (include "krc.fullname" .) .Values.sharding.ring }}
+{{- end }}
+
 {{/* Refuse value combinations that would deploy something broken. */}}
 {{- define "krc.validate" -}}
-{{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}
-{{- fail "replicaCount > 1 needs leaderElection.enabled=true: replicas without a lease reconcile the same objects concurrently" }}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) (not .Values.sharding.enabled) }}
+{{- fail "replicaCount > 1 needs leaderElection.enabled=true or sharding.enabled=true: replicas without a lease reconcile the same objects concurrently" }}
+{{- end }}
+{{- if and .Values.leaderElection.enabled .Values.sharding.enabled }}
+{{- fail "sharding.enabled and leaderElection.enabled exclude each other: a sharded replica holds its own member Lease instead of one leader Lease" }}
+{{- end }}
+{{- if gt (len (include "krc.ring" .)) 63 }}
+{{- fail (printf "sharding.ring %q is longer than 63 characters (it is part of the shard label key)" (include "krc.ring" .)) }}
 {{- end }}
 {{- if and .Values.metrics.secure (not (include "krc.metricsSecretName" .)) }}
 {{- fail "metrics.secure=true needs a serving certificate: set metrics.tls.secretName or metrics.tls.certManager.enabled=true (bearer tokens must not cross the network in clear text)" }}

@@ -29,6 +29,7 @@ from kube_runtime.testing.apiserver.selectors import (
     parse_label_selector,
 )
 from kube_runtime.testing.apiserver.settings import ServerSettings
+from kube_runtime.testing.apiserver.shardselect import ShardedLabelSelector, parse_shard_selector
 from kube_runtime.testing.apiserver.status import StatusError, bad_request, expired, invalid
 from kube_runtime.testing.apiserver.storage import ADDED, Expired, Record, Storage
 from kube_runtime.testing.apiserver.table import table_bytes
@@ -54,6 +55,13 @@ class ListWatchHandlers:
     ops: ObjectOps
     settings: ServerSettings
     on_watch: Callable[[], None] | None
+
+    def _sharded(self, labels: LabelSelector, q: dict[str, str]) -> LabelSelector:
+        """``labels`` and the request's ``shardSelector`` (ignored when the setting is off)."""
+        text = q.get("shardSelector")
+        if not text or not self.settings.sharded_list_watch:
+            return labels
+        return ShardedLabelSelector(labels.requirements, parse_shard_selector(text))
 
     # List ------------------------------------------------------------------------------------
 
@@ -140,6 +148,7 @@ class ListWatchHandlers:
 
     def _list(self, t: Target, q: dict[str, str], mode: str) -> Response:
         labels, fields = request_selectors(t, q)
+        labels = self._sharded(labels, q)
         limit = self._int_param(q, "limit")
         if limit is not None and limit <= 0:
             limit = None
@@ -192,6 +201,8 @@ class ListWatchHandlers:
                 if limit is not None and len(out) >= limit:
                     break
         meta: dict[str, Any] = {"resourceVersion": str(rv)}
+        if isinstance(labels, ShardedLabelSelector) and labels.shard is not None:
+            meta["shardInfo"] = {"selector": labels.shard.text}
         if limit is not None and i < hi and out:
             meta["continue"] = self._encode_continue(rv, out[-1].key)
             if not filtered:
@@ -233,6 +244,7 @@ class ListWatchHandlers:
 
     def _watch(self, t: Target, q: dict[str, str], mode: str) -> StreamingResponse:
         labels, fields = request_selectors(t, q)
+        labels = self._sharded(labels, q)
         send_initial = q.get("sendInitialEvents")
         match = q.get("resourceVersionMatch") or ""
         bookmarks = query_bool(q.get("allowWatchBookmarks"))
