@@ -14,12 +14,14 @@ from kube_runtime.client.resource import ApiResource
 from kube_runtime.controller.action import Action
 from kube_runtime.controller.backoff import ReconcileBackoff
 from kube_runtime.controller.controller import Controller
-from kube_runtime.controller.result import ObjectNotFound
+from kube_runtime.controller.errors import ReconcilerFailed
+from kube_runtime.controller.result import ObjectNotFound, Reconciled
 from kube_runtime.observe import Observability
 from kube_runtime.observe.metrics import ResultRecorder
 from kube_runtime.predicates import generation
 from kube_runtime.store.object_ref import ObjectRef
 from kube_runtime.testing.server import ApiServer
+from kube_runtime.watcher.config import WatcherConfig
 
 from .results import reconciled, ref, stream
 
@@ -27,55 +29,65 @@ CM = ApiResource.builtin("ConfigMap")
 N = 40
 
 
+async def churn(client: Client, registry: CollectorRegistry, n: int) -> tuple[set[str], int, int]:
+    """Create ``n`` labelled ConfigMaps, reconcile them all (the odd ones failing, with no retry),
+    check that their state is kept, delete them and wait until the controller reported every
+    delete. Returns the deleted names, and then the objects tracked by the recorder's hot-loop
+    detector and by the failure backoff."""
+    api = Api(client, CM, "default")
+    backoff = ReconcileBackoff()
+    watch = WatcherConfig().labels("churn-state=yes")
+    controller = Controller(api, watch, name="churn", registry=registry, predicates=[generation])
+    controller.error_backoff(backoff).with_config(concurrency=4)
+    recorder = Observability(registry=registry).add_controller(controller)
+    detector = recorder.hot_loops
+    assert detector is not None
+    deleted: set[str] = set()
+    all_deleted = anyio.Event()
+
+    def on_deleted(ref: ObjectRef) -> None:
+        deleted.add(ref.name)
+        if len(deleted) == n:
+            all_deleted.set()
+
+    controller.on_object_deleted(on_deleted)
+
+    async def reconcile(obj: dict[str, Any], _ctx: None) -> Action:
+        if int(obj["metadata"]["name"].rsplit("-", 1)[1]) % 2:
+            raise RuntimeError("odd objects fail")
+        return Action.await_change()
+
+    def error_policy(_obj: dict[str, Any], _error: Exception, _ctx: None) -> Action:
+        return Action.await_change()  # no retry: only the delete can clear the backoff
+
+    names = [f"churn-{i}" for i in range(n)]
+    reconciled: set[str] = set()
+    run = controller.run(reconcile, error_policy, None)
+    async with run as results:
+        for name in names:
+            meta = {"name": name, "labels": {"churn-state": "yes"}}
+            await api.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta})
+        with anyio.fail_after(60):
+            async for item in recorder.observe(results):
+                if isinstance(item, Reconciled | ReconcilerFailed):
+                    reconciled.add(item.obj_ref.name)
+                if reconciled == set(names):
+                    break
+            assert len(detector) == n
+            assert len(backoff) == n // 2
+            for name in names:
+                await api.delete(name)
+            await all_deleted.wait()
+        run.shutdown()
+    return deleted, len(detector), len(backoff)
+
+
 async def test_deleted_objects_leave_no_per_object_state(api_server: ApiServer) -> None:
     registry = CollectorRegistry()
     async with Client.from_kubeconfig(str(api_server.kubeconfig_path), metrics_registry=registry) as client:
-        api = Api(client, CM, "default")
-        backoff = ReconcileBackoff()
-        controller = Controller(api, name="churn", registry=registry, predicates=[generation])
-        controller.error_backoff(backoff).with_config(concurrency=4)
-        recorder = Observability(registry=registry).add_controller(controller)
-        detector = recorder.hot_loops
-        assert detector is not None
-        deleted: set[ObjectRef] = set()
-        all_deleted = anyio.Event()
-
-        def on_deleted(ref: ObjectRef) -> None:
-            deleted.add(ref)
-            if len(deleted) == N:
-                all_deleted.set()
-
-        controller.on_object_deleted(on_deleted)
-
-        async def reconcile(obj: dict[str, Any], _ctx: None) -> Action:
-            if int(obj["metadata"]["name"].rsplit("-", 1)[1]) % 2:
-                raise RuntimeError("odd objects fail")
-            return Action.await_change()
-
-        def error_policy(_obj: dict[str, Any], _error: Exception, _ctx: None) -> Action:
-            return Action.await_change()  # no retry: only the delete can clear the backoff
-
-        names = [f"cm-{i}" for i in range(N)]
-        reconciled: set[str] = set()
-        run = controller.run(reconcile, error_policy, None)
-        async with run as results:
-            for name in names:
-                await api.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}})
-            with anyio.fail_after(30):
-                async for item in recorder.observe(results):
-                    ref = item[0] if isinstance(item, tuple) else item.obj_ref
-                    reconciled.add(ref.name)
-                    if reconciled == set(names):
-                        break
-                assert len(detector) == N
-                assert len(backoff) == N // 2
-                for name in names:
-                    await api.delete(name)
-                await all_deleted.wait()
-            run.shutdown()
-    assert {ref.name for ref in deleted} == set(names)
-    assert len(detector) == 0
-    assert len(backoff) == 0
+        deleted, tracked, failing = await churn(client, registry, N)
+    assert deleted == {f"churn-{i}" for i in range(N)}
+    assert (tracked, failing) == (0, 0)
 
 
 class Deletions:
