@@ -49,6 +49,7 @@ import orjson
 from harness.workload import configmap_template
 
 from kube_runtime.client.api import WatchEventStream
+from kube_runtime.client.idle import IdleWatchdog
 from kube_runtime.client.json import KubeObject
 from kube_runtime.client.lines import LineSplitter, WatchEvent, decode_event
 from kube_runtime.store import reflector, store
@@ -205,22 +206,46 @@ def chunks_of_events(lines: list[bytes], per_chunk: int) -> list[bytes]:
 
 
 class _Body:
-    """Stands in for ``client.ResponseStream``: the chunks, then the end of the body."""
+    """Stands in for ``client.ResponseStream``: the chunks, then the end of the body, each read
+    bracketed by the same idle watchdog a real watch body has."""
 
-    __slots__ = ("_chunks", "headers", "idle_timed_out")
+    __slots__ = ("_chunks", "_watchdog", "headers")
 
-    def __init__(self, chunks: list[bytes]) -> None:
+    def __init__(self, chunks: list[bytes], idle_timeout: float | None) -> None:
         self._chunks = iter(chunks)
         self.headers = {"content-type": "application/json"}
-        self.idle_timed_out = False
+        self._watchdog = IdleWatchdog(idle_timeout) if idle_timeout is not None else None
+
+    @property
+    def url(self) -> str:
+        return "/api/v1/configmaps"
+
+    @property
+    def idle_timeout(self) -> float | None:
+        return self._watchdog.timeout if self._watchdog is not None else None
+
+    @property
+    def idle_timed_out(self) -> bool:
+        return self._watchdog is not None and self._watchdog.timed_out
+
+    def set_idle_timeout(self, seconds: float) -> None:
+        if self._watchdog is not None:
+            self._watchdog.retime(seconds)
 
     def __aiter__(self) -> _Body:
         return self
 
     async def __anext__(self) -> bytes:
-        for chunk in self._chunks:
-            return chunk
-        raise StopAsyncIteration
+        watchdog = self._watchdog
+        if watchdog is not None:
+            watchdog.begin()
+        try:
+            for chunk in self._chunks:
+                return chunk
+            raise StopAsyncIteration
+        finally:
+            if watchdog is not None:
+                watchdog.end()
 
 
 class _FakeApi:
@@ -248,7 +273,7 @@ class _FakeApi:
 
     @asynccontextmanager
     async def _watch(self, idle_timeout: float | None) -> AsyncIterator[WatchEventStream]:
-        yield WatchEventStream(_Body(self._chunks), idle_timeout=idle_timeout)  # type: ignore[arg-type]
+        yield WatchEventStream(_Body(self._chunks, idle_timeout))  # type: ignore[arg-type]
 
 
 class _DroppingWriter:

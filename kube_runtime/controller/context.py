@@ -28,6 +28,9 @@ class ReconcileInfo:
     reconcile_id: str
     controller: str
     failures: int = 0
+    #: ``(trace_id, span_id)`` for log correlation while no tracer provider is installed (fresh
+    #: random ids per attempt; see :mod:`~kube_runtime.controller.unrecorded_span`), else ``None``.
+    unrecorded_ids: tuple[int, int] | None = None
 
 
 _current: ContextVar[ReconcileInfo | None] = ContextVar("kube_runtime_reconcile", default=None)

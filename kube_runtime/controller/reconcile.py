@@ -11,8 +11,9 @@
   and ended through OpenTelemetry's public API (``start_span``, ``set_span_in_context``,
   ``context.attach``/``detach``); a failure is recorded on it only when it records (an unsampled
   span costs no exception formatting). A cancelled reconcile's span still ends. Without a tracer
-  provider it is :func:`~kube_runtime.controller.unrecorded_span.unrecorded_span`: fresh ids for the
-  log lines, nothing recorded (a real no-op span would cost most of an attempt's own time).
+  provider there is no span: the attempt's :class:`~kube_runtime.controller.context.ReconcileInfo`
+  carries fresh ids for the log lines (:mod:`~kube_runtime.controller.unrecorded_span`), nothing is
+  recorded, and nothing touches OpenTelemetry's context (most of an attempt's own time otherwise).
 * A reconcile that raises (or returns something other than an ``Action``) yields
   ``ReconcilerFailed`` and is requeued as the error policy says: after the per-object exponential
   backoff when the policy returns ``Action.requeue_with_backoff()``, is ``None`` or itself fails.
@@ -39,6 +40,7 @@ import itertools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from contextvars import Token
 from typing import Any, Final, Generic, TypeVar
 
 import anyio
@@ -61,7 +63,7 @@ from kube_runtime.controller.failures import is_panic, is_terminal
 from kube_runtime.controller.metrics import QueueMetrics
 from kube_runtime.controller.result import ControllerResult, ObjectNotFound, Reconciled
 from kube_runtime.controller.scheduler import Due
-from kube_runtime.controller.unrecorded_span import unrecorded_span
+from kube_runtime.controller.unrecorded_span import unrecorded_ids
 from kube_runtime.store.object_ref import ObjectRef
 from kube_runtime.store.store import Store
 
@@ -145,18 +147,29 @@ class ReconcileAttempts(Generic[C]):
                 backoff.forget(obj_ref)
                 return ObjectDecodeFailed(error, obj_ref)
         reason = request.reason
-        _current.set(
-            ReconcileInfo(obj_ref, reason, _next_reconcile_id(), self._name, backoff.failures(obj_ref))
-        )
         active = self._metrics.active_workers
         tracer = _reconcile_tracer()
+        span: trace.Span = trace.INVALID_SPAN
+        token: Token[otel_context.Context] | None = None
         if tracer is None:
-            span: trace.Span = unrecorded_span()
+            _current.set(
+                ReconcileInfo(
+                    obj_ref,
+                    reason,
+                    _next_reconcile_id(),
+                    self._name,
+                    backoff.failures(obj_ref),
+                    unrecorded_ids(),
+                )
+            )
         else:
+            _current.set(
+                ReconcileInfo(obj_ref, reason, _next_reconcile_id(), self._name, backoff.failures(obj_ref))
+            )
             span = tracer.start_span(
                 "reconciling object", attributes={"object.ref": str(obj_ref), "object.reason": str(reason)}
             )
-        token = otel_context.attach(trace.set_span_in_context(span))
+            token = otel_context.attach(trace.set_span_in_context(span))
         try:
             clock = self._clock
             started = clock()
@@ -202,8 +215,9 @@ class ReconcileAttempts(Generic[C]):
             )
             return Reconciled(obj_ref, action, reason=reason, duration=duration)
         finally:
-            otel_context.detach(token)
-            span.end()
+            if token is not None:
+                otel_context.detach(token)
+                span.end()
 
     async def _failed(
         self,

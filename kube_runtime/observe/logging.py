@@ -53,7 +53,6 @@ from typing import Any, Literal, TextIO
 import orjson
 import structlog
 from opentelemetry import trace
-from opentelemetry.trace import SpanContext
 
 from kube_runtime.client.redact import redact
 from kube_runtime.controller.context import ReconcileInfo, current_reconcile
@@ -188,22 +187,29 @@ _reconcile_fields: ContextVar[tuple[ReconcileInfo, str, str, dict[str, str]] | N
 
 def add_trace_context(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
     """structlog processor: stamp the current OpenTelemetry span's ``trace_id`` and ``span_id``
-    (lower-case hex, as OTLP backends display them) when a valid span is active."""
+    (lower-case hex, as OTLP backends display them) when a valid span is active, else the running
+    reconcile's unrecorded ids (no tracer provider installed)."""
     ctx = trace.get_current_span().get_span_context()
     if ctx.is_valid:
-        cached = _trace_ids.get()
-        if cached is None or cached[0] is not ctx:
-            cached = (ctx, format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"))
-            _trace_ids.set(cached)
-        event_dict.setdefault("trace_id", cached[1])
-        event_dict.setdefault("span_id", cached[2])
+        ids: object = ctx
+        trace_id, span_id = ctx.trace_id, ctx.span_id
+    else:
+        info = current_reconcile()
+        if info is None or info.unrecorded_ids is None:
+            return event_dict
+        ids = info
+        trace_id, span_id = info.unrecorded_ids
+    cached = _trace_ids.get()
+    if cached is None or cached[0] is not ids:
+        cached = (ids, format(trace_id, "032x"), format(span_id, "016x"))
+        _trace_ids.set(cached)
+    event_dict.setdefault("trace_id", cached[1])
+    event_dict.setdefault("span_id", cached[2])
     return event_dict
 
 
 #: The last span context whose ids were formatted, and its ids (a span's lines reuse them).
-_trace_ids: ContextVar[tuple[SpanContext, str, str] | None] = ContextVar(
-    "kube_runtime_trace_ids", default=None
-)
+_trace_ids: ContextVar[tuple[object, str, str] | None] = ContextVar("kube_runtime_trace_ids", default=None)
 
 
 class LevelFilteringLogger(structlog.stdlib.BoundLogger):

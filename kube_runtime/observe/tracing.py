@@ -6,7 +6,7 @@ use only the OpenTelemetry API, so they cost next to nothing until a tracer prov
 installed. :func:`setup_tracing` installs one, and exports over OTLP only when the environment
 asks for it: calling it unconditionally is safe (no exporter, no connection attempts, when
 nothing is configured) and still gives every span a trace id, which the logs carry. Without any
-provider, reconcile log lines still carry ids, from an unrecorded span with fresh random ids per
+provider, reconcile log lines still carry ids: fresh random ids per
 reconcile (:mod:`kube_runtime.controller.unrecorded_span`): they group one reconcile's lines, but
 match no exported trace, and client requests inside get no span of their own.
 
