@@ -113,6 +113,10 @@ async def _pump(source: SocketStream, sink: SocketStream, tg: TaskGroup) -> None
 # ---------------------------------------------------------------------------------------------- writer
 
 
+#: Names of :class:`ConfigMapWriter` that are never deleted.
+KEPT = 4
+
+
 @dataclass
 class ConfigMapWriter:
     """Keeps creating, updating and deleting ConfigMaps in one namespace, tolerating any failure.
@@ -136,7 +140,12 @@ class ConfigMapWriter:
 
     async def step(self, n: int) -> None:
         name = f"cm-{n % self.names:02d}"
-        action = (n // self.names) % 3  # create a round of names, update them, delete them
+        # Create a round of names, update them, delete them; the first KEPT names are updated instead
+        # of deleted, so the namespace is never empty once a round has been created (a test that stops
+        # the writer at any point still has objects to compare).
+        action = (n // self.names) % 3
+        if action == 2 and n % self.names < KEPT:
+            action = 1
         params = {"timeout": "2s"}
         if action == 0:
             body = {

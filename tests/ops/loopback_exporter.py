@@ -209,6 +209,30 @@ class _SteadyController(Collector):
         reloads.add_metric(["success"], 1.0)
         reloads.add_metric(["error"], 0.0)
         yield from (results, requests, in_flight, panics, conversion_panics, reloads)
+        # A sharded ring of three members: 100 objects each, a move and a drain every 10 s.
+        ring = "configmapgen"
+        shard_objects = GaugeMetricFamily(
+            "kube_runtime_shard_objects", "Objects per member", labels=["ring", "shard"]
+        )
+        member_status = GaugeMetricFamily(
+            "kube_runtime_shard_member_status", "Member Lease held", labels=["ring", "shard"]
+        )
+        acknowledged = CounterMetricFamily(
+            "kube_runtime_shard_drains_acknowledged", "Drains acknowledged", labels=["ring", "shard"]
+        )
+        for member in ("a", "b", "c"):
+            shard_objects.add_metric([ring, member], 100.0)
+            member_status.add_metric([ring, member], 1.0)
+            acknowledged.add_metric([ring, member], 0.1 * t / 3)
+        members = GaugeMetricFamily("kube_runtime_shard_members", "Live members", labels=["ring"])
+        members.add_metric([ring], 3.0)
+        moves = CounterMetricFamily("kube_runtime_shard_moves", "Objects moved", labels=["ring"])
+        moves.add_metric([ring], 0.1 * t)
+        drains = CounterMetricFamily("kube_runtime_shard_drains", "Drains set", labels=["ring"])
+        drains.add_metric([ring], 0.1 * t)
+        lag = GaugeMetricFamily("kube_runtime_shard_assigner_lag_seconds", "Assigner lag", labels=["ring"])
+        lag.add_metric([ring], 0.0)
+        yield from (shard_objects, member_status, acknowledged, members, moves, drains, lag)
         yield _histogram(
             "controller_runtime_webhook_latency_seconds",
             "Webhook latency",
