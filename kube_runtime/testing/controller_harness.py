@@ -192,11 +192,19 @@ class ReconcileTracker:
         self.calls = 0
         self._changed = anyio.Event()
 
-    def wrote(self, name: str, *, child: bool = False) -> None:
-        seq = next(self._seq)
-        self.last_write[name] = seq
+    def writing(self) -> int:
+        """The sequence number of a write about to be sent (pass it to :meth:`wrote`)."""
+        return next(self._seq)
+
+    def wrote(self, name: str, seq: int, *, child: bool = False) -> None:
+        """The write numbered ``seq`` (from :meth:`writing`) changed ``name``. A reconcile that
+        started after it was sent counts as having seen it: the reconcile and the write's response
+        race on one event loop, so a reconcile triggered by the change itself can start before the
+        response arrives. One that started before the server applied it and read the old state
+        is caught by the spec's invariants on the settled state."""
+        self.last_write[name] = max(seq, self.last_write.get(name, 0))
         if child:
-            self.last_child_write[name] = seq
+            self.last_child_write[name] = max(seq, self.last_child_write.get(name, 0))
 
     def wrap(self, reconcile: Reconciler[Any]) -> Reconciler[Any]:
         async def tracked(handed: Any, ctx: Any) -> Action:
@@ -316,6 +324,7 @@ async def _run_step(
         return
     if isinstance(step, Create | Update | Delete | DeleteChild | EditChild):
         name = object_name(step.index)
+        seq = tracker.writing()
         if isinstance(step, Create):
             changed = await cluster.create(spec.resource, spec.make_object(name, step.content))
         elif isinstance(step, Update):
@@ -330,7 +339,7 @@ async def _run_step(
             patch = spec.child_patch(step.content) if spec.child_patch is not None else None
             changed = patch is not None and await cluster.patch(spec.child_resource, name, patch)
         if changed:
-            tracker.wrote(name, child=isinstance(step, DeleteChild | EditChild))
+            tracker.wrote(name, seq, child=isinstance(step, DeleteChild | EditChild))
             report.writes += 1
         return
     if cluster.supports(step):

@@ -59,7 +59,11 @@ async def test_tracker_lag_needs_the_latest_version_and_a_start_after_the_last_w
     assert tracker.lag("a", "5") is not None  # a failed reconcile does not count
     await tracker.wrap(ok)(obj("a", "5"), None)
     assert tracker.lag("a", "5") is None
-    tracker.wrote("a")  # its child changed
+    sent = tracker.writing()  # its child is changed: the write is sent...
+    await tracker.wrap(ok)(obj("a", "5"), None)  # ...a reconcile starts before the response...
+    tracker.wrote("a", sent)  # ...and counts as having seen it
+    assert tracker.lag("a", "5") is None
+    tracker.wrote("a", tracker.writing())  # a write sent after the last reconcile started
     assert tracker.lag("a", "5") == "a: not reconciled since its child was changed"
     await tracker.wrap(ok)(obj("a", "5"), None)
     assert tracker.lag("a", "5") is None
