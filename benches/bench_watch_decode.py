@@ -24,7 +24,8 @@ collector-off columns isolate the code paths; the collector-on pair adds what a 
 policy (FreezeAfterSync) and the collector itself cost.
 
 Last, the scope httpcore puts around every socket read (``anyio.fail_after(read timeout)``), with a
-deadline (an idle timeout as httpx's read timeout) and without (a watchdog timer instead).
+deadline and without: why watches read without a read timeout and leave the idle timeout to the
+per-stream watchdog of ``kube_runtime.client.idle``.
 
 Times are process CPU time (best of N): the box is shared, and wall time under contention measures
 the neighbours; under contention the figures still swing by 30% or more from run to run, so
