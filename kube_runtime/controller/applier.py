@@ -38,13 +38,13 @@ from typing import Any, Final, Generic, Protocol, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from prometheus_client import CollectorRegistry
 
 from kube_runtime._tasks import BackgroundTasks
 from kube_runtime.client.json import KubeObject
 from kube_runtime.controller.action import ReconcileRequest
 from kube_runtime.controller.backoff import ReconcileBackoff
+from kube_runtime.controller.channel import ResultSender, ResultStream, result_channel
 from kube_runtime.controller.errors import ControllerError, QueueError
 from kube_runtime.controller.leadership import LeaderElection
 from kube_runtime.controller.metrics import QueueMetrics
@@ -187,7 +187,7 @@ class ControllerRun(Generic[C]):
         self._runner: Runner[ReconcileRequest, ControllerResult] | None = None
         self._requested_graceful = False
         self._deadline: ShutdownDeadline | None = None
-        self._receive: MemoryObjectReceiveStream[ControllerResult] | None = None
+        self._receive: ResultStream[ControllerResult] | None = None
 
     # -- public control ------------------------------------------------------------------------------
 
@@ -206,7 +206,7 @@ class ControllerRun(Generic[C]):
 
     # -- context manager / await ---------------------------------------------------------------------
 
-    async def __aenter__(self) -> MemoryObjectReceiveStream[ControllerResult]:
+    async def __aenter__(self) -> ResultStream[ControllerResult]:
         if self._entered:
             raise RuntimeError("a ControllerRun can be entered once; call controller.run() again")
         self._entered = True
@@ -215,7 +215,9 @@ class ControllerRun(Generic[C]):
             if spec.exclusive in _running:
                 raise RuntimeError(f"controller {spec.name!r} is already running (its store has one writer)")
             _running.add(spec.exclusive)
-        send, receive = anyio.create_memory_object_stream[ControllerResult](0)
+        send: ResultSender[ControllerResult]
+        receive: ResultStream[ControllerResult]
+        send, receive = result_channel(0)
         tasks = BackgroundTasks()
         try:
             await tasks.__aenter__()
@@ -261,7 +263,7 @@ class ControllerRun(Generic[C]):
 
     # -- the run ---------------------------------------------------------------------------------------
 
-    async def _run(self, send: MemoryObjectSendStream[ControllerResult]) -> None:
+    async def _run(self, send: ResultSender[ControllerResult]) -> None:
         spec = self._spec
         config = spec.config
         metrics = QueueMetrics(spec.name, spec.registry, prioritized=config.priority_queue)
@@ -339,7 +341,7 @@ class ControllerRun(Generic[C]):
         self,
         tg: TaskGroup,
         runner: Runner[ReconcileRequest, ControllerResult],
-        send: MemoryObjectSendStream[Any],
+        send: ResultSender[Any],
     ) -> None:
         """Open the triggers: at once, or (cold leader election) once leading."""
         election = self._spec.leader_election
@@ -360,7 +362,7 @@ class ControllerRun(Generic[C]):
         self,
         trigger: Trigger,
         runner: Runner[ReconcileRequest, ControllerResult],
-        send: MemoryObjectSendStream[Any],
+        send: ResultSender[Any],
     ) -> None:
         stream = trigger.open()
         schedule = runner.schedule

@@ -48,8 +48,8 @@ from typing import Any, Generic, TypeVar
 import anyio
 import anyio.lowlevel
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectSendStream
 
+from kube_runtime.controller.channel import ItemSink, ResultSender, ResultStream, result_channel
 from kube_runtime.controller.errors import RunnerError
 from kube_runtime.controller.isolation import in_context
 from kube_runtime.controller.scheduler import (
@@ -176,7 +176,7 @@ class Runner(Generic[T, R]):
         finally:
             self.close()
 
-    async def run(self, output: MemoryObjectSendStream[R | RunnerError]) -> None:
+    async def run(self, output: ItemSink[R | RunnerError]) -> None:
         """Drive the loop until :meth:`close` was called and every running message finished.
 
         Outputs are sent to ``output`` (not closed here: the caller owns it).
@@ -203,9 +203,7 @@ class Runner(Generic[T, R]):
                 self._idle.clear()
             readiness.cancel()
 
-    async def _await_ready(
-        self, output: MemoryObjectSendStream[R | RunnerError], scope: anyio.CancelScope
-    ) -> None:
+    async def _await_ready(self, output: ItemSink[R | RunnerError], scope: anyio.CancelScope) -> None:
         assert self._ready_fn is not None
         with scope:
             try:
@@ -217,7 +215,7 @@ class Runner(Generic[T, R]):
             self._ready = True
             self._wake.set()
 
-    async def _loop(self, tg: TaskGroup, output: MemoryObjectSendStream[R | RunnerError]) -> None:
+    async def _loop(self, tg: TaskGroup, output: ItemSink[R | RunnerError]) -> None:
         scheduler = self.scheduler
         running = self.running
         hooks = self._hooks
@@ -262,7 +260,7 @@ class Runner(Generic[T, R]):
                 self._sleeping = False
         hooks.on_depth(scheduler.depths)
 
-    async def _worker(self, output: MemoryObjectSendStream[R | RunnerError]) -> None:
+    async def _worker(self, output: ItemSink[R | RunnerError]) -> None:
         """Run messages one at a time (handed over by the loop, or taken from the scheduler when
         a run ends) until the loop has ended and nothing is left (unbounded: until nothing is due
         for this worker)."""
@@ -314,7 +312,7 @@ class Runner(Generic[T, R]):
         return due
 
     async def _run_one(
-        self, due: Due[T], output: MemoryObjectSendStream[R | RunnerError], context: contextvars.Context
+        self, due: Due[T], output: ItemSink[R | RunnerError], context: contextvars.Context
     ) -> bool:
         """One run inside ``context`` and the hand-over of its output. Returns whether the
         hand-over had to wait for the consumer."""
@@ -382,7 +380,9 @@ async def runner(
         return await run_msg(message)
 
     loop: Runner[T, R] = Runner(call, concurrency=concurrency, debounce=debounce, ready=ready)
-    send, receive = anyio.create_memory_object_stream[R | RunnerError](output_buffer)
+    send: ResultSender[R | RunnerError]
+    receive: ResultStream[R | RunnerError]
+    send, receive = result_channel(output_buffer)
 
     async def drive() -> None:
         async with send:

@@ -43,13 +43,13 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from prometheus_client import CollectorRegistry
 
 from kube_runtime._tasks import BackgroundTasks
 from kube_runtime.client import Api
 from kube_runtime.client.resource import ApiResource
 from kube_runtime.controller.applier import ControllerRun
+from kube_runtime.controller.channel import ResultSender, ResultStream, result_channel
 from kube_runtime.controller.errors import ControllerError
 from kube_runtime.controller.reconcile import ErrorPolicy, Reconciler
 from kube_runtime.controller.result import ControllerResult
@@ -218,8 +218,10 @@ class ShardedRun(Generic[C]):
         if self._current is not None:
             self._current.shutdown()
 
-    async def __aenter__(self) -> MemoryObjectReceiveStream[ControllerResult]:
-        send, receive = anyio.create_memory_object_stream[ControllerResult](0)
+    async def __aenter__(self) -> ResultStream[ControllerResult]:
+        send: ResultSender[ControllerResult]
+        receive: ResultStream[ControllerResult]
+        send, receive = result_channel(0)
         tasks = BackgroundTasks()
         await tasks.__aenter__()
         tasks.start_soon(self._main, send, name=f"kube_runtime.sharding[{self._sharded.ring}]")
@@ -242,7 +244,7 @@ class ShardedRun(Generic[C]):
                 if isinstance(item, ControllerError):
                     log.debug("sharded controller %s: %s", self._sharded.controller.name, item)
 
-    async def _main(self, send: MemoryObjectSendStream[ControllerResult]) -> None:
+    async def _main(self, send: ResultSender[ControllerResult]) -> None:
         async with send, anyio.create_task_group() as tg:
             if self._sharded.runs_assigner:
                 tg.start_soon(
@@ -251,7 +253,7 @@ class ShardedRun(Generic[C]):
             await self._member_terms(send)
             tg.cancel_scope.cancel()
 
-    async def _member_terms(self, send: MemoryObjectSendStream[ControllerResult]) -> None:
+    async def _member_terms(self, send: ResultSender[ControllerResult]) -> None:
         sharded = self._sharded
         status = shard_metrics(sharded.registry).member_status.labels(
             ring=sharded.ring, shard=sharded.identity
@@ -274,7 +276,7 @@ class ShardedRun(Generic[C]):
                     status.set(0)
             await anyio.sleep(sharded.retry_period)
 
-    async def _serve(self, elector: LeaderElector, send: MemoryObjectSendStream[ControllerResult]) -> None:
+    async def _serve(self, elector: LeaderElector, send: ResultSender[ControllerResult]) -> None:
         sharded = self._sharded
         gate: ShardGate[C] = ShardGate(
             self._reconcile,
