@@ -27,15 +27,24 @@ controller gets its own label values. Names must therefore be unique per registr
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Final
+from typing import TYPE_CHECKING, Final, TypeAlias
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from kube_runtime.controller.action import DEFAULT_PRIORITY, LOW_PRIORITY
 from kube_runtime.controller.runner import RunnerHooks
+from kube_runtime.loop_metrics import (
+    LoopGaugeChild,
+    counter_family,
+    gauge_family,
+    histogram_family,
+)
 from kube_runtime.metric_families import PerRegistry
+
+if TYPE_CHECKING:
+    from prometheus_client import Gauge
 
 __all__ = ["MAX_PRIORITY_LABELS", "WORKQUEUE_BUCKETS", "QueueMetrics", "queue_metrics"]
 
@@ -44,6 +53,8 @@ WORKQUEUE_BUCKETS: Final = tuple(10.0**e for e in range(-8, 4))
 #: Distinct ``priority`` label values of ``workqueue_depth`` per controller (controller-runtime's).
 MAX_PRIORITY_LABELS: Final = 25
 _EXCEEDED: Final = "exceeded_cardinality_limit"
+#: A gauge series: ours, or prometheus_client's under multiprocess mode.
+_GaugeChild: TypeAlias = "LoopGaugeChild | Gauge"
 
 
 class _Families:
@@ -51,39 +62,39 @@ class _Families:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         labels = ["name", "controller"]
-        self.depth = Gauge(
+        self.depth = gauge_family(
             "workqueue_depth",
             "Current depth of workqueue by workqueue and priority",
             [*labels, "priority"],
             registry=registry,
         )
-        self.adds = Counter(
+        self.adds = counter_family(
             "workqueue_adds", "Total number of adds handled by workqueue", labels, registry=registry
         )
-        self.queue_duration = Histogram(
+        self.queue_duration = histogram_family(
             "workqueue_queue_duration_seconds",
             "How long in seconds an item stays in workqueue before being requested",
             labels,
             buckets=WORKQUEUE_BUCKETS,
             registry=registry,
         )
-        self.work_duration = Histogram(
+        self.work_duration = histogram_family(
             "workqueue_work_duration_seconds",
             "How long in seconds processing an item from workqueue takes",
             labels,
             buckets=WORKQUEUE_BUCKETS,
             registry=registry,
         )
-        self.retries = Counter(
+        self.retries = counter_family(
             "workqueue_retries", "Total number of retries handled by workqueue", labels, registry=registry
         )
-        self.active_workers = Gauge(
+        self.active_workers = gauge_family(
             "controller_runtime_active_workers",
             "Number of currently used workers per controller",
             ["controller"],
             registry=registry,
         )
-        self.max_concurrent = Gauge(
+        self.max_concurrent = gauge_family(
             "controller_runtime_max_concurrent_reconciles",
             "Maximum number of concurrent reconciles per controller",
             ["controller"],
@@ -144,8 +155,8 @@ class QueueMetrics(RunnerHooks):
         self.prioritized = prioritized
         fam = self._fam = _families(REGISTRY if registry is None else registry)
         #: Depth gauge children by priority, and the last value set on each.
-        self._depths: dict[int, Gauge] = {}
-        self._depth_values: dict[Gauge, float] = {}
+        self._depths: dict[int, _GaugeChild] = {}
+        self._depth_values: dict[_GaugeChild, float] = {}
         self._shared = not prioritized
         if prioritized:
             for priority in (DEFAULT_PRIORITY, LOW_PRIORITY):
@@ -171,7 +182,7 @@ class QueueMetrics(RunnerHooks):
         self._work_duration.observe(work_seconds)
 
     def on_depth(self, depths: Mapping[int, int]) -> None:
-        # Called once per loop pass and per start: only changed values take the gauge's lock.
+        # Called once per loop pass and per start: only changed values are written.
         children = self._depths
         values = self._depth_values
         if not self._shared:
@@ -182,7 +193,7 @@ class QueueMetrics(RunnerHooks):
                     child.set(count)
             if not self._shared:
                 return
-        totals: dict[Gauge, float] = {}
+        totals: dict[_GaugeChild, float] = {}
         for priority, count in depths.items():
             child = children.get(priority) or self._depth_child(priority)
             totals[child] = totals.get(child, 0) + count
@@ -191,7 +202,7 @@ class QueueMetrics(RunnerHooks):
                 values[child] = total
                 child.set(total)
 
-    def _depth_child(self, priority: int) -> Gauge:
+    def _depth_child(self, priority: int) -> _GaugeChild:
         """The depth series of ``priority`` (unprioritized: ``""``; past the cardinality limit,
         the shared one)."""
         if not self.prioritized:

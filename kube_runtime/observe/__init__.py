@@ -2,6 +2,7 @@
 controller-runtime's names, health probes, event-loop lag, hot-loop detection, per-object gauges
 and asyncio task dumps."""
 
+from kube_runtime.loop_metrics import LoopCounter, LoopHistogram
 from kube_runtime.observe.auth import AuthDecision, ReviewClient, TokenReviewAuthorizer
 from kube_runtime.observe.health import Check, CheckResult, HealthChecks, store_ready_check
 from kube_runtime.observe.hotloop import HotLoopDetector
@@ -15,7 +16,6 @@ from kube_runtime.observe.logging import (
     parse_log_filter,
 )
 from kube_runtime.observe.loop import EventLoopLagMonitor
-from kube_runtime.observe.loop_counters import LoopCounter, LoopHistogram
 from kube_runtime.observe.metrics import (
     RECONCILE_TIME_BUCKETS,
     ControllerMetrics,

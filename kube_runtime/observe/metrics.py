@@ -27,7 +27,7 @@ itself under the ``workqueue_*``/``controller_runtime_active_workers`` names.
 
 Metric families are created once per ``CollectorRegistry`` (:func:`controller_metrics`), so
 several controllers share them, distinguished by the ``controller`` label. They are lock-free
-collectors (:mod:`kube_runtime.observe.loop_counters`: the exposition of prometheus_client's
+collectors (:mod:`kube_runtime.loop_metrics`: the exposition of prometheus_client's
 ``Counter``/``Histogram``, a fraction of the cost per reconcile), so a recorder must be fed from
 one thread at a time: its controller's event loop. Under prometheus_client's multiprocess mode
 they are its stock classes.
@@ -53,9 +53,9 @@ from kube_runtime.controller.errors import (
     RunnerError,
 )
 from kube_runtime.controller.result import ObjectNotFound, Reconciled
+from kube_runtime.loop_metrics import counter_family, histogram_family
 from kube_runtime.metric_families import PerRegistry
 from kube_runtime.observe.hotloop import HotLoopDetector
-from kube_runtime.observe.loop_counters import counter_family, histogram_family
 from kube_runtime.observe.progress import ReconcileProgress
 
 __all__ = [

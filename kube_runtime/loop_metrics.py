@@ -1,14 +1,16 @@
-"""Labelled counter and histogram families updated from one event loop without locks, exposed
-through prometheus_client's public custom-collector interface.
+"""Labelled counter, gauge and histogram families updated from one event loop without locks,
+exposed through prometheus_client's public custom-collector interface. The controller's work-queue
+metrics and the reconcile metrics are recorded into them.
 
-prometheus_client's ``Counter`` and ``Histogram`` take a lock per update and walk a histogram's
-buckets in Python, which costs several times the update itself on the reconcile path.
-:class:`LoopCounter` and :class:`LoopHistogram` are collectors (``collect()``/``describe()``,
-registered with ``registry.register``) whose children keep their state in plain attributes: a
-counter child one float, a histogram child one count per bucket (found by bisection) and the sum.
-A scrape builds ``CounterMetricFamily``/``HistogramMetricFamily`` values from them with exactly
-the exposition of the stock classes: the same names (a counter's ``_total`` suffix is added, not
-doubled), label order, ``le`` spelling, ``_created`` series and sample order.
+prometheus_client's ``Counter``, ``Gauge`` and ``Histogram`` take a lock per update and walk a
+histogram's buckets in Python, which costs several times the update itself on the reconcile path.
+:class:`LoopCounter`, :class:`LoopGauge` and :class:`LoopHistogram` are collectors
+(``collect()``/``describe()``, registered with ``registry.register``) whose children keep their
+state in plain attributes: a counter or gauge child one float, a histogram child one count per
+bucket (found by bisection) and the sum. A scrape builds ``CounterMetricFamily``/
+``GaugeMetricFamily``/``HistogramMetricFamily`` values from them with exactly the exposition of the
+stock classes: the same names (a counter's ``_total`` suffix is added, not doubled), label order,
+``le`` spelling, ``_created`` series and sample order.
 
 Guarantees: an update is a few attribute writes and never awaits, so it is atomic with respect to
 the other tasks of its event loop; a scrape from another thread reads each value atomically and a
@@ -42,18 +44,28 @@ from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from typing import Final, Generic, TypeVar
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric, Sample
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+    Sample,
+)
 from prometheus_client.utils import floatToGoString
 
 __all__ = [
     "CounterFamily",
+    "GaugeFamily",
     "HistogramFamily",
     "LoopCounter",
     "LoopCounterChild",
+    "LoopGauge",
+    "LoopGaugeChild",
     "LoopHistogram",
     "LoopHistogramChild",
     "counter_family",
+    "gauge_family",
     "histogram_family",
     "in_multiprocess_mode",
 ]
@@ -215,6 +227,48 @@ class LoopCounter(_LabelledFamily[LoopCounterChild]):
         family.add_metric(labelvalues, child.value, created=child.created if _CREATED_SERIES else None)
 
 
+class LoopGaugeChild:
+    """One gauge series (see the module docs for the single-writer rule)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def set(self, value: float) -> None:
+        self.value = float(value)
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.value += amount
+
+    def dec(self, amount: float = 1.0) -> None:
+        self.value -= amount
+
+
+class LoopGauge(_LabelledFamily[LoopGaugeChild]):
+    """A labelled gauge family, registered in ``registry`` (``None``: not registered)."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str],
+        *,
+        registry: CollectorRegistry | None = REGISTRY,
+    ) -> None:
+        super().__init__(name, documentation, labelnames, registry)
+
+    def _new_child(self) -> LoopGaugeChild:
+        return LoopGaugeChild()
+
+    def _family(self) -> Metric:
+        return GaugeMetricFamily(self.name, self.documentation, labels=self.labelnames)
+
+    def _add(self, family: Metric, labelvalues: tuple[str, ...], child: LoopGaugeChild) -> None:
+        assert isinstance(family, GaugeMetricFamily)
+        family.add_metric(labelvalues, child.value)
+
+
 class LoopHistogramChild:
     """One histogram series (see the module docs for the single-writer rule)."""
 
@@ -282,6 +336,8 @@ class LoopHistogram(_LabelledFamily[LoopHistogramChild]):
 
 #: A counter family: ours, or prometheus_client's under multiprocess mode.
 CounterFamily = LoopCounter | Counter
+#: A gauge family: ours, or prometheus_client's under multiprocess mode.
+GaugeFamily = LoopGauge | Gauge
 #: A histogram family: ours, or prometheus_client's under multiprocess mode.
 HistogramFamily = LoopHistogram | Histogram
 
@@ -294,6 +350,16 @@ def counter_family(
     if in_multiprocess_mode():
         return Counter(name, documentation, labelnames, registry=registry)
     return LoopCounter(name, documentation, labelnames, registry=registry)
+
+
+def gauge_family(
+    name: str, documentation: str, labelnames: Sequence[str], *, registry: CollectorRegistry
+) -> GaugeFamily:
+    """A :class:`LoopGauge`, or prometheus_client's ``Gauge`` under multiprocess mode (its default
+    ``all`` mode: one series per process)."""
+    if in_multiprocess_mode():
+        return Gauge(name, documentation, labelnames, registry=registry)
+    return LoopGauge(name, documentation, labelnames, registry=registry)
 
 
 def histogram_family(

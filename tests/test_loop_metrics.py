@@ -17,21 +17,23 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
-from kube_runtime.observe.loop_counters import (
+from kube_runtime.loop_metrics import (
     LoopCounter,
+    LoopGauge,
     LoopHistogram,
     counter_family,
+    gauge_family,
     histogram_family,
     in_multiprocess_mode,
 )
 from kube_runtime.observe.metrics import RECONCILE_TIME_BUCKETS, ControllerMetrics
 
 _CREATED = re.compile(r"^(\S+_created(?:\{[^}]*\})?) \S+$", re.MULTILINE)
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def normalised(text: bytes) -> str:
@@ -97,6 +99,41 @@ def test_exposition_is_identical_to_prometheus_client(run: list[tuple[str, str, 
         for s in family.samples
     }
     assert ("demo_reconcile_total", (("controller", "z"), ("result", "success"))) in parsed
+
+
+gauge_steps = st.lists(
+    st.tuples(
+        st.sampled_from(["set", "inc", "dec", "dec", "remove", "clear"]),
+        st.sampled_from(["a", "b", "c"]),
+        st.sampled_from(["0", "-100", "exceeded_cardinality_limit"]),
+        amounts,
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(gauge_steps)
+def test_gauge_exposition_is_identical_to_prometheus_client(run: list[tuple[str, str, str, float]]) -> None:
+    registries = []
+    for gauge_cls in (Gauge, LoopGauge):
+        registry = CollectorRegistry()
+        gauge = gauge_cls("demo_depth", "Depth", ["name", "priority"], registry=registry)
+        gauge.labels("z", "0").set(0)  # a series at zero
+        for op, name, priority, amount in run:
+            if op == "remove":
+                gauge.remove(name, priority)
+            elif op == "clear":
+                gauge.clear()
+            else:
+                getattr(gauge.labels(name=name, priority=priority), op)(amount)
+        registries.append(registry)
+    assert_same_exposition(registries[1], registries[0])
+
+
+def test_gauge_family_is_ours_outside_multiprocess_mode() -> None:
+    family = gauge_family("demo_gauge", "Demo", ["x"], registry=CollectorRegistry())
+    assert isinstance(family, LoopGauge) != in_multiprocess_mode()
 
 
 def test_bucket_edges_and_specials_land_where_prometheus_client_puts_them() -> None:
@@ -232,8 +269,8 @@ def _run(script: str, **env: str) -> str:
 def test_the_created_series_follow_prometheus_clients_environment_switch() -> None:
     script = """
         import re
-        from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-        from kube_runtime.observe.loop_counters import LoopCounter, LoopHistogram
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+        from kube_runtime.loop_metrics import LoopCounter, LoopHistogram
         out = []
         for counter, histogram in ((Counter, Histogram), (LoopCounter, LoopHistogram)):
             registry = CollectorRegistry()
