@@ -124,15 +124,14 @@ class Runner(Generic[T, R]):
         self.running: dict[T, float] = {}
         self._blocked_outputs = 0
         self._closed = False
-        self._wake = anyio.Event()
-        self._new_event: Callable[[], anyio.Event] = anyio.Event
+        self._wake = _Waker()
         self._pause: Callable[[], Awaitable[None]] = anyio.lowlevel.checkpoint
         self._sleeping = False
         #: When the sleeping loop wakes by itself (``inf``: only when woken).
         self._sleep_until = math.inf
         #: Due messages handed to the worker pool, and the idle workers' wakers.
         self._handoff: deque[Due[T]] = deque()
-        self._idle: list[anyio.Event] = []
+        self._idle: list[_Waker] = []
         self._dispatching = False
         #: Workers between the end of a run and their next take (each takes one due message).
         self._finishing = 0
@@ -182,9 +181,6 @@ class Runner(Generic[T, R]):
         Outputs are sent to ``output`` (not closed here: the caller owns it).
         """
         self.clock = loop_clock()
-        # The running backend's event class: constructing it directly skips anyio's per-call
-        # backend lookup (events are made several times per run).
-        self._new_event = type(anyio.Event())
         self._pause = _pause_for_backend()
         self._dispatching = True
         async with anyio.create_task_group() as tg:
@@ -243,7 +239,7 @@ class Runner(Generic[T, R]):
                 self._reported_added = scheduler.became_due
             hooks.on_depth(scheduler.depths)
             if self._wake.is_set():
-                self._wake = self._new_event()
+                self._wake = _Waker()
             deadline = scheduler.next_deadline()
             self._sleeping = True
             try:
@@ -282,7 +278,7 @@ class Runner(Generic[T, R]):
                 deadline = self.scheduler.next_deadline()
                 if deadline is not None and deadline < self._sleep_until and self._sleeping:
                     self._wake.set()  # scheduled while every worker was busy: the loop must time it
-                waker = self._new_event()
+                waker = _Waker()
                 idle.append(waker)
                 await waker.wait()
             else:
@@ -342,6 +338,37 @@ class Runner(Generic[T, R]):
                 if self._idle and not self._blocked_outputs:
                     self._wake.set()
         return True
+
+
+class _Waker:
+    """A one-shot wake-up for one waiting task: ``set()`` once, ``wait()`` until set.
+
+    A future of the running loop, made when the task waits. ``anyio.Event`` (over
+    ``asyncio.Event``) costs several times as much to make, set and wait on, and the runner makes
+    one per pass of its loop and per idle worker. Cancelling the wait is safe: a later ``set()``
+    finds the future done and only records that it was set.
+    """
+
+    __slots__ = ("_future", "_set")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._future: asyncio.Future[None] | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        future = self._future
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    async def wait(self) -> None:
+        if self._set:
+            return
+        future = self._future = asyncio.get_running_loop().create_future()
+        await future
 
 
 def _pause_for_backend() -> Callable[[], Awaitable[None]]:
