@@ -92,7 +92,7 @@ def in_multiprocess_mode() -> bool:
 
 
 class _LabelledFamily(ABC, Generic[ChildT]):
-    """What both families share: label handling, children, registration."""
+    """What the families share: label handling, children, registration."""
 
     _reserved: tuple[str, ...] = ()
 
@@ -101,7 +101,8 @@ class _LabelledFamily(ABC, Generic[ChildT]):
         name: str,
         documentation: str,
         labelnames: Sequence[str],
-        registry: CollectorRegistry | None,
+        *,
+        registry: CollectorRegistry | None = REGISTRY,
     ) -> None:
         self.name = name
         self.documentation = documentation
@@ -214,7 +215,7 @@ class LoopCounter(_LabelledFamily[LoopCounterChild]):
         name = name.removesuffix("_total")
         if name.endswith("_total"):
             raise ValueError(f"counter {name!r}: the name ends in _total twice")
-        super().__init__(name, documentation, labelnames, registry)
+        super().__init__(name, documentation, labelnames, registry=registry)
 
     def _new_child(self) -> LoopCounterChild:
         return LoopCounterChild()
@@ -247,16 +248,6 @@ class LoopGaugeChild:
 
 class LoopGauge(_LabelledFamily[LoopGaugeChild]):
     """A labelled gauge family, registered in ``registry`` (``None``: not registered)."""
-
-    def __init__(
-        self,
-        name: str,
-        documentation: str,
-        labelnames: Sequence[str],
-        *,
-        registry: CollectorRegistry | None = REGISTRY,
-    ) -> None:
-        super().__init__(name, documentation, labelnames, registry)
 
     def _new_child(self) -> LoopGaugeChild:
         return LoopGaugeChild()
@@ -312,7 +303,7 @@ class LoopHistogram(_LabelledFamily[LoopHistogramChild]):
             bounds.append(_INF)
         self.bounds: Final = bounds
         self._le = [floatToGoString(bound) for bound in bounds]  # type: ignore[no-untyped-call]
-        super().__init__(name, documentation, labelnames, registry)
+        super().__init__(name, documentation, labelnames, registry=registry)
 
     def _new_child(self) -> LoopHistogramChild:
         return LoopHistogramChild(self.bounds)
