@@ -1,0 +1,110 @@
+"""The README's performance table is what benches/readme_table.py renders from the results files."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("readme_table", ROOT / "benches" / "readme_table.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["readme_table"] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+table = _load()
+_RAW = "raw (gc off)"
+
+
+def _write(directory: Path, name: str, date: str, results: dict[str, Any], *, cached: int = 20000) -> None:
+    meta = {"mode": "full", "date": date, "sizes": {"ingest_cached": cached}}
+    (directory / name).write_text(json.dumps({"meta": meta, "results": results}))
+
+
+def _cold(peer: str, seconds: float) -> dict[str, Any]:
+    return {"peer": peer, "resource": "configmaps", "n": 100_000, "seconds": seconds, "peak_rss_mib": 100.0}
+
+
+def _ingest(peer: str, rate: int) -> dict[str, Any]:
+    return {"peer": peer, "max_sustained": rate, "cpu_us_per_event": 10.0}
+
+
+def test_readme_table_matches_the_committed_results() -> None:
+    assert table.main(["--check", str(ROOT / "README.md")]) == 0
+
+
+def test_the_newest_run_of_a_scenario_is_the_one_shown(tmp_path: Path) -> None:
+    _write(tmp_path, "old.json", "2026-01-01 00:00 UTC", {"s1": {"rows": [_cold("kube-runtime", 9.0)]}})
+    _write(
+        tmp_path,
+        "new.json",
+        "2026-02-01 00:00 UTC",
+        {"s1": {"rows": [_cold("kube-runtime", 2.0), _cold("kube-rs", 3.0), _cold(_RAW, 4.0)]}},
+    )
+    _write(tmp_path, "quick.json", "2026-03-01 00:00 UTC", {"s1": {"rows": [_cold("kube-runtime", 0.1)]}})
+    quick = json.loads((tmp_path / "quick.json").read_text())
+    quick["meta"]["mode"] = "quick"
+    (tmp_path / "quick.json").write_text(json.dumps(quick))
+
+    text = table.render(table.current_runs(tmp_path))
+
+    row = next(line for line in text.splitlines() if line.startswith("| cold sync, 100k ConfigMaps"))
+    raw = "raw httpx+orjson loop, GC off, 4.0 s"
+    assert row == f"| cold sync, 100k ConfigMaps | 2.0 s | kube-rs 3.0 s | {raw} |"
+    assert "`new.json`" in text
+    assert "old.json" not in text
+    assert "quick.json" not in text
+
+
+def test_ingest_takes_a_peer_that_did_not_sync_from_a_smaller_run(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "s2.json",
+        "2026-02-01 00:00 UTC",
+        {
+            "s2": {
+                "rows": [_ingest("kube-runtime", 50_000), _ingest("kopf", 0), _ingest("raw (gc off)", 40_000)]
+            }
+        },
+    )
+    _write(
+        tmp_path,
+        "s2-kopf.json",
+        "2026-02-02 00:00 UTC",
+        {"s2": {"rows": [_ingest("kopf", 1000)]}},
+        cached=2000,
+    )
+
+    text = table.render(table.current_runs(tmp_path))
+
+    row = next(line for line in text.splitlines() if line.startswith("| steady ingest"))
+    assert row == (
+        "| steady ingest, 20k cached | 50k events/s, 10.0 µs CPU/event | kopf 1.0k (at 2k cached) "
+        "| raw loop 40k (1.25x) |"
+    )
+
+
+def test_check_fails_on_a_stale_readme_and_write_repairs_it(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    _write(results, "a.json", "2026-02-01 00:00 UTC", {"s1": {"rows": [_cold("kube-runtime", 2.0)]}})
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{table.BEGIN}\nold\n{table.END}\n\nafter\n")
+
+    assert table.main(["--results", str(results), "--check", str(readme)]) == 1
+    assert table.main(["--results", str(results), "--write", str(readme)]) == 0
+    assert table.main(["--results", str(results), "--check", str(readme)]) == 0
+    text = readme.read_text()
+    assert text.startswith("# x\n\n")
+    assert text.endswith("\n\nafter\n")
+    assert "| 2.0 s |" in text
