@@ -9,12 +9,19 @@ dropped; a finalizer controller whose predicate ignores ``metadata.deletionTimes
 ``annotations``, a custom one) never sees the delete it must clean up after. Add ``deletion``:
 ``combine(labels, deletion)``.
 
+Every predicate here also has a form that reads an object's head (:func:`head_form`), and so do
+:func:`combine` and :func:`fallback` of them: a filter over watcher events decides from the
+metadata the watch decoded, without decoding the object. Other predicates get the decoded object.
+
 Pitfall: ``generation`` is only maintained for kinds with a spec/status split (Deployments, custom
 resources with a status subresource); ConfigMaps and Pods have none, so nothing is filtered.
 """
 
+import weakref
 from collections.abc import Callable, Hashable
 from typing import Any, TypeAlias
+
+from kube_runtime.client.head import HeadMeta
 
 __all__ = [
     "Predicate",
@@ -24,11 +31,31 @@ __all__ = [
     "fallback",
     "finalizers",
     "generation",
+    "head_form",
     "labels",
     "resource_version",
 ]
 
 Predicate: TypeAlias = Callable[[dict[str, Any]], Hashable | None]
+#: A predicate over an object's head (its decoded metadata fields).
+HeadPredicate: TypeAlias = Callable[[HeadMeta], Hashable | None]
+
+_head_forms: weakref.WeakKeyDictionary[Predicate, HeadPredicate] = weakref.WeakKeyDictionary()
+
+
+def head_form(predicate: Predicate) -> HeadPredicate | None:
+    """The form of ``predicate`` that reads a :class:`~kube_runtime.client.head.HeadMeta` and gives
+    the same fingerprint as ``predicate`` does on the decoded object: for this module's predicates
+    and their :func:`combine`/:func:`fallback`; ``None`` for any other predicate."""
+    return _head_forms.get(predicate)
+
+
+def _with_head_form(head: HeadPredicate) -> Callable[[Predicate], Predicate]:
+    def register(predicate: Predicate) -> Predicate:
+        _head_forms[predicate] = head
+        return predicate
+
+    return register
 
 
 def _meta(obj: dict[str, Any]) -> dict[str, Any]:
@@ -36,33 +63,39 @@ def _meta(obj: dict[str, Any]) -> dict[str, Any]:
     return meta if isinstance(meta, dict) else {}
 
 
+@_with_head_form(lambda meta: meta.generation)
 def generation(obj: dict[str, Any]) -> Hashable | None:
     """``metadata.generation``: changes only when the spec changes (``None`` if the kind has none)."""
     value = _meta(obj).get("generation")
     return value if isinstance(value, int) else None
 
 
+@_with_head_form(lambda meta: meta.resourceVersion or None)
 def resource_version(obj: dict[str, Any]) -> Hashable | None:
     """``metadata.resourceVersion``: every write (filters only exact duplicates)."""
     value = _meta(obj).get("resourceVersion")
     return value if isinstance(value, str) and value else None
 
 
+@_with_head_form(lambda meta: frozenset((meta.labels or {}).items()))
 def labels(obj: dict[str, Any]) -> Hashable | None:
     """The label map (an object without labels has an empty one, so this is never ``None``)."""
     return frozenset((_meta(obj).get("labels") or {}).items())
 
 
+@_with_head_form(lambda meta: frozenset((meta.annotations or {}).items()))
 def annotations(obj: dict[str, Any]) -> Hashable | None:
     """The annotation map (never ``None``)."""
     return frozenset((_meta(obj).get("annotations") or {}).items())
 
 
+@_with_head_form(lambda meta: tuple(meta.finalizers or ()))
 def finalizers(obj: dict[str, Any]) -> Hashable | None:
     """The finalizer list, in order (never ``None``)."""
     return tuple(_meta(obj).get("finalizers") or ())
 
 
+@_with_head_form(lambda meta: meta.deletionTimestamp or None)
 def deletion(obj: dict[str, Any]) -> Hashable | None:
     """``metadata.deletionTimestamp`` once set, else ``None``.
 
@@ -85,6 +118,15 @@ def combine(*predicates: Predicate) -> Predicate:
         values = tuple(p(obj) for p in predicates)
         return None if all(v is None for v in values) else values
 
+    heads = [head_form(p) for p in predicates]
+    if all(h is not None for h in heads):
+        forms = [h for h in heads if h is not None]
+
+        def combined_head(meta: HeadMeta) -> Hashable | None:
+            values = tuple(h(meta) for h in forms)
+            return None if all(v is None for v in values) else values
+
+        _head_forms[combined] = combined_head
     return combined
 
 
@@ -100,4 +142,16 @@ def fallback(*predicates: Predicate) -> Predicate:
                 return value
         return None
 
+    heads = [head_form(p) for p in predicates]
+    if all(h is not None for h in heads):
+        forms = [h for h in heads if h is not None]
+
+        def first_head(meta: HeadMeta) -> Hashable | None:
+            for h in forms:
+                value = h(meta)
+                if value is not None:
+                    return value
+            return None
+
+        _head_forms[first] = first_head
     return first

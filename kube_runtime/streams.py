@@ -38,8 +38,10 @@ from typing import Any, Generic, Protocol, TypeAlias, TypeVar
 import anyio
 import anyio.lowlevel
 
+from kube_runtime.client.errors import ObjectDecodeError
+from kube_runtime.client.head import LazyObject
 from kube_runtime.client.json import KubeObject
-from kube_runtime.predicates import Predicate
+from kube_runtime.predicates import Predicate, head_form
 from kube_runtime.watcher.backoff import Backoff
 from kube_runtime.watcher.backoff import default_backoff as _default_policy
 from kube_runtime.watcher.event import Apply, Delete, Event, Init, InitApply, InitDone
@@ -302,6 +304,8 @@ def modify(
     """Apply ``fn`` to the object of every ``InitApply``/``Apply``/``Delete`` before it goes on.
 
     ``fn`` may change the object in place and return ``None``, or return a replacement object.
+    Either way the event goes on carrying the decoded object (a store encodes it again), since the
+    bytes it arrived as no longer match.
     Typical use: drop ``managedFields`` before the store keeps the object (roughly halves metadata).
     """
     return WatchStream(_modify(stream, fn))
@@ -314,9 +318,13 @@ async def _modify(
     try:
         async for item in source:
             if isinstance(item, Apply | InitApply | Delete):
-                replaced = fn(item.object)
-                if replaced is not None and replaced is not item.object:
+                obj = item.object
+                replaced = fn(obj)
+                if replaced is not None and replaced is not obj:
                     item = type(item)(replaced)
+                elif item.lazy is not None:
+                    # The bytes no longer match a dict changed in place: carry the dict itself.
+                    item = type(item)(obj)
             yield item
     finally:
         await _aclose(source)
@@ -462,6 +470,9 @@ def predicate_filter(
     * An object not seen for ``ttl`` seconds is forgotten and passes again; forgotten entries are
       swept at most once per ``ttl``, so memory stays bounded (kube-rs #1837).
     * Objects whose fingerprint is ``None`` and errors always pass.
+
+    Over watcher events, a predicate with a :func:`~kube_runtime.predicates.head_form` (this
+    package's predicates) reads the head the watch decoded, so filtered events are never decoded.
     """
     return WatchStream(_predicate_filter(stream, predicate, ttl))
 
@@ -474,13 +485,18 @@ async def _predicate_filter(stream: AsyncIterable[T], predicate: Predicate, ttl:
             if isinstance(item, Exception | Init | InitDone):
                 yield item
             elif isinstance(item, Delete):
-                cache.forget(item.object)
+                lazy = item.lazy
+                if lazy is None:
+                    cache.forget(item.object)
+                else:
+                    cache.forget_lazy(lazy)
                 yield item
             elif isinstance(item, DeletedObject):
                 cache.forget(item)
                 yield item
             elif isinstance(item, Apply | InitApply):
-                if cache.changed(item.object):
+                lazy = item.lazy
+                if cache.changed(item.object) if lazy is None else cache.changed_lazy(lazy):
                     yield item
             elif isinstance(item, dict):
                 if cache.changed(item):
@@ -498,10 +514,11 @@ class PredicateMemory:
 
     Holds (namespace, name, uid) -> [fingerprint hash, last seen]."""
 
-    __slots__ = ("_entries", "_last_sweep", "_predicate", "_ttl")
+    __slots__ = ("_entries", "_head", "_last_sweep", "_predicate", "_ttl")
 
     def __init__(self, predicate: Predicate, *, ttl: float = DEFAULT_PREDICATE_TTL) -> None:
         self._predicate = predicate
+        self._head = head_form(predicate)
         self._ttl = ttl
         self._entries: dict[tuple[Any, Any, Any], list[Any]] = {}
         self._last_sweep: float | None = None
@@ -514,13 +531,14 @@ class PredicateMemory:
     def changed(self, obj: KubeObject) -> bool:
         """Whether ``obj`` passes (its fingerprint changed, is ``None``, or it is new or
         forgotten); remembers its fingerprint."""
-        value: Hashable | None = self._predicate(obj)
+        return self._remember(self._key(obj), self._predicate(obj))
+
+    def _remember(self, key: tuple[Any, Any, Any], value: Hashable | None) -> bool:
         if value is None:
             return True
         now = anyio.current_time()
         self._maybe_sweep(now)
         fingerprint = hash(value)
-        key = self._key(obj)
         entry = self._entries.get(key)
         if entry is None:
             self._entries[key] = [fingerprint, now]
@@ -533,6 +551,27 @@ class PredicateMemory:
     def forget(self, obj: KubeObject) -> None:
         """Forget ``obj`` (it was deleted): its next appearance passes."""
         self._entries.pop(self._key(obj), None)
+
+    def changed_lazy(self, obj: LazyObject) -> bool:
+        """:meth:`changed` for a lazy object: decided from its head when the predicate has a
+        :func:`~kube_runtime.predicates.head_form`, else from the decoded object."""
+        head = self._head
+        if head is None:
+            return self.changed(obj.object)
+        try:
+            meta = obj.meta.metadata
+        except ObjectDecodeError:
+            return self.changed(obj.object)
+        return self._remember((meta.namespace, meta.name, meta.uid), head(meta))
+
+    def forget_lazy(self, obj: LazyObject) -> None:
+        """:meth:`forget` for a lazy object (keyed by its head)."""
+        try:
+            meta = obj.meta.metadata
+        except ObjectDecodeError:
+            self.forget(obj.object)
+            return
+        self._entries.pop((meta.namespace, meta.name, meta.uid), None)
 
     def _maybe_sweep(self, now: float) -> None:
         if self._last_sweep is None:
