@@ -307,7 +307,7 @@ async def _raw_loop(chunks: list[bytes], cache: dict[tuple[str, str], Any], even
     started = time.process_time()
     buf = b""
     count = 0
-    async for chunk in _Body(chunks):
+    async for chunk in _Body(chunks, None):
         buf += chunk
         start = 0
         while (end := buf.find(b"\n", start)) >= 0:

@@ -51,6 +51,7 @@ ERROR: Final = "ERROR"
 # Maps the decoded type string to the module constant, so ``event.type is ADDED`` holds and the
 # per-event strings from the decoder are released.
 _EVENT_TYPES: Final[dict[str, str]] = {ADDED: ADDED, MODIFIED: MODIFIED, DELETED: DELETED, BOOKMARK: BOOKMARK}
+_EVENT_TYPE_BYTES: Final[dict[bytes, str]] = {t.encode(): t for t in _EVENT_TYPES}
 
 
 class WatchEvent:
@@ -117,7 +118,22 @@ def decode_event(line: bytes) -> WatchItem:
     whose object is not a ``Status`` still becomes an ``ApiError``, code 500 if absent). A line that
     is not JSON, not an object, lacks a known ``type`` and an object ``object``, or whose object's
     metadata does not decode becomes a :class:`WatchDecodeError` holding the line.
+
+    Lines shaped as API servers write them (``{"type":"<TYPE>","object":<object>}``, no spaces)
+    are framed by position: the object's bytes are the slice between the prefix and the closing
+    brace, checked by the head decoder (which rejects anything but one JSON object there). Any
+    other line goes through the envelope decoder, with the same results.
     """
+    if line.startswith(b'{"type":"') and line.endswith(b"}"):
+        end = line.find(b'","object":', 9)
+        if end != -1:
+            event_type = _EVENT_TYPE_BYTES.get(line[9:end])
+            if event_type is not None:
+                raw = line[end + 11 : -1]
+                try:
+                    return WatchEvent(event_type, LazyObject(raw, _head_decode(raw)))
+                except _MsgspecError:
+                    pass  # the general path below says what is wrong
     try:
         envelope = _envelope_decode(line)
     except _MsgspecError as exc:
