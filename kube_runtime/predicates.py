@@ -21,10 +21,16 @@ import weakref
 from collections.abc import Callable, Hashable
 from typing import Any, TypeAlias
 
-from kube_runtime.client.head import HeadMeta
+import anyio
+
+from kube_runtime.client.errors import ObjectDecodeError
+from kube_runtime.client.head import HeadMeta, LazyObject
+from kube_runtime.client.json import KubeObject
 
 __all__ = [
+    "DEFAULT_PREDICATE_TTL",
     "Predicate",
+    "PredicateMemory",
     "annotations",
     "combine",
     "deletion",
@@ -155,3 +161,86 @@ def fallback(*predicates: Predicate) -> Predicate:
 
         _head_forms[first] = first_head
     return first
+
+
+#: How long the predicate filter remembers an object it has not seen since (kube-rs default, #1838).
+DEFAULT_PREDICATE_TTL = 3600.0
+
+
+class PredicateMemory:
+    """The memory behind :func:`~kube_runtime.streams.predicate_filter`, for filters that must see
+    every event themselves (the controller's ``owns``/``watches`` triggers remember what each
+    related object maps to even when its change is filtered out). Same guarantees as
+    ``predicate_filter``; also importable from :mod:`kube_runtime.streams`.
+
+    Holds (namespace, name, uid) -> [fingerprint hash, last seen]."""
+
+    __slots__ = ("_entries", "_head", "_last_sweep", "_predicate", "_ttl")
+
+    def __init__(self, predicate: Predicate, *, ttl: float = DEFAULT_PREDICATE_TTL) -> None:
+        self._predicate = predicate
+        self._head = head_form(predicate)
+        self._ttl = ttl
+        self._entries: dict[tuple[Any, Any, Any], list[Any]] = {}
+        self._last_sweep: float | None = None
+
+    @staticmethod
+    def _key(obj: KubeObject) -> tuple[Any, Any, Any]:
+        meta = obj.get("metadata") or {}
+        return (meta.get("namespace"), meta.get("name"), meta.get("uid"))
+
+    def changed(self, obj: KubeObject) -> bool:
+        """Whether ``obj`` passes (its fingerprint changed, is ``None``, or it is new or
+        forgotten); remembers its fingerprint."""
+        return self._remember(self._key(obj), self._predicate(obj))
+
+    def _remember(self, key: tuple[Any, Any, Any], value: Hashable | None) -> bool:
+        if value is None:
+            return True
+        now = anyio.current_time()
+        self._maybe_sweep(now)
+        fingerprint = hash(value)
+        entry = self._entries.get(key)
+        if entry is None:
+            self._entries[key] = [fingerprint, now]
+            return True
+        passes: bool = entry[0] != fingerprint or now - entry[1] > self._ttl
+        entry[0] = fingerprint
+        entry[1] = now
+        return passes
+
+    def forget(self, obj: KubeObject) -> None:
+        """Forget ``obj`` (it was deleted): its next appearance passes."""
+        self._entries.pop(self._key(obj), None)
+
+    def changed_lazy(self, obj: LazyObject) -> bool:
+        """:meth:`changed` for a lazy object: decided from its head when the predicate has a
+        :func:`~kube_runtime.predicates.head_form`, else from the decoded object."""
+        head = self._head
+        if head is None:
+            return self.changed(obj.object)
+        try:
+            meta = obj.meta.metadata
+        except ObjectDecodeError:
+            return self.changed(obj.object)
+        return self._remember((meta.namespace, meta.name, meta.uid), head(meta))
+
+    def forget_lazy(self, obj: LazyObject) -> None:
+        """:meth:`forget` for a lazy object (keyed by its head)."""
+        try:
+            meta = obj.meta.metadata
+        except ObjectDecodeError:
+            self.forget(obj.object)
+            return
+        self._entries.pop((meta.namespace, meta.name, meta.uid), None)
+
+    def _maybe_sweep(self, now: float) -> None:
+        if self._last_sweep is None:
+            self._last_sweep = now
+        elif now - self._last_sweep >= self._ttl:
+            self._last_sweep = now
+            horizon = now - self._ttl
+            self._entries = {k: e for k, e in self._entries.items() if e[1] >= horizon}
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -28,7 +28,7 @@ for every reader). Such a cache is traced by the cyclic collector and gets the p
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import orjson
@@ -45,6 +45,7 @@ from kube_runtime.watcher.event import Apply, Delete, Event, Init, InitApply, In
 __all__ = ["Store", "Writer", "object_key", "store"]
 
 _UNSET: Any = object()
+_L = TypeVar("_L", bound=LazyObject)
 
 
 def object_key(obj: KubeObject) -> str | None:
@@ -149,6 +150,16 @@ class Store:
         if not cache.compact:
             return iter(snapshot)
         return map(_decode, snapshot)
+
+    def lazy_objects(self, cls: type[_L]) -> Iterator[_L]:
+        """Every object as a ``cls`` (a :class:`~kube_runtime.client.head.LazyObject` class), over a
+        snapshot: a compact store's bytes, decoded only when ``object`` is read (a private copy per
+        lazy object); a dict store's objects themselves (shared: read-only)."""
+        cache = self._cache
+        snapshot = list(cache.objects.values())
+        if cache.compact:
+            return (cls(raw, None) for raw in snapshot)
+        return (cls(None, None, obj) for obj in snapshot)
 
     def __len__(self) -> int:
         """The number of cached objects (for the ``kube_runtime_store_objects`` gauge)."""
