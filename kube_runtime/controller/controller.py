@@ -266,7 +266,7 @@ class Controller:
             raise ValueError("pass the resource: the shared store does not know its kind")
 
         def open_shared(ctl: Controller) -> AsyncIterable[RequestItem]:
-            subscription: AsyncIterable[Any] = shared.subscribe()
+            subscription: AsyncIterable[Any] = shared.subscribe(lazy=True)
             if predicate is not None:
                 subscription = predicate_filter(subscription, predicate, ttl=predicate_ttl)
             return trigger_self(subscription, res, on_delete=ctl._deleted)

@@ -98,15 +98,23 @@ def trigger_owners(
     ``ownerReferences`` entry of kind ``owner`` (``controller: true`` is not needed); children
     gone at a relist trigger their owners as their delete would have. ``memory`` (a
     :class:`~kube_runtime.streams.PredicateMemory`) filters applied children; their deletes and
-    relist disappearances always trigger."""
+    relist disappearances always trigger. Children are read from their heads (nothing decoded)."""
 
-    def to_requests(obj: KubeObject) -> Iterable[ReconcileRequest]:
-        meta = obj.get("metadata") or {}
-        owner_refs = meta.get("ownerReferences")
-        if not owner_refs:
-            return ()
-        reason = ReconcileReason.related_object_updated(ObjectRef.from_obj(obj, child))
-        namespace = meta.get("namespace")
+    def to_requests(obj: KubeObject | LazyObject) -> Iterable[ReconcileRequest]:
+        if isinstance(obj, LazyObject):
+            head = obj.meta
+            owner_refs = head.metadata.ownerReferences
+            if not owner_refs:
+                return ()
+            reason = ReconcileReason.related_object_updated(ObjectRef.from_head(head, child))
+            namespace = head.metadata.namespace
+        else:
+            meta = obj.get("metadata") or {}
+            owner_refs = meta.get("ownerReferences")
+            if not owner_refs:
+                return ()
+            reason = ReconcileReason.related_object_updated(ObjectRef.from_obj(obj, child))
+            namespace = meta.get("namespace")
         requests = []
         for owner_ref in owner_refs:
             ref = ObjectRef.from_owner_ref(namespace, owner_ref, owner)
@@ -114,7 +122,7 @@ def trigger_owners(
                 requests.append(ReconcileRequest(ref, reason))
         return requests
 
-    return _Triggered(stream, RelatedRequests(to_requests, memory))
+    return _Triggered(stream, RelatedRequests(to_requests, memory, heads=True))
 
 
 def trigger_others(

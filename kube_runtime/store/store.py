@@ -42,7 +42,7 @@ from kube_runtime.store.indexes import Index, IndexFn
 from kube_runtime.store.object_ref import ObjectRef
 from kube_runtime.watcher.event import Apply, Delete, Event, Init, InitApply, InitDone
 
-__all__ = ["Store", "Writer", "object_key", "store"]
+__all__ = ["Store", "Writer", "lazy_key", "object_key", "store"]
 
 _UNSET: Any = object()
 _L = TypeVar("_L", bound=LazyObject)
@@ -271,7 +271,7 @@ class Writer:
                     self._gc_policy.after_write(len(cache.objects))
         elif isinstance(event, Delete):
             lazy = event.lazy
-            key = object_key(event.object) if lazy is None else _lazy_key(lazy)
+            key = object_key(event.object) if lazy is None else lazy_key(lazy)
             if key is not None and cache.objects.pop(key, None) is not None:
                 for index in cache.indexes.values():
                     index.remove(key)
@@ -297,7 +297,7 @@ class Writer:
         if lazy is None:
             obj = event.object
             return object_key(obj), self._encode(obj)
-        key = _lazy_key(lazy)
+        key = lazy_key(lazy)
         if key is None:
             return None, None
         return key, lazy.raw if self._cache.compact else lazy.object
@@ -341,8 +341,9 @@ def store(
     return writer.as_reader(), writer
 
 
-def _lazy_key(lazy: LazyObject) -> str | None:
-    """:func:`object_key` from the head (from the decoded object if the head does not decode)."""
+def lazy_key(lazy: LazyObject) -> str | None:
+    """:func:`object_key` of a lazy object, from its head (from the decoded object if the head does
+    not decode)."""
     try:
         meta = lazy.meta.metadata
     except ObjectDecodeError:

@@ -12,11 +12,12 @@ from kube_runtime import predicates
 from kube_runtime.client.head import LazyObject
 from kube_runtime.client.resource import ApiResource
 from kube_runtime.controller.action import DEFAULT_PRIORITY, LOW_PRIORITY, ReconcileRequest
-from kube_runtime.controller.triggers import trigger_self
+from kube_runtime.controller.triggers import trigger_owners, trigger_self
 from kube_runtime.store import ObjectRef, store
 from kube_runtime.streams import (
     DeletedLazyObject,
     ListedLazyObject,
+    PredicateMemory,
     predicate_filter,
     reflect,
     synced_objects,
@@ -98,3 +99,39 @@ async def test_a_predicate_over_lazy_synced_objects_never_drops_a_delete() -> No
         ("LazyObject", "5"),
     ]
     assert not any(i.decoded for i in items)
+
+
+async def test_owners_trigger_from_child_heads_and_deletes_always_pass() -> None:
+    parent = ApiResource.builtin("ConfigMap")
+    child = ApiResource.builtin("Secret")
+
+    def secret(rv: str, generation: int = 1) -> LazyObject:
+        owner = {"apiVersion": "v1", "kind": "ConfigMap", "name": "p", "uid": "u-p", "controller": True}
+        meta = {
+            "name": "c",
+            "namespace": "ns",
+            "uid": "u-c",
+            "resourceVersion": rv,
+            "generation": generation,
+            "ownerReferences": [owner],
+        }
+        return LazyObject.from_raw(orjson.dumps({"apiVersion": "v1", "kind": "Secret", "metadata": meta}))
+
+    children = [secret("1"), secret("2"), secret("3"), secret("4")]
+    events = [
+        INIT,
+        InitApply(children[0]),
+        INIT_DONE,
+        Apply(children[1]),
+        Apply(children[2]),
+        Delete(children[3]),
+    ]
+    memory = PredicateMemory(predicates.generation)
+    requests = [r async for r in trigger_owners(_events(events), parent, child, memory)]
+    assert all(isinstance(r, ReconcileRequest) for r in requests)
+    # The listed child, then its delete: the unchanged-generation updates are filtered.
+    assert [(r.obj_ref.name, r.obj_ref.namespace, r.priority) for r in requests] == [
+        ("p", "ns", LOW_PRIORITY),
+        ("p", "ns", DEFAULT_PRIORITY),
+    ]
+    assert not any(c.decoded for c in children)
