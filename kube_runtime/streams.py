@@ -31,24 +31,27 @@ later by the event loop.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Hashable, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, Generic, Protocol, TypeAlias, TypeVar
 
 import anyio
 import anyio.lowlevel
 
+from kube_runtime.client.head import LazyObject
 from kube_runtime.client.json import KubeObject
-from kube_runtime.predicates import Predicate
+from kube_runtime.predicates import DEFAULT_PREDICATE_TTL, Predicate, PredicateMemory
 from kube_runtime.watcher.backoff import Backoff
 from kube_runtime.watcher.backoff import default_backoff as _default_policy
 from kube_runtime.watcher.event import Apply, Delete, Event, Init, InitApply, InitDone
 
 __all__ = [
     "DEFAULT_PREDICATE_TTL",
+    "DeletedLazyObject",
     "DeletedObject",
     "EventItem",
     "EventWriter",
+    "ListedLazyObject",
     "ListedObject",
     "ObjectItem",
     "PredicateMemory",
@@ -70,9 +73,6 @@ T_co = TypeVar("T_co", covariant=True)
 EventItem: TypeAlias = Event[KubeObject] | Exception
 ObjectItem: TypeAlias = KubeObject | Exception
 
-#: How long the predicate filter remembers an object it has not seen since (kube-rs default, #1838).
-DEFAULT_PREDICATE_TTL = 3600.0
-
 
 class DeletedObject(dict[str, Any]):
     """The last state of a deleted object, as yielded by :func:`touched_objects`.
@@ -89,6 +89,20 @@ class ListedObject(dict[str, Any]):
     changed: triggers give its reconcile a low priority (controller-runtime enqueues its initial
     list that way). A plain ``dict`` in every respect (a shallow copy of the stored object).
     """
+
+    __slots__ = ()
+
+
+class ListedLazyObject(LazyObject):
+    """:class:`ListedObject` for ``synced_objects(..., lazy=True)``: the object as a
+    :class:`~kube_runtime.client.head.LazyObject` (a fresh decode of the stored bytes on ``object``)."""
+
+    __slots__ = ()
+
+
+class DeletedLazyObject(LazyObject):
+    """:class:`DeletedObject` for ``synced_objects(..., lazy=True)``: the deleted object's last state
+    as a :class:`~kube_runtime.client.head.LazyObject`."""
 
     __slots__ = ()
 
@@ -161,9 +175,13 @@ class WatchStream(Generic[T_co]):
         return touched_objects(self)
 
     def synced_objects(
-        self: WatchStream[EventItem], store: Iterable[KubeObject], *, deletes: bool = False
+        self: WatchStream[EventItem],
+        store: Iterable[KubeObject],
+        *,
+        deletes: bool = False,
+        lazy: bool = False,
     ) -> WatchStream[ObjectItem]:
-        return synced_objects(self, store, deletes=deletes)
+        return synced_objects(self, store, deletes=deletes, lazy=lazy)
 
     def predicate_filter(
         self: WatchStream[T], predicate: Predicate, *, ttl: float = DEFAULT_PREDICATE_TTL
@@ -216,7 +234,11 @@ _APPLIED = (Apply, InitApply)
 
 
 def synced_objects(
-    stream: AsyncIterable[EventItem], store: Iterable[KubeObject], *, deletes: bool = False
+    stream: AsyncIterable[EventItem],
+    store: Iterable[KubeObject],
+    *,
+    deletes: bool = False,
+    lazy: bool = False,
 ) -> WatchStream[ObjectItem]:
     """Changed objects, each yielded only once ``store`` shows it: what should trigger reconciles.
 
@@ -237,25 +259,32 @@ def synced_objects(
 
     Cost: at each ``InitDone`` the whole store is iterated (a compact store decodes one object at a
     time, not all at once), yielding to the event loop every 500 objects.
+
+    ``lazy``: yield :class:`~kube_runtime.client.head.LazyObject` values instead of dicts (an
+    ``Apply``'s own lazy object, :class:`ListedLazyObject` and :class:`DeletedLazyObject` for the
+    markers), for consumers that read only heads (:func:`~kube_runtime.controller.triggers.trigger_self`
+    does): nothing is decoded unless ``object`` is read. ``store`` must then be a
+    :class:`~kube_runtime.store.Store` (it lists its stored bytes without decoding them).
     """
-    return _Synced(stream, store, deletes=deletes)
+    return _Synced(stream, store, deletes=deletes, lazy=lazy)
 
 
 class _Synced(WatchStream[ObjectItem]):
     """:func:`synced_objects` as one ``__anext__`` per item."""
 
-    __slots__ = ("_deletes", "_events", "_listed", "_sent", "_store")
+    __slots__ = ("_deletes", "_events", "_lazy", "_listed", "_sent", "_store")
 
     def __init__(
-        self, stream: AsyncIterable[EventItem], store: Iterable[KubeObject], *, deletes: bool
+        self, stream: AsyncIterable[EventItem], store: Iterable[KubeObject], *, deletes: bool, lazy: bool
     ) -> None:
         events = _upstream(stream)
         super().__init__(events)  # type: ignore[arg-type]  # read through _events, typed right
         self._events = events
         self._store = store
         self._deletes = deletes
-        #: The store's objects still to yield after an InitDone, and how many were yielded.
-        self._listed: Iterator[KubeObject] | None = None
+        self._lazy = lazy
+        #: The store's objects still to yield after an InitDone (marked), and how many were yielded.
+        self._listed: Iterator[Any] | None = None
         self._sent = 0
 
     async def __anext__(self) -> ObjectItem:
@@ -267,26 +296,41 @@ class _Synced(WatchStream[ObjectItem]):
                     self._sent += 1
                     if self._sent % _SYNC_BATCH == 0:
                         await anyio.lowlevel.checkpoint()  # a large store must not hold the loop
-                    return ListedObject(listed)
+                    return listed  # type: ignore[no-any-return]
                 self._listed = None
             while True:
                 item = await source.__anext__()
                 if isinstance(item, Apply):
-                    return item.object
+                    if not self._lazy:
+                        return item.object
+                    return item.lazy or LazyObject.from_object(item.object)  # type: ignore[return-value]
                 if isinstance(item, InitDone):
-                    objects = iter(self._store)  # a snapshot: the swap has just happened upstream
+                    objects = self._listing()  # a snapshot: the swap has just happened upstream
                     first = next(objects, None)
                     if first is not None:
                         self._listed, self._sent = objects, 1
-                        return ListedObject(first)
+                        return first  # type: ignore[no-any-return]  # a marked object
                 elif isinstance(item, Delete):
                     if self._deletes:
-                        return DeletedObject(item.object)
+                        return self._deleted(item)  # type: ignore[no-any-return]
                 elif isinstance(item, Exception):
                     return item
         except BaseException:
             await _aclose(source)
             raise
+
+    def _listing(self) -> Iterator[Any]:
+        if not self._lazy:
+            return map(ListedObject, self._store)
+        return self._store.lazy_objects(ListedLazyObject)  # type: ignore[attr-defined, no-any-return]
+
+    def _deleted(self, item: Delete[KubeObject]) -> Any:
+        if not self._lazy:
+            return DeletedObject(item.object)
+        lazy = item.lazy
+        if lazy is None:
+            return DeletedLazyObject(None, None, item.object)
+        return DeletedLazyObject(lazy.raw, lazy.meta)
 
 
 #: How many objects of a synced store are yielded between two passes through the event loop.
@@ -302,6 +346,8 @@ def modify(
     """Apply ``fn`` to the object of every ``InitApply``/``Apply``/``Delete`` before it goes on.
 
     ``fn`` may change the object in place and return ``None``, or return a replacement object.
+    Either way the event goes on carrying the decoded object (a store encodes it again), since the
+    bytes it arrived as no longer match.
     Typical use: drop ``managedFields`` before the store keeps the object (roughly halves metadata).
     """
     return WatchStream(_modify(stream, fn))
@@ -314,9 +360,13 @@ async def _modify(
     try:
         async for item in source:
             if isinstance(item, Apply | InitApply | Delete):
-                replaced = fn(item.object)
-                if replaced is not None and replaced is not item.object:
+                obj = item.object
+                replaced = fn(obj)
+                if replaced is not None and replaced is not obj:
                     item = type(item)(replaced)
+                elif item.lazy is not None:
+                    # The bytes no longer match a dict changed in place: carry the dict itself.
+                    item = type(item)(obj)
             yield item
     finally:
         await _aclose(source)
@@ -462,6 +512,9 @@ def predicate_filter(
     * An object not seen for ``ttl`` seconds is forgotten and passes again; forgotten entries are
       swept at most once per ``ttl``, so memory stays bounded (kube-rs #1837).
     * Objects whose fingerprint is ``None`` and errors always pass.
+
+    Over watcher events, a predicate with a :func:`~kube_runtime.predicates.head_form` (this
+    package's predicates) reads the head the watch decoded, so filtered events are never decoded.
     """
     return WatchStream(_predicate_filter(stream, predicate, ttl))
 
@@ -474,13 +527,24 @@ async def _predicate_filter(stream: AsyncIterable[T], predicate: Predicate, ttl:
             if isinstance(item, Exception | Init | InitDone):
                 yield item
             elif isinstance(item, Delete):
-                cache.forget(item.object)
+                lazy = item.lazy
+                if lazy is None:
+                    cache.forget(item.object)
+                else:
+                    cache.forget_lazy(lazy)
                 yield item
             elif isinstance(item, DeletedObject):
                 cache.forget(item)
                 yield item
+            elif isinstance(item, DeletedLazyObject):
+                cache.forget_lazy(item)
+                yield item
+            elif isinstance(item, LazyObject):
+                if cache.changed_lazy(item):
+                    yield item
             elif isinstance(item, Apply | InitApply):
-                if cache.changed(item.object):
+                lazy = item.lazy
+                if cache.changed(item.object) if lazy is None else cache.changed_lazy(lazy):
                     yield item
             elif isinstance(item, dict):
                 if cache.changed(item):
@@ -489,58 +553,3 @@ async def _predicate_filter(stream: AsyncIterable[T], predicate: Predicate, ttl:
                 yield item
     finally:
         await _aclose(source)
-
-
-class PredicateMemory:
-    """The memory behind :func:`predicate_filter`, for filters that must see every event
-    themselves (the controller's ``owns``/``watches`` triggers remember what each related object
-    maps to even when its change is filtered out). Same guarantees as :func:`predicate_filter`.
-
-    Holds (namespace, name, uid) -> [fingerprint hash, last seen]."""
-
-    __slots__ = ("_entries", "_last_sweep", "_predicate", "_ttl")
-
-    def __init__(self, predicate: Predicate, *, ttl: float = DEFAULT_PREDICATE_TTL) -> None:
-        self._predicate = predicate
-        self._ttl = ttl
-        self._entries: dict[tuple[Any, Any, Any], list[Any]] = {}
-        self._last_sweep: float | None = None
-
-    @staticmethod
-    def _key(obj: KubeObject) -> tuple[Any, Any, Any]:
-        meta = obj.get("metadata") or {}
-        return (meta.get("namespace"), meta.get("name"), meta.get("uid"))
-
-    def changed(self, obj: KubeObject) -> bool:
-        """Whether ``obj`` passes (its fingerprint changed, is ``None``, or it is new or
-        forgotten); remembers its fingerprint."""
-        value: Hashable | None = self._predicate(obj)
-        if value is None:
-            return True
-        now = anyio.current_time()
-        self._maybe_sweep(now)
-        fingerprint = hash(value)
-        key = self._key(obj)
-        entry = self._entries.get(key)
-        if entry is None:
-            self._entries[key] = [fingerprint, now]
-            return True
-        passes: bool = entry[0] != fingerprint or now - entry[1] > self._ttl
-        entry[0] = fingerprint
-        entry[1] = now
-        return passes
-
-    def forget(self, obj: KubeObject) -> None:
-        """Forget ``obj`` (it was deleted): its next appearance passes."""
-        self._entries.pop(self._key(obj), None)
-
-    def _maybe_sweep(self, now: float) -> None:
-        if self._last_sweep is None:
-            self._last_sweep = now
-        elif now - self._last_sweep >= self._ttl:
-            self._last_sweep = now
-            horizon = now - self._ttl
-            self._entries = {k: e for k, e in self._entries.items() if e[1] >= horizon}
-
-    def __len__(self) -> int:
-        return len(self._entries)

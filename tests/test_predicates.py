@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from kube_runtime import predicates
+from kube_runtime.client.head import LazyObject
 
 
 def obj(**meta: Any) -> dict[str, Any]:
@@ -52,3 +57,44 @@ def test_fallback_takes_the_first_available_property() -> None:
     assert gen_or_rv(obj(generation=4, resourceVersion="9")) == 4
     assert gen_or_rv(obj(resourceVersion="9")) == "9"
     assert gen_or_rv(obj()) is None
+
+
+_string_map = st.dictionaries(st.text(max_size=4), st.text(max_size=4), max_size=3)
+_meta = st.fixed_dictionaries(
+    {},
+    optional={
+        "generation": st.integers(0, 100),
+        "resourceVersion": st.sampled_from(["", "1", "2"]),
+        "labels": _string_map,
+        "annotations": _string_map,
+        "finalizers": st.lists(st.text(max_size=4), max_size=3),
+        "deletionTimestamp": st.sampled_from(["", "2026-01-01T00:00:00Z"]),
+    },
+)
+_ALL = (
+    predicates.generation,
+    predicates.resource_version,
+    predicates.labels,
+    predicates.annotations,
+    predicates.finalizers,
+    predicates.deletion,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_meta, st.permutations(_ALL))
+def test_every_head_form_gives_the_fingerprint_of_the_decoded_object(
+    meta: dict[str, Any], order: Any
+) -> None:
+    decoded = obj(**meta)
+    head = LazyObject.from_raw(orjson.dumps(decoded)).meta.metadata
+    composed = [*_ALL, predicates.combine(*order[:3]), predicates.fallback(*order[:2])]
+    for predicate in composed:
+        form = predicates.head_form(predicate)
+        assert form is not None
+        assert form(head) == predicate(decoded)
+
+
+def test_a_user_predicate_has_no_head_form() -> None:
+    assert predicates.head_form(lambda o: o.get("spec")) is None
+    assert predicates.head_form(predicates.combine(predicates.generation, lambda o: 1)) is None

@@ -23,6 +23,7 @@ import httpx
 
 from kube_runtime.client.client import Client, Params, ResponseStream
 from kube_runtime.client.errors import ApiError
+from kube_runtime.client.head import RawList
 from kube_runtime.client.lines import LineSplitter, WatchEvent, WatchItem, decode_event
 from kube_runtime.client.resource import ApiResource
 
@@ -168,6 +169,28 @@ class Api:
         )
         params = {**params, "shardSelector": shard_selector}
         return await self.client.request("list", "GET", self._collection(), params=params)
+
+    async def list_raw(
+        self,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        limit: int | None = None,
+        continue_token: str | None = None,
+        resource_version: str | None = None,
+        resource_version_match: str | None = None,
+        shard_selector: str | None = None,
+    ) -> RawList:
+        """Like :meth:`list`, but the items are left as raw JSON slices (:class:`RawList`;
+        ``RawList.objects()`` gives each as a :class:`~kube_runtime.client.head.LazyObject` with its
+        ``kind`` and ``apiVersion``). The watcher lists through it. Raises
+        :class:`~kube_runtime.client.errors.ObjectDecodeError` for a body that is not a List."""
+        params = _list_params(
+            label_selector, field_selector, limit, continue_token, resource_version, resource_version_match
+        )
+        params = {**params, "shardSelector": shard_selector}
+        response = await self.client.send("list", "GET", self._collection(), params=params)
+        return RawList.decode(response.content)
 
     async def list_metadata(
         self,

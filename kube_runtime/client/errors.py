@@ -20,6 +20,7 @@ __all__ = [
     "AuthenticationError",
     "ConfigError",
     "KubeError",
+    "ObjectDecodeError",
     "TransportError",
     "WatchDecodeError",
     "WatchTimeout",
@@ -122,6 +123,22 @@ class ApiError(KubeError):
     def is_gone(self) -> bool:
         """410: the requested resourceVersion is older than the server's retained history."""
         return self.code == 410
+
+
+class ObjectDecodeError(KubeError, ValueError):
+    """An object's JSON could not be decoded (``raw`` holds its bytes, ``None`` when it came from a
+    decoded object whose metadata has the wrong shape).
+
+    Raised where an object is decoded lazily (:class:`~kube_runtime.client.head.LazyObject`'s
+    ``object``, a compact store's reads) for bytes the metadata decoder accepted but orjson rejects,
+    such as a number beyond the range of a double (``1e400``). A ``ValueError``, like the
+    codecs' own errors, so ``except ValueError`` keeps catching it.
+    """
+
+    def __init__(self, message: str, raw: bytes | None) -> None:
+        shown = "" if raw is None else f": {raw[:200]!r}{'...' if len(raw) > 200 else ''}"
+        super().__init__(f"{message}{shown}")
+        self.raw = raw
 
 
 class WatchDecodeError(KubeError):

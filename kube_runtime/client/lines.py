@@ -10,18 +10,24 @@ one line). httpx's own ``aiter_lines`` rescanned its buffer on every chunk (enco
 event carrying a ``Status``) or a :class:`WatchDecodeError` (anything else); it never raises, so one
 bad line never ends a watch. :class:`WatchDecoder` combines both for a stream of chunks.
 
-orjson decodes the lines. Against msgspec (a typed ``Struct`` for the envelope, or plain decoding)
-it measured level within noise on Pod-sized lines (``benches/bench_watch_decode.py`` prints both),
-so the codec already used everywhere else (:mod:`kube_runtime.client.json`) stays.
+Decoding reads only the envelope's ``type``, the object's bytes and the object's head
+(:mod:`kube_runtime.client.head`, msgspec): the event's object is a
+:class:`~kube_runtime.client.head.LazyObject`, decoded whole (by orjson) only when ``object`` is
+read. A line is checked as JSON and its object's metadata as the head's types; a number beyond a
+double's range in the rest of the object is found only when ``object`` is decoded (an
+``ObjectDecodeError``).
 """
 
 from __future__ import annotations
 
+import builtins
 from typing import Any, Final
 
+import msgspec
 import orjson
 
-from kube_runtime.client.errors import ApiError, WatchDecodeError
+from kube_runtime.client.errors import ApiError, ObjectDecodeError, WatchDecodeError
+from kube_runtime.client.head import LazyObject, ObjectHead
 
 __all__ = [
     "ADDED",
@@ -45,30 +51,44 @@ ERROR: Final = "ERROR"
 # Maps the decoded type string to the module constant, so ``event.type is ADDED`` holds and the
 # per-event strings from the decoder are released.
 _EVENT_TYPES: Final[dict[str, str]] = {ADDED: ADDED, MODIFIED: MODIFIED, DELETED: DELETED, BOOKMARK: BOOKMARK}
+_EVENT_TYPE_BYTES: Final[dict[bytes, str]] = {t.encode(): t for t in _EVENT_TYPES}
 
 
 class WatchEvent:
     """One watch event: ``type`` is ``ADDED``, ``MODIFIED``, ``DELETED`` or ``BOOKMARK``.
 
-    ``object`` is the decoded object (for ``BOOKMARK``, an object carrying only
-    ``metadata.resourceVersion``). Treat it as read-only: stores hand the same dict out.
+    ``lazy`` is the object as bytes and head; ``object`` the decoded dict (for ``BOOKMARK``, an
+    object carrying only ``metadata.resourceVersion``), built on first access and cached. Treat it
+    as read-only: it is shared. Built from a dict (``WatchEvent(type, obj)``) the event holds that
+    dict; assigning ``object`` replaces the object.
     """
 
-    __slots__ = ("object", "type")
+    __slots__ = ("lazy", "type")
 
-    def __init__(self, type: str, object: dict[str, Any]) -> None:
+    def __init__(self, type: str, object: dict[str, Any] | LazyObject) -> None:
         self.type = type
-        self.object = object
+        self.lazy = object if isinstance(object, LazyObject) else LazyObject.from_object(object)
+
+    @property
+    def object(self) -> dict[str, Any]:
+        """The decoded object (raises ``ObjectDecodeError`` if its bytes do not decode)."""
+        return self.lazy.object
+
+    @object.setter
+    def object(self, value: dict[str, Any]) -> None:
+        self.lazy = LazyObject.from_object(value)
 
     def __repr__(self) -> str:
-        meta = self.object.get("metadata")
-        name = meta.get("name") if isinstance(meta, dict) else None
+        try:
+            name = self.lazy.meta.metadata.name
+        except ObjectDecodeError:
+            name = None
         return f"WatchEvent({self.type}, {name!r})"
 
-    def __eq__(self, other: object) -> bool:
+    def __eq__(self, other: builtins.object) -> bool:
         if not isinstance(other, WatchEvent):
             return NotImplemented
-        return self.type == other.type and self.object == other.object
+        return self.type == other.type and self.lazy == other.lazy
 
     __hash__ = None  # type: ignore[assignment]  # mutable payload
 
@@ -76,6 +96,17 @@ class WatchEvent:
 WatchItem = WatchEvent | ApiError | WatchDecodeError
 """What a watch stream yields: an event, a server ``ERROR`` event, or an undecodable line."""
 
+
+class _Envelope(msgspec.Struct):
+    """A watch line: the event type and the object's bytes, left undecoded."""
+
+    type: str
+    object: msgspec.Raw
+
+
+_envelope_decode: Final = msgspec.json.Decoder(_Envelope).decode
+_head_decode: Final = msgspec.json.Decoder(ObjectHead).decode
+_MsgspecError: Final = msgspec.MsgspecError
 _loads = orjson.loads
 _JSONDecodeError = orjson.JSONDecodeError
 
@@ -85,27 +116,60 @@ def decode_event(line: bytes) -> WatchItem:
 
     ``ERROR`` events become :class:`ApiError` built from the ``Status`` they carry (an ``ERROR``
     whose object is not a ``Status`` still becomes an ``ApiError``, code 500 if absent). A line that
-    is not JSON, not an object, or lacks a known ``type`` and an object ``object`` becomes a
-    :class:`WatchDecodeError` holding the line.
+    is not JSON, not an object, lacks a known ``type`` and an object ``object``, or whose object's
+    metadata does not decode becomes a :class:`WatchDecodeError` holding the line.
+
+    Lines shaped as API servers write them (``{"type":"<TYPE>","object":<object>}``, no spaces)
+    are framed by position: the object's bytes are the slice between the prefix and the closing
+    brace, checked by the head decoder (which rejects anything but one JSON object there). Any
+    other line goes through the envelope decoder, with the same results.
     """
+    if line.startswith(b'{"type":"') and line.endswith(b"}"):
+        end = line.find(b'","object":', 9)
+        if end != -1:
+            event_type = _EVENT_TYPE_BYTES.get(line[9:end])
+            if event_type is not None:
+                raw = line[end + 11 : -1]
+                try:
+                    return WatchEvent(event_type, LazyObject(raw, _head_decode(raw)))
+                except _MsgspecError:
+                    pass  # the general path below says what is wrong
     try:
-        decoded = _loads(line)
-    except _JSONDecodeError as exc:
-        return WatchDecodeError(f"watch line is not valid JSON ({exc})", line)
-    if type(decoded) is not dict:
-        return WatchDecodeError("watch line is not a JSON object", line)
-    obj = decoded.get("object")
-    if type(obj) is not dict:
-        return WatchDecodeError("watch event has no object", line)
-    raw_type = decoded.get("type")
-    event_type = _EVENT_TYPES.get(raw_type) if type(raw_type) is str else None
+        envelope = _envelope_decode(line)
+    except _MsgspecError as exc:
+        return WatchDecodeError(_envelope_problem(line, exc), line)
+    event_type = _EVENT_TYPES.get(envelope.type)
+    raw = envelope.object
     if event_type is not None:
-        return WatchEvent(event_type, obj)
-    if raw_type == ERROR:
+        try:
+            head = _head_decode(raw)
+        except _MsgspecError as exc:
+            if bytes(memoryview(raw)[:1]) != b"{":
+                return WatchDecodeError("watch event has no object", line)
+            return WatchDecodeError(f"watch event object has undecodable metadata ({exc})", line)
+        return WatchEvent(event_type, LazyObject(bytes(raw), head))
+    if envelope.type == ERROR:
+        try:
+            obj = _loads(bytes(raw))
+        except _JSONDecodeError as exc:
+            return WatchDecodeError(f"watch line is not valid JSON ({exc})", line)
+        if type(obj) is not dict:
+            return WatchDecodeError("watch event has no object", line)
         if not obj.get("code"):
             obj = {**obj, "code": 500}
         return ApiError(obj)
-    return WatchDecodeError(f"watch event has unknown type {raw_type!r}", line)
+    return WatchDecodeError(f"watch event has unknown type {envelope.type!r}", line)
+
+
+def _envelope_problem(line: bytes, exc: Exception) -> str:
+    """Why a line is not a watch envelope, in the words the orjson decoder used for each case."""
+    if not isinstance(exc, msgspec.ValidationError):
+        return f"watch line is not valid JSON ({exc})"
+    if not line.lstrip().startswith(b"{"):
+        return "watch line is not a JSON object"
+    if "object" in str(exc) and "`$.type`" not in str(exc):
+        return "watch event has no object"
+    return f"watch event has unknown type ({exc})"
 
 
 class LineSplitter:

@@ -266,7 +266,7 @@ class Controller:
             raise ValueError("pass the resource: the shared store does not know its kind")
 
         def open_shared(ctl: Controller) -> AsyncIterable[RequestItem]:
-            subscription: AsyncIterable[Any] = shared.subscribe()
+            subscription: AsyncIterable[Any] = shared.subscribe(lazy=True)
             if predicate is not None:
                 subscription = predicate_filter(subscription, predicate, ttl=predicate_ttl)
             return trigger_self(subscription, res, on_delete=ctl._deleted)
@@ -579,8 +579,9 @@ def _watch_main(
         scoped = ctl._scoped(config)
         raw = ctl._open_watch(watch, lambda progress: watcher(api, scoped, progress=progress))
         # Deletes flow too (they trigger nothing): the predicate memory and per-object state
-        # listeners forget the object at once.
-        synced = raw.backoff(ctl._backoff_factory()).reflect(writer).synced_objects(reader, deletes=True)
+        # listeners forget the object at once. Lazy: refs and predicates read heads only.
+        reflected = raw.backoff(ctl._backoff_factory()).reflect(writer)
+        synced = reflected.synced_objects(reader, deletes=True, lazy=True)
         if predicate is not None:
             synced = synced.predicate_filter(predicate, ttl=predicate_ttl)
         return trigger_self(synced, resource, on_delete=ctl._deleted)

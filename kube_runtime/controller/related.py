@@ -19,11 +19,13 @@ state is not kept): it triggers what it mapped to when last seen.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
+from kube_runtime.client.head import LazyObject
 from kube_runtime.client.json import KubeObject
 from kube_runtime.controller.action import LOW_PRIORITY, ReconcileRequest
-from kube_runtime.store.store import object_key
-from kube_runtime.streams import DeletedObject, PredicateMemory
+from kube_runtime.store.store import lazy_key, object_key
+from kube_runtime.streams import DeletedLazyObject, DeletedObject, PredicateMemory
 from kube_runtime.watcher.event import Apply, Delete, Init, InitApply, InitDone
 
 __all__ = ["RelatedRequests"]
@@ -39,17 +41,24 @@ class RelatedRequests:
     ``memory`` (optional, a :class:`~kube_runtime.streams.PredicateMemory`) decides whether an
     applied object's requests are emitted; they are remembered either way, so a filtered-out
     object that vanishes at a relist still triggers. Deletes always pass (and are forgotten).
+
+    ``heads``: hand ``to_requests`` the :class:`~kube_runtime.client.head.LazyObject` of events that
+    carry one (a :class:`~kube_runtime.streams.DeletedLazyObject` for a delete), and key and filter
+    them by their heads: nothing is decoded for a ``to_requests`` that reads heads only.
     """
 
-    __slots__ = ("_listed", "_listing", "_mapped", "_memory", "_to_requests")
+    __slots__ = ("_heads", "_listed", "_listing", "_mapped", "_memory", "_to_requests")
 
     def __init__(
         self,
-        to_requests: Callable[[KubeObject], Iterable[ReconcileRequest]],
+        to_requests: Callable[[Any], Iterable[ReconcileRequest]],
         memory: PredicateMemory | None = None,
+        *,
+        heads: bool = False,
     ) -> None:
         self._to_requests = to_requests
         self._memory = memory
+        self._heads = heads
         #: Related object key -> the requests it last mapped to (non-empty ones only).
         self._mapped: dict[str, tuple[ReconcileRequest, ...]] = {}
         #: The same for the (re)list in progress, swapped in at its InitDone.
@@ -64,22 +73,28 @@ class RelatedRequests:
 
     def __call__(self, event: object) -> Iterable[ReconcileRequest]:
         if isinstance(event, Apply):
-            return self._remember(self._mapped, event.object)
+            return self._remember(self._mapped, self._subject(event))
         if isinstance(event, InitApply):
             if self._listing is None:  # InitApply without Init: a listing anyway
                 self._listing = {}
-            key = object_key(event.object)
+            subject = self._subject(event)
+            key = _key(subject)
             if key is not None:
                 self._listed.add(key)
-            requests = self._remember(self._listing, event.object)
+            requests = self._remember(self._listing, subject)
             return [ReconcileRequest(r.obj_ref, r.reason, LOW_PRIORITY) for r in requests]
         if isinstance(event, Delete):
-            key = object_key(event.object)
+            subject = self._subject(event)
+            key = _key(subject)
             if key is not None:
                 self._mapped.pop(key, None)
+            if isinstance(subject, LazyObject):
+                if self._memory is not None:
+                    self._memory.forget_lazy(subject)
+                return self._to_requests(DeletedLazyObject(subject.raw, subject.meta))
             if self._memory is not None:
-                self._memory.forget(event.object)
-            return self._to_requests(DeletedObject(event.object))
+                self._memory.forget(subject)
+            return self._to_requests(DeletedObject(subject))
         if isinstance(event, Init):
             self._listing, self._listed = {}, set()
             return ()
@@ -90,20 +105,35 @@ class RelatedRequests:
             return [request for requests in vanished for request in requests]
         return ()
 
+    def _subject(self, event: Apply[Any] | InitApply[Any] | Delete[Any]) -> KubeObject | LazyObject:
+        """What ``to_requests`` is handed for ``event``'s object."""
+        if self._heads:
+            lazy = event.lazy
+            if lazy is not None:
+                return lazy
+        return event.object  # type: ignore[no-any-return]
+
     def _remember(
-        self, mapped: dict[str, tuple[ReconcileRequest, ...]], obj: KubeObject
+        self, mapped: dict[str, tuple[ReconcileRequest, ...]], obj: KubeObject | LazyObject
     ) -> tuple[ReconcileRequest, ...]:
         requests = tuple(self._to_requests(obj))
-        key = object_key(obj)
+        key = _key(obj)
         if key is not None:
             if requests:
                 mapped[key] = requests
             else:
                 mapped.pop(key, None)
-        if self._memory is not None and not self._memory.changed(obj):
+        memory = self._memory
+        if memory is not None and not (
+            memory.changed_lazy(obj) if isinstance(obj, LazyObject) else memory.changed(obj)
+        ):
             return ()
         return requests
 
     def __len__(self) -> int:
         """Related objects remembered (those that map to at least one request)."""
         return len(self._mapped)
+
+
+def _key(obj: KubeObject | LazyObject) -> str | None:
+    return lazy_key(obj) if isinstance(obj, LazyObject) else object_key(obj)

@@ -21,12 +21,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, Callable, Iterable
 from typing import Any, TypeAlias, TypeVar
 
+from kube_runtime.client.head import LazyObject
 from kube_runtime.client.json import KubeObject
 from kube_runtime.client.resource import ApiResource
 from kube_runtime.controller.action import DEFAULT_PRIORITY, LOW_PRIORITY, ReconcileReason, ReconcileRequest
 from kube_runtime.controller.related import RelatedRequests
 from kube_runtime.store.object_ref import ObjectRef
-from kube_runtime.streams import DeletedObject, ListedObject, PredicateMemory, WatchStream
+from kube_runtime.streams import (
+    DeletedLazyObject,
+    DeletedObject,
+    ListedLazyObject,
+    ListedObject,
+    PredicateMemory,
+    WatchStream,
+)
 
 __all__ = ["RequestItem", "trigger_others", "trigger_owners", "trigger_self", "trigger_with"]
 
@@ -44,7 +52,7 @@ def trigger_with(
 
 
 def trigger_self(
-    stream: AsyncIterable[KubeObject | Exception],
+    stream: AsyncIterable[KubeObject | LazyObject | Exception],
     resource: ApiResource,
     *,
     on_delete: Callable[[ObjectRef], object] | None = None,
@@ -53,15 +61,28 @@ def trigger_self(
     objects a relist yielded (:class:`~kube_runtime.streams.ListedObject`); deleted objects
     (:class:`~kube_runtime.streams.DeletedObject`) trigger nothing (handle deletion with a
     finalizer), but their ref is passed to ``on_delete`` if given, so that state kept per object
-    can go with it."""
+    can go with it. Items may also be :class:`~kube_runtime.client.head.LazyObject` values
+    (``synced_objects(..., lazy=True)``, with its ``ListedLazyObject``/``DeletedLazyObject``
+    markers): their refs come from their heads, nothing is decoded."""
 
-    def to_requests(obj: KubeObject) -> Iterable[ReconcileRequest]:
+    def to_requests(obj: KubeObject | LazyObject) -> Iterable[ReconcileRequest]:
+        if isinstance(obj, LazyObject):
+            return lazy_requests(obj)
         if isinstance(obj, DeletedObject):
             if on_delete is not None:
                 on_delete(ObjectRef.from_obj(obj, resource))
             return ()
         priority = LOW_PRIORITY if isinstance(obj, ListedObject) else DEFAULT_PRIORITY
         ref = ObjectRef.from_obj(obj, resource)
+        return (ReconcileRequest(ref, ReconcileReason.OBJECT_UPDATED, priority),)
+
+    def lazy_requests(obj: LazyObject) -> Iterable[ReconcileRequest]:
+        ref = ObjectRef.from_head(obj.meta, resource)
+        if isinstance(obj, DeletedLazyObject):
+            if on_delete is not None:
+                on_delete(ref)
+            return ()
+        priority = LOW_PRIORITY if isinstance(obj, ListedLazyObject) else DEFAULT_PRIORITY
         return (ReconcileRequest(ref, ReconcileReason.OBJECT_UPDATED, priority),)
 
     return _Triggered(stream, to_requests)
@@ -77,15 +98,23 @@ def trigger_owners(
     ``ownerReferences`` entry of kind ``owner`` (``controller: true`` is not needed); children
     gone at a relist trigger their owners as their delete would have. ``memory`` (a
     :class:`~kube_runtime.streams.PredicateMemory`) filters applied children; their deletes and
-    relist disappearances always trigger."""
+    relist disappearances always trigger. Children are read from their heads (nothing decoded)."""
 
-    def to_requests(obj: KubeObject) -> Iterable[ReconcileRequest]:
-        meta = obj.get("metadata") or {}
-        owner_refs = meta.get("ownerReferences")
-        if not owner_refs:
-            return ()
-        reason = ReconcileReason.related_object_updated(ObjectRef.from_obj(obj, child))
-        namespace = meta.get("namespace")
+    def to_requests(obj: KubeObject | LazyObject) -> Iterable[ReconcileRequest]:
+        if isinstance(obj, LazyObject):
+            head = obj.meta
+            owner_refs = head.metadata.ownerReferences
+            if not owner_refs:
+                return ()
+            reason = ReconcileReason.related_object_updated(ObjectRef.from_head(head, child))
+            namespace = head.metadata.namespace
+        else:
+            meta = obj.get("metadata") or {}
+            owner_refs = meta.get("ownerReferences")
+            if not owner_refs:
+                return ()
+            reason = ReconcileReason.related_object_updated(ObjectRef.from_obj(obj, child))
+            namespace = meta.get("namespace")
         requests = []
         for owner_ref in owner_refs:
             ref = ObjectRef.from_owner_ref(namespace, owner_ref, owner)
@@ -93,7 +122,7 @@ def trigger_owners(
                 requests.append(ReconcileRequest(ref, reason))
         return requests
 
-    return _Triggered(stream, RelatedRequests(to_requests, memory))
+    return _Triggered(stream, RelatedRequests(to_requests, memory, heads=True))
 
 
 def trigger_others(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kube_runtime.client.head import ObjectHead
 from kube_runtime.client.resource import ApiResource
 
 __all__ = ["ObjectRef"]
@@ -70,6 +71,29 @@ class ObjectRef:
             version=version,
             uid=meta.get("uid"),
             resource_version=meta.get("resourceVersion"),
+        )
+
+    @classmethod
+    def from_head(cls, head: ObjectHead, resource: ApiResource | None = None) -> ObjectRef:
+        """:meth:`from_obj` from an object's decoded head (same result for the same object).
+        Raises ``ValueError`` when ``metadata.name`` is missing."""
+        meta = head.metadata
+        name = meta.name
+        if not name:
+            raise ValueError(".metadata.name missing")
+        if resource is not None:
+            kind, group, version = resource.kind, resource.group, resource.version
+        else:
+            kind = head.kind or ""
+            group, _, version = (head.apiVersion or "").rpartition("/")
+        return cls(
+            kind,
+            name,
+            meta.namespace,
+            group=group,
+            version=version,
+            uid=meta.uid,
+            resource_version=meta.resourceVersion,
         )
 
     @classmethod

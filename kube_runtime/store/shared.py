@@ -28,13 +28,24 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterable
 from types import TracebackType
+from typing import Any
 
 import anyio
 
 from kube_runtime._tasks import BackgroundTasks
+from kube_runtime.client.errors import ObjectDecodeError
+from kube_runtime.client.head import LazyObject
 from kube_runtime.client.json import KubeObject
-from kube_runtime.store.store import Store, Writer, object_key
-from kube_runtime.streams import EventItem, reflect, synced_objects
+from kube_runtime.store.store import Store, Writer
+from kube_runtime.streams import (
+    DeletedLazyObject,
+    DeletedObject,
+    EventItem,
+    ListedLazyObject,
+    ListedObject,
+    reflect,
+    synced_objects,
+)
 
 __all__ = ["DEFAULT_BUFFER_SIZE", "SharedReflector", "Subscription"]
 
@@ -44,16 +55,31 @@ DEFAULT_BUFFER_SIZE = 256
 
 
 class Subscription:
-    """An async iterator of changed objects from a :class:`SharedReflector`."""
+    """An async iterator of changed objects from a :class:`SharedReflector`: dicts (a
+    :class:`~kube_runtime.streams.ListedObject` or :class:`~kube_runtime.streams.DeletedObject` for
+    the markers of :func:`~kube_runtime.streams.synced_objects`), or with ``lazy`` the
+    :class:`~kube_runtime.client.head.LazyObject` values the root shares between subscriptions
+    (nothing decoded unless read). An object whose bytes do not decode is yielded as its
+    :class:`~kube_runtime.client.errors.ObjectDecodeError` (a value; the subscription goes on)."""
 
-    __slots__ = ("_capacity", "_closed", "_ended", "_not_empty", "_not_full", "_pending", "_reflector")
+    __slots__ = (
+        "_capacity",
+        "_closed",
+        "_ended",
+        "_lazy",
+        "_not_empty",
+        "_not_full",
+        "_pending",
+        "_reflector",
+    )
 
-    def __init__(self, reflector: SharedReflector, capacity: int) -> None:
+    def __init__(self, reflector: SharedReflector, capacity: int, *, lazy: bool = False) -> None:
         if capacity < 1:
             raise ValueError("buffer size must be at least 1")
         self._reflector = reflector
         self._capacity = capacity
-        self._pending: dict[str, KubeObject] = {}
+        self._lazy = lazy
+        self._pending: dict[str, LazyObject] = {}
         self._closed = False
         self._ended = False
         self._not_empty: anyio.Event | None = None
@@ -66,7 +92,7 @@ class Subscription:
     def __aiter__(self) -> Subscription:
         return self
 
-    async def __anext__(self) -> KubeObject:
+    async def __anext__(self) -> Any:
         while not self._pending:
             if self._ended or self._closed:
                 raise StopAsyncIteration
@@ -76,7 +102,7 @@ class Subscription:
         key = next(iter(self._pending))
         obj = self._pending.pop(key)
         self._wake_producer()
-        return obj
+        return obj if self._lazy else _decoded(obj)
 
     async def aclose(self) -> None:
         self.close()
@@ -99,7 +125,7 @@ class Subscription:
 
     # -- producer side (the root task) -----------------------------------------------------------
 
-    async def _offer(self, key: str, obj: KubeObject) -> None:
+    async def _offer(self, key: str, obj: LazyObject) -> None:
         while not self._closed:
             pending = self._pending
             if key in pending or len(pending) < self._capacity:
@@ -150,9 +176,10 @@ class SharedReflector:
     def store(self) -> Store:
         return self._writer.as_reader()
 
-    def subscribe(self, buffer_size: int | None = None) -> Subscription:
-        """A new consumer handle (``buffer_size`` defaults to the reflector's)."""
-        sub = Subscription(self, buffer_size or self._buffer_size)
+    def subscribe(self, buffer_size: int | None = None, *, lazy: bool = False) -> Subscription:
+        """A new consumer handle (``buffer_size`` defaults to the reflector's; ``lazy``: yield
+        :class:`~kube_runtime.client.head.LazyObject` values, see :class:`Subscription`)."""
+        sub = Subscription(self, buffer_size or self._buffer_size, lazy=lazy)
         if self._finished:
             sub._end()
         else:
@@ -178,7 +205,7 @@ class SharedReflector:
 
     async def _run(self) -> None:
         writer = self._writer
-        stream = synced_objects(reflect(self._stream, writer), writer.as_reader(), deletes=True)
+        stream = synced_objects(reflect(self._stream, writer), writer.as_reader(), deletes=True, lazy=True)
         try:
             async for item in stream:
                 if isinstance(item, Exception):
@@ -191,10 +218,16 @@ class SharedReflector:
                 await stream.aclose()
             self._finish()
 
-    async def _dispatch(self, obj: KubeObject) -> None:
-        key = object_key(obj)
-        if key is None:
+    async def _dispatch(self, obj: Any) -> None:
+        try:
+            meta = obj.meta.metadata
+        except ObjectDecodeError as exc:
+            self.errors += 1
+            _log.debug("shared reflector: undecodable object: %s", exc)
             return
+        if not meta.name:
+            return
+        key = f"{meta.namespace}/{meta.name}" if meta.namespace else meta.name
         for sub in tuple(self._subscribers):
             await sub._offer(key, obj)
 
@@ -202,3 +235,15 @@ class SharedReflector:
         self._finished = True
         for sub in tuple(self._subscribers):
             sub._end()
+
+
+def _decoded(obj: LazyObject) -> KubeObject | ObjectDecodeError:
+    """What a dict subscription yields for ``obj``."""
+    try:
+        if isinstance(obj, ListedLazyObject):
+            return ListedObject(obj.object)
+        if isinstance(obj, DeletedLazyObject):
+            return DeletedObject(obj.object)
+        return obj.object
+    except ObjectDecodeError as exc:
+        return exc

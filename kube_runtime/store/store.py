@@ -7,14 +7,17 @@ is empty and not ready. Peak memory during a relist is about twice the store.
 
 Keys are ``"namespace/name"`` (``"name"`` for cluster-scoped objects); a store holds one kind.
 
-Compact by default: each object is kept as its orjson encoding and decoded on every read, so every
-read hands out a private copy (two reads of one object are equal, never the same object). This is
-controller-runtime's contract (its cache deep-copies every object on Get and List unless told not
-to): a reader may mutate what it got, and no reconcile can corrupt the cache or another reader.
-It costs a decode per read (a few microseconds for a 1 KB object; ``state()``, ``find()`` and
-``state_filter()`` decode every object they visit) and buys about a quarter of the memory of the
-decoded dicts and nothing for Python's cyclic collector to trace (no GC pauses however large the
-cache, so no GC policy is needed).
+Compact by default: each object is kept as its JSON bytes (the bytes it arrived in when the event
+carries a :class:`~kube_runtime.client.head.LazyObject`, as the watcher's do, else its orjson
+encoding) and decoded on every read, so every read hands out a private copy (two reads of one
+object are equal, never the same object). This is controller-runtime's contract (its cache deep-
+copies every object on Get and List unless told not to): a reader may mutate what it got, and no
+reconcile can corrupt the cache or another reader. It costs a decode per read (a few microseconds
+for a 1 KB object; ``state()``, ``find()`` and ``state_filter()`` decode every object they visit)
+and buys about a quarter of the memory of the decoded dicts and nothing for Python's cyclic
+collector to trace (no GC pauses however large the cache, so no GC policy is needed). Bytes the
+watch accepted by their head but orjson rejects (a number beyond a double's range) make that
+object's reads raise :class:`~kube_runtime.client.errors.ObjectDecodeError`.
 
 ``store(compact=False)`` keeps the decoded dicts themselves instead (no copies, no decode: a read
 returns the object the watcher decoded, so treat it as read-only; mutating it corrupts the cache
@@ -25,11 +28,13 @@ for every reader). Such a cache is traced by the cyclic collector and gets the p
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import orjson
 
+from kube_runtime.client.errors import ObjectDecodeError
+from kube_runtime.client.head import LazyObject
 from kube_runtime.client.json import KubeObject
 from kube_runtime.client.resource import ApiResource
 from kube_runtime.store.gc_policy import GcPolicy, default_gc_policy
@@ -37,9 +42,10 @@ from kube_runtime.store.indexes import Index, IndexFn
 from kube_runtime.store.object_ref import ObjectRef
 from kube_runtime.watcher.event import Apply, Delete, Event, Init, InitApply, InitDone
 
-__all__ = ["Store", "Writer", "object_key", "store"]
+__all__ = ["Store", "Writer", "lazy_key", "object_key", "store"]
 
 _UNSET: Any = object()
+_L = TypeVar("_L", bound=LazyObject)
 
 
 def object_key(obj: KubeObject) -> str | None:
@@ -69,12 +75,12 @@ class _Cache:
         self.compact = compact
 
     def decoded(self, stored: Any) -> KubeObject:
-        return orjson.loads(stored) if self.compact else stored  # type: ignore[no-any-return]
+        return _decode(stored) if self.compact else stored
 
     def decoded_objects(self, stored: dict[str, Any]) -> dict[str, KubeObject]:
         if not self.compact:
             return stored
-        return {key: orjson.loads(value) for key, value in stored.items()}
+        return {key: _decode(value) for key, value in stored.items()}
 
 
 class Store:
@@ -93,7 +99,7 @@ class Store:
         found = self._lookup(ref)
         if found is None or not self._cache.compact:
             return found  # type: ignore[no-any-return]
-        return orjson.loads(found)  # type: ignore[no-any-return]
+        return _decode(found)
 
     def _lookup(self, ref: ObjectRef) -> Any:
         """The stored value ``ref`` names (not decoded), or ``None``."""
@@ -117,7 +123,7 @@ class Store:
         """A snapshot list of every object (O(n); compact stores decode every object)."""
         cache = self._cache
         if cache.compact:
-            return [orjson.loads(value) for value in cache.objects.values()]
+            return [_decode(value) for value in cache.objects.values()]
         return list(cache.objects.values())
 
     def state_filter(self, predicate: Callable[[KubeObject], bool]) -> list[KubeObject]:
@@ -144,6 +150,16 @@ class Store:
         if not cache.compact:
             return iter(snapshot)
         return map(_decode, snapshot)
+
+    def lazy_objects(self, cls: type[_L]) -> Iterator[_L]:
+        """Every object as a ``cls`` (a :class:`~kube_runtime.client.head.LazyObject` class), over a
+        snapshot: a compact store's bytes, decoded only when ``object`` is read (a private copy per
+        lazy object); a dict store's objects themselves (shared: read-only)."""
+        cache = self._cache
+        snapshot = list(cache.objects.values())
+        if cache.compact:
+            return (cls(raw, None) for raw in snapshot)
+        return (cls(None, None, obj) for obj in snapshot)
 
     def __len__(self) -> int:
         """The number of cached objects (for the ``kube_runtime_store_objects`` gauge)."""
@@ -239,28 +255,33 @@ class Writer:
             self._buffer_indexes[name] = buffered
 
     def apply_watcher_event(self, event: Event[KubeObject]) -> None:
-        """Apply one event. Objects without a name are ignored (they cannot be keyed)."""
+        """Apply one event. Objects without a name are ignored (they cannot be keyed).
+
+        An event carrying a :class:`~kube_runtime.client.head.LazyObject` (the watcher's) is keyed
+        by its head and, in a compact store, kept as the bytes it arrived as: nothing is decoded
+        unless the store has indexes (they are computed from the decoded object)."""
         cache = self._cache
         if isinstance(event, Apply):
-            key = object_key(event.object)
+            key, stored = self._prepare(event)
             if key is not None:
-                cache.objects[key] = self._encode(event.object)
+                cache.objects[key] = stored
                 for index in cache.indexes.values():
                     index.put(key, event.object)
                 if self._gc_policy is not None:
                     self._gc_policy.after_write(len(cache.objects))
         elif isinstance(event, Delete):
-            key = object_key(event.object)
+            lazy = event.lazy
+            key = object_key(event.object) if lazy is None else lazy_key(lazy)
             if key is not None and cache.objects.pop(key, None) is not None:
                 for index in cache.indexes.values():
                     index.remove(key)
         elif isinstance(event, InitApply):
-            key = object_key(event.object)
+            key, stored = self._prepare(event)
             if key is not None:
                 buffer = self._buffer
                 if buffer is None:  # InitApply without Init: start the buffer anyway
                     buffer = self._start_buffer()
-                buffer[key] = self._encode(event.object)
+                buffer[key] = stored
                 for index in self._buffer_indexes.values():
                     index.put(key, event.object)
                 if self._gc_policy is not None:
@@ -269,6 +290,17 @@ class Writer:
             self._start_buffer()
         elif isinstance(event, InitDone):
             self._swap()
+
+    def _prepare(self, event: Apply[KubeObject] | InitApply[KubeObject]) -> tuple[str | None, Any]:
+        """The key of an event's object and the value to store for it."""
+        lazy = event.lazy
+        if lazy is None:
+            obj = event.object
+            return object_key(obj), self._encode(obj)
+        key = lazy_key(lazy)
+        if key is None:
+            return None, None
+        return key, lazy.raw if self._cache.compact else lazy.object
 
     def _start_buffer(self) -> dict[str, Any]:
         self._buffer = {}
@@ -309,8 +341,25 @@ def store(
     return writer.as_reader(), writer
 
 
+def lazy_key(lazy: LazyObject) -> str | None:
+    """:func:`object_key` of a lazy object, from its head (from the decoded object if the head does
+    not decode)."""
+    try:
+        meta = lazy.meta.metadata
+    except ObjectDecodeError:
+        return object_key(lazy.object)
+    name = meta.name
+    if not name:
+        return None
+    namespace = meta.namespace
+    return f"{namespace}/{name}" if namespace else name
+
+
 def _decode(stored: bytes) -> KubeObject:
-    return orjson.loads(stored)  # type: ignore[no-any-return]
+    try:
+        return orjson.loads(stored)  # type: ignore[no-any-return]
+    except orjson.JSONDecodeError as exc:  # bytes kept as they arrived, which no decoder checked whole
+        raise ObjectDecodeError(f"stored object is not decodable JSON ({exc})", stored) from None
 
 
 def _identity(obj: KubeObject) -> KubeObject:

@@ -10,11 +10,12 @@ partial buffer). ``Apply``/``Delete`` only appear after an ``InitDone``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import builtins
 from dataclasses import dataclass
-from typing import Any, Generic, TypeAlias, TypeVar
+from typing import Generic, TypeAlias, TypeVar
 
 from kube_runtime.client.errors import ApiError, KubeError
+from kube_runtime.client.head import LazyObject
 
 __all__ = [
     "Apply",
@@ -39,11 +40,48 @@ class Init:
     """A (re)list starts: a store begins a fresh buffer."""
 
 
-@dataclass(frozen=True, slots=True)
-class InitApply(Generic[K]):
+class _ObjectEvent(Generic[K]):
+    """An event carrying one object: a decoded value, or a :class:`LazyObject` decoded on demand.
+
+    ``object`` is the object (for a lazy one, decoded on first access and cached: shared, treat it
+    as read-only); ``lazy`` is the :class:`LazyObject` when the event was built from one (the
+    watcher's events are), else ``None``. Immutable; equal when of the same class with equal objects.
+    """
+
+    __slots__ = ("_value",)
+    __match_args__ = ("object",)
+
+    def __init__(self, object: K | LazyObject) -> None:
+        self._value = object
+
+    @property
+    def object(self) -> K:
+        value = self._value
+        if type(value) is LazyObject:
+            return value.object  # type: ignore[return-value]  # K is a KubeObject for lazy events
+        return value  # type: ignore[return-value]
+
+    @property
+    def lazy(self) -> LazyObject | None:
+        value = self._value
+        return value if type(value) is LazyObject else None
+
+    def __eq__(self, other: builtins.object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, _ObjectEvent)
+        return bool(self.object == other.object)
+
+    __hash__ = None  # type: ignore[assignment]  # the object may be a mutable dict
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(object={self._value!r})"
+
+
+class InitApply(_ObjectEvent[K]):
     """An object of the list in progress."""
 
-    object: K
+    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,30 +89,16 @@ class InitDone:
     """The list is complete: a store swaps its buffer in atomically."""
 
 
-@dataclass(frozen=True, slots=True, init=False)
-class Apply(Generic[K]):
+class Apply(_ObjectEvent[K]):
     """An object was added or modified."""
 
-    object: K
-
-    def __init__(self, object: K) -> None:
-        # Frozen: the slot is filled through its descriptor, as the generated __init__ would through
-        # object.__setattr__, at a third of the cost (one is built per watch event).
-        _set_apply_object(self, object)
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True, init=False)
-class Delete(Generic[K]):
+class Delete(_ObjectEvent[K]):
     """An object was deleted; ``object`` is its last state."""
 
-    object: K
-
-    def __init__(self, object: K) -> None:
-        _set_delete_object(self, object)
-
-
-_set_apply_object: Callable[[Apply[Any], Any], None] = vars(Apply)["object"].__set__
-_set_delete_object: Callable[[Delete[Any], Any], None] = vars(Delete)["object"].__set__
+    __slots__ = ()
 
 
 Event: TypeAlias = Init | InitApply[K] | InitDone | Apply[K] | Delete[K]

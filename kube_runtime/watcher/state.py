@@ -25,7 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
-from kube_runtime.client.errors import ApiError, KubeError
+from kube_runtime.client.errors import ApiError, KubeError, ObjectDecodeError
+from kube_runtime.client.head import LazyObject, RawList
 from kube_runtime.client.json import KubeObject
 from kube_runtime.watcher.event import (
     INIT,
@@ -141,9 +142,10 @@ Call: TypeAlias = ListPage | StartWatch | ReadWatch
 
 @dataclass(frozen=True, slots=True)
 class Listed:
-    """A list page arrived: the raw List object (``items``, ``metadata.continue``/``resourceVersion``)."""
+    """A list page arrived: a :class:`RawList` (items left as bytes), or the decoded List object
+    (``items``, ``metadata.continue``/``resourceVersion``) from a list function that decodes."""
 
-    page: dict[str, Any]
+    page: RawList | dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,10 +167,16 @@ class WatchRejected:
 
 @dataclass(frozen=True, slots=True)
 class Received:
-    """A watch event: ``type`` is ADDED, MODIFIED, DELETED or BOOKMARK."""
+    """A watch event: ``type`` is ADDED, MODIFIED, DELETED or BOOKMARK; ``object`` the event's
+    object, lazy (as the watch decoder makes it) or decoded."""
 
     type: str
-    object: KubeObject
+    object: LazyObject | KubeObject
+
+    @property
+    def lazy(self) -> LazyObject:
+        obj = self.object
+        return obj if type(obj) is LazyObject else LazyObject.from_object(obj)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,16 +279,27 @@ def _step_listing(state: Empty | InitPage, outcome: Outcome) -> Step:
     raise _unexpected(state, outcome)
 
 
-def _page(page: dict[str, Any], carried_rv: str | None, *, first: bool) -> Step:
-    meta = page.get("metadata") or {}
-    continue_token = meta.get("continue") or None
-    resource_version = meta.get("resourceVersion") or carried_rv
+def _page(page: RawList | dict[str, Any], carried_rv: str | None, *, first: bool) -> Step:
+    if isinstance(page, RawList):
+        continue_token = page.continue_token
+        resource_version = page.resource_version or carried_rv
+    else:
+        meta = page.get("metadata") or {}
+        continue_token = meta.get("continue") or None
+        resource_version = meta.get("resourceVersion") or carried_rv
     if continue_token is None and resource_version is None:
         return Step(_EMPTY, (NoResourceVersion(),))
     items: list[WatcherItem] = [INIT] if first else []
-    objects = page.get("items") or ()
-    _fill_type(page, objects)
-    items.extend(InitApply(obj) for obj in objects)
+    if isinstance(page, RawList):
+        try:
+            objects = page.objects()
+        except ObjectDecodeError as exc:
+            return Step(_EMPTY, (InitialListFailed(exc),))
+        items.extend(InitApply(obj) for obj in objects)
+    else:
+        decoded = page.get("items") or ()
+        _fill_type(page, decoded)
+        items.extend(InitApply(obj) for obj in decoded)
     if continue_token is not None:
         return Step(InitPage(continue_token, resource_version), tuple(items))
     assert resource_version is not None
@@ -319,10 +338,14 @@ def _step_initial_watch(outcome: Outcome) -> Step:
         if kind in ("ADDED", "MODIFIED"):
             return Step(_INITIAL_WATCH, (InitApply(outcome.object),))
         if kind == "BOOKMARK":
-            annotations = (outcome.object.get("metadata") or {}).get("annotations") or {}
+            try:
+                meta = outcome.lazy.meta.metadata
+            except ObjectDecodeError as exc:
+                return Step(_INITIAL_WATCH, (WatchFailed(exc),))
+            annotations = meta.annotations or {}
             if annotations.get(INITIAL_EVENTS_END_ANNOTATION) != "true":
                 return Step(_INITIAL_WATCH)
-            resource_version = _resource_version(outcome.object)
+            resource_version = meta.resourceVersion or None
             if resource_version is None:
                 return Step(_EMPTY, (NoResourceVersion(),))
             return Step(Watching(resource_version), (INIT_DONE,))
@@ -333,21 +356,19 @@ def _step_initial_watch(outcome: Outcome) -> Step:
     return _stream_trouble(_INITIAL_WATCH, outcome, resume=_EMPTY)
 
 
-def watching_received(kind: str, obj: KubeObject) -> tuple[str, WatcherItem | None] | None:
+def watching_received(kind: str, obj: LazyObject) -> tuple[str, WatcherItem | None] | None:
     """The watching state's transition for the common event: an ADDED, MODIFIED or DELETED object,
     or a BOOKMARK, that carries a resourceVersion. Returns the resourceVersion to watch from next and
     the item to yield (``None`` for a bookmark); ``None`` for any other event, which needs
-    :func:`step`.
+    :func:`step`. Only the object's head is read (``obj.meta``; raises ``ObjectDecodeError`` for an
+    object built from a dict whose metadata has the wrong shape); the item carries ``obj`` itself.
 
     This is the function :func:`step` applies to such an event in :class:`Watching`, so a driver
     holding a ``Watching`` state may call it per event and build the next ``Watching`` only when the
     stream leaves the steady state: the same transition without the intermediate values.
     """
-    meta = obj.get("metadata")
-    if not isinstance(meta, dict):
-        return None
-    version = meta.get("resourceVersion")
-    if not isinstance(version, str) or not version:
+    version = obj.meta.metadata.resourceVersion
+    if not version:
         return None
     if kind == "MODIFIED" or kind == "ADDED":
         return version, Apply(obj)
@@ -361,7 +382,10 @@ def watching_received(kind: str, obj: KubeObject) -> tuple[str, WatcherItem | No
 def _step_watching(state: Watching, outcome: Outcome) -> Step:
     if isinstance(outcome, Received):
         kind = outcome.type
-        moved = watching_received(kind, outcome.object)
+        try:
+            moved = watching_received(kind, outcome.lazy)
+        except ObjectDecodeError as exc:
+            return Step(state, (WatchFailed(exc),))
         if moved is not None:
             version, item = moved
             following = state if version == state.resource_version else Watching(version)
@@ -386,14 +410,6 @@ def _stream_trouble(state: InitialWatch | Watching, outcome: Outcome, *, resume:
     if isinstance(outcome, StreamEnded):
         return Step(resume)
     raise _unexpected(state, outcome)
-
-
-def _resource_version(obj: KubeObject) -> str | None:
-    meta = obj.get("metadata")
-    if not isinstance(meta, dict):
-        return None
-    resource_version = meta.get("resourceVersion")
-    return resource_version if isinstance(resource_version, str) and resource_version else None
 
 
 def _unknown_type(kind: str) -> WatchFailed:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import anyio
 
-from kube_runtime.client.errors import ApiError, WatchDecodeError, WatchTimeout
+from kube_runtime.client.errors import ApiError, ObjectDecodeError, WatchDecodeError, WatchTimeout
 from kube_runtime.client.idle import IdleTimedStream
 from kube_runtime.client.json import KubeObject
 from kube_runtime.client.lines import WatchEvent
@@ -79,7 +79,9 @@ WatchFn = Callable[..., AbstractAsyncContextManager[IdleTimedStream[Any]]]
 
 
 class WatchableApi(Protocol):
-    """The part of :class:`kube_runtime.client.api.Api` a watcher uses."""
+    """The part of :class:`kube_runtime.client.api.Api` a watcher uses. An object that also has
+    ``list_raw`` (same parameters, returning a :class:`~kube_runtime.client.head.RawList`, as
+    ``Api`` does) is listed through it, so list items are never decoded whole."""
 
     async def list(
         self,
@@ -145,7 +147,7 @@ def watcher(
     list page and every line of the open watch, bookmarks included (see
     :class:`~kube_runtime.watcher.progress.WatchProgress`); bookmarks still yield nothing.
     """
-    return _stream(_drive(api.list, api.watch, config or WatcherConfig(), progress, _resource_of(api)))
+    return _stream(_drive(_list_fn(api), api.watch, config or WatcherConfig(), progress, _resource_of(api)))
 
 
 def metadata_watcher(
@@ -170,7 +172,7 @@ def watch_object(
     same name in several namespaces are mixed together.
     """
     cfg = (config or WatcherConfig()).fields(f"metadata.name={name}")
-    return _stream(_single_object(_drive(api.list, api.watch, cfg, progress, _resource_of(api))))
+    return _stream(_single_object(_drive(_list_fn(api), api.watch, cfg, progress, _resource_of(api))))
 
 
 def _stream(source: AsyncIterator[T]) -> WatchStream[T]:
@@ -202,6 +204,12 @@ async def _single_object(
                 yield item
     finally:
         await events.aclose()
+
+
+def _list_fn(api: WatchableApi) -> ListFn:
+    """``api.list_raw`` when ``api`` has it (items stay bytes until read), else ``api.list``."""
+    list_raw = getattr(api, "list_raw", None)
+    return list_raw if callable(list_raw) else api.list
 
 
 def _resource_of(api: object) -> ApiResource | None:
@@ -246,8 +254,12 @@ async def _drive(
                         break
                     if progress is not None:
                         progress.mark()
-                    if type(item) is WatchEvent and type(item.object) is dict:
-                        moved = watching_received(item.type, item.object)
+                    if type(item) is WatchEvent:
+                        try:
+                            moved = watching_received(item.type, item.lazy)
+                        except ObjectDecodeError as exc:
+                            outcome = StreamDecodeFailed(exc)
+                            break
                         if moved is not None:
                             resource_version, applied = moved
                             if applied is not None:
@@ -265,7 +277,9 @@ async def _drive(
                     try:
                         outcome = Listed(await list_fn(**config.list_params(call.continue_token)))
                         if config.shard_selector:
-                            check_shard_info(outcome.page, config.shard_selector)
+                            page = outcome.page
+                            listing = page if isinstance(page, dict) else {"metadata": page.metadata}
+                            check_shard_info(listing, config.shard_selector)
                     except Exception as exc:
                         outcome = ListFailed(exc)
                     else:
@@ -357,6 +371,8 @@ def _outcome(item: Any) -> Outcome:
         return StreamDecodeFailed(item)
     if isinstance(item, Exception):
         return StreamDecodeFailed(item)
+    if type(item) is WatchEvent:
+        return Received(item.type, item.lazy)
     obj = item.object
     if not isinstance(obj, dict):
         return StreamDecodeFailed(WatchDecodeError("watch event object is not a JSON object", b""))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import orjson
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kube_runtime.client import ApiError, WatchDecodeError, WatchEvent
@@ -132,3 +135,25 @@ def test_decode_error_message_truncates_huge_lines() -> None:
     assert isinstance(item, WatchDecodeError)
     assert item.line == line
     assert len(str(item)) < 400
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(["ADDED", "MODIFIED", "DELETED", "BOOKMARK"]),
+    st.dictionaries(st.text(max_size=5), st.integers(-(2**63), 2**63 - 1) | st.text(max_size=5), max_size=4),
+    st.sampled_from(["", ',"x":1', "}", " "]),
+)
+def test_positional_framing_agrees_with_the_envelope_decoder(
+    event_type: str, data: dict[str, Any], tail: str
+) -> None:
+    obj = {"metadata": {"name": "a", "resourceVersion": "3"}, "data": data}
+    compact = orjson.dumps({"type": event_type, "object": obj})  # framed by position
+    spaced = json.dumps({"type": event_type, "object": obj}).encode()  # the envelope decoder
+    for line in (compact, spaced):
+        mangled = line[:-1] + tail.encode() + b"}"
+        fast, general = decode_event(mangled), decode_event(b" " + mangled)
+        assert type(fast) is type(general)
+        if isinstance(fast, WatchEvent):
+            assert isinstance(general, WatchEvent)
+            assert (fast.type, fast.object) == (general.type, general.object)
+            assert fast.object == obj

@@ -8,6 +8,8 @@ from typing import Any
 import anyio
 import pytest
 
+from kube_runtime.client.errors import ObjectDecodeError
+from kube_runtime.client.head import LazyObject
 from kube_runtime.store import SharedReflector, store
 from kube_runtime.streams import DeletedObject
 from kube_runtime.testing.clock import virtual_clock_backend
@@ -126,3 +128,31 @@ async def test_root_errors_are_counted_not_dispatched() -> None:
         await anyio.sleep(1)
     assert shared.errors == 1
     assert [o async for o in sub] == []
+
+
+async def test_a_lazy_subscription_gets_heads_and_bytes_a_dict_one_gets_dicts() -> None:
+    raw = [
+        b'{"metadata":{"name":"a","namespace":"ns","resourceVersion":"1"}}',
+        b'{"metadata":{"name":"b","namespace":"ns","resourceVersion":"2"},"spec":{"n":1e400}}',
+    ]
+
+    async def lazy_events() -> AsyncIterator[Any]:
+        yield INIT
+        yield INIT_DONE
+        for b in raw:
+            yield Apply(LazyObject.from_raw(b))
+
+    _, writer = store()
+    shared = SharedReflector(writer, lazy_events())
+    lazy_sub, dict_sub = shared.subscribe(lazy=True), shared.subscribe()
+    async with shared:
+        with anyio.fail_after(100):
+            while not shared._finished:  # noqa: ASYNC110
+                await anyio.sleep(1)
+    lazy_items = [item async for item in lazy_sub]
+    assert [type(i) for i in lazy_items] == [LazyObject, LazyObject]
+    assert [i.meta.metadata.name for i in lazy_items] == ["a", "b"]
+    assert not any(i.decoded for i in lazy_items)
+    dict_items = [item async for item in dict_sub]
+    assert dict_items[0] == {"metadata": {"name": "a", "namespace": "ns", "resourceVersion": "1"}}
+    assert isinstance(dict_items[1], ObjectDecodeError)  # a value: the subscription went on

@@ -161,9 +161,9 @@ async def _replay(segments: list[tuple[list[Any], str]]) -> tuple[Any, ...]:
 def _outcome(item: Any) -> Outcome:
     if isinstance(item, ApiError):
         return StreamErrorEvent(item)
-    if isinstance(item, Exception) or not isinstance(item.object, dict):
-        return StreamDecodeFailed(item if isinstance(item, Exception) else WatchDecodeError("", b""))
-    return Received(item.type, item.object)
+    if isinstance(item, Exception):
+        return StreamDecodeFailed(item)
+    return Received(item.type, item.lazy)
 
 
 def _reference(segments: list[tuple[list[Any], str]]) -> tuple[Any, ...]:

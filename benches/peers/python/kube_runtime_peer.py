@@ -1,7 +1,9 @@
 """kube-runtime peer: watcher + reflector into a Store (watch mode), or a Controller with a no-op
 reconcile (controller mode). The same protocol as every other peer (benches/peers/README.md).
 
-The store is compact (orjson bytes, nothing for the cyclic GC to trace), the default.
+The store is compact (JSON bytes, nothing for the cyclic GC to trace), the default. In watch mode
+the latency stamp (an annotation) is read from each event's head when the runtime decodes one
+(``event.lazy.meta``), as a consumer that needs only metadata would, else from the object.
 ``--variant strip`` drops managedFields before the store keeps an object; ``--variant metadata``
 watches PartialObjectMetadata; ``dict`` and ``dict-strip`` keep the decoded dicts instead
 (``store(compact=False)``, with its default FreezeAfterSync GC policy); ``compact`` and
@@ -95,7 +97,10 @@ async def main() -> None:
                     is_synced = True
                     synced(len(reader), variant=args.variant)
                 elif isinstance(item, Apply | Delete):
-                    stats.observe(item.object)
+                    # The stamp annotation is metadata: read from the event's head where the
+                    # runtime has one (events carry a LazyObject), else from the decoded object.
+                    lazy = getattr(item, "lazy", None)
+                    stats.observe(item.object if lazy is None else lazy.meta)
         else:
 
             async def reconcile(obj: dict[str, Any], _ctx: None) -> Action:

@@ -1,0 +1,142 @@
+"""Watcher events carry objects as bytes and heads: bad input is a typed error value and the stream
+goes on, the store keeps the bytes, predicates read heads and never drop a delete."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import orjson
+import pytest
+
+from kube_runtime import predicates
+from kube_runtime.client.errors import ObjectDecodeError, WatchDecodeError
+from kube_runtime.client.head import LazyObject, RawList
+from kube_runtime.client.idle import IdleTimedIterator, idle_timed
+from kube_runtime.client.lines import WatchItem, decode_event
+from kube_runtime.client.resource import ApiResource
+from kube_runtime.store import ObjectRef, store
+from kube_runtime.streams import predicate_filter, reflect
+from kube_runtime.watcher import Apply, Delete, InitApply, InitDone, WatcherConfig, WatchFailed, watcher
+
+CM = ApiResource.builtin("ConfigMap")
+
+
+@pytest.fixture
+def anyio_backend() -> Any:
+    return "asyncio"
+
+
+def line(kind: str, name: str, rv: str, *, generation: int = 1, extra: bytes = b"") -> bytes:
+    meta = {"name": name, "namespace": "ns", "resourceVersion": rv, "generation": generation}
+    body = orjson.dumps({"kind": "ConfigMap", "apiVersion": "v1", "metadata": meta})
+    if extra:
+        body = body[:-1] + b"," + extra + b"}"
+    return b'{"type":"' + kind.encode() + b'","object":' + body + b"}"
+
+
+class _LineApi:
+    """Lists one ConfigMap (items without kind, as servers send them), then one watch of ``lines``."""
+
+    def __init__(self, lines: list[bytes]) -> None:
+        self._lines = lines
+        self.watches = 0
+
+    async def list_raw(self, **_: Any) -> RawList:
+        item = {"metadata": {"name": "listed", "namespace": "ns", "resourceVersion": "1"}, "data": {"a": "b"}}
+        body = {
+            "kind": "ConfigMapList",
+            "apiVersion": "v1",
+            "metadata": {"resourceVersion": "1"},
+            "items": [item],
+        }
+        return RawList.decode(orjson.dumps(body))
+
+    async def list(self, **_: Any) -> dict[str, Any]:
+        raise AssertionError("the watcher lists through list_raw")
+
+    def watch(self, *, idle_timeout: float = 295.0, **_: Any) -> Any:
+        self.watches += 1
+        return self._open(idle_timeout)
+
+    @asynccontextmanager
+    async def _open(self, idle_timeout: float) -> AsyncIterator[IdleTimedIterator[WatchItem]]:
+        lines = self._lines if self.watches == 1 else []
+
+        async def items() -> AsyncIterator[WatchItem]:
+            for raw in lines:
+                yield decode_event(raw)
+            await anyio.sleep_forever()
+
+        yield idle_timed(items(), idle_timeout)
+
+
+async def _take(stream: Any, n: int) -> list[Any]:
+    out: list[Any] = []
+    async with stream:
+        async for item in stream:
+            out.append(item)
+            if len(out) == n:
+                break
+    return out
+
+
+async def test_a_malformed_line_mid_stream_is_a_typed_error_and_the_next_event_arrives() -> None:
+    lines = [
+        line("ADDED", "a", "2"),
+        b'{"type":"MODIFIED","object":{"metadata":{"name":"b"',  # truncated
+        line("MODIFIED", "c", "3", extra=b'"metadata":{"generation":"x"}'),  # metadata of the wrong type
+        line("MODIFIED", "d", "4"),
+    ]
+    reader, writer = store(CM)
+    items = await _take(reflect(watcher(_LineApi(lines), WatcherConfig()), writer), 7)
+    kinds = [type(i).__name__ for i in items]
+    assert kinds == ["Init", "InitApply", "InitDone", "Apply", "WatchFailed", "WatchFailed", "Apply"]
+    assert isinstance(items[4].__cause__, WatchDecodeError)
+    assert isinstance(items[5].__cause__, WatchDecodeError)
+    listed, first, last = items[1], items[3], items[6]
+    assert isinstance(listed, InitApply)
+    assert isinstance(listed.lazy, LazyObject)
+    assert not listed.lazy.decoded  # the store took its bytes; nothing decoded it
+    assert listed.object["kind"] == "ConfigMap"  # injected into the list item's bytes
+    assert listed.object["apiVersion"] == "v1"
+    assert first.object["metadata"]["name"] == "a"
+    assert last.object["metadata"]["name"] == "d"
+    assert sorted(reader.keys()) == ["ns/a", "ns/d", "ns/listed"]
+    stored = reader.get(ObjectRef.for_resource(CM, "listed", "ns"))
+    assert stored == {**listed.object}
+    assert stored is not listed.object
+
+
+async def test_an_object_orjson_rejects_fails_on_read_not_in_the_stream() -> None:
+    lines = [line("ADDED", "big", "2", extra=b'"spec":{"n":1e400}'), line("ADDED", "ok", "3")]
+    reader, writer = store(CM)
+    items = await _take(reflect(watcher(_LineApi(lines), WatcherConfig()), writer), 5)
+    assert [type(i).__name__ for i in items] == ["Init", "InitApply", "InitDone", "Apply", "Apply"]
+    with pytest.raises(ObjectDecodeError):
+        _ = items[3].object
+    with pytest.raises(ObjectDecodeError):
+        reader.get(ObjectRef.for_resource(CM, "big", "ns"))
+    assert reader.get(ObjectRef.for_resource(CM, "ok", "ns")) is not None
+
+
+async def test_a_generation_predicate_never_drops_a_delete_of_lazy_events() -> None:
+    lines = [
+        line("MODIFIED", "a", "2", generation=1),
+        line("MODIFIED", "a", "3", generation=1),  # status-only change: filtered
+        line("DELETED", "a", "4", generation=1),  # same generation: still passes
+        line("ADDED", "a", "5", generation=1),  # re-created after the delete: passes
+    ]
+    stream = predicate_filter(watcher(_LineApi(lines), WatcherConfig()), predicates.generation)
+    items = await _take(stream, 6)
+    kinds = [type(i).__name__ for i in items]
+    assert kinds == ["Init", "InitApply", "InitDone", "Apply", "Delete", "Apply"]
+    assert all(i.lazy is None or not i.lazy.decoded for i in items if isinstance(i, Apply | Delete))
+    assert [i.object["metadata"]["resourceVersion"] for i in items if isinstance(i, Apply | Delete)] == [
+        "2",
+        "4",
+        "5",
+    ]
+    assert not isinstance(items[-1], WatchFailed | InitDone)
