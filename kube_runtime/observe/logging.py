@@ -367,6 +367,14 @@ _exception_dicts = structlog.processors.ExceptionRenderer(
 )
 
 
+def _render_exception(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """``exc_info`` rendered as structured tracebacks without locals (:data:`_exception_dicts`);
+    a line without the key is returned as it is, which is all the renderer would do with it."""
+    if "exc_info" in event_dict:
+        return _exception_dicts(logger, method_name, event_dict)
+    return event_dict
+
+
 class _RedactingFormatter(structlog.stdlib.ProcessorFormatter):
     """The rendered line, with bearer tokens and known credentials redacted."""
 
@@ -403,7 +411,7 @@ def configure_logging(
     ]
     final: list[Any]
     if chosen == "json":
-        final = [_exception_dicts, _render_json]
+        final = [_render_exception, _render_json]
     else:
         out = stream or sys.stderr
         final = [
