@@ -19,9 +19,15 @@ Three measures:
   under cachegrind, the difference between a run of 2N and of N objects. Slow (minutes), but
   deterministic, so it shows differences the CPU time of a shared machine hides.
 
+Tracing samples as ``setup_tracing`` does by default unless ``--sample-ratio R`` is given, which
+sets ``OTEL_TRACES_SAMPLER=parentbased_traceidratio`` and ``OTEL_TRACES_SAMPLER_ARG=R`` (so an older
+checkout, whose ``setup_tracing`` has no ratio of its own, samples the same way). The micro figures
+with the SDK add the reconcile span as the controller starts it at ratio 0 (dropped) and 1 (kept).
+
 OpenTelemetry allows installing the global provider once per process, so every run without it
 goes first. Usage: ``python benches/bench_observe.py [--quick] [--mode ...] [--objects N]
-[--repeats R] [--concurrency C]``.
+[--repeats R] [--concurrency C] [--sample-ratio R]``; ``PYTHONPATH=<checkout>`` measures another
+checkout with this script.
 """
 
 from __future__ import annotations
@@ -140,10 +146,45 @@ def micro_with_sdk(n: int) -> dict[str, float]:
         otel_context.detach(token)
         made.end()
 
-    return {
+    out = {
         "tracing: reconcile span, SDK + batch export": per_call_ns(span, n),
         "tracing: the same, start_span + context.attach": per_call_ns(controller_span, n),
     }
+    out.update(reconcile_spans(n))
+    return out
+
+
+def reconcile_spans(n: int) -> dict[str, float]:
+    """The reconcile span as the controller starts, attaches, detaches and ends it, with providers
+    sampling nothing and everything (not installed globally: the controller's tracer is replaced)."""
+    try:
+        from kube_runtime.controller import reconcile_span
+    except ImportError:  # a checkout from before the module: no figure
+        return {}
+    ref = ObjectRef("ConfigMap", "cm-1", "default")
+    out: dict[str, float] = {}
+    environment = {
+        name: os.environ.pop(name, None) for name in ("OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG")
+    }
+    for label, ratio in (("dropped (ratio 0)", 0.0), ("kept (ratio 1)", 1.0)):
+        provider = setup_tracing("bench", exporter=DroppingExporter(), sample_ratio=ratio, set_global=False)
+        saved = reconcile_span._tracer
+        reconcile_span._tracer = provider.get_tracer("bench")
+        try:
+            spans = reconcile_span.ReconcileSpans()
+
+            def controller_span(spans: Any = spans) -> None:
+                made = spans.start(ref, ReconcileReason.OBJECT_UPDATED)
+                token = otel_context.attach(trace.set_span_in_context(made))
+                otel_context.detach(token)
+                made.end()
+
+            out[f"tracing: controller's reconcile span, {label}"] = per_call_ns(controller_span, n)
+        finally:
+            reconcile_span._tracer = saved
+            provider.shutdown()
+    os.environ.update({name: value for name, value in environment.items() if value is not None})
+    return out
 
 
 async def controller_run(objects: int, config: str, concurrency: int) -> float:
@@ -247,6 +288,11 @@ def main() -> None:
         "per reconcile of each config (slow, deterministic); single: one run of --config",
     )
     parser.add_argument("--config", choices=CONFIGS, default="off", help="for --mode single")
+    parser.add_argument(
+        "--sample-ratio",
+        type=float,
+        help="trace sampling ratio (OTEL_TRACES_SAMPLER=parentbased_traceidratio); default: setup_tracing's",
+    )
     parser.add_argument("--objects", type=int, help="objects per end-to-end run (default 5000, quick 1000)")
     parser.add_argument("--repeats", type=int, help="end-to-end runs per config (default 7, quick 3)")
     parser.add_argument(
@@ -256,6 +302,9 @@ def main() -> None:
         help="controller concurrency (default %(default)s)",
     )
     args = parser.parse_args()
+    if args.sample_ratio is not None:  # before any provider is made; inherited by --mode instructions
+        os.environ["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
+        os.environ["OTEL_TRACES_SAMPLER_ARG"] = str(args.sample_ratio)
     if args.mode == "single":
         single_run(args.config, args.objects or 1_000, args.concurrency)
         return

@@ -7,13 +7,15 @@
   object yields ``ObjectNotFound``; a ``decode`` hook (typed resources) that raises yields
   ``ObjectDecodeFailed``. Both forget the object's failure backoff and do not requeue.
 * The reconcile runs inside a "reconciling object" span, current while it runs, with
-  :func:`~kube_runtime.controller.context.current_reconcile` set. The span is started, made current
-  and ended through OpenTelemetry's public API (``start_span``, ``set_span_in_context``,
-  ``context.attach``/``detach``); a failure is recorded on it only when it records (an unsampled
-  span costs no exception formatting). A cancelled reconcile's span still ends. Without a tracer
-  provider there is no span: the attempt's :class:`~kube_runtime.controller.context.ReconcileInfo`
-  carries fresh ids for the log lines (:mod:`~kube_runtime.controller.unrecorded_span`), nothing is
-  recorded, and nothing touches OpenTelemetry's context (most of an attempt's own time otherwise).
+  :func:`~kube_runtime.controller.context.current_reconcile` set. The span is sampled once and
+  started by :mod:`~kube_runtime.controller.reconcile_span` (a dropped one is a non-recording span
+  with fresh ids), made current and ended through OpenTelemetry's public API
+  (``set_span_in_context``, ``context.attach``/``detach``); a failure is recorded on it only when
+  it records (an unsampled span costs no exception formatting). A cancelled reconcile's span still
+  ends. Without a tracer provider (resolved when the run starts) there is no span: the attempt's
+  :class:`~kube_runtime.controller.context.ReconcileInfo` carries fresh ids for the log lines
+  (:mod:`~kube_runtime.controller.unrecorded_span`), nothing is recorded, and nothing touches
+  OpenTelemetry's context.
 * A reconcile that raises (or returns something other than an ``Action``) yields
   ``ReconcilerFailed`` and is requeued as the error policy says: after the per-object exponential
   backoff when the policy returns ``Action.requeue_with_backoff()``, is ``None`` or itself fails.
@@ -61,6 +63,7 @@ from kube_runtime.controller.errors import (
 )
 from kube_runtime.controller.failures import is_panic, is_terminal
 from kube_runtime.controller.metrics import QueueMetrics
+from kube_runtime.controller.reconcile_span import ReconcileSpans
 from kube_runtime.controller.result import ControllerResult, ObjectNotFound, Reconciled
 from kube_runtime.controller.scheduler import Due
 from kube_runtime.controller.unrecorded_span import unrecorded_ids
@@ -73,7 +76,6 @@ _log = logging.getLogger("kube_runtime.controller")
 #: Reconcile ids: a random per-process prefix and a counter (unique, and far cheaper than uuid4).
 _ID_PREFIX: Final = uuid.uuid4().hex[:12]
 _id_counter = itertools.count(1)
-_tracer = trace.get_tracer("kube_runtime.controller")
 
 C = TypeVar("C")
 
@@ -101,6 +103,7 @@ class ReconcileAttempts(Generic[C]):
         "_name",
         "_reconcile",
         "_requeue",
+        "_spans",
         "_store",
         "_timeout",
     )
@@ -131,6 +134,7 @@ class ReconcileAttempts(Generic[C]):
         self._metrics = metrics
         self._clock = clock
         self._requeue = requeue
+        self._spans = ReconcileSpans()
 
     async def __call__(self, request: ReconcileRequest, due: Due[ReconcileRequest]) -> ControllerResult:
         obj_ref = request.obj_ref
@@ -148,10 +152,10 @@ class ReconcileAttempts(Generic[C]):
                 return ObjectDecodeFailed(error, obj_ref)
         reason = request.reason
         active = self._metrics.active_workers
-        tracer = _reconcile_tracer()
+        spans = self._spans
         span: trace.Span = trace.INVALID_SPAN
         token: Token[otel_context.Context] | None = None
-        if tracer is None:
+        if not spans.enabled:
             _current.set(
                 ReconcileInfo(
                     obj_ref,
@@ -166,9 +170,7 @@ class ReconcileAttempts(Generic[C]):
             _current.set(
                 ReconcileInfo(obj_ref, reason, _next_reconcile_id(), self._name, backoff.failures(obj_ref))
             )
-            span = tracer.start_span(
-                "reconciling object", attributes={"object.ref": str(obj_ref), "object.reason": str(reason)}
-            )
+            span = spans.start(obj_ref, reason)
             token = otel_context.attach(trace.set_span_in_context(span))
         try:
             clock = self._clock
@@ -276,39 +278,6 @@ class ReconcileAttempts(Generic[C]):
         run_at = self._clock() + min(delay, MAX_REQUEUE_SECONDS)
         # Once shutting down (the runner is closed) the requeue is dropped.
         self._requeue(ReconcileRequest(obj_ref, reason, priority, timeout), run_at, priority)
-
-
-class _ResolvedTracer:
-    """The real tracer behind OpenTelemetry's proxy, resolved once per installed provider."""
-
-    __slots__ = ("provider", "tracer")
-
-    def __init__(self) -> None:
-        self.provider: object = None
-        self.tracer: trace.Tracer | None = None
-
-
-_resolved = _ResolvedTracer()
-
-
-def _reconcile_tracer() -> trace.Tracer | None:
-    """The tracer for reconcile spans, or None while no provider is installed (OpenTelemetry's
-    proxy or no-op provider: every span would be a non-recording no-op, so none is made).
-
-    Checked per reconcile, so installing a provider later, or replacing ``_tracer``, takes effect.
-    Once a provider is installed its own tracer is used directly, without the proxy's indirection.
-    """
-    tracer = _tracer
-    if not isinstance(tracer, trace.ProxyTracer):
-        return tracer
-    provider = trace.get_tracer_provider()
-    if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
-        return None
-    resolved = _resolved
-    if resolved.provider is not provider or resolved.tracer is None:
-        resolved.tracer = provider.get_tracer("kube_runtime.controller")
-        resolved.provider = provider
-    return resolved.tracer
 
 
 def _next_reconcile_id() -> str:

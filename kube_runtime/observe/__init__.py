@@ -35,7 +35,13 @@ from kube_runtime.observe.observability import (
 from kube_runtime.observe.progress import ReconcileProgress, pending_work_from_metrics
 from kube_runtime.observe.server import ObservabilityServer, ServerOptions, parse_bind_address
 from kube_runtime.observe.taskdump import TaskDumpOnSignal, format_task_dump
-from kube_runtime.observe.tracing import OTLP_ENDPOINT_VARS, RECONCILE_SPAN_NAME, instrument, setup_tracing
+from kube_runtime.observe.tracing import (
+    DEFAULT_SAMPLE_RATIO,
+    OTLP_ENDPOINT_VARS,
+    RECONCILE_SPAN_NAME,
+    instrument,
+    setup_tracing,
+)
 from kube_runtime.observe.watch_metrics import (
     ReadableStore,
     StoreCollector,
@@ -48,6 +54,7 @@ from kube_runtime.observe.watch_metrics import (
 
 __all__ = [
     "DEFAULT_LOG_FILTER",
+    "DEFAULT_SAMPLE_RATIO",
     "OTLP_ENDPOINT_VARS",
     "RECONCILE_SPAN_NAME",
     "RECONCILE_TIME_BUCKETS",

@@ -91,6 +91,10 @@ class _RoutingLogger:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._logger, name)
 
+    def isEnabledFor(self, level: int) -> bool:  # stdlib's name
+        """The stdlib logger's answer (called before every line: no ``__getattr__`` detour)."""
+        return self._logger.isEnabledFor(level)
+
     def _emit(self, method: str, level: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         route = _route
         if route is not None and len(args) == 1 and isinstance(args[0], dict):

@@ -33,11 +33,16 @@ logging call itself, skipping stdlib's record machinery; with any other handler 
 Pitfalls: the context is read when a line is *formatted*, which for the installed
 ``StreamHandler`` is the emitting call itself; a ``QueueHandler`` placed in front of it would
 lose the context. ``configure_logging`` replaces the handler it installed earlier (calling it
-twice does not duplicate output) but leaves handlers installed by others alone. Loggers are not
-cached (a module-level ``structlog.get_logger()`` made before this call still picks up the
-configuration), which costs a bind per call; on a hot path, bind once after configuring
-(``log = structlog.get_logger(__name__).bind()``). Calls below a logger's level return before any
-processor runs.
+twice does not duplicate output) but leaves handlers installed by others alone. Calls below a
+logger's level return before any processor runs.
+
+Loggers are cached: a module-level ``log = structlog.get_logger(__name__)`` is assembled at its
+first call and reused (structlog's ``cache_logger_on_first_use``), so a line costs no bind. The
+pitfall of structlog's own cache (a cached logger ignores a later ``structlog.configure``, so
+``structlog.testing.capture_logs`` misses its lines) does not apply: every call checks that the
+processors it was assembled with are still structlog's (:class:`LevelFilteringLogger`), and logs
+through the current configuration when they are not. A later ``configure_logging`` call keeps
+cached loggers valid (it refills the same processor list).
 """
 
 from __future__ import annotations
@@ -103,6 +108,10 @@ _LEVELS: Mapping[str, int] = {
 _HANDLER_NAME = "kube_runtime.observe"
 # Loggers whose level the previous configure_logging() call set, reset on the next call.
 _configured_targets: set[str] = set()
+#: The structlog processors and logger factory configure_logging() installs (one of each per
+#: process, so that loggers cached under one call remain those of the next).
+_PROCESSORS: list[Any] = []
+_LOGGER_FACTORY = RoutingLoggerFactory()
 
 
 class LogFilterError(ValueError):
@@ -151,70 +160,105 @@ def parse_log_filter(spec: str) -> LogFilter:
     return LogFilter(default, targets)
 
 
+class _LineContext:
+    """The reconcile and trace fields of the lines logged under one reconcile and one current span,
+    rendered once (not once per line) and kept in a context variable of the reconcile's context."""
+
+    __slots__ = ("info", "reconcile", "span", "span_field", "trace")
+
+    def __init__(self, info: ReconcileInfo | None, span: trace.Span) -> None:
+        self.info = info
+        self.span = span
+        #: ``object.ref``, ``object.reason``, ``reconcile_id``, ``controller``; empty outside a reconcile.
+        self.reconcile: tuple[tuple[str, str], ...] = ()
+        #: tracing-subscriber's ``span`` object (copied into each line: processors may edit it).
+        self.span_field: dict[str, str] | None = None
+        #: ``trace_id`` and ``span_id``; empty with no valid span and no unrecorded ids.
+        self.trace: tuple[tuple[str, str], ...] = ()
+        if info is not None:
+            ref, reason = str(info.obj_ref), str(info.reason)
+            self.reconcile = (
+                ("object.ref", ref),
+                ("object.reason", reason),
+                ("reconcile_id", info.reconcile_id),
+                ("controller", info.controller),
+            )
+            self.span_field = {"name": "reconciling object", "object.ref": ref, "object.reason": reason}
+        ctx = span.get_span_context()
+        ids = (ctx.trace_id, ctx.span_id) if ctx.is_valid else None if info is None else info.unrecorded_ids
+        if ids is not None:
+            self.trace = (("trace_id", format(ids[0], "032x")), ("span_id", format(ids[1], "016x")))
+
+
+def _line_context() -> _LineContext:
+    """The fields of a line logged here and now (the current reconcile and span)."""
+    info = current_reconcile()
+    span = trace.get_current_span()
+    cached = _line_contexts.get()
+    if cached is None or cached.span is not span or cached.info is not info:
+        cached = _LineContext(info, span)
+        _line_contexts.set(cached)
+    return cached
+
+
+#: The fields of the last reconcile and span a line was logged under, in this context.
+_line_contexts: ContextVar[_LineContext | None] = ContextVar("kube_runtime_log_line_context", default=None)
+
+
 def add_reconcile_context(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
     """structlog processor: inside a reconcile, stamp ``object.ref``, ``object.reason``,
     ``reconcile_id``, ``controller`` and a tracing-subscriber-like ``span`` object.
 
-    The fields are rendered once per reconcile (kept in a context variable of the reconcile's own
-    context), not once per line."""
-    info = current_reconcile()
-    if info is None:
-        return event_dict
-    rendered = _reconcile_fields.get()
-    if rendered is None or rendered[0] is not info:
-        ref, reason = str(info.obj_ref), str(info.reason)
-        rendered = (
-            info,
-            ref,
-            reason,
-            {"name": "reconciling object", "object.ref": ref, "object.reason": reason},
-        )
-        _reconcile_fields.set(rendered)
-    _, ref, reason, span = rendered
-    event_dict.setdefault("object.ref", ref)
-    event_dict.setdefault("object.reason", reason)
-    event_dict.setdefault("reconcile_id", info.reconcile_id)
-    event_dict.setdefault("controller", info.controller)
-    event_dict.setdefault("span", dict(span))  # a copy: later processors may edit the line's fields
+    The fields are rendered once per reconcile and span (kept in a context variable of the
+    reconcile's own context), not once per line; a field the line already has is kept."""
+    context = _line_context()
+    _stamp_reconcile(context, event_dict)
     return event_dict
-
-
-#: The current reconcile and its rendered log fields (set inside the reconcile's own context).
-_reconcile_fields: ContextVar[tuple[ReconcileInfo, str, str, dict[str, str]] | None] = ContextVar(
-    "kube_runtime_reconcile_log_fields", default=None
-)
 
 
 def add_trace_context(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
     """structlog processor: stamp the current OpenTelemetry span's ``trace_id`` and ``span_id``
     (lower-case hex, as OTLP backends display them) when a valid span is active, else the running
     reconcile's unrecorded ids (no tracer provider installed)."""
-    ctx = trace.get_current_span().get_span_context()
-    if ctx.is_valid:
-        ids: object = ctx
-        trace_id, span_id = ctx.trace_id, ctx.span_id
-    else:
-        info = current_reconcile()
-        if info is None or info.unrecorded_ids is None:
-            return event_dict
-        ids = info
-        trace_id, span_id = info.unrecorded_ids
-    cached = _trace_ids.get()
-    if cached is None or cached[0] is not ids:
-        cached = (ids, format(trace_id, "032x"), format(span_id, "016x"))
-        _trace_ids.set(cached)
-    event_dict.setdefault("trace_id", cached[1])
-    event_dict.setdefault("span_id", cached[2])
+    for key, value in _line_context().trace:
+        event_dict.setdefault(key, value)
     return event_dict
 
 
-#: The last span context whose ids were formatted, and its ids (a span's lines reuse them).
-_trace_ids: ContextVar[tuple[object, str, str] | None] = ContextVar("kube_runtime_trace_ids", default=None)
+def _add_line_context(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """``add_reconcile_context`` and ``add_trace_context`` in one processor (one lookup)."""
+    context = _line_context()
+    _stamp_reconcile(context, event_dict)
+    for key, value in context.trace:
+        event_dict.setdefault(key, value)
+    return event_dict
+
+
+def _stamp_reconcile(context: _LineContext, event_dict: MutableMapping[str, Any]) -> None:
+    for key, value in context.reconcile:
+        event_dict.setdefault(key, value)
+    span_field = context.span_field
+    if span_field is not None and "span" not in event_dict:
+        event_dict["span"] = dict(span_field)
 
 
 class LevelFilteringLogger(structlog.stdlib.BoundLogger):
     """structlog's stdlib logger, but a call below the logger's level returns before any
-    processor runs (stdlib's ``isEnabledFor`` check), so disabled debug lines cost next to nothing."""
+    processor runs (stdlib's ``isEnabledFor`` check), so disabled debug lines cost next to nothing.
+
+    ``configure_logging`` lets structlog cache these loggers (a module-level
+    ``structlog.get_logger(name)`` is assembled once, at its first call, not at every call). A
+    cached logger still follows a later ``structlog.configure`` (``structlog.testing.capture_logs``
+    among others), both ways: each call compares the processors it was made with to structlog's
+    current ones (``structlog.get_config()``), and when they differ logs through a logger assembled
+    from the current configuration, with its own bound values, as an uncached logger would. So a
+    logger first used inside ``capture_logs`` logs normally afterwards, and one cached before it is
+    captured.
+
+    Pitfall: a logger given processors of its own (``structlog.wrap_logger(logger,
+    processors=...)``) while this is the configured wrapper class logs through the configured
+    processors too; give it ``wrapper_class=structlog.stdlib.BoundLogger`` to keep its own.
+    """
 
     def _proxy_to_logger(
         self, method_name: str, event: str | None = None, *event_args: str, **event_kw: Any
@@ -222,14 +266,34 @@ class LevelFilteringLogger(structlog.stdlib.BoundLogger):
         level = _METHOD_LEVELS.get(method_name)
         if level is not None and not self._logger.isEnabledFor(level):
             return None
-        # structlog.stdlib.BoundLogger's and BoundLoggerBase's _proxy_to_logger, in one frame.
+        if structlog.get_config()["processors"] is not self._processors:
+            name = getattr(self._logger, "name", None)
+            current = structlog.get_logger(*([name] if name else [])).bind(**self._context)
+            return getattr(current, method_name)(event, *event_args, **event_kw)
+        # structlog.stdlib.BoundLogger's and BoundLoggerBase's _proxy_to_logger and
+        # _process_event, in one frame.
         if event_args:
             event_kw["positional_args"] = event_args
+        event_dict: Any = self._context.copy()
+        event_dict.update(event_kw)
+        if event is not None:
+            event_dict["event"] = event
+        logger = self._logger
         try:
-            args, kw = self._process_event(method_name, event, event_kw)
+            for processor in self._processors:
+                event_dict = processor(logger, method_name, event_dict)
         except structlog.DropEvent:
             return None
-        return getattr(self._logger, method_name)(*args, **kw)
+        if type(event_dict) is tuple:  # ProcessorFormatter.wrap_for_formatter's (args, kwargs)
+            args, kw = event_dict
+        elif isinstance(event_dict, (str, bytes, bytearray)):
+            args, kw = (event_dict,), {}
+        elif isinstance(event_dict, dict):
+            args, kw = (), event_dict
+        else:
+            returned = type(event_dict).__name__
+            raise ValueError(f"the last processor returned a {returned}: expected a tuple, str or dict")
+        return getattr(logger, method_name)(*args, **kw)
 
 
 _METHOD_LEVELS: Mapping[str, int] = {
@@ -250,17 +314,65 @@ def _drop_library_fields(_logger: Any, _method: str, event_dict: MutableMapping[
     return event_dict
 
 
-def _json_serializer(obj: Any, **_kw: Any) -> str:
-    # Dataclasses go to ``default=repr`` rather than orjson's field-by-field rendering, which would
-    # bypass the repr that hides a ClientConfig's token.
-    options = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
-    return orjson.dumps(obj, default=repr, option=options).decode()
+#: orjson options of a JSON line: non-string keys allowed; dataclasses go to ``default=repr``
+#: rather than orjson's field-by-field rendering, which would bypass the repr that hides a
+#: ClientConfig's token.
+_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _render_json(_logger: Any, _method: str, event_dict: Mapping[str, Any]) -> str:
+    """structlog renderer: the line as one JSON object, by orjson directly (what structlog's
+    ``JSONRenderer`` with an orjson serializer writes, without its indirections); values orjson
+    cannot encode are rendered by their ``repr``."""
+    return orjson.dumps(event_dict, default=repr, option=_JSON_OPTIONS).decode()
+
+
+class _StructlogLineFields:
+    """structlog processor for structlog's own lines: ``add_log_level``, ``add_logger_name`` and
+    the timestamp in one call (stdlib records get the three processors themselves)."""
+
+    __slots__ = ("_timestamp",)
+
+    def __init__(self, timestamp: IsoUtcTimestamper) -> None:
+        self._timestamp = timestamp
+
+    def __call__(self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
+        event_dict["level"] = _LEVEL_NAMES.get(method_name, method_name)
+        record = event_dict.get("_record")
+        event_dict["logger"] = logger.name if record is None else record.name
+        return self._timestamp(logger, method_name, event_dict)
+
+
+#: Level names of logger methods that differ from the method's name (structlog's mapping).
+_LEVEL_NAMES: Mapping[str, str] = {"warn": "warning", "exception": "error"}
+
+
+def _positional_args_and_stack(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """structlog's ``PositionalArgumentsFormatter`` and ``StackInfoRenderer``, each run only when
+    the line has its key (``positional_args``, ``stack_info``), as each does nothing otherwise."""
+    if "positional_args" in event_dict:
+        event_dict = _format_positional_args(logger, method_name, event_dict)
+    if "stack_info" in event_dict:
+        event_dict = _render_stack_info(logger, method_name, event_dict)
+    return event_dict
+
+
+_format_positional_args = structlog.stdlib.PositionalArgumentsFormatter()
+_render_stack_info = structlog.processors.StackInfoRenderer()
 
 
 #: Exception rendering for JSON: no frame locals (they hold request headers, tokens, keys).
 _exception_dicts = structlog.processors.ExceptionRenderer(
     structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
 )
+
+
+def _render_exception(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """``exc_info`` rendered as structured tracebacks without locals (:data:`_exception_dicts`);
+    a line without the key is returned as it is, which is all the renderer would do with it."""
+    if "exc_info" in event_dict:
+        return _exception_dicts(logger, method_name, event_dict)
+    return event_dict
 
 
 class _RedactingFormatter(structlog.stdlib.ProcessorFormatter):
@@ -288,38 +400,43 @@ def configure_logging(
     if chosen not in ("json", "console"):
         raise LogFilterError(f"unknown log format {chosen!r} (expected 'json' or 'console')")
 
+    timestamp = IsoUtcTimestamper()
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
-        IsoUtcTimestamper(),
+        timestamp,
         add_reconcile_context,
         add_trace_context,
     ]
-    renderer: Any
+    final: list[Any]
     if chosen == "json":
-        renderer = structlog.processors.JSONRenderer(serializer=_json_serializer)
-        final: list[Any] = [_exception_dicts, renderer]
+        final = [_render_exception, _render_json]
     else:
         out = stream or sys.stderr
-        renderer = structlog.dev.ConsoleRenderer(
-            colors=bool(getattr(out, "isatty", lambda: False)()),
-            # Pinned: with rich or better-exceptions installed, structlog's default shows locals.
-            exception_formatter=structlog.dev.plain_traceback,
-        )
-        final = [renderer]
+        final = [
+            structlog.dev.ConsoleRenderer(
+                colors=bool(getattr(out, "isatty", lambda: False)()),
+                # Pinned: with rich or better-exceptions installed, structlog's default shows locals.
+                exception_formatter=structlog.dev.plain_traceback,
+            )
+        ]
 
+    # The same list object at every call (refilled in place), and the same factory: loggers cached
+    # under an earlier configure_logging() stay valid (LevelFilteringLogger compares identities).
+    # The chain is ``shared``'s, fused: the per-line fields in one processor, the reconcile's in one.
+    _PROCESSORS[:] = [
+        structlog.contextvars.merge_contextvars,
+        _StructlogLineFields(timestamp),
+        _add_line_context,
+        _positional_args_and_stack,
+        structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+    ]
     structlog.configure(
-        processors=[
-            *shared,
-            structlog.stdlib.PositionalArgumentsFormatter(),
-            structlog.processors.StackInfoRenderer(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=RoutingLoggerFactory(),
+        processors=_PROCESSORS,
+        logger_factory=_LOGGER_FACTORY,
         wrapper_class=LevelFilteringLogger,
-        # Not cached: module-level loggers created before this call must pick up the new setup.
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=True,
     )
     formatter = _RedactingFormatter(
         foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _drop_library_fields],

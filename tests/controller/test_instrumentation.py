@@ -16,8 +16,14 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from prometheus_client import CollectorRegistry
 
 from kube_runtime.client import Api
-from kube_runtime.controller import Action, Controller, ReconcileInfo, current_reconcile, queue_metrics
-from kube_runtime.controller import reconcile as reconcile_module
+from kube_runtime.controller import (
+    Action,
+    Controller,
+    ReconcileInfo,
+    current_reconcile,
+    queue_metrics,
+    reconcile_span,
+)
 from kube_runtime.observe.tracing import setup_tracing
 from tests.controller.conftest import config_map, take_until
 
@@ -33,8 +39,8 @@ def spans(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> In
         provider = TracerProvider()
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     else:
-        provider = setup_tracing("test", exporter=exporter, batch=False, set_global=False)
-    monkeypatch.setattr(reconcile_module, "_tracer", provider.get_tracer("test"))
+        provider = setup_tracing("test", exporter=exporter, batch=False, set_global=False, sample_ratio=1.0)
+    monkeypatch.setattr(reconcile_span, "_tracer", provider.get_tracer("test"))
     return exporter
 
 
@@ -47,7 +53,7 @@ async def test_each_reconcile_runs_in_a_span_that_nests_client_spans(
     async def reconcile(obj: dict[str, Any], ctx: Any) -> Action:
         current = trace.get_current_span()
         parents.append(current.get_span_context())
-        with reconcile_module._tracer.start_as_current_span("GET configmap"):  # like a client span
+        with reconcile_span._tracer.start_as_current_span("GET configmap"):  # like a client span
             pass
         return Action.await_change()
 
@@ -90,7 +96,7 @@ async def test_an_unsampled_reconcile_span_still_parents_its_children(
     provider = TracerProvider(sampler=ParentBased(ALWAYS_OFF))
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("test")
-    monkeypatch.setattr(reconcile_module, "_tracer", tracer)
+    monkeypatch.setattr(reconcile_span, "_tracer", tracer)
     await config_maps.create(config_map("a"))
     seen: list[tuple[trace.SpanContext, trace.SpanContext]] = []
     before = otel_context.get_current()

@@ -24,6 +24,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "OTEL_RESOURCE_ATTRIBUTES",
         "OTEL_TRACES_EXPORTER",
         "OTEL_SDK_DISABLED",
+        "OTEL_TRACES_SAMPLER",
+        "OTEL_TRACES_SAMPLER_ARG",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
     ):
@@ -93,7 +95,7 @@ def test_exporter_selection_from_environment(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_explicit_exporter_receives_spans() -> None:
     exporter = InMemorySpanExporter()
-    provider = setup_tracing("svc", exporter=exporter, batch=False, set_global=False)
+    provider = setup_tracing("svc", exporter=exporter, batch=False, set_global=False, sample_ratio=1.0)
     with provider.get_tracer("t").start_as_current_span("one"):
         pass
     (span,) = exporter.get_finished_spans()

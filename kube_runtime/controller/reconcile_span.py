@@ -1,0 +1,184 @@
+"""The ``reconciling object`` span of one reconcile attempt: sampled once, and cheap when dropped.
+
+:class:`ReconcileSpans` is resolved once per controller run (the tracer behind OpenTelemetry's
+global provider, or ``None`` while no provider is installed: then no span is made at all, and the
+attempt's log lines carry ids from :mod:`~kube_runtime.controller.unrecorded_span`). Each attempt
+then calls :meth:`ReconcileSpans.start`. Guarantees:
+
+* The sampling decision is made once per reconcile, by the provider's sampler through the public
+  ``Sampler.should_sample``, with the same inputs the SDK would give it (the current context as
+  parent, the span's name, kind and attributes). A parent span that is current when the reconcile
+  starts (a sampled incoming context) keeps its decision under a parent-based sampler.
+* A span the sampler drops is an OpenTelemetry ``NonRecordingSpan`` with fresh ids from the
+  provider's id generator (the parent's trace id when there is a parent): it records and exports
+  nothing, but it is current while the reconcile runs, so log lines carry its ``trace_id`` and
+  ``span_id`` and the spans started inside (HTTP requests) join its trace, unsampled too.
+* A span the sampler keeps is the SDK's own span (``Tracer.start_span``): the decision already made
+  is handed to the SDK's second sampler call through :class:`ReconcileSampler`, so it is not drawn
+  twice. All of this holds only when the provider's sampler is a :class:`ReconcileSampler`
+  (``setup_tracing`` installs one); with any other sampler or tracer implementation the span is
+  started through ``Tracer.start_span`` and the SDK decides (correct, but a dropped span then costs
+  the SDK's full ``start_span``).
+
+Pitfalls: the tracer is resolved when the run starts, so a provider installed later (after
+``Controller.run``) is used from the next run on (OpenTelemetry lets a process install its global
+provider once, so the resolved tracer never goes stale). The trace id of a sampled root span is
+the one the SDK draws for it, not the one the ratio decision was drawn on: a downstream service
+that samples by trace id *without* honouring the parent's flag decides on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextvars import ContextVar
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import Tracer as SdkTracer
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult, TraceIdRatioBased
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, TraceFlags, TraceState
+from opentelemetry.util.types import Attributes
+
+from kube_runtime.controller.action import ReconcileReason
+from kube_runtime.store.object_ref import ObjectRef
+
+__all__ = ["RECONCILE_SPAN_NAME", "ParentBasedRatio", "ReconcileSampler", "ReconcileSpans"]
+
+#: The span name kube-rs gives every reconcile (kept so trace queries carry over).
+RECONCILE_SPAN_NAME = "reconciling object"
+#: Instrumentation scope of the reconcile spans (tests replace it with a tracer of their own).
+_tracer: trace.Tracer = trace.get_tracer("kube_runtime.controller")
+#: The decision :meth:`ReconcileSpans.start` made, set only while it calls the SDK's ``start_span``.
+_decided: ContextVar[SamplingResult | None] = ContextVar("kube_runtime_reconcile_sampling", default=None)
+_UNSAMPLED = TraceFlags(TraceFlags.DEFAULT)
+
+
+class ParentBasedRatio(ParentBased):
+    """The SDK's ``ParentBasedTraceIdRatio`` (same decisions, same description), deciding a root
+    span without building a new result each time.
+
+    A span with no valid parent in ``parent_context`` (a reconcile started outside any trace) is
+    sampled when the low 64 bits of its trace id fall under ``TraceIdRatioBased(rate).bound``, as
+    the SDK's sampler samples it; its result carries the span's attributes when sampled, none
+    when dropped, and no trace state (a root has no parent's to keep). A dropped root's result is
+    one shared immutable object. Spans with a parent are decided by ``ParentBased`` itself.
+    """
+
+    __slots__ = ("_bound", "_dropped")
+
+    def __init__(self, rate: float) -> None:
+        root = TraceIdRatioBased(rate)
+        super().__init__(root)
+        self._bound = root.bound
+        self._dropped = SamplingResult(Decision.DROP)
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        if trace.get_current_span(parent_context).get_span_context().is_valid:
+            return super().should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+        if trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < self._bound:
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
+        return self._dropped
+
+
+class ReconcileSampler(Sampler):
+    """A sampler that samples as ``delegate`` does, and lets the controller decide each reconcile
+    span once: the SDK's call made while :meth:`ReconcileSpans.start` starts a span it already
+    decided returns that decision instead of drawing again.
+
+    Every other span (HTTP requests, user spans, webhook reviews) is decided by ``delegate``
+    unchanged; the description is the delegate's, so exported sampler metadata does not change.
+    """
+
+    __slots__ = ("_delegate",)
+
+    def __init__(self, delegate: Sampler) -> None:
+        self._delegate = delegate
+
+    @property
+    def delegate(self) -> Sampler:
+        """The sampler that makes every decision."""
+        return self._delegate
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        decided = _decided.get()
+        if decided is not None:
+            return decided
+        return self._delegate.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return self._delegate.get_description()
+
+
+class ReconcileSpans:
+    """Starts the reconcile spans of one run with the tracer resolved when it was made.
+
+    ``enabled`` is false while no tracer provider is installed (OpenTelemetry's proxy or no-op
+    provider, or ``OTEL_SDK_DISABLED``): every span would be an invalid no-op, so none is made.
+    """
+
+    __slots__ = ("_ids", "_sampler", "_tracer", "enabled")
+
+    def __init__(self) -> None:
+        tracer: trace.Tracer | None = _tracer
+        if isinstance(tracer, trace.ProxyTracer):
+            provider = trace.get_tracer_provider()
+            if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
+                tracer = None
+            else:
+                tracer = provider.get_tracer("kube_runtime.controller")
+        if isinstance(tracer, trace.NoOpTracer):
+            tracer = None
+        self._tracer = tracer
+        self.enabled = tracer is not None
+        self._sampler: Sampler | None = None
+        self._ids: IdGenerator | None = None
+        if isinstance(tracer, SdkTracer) and isinstance(tracer.sampler, ReconcileSampler):
+            self._sampler = tracer.sampler.delegate
+            self._ids = tracer.id_generator
+
+    def start(self, obj_ref: ObjectRef, reason: ReconcileReason) -> trace.Span:
+        """The span of one attempt, not yet current (the caller attaches it and ends it).
+
+        Pitfall: only for an enabled instance (``enabled``); a disabled one raises ``TypeError``.
+        """
+        tracer = self._tracer
+        if tracer is None:
+            raise TypeError("no tracer provider: reconcile spans are disabled")
+        attributes = {"object.ref": str(obj_ref), "object.reason": str(reason)}
+        sampler = self._sampler
+        ids = self._ids
+        if sampler is None or ids is None:
+            return tracer.start_span(RECONCILE_SPAN_NAME, attributes=attributes)
+        parent = trace.get_current_span().get_span_context()
+        trace_id = parent.trace_id if parent.is_valid else ids.generate_trace_id()
+        decision = sampler.should_sample(None, trace_id, RECONCILE_SPAN_NAME, SpanKind.INTERNAL, attributes)
+        if decision.decision is not Decision.DROP:
+            token = _decided.set(decision)
+            try:
+                return tracer.start_span(RECONCILE_SPAN_NAME, attributes=attributes)
+            finally:
+                _decided.reset(token)
+        return NonRecordingSpan(
+            SpanContext(trace_id, ids.generate_span_id(), False, _UNSAMPLED, decision.trace_state)
+        )

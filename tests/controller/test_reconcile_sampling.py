@@ -1,0 +1,205 @@
+"""Sampling of reconcile spans: decided once per reconcile by the provider's sampler
+(``setup_tracing``'s parent-based ratio by default, ``OTEL_TRACES_SAMPLER`` when set), dropped
+spans still giving the reconcile's log lines ids, parents' decisions kept."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import structlog
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import Decision, ParentBasedTraceIdRatio
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+from kube_runtime.client import Api
+from kube_runtime.controller import Action, Controller, ReconcileReason, reconcile_span
+from kube_runtime.controller.reconcile_span import ParentBasedRatio, ReconcileSampler, ReconcileSpans
+from kube_runtime.observe.logging import configure_logging
+from kube_runtime.observe.tracing import DEFAULT_SAMPLE_RATIO, setup_tracing
+from kube_runtime.store.object_ref import ObjectRef
+from tests.controller.conftest import config_map, take_until
+
+REF = ObjectRef("ConfigMap", "a", "default")
+
+
+@pytest.fixture(autouse=True)
+def no_sampler_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OTEL_TRACES_SAMPLER", raising=False)
+    monkeypatch.delenv("OTEL_TRACES_SAMPLER_ARG", raising=False)
+
+
+def traced(monkeypatch: pytest.MonkeyPatch, **options: Any) -> tuple[InMemorySpanExporter, TracerProvider]:
+    """``setup_tracing`` (not global) exporting into memory, used for the reconcile spans."""
+    exporter = InMemorySpanExporter()
+    provider = setup_tracing("test", exporter=exporter, batch=False, set_global=False, **options)
+    monkeypatch.setattr(reconcile_span, "_tracer", provider.get_tracer("test"))
+    return exporter, provider
+
+
+def started(count: int) -> list[trace.Span]:
+    spans = ReconcileSpans()
+    made = [spans.start(REF, ReconcileReason.OBJECT_UPDATED) for _ in range(count)]
+    for span in made:
+        span.end()
+    return made
+
+
+def test_the_default_is_a_parent_based_ratio_of_one_in_twenty(monkeypatch: pytest.MonkeyPatch) -> None:
+    _, provider = traced(monkeypatch)
+    assert DEFAULT_SAMPLE_RATIO == 0.05
+    assert isinstance(provider.sampler, ReconcileSampler)
+    assert provider.sampler.get_description().startswith("ParentBased{root:TraceIdRatioBased{0.05}")
+
+
+def test_ratio_zero_exports_nothing_but_every_span_has_fresh_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    exporter, _ = traced(monkeypatch, sample_ratio=0.0)
+    made = started(50)
+    assert exporter.get_finished_spans() == ()
+    contexts = [span.get_span_context() for span in made]
+    assert all(c.is_valid and not c.trace_flags.sampled for c in contexts)
+    assert len({c.trace_id for c in contexts}) == 50
+    assert len({c.span_id for c in contexts}) == 50
+
+
+def test_ratio_one_exports_every_reconcile_with_its_attributes(monkeypatch: pytest.MonkeyPatch) -> None:
+    exporter, _ = traced(monkeypatch, sample_ratio=1.0)
+    started(20)
+    finished = exporter.get_finished_spans()
+    assert len(finished) == 20
+    assert {span.name for span in finished} == {"reconciling object"}
+    assert dict(finished[0].attributes or {}) == {
+        "object.ref": "ConfigMap.v1./a.default",
+        "object.reason": "object updated",
+    }
+
+
+def test_each_reconcile_is_decided_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Drawn twice (once before the SDK's start_span, once inside) a half would export a quarter."""
+    exporter, _ = traced(monkeypatch, sample_ratio=0.5)
+    started(2000)
+    assert 850 <= len(exporter.get_finished_spans()) <= 1150
+
+
+@pytest.mark.parametrize(
+    ("sampler", "arg", "exported"),
+    [
+        ("always_on", None, 30),
+        ("parentbased_always_on", None, 30),
+        ("traceidratio", "1", 30),
+        ("parentbased_traceidratio", "1.0", 30),
+        ("always_off", None, 0),
+        ("parentbased_traceidratio", "0", 0),
+        ("parentbased_traceidratio", "not-a-number", 30),  # the SDK's rule: 1.0
+        ("no_such_sampler", None, 30),  # left to the SDK: parentbased_always_on
+    ],
+)
+def test_the_environment_wins_over_the_ratio(
+    monkeypatch: pytest.MonkeyPatch, sampler: str, arg: str | None, exported: int
+) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", sampler)
+    if arg is not None:
+        monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", arg)
+    exporter, _ = traced(monkeypatch, sample_ratio=0.0 if exported else 1.0)
+    started(30)
+    assert len(exporter.get_finished_spans()) == exported
+
+
+@pytest.mark.parametrize(("sampled", "ratio"), [(True, 0.0), (False, 1.0)])
+def test_a_current_parent_keeps_its_decision(
+    monkeypatch: pytest.MonkeyPatch, sampled: bool, ratio: float
+) -> None:
+    exporter, _ = traced(monkeypatch, sample_ratio=ratio)
+    flags = TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
+    parent = SpanContext(0x1234, 0x5678, is_remote=True, trace_flags=flags)
+    token = otel_context.attach(trace.set_span_in_context(NonRecordingSpan(parent)))
+    try:
+        made = started(10)
+    finally:
+        otel_context.detach(token)
+    assert all(span.get_span_context().trace_id == 0x1234 for span in made)
+    finished = exporter.get_finished_spans()
+    assert len(finished) == (10 if sampled else 0)
+    assert all(span.parent is not None and span.parent.span_id == 0x5678 for span in finished)
+
+
+def test_a_sampler_of_its_own_is_left_to_the_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()  # ParentBased(ALWAYS_ON), not a ReconcileSampler
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(reconcile_span, "_tracer", provider.get_tracer("test"))
+    started(5)
+    assert len(exporter.get_finished_spans()) == 5
+
+
+def test_a_bad_ratio_is_refused() -> None:
+    with pytest.raises(ValueError, match="sample_ratio"):
+        setup_tracing("x", sample_ratio=1.5, set_global=False)
+
+
+@pytest.fixture
+def log_output() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    configure_logging("info", stream=stream)
+    yield stream
+    configure_logging("warning", stream=io.StringIO())
+
+
+@pytest.mark.anyio
+async def test_unsampled_reconciles_log_with_ids_and_children_join_their_trace(
+    config_maps: Api, monkeypatch: pytest.MonkeyPatch, log_output: io.StringIO
+) -> None:
+    exporter, provider = traced(monkeypatch, sample_ratio=0.0)
+    client_tracer = provider.get_tracer("client")
+    for name in ("a", "b"):
+        await config_maps.create(config_map(name))
+    log = structlog.get_logger("sampling-test")
+    children: dict[str, tuple[trace.SpanContext, trace.SpanContext]] = {}
+
+    async def reconcile(obj: dict[str, Any], _ctx: None) -> Action:
+        name = obj["metadata"]["name"]
+        log.info("inside", name=name)
+        with client_tracer.start_as_current_span("GET configmap") as child:
+            children[name] = (trace.get_current_span().get_span_context(), child.get_span_context())
+        return Action.await_change()
+
+    async with Controller(config_maps).run(reconcile, None, None) as results:
+        await take_until(results, lambda items: len(items) == 2)
+    assert exporter.get_finished_spans() == ()
+    lines = [json.loads(line) for line in log_output.getvalue().splitlines()]
+    inside = {line["name"]: line for line in lines if line.get("event") == "inside"}
+    assert sorted(inside) == ["a", "b"]
+    assert inside["a"]["trace_id"] != inside["b"]["trace_id"]
+    for name, line in inside.items():
+        assert len(line["trace_id"]) == 32
+        assert int(line["trace_id"], 16) != 0
+        assert len(line["span_id"]) == 16
+        _, child = children[name]
+        assert format(child.trace_id, "032x") == line["trace_id"]  # the client span joined it
+        assert not child.trace_flags.sampled
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.1, 0.5, 1.0])
+def test_the_default_sampler_decides_as_the_sdks(rate: float) -> None:
+    ours, stock = ParentBasedRatio(rate), ParentBasedTraceIdRatio(rate)
+    assert ours.get_description() == stock.get_description()
+    draw = random.Random(7).getrandbits
+    attributes = {"object.ref": "ConfigMap.v1./a.default"}
+    for _ in range(2000):
+        trace_id = draw(128)
+        mine = ours.should_sample(None, trace_id, "reconciling object", attributes=attributes)
+        theirs = stock.should_sample(None, trace_id, "reconciling object", attributes=attributes)
+        assert mine.decision is theirs.decision
+        assert dict(mine.attributes) == dict(theirs.attributes)
+        assert mine.trace_state == theirs.trace_state
+    parent = SpanContext(0x1234, 0x5678, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    with_parent = trace.set_span_in_context(NonRecordingSpan(parent))
+    assert ours.should_sample(with_parent, 1, "x").decision is Decision.RECORD_AND_SAMPLE
