@@ -28,7 +28,9 @@ Guarantees (kube-rs ``controller/mod.rs`` semantics unless noted):
   the old object or none and is never re-triggered (stackabletech/hdfs-operator#774). A reconcile
   running at the swap is followed by another one that reads the new state. Shared stores
   (``for_shared``) trigger in the same way. An ``owns``/``watches`` object deleted while its
-  watch was away triggers, at that watch's relist, what it last mapped to (kube-rs: nothing).
+  watch was away triggers, at that watch's relist, what it last mapped to (kube-rs: nothing);
+  such a relist also reconciles every main object, for related objects created and deleted
+  while the watch was away (:mod:`~kube_runtime.controller.related`).
 * The scheduler/runner rules hold (see :mod:`~kube_runtime.controller.scheduler` and
   :mod:`~kube_runtime.controller.runner`): one entry per object, never two concurrent reconciles
   of one object, a global concurrency limit, and nothing runs before the main store is ready.
@@ -58,15 +60,13 @@ Watch instrumentation: each watch the controller opens itself (the main watch, `
 ``watches``) has a stable name, ``<controller name>/<Kind>`` (``configmapgen/ConfigMapGenerator``,
 ``configmapgen/ConfigMap``; a second watch of the same kind gets ``#2``, ``#3``...), listed by
 :attr:`Controller.watch_names`. :meth:`Controller.instrument_watches` wraps each raw watcher stream
-before its backoff, and hands the wrapper the watch's name and a
-:class:`~kube_runtime.watcher.progress.WatchProgress` that the watcher stamps on every list page and
-watch line, bookmarks included. This is how the observe layer (which sits above this one) attaches
-its watch metrics without this module importing it. Streams given to ``for_stream``,
-``for_shared``, ``reconcile_on`` and ``reconcile_all_on`` belong to the caller: instrument them there.
+before its backoff with the watch's name and a :class:`~kube_runtime.watcher.progress.WatchProgress`
+stamped on every list page and watch line: the observe layer (above this one) attaches its watch
+metrics that way. Streams given to ``for_stream``, ``for_shared``, ``reconcile_on`` and
+``reconcile_all_on`` belong to the caller: instrument them there.
 
-Concurrency default: 16 (kube-rs: unbounded, one reconcile per listed object at startup, which
-exhausts connection pools; controller-runtime: 1, which serialises work that on asyncio is nearly
-all waiting on the network). ``concurrency=0`` is unbounded.
+Concurrency default: 16 (kube-rs: unbounded, which exhausts connection pools at startup;
+controller-runtime: 1, serialising work that is nearly all network waits). ``0`` is unbounded.
 
 Layout (kube-rs ``controller/mod.rs``): this module is the builder only. :meth:`Controller.run`
 freezes the settings into an :class:`~kube_runtime.controller.applier.ApplierSpec` whose triggers
@@ -87,7 +87,7 @@ from prometheus_client import CollectorRegistry
 from kube_runtime.client.api import Api
 from kube_runtime.client.json import KubeObject
 from kube_runtime.client.resource import ApiResource
-from kube_runtime.controller.action import LOW_PRIORITY, ReconcileReason, ReconcileRequest
+from kube_runtime.controller.action import ReconcileReason, ReconcileRequest
 from kube_runtime.controller.applier import (
     DEFAULT_CONCURRENCY,
     ApplierSpec,
@@ -102,6 +102,7 @@ from kube_runtime.controller.leadership import LeaderElection, Leadership
 from kube_runtime.controller.reconcile import ErrorPolicy, Reconciler
 from kube_runtime.controller.triggers import (
     RequestItem,
+    store_requests,
     trigger_others,
     trigger_owners,
     trigger_self,
@@ -292,7 +293,7 @@ class Controller:
         ``ownerReferences`` entry of this controller's kind (``controller: true`` is not needed).
         Watches metadata only and keeps no cache of the children, only the owner requests each
         maps to, so a child deleted while the watch was away triggers its owners at the relist
-        (see :mod:`~kube_runtime.controller.related`).
+        (see "Relists" in the module docs).
 
         ``predicates`` filter changed children as on the main watch (they see metadata only:
         ``generation``, ``labels``, ``annotations``, ``finalizers``, ``deletion``...); deletes,
@@ -308,7 +309,8 @@ class Controller:
             scoped = self._scoped(config)
             raw = self._open_watch(watch, lambda progress: metadata_watcher(api, scoped, progress=progress))
             memory = None if predicate is None else PredicateMemory(predicate, ttl=predicate_ttl)
-            return trigger_owners(raw.backoff(self._backoff_factory()), owner, child, memory)
+            stream = raw.backoff(self._backoff_factory())
+            return trigger_owners(stream, owner, child, memory, on_relist=self._relisted(child))
 
         self._triggers.append(Trigger(f"owns {child.kind}", open_owns))
         return self
@@ -335,10 +337,15 @@ class Controller:
         def open_watches() -> AsyncIterable[RequestItem]:
             raw = self._open_watch(watch, lambda progress: watcher(api, config, progress=progress))
             memory = None if predicate is None else PredicateMemory(predicate, ttl=predicate_ttl)
-            return trigger_others(raw.backoff(self._backoff_factory()), other, mapper, memory)
+            stream = raw.backoff(self._backoff_factory())
+            return trigger_others(stream, other, mapper, memory, on_relist=self._relisted(other))
 
         self._triggers.append(Trigger(f"watches {other.kind}", open_watches))
         return self
+
+    def _relisted(self, related: ApiResource) -> Callable[[], list[ReconcileRequest]]:
+        reason = ReconcileReason.custom(f"{related.kind} watch relisted")
+        return store_requests(self._store, self.resource, reason)
 
     def reconcile_on(self, stream: AsyncIterable[ObjectRef | Exception]) -> Controller:
         """Reconcile each ref ``stream`` yields (reason ``unknown``); error items become
@@ -352,15 +359,8 @@ class Controller:
         """Reconcile every object in the store (reason ``bulk reconcile requested``) for each item of
         ``stream``, at low priority (like a resync). The controller keeps running when the stream
         ends."""
-        resource, reader = self.resource, self._store
-
-        def to_requests(_item: Any) -> Iterable[ReconcileRequest]:
-            reason = ReconcileReason.BULK_RECONCILE
-            return [
-                ReconcileRequest(ObjectRef.from_obj(obj, resource), reason, LOW_PRIORITY) for obj in reader
-            ]
-
-        self._triggers.append(Trigger("reconcile_all_on", lambda: trigger_with(stream, to_requests)))
+        every = store_requests(self._store, self.resource, ReconcileReason.BULK_RECONCILE)
+        self._triggers.append(Trigger("reconcile_all_on", lambda: trigger_with(stream, lambda _: every())))
         return self
 
     def with_config(

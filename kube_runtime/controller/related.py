@@ -11,6 +11,14 @@ Requests for related objects seen in a (re)list (``InitApply``) get :data:`LOW_P
 controller-runtime enqueues its initial list; the ones for objects gone at a relist keep their
 priority (they stand for missed deletes, live changes).
 
+A related object created and deleted again while its watch was away is in no list and sent no
+delete: nothing tells which object it mapped to. ``on_relist`` covers that case: it is called at
+the ``InitDone`` of every relist after the first of a run (a relist always follows a gap in the
+watch: the resourceVersion it resumed from was gone) and its requests are emitted at
+:data:`LOW_PRIORITY`. The Controller passes every object of its main store there, so a child the
+controller wrote and someone deleted during an outage still gets its owner reconciled
+(client-go's informers miss this case too; a resync period hides it after hours).
+
 Cost: the requests each related object last mapped to (nothing for objects that map to none),
 kept per watch and run. Pitfall: a vanished object is not passed to the mapper again (its last
 state is not kept): it triggers what it mapped to when last seen.
@@ -24,6 +32,7 @@ from typing import Any
 from kube_runtime.client.head import LazyObject
 from kube_runtime.client.json import KubeObject
 from kube_runtime.controller.action import LOW_PRIORITY, ReconcileRequest
+from kube_runtime.store.object_ref import ObjectRef
 from kube_runtime.store.store import lazy_key, object_key
 from kube_runtime.streams import DeletedLazyObject, DeletedObject, PredicateMemory
 from kube_runtime.watcher.event import Apply, Delete, Init, InitApply, InitDone
@@ -45,9 +54,24 @@ class RelatedRequests:
     ``heads``: hand ``to_requests`` the :class:`~kube_runtime.client.head.LazyObject` of events that
     carry one (a :class:`~kube_runtime.streams.DeletedLazyObject` for a delete), and key and filter
     them by their heads: nothing is decoded for a ``to_requests`` that reads heads only.
+
+    ``on_relist`` (optional): the requests for objects that a related object seen by no list or
+    event may have mapped to, asked at the end of every relist after the first (see the module
+    docs); emitted at low priority, except for objects that relist already requested (their
+    requests name the related object that caused them).
     """
 
-    __slots__ = ("_heads", "_listed", "_listing", "_mapped", "_memory", "_to_requests")
+    __slots__ = (
+        "_heads",
+        "_listed",
+        "_listed_before",
+        "_listing",
+        "_mapped",
+        "_memory",
+        "_on_relist",
+        "_requested",
+        "_to_requests",
+    )
 
     def __init__(
         self,
@@ -55,8 +79,14 @@ class RelatedRequests:
         memory: PredicateMemory | None = None,
         *,
         heads: bool = False,
+        on_relist: Callable[[], Iterable[ReconcileRequest]] | None = None,
     ) -> None:
         self._to_requests = to_requests
+        self._on_relist = on_relist
+        #: Whether a listing of this run completed (the next one is a relist after a gap).
+        self._listed_before = False
+        #: The objects the (re)list in progress has requested so far (``on_relist`` skips them).
+        self._requested: set[ObjectRef] = set()
         self._memory = memory
         self._heads = heads
         #: Related object key -> the requests it last mapped to (non-empty ones only).
@@ -70,6 +100,8 @@ class RelatedRequests:
         self._mapped = {}
         self._listing = None
         self._listed = set()
+        self._listed_before = False
+        self._requested = set()
 
     def __call__(self, event: object) -> Iterable[ReconcileRequest]:
         if isinstance(event, Apply):
@@ -82,6 +114,8 @@ class RelatedRequests:
             if key is not None:
                 self._listed.add(key)
             requests = self._remember(self._listing, subject)
+            if self._on_relist is not None:
+                self._requested.update(r.obj_ref for r in requests)
             return [ReconcileRequest(r.obj_ref, r.reason, LOW_PRIORITY) for r in requests]
         if isinstance(event, Delete):
             subject = self._subject(event)
@@ -96,13 +130,24 @@ class RelatedRequests:
                 self._memory.forget(subject)
             return self._to_requests(DeletedObject(subject))
         if isinstance(event, Init):
-            self._listing, self._listed = {}, set()
+            self._listing, self._listed, self._requested = {}, set(), set()
             return ()
         if isinstance(event, InitDone):
             listed = self._listed
             vanished = [requests for key, requests in self._mapped.items() if key not in listed]
             self._mapped, self._listing, self._listed = self._listing or {}, None, set()
-            return [request for requests in vanished for request in requests]
+            missed = [request for requests in vanished for request in requests]
+            relisted, self._listed_before = self._listed_before, True
+            if relisted and self._on_relist is not None:
+                # Objects this relist already requested keep the reason naming their object.
+                covered = self._requested | {r.obj_ref for r in missed}
+                missed += [
+                    ReconcileRequest(r.obj_ref, r.reason, LOW_PRIORITY)
+                    for r in self._on_relist()
+                    if r.obj_ref not in covered
+                ]
+            self._requested = set()
+            return missed
         return ()
 
     def _subject(self, event: Apply[Any] | InitApply[Any] | Delete[Any]) -> KubeObject | LazyObject:

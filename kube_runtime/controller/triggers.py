@@ -27,6 +27,7 @@ from kube_runtime.client.resource import ApiResource
 from kube_runtime.controller.action import DEFAULT_PRIORITY, LOW_PRIORITY, ReconcileReason, ReconcileRequest
 from kube_runtime.controller.related import RelatedRequests
 from kube_runtime.store.object_ref import ObjectRef
+from kube_runtime.store.store import Store
 from kube_runtime.streams import (
     DeletedLazyObject,
     DeletedObject,
@@ -36,7 +37,14 @@ from kube_runtime.streams import (
     WatchStream,
 )
 
-__all__ = ["RequestItem", "trigger_others", "trigger_owners", "trigger_self", "trigger_with"]
+__all__ = [
+    "RequestItem",
+    "store_requests",
+    "trigger_others",
+    "trigger_owners",
+    "trigger_self",
+    "trigger_with",
+]
 
 T = TypeVar("T")
 
@@ -88,17 +96,41 @@ def trigger_self(
     return _Triggered(stream, to_requests)
 
 
+def store_requests(
+    reader: Store, resource: ApiResource, reason: ReconcileReason
+) -> Callable[[], list[ReconcileRequest]]:
+    """A function returning a low-priority request (``reason``) for every object ``reader`` holds
+    when called (refs read from the stored heads, nothing decoded): the ``on_relist`` of
+    :func:`trigger_owners`/:func:`trigger_others`, or a bulk reconcile."""
+
+    def requests() -> list[ReconcileRequest]:
+        return [
+            ReconcileRequest(ObjectRef.from_head(lazy.meta, resource), reason, LOW_PRIORITY)
+            for lazy in reader.lazy_objects(LazyObject)
+        ]
+
+    return requests
+
+
 def trigger_owners(
     stream: AsyncIterable[Any],
     owner: ApiResource,
     child: ApiResource,
     memory: PredicateMemory | None = None,
+    *,
+    on_relist: Callable[[], Iterable[ReconcileRequest]] | None = None,
 ) -> WatchStream[RequestItem]:
     """For each watcher event of ``child`` objects (deletes included), a request for every
     ``ownerReferences`` entry of kind ``owner`` (``controller: true`` is not needed); children
     gone at a relist trigger their owners as their delete would have. ``memory`` (a
     :class:`~kube_runtime.streams.PredicateMemory`) filters applied children; their deletes and
-    relist disappearances always trigger. Children are read from their heads (nothing decoded)."""
+    relist disappearances always trigger. Children are read from their heads (nothing decoded).
+
+    ``on_relist`` (for example :func:`store_requests` over the owners' store) is asked for
+    requests at the end of every relist after the first: a child created and deleted while the
+    watch was away is in no list, so only a reconcile of every owner covers it (see
+    :mod:`~kube_runtime.controller.related`). Without it such a child goes unnoticed, as in
+    kube-rs and client-go."""
 
     def to_requests(obj: KubeObject | LazyObject) -> Iterable[ReconcileRequest]:
         if isinstance(obj, LazyObject):
@@ -122,7 +154,7 @@ def trigger_owners(
                 requests.append(ReconcileRequest(ref, reason))
         return requests
 
-    return _Triggered(stream, RelatedRequests(to_requests, memory, heads=True))
+    return _Triggered(stream, RelatedRequests(to_requests, memory, heads=True, on_relist=on_relist))
 
 
 def trigger_others(
@@ -130,17 +162,19 @@ def trigger_others(
     other: ApiResource,
     mapper: Callable[[KubeObject], Iterable[ObjectRef]],
     memory: PredicateMemory | None = None,
+    *,
+    on_relist: Callable[[], Iterable[ReconcileRequest]] | None = None,
 ) -> WatchStream[RequestItem]:
     """For each watcher event of ``other`` objects (a delete hands ``mapper`` a
     :class:`~kube_runtime.streams.DeletedObject`), a request for every ref ``mapper`` names; objects
     gone at a relist trigger what they last mapped to, without calling ``mapper`` again.
-    ``memory`` filters applied objects as in :func:`trigger_owners`."""
+    ``memory`` and ``on_relist`` as in :func:`trigger_owners`."""
 
     def to_requests(obj: KubeObject) -> Iterable[ReconcileRequest]:
         reason = ReconcileReason.related_object_updated(ObjectRef.from_obj(obj, other))
         return [ReconcileRequest(ref, reason) for ref in mapper(obj)]
 
-    return _Triggered(stream, RelatedRequests(to_requests, memory))
+    return _Triggered(stream, RelatedRequests(to_requests, memory, on_relist=on_relist))
 
 
 class _Triggered(WatchStream[RequestItem]):

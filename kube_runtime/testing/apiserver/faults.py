@@ -68,10 +68,14 @@ class Faults:
         self._failure: _Failure | None = None
         self.injected_failures = 0
 
-    def close_watches(self) -> int:
-        """End every open watch stream (a clean end, as when the server's watch times out)."""
+    def close_watches(self, storage_key: tuple[str, str] | None = None) -> int:
+        """End every open watch stream (a clean end, as when the server's watch times out), or
+        only those of the collection ``storage_key`` (``(group, plural)``, as
+        ``ResourceType.storage_key``) when given."""
         closed = 0
-        for coll in self._storage.collections.values():
+        for key, coll in self._storage.collections.items():
+            if storage_key is not None and key != storage_key:
+                continue
             for watcher in list(coll.watchers):
                 watcher.close()
                 closed += 1
