@@ -128,7 +128,14 @@ def _upstream(stream: AsyncIterable[T]) -> AsyncIterator[T]:
 
 class WatchStream(Generic[T_co]):
     """An async iterator with the stream helpers as chainable methods; an async context manager
-    that closes the whole chain on exit."""
+    that closes the whole chain on exit.
+
+    Stages compose through two methods a stage may override: :func:`reflect` calls
+    ``_reflected(apply)`` and :func:`backoff` calls ``_backed_off(policy)`` on the stream they are
+    put on. By default each adds a stage of its own; the backoff stage and the reflect stage
+    override them to return one stage doing both (the writer sees every event in order either
+    way and the delay falls between the same two reads: one coroutine hop per event less).
+    """
 
     __slots__ = ("_source",)
 
@@ -151,6 +158,14 @@ class WatchStream(Generic[T_co]):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+    def _reflected(self, apply: Callable[[Any], None]) -> WatchStream[Any]:
+        """This stream with ``apply`` called on every item that is not an error, in order."""
+        return _Reflected(self, apply)
+
+    def _backed_off(self, policy: Backoff) -> WatchStream[T_co]:
+        """This stream with a delay of ``policy`` after every error item."""
+        return _BackedOff(self, policy)
 
     # Methods mirror the free functions below (kube-rs's WatchStreamExt).
 
@@ -381,10 +396,9 @@ def drop_managed_fields(obj: KubeObject) -> None:
 
 def reflect(stream: AsyncIterable[EventItem], writer: EventWriter) -> WatchStream[EventItem]:
     """Apply every event to ``writer`` as it passes (the store only updates while this is iterated)."""
-    upstream: object = stream
-    if type(upstream) is _BackedOff and upstream._apply is None:
-        return upstream._reflecting(writer.apply_watcher_event)
-    return _Reflected(stream, writer)
+    if isinstance(stream, WatchStream):
+        return stream._reflected(writer.apply_watcher_event)
+    return _Reflected(stream, writer.apply_watcher_event)
 
 
 class _Reflected(WatchStream[EventItem]):
@@ -393,9 +407,12 @@ class _Reflected(WatchStream[EventItem]):
 
     __slots__ = ("_apply",)
 
-    def __init__(self, stream: AsyncIterable[EventItem], writer: EventWriter) -> None:
+    def __init__(self, stream: AsyncIterable[Any], apply: Callable[[Any], None]) -> None:
         super().__init__(_upstream(stream))
-        self._apply = writer.apply_watcher_event
+        self._apply = apply
+
+    def _backed_off(self, policy: Backoff) -> WatchStream[EventItem]:
+        return _BackedOff(self._source, policy, apply=self._apply)
 
     async def __anext__(self) -> EventItem:
         try:
@@ -420,6 +437,8 @@ def backoff(stream: AsyncIterable[T], policy: Backoff) -> WatchStream[T]:
     (bitdriftlabs/pulse#52). Put the backoff directly on the watcher, before ``applied_objects``,
     so it can tell list objects from watch events.
     """
+    if isinstance(stream, WatchStream):
+        return stream._backed_off(policy)
     return _BackedOff(stream, policy)
 
 
@@ -435,20 +454,15 @@ class _BackedOff(WatchStream[T]):
     (and on the first healthy item of the stream), not on every item: further resets in between
     find the policy already reset, so the sequence of delays is the same.
 
-    A backoff directly on a :func:`reflect` stream, or a :func:`reflect` directly on a backoff
-    stream, is one object that also applies the events (``_apply``): the two commute (the writer
-    sees every event in order either way, and the delay falls between the same two reads), and
-    fusing them saves a coroutine hop per event.
+    ``apply`` (given when a :func:`reflect` stage fuses with it, see :class:`WatchStream`) is
+    called on every item that is not an error, right after it is read.
     """
 
     __slots__ = ("_apply", "_delay", "_ended", "_pending_reset", "_policy")
 
-    def __init__(self, stream: AsyncIterable[T], policy: Backoff) -> None:
-        apply: Callable[[Any], None] | None = None
-        upstream: object = stream
-        if type(upstream) is _Reflected:
-            apply = upstream._apply
-            stream = upstream._source  # type: ignore[assignment]
+    def __init__(
+        self, stream: AsyncIterable[T], policy: Backoff, *, apply: Callable[[Any], None] | None = None
+    ) -> None:
         super().__init__(_upstream(stream))
         self._apply = apply
         self._policy = policy
@@ -456,9 +470,10 @@ class _BackedOff(WatchStream[T]):
         self._ended = False
         self._pending_reset = True
 
-    def _reflecting(self, apply: Callable[[Any], None]) -> _BackedOff[T]:
-        fused: _BackedOff[T] = _BackedOff(self._source, self._policy)
-        fused._apply = apply
+    def _reflected(self, apply: Callable[[Any], None]) -> WatchStream[Any]:
+        if self._apply is not None:  # already reflecting into one writer: a stage of its own
+            return _Reflected(self, apply)
+        fused: _BackedOff[T] = _BackedOff(self._source, self._policy, apply=apply)
         fused._delay = self._delay
         fused._ended = self._ended
         fused._pending_reset = self._pending_reset

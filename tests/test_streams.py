@@ -252,6 +252,19 @@ async def test_reflect_and_backoff_adjacent_in_either_order(order: str) -> None:
     assert src.closed
 
 
+async def test_two_reflects_on_one_backoff_each_see_every_event() -> None:
+    """A backoff stage fuses with the first reflect put on it; a second reflect is a stage of its
+    own, so both writers see every event."""
+    (first, w1), (second, w2) = store(), store()
+    src = Source([INIT, InitApply(cm("a")), INIT_DONE, err(), Apply(cm("b")), Delete(cm("a"))])
+    chain = WatchStream(src.gen()).backoff(ExponentialBackoff(1.0, jitter=False)).reflect(w1).reflect(w2)
+    async with chain:
+        items = [item async for item in chain]
+    assert len(items) == 6
+    assert [o["metadata"]["name"] for o in first.state()] == [o["metadata"]["name"] for o in second.state()]
+    assert [o["metadata"]["name"] for o in second.state()] == ["b"]
+
+
 # -- predicate filter ----------------------------------------------------------------------------
 
 
