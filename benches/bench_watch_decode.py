@@ -56,7 +56,7 @@ from kube_runtime.client.json import KubeObject
 from kube_runtime.client.lines import LineSplitter, WatchEvent, decode_event
 from kube_runtime.store import reflector, store
 from kube_runtime.watcher import Apply, InitDone, WatcherConfig, watcher
-from kube_runtime.watcher.event import Event
+from kube_runtime.watcher.event import WatcherEvent
 
 
 def pod(i: int) -> dict[str, Any]:
@@ -151,11 +151,11 @@ def msgspec_variant() -> Callable[[list[bytes]], int] | None:
     except ImportError:
         return None
 
-    class Event(msgspec.Struct):
+    class WireEvent(msgspec.Struct):
         type: str
         object: dict[str, Any]
 
-    decode = msgspec.json.Decoder(Event).decode
+    decode = msgspec.json.Decoder(WireEvent).decode
 
     def run(chunks: list[bytes]) -> int:
         splitter = LineSplitter()
@@ -292,7 +292,7 @@ class _FakeApi:
 
 
 class _DroppingWriter:
-    def apply_watcher_event(self, event: Event[KubeObject]) -> None:
+    def apply_watcher_event(self, event: WatcherEvent[KubeObject]) -> None:
         pass
 
 

@@ -79,7 +79,7 @@ async def serve(ready_file: Path) -> None:
     import io
 
     from kube_runtime.observe.logging import configure_logging
-    from kube_runtime.webhooks import AdmissionRequest, Rule, Verdict, Webhooks, allow, deny
+    from kube_runtime.webhooks import AdmissionRequest, Verdict, WebhookRule, Webhooks, allow, deny
     from kube_runtime.webhooks.certs import SelfSignedCA
     from kube_runtime.webhooks.server import WebhookServer
 
@@ -97,7 +97,7 @@ async def serve(ready_file: Path) -> None:
         return obj
 
     hooks = Webhooks()
-    rules = [Rule(("example.com",), ("*",), ("widgets",))]
+    rules = [WebhookRule(("example.com",), ("*",), ("widgets",))]
     hooks.validating("/validate", validate, name="vwidget.example.com", rules=rules)
     hooks.mutating("/mutate", mutate, name="mwidget.example.com", rules=rules)
     with tempfile.TemporaryDirectory() as tmp:

@@ -15,8 +15,8 @@ from pydantic import Field
 from kube_runtime import predicates
 from kube_runtime.client import Api, ApiResource, Client
 from kube_runtime.controller import Action
-from kube_runtime.events import Event, EventType, Recorder, Reporter
-from kube_runtime.finalizer import Apply, FinalizerEvent, finalizer
+from kube_runtime.events import EventReport, EventType, Recorder, Reporter
+from kube_runtime.finalizer import FinalizerApply, FinalizerEvent, finalizer
 from kube_runtime.manager import Manager
 from kube_runtime.resources import (
     Conditions,
@@ -78,8 +78,8 @@ async def reconcile(site: Website, ctx: Context) -> Action:
     websites = TypedApi(ctx.client, Website, site.namespace)
 
     async def handle(event: FinalizerEvent) -> Action:
-        if not isinstance(event, Apply):  # Cleanup: the children go with the garbage collector
-            deleted = Event(EventType.NORMAL, "Deleted", "Cleanup", "cleaned up")
+        if not isinstance(event, FinalizerApply):  # Cleanup: the children go with the garbage collector
+            deleted = EventReport(EventType.NORMAL, "Deleted", "Cleanup", "cleaned up")
             await ctx.recorder.publish(deleted, event.object)
             return Action.await_change()
         for resource, child in children(site):
@@ -89,7 +89,7 @@ async def reconcile(site: Website, ctx: Context) -> Action:
         generation = site.metadata.generation
         ready = set_condition(status.conditions, "Ready", True, "Applied", observed_generation=generation)
         await apply_status(websites, site, WebsiteStatus(conditions=ready), field_manager=NAME)
-        applied = Event(EventType.NORMAL, "Applied", "Reconcile", "children applied")
+        applied = EventReport(EventType.NORMAL, "Applied", "Reconcile", "children applied")
         await ctx.recorder.publish(applied, event.object)
         return Action.requeue(300)
 

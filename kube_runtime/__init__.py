@@ -20,10 +20,10 @@ attribute ``kube_runtime.watcher`` is the function, so ``import kube_runtime.wat
 the function too; reach the subpackages with ``from kube_runtime.watcher import ...`` or
 ``importlib.import_module("kube_runtime.watcher")``.
 
-Names that exist in several layers keep their module: the finalizer's ``Apply``/``Cleanup``
-events are imported with ``from kube_runtime.finalizer import Apply, Cleanup``, the events
-recorder's ``Event`` with ``from kube_runtime.events import Event``; the top-level
-``Apply``/``Delete`` are the watcher's events.
+Every public name means one thing across the layers (a test checks it): the watcher's events are
+``Apply``/``Delete`` (their union ``WatcherEvent``), the finalizer's ``FinalizerApply``/
+``FinalizerCleanup``, the event recorder's input ``EventReport``, and ``Event`` is the typed
+``events.k8s.io/v1`` model of :mod:`kube_runtime.resources`.
 """
 
 from __future__ import annotations

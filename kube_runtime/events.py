@@ -44,7 +44,7 @@ __all__ = [
     "MAX_ACTION_LENGTH",
     "MAX_NOTE_BYTES",
     "MAX_REASON_LENGTH",
-    "Event",
+    "EventReport",
     "EventType",
     "InvalidEvent",
     "Recorder",
@@ -103,7 +103,7 @@ class Reporter:
 
 
 @dataclass(frozen=True, slots=True)
-class Event:
+class EventReport:
     """What happened. ``secondary`` is the ``related`` object reference, if any."""
 
     type: EventType
@@ -196,7 +196,7 @@ class Recorder:
         """How many event keys the dedup cache holds (after the last GC)."""
         return len(self._cache)
 
-    async def publish(self, event: Event, regarding: KubeObject) -> KubeObject:
+    async def publish(self, event: EventReport, regarding: KubeObject) -> KubeObject:
         """Create the event, or extend its series if the same key was published within the TTL.
 
         ``regarding`` is an ObjectReference or the object itself. Returns the server's Event.
@@ -224,7 +224,7 @@ class Recorder:
             del self._in_flight[key]
             done.set()
 
-    async def _publish_locked(self, key: _Key, event: Event, reference: KubeObject) -> KubeObject:
+    async def _publish_locked(self, key: _Key, event: EventReport, reference: KubeObject) -> KubeObject:
         now = anyio.current_time()
         self._expire(now)
         wall_now = self._wall_clock()
@@ -262,7 +262,7 @@ class Recorder:
             del self._cache[key]
 
     def _new_event(
-        self, event: Event, reference: KubeObject, namespace: str, wall_now: datetime
+        self, event: EventReport, reference: KubeObject, namespace: str, wall_now: datetime
     ) -> KubeObject:
         # Unique even when two events share a wall-clock nanosecond (or the clock steps back).
         nanos = max(int(wall_now.timestamp() * 1_000_000) * 1000, self._last_name_nanos + 1)

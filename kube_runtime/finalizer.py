@@ -6,10 +6,12 @@ before Kubernetes deletes it:
 ====================  ===========  ==========================================================
 our finalizer listed  deleting     what happens
 ====================  ===========  ==========================================================
-yes                   no           ``handler(Apply(obj))``; its ``Action`` is returned
-yes, at index ``i``   yes          ``handler(Cleanup(obj))``; on success the finalizer is
-                                   removed with ``[test /metadata/finalizers/i == name,
-                                   remove /metadata/finalizers/i]``
+yes                   no           ``handler(FinalizerApply(obj))``; its ``Action`` is
+                                   returned
+yes, at index ``i``   yes          ``handler(FinalizerCleanup(obj))``; on success the
+                                   finalizer is removed with ``[test
+                                   /metadata/finalizers/i == name, remove
+                                   /metadata/finalizers/i]``
 no                    no           the finalizer is added with a JSON patch guarded by a
                                    ``test`` of the list as observed; returns
                                    ``Action.await_change()`` (the patch triggers the next
@@ -17,10 +19,10 @@ no                    no           the finalizer is added with a JSON patch guar
 no                    yes          ``Action.await_change()``; no callback
 ====================  ===========  ==========================================================
 
-Guarantees: if ``Apply`` ever started for an object, a ``Cleanup`` must succeed before the object
-can be deleted (a failing cleanup keeps the finalizer, so the object stays Terminating). Every
-patch is guarded by ``test`` ops, so a concurrent change to the finalizer list makes the patch fail
-with 422 instead of clobbering someone else's finalizer; the error is returned typed
+Guarantees: if ``FinalizerApply`` ever started for an object, a ``FinalizerCleanup`` must succeed
+before the object can be deleted (a failing cleanup keeps the finalizer, so the object stays
+Terminating). Every patch is guarded by ``test`` ops, so a concurrent change to the finalizer list
+makes the patch fail with 422 instead of clobbering someone else's finalizer; the error is returned typed
 (:class:`AddFinalizer` / :class:`RemoveFinalizer`) and the next reconcile sees the new list.
 
 Pitfalls: both callbacks must be idempotent and cancellation-safe (they run again after any
@@ -50,10 +52,10 @@ from kube_runtime.controller.action import Action
 
 __all__ = [
     "AddFinalizer",
-    "Apply",
     "ApplyFailed",
-    "Cleanup",
     "CleanupFailed",
+    "FinalizerApply",
+    "FinalizerCleanup",
     "FinalizerError",
     "FinalizerEvent",
     "InvalidFinalizer",
@@ -65,20 +67,20 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
-class Apply:
+class FinalizerApply:
     """The object is live and carries our finalizer: bring the world in line with it."""
 
     object: KubeObject
 
 
 @dataclass(frozen=True, slots=True)
-class Cleanup:
-    """The object is being deleted: release whatever ``Apply`` created. Must be idempotent."""
+class FinalizerCleanup:
+    """The object is being deleted: release whatever ``FinalizerApply`` created. Must be idempotent."""
 
     object: KubeObject
 
 
-FinalizerEvent: TypeAlias = Apply | Cleanup
+FinalizerEvent: TypeAlias = FinalizerApply | FinalizerCleanup
 
 
 class PatchableApi(Protocol):
@@ -101,7 +103,7 @@ class FinalizerError(KubeError):
 
 
 class ApplyFailed(FinalizerError):
-    """The ``Apply`` callback raised; ``__cause__`` is its exception."""
+    """Handling ``FinalizerApply`` raised; ``__cause__`` is its exception."""
 
     def __init__(self, cause: BaseException) -> None:
         super().__init__(f"failed to apply object: {cause!r}")
@@ -109,7 +111,7 @@ class ApplyFailed(FinalizerError):
 
 
 class CleanupFailed(FinalizerError):
-    """The ``Cleanup`` callback raised; the finalizer was kept, so the object stays Terminating."""
+    """Handling ``FinalizerCleanup`` raised; the finalizer was kept, so the object stays Terminating."""
 
     def __init__(self, cause: BaseException) -> None:
         super().__init__(f"failed to clean up object: {cause!r}")
@@ -194,13 +196,13 @@ async def finalizer(
 
     if index is not None and not deleting:
         try:
-            return await handler(Apply(obj))
+            return await handler(FinalizerApply(obj))
         except Exception as exc:
             raise ApplyFailed(exc) from exc
 
     if index is not None:
         try:
-            action = await handler(Cleanup(obj))
+            action = await handler(FinalizerCleanup(obj))
         except Exception as exc:
             raise CleanupFailed(exc) from exc
         remove = [
@@ -218,7 +220,7 @@ async def finalizer(
         return action
 
     if deleting:
-        # Deleted before we ever added the finalizer, so Apply never ran: nothing to clean up.
+        # Deleted before we ever added the finalizer, so FinalizerApply never ran: nothing to clean up.
         return Action.await_change()
 
     await _add_finalizer(api, name, finalizer_name, raw_finalizers, finalizers)

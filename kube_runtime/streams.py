@@ -42,8 +42,8 @@ from kube_runtime.client.head import LazyObject
 from kube_runtime.client.json import KubeObject
 from kube_runtime.predicates import DEFAULT_PREDICATE_TTL, Predicate, PredicateMemory
 from kube_runtime.watcher.backoff import Backoff
-from kube_runtime.watcher.backoff import default_backoff as _default_policy
-from kube_runtime.watcher.event import Apply, Delete, Event, Init, InitApply, InitDone
+from kube_runtime.watcher.backoff import default_backoff_policy as _default_policy
+from kube_runtime.watcher.event import Apply, Delete, Init, InitApply, InitDone, WatcherEvent
 
 __all__ = [
     "DEFAULT_PREDICATE_TTL",
@@ -70,7 +70,7 @@ __all__ = [
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
 
-EventItem: TypeAlias = Event[KubeObject] | Exception
+EventItem: TypeAlias = WatcherEvent[KubeObject] | Exception
 ObjectItem: TypeAlias = KubeObject | Exception
 
 
@@ -110,7 +110,7 @@ class DeletedLazyObject(LazyObject):
 class EventWriter(Protocol):
     """What :func:`reflect` applies events to (a store's ``Writer``)."""
 
-    def apply_watcher_event(self, event: Event[KubeObject]) -> None: ...
+    def apply_watcher_event(self, event: WatcherEvent[KubeObject]) -> None: ...
 
 
 async def _aclose(source: object) -> None:

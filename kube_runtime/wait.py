@@ -10,7 +10,7 @@ error and has no timeout. Here transport failures and error statuses are retried
 backoff (a 410 relists at once), and ``timeout`` bounds the whole wait, raising
 :class:`ConditionTimeout` with the last state seen. A condition that raises propagates unchanged.
 
-Conditions are plain callables ``(object | None) -> bool`` wrapped in :class:`Condition` for the
+Conditions are plain callables ``(object | None) -> bool`` wrapped in :class:`WaitCondition` for the
 combinators (``~c`` / ``c.not_()``, ``a & b`` / ``a.and_(b)``, ``a | b`` / ``a.or_(b)``).
 """
 
@@ -23,15 +23,15 @@ import anyio
 
 from kube_runtime.client.errors import ApiError, KubeError, TransportError
 from kube_runtime.client.json import KubeObject
-from kube_runtime.watcher import Backoff, WatcherError, default_backoff, watch_object
+from kube_runtime.watcher import Backoff, WatcherError, default_backoff_policy, watch_object
 from kube_runtime.watcher.watcher import WatchableApi as WatcherApi
 
 __all__ = [
-    "Condition",
     "ConditionTimeout",
     "DeletableApi",
     "DeleteFailed",
     "NoUid",
+    "WaitCondition",
     "WaitError",
     "WatchableApi",
     "await_condition",
@@ -67,7 +67,7 @@ class DeletableApi(WatcherApi, Protocol):
     ) -> KubeObject: ...
 
 
-class Condition:
+class WaitCondition:
     """A predicate over an object's state (``None`` = the object does not exist)."""
 
     __slots__ = ("_check", "description")
@@ -82,16 +82,16 @@ class Condition:
     def matches_object(self, obj: KubeObject | None) -> bool:
         return self(obj)
 
-    def not_(self) -> Condition:
-        return Condition(lambda obj: not self(obj), f"not({self.description})")
+    def not_(self) -> WaitCondition:
+        return WaitCondition(lambda obj: not self(obj), f"not({self.description})")
 
-    def and_(self, other: Callable[[KubeObject | None], bool]) -> Condition:
-        return Condition(
+    def and_(self, other: Callable[[KubeObject | None], bool]) -> WaitCondition:
+        return WaitCondition(
             lambda obj: self(obj) and bool(other(obj)), f"and({self.description}, {_describe(other)})"
         )
 
-    def or_(self, other: Callable[[KubeObject | None], bool]) -> Condition:
-        return Condition(
+    def or_(self, other: Callable[[KubeObject | None], bool]) -> WaitCondition:
+        return WaitCondition(
             lambda obj: self(obj) or bool(other(obj)), f"or({self.description}, {_describe(other)})"
         )
 
@@ -104,7 +104,7 @@ class Condition:
 
 
 def _describe(check: Callable[[KubeObject | None], bool]) -> str:
-    return check.description if isinstance(check, Condition) else getattr(check, "__name__", "condition")
+    return check.description if isinstance(check, WaitCondition) else getattr(check, "__name__", "condition")
 
 
 def _status_conditions(obj: KubeObject | None) -> Iterable[KubeObject]:
@@ -123,33 +123,33 @@ def _has_condition(
     )
 
 
-def is_deleted(uid: str) -> Condition:
+def is_deleted(uid: str) -> WaitCondition:
     """True when the object is absent, or has been replaced by another with a different uid."""
-    return Condition(
+    return WaitCondition(
         lambda obj: obj is None or (obj.get("metadata") or {}).get("uid") != uid, f"is_deleted({uid})"
     )
 
 
-def is_created() -> Condition:
-    return Condition(lambda obj: obj is not None, "is_created")
+def is_created() -> WaitCondition:
+    return WaitCondition(lambda obj: obj is not None, "is_created")
 
 
-def is_crd_established() -> Condition:
-    return Condition(lambda obj: _has_condition(obj, "Established"), "is_crd_established")
+def is_crd_established() -> WaitCondition:
+    return WaitCondition(lambda obj: _has_condition(obj, "Established"), "is_crd_established")
 
 
-def is_pod_running() -> Condition:
-    return Condition(
+def is_pod_running() -> WaitCondition:
+    return WaitCondition(
         lambda obj: obj is not None and (obj.get("status") or {}).get("phase") == "Running", "is_pod_running"
     )
 
 
-def is_job_completed() -> Condition:
-    return Condition(lambda obj: _has_condition(obj, "Complete"), "is_job_completed")
+def is_job_completed() -> WaitCondition:
+    return WaitCondition(lambda obj: _has_condition(obj, "Complete"), "is_job_completed")
 
 
-def is_deployment_completed() -> Condition:
-    return Condition(
+def is_deployment_completed() -> WaitCondition:
+    return WaitCondition(
         lambda obj: _has_condition(obj, "Progressing", reason="NewReplicaSetAvailable"),
         "is_deployment_completed",
     )
@@ -160,7 +160,7 @@ def _ingress_entries_ready(obj: KubeObject) -> bool:
     return bool(ingress) and all(entry.get("ip") or entry.get("hostname") for entry in ingress)
 
 
-def is_service_loadbalancer_provisioned() -> Condition:
+def is_service_loadbalancer_provisioned() -> WaitCondition:
     """Services that are not LoadBalancers count as provisioned; otherwise every ingress needs an address."""
 
     def check(obj: KubeObject | None) -> bool:
@@ -170,11 +170,13 @@ def is_service_loadbalancer_provisioned() -> Condition:
             return True
         return _ingress_entries_ready(obj)
 
-    return Condition(check, "is_service_loadbalancer_provisioned")
+    return WaitCondition(check, "is_service_loadbalancer_provisioned")
 
 
-def is_ingress_provisioned() -> Condition:
-    return Condition(lambda obj: obj is not None and _ingress_entries_ready(obj), "is_ingress_provisioned")
+def is_ingress_provisioned() -> WaitCondition:
+    return WaitCondition(
+        lambda obj: obj is not None and _ingress_entries_ready(obj), "is_ingress_provisioned"
+    )
 
 
 class conditions:
@@ -260,7 +262,7 @@ async def await_condition(
     progress = _Progress()
     try:
         with anyio.fail_after(timeout):
-            return await _follow(api, name, condition, progress, backoff or default_backoff())
+            return await _follow(api, name, condition, progress, backoff or default_backoff_policy())
     except TimeoutError as exc:
         if isinstance(exc, ConditionTimeout):
             raise

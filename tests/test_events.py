@@ -12,7 +12,7 @@ import pytest
 from kube_runtime.client import Api, ApiResource
 from kube_runtime.events import (
     CACHE_TTL,
-    Event,
+    EventReport,
     EventType,
     InvalidEvent,
     Recorder,
@@ -34,7 +34,7 @@ async def configmap(server: Any, name: str = "cm", namespace: str = "default") -
     return await api.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}})
 
 
-SCALED = Event(EventType.NORMAL, reason="Scaled", action="Scale", note="from 1 to 3")
+SCALED = EventReport(EventType.NORMAL, reason="Scaled", action="Scale", note="from 1 to 3")
 
 
 def test_reporter_instance_defaults() -> None:
@@ -63,7 +63,7 @@ async def test_repeats_become_a_series(api_server: Any) -> None:
     obj = await configmap(api_server)
     recorder = Recorder(api_server.client, Reporter("my-ctl"))
     await recorder.publish(SCALED, obj)
-    await recorder.publish(Event(EventType.NORMAL, "Scaled", "Scale", note="a different note"), obj)
+    await recorder.publish(EventReport(EventType.NORMAL, "Scaled", "Scale", note="a different note"), obj)
     [event] = events_in(api_server, "default")
     assert event["series"]["count"] == 2  # the first repeat counts 2
     assert event["series"]["lastObservedTime"].endswith("Z")
@@ -78,10 +78,10 @@ async def test_a_different_key_makes_a_new_event(api_server: Any) -> None:
     other = await configmap(api_server, "other")
     recorder = Recorder(api_server.client, Reporter("my-ctl"))
     await recorder.publish(SCALED, obj)
-    await recorder.publish(Event(EventType.WARNING, "Scaled", "Scale"), obj)
-    await recorder.publish(Event(EventType.NORMAL, "Failed", "Scale"), obj)
+    await recorder.publish(EventReport(EventType.WARNING, "Scaled", "Scale"), obj)
+    await recorder.publish(EventReport(EventType.NORMAL, "Failed", "Scale"), obj)
     await recorder.publish(SCALED, other)
-    await recorder.publish(Event(EventType.NORMAL, "Scaled", "Scale", secondary=other), obj)
+    await recorder.publish(EventReport(EventType.NORMAL, "Scaled", "Scale", secondary=other), obj)
     assert len(events_in(api_server, "default")) == 5
     assert recorder.cached_events() == 5
 
@@ -102,17 +102,17 @@ async def test_limits_are_checked_before_any_request(api_server: Any) -> None:
     obj = await configmap(api_server)
     recorder = Recorder(api_server.client, Reporter("my-ctl"))
     too_long = [
-        (Event(EventType.NORMAL, "r" * 129, "Scale"), "reason"),
-        (Event(EventType.NORMAL, "Scaled", "a" * 129), "action"),
-        (Event(EventType.NORMAL, "Scaled", "Scale", note="é" * 513), "note"),  # 1026 bytes
-        (Event(EventType.NORMAL, "", "Scale"), "reason"),
-        (Event(EventType.NORMAL, "Scaled", ""), "action"),
+        (EventReport(EventType.NORMAL, "r" * 129, "Scale"), "reason"),
+        (EventReport(EventType.NORMAL, "Scaled", "a" * 129), "action"),
+        (EventReport(EventType.NORMAL, "Scaled", "Scale", note="é" * 513), "note"),  # 1026 bytes
+        (EventReport(EventType.NORMAL, "", "Scale"), "reason"),
+        (EventReport(EventType.NORMAL, "Scaled", ""), "action"),
     ]
     for event, field in too_long:
         with pytest.raises(InvalidEvent, match=field):
             await recorder.publish(event, obj)
     # At the limit is fine.
-    await recorder.publish(Event(EventType.NORMAL, "r" * 128, "a" * 128, note="n" * 1024), obj)
+    await recorder.publish(EventReport(EventType.NORMAL, "r" * 128, "a" * 128, note="n" * 1024), obj)
     assert len(events_in(api_server, "default")) == 1
 
 

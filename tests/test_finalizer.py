@@ -14,10 +14,10 @@ from kube_runtime.client import Api, ApiResource
 from kube_runtime.controller.action import Action
 from kube_runtime.finalizer import (
     AddFinalizer,
-    Apply,
     ApplyFailed,
-    Cleanup,
     CleanupFailed,
+    FinalizerApply,
+    FinalizerCleanup,
     FinalizerEvent,
     InvalidFinalizer,
     RemoveFinalizer,
@@ -70,7 +70,7 @@ async def test_adds_the_finalizer_first_then_applies(api_server: Any) -> None:
     assert fresh["metadata"]["finalizers"] == [OURS]
 
     assert await finalizer(api, OURS, fresh, handler) == Action.requeue(300)
-    assert handler.events == [Apply(fresh)]
+    assert handler.events == [FinalizerApply(fresh)]
 
 
 async def test_appends_after_other_finalizers(api_server: Any) -> None:
@@ -130,14 +130,14 @@ async def test_cleanup_failure_keeps_the_object_terminating_until_cleanup_succee
     with pytest.raises(CleanupFailed) as raised:
         await finalizer(api, OURS, terminating, failing)
     assert isinstance(raised.value.__cause__, RuntimeError)
-    assert failing.events == [Cleanup(terminating)]
+    assert failing.events == [FinalizerCleanup(terminating)]
     still = await api.get("doomed")
     assert still["metadata"]["finalizers"] == [OURS]
     assert still["metadata"]["deletionTimestamp"]
 
     ok = Handler(action=Action.requeue(5))
     assert await finalizer(api, OURS, still, ok) == Action.requeue(5)
-    assert ok.events == [Cleanup(still)]
+    assert ok.events == [FinalizerCleanup(still)]
     assert await api.get_opt("doomed") is None  # our finalizer was the last one
 
 
@@ -178,7 +178,7 @@ async def test_a_stale_cleanup_of_an_object_already_gone_succeeds(api_server: An
     assert await api.get_opt("raced") is None
     # A second reconcile of the same stale copy: the cleanup runs again, the remove patch gets 404.
     assert await finalizer(api, OURS, stale, handler) == Action.await_change()
-    assert handler.events == [Cleanup(stale), Cleanup(stale)]
+    assert handler.events == [FinalizerCleanup(stale), FinalizerCleanup(stale)]
 
 
 async def test_deleted_before_the_finalizer_was_added_needs_no_cleanup(api_server: Any) -> None:
@@ -249,12 +249,12 @@ def test_property_patch_table(initial: list[str], deleting: bool) -> None:
             after = await api.get_opt("p")
             others = [f for f in initial if f != OURS]
             if OURS in initial and not deleting:
-                assert handler.events == [Apply(obj)]
+                assert handler.events == [FinalizerApply(obj)]
                 assert action == handler.action
                 assert after is not None
                 assert after["metadata"]["finalizers"] == initial
             elif OURS in initial:
-                assert handler.events == [Cleanup(obj)]
+                assert handler.events == [FinalizerCleanup(obj)]
                 assert action == handler.action
                 if others:
                     assert after is not None

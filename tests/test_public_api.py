@@ -31,3 +31,31 @@ def test_importing_the_package_does_not_import_every_layer() -> None:
     code = f"import sys, kube_runtime; print(*[m in sys.modules for m in {layers!r}])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False", "False", "True"]
+
+
+def _public_names() -> dict[str, dict[int, list[str]]]:
+    """Every name in some module's ``__all__`` -> the distinct objects it names -> those modules."""
+    import importlib
+    import pkgutil
+
+    found: dict[str, dict[int, list[str]]] = {}
+    for info in pkgutil.walk_packages(kube_runtime.__path__, "kube_runtime."):
+        if info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        for name in getattr(module, "__all__", ()):
+            value = module.__dict__.get(name, getattr(module, name, None))
+            found.setdefault(name, {}).setdefault(id(value), []).append(info.name)
+    return found
+
+
+def test_no_public_name_means_two_things() -> None:
+    """A name exported by two modules is the same object in both (a re-export), never two things:
+    a reader meeting ``Apply`` or ``Event`` must not have to ask which one. The embedded API server's
+    internals count too (their exports are public API of the test kit)."""
+    clashes = {
+        name: sorted(module for modules in objects.values() for module in modules)
+        for name, objects in _public_names().items()
+        if len(objects) > 1
+    }
+    assert clashes == {}

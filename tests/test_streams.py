@@ -23,7 +23,7 @@ from kube_runtime.streams import (
     touched_objects,
 )
 from kube_runtime.testing.clock import virtual_clock_backend
-from kube_runtime.watcher.backoff import ExponentialBackoff, ResetTimerBackoff, default_backoff
+from kube_runtime.watcher.backoff import ExponentialBackoff, ResetTimerBackoff, default_backoff_policy
 from kube_runtime.watcher.event import (
     INIT,
     INIT_DONE,
@@ -155,7 +155,7 @@ async def test_reset_timer_backoff_resets_after_quiet_period() -> None:
 
 
 async def test_default_backoff_is_client_go_reflector_policy() -> None:
-    b = default_backoff()
+    b = default_backoff_policy()
     inner = b.inner
     assert isinstance(inner, ExponentialBackoff)
     assert (inner.min_delay, inner.max_delay, inner.factor, inner.jitter) == (0.8, 30.0, 2.0, True)

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from kube_runtime.client import Api, ApiResource
 from kube_runtime.wait import (
-    Condition,
     ConditionTimeout,
     DeleteFailed,
+    WaitCondition,
     await_condition,
     conditions,
     delete_and_finalize,
@@ -91,12 +91,14 @@ states = st.one_of(
         st.sampled_from(["Running", "Pending"]),
     ),
 )
-atoms = st.sampled_from([is_created(), is_deleted("u1"), is_pod_running(), Condition(lambda o: True, "true")])
+atoms = st.sampled_from(
+    [is_created(), is_deleted("u1"), is_pod_running(), WaitCondition(lambda o: True, "true")]
+)
 
 
 @given(state=states, a=atoms, b=atoms)
 def test_property_combinators_are_boolean_logic(
-    state: dict[str, Any] | None, a: Condition, b: Condition
+    state: dict[str, Any] | None, a: WaitCondition, b: WaitCondition
 ) -> None:
     assert (~a)(state) == (not a(state)) == a.not_()(state)
     assert (a & b)(state) == (a(state) and b(state)) == a.and_(b)(state)

@@ -20,8 +20,8 @@ from typing import Any
 from examples.configmapgen.crd import CONFIG_MAP, CONFIG_MAP_GENERATOR
 from kube_runtime.client import Api, ApiError, Client
 from kube_runtime.controller import Action, Controller
-from kube_runtime.events import Event, EventType, Recorder, Reporter
-from kube_runtime.finalizer import Apply, FinalizerEvent, finalizer
+from kube_runtime.events import EventReport, EventType, Recorder, Reporter
+from kube_runtime.finalizer import FinalizerApply, FinalizerEvent, finalizer
 from kube_runtime.watcher import WatcherConfig
 
 __all__ = ["FIELD_MANAGER", "FINALIZER", "Context", "build_controller", "error_policy", "reconcile"]
@@ -54,7 +54,7 @@ async def reconcile(generator: dict[str, Any], ctx: Context) -> Action:
     generators = Api(ctx.client, CONFIG_MAP_GENERATOR, namespace)
 
     async def handle(event: FinalizerEvent) -> Action:
-        if isinstance(event, Apply):
+        if isinstance(event, FinalizerApply):
             return await apply(event.object, ctx)
         return await cleanup(event.object, ctx)
 
@@ -76,7 +76,7 @@ async def apply(generator: dict[str, Any], ctx: Context) -> Action:
             meta["name"], desired, patch_type="apply", field_manager=FIELD_MANAGER, force=True
         )
         note = f"wrote ConfigMap {meta['name']}"
-        await ctx.recorder.publish(Event(EventType.NORMAL, "Generated", "Reconcile", note), generator)
+        await ctx.recorder.publish(EventReport(EventType.NORMAL, "Generated", "Reconcile", note), generator)
     return Action.requeue(REQUEUE_SECONDS)
 
 
@@ -89,14 +89,16 @@ async def cleanup(generator: dict[str, Any], ctx: Context) -> Action:
         if err.code != 404:
             raise
     note = f"deleted ConfigMap {meta['name']}"
-    await ctx.recorder.publish(Event(EventType.NORMAL, "Deleted", "Cleanup", note), generator)
+    await ctx.recorder.publish(EventReport(EventType.NORMAL, "Deleted", "Cleanup", note), generator)
     return Action.await_change()
 
 
 async def error_policy(generator: dict[str, Any], error: Exception, ctx: Context) -> Action:
     note = str(error)[:1000]
     with contextlib.suppress(Exception):  # an event is best effort; the retry below matters
-        await ctx.recorder.publish(Event(EventType.WARNING, "ReconcileFailed", "Reconcile", note), generator)
+        await ctx.recorder.publish(
+            EventReport(EventType.WARNING, "ReconcileFailed", "Reconcile", note), generator
+        )
     return Action.requeue_with_backoff()
 
 

@@ -7,7 +7,7 @@ Served when ``--webhook-cert-file`` is given (the Helm chart passes it with ``we
 
 from __future__ import annotations
 
-from kube_runtime.webhooks import AdmissionRequest, Rule, Verdict, Webhooks, allow, deny
+from kube_runtime.webhooks import AdmissionRequest, Verdict, WebhookRule, Webhooks, allow, deny
 
 __all__ = ["MAX_CONTENT_BYTES", "VALIDATE_PATH", "WEBHOOK_NAME", "build_webhooks"]
 
@@ -31,6 +31,6 @@ def build_webhooks() -> Webhooks:
         VALIDATE_PATH,
         validate,
         name=WEBHOOK_NAME,
-        rules=[Rule(("nullable.se",), ("v1",), ("configmapgenerators",))],
+        rules=[WebhookRule(("nullable.se",), ("v1",), ("configmapgenerators",))],
     )
     return webhooks

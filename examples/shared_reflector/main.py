@@ -34,7 +34,7 @@ import structlog
 from kube_runtime import predicates
 from kube_runtime.client import Api, ApiResource, Client
 from kube_runtime.controller import Action, Controller
-from kube_runtime.events import Event, EventType, Recorder, Reporter
+from kube_runtime.events import EventReport, EventType, Recorder, Reporter
 from kube_runtime.manager import Manager, ManagerOptions
 from kube_runtime.streams import drop_managed_fields
 from kube_runtime.testing import ApiServer
@@ -90,7 +90,7 @@ async def validate(cm: dict[str, Any], ctx: Context) -> Action:
         log.info("valid")
     else:
         note = f"label {TEAM} is required"
-        await ctx.recorder.publish(Event(EventType.WARNING, "MissingTeam", "Validate", note), cm)
+        await ctx.recorder.publish(EventReport(EventType.WARNING, "MissingTeam", "Validate", note), cm)
         log.warning("invalid", problem=note)
     return Action.await_change()
 

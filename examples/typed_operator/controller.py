@@ -14,7 +14,7 @@ import structlog
 from examples.typed_operator.resources import Website, WebsiteStatus
 from kube_runtime.client import Client
 from kube_runtime.controller import Action
-from kube_runtime.finalizer import Apply, FinalizerEvent, finalizer
+from kube_runtime.finalizer import FinalizerApply, FinalizerEvent, finalizer
 from kube_runtime.resources import (
     ConfigMap,
     ObjectMeta,
@@ -58,7 +58,7 @@ async def reconcile(site: Website, ctx: Context) -> Action:
     websites = TypedApi(ctx.client, Website, site.namespace)
 
     async def handle(event: FinalizerEvent) -> Action:
-        if isinstance(event, Apply):
+        if isinstance(event, FinalizerApply):
             return await publish(site, websites, ctx)
         ctx.cleaned_up.append(site.name)
         log.info("website cleaned up", website=site.name)

@@ -38,7 +38,7 @@ from kube_runtime.observe import Observability, ServerOptions, configure_logging
 from kube_runtime.resources import ConfigMap, ObjectMeta, TypedApi, crd, find_condition, to_dict
 from kube_runtime.testing import ApiServer
 from kube_runtime.webhooks.certs import SelfSignedCA
-from kube_runtime.webhooks.config import ClientConfig
+from kube_runtime.webhooks.config import WebhookClientConfig
 from kube_runtime.webhooks.server import WebhookOptions, WebhookServer
 
 __all__ = ["install_crd", "install_webhooks", "main", "scenario", "webhook_scenario"]
@@ -60,7 +60,7 @@ async def install_crd(client: Client) -> None:
 async def install_webhooks(client: Client, server: WebhookServer, ca_pem: bytes) -> None:
     """Install the two-version CRD and the webhook configurations pointing at ``server`` (a
     loopback URL verified by ``ca_pem``), and wait until the API server calls them."""
-    await install(client, server.webhooks, ClientConfig(url=server.url, ca_bundle=ca_pem))
+    await install(client, server.webhooks, WebhookClientConfig(url=server.url, ca_bundle=ca_pem))
     await wait_for("CRD served", lambda: _served(client))
     await wait_for("webhooks called", lambda: _defaulted_on_dry_run(client))
 

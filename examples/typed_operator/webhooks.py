@@ -23,9 +23,9 @@ from typing import Any
 from examples.typed_operator.resources import Website, WebsiteSpec, WebsiteV1Alpha1, WebsiteV1Alpha1Spec
 from kube_runtime.client import Api, ApiError, ApiResource, Client
 from kube_runtime.resources import crd
-from kube_runtime.webhooks import AdmissionRequest, Rule, Verdict, Webhooks, allow, deny
+from kube_runtime.webhooks import AdmissionRequest, Verdict, WebhookRule, Webhooks, allow, deny
 from kube_runtime.webhooks.config import (
-    ClientConfig,
+    WebhookClientConfig,
     mutating_webhook_configuration,
     validating_webhook_configuration,
     with_conversion,
@@ -104,7 +104,7 @@ def _status(site: Website | WebsiteV1Alpha1) -> dict[str, Any]:
 def build_webhooks(webhooks: Webhooks | None = None) -> Webhooks:
     """The three webhooks registered on ``webhooks`` (a new :class:`Webhooks` by default)."""
     webhooks = webhooks if webhooks is not None else Webhooks()
-    rules = [Rule((GROUP,), ("v1",), ("websites",))]
+    rules = [WebhookRule((GROUP,), ("v1",), ("websites",))]
     codec: ModelCodec[Any] = ModelCodec(Website)
     webhooks.validating(
         VALIDATE_PATH, validate, name=f"vwebsite.{GROUP}", rules=rules, codec=codec, timeout_seconds=5
@@ -116,12 +116,12 @@ def build_webhooks(webhooks: Webhooks | None = None) -> Webhooks:
     return webhooks
 
 
-def website_crd(webhooks: Webhooks, client_config: ClientConfig) -> dict[str, Any]:
+def website_crd(webhooks: Webhooks, client_config: WebhookClientConfig) -> dict[str, Any]:
     """The Website CRD with both versions, converting through ``webhooks``' converter."""
     return with_conversion(crd(WebsiteV1Alpha1, Website), webhooks, client=client_config)
 
 
-async def install(client: Client, webhooks: Webhooks, client_config: ClientConfig) -> None:
+async def install(client: Client, webhooks: Webhooks, client_config: WebhookClientConfig) -> None:
     """Create (or replace) the CRD and both webhook configurations, reaching the webhook server
     through ``client_config``. Objects are served once the CRD is established; the API server
     may take a moment to start calling new webhook configurations."""

@@ -113,7 +113,7 @@ from kube_runtime.store.object_ref import ObjectRef
 from kube_runtime.store.shared import SharedReflector
 from kube_runtime.store.store import Store, store
 from kube_runtime.streams import DEFAULT_PREDICATE_TTL, PredicateMemory, WatchStream, predicate_filter
-from kube_runtime.watcher.backoff import Backoff, default_backoff
+from kube_runtime.watcher.backoff import Backoff, default_backoff_policy
 from kube_runtime.watcher.config import WatcherConfig
 from kube_runtime.watcher.progress import WatchProgress
 from kube_runtime.watcher.state import WatcherItem
@@ -204,7 +204,7 @@ class Controller:
         self._leader_election: LeaderElection | None = None
         self._graceful: list[ShutdownSignal] = []
         self._on_signal = False
-        self._backoff_factory: Callable[[], Backoff] = default_backoff
+        self._backoff_factory: Callable[[], Backoff] = default_backoff_policy
         self._error_backoff = ReconcileBackoff()
         self._instruments: list[WatchInstrument] = []
         self._deletion_listeners: list[Callable[[ObjectRef], object]] = []

@@ -24,7 +24,7 @@ from kube_runtime.resources.model import Resource
 from kube_runtime.store.object_ref import ObjectRef
 from kube_runtime.store.store import Store
 from kube_runtime.watcher.config import WatcherConfig
-from kube_runtime.watcher.event import Apply, Delete, Event, InitApply, WatcherError
+from kube_runtime.watcher.event import Apply, Delete, InitApply, WatcherError, WatcherEvent
 from kube_runtime.watcher.watcher import watcher
 
 __all__ = ["TypedStore", "TypedWatcherItem", "typed_events", "typed_watcher"]
@@ -80,11 +80,11 @@ class TypedStore(Generic[M]):
 
 
 #: What :func:`typed_events` yields.
-TypedWatcherItem: TypeAlias = Event[M] | WatcherError | InvalidObject
+TypedWatcherItem: TypeAlias = WatcherEvent[M] | WatcherError | InvalidObject
 
 
 async def typed_events(
-    stream: AsyncIterable[Event[dict[str, Any]] | WatcherError], model: type[M]
+    stream: AsyncIterable[WatcherEvent[dict[str, Any]] | WatcherError], model: type[M]
 ) -> AsyncIterator[TypedWatcherItem[M]]:
     """``stream`` (watcher items) with ``InitApply``/``Apply``/``Delete`` objects decoded; an
     object that does not fit becomes an ``InvalidObject`` item in its place. ``Init``,

@@ -9,7 +9,7 @@ and docs/sharding.md for when to shard and the failure modes.
 """
 
 from kube_runtime.sharding.assigner import Assigner, ShardedKind
-from kube_runtime.sharding.hashring import DEFAULT_TOKENS, HashRing, object_key, placement_key
+from kube_runtime.sharding.hashring import DEFAULT_TOKENS, HashRing, placement_key, ring_key
 from kube_runtime.sharding.labels import RING_LABEL, drain_label, member_selector, ring_selector, shard_label
 from kube_runtime.sharding.member import ShardGate
 from kube_runtime.sharding.run import ShardedController, ShardedRun, default_instance_id
@@ -26,8 +26,8 @@ __all__ = [
     "default_instance_id",
     "drain_label",
     "member_selector",
-    "object_key",
     "placement_key",
+    "ring_key",
     "ring_selector",
     "shard_label",
 ]

@@ -12,7 +12,7 @@ of the object's key, wrapping around. Guarantees:
   busiest member holds about 1.33 times the mean and the least loaded about 0.78 (10 million
   keys, ``benches/bench_sharding.py``); more tokens narrow the spread as ``1/sqrt(tokens)``.
 
-The key of an object is ``<group>/<kind>/<namespace>/<name>`` (:func:`object_key`); an object
+The key of an object is ``<group>/<kind>/<namespace>/<name>`` (:func:`ring_key`); an object
 with a controller owner reference is keyed by that owner (:func:`placement_key`), so a parent and
 its children land on the same member. Cost: one hash and a binary search per placement; building
 the ring costs ``members * tokens`` hashes.
@@ -25,7 +25,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["DEFAULT_TOKENS", "HashRing", "object_key", "placement_key"]
+__all__ = ["DEFAULT_TOKENS", "HashRing", "placement_key", "ring_key"]
 
 DEFAULT_TOKENS = 100
 
@@ -65,7 +65,7 @@ class HashRing:
         return f"HashRing({sorted(self._members)!r})"
 
 
-def object_key(group: str, kind: str, namespace: str | None, name: str) -> str:
+def ring_key(group: str, kind: str, namespace: str | None, name: str) -> str:
     """The hash key of an object (the protocol's group, kind, namespace and name, joined)."""
     return f"{group}/{kind}/{namespace or ''}/{name}"
 
@@ -84,7 +84,7 @@ def placement_key(obj: Mapping[str, Any], group: str, kind: str) -> str:
     namespace = metadata.get("namespace")
     for ref in metadata.get("ownerReferences") or ():
         if ref.get("controller"):
-            return object_key(
+            return ring_key(
                 _group_of(str(ref.get("apiVersion", ""))), str(ref["kind"]), namespace, ref["name"]
             )
-    return object_key(group, kind, namespace, str(metadata.get("name", "")))
+    return ring_key(group, kind, namespace, str(metadata.get("name", "")))

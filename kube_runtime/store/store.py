@@ -40,7 +40,7 @@ from kube_runtime.client.resource import ApiResource
 from kube_runtime.store.gc_policy import GcPolicy, default_gc_policy
 from kube_runtime.store.indexes import Index, IndexFn
 from kube_runtime.store.object_ref import ObjectRef
-from kube_runtime.watcher.event import Apply, Delete, Event, Init, InitApply, InitDone
+from kube_runtime.watcher.event import Apply, Delete, Init, InitApply, InitDone, WatcherEvent
 
 __all__ = ["Store", "Writer", "lazy_key", "object_key", "store"]
 
@@ -254,7 +254,7 @@ class Writer:
             buffered.rebuild(cache.decoded_objects(self._buffer))
             self._buffer_indexes[name] = buffered
 
-    def apply_watcher_event(self, event: Event[KubeObject]) -> None:
+    def apply_watcher_event(self, event: WatcherEvent[KubeObject]) -> None:
         """Apply one event. Objects without a name are ignored (they cannot be keyed).
 
         An event carrying a :class:`~kube_runtime.client.head.LazyObject` (the watcher's) is keyed

@@ -52,8 +52,8 @@ from kube_runtime.testing.clock import VirtualClockLoop
 from kube_runtime.testing.clusters import Cluster, EmbeddedCluster
 from kube_runtime.testing.schedules import (
     Create,
-    Delete,
     DeleteChild,
+    DeleteObject,
     EditChild,
     Pause,
     Schedule,
@@ -322,14 +322,14 @@ async def _run_step(
     if isinstance(step, Pause):
         await anyio.sleep(step.seconds)
         return
-    if isinstance(step, Create | Update | Delete | DeleteChild | EditChild):
+    if isinstance(step, Create | Update | DeleteObject | DeleteChild | EditChild):
         name = object_name(step.index)
         seq = tracker.writing()
         if isinstance(step, Create):
             changed = await cluster.create(spec.resource, spec.make_object(name, step.content))
         elif isinstance(step, Update):
             changed = await cluster.patch(spec.resource, name, spec.content_patch(step.content))
-        elif isinstance(step, Delete):
+        elif isinstance(step, DeleteObject):
             changed = await cluster.delete(spec.resource, name)
         elif spec.child_resource is None:
             changed = False

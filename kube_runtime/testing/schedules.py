@@ -4,7 +4,7 @@ A :class:`Schedule` is how the controller lists (paged with a page size, streami
 many objects exist before it starts, and a list of steps run in order. Steps are frozen dataclasses
 of two families:
 
-* churn (the objects change): :class:`Create`, :class:`Update`, :class:`Delete` of the
+* churn (the objects change): :class:`Create`, :class:`Update`, :class:`DeleteObject` of the
   controller's main objects, and :class:`DeleteChild` / :class:`EditChild` of the object a parent
   owns (named like its parent), as a user or another controller would change it behind the
   controller's back;
@@ -38,8 +38,8 @@ __all__ = [
     "LIST_SHAPES",
     "Compact",
     "Create",
-    "Delete",
     "DeleteChild",
+    "DeleteObject",
     "DropWatches",
     "EditChild",
     "FailRequests",
@@ -84,7 +84,7 @@ class Update:
 
 
 @dataclass(frozen=True, slots=True)
-class Delete:
+class DeleteObject:
     """Delete ``obj-<index>`` (finalizers are honoured: it may stay, terminating, until they go)."""
 
     index: int
@@ -159,7 +159,7 @@ class Pause:
 Step = (
     Create
     | Update
-    | Delete
+    | DeleteObject
     | DeleteChild
     | EditChild
     | DropWatches
@@ -172,7 +172,7 @@ Step = (
     | Pause
 )
 
-CHURN_STEPS: tuple[type, ...] = (Create, Update, Delete, DeleteChild, EditChild)
+CHURN_STEPS: tuple[type, ...] = (Create, Update, DeleteObject, DeleteChild, EditChild)
 FAULT_STEPS: tuple[type, ...] = (
     DropWatches,
     Compact,
@@ -267,7 +267,7 @@ def random_schedule(
         if kind < 0.65:
             return Update(index(), rng.choice(contents))
         if kind < 0.8:
-            return Delete(index())
+            return DeleteObject(index())
         if kind < 0.9:
             return DeleteChild(index())
         return EditChild(index(), "tampered")

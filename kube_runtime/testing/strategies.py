@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 from kube_runtime.testing.schedules import (
     Compact,
     Create,
-    Delete,
     DeleteChild,
+    DeleteObject,
     DropWatches,
     EditChild,
     FailRequests,
@@ -69,7 +69,7 @@ def churn_steps(names: int = 6, *, children: bool = True) -> st.SearchStrategy[S
     options: list[st.SearchStrategy[Step]] = [
         st.builds(Create, index, _CONTENTS),
         st.builds(Update, index, _CONTENTS),
-        st.builds(Delete, index),
+        st.builds(DeleteObject, index),
     ]
     if children:
         options += [st.builds(DeleteChild, index), st.builds(EditChild, index, st.just("tampered"))]

@@ -1,17 +1,22 @@
 """Watching resources: the watcher state machine and its I/O driver."""
 
-from kube_runtime.watcher.backoff import Backoff, ExponentialBackoff, ResetTimerBackoff, default_backoff
+from kube_runtime.watcher.backoff import (
+    Backoff,
+    ExponentialBackoff,
+    ResetTimerBackoff,
+    default_backoff_policy,
+)
 from kube_runtime.watcher.config import InitialListStrategy, ListSemantic, WatcherConfig
 from kube_runtime.watcher.event import (
     Apply,
     Delete,
-    Event,
     Init,
     InitApply,
     InitDone,
     InitialListFailed,
     NoResourceVersion,
     WatcherError,
+    WatcherEvent,
     WatchError,
     WatchFailed,
     WatchStartFailed,
@@ -24,7 +29,6 @@ __all__ = [
     "Apply",
     "Backoff",
     "Delete",
-    "Event",
     "ExponentialBackoff",
     "Init",
     "InitApply",
@@ -40,8 +44,9 @@ __all__ = [
     "WatchStartFailed",
     "WatcherConfig",
     "WatcherError",
+    "WatcherEvent",
     "WatcherItem",
-    "default_backoff",
+    "default_backoff_policy",
     "metadata_watcher",
     "watch_object",
     "watcher",

@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 
 import anyio
 
-__all__ = ["Backoff", "ExponentialBackoff", "ResetTimerBackoff", "default_backoff"]
+__all__ = ["Backoff", "ExponentialBackoff", "ResetTimerBackoff", "default_backoff_policy"]
 
 
 @runtime_checkable
@@ -95,6 +95,6 @@ class ResetTimerBackoff:
         self.inner.reset()
 
 
-def default_backoff() -> ResetTimerBackoff:
+def default_backoff_policy() -> ResetTimerBackoff:
     """client-go's reflector policy: 0.8 s doubling to 30 s, jittered, reset after 120 s healthy."""
     return ResetTimerBackoff(ExponentialBackoff(0.8, 30.0, 2.0, jitter=True), reset_after=120.0)

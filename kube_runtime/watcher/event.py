@@ -20,7 +20,6 @@ from kube_runtime.client.head import LazyObject
 __all__ = [
     "Apply",
     "Delete",
-    "Event",
     "Init",
     "InitApply",
     "InitDone",
@@ -30,6 +29,7 @@ __all__ = [
     "WatchFailed",
     "WatchStartFailed",
     "WatcherError",
+    "WatcherEvent",
 ]
 
 K = TypeVar("K")
@@ -101,7 +101,7 @@ class Delete(_ObjectEvent[K]):
     __slots__ = ()
 
 
-Event: TypeAlias = Init | InitApply[K] | InitDone | Apply[K] | Delete[K]
+WatcherEvent: TypeAlias = Init | InitApply[K] | InitDone | Apply[K] | Delete[K]
 
 #: The shared instances of the field-less events (compare with ``isinstance`` or ``is``).
 INIT = Init()

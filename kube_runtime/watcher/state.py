@@ -33,11 +33,11 @@ from kube_runtime.watcher.event import (
     INIT_DONE,
     Apply,
     Delete,
-    Event,
     InitApply,
     InitialListFailed,
     NoResourceVersion,
     WatcherError,
+    WatcherEvent,
     WatchError,
     WatchFailed,
     WatchStartFailed,
@@ -58,7 +58,7 @@ __all__ = [
     "Received",
     "StartWatch",
     "State",
-    "Step",
+    "Stepped",
     "StreamBroken",
     "StreamDecodeFailed",
     "StreamEnded",
@@ -75,7 +75,7 @@ __all__ = [
 
 INITIAL_EVENTS_END_ANNOTATION: Final = "k8s.io/initial-events-end"
 
-WatcherItem: TypeAlias = Event[KubeObject] | WatcherError
+WatcherItem: TypeAlias = WatcherEvent[KubeObject] | WatcherError
 
 # -- states --------------------------------------------------------------------------------------
 
@@ -221,7 +221,7 @@ Outcome: TypeAlias = (
 
 
 @dataclass(frozen=True, slots=True)
-class Step:
+class Stepped:
     state: State
     items: tuple[WatcherItem, ...] = ()
 
@@ -247,7 +247,7 @@ def next_call(state: State, *, streaming: bool) -> Call:
     return _READ
 
 
-def step(state: State, outcome: Outcome) -> Step:
+def step(state: State, outcome: Outcome) -> Stepped:
     """The next state and the items to yield, given what the last action produced.
 
     Raises ``ValueError`` for an outcome that cannot follow the state's action (a driver bug).
@@ -265,21 +265,21 @@ def _unexpected(state: State, outcome: Outcome) -> ValueError:
     return ValueError(f"outcome {type(outcome).__name__} cannot follow state {state!r}")
 
 
-def _step_listing(state: Empty | InitPage, outcome: Outcome) -> Step:
+def _step_listing(state: Empty | InitPage, outcome: Outcome) -> Stepped:
     first = isinstance(state, Empty)
     if isinstance(outcome, Listed):
         carried = None if isinstance(state, Empty) else state.resource_version
         return _page(outcome.page, carried, first=first)
     if isinstance(outcome, ListFailed):
-        return Step(_EMPTY, (InitialListFailed(outcome.error),))
+        return Stepped(_EMPTY, (InitialListFailed(outcome.error),))
     if first and isinstance(outcome, WatchOpened):
-        return Step(_INITIAL_WATCH, (INIT,))
+        return Stepped(_INITIAL_WATCH, (INIT,))
     if first and isinstance(outcome, WatchRejected):
-        return Step(_EMPTY, (WatchStartFailed(outcome.error),))
+        return Stepped(_EMPTY, (WatchStartFailed(outcome.error),))
     raise _unexpected(state, outcome)
 
 
-def _page(page: RawList | dict[str, Any], carried_rv: str | None, *, first: bool) -> Step:
+def _page(page: RawList | dict[str, Any], carried_rv: str | None, *, first: bool) -> Stepped:
     if isinstance(page, RawList):
         continue_token = page.continue_token
         resource_version = page.resource_version or carried_rv
@@ -288,23 +288,23 @@ def _page(page: RawList | dict[str, Any], carried_rv: str | None, *, first: bool
         continue_token = meta.get("continue") or None
         resource_version = meta.get("resourceVersion") or carried_rv
     if continue_token is None and resource_version is None:
-        return Step(_EMPTY, (NoResourceVersion(),))
+        return Stepped(_EMPTY, (NoResourceVersion(),))
     items: list[WatcherItem] = [INIT] if first else []
     if isinstance(page, RawList):
         try:
             objects = page.objects()
         except ObjectDecodeError as exc:
-            return Step(_EMPTY, (InitialListFailed(exc),))
+            return Stepped(_EMPTY, (InitialListFailed(exc),))
         items.extend(InitApply(obj) for obj in objects)
     else:
         decoded = page.get("items") or ()
         _fill_type(page, decoded)
         items.extend(InitApply(obj) for obj in decoded)
     if continue_token is not None:
-        return Step(InitPage(continue_token, resource_version), tuple(items))
+        return Stepped(InitPage(continue_token, resource_version), tuple(items))
     assert resource_version is not None
     items.append(INIT_DONE)
-    return Step(InitListed(resource_version), tuple(items))
+    return Stepped(InitListed(resource_version), tuple(items))
 
 
 def _fill_type(page: dict[str, Any], objects: Any) -> None:
@@ -320,39 +320,39 @@ def _fill_type(page: dict[str, Any], objects: Any) -> None:
             obj["apiVersion"] = api_version
 
 
-def _step_starting(state: InitListed, outcome: Outcome) -> Step:
+def _step_starting(state: InitListed, outcome: Outcome) -> Stepped:
     if isinstance(outcome, WatchOpened):
-        return Step(Watching(state.resource_version))
+        return Stepped(Watching(state.resource_version))
     if isinstance(outcome, WatchRejected):
         error = WatchStartFailed(outcome.error)
         if isinstance(outcome.error, ApiError) and outcome.error.is_gone:
             # Our fix: the version is gone from the server's history; retrying it can only 410 again.
-            return Step(_EMPTY, (error,))
-        return Step(state, (error,))
+            return Stepped(_EMPTY, (error,))
+        return Stepped(state, (error,))
     raise _unexpected(state, outcome)
 
 
-def _step_initial_watch(outcome: Outcome) -> Step:
+def _step_initial_watch(outcome: Outcome) -> Stepped:
     if isinstance(outcome, Received):
         kind = outcome.type
         if kind in ("ADDED", "MODIFIED"):
-            return Step(_INITIAL_WATCH, (InitApply(outcome.object),))
+            return Stepped(_INITIAL_WATCH, (InitApply(outcome.object),))
         if kind == "BOOKMARK":
             try:
                 meta = outcome.lazy.meta.metadata
             except ObjectDecodeError as exc:
-                return Step(_INITIAL_WATCH, (WatchFailed(exc),))
+                return Stepped(_INITIAL_WATCH, (WatchFailed(exc),))
             annotations = meta.annotations or {}
             if annotations.get(INITIAL_EVENTS_END_ANNOTATION) != "true":
-                return Step(_INITIAL_WATCH)
+                return Stepped(_INITIAL_WATCH)
             resource_version = meta.resourceVersion or None
             if resource_version is None:
-                return Step(_EMPTY, (NoResourceVersion(),))
-            return Step(Watching(resource_version), (INIT_DONE,))
+                return Stepped(_EMPTY, (NoResourceVersion(),))
+            return Stepped(Watching(resource_version), (INIT_DONE,))
         if kind == "DELETED":
             # The server never sends deletes among initial events; nothing to undo in the buffer.
-            return Step(_INITIAL_WATCH)
-        return Step(_INITIAL_WATCH, (_unknown_type(kind),))
+            return Stepped(_INITIAL_WATCH)
+        return Stepped(_INITIAL_WATCH, (_unknown_type(kind),))
     return _stream_trouble(_INITIAL_WATCH, outcome, resume=_EMPTY)
 
 
@@ -379,36 +379,36 @@ def watching_received(kind: str, obj: LazyObject) -> tuple[str, WatcherItem | No
     return None
 
 
-def _step_watching(state: Watching, outcome: Outcome) -> Step:
+def _step_watching(state: Watching, outcome: Outcome) -> Stepped:
     if isinstance(outcome, Received):
         kind = outcome.type
         try:
             moved = watching_received(kind, outcome.lazy)
         except ObjectDecodeError as exc:
-            return Step(state, (WatchFailed(exc),))
+            return Stepped(state, (WatchFailed(exc),))
         if moved is not None:
             version, item = moved
             following = state if version == state.resource_version else Watching(version)
-            return Step(following, () if item is None else (item,))
+            return Stepped(following, () if item is None else (item,))
         if kind == "BOOKMARK":
-            return Step(state)  # a bookmark without a usable resourceVersion: nothing to resume from
+            return Stepped(state)  # a bookmark without a usable resourceVersion: nothing to resume from
         if kind in ("ADDED", "MODIFIED", "DELETED"):
-            return Step(_EMPTY, (NoResourceVersion(),))
-        return Step(state, (_unknown_type(kind),))
+            return Stepped(_EMPTY, (NoResourceVersion(),))
+        return Stepped(state, (_unknown_type(kind),))
     return _stream_trouble(state, outcome, resume=InitListed(state.resource_version))
 
 
-def _stream_trouble(state: InitialWatch | Watching, outcome: Outcome, *, resume: State) -> Step:
+def _stream_trouble(state: InitialWatch | Watching, outcome: Outcome, *, resume: State) -> Stepped:
     """Errors and ends of an open watch. ``resume`` is where a closed stream continues from."""
     if isinstance(outcome, StreamErrorEvent):
         error = WatchError(outcome.error)
-        return Step(_EMPTY if outcome.error.is_gone else state, (error,))
+        return Stepped(_EMPTY if outcome.error.is_gone else state, (error,))
     if isinstance(outcome, StreamDecodeFailed):
-        return Step(state, (WatchFailed(outcome.error),))
+        return Stepped(state, (WatchFailed(outcome.error),))
     if isinstance(outcome, StreamBroken):
-        return Step(resume, (WatchFailed(outcome.error),))
+        return Stepped(resume, (WatchFailed(outcome.error),))
     if isinstance(outcome, StreamEnded):
-        return Step(resume)
+        return Stepped(resume)
     raise _unexpected(state, outcome)
 
 

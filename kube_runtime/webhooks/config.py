@@ -8,7 +8,7 @@ the API server calls cannot drift apart.
 * :func:`crd_conversion` : the ``spec.conversion`` stanza of a CRD whose converter is registered,
   and :func:`with_conversion` a copy of a CRD manifest with it set.
 
-Each webhook is reached through a :class:`ClientConfig`: a Service (in-cluster) or a URL (a
+Each webhook is reached through a :class:`WebhookClientConfig`: a Service (in-cluster) or a URL (a
 webhook outside the cluster, or a loopback URL in tests); ``ca_bundle`` is the PEM bundle
 (base64-encoded here) that verifies the serving certificate. With cert-manager's CA injector, leave
 ``ca_bundle`` empty and annotate the object instead (the Helm chart does).
@@ -26,7 +26,7 @@ from kube_runtime.webhooks.handlers import AdmissionWebhook
 from kube_runtime.webhooks.registry import Webhooks
 
 __all__ = [
-    "ClientConfig",
+    "WebhookClientConfig",
     "crd_conversion",
     "mutating_webhook_configuration",
     "validating_webhook_configuration",
@@ -35,7 +35,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class ClientConfig:
+class WebhookClientConfig:
     """How the API server reaches the webhook server: ``url`` (``https://host:port``, no path) or
     the Service ``service_namespace``/``service_name`` on ``service_port``; ``ca_bundle`` is PEM."""
 
@@ -72,7 +72,7 @@ class ClientConfig:
         return config
 
 
-def _webhook(hook: AdmissionWebhook, client: ClientConfig) -> dict[str, Any]:
+def _webhook(hook: AdmissionWebhook, client: WebhookClientConfig) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "name": hook.name,
         "clientConfig": client.for_path(hook.path),
@@ -93,7 +93,7 @@ def _webhook(hook: AdmissionWebhook, client: ClientConfig) -> dict[str, Any]:
 
 
 def _configuration(
-    webhooks: Webhooks, kind: str, name: str, client: ClientConfig, labels: Mapping[str, str] | None
+    webhooks: Webhooks, kind: str, name: str, client: WebhookClientConfig, labels: Mapping[str, str] | None
 ) -> dict[str, Any]:
     hooks = [h for h in webhooks.admission if h.kind == kind]
     if not hooks:
@@ -110,7 +110,7 @@ def _configuration(
 
 
 def validating_webhook_configuration(
-    webhooks: Webhooks, *, name: str, client: ClientConfig, labels: Mapping[str, str] | None = None
+    webhooks: Webhooks, *, name: str, client: WebhookClientConfig, labels: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
     """The ``ValidatingWebhookConfiguration`` named ``name`` for every registered validator.
     Raises ``ValueError`` when none is registered."""
@@ -118,14 +118,14 @@ def validating_webhook_configuration(
 
 
 def mutating_webhook_configuration(
-    webhooks: Webhooks, *, name: str, client: ClientConfig, labels: Mapping[str, str] | None = None
+    webhooks: Webhooks, *, name: str, client: WebhookClientConfig, labels: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
     """The ``MutatingWebhookConfiguration`` named ``name`` for every registered mutator.
     Raises ``ValueError`` when none is registered."""
     return _configuration(webhooks, "mutating", name, client, labels)
 
 
-def crd_conversion(webhooks: Webhooks, crd: str, *, client: ClientConfig) -> dict[str, Any]:
+def crd_conversion(webhooks: Webhooks, crd: str, *, client: WebhookClientConfig) -> dict[str, Any]:
     """``spec.conversion`` of the CRD named ``crd`` (``<plural>.<group>``): strategy ``Webhook``
     pointing at its registered converter. Raises ``KeyError`` when none is registered for it."""
     hook = next((h for h in webhooks.conversion if h.crd == crd), None)
@@ -138,7 +138,7 @@ def crd_conversion(webhooks: Webhooks, crd: str, *, client: ClientConfig) -> dic
 
 
 def with_conversion(
-    crd_manifest: Mapping[str, Any], webhooks: Webhooks, *, client: ClientConfig
+    crd_manifest: Mapping[str, Any], webhooks: Webhooks, *, client: WebhookClientConfig
 ) -> dict[str, Any]:
     """A copy of ``crd_manifest`` with ``spec.conversion`` from its registered converter."""
     manifest = copy.deepcopy(dict(crd_manifest))

@@ -38,10 +38,10 @@ __all__ = [
     "MatchPolicy",
     "Mutation",
     "Mutator",
-    "Rule",
     "SideEffects",
     "Validator",
     "Verdict",
+    "WebhookRule",
     "allow",
     "deny",
 ]
@@ -99,7 +99,7 @@ Converter = Callable[[Any, str], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
-class Rule:
+class WebhookRule:
     """One ``rules[]`` entry of a webhook configuration: which operations on which resources."""
 
     api_groups: tuple[str, ...]
@@ -130,7 +130,7 @@ class AdmissionWebhook:
     path: str
     kind: Literal["validating", "mutating"]
     handler: Callable[[AdmissionRequest], Awaitable[Any]]
-    rules: tuple[Rule, ...]
+    rules: tuple[WebhookRule, ...]
     failure_policy: FailurePolicy = "Fail"
     side_effects: SideEffects = "None"
     match_policy: MatchPolicy = "Equivalent"

@@ -27,9 +27,9 @@ from kube_runtime.webhooks.handlers import (
     FailurePolicy,
     MatchPolicy,
     Mutator,
-    Rule,
     SideEffects,
     Validator,
+    WebhookRule,
 )
 from kube_runtime.webhooks.metrics import webhook_metrics
 
@@ -87,7 +87,7 @@ class Webhooks:
         handler: Validator,
         *,
         name: str,
-        rules: Sequence[Rule],
+        rules: Sequence[WebhookRule],
         failure_policy: FailurePolicy = "Fail",
         side_effects: SideEffects = "None",
         match_policy: MatchPolicy = "Equivalent",
@@ -120,7 +120,7 @@ class Webhooks:
         handler: Mutator,
         *,
         name: str,
-        rules: Sequence[Rule],
+        rules: Sequence[WebhookRule],
         failure_policy: FailurePolicy = "Fail",
         side_effects: SideEffects = "None",
         match_policy: MatchPolicy = "Equivalent",

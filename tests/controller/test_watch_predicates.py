@@ -15,7 +15,7 @@ import pytest
 from kube_runtime import predicates
 from kube_runtime.client import Api, ApiResource
 from kube_runtime.controller import Action, Controller, Reconciled
-from kube_runtime.finalizer import Cleanup, FinalizerEvent, finalizer
+from kube_runtime.finalizer import FinalizerCleanup, FinalizerEvent, finalizer
 from kube_runtime.predicates import Predicate
 from kube_runtime.store.object_ref import ObjectRef
 from kube_runtime.testing.server import ApiServer
@@ -166,7 +166,7 @@ async def test_finalizer_recipe_needs_a_predicate_that_sees_the_deletion(
 
     async def reconcile(obj: dict[str, Any], _ctx: None) -> Action:
         async def handle(event: FinalizerEvent) -> Action:
-            if isinstance(event, Cleanup):
+            if isinstance(event, FinalizerCleanup):
                 cleaned.append(event.object["metadata"]["name"])
             return Action.await_change()
 

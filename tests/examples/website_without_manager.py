@@ -26,8 +26,8 @@ from kube_runtime.controller import (
     Reconciler,
     shutdown_on_signals,
 )
-from kube_runtime.events import Event, EventType, Recorder, Reporter
-from kube_runtime.finalizer import Apply, FinalizerEvent, PatchableApi, finalizer
+from kube_runtime.events import EventReport, EventType, Recorder, Reporter
+from kube_runtime.finalizer import FinalizerApply, FinalizerEvent, PatchableApi, finalizer
 from kube_runtime.leader import LeaderElectionLost, LeaderElector
 from kube_runtime.observe import Observability, ServerOptions, configure_logging, setup_tracing
 from kube_runtime.observe.watch_metrics import observe_watch
@@ -97,8 +97,8 @@ async def reconcile(site: Website, ctx: Context) -> Action:
     websites = TypedApi(ctx.client, Website, site.namespace)
 
     async def handle(event: FinalizerEvent) -> Action:
-        if not isinstance(event, Apply):  # Cleanup: the children go with the garbage collector
-            deleted = Event(EventType.NORMAL, "Deleted", "Cleanup", "cleaned up")
+        if not isinstance(event, FinalizerApply):  # Cleanup: the children go with the garbage collector
+            deleted = EventReport(EventType.NORMAL, "Deleted", "Cleanup", "cleaned up")
             await ctx.recorder.publish(deleted, event.object)
             return Action.await_change()
         for resource, child in children(site):
@@ -108,7 +108,7 @@ async def reconcile(site: Website, ctx: Context) -> Action:
         generation = site.metadata.generation
         ready = set_condition(status.conditions, "Ready", True, "Applied", observed_generation=generation)
         await apply_status(websites, site, WebsiteStatus(conditions=ready), field_manager=NAME)
-        applied = Event(EventType.NORMAL, "Applied", "Reconcile", "children applied")
+        applied = EventReport(EventType.NORMAL, "Applied", "Reconcile", "children applied")
         await ctx.recorder.publish(applied, event.object)
         return Action.requeue(300)
 

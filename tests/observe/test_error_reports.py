@@ -26,7 +26,7 @@ from kube_runtime.controller import (
     ObjectNotFound,
     ReconcilerFailed,
 )
-from kube_runtime.finalizer import Apply, ApplyFailed, FinalizerEvent, finalizer
+from kube_runtime.finalizer import ApplyFailed, FinalizerApply, FinalizerEvent, finalizer
 from kube_runtime.observe import configure_logging
 from kube_runtime.observe.metrics import observe_results
 from kube_runtime.testing.server import ApiServer
@@ -62,7 +62,7 @@ async def test_a_failed_reconcile_is_logged_with_its_cause_chain_and_the_recipe_
 
         async def reconcile(obj: dict[str, Any], _ctx: None) -> Action:
             async def handle(event: FinalizerEvent) -> Action:
-                if isinstance(event, Apply):
+                if isinstance(event, FinalizerApply):
                     secret_token = "hunter2-local"  # a local variable that must not be logged
                     return Action.requeue(len(secret_token) + event.object["spec"]["replicas"])
                 return Action.await_change()

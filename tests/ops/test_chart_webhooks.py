@@ -19,9 +19,9 @@ from prometheus_client import CollectorRegistry
 from examples.typed_operator.resources import Website, WebsiteV1Alpha1
 from examples.typed_operator.webhooks import CONVERT_PATH, CRD_NAME, build_webhooks
 from kube_runtime.resources import crd
-from kube_runtime.webhooks import AdmissionRequest, Rule, Verdict, Webhooks, allow
+from kube_runtime.webhooks import AdmissionRequest, Verdict, WebhookRule, Webhooks, allow
 from kube_runtime.webhooks.config import (
-    ClientConfig,
+    WebhookClientConfig,
     crd_conversion,
     mutating_webhook_configuration,
     validating_webhook_configuration,
@@ -48,7 +48,7 @@ async def always(request: AdmissionRequest) -> Verdict:
 def same_registrations() -> Webhooks:
     """What the controller would register for tests/ops/values/webhooks-cert-manager.yaml."""
     hooks = Webhooks(registry=CollectorRegistry())
-    rule = Rule(("example.com",), ("*",), ("widgets",))
+    rule = WebhookRule(("example.com",), ("*",), ("widgets",))
     hooks.validating("/validate", always, name="vwidget.example.com", rules=[rule], timeout_seconds=5)
     hooks.mutating("/mutate", always, name="mwidget.example.com", rules=[rule], failure_policy="Ignore")
     return hooks
@@ -92,7 +92,7 @@ def test_cert_manager_render_serves_webhooks_on_a_service_with_an_injected_ca() 
 def test_rendered_configurations_equal_the_generated_ones() -> None:
     """The chart and kube_runtime.webhooks.config agree field for field on the same registrations."""
     objects = render(*PROVIDED_SECRET)
-    client = ClientConfig(
+    client = WebhookClientConfig(
         service_name=f"{FULLNAME}-webhook", service_namespace=NAMESPACE, ca_bundle=base64.b64decode(CA)
     )
     hooks = same_registrations()
@@ -183,7 +183,7 @@ def test_a_converting_crd_gets_the_generated_conversion_stanza(tmp_path: Path) -
     CA injector."""
     chart = typed_operator_chart(tmp_path)
     hooks = build_webhooks(Webhooks(registry=CollectorRegistry()))
-    client = ClientConfig(
+    client = WebhookClientConfig(
         service_name=f"{FULLNAME}-webhook", service_namespace=NAMESPACE, ca_bundle=base64.b64decode(CA)
     )
     provided = render_chart(chart, *PROVIDED_SECRET, *CONVERSION)
@@ -196,7 +196,7 @@ def test_a_converting_crd_gets_the_generated_conversion_stanza(tmp_path: Path) -
         "cert-manager.io/inject-ca-from": f"{NAMESPACE}/{FULLNAME}-webhook"
     }
     assert "caBundle" not in injected["spec"]["conversion"]["webhook"]["clientConfig"]
-    without_ca = ClientConfig(service_name=f"{FULLNAME}-webhook", service_namespace=NAMESPACE)
+    without_ca = WebhookClientConfig(service_name=f"{FULLNAME}-webhook", service_namespace=NAMESPACE)
     assert injected["spec"]["conversion"] == crd_conversion(hooks, CRD_NAME, client=without_ca)
     # no conversion configured: no CRD rendered from files/
     assert ("CustomResourceDefinition", CRD_NAME) not in render_chart(chart, *CERT_MANAGER)

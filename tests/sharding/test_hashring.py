@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kube_runtime.sharding.hashring import HashRing, object_key, placement_key
+from kube_runtime.sharding.hashring import HashRing, placement_key, ring_key
 from kube_runtime.sharding.membership import Membership
 from kube_runtime.sharding.placement import MemberState, decide
 
-KEYS = [object_key("", "ConfigMap", "ns", f"cm-{i}") for i in range(5000)]
+KEYS = [ring_key("", "ConfigMap", "ns", f"cm-{i}") for i in range(5000)]
 
 
 def test_empty_ring_places_nothing() -> None:

@@ -19,7 +19,7 @@ from examples.configmapgen.controller import (
 from examples.configmapgen.crd import CONFIG_MAP, CONFIG_MAP_GENERATOR, install_crd
 from kube_runtime.client import Api, Client
 from kube_runtime.controller import Action
-from kube_runtime.finalizer import Apply, FinalizerEvent, finalizer
+from kube_runtime.finalizer import FinalizerApply, FinalizerEvent, finalizer
 from kube_runtime.testing.controller_harness import ClusterState, ControllerSpec, ControllerUnderTest
 from kube_runtime.watcher import WatcherConfig
 
@@ -78,7 +78,7 @@ async def reconcile_forgetting_updates(generator: dict[str, Any], ctx: Context) 
         obj = event.object
         config_maps = Api(ctx.client, CONFIG_MAP, obj["metadata"]["namespace"])
         name = obj["metadata"]["name"]
-        if not isinstance(event, Apply):
+        if not isinstance(event, FinalizerApply):
             await config_maps.delete(name)
             return Action.await_change()
         if await config_maps.get_opt(name) is None:  # the bug: an existing ConfigMap is left alone

@@ -10,8 +10,8 @@ from examples.website import Website
 from kube_runtime import predicates
 from kube_runtime.client import Api, ApiResource, Client
 from kube_runtime.controller import Action, Controller, ObjectNotFound, Reconciled, ReconcilerFailed
-from kube_runtime.events import Event, EventType, Recorder, Reporter
-from kube_runtime.finalizer import Apply, Cleanup, FinalizerEvent, finalizer
+from kube_runtime.events import EventReport, EventType, Recorder, Reporter
+from kube_runtime.finalizer import FinalizerApply, FinalizerCleanup, FinalizerEvent, finalizer
 from kube_runtime.leader import LeaderElector
 from kube_runtime.manager import Manager, ManagerOptions
 from kube_runtime.observe import Observability, ServerOptions, configure_logging, setup_tracing
@@ -38,16 +38,18 @@ async def reconcile(site: dict[str, Any], client: Client) -> Action:
     recorder = Recorder(client, Reporter("website-operator"))
 
     async def handle(event: FinalizerEvent) -> Action:
-        if isinstance(event, Apply):
+        if isinstance(event, FinalizerApply):
             await websites.patch_status(
                 event.object["metadata"]["name"],
                 {"apiVersion": WEBSITE.api_version, "kind": WEBSITE.kind, "status": {"ready": True}},
                 patch_type="apply",
                 field_manager="website-operator",
             )
-            await recorder.publish(Event(EventType.NORMAL, "Ready", "Reconcile", "served"), event.object)
+            await recorder.publish(
+                EventReport(EventType.NORMAL, "Ready", "Reconcile", "served"), event.object
+            )
             return Action.requeue(300)
-        assert isinstance(event, Cleanup)
+        assert isinstance(event, FinalizerCleanup)
         return Action.await_change()
 
     return await finalizer(websites, "example.com/cleanup", site, handle)

@@ -20,10 +20,10 @@ from prometheus_client import CollectorRegistry
 
 from kube_runtime.observe.logging import configure_logging
 from kube_runtime.testing.apiserver.patch import json_patch
-from kube_runtime.webhooks import AdmissionRequest, Mutation, Rule, Verdict, Webhooks, allow, deny
+from kube_runtime.webhooks import AdmissionRequest, Mutation, Verdict, WebhookRule, Webhooks, allow, deny
 from tests.webhooks.conftest import admission_body, widget
 
-RULES = [Rule(("example.com",), ("v1",), ("widgets",))]
+RULES = [WebhookRule(("example.com",), ("v1",), ("widgets",))]
 
 
 async def post(client: httpx.AsyncClient, path: str, body: bytes) -> httpx.Response:

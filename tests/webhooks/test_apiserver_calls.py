@@ -22,10 +22,10 @@ from prometheus_client import CollectorRegistry
 
 from kube_runtime.testing import ApiServer
 from kube_runtime.testing.envtest import ThreadedEnvtest, locate_or_skip
-from kube_runtime.webhooks import AdmissionRequest, Rule, Verdict, Webhooks, allow, deny
+from kube_runtime.webhooks import AdmissionRequest, Verdict, WebhookRule, Webhooks, allow, deny
 from kube_runtime.webhooks.certs import SelfSignedCA
 from kube_runtime.webhooks.config import (
-    ClientConfig,
+    WebhookClientConfig,
     mutating_webhook_configuration,
     validating_webhook_configuration,
     with_conversion,
@@ -205,7 +205,7 @@ async def webhooks_installed(http: httpx.AsyncClient, tmp_path: Path) -> AsyncIt
     group = f"w{secrets.token_hex(3)}.example.com"
     registry = CollectorRegistry()
     hooks = Webhooks(registry=registry)
-    rules = [Rule((group,), ("*",), ("widgets",))]
+    rules = [WebhookRule((group,), ("*",), ("widgets",))]
     hooks.validating("/validate", validate, name=f"vwidget.{group}", rules=rules)
     hooks.mutating("/mutate", mutate, name=f"mwidget.{group}", rules=rules)
     hooks.converter("/convert", convert, crd=f"widgets.{group}")
@@ -215,16 +215,16 @@ async def webhooks_installed(http: httpx.AsyncClient, tmp_path: Path) -> AsyncIt
     )  # fmt: skip
     hooks.validating(
         "/deletes", guard_deletes, name=f"deletes.{group}",
-        rules=[Rule((group,), ("*",), ("widgets",), operations=("DELETE",))],
+        rules=[WebhookRule((group,), ("*",), ("widgets",), operations=("DELETE",))],
     )  # fmt: skip
     hooks.validating(
         "/status", check_status, name=f"status.{group}",
-        rules=[Rule((group,), ("*",), ("widgets/status",), operations=("UPDATE",))],
+        rules=[WebhookRule((group,), ("*",), ("widgets/status",), operations=("UPDATE",))],
     )  # fmt: skip
     for policy in POLICIES:
         hooks.validating(
             f"/v2-{policy.lower()}", v2_only(policy), name=f"v2-{policy.lower()}.{group}",
-            rules=[Rule((group,), ("v2",), ("widgets",))], match_policy=policy,
+            rules=[WebhookRule((group,), ("v2",), ("widgets",))], match_policy=policy,
             object_selector={"matchLabels": {"versions": "check"}},
         )  # fmt: skip
     hooks.validating(
@@ -238,7 +238,7 @@ async def webhooks_installed(http: httpx.AsyncClient, tmp_path: Path) -> AsyncIt
         registry=registry, poll_interval=0.05,
     )  # fmt: skip
     async with server:
-        client = ClientConfig(url=server.url, ca_bundle=pair.ca_pem)
+        client = WebhookClientConfig(url=server.url, ca_bundle=pair.ca_pem)
         await create(http, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", with_conversion(
             crd_manifest(group), hooks, client=client
         ))  # fmt: skip
@@ -358,9 +358,9 @@ async def test_an_unreachable_webhook_follows_its_failure_policy(
     http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     async with webhooks_installed(http, tmp_path) as setup:
-        closed = ClientConfig(url="https://127.0.0.1:1", ca_bundle=SelfSignedCA().pem)
+        closed = WebhookClientConfig(url="https://127.0.0.1:1", ca_bundle=SelfSignedCA().pem)
         hooks = Webhooks(registry=CollectorRegistry())
-        rules = [Rule((setup.group,), ("*",), ("widgets",))]
+        rules = [WebhookRule((setup.group,), ("*",), ("widgets",))]
         hooks.validating("/gone", validate, name=f"gone.{setup.group}", rules=rules, failure_policy="Fail")
         config = validating_webhook_configuration(hooks, name=f"gone.{setup.group}", client=closed)
         await create(http, f"{ADMISSION}/validatingwebhookconfigurations", config)

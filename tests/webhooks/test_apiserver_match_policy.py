@@ -12,9 +12,9 @@ import anyio
 import httpx
 from prometheus_client import CollectorRegistry
 
-from kube_runtime.webhooks import AdmissionRequest, Rule, Verdict, Webhooks, allow
+from kube_runtime.webhooks import AdmissionRequest, Verdict, WebhookRule, Webhooks, allow
 from kube_runtime.webhooks.certs import SelfSignedCA
-from kube_runtime.webhooks.config import ClientConfig, validating_webhook_configuration
+from kube_runtime.webhooks.config import WebhookClientConfig, validating_webhook_configuration
 from kube_runtime.webhooks.server import WebhookServer
 from tests.webhooks.test_apiserver_calls import ADMISSION, create, envtest_kubeconfig, eventually, http
 
@@ -55,7 +55,7 @@ async def test_an_equivalent_version_without_a_converter_is_reviewed_with_its_ap
         return allow()
 
     hooks = Webhooks(registry=CollectorRegistry())
-    hooks.validating("/v2", record, name=f"v2.{group}", rules=[Rule((group,), ("v2",), ("gizmos",))])
+    hooks.validating("/v2", record, name=f"v2.{group}", rules=[WebhookRule((group,), ("v2",), ("gizmos",))])
     pair = await anyio.to_thread.run_sync(lambda: SelfSignedCA().issue(tmp_path, hosts=["127.0.0.1"]))
     server = WebhookServer(
         hooks, cert_file=pair.cert_file, key_file=pair.key_file, bind_address="127.0.0.1:0"
@@ -65,7 +65,7 @@ async def test_an_equivalent_version_without_a_converter_is_reviewed_with_its_ap
     path = f"/apis/{group}/v1/namespaces/default/gizmos"
     async with server:
         await create(http, crds, crd(group))
-        client = ClientConfig(url=server.url, ca_bundle=pair.ca_pem)
+        client = WebhookClientConfig(url=server.url, ca_bundle=pair.ca_pem)
         await create(http, configs, validating_webhook_configuration(hooks, name=group, client=client))
         try:
 

@@ -7,9 +7,9 @@ import base64
 import pytest
 from prometheus_client import CollectorRegistry
 
-from kube_runtime.webhooks import AdmissionRequest, Rule, Verdict, Webhooks, allow
+from kube_runtime.webhooks import AdmissionRequest, Verdict, WebhookRule, Webhooks, allow
 from kube_runtime.webhooks.config import (
-    ClientConfig,
+    WebhookClientConfig,
     crd_conversion,
     mutating_webhook_configuration,
     validating_webhook_configuration,
@@ -27,7 +27,7 @@ async def identity(obj: dict[str, object], desired: str) -> dict[str, object]:
 
 def registered() -> Webhooks:
     hooks = Webhooks(registry=CollectorRegistry())
-    rule = Rule(("apps",), ("v1",), ("deployments", "deployments/scale"), ("CREATE",), "Namespaced")
+    rule = WebhookRule(("apps",), ("v1",), ("deployments", "deployments/scale"), ("CREATE",), "Namespaced")
     hooks.validating(
         "/validate-deployments",
         always,
@@ -45,7 +45,7 @@ def registered() -> Webhooks:
 
 
 def test_validating_configuration_with_a_service_client() -> None:
-    client = ClientConfig(service_name="op-webhooks", service_namespace="ops", ca_bundle=b"PEM")
+    client = WebhookClientConfig(service_name="op-webhooks", service_namespace="ops", ca_bundle=b"PEM")
     config = validating_webhook_configuration(registered(), name="op", client=client, labels={"app": "op"})
     assert config == {
         "apiVersion": "admissionregistration.k8s.io/v1",
@@ -85,7 +85,7 @@ def test_validating_configuration_with_a_service_client() -> None:
 
 def test_mutating_configuration_with_a_url_client() -> None:
     config = mutating_webhook_configuration(
-        registered(), name="op", client=ClientConfig(url="https://127.0.0.1:9443/")
+        registered(), name="op", client=WebhookClientConfig(url="https://127.0.0.1:9443/")
     )
     (hook,) = config["webhooks"]
     assert config["kind"] == "MutatingWebhookConfiguration"
@@ -98,7 +98,7 @@ def test_mutating_configuration_with_a_url_client() -> None:
 
 def test_crd_conversion_stanza() -> None:
     hooks = registered()
-    client = ClientConfig(url="https://h:1", ca_bundle=b"CA")
+    client = WebhookClientConfig(url="https://h:1", ca_bundle=b"CA")
     assert crd_conversion(hooks, "widgets.example.com", client=client) == {
         "strategy": "Webhook",
         "webhook": {
@@ -119,14 +119,14 @@ def test_crd_conversion_stanza() -> None:
 
 def test_client_config_and_missing_webhooks_are_checked() -> None:
     with pytest.raises(ValueError, match="exactly one"):
-        ClientConfig()
+        WebhookClientConfig()
     with pytest.raises(ValueError, match="https"):
-        ClientConfig(url="http://insecure")
+        WebhookClientConfig(url="http://insecure")
     with pytest.raises(ValueError, match="service_namespace"):
-        ClientConfig(service_name="svc")
+        WebhookClientConfig(service_name="svc")
     with pytest.raises(ValueError, match="no validating webhooks"):
         validating_webhook_configuration(
-            Webhooks(registry=CollectorRegistry()), name="x", client=ClientConfig(url="https://h")
+            Webhooks(registry=CollectorRegistry()), name="x", client=WebhookClientConfig(url="https://h")
         )
 
 

@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry
 from kube_runtime.testing import ApiServer
 from kube_runtime.webhooks import Webhooks
 from kube_runtime.webhooks.certs import SelfSignedCA
-from kube_runtime.webhooks.config import ClientConfig, with_conversion
+from kube_runtime.webhooks.config import WebhookClientConfig, with_conversion
 from kube_runtime.webhooks.server import WebhookServer
 from tests.contract.kubeconfig import read_kubeconfig
 from tests.webhooks.test_apiserver_calls import convert, crd_manifest
@@ -62,7 +62,9 @@ async def _served(directory: str) -> AsyncIterator[tuple[httpx.AsyncClient, Coll
         target = read_kubeconfig(server.kubeconfig_path, "embedded")
         async with httpx.AsyncClient(**target.client_kwargs(), timeout=30) as http:
             manifest = with_conversion(
-                crd_manifest(GROUP), hooks, client=ClientConfig(url=webhook_server.url, ca_bundle=pair.ca_pem)
+                crd_manifest(GROUP),
+                hooks,
+                client=WebhookClientConfig(url=webhook_server.url, ca_bundle=pair.ca_pem),
             )
             created = await http.post(
                 "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json=manifest

@@ -13,7 +13,7 @@ from examples.configmapgen.webhooks import MAX_CONTENT_BYTES, WEBHOOK_NAME, buil
 from kube_runtime.client import Api, ApiError, ApiResource
 from kube_runtime.testing import ApiServer
 from kube_runtime.webhooks.certs import SelfSignedCA
-from kube_runtime.webhooks.config import ClientConfig, validating_webhook_configuration
+from kube_runtime.webhooks.config import WebhookClientConfig, validating_webhook_configuration
 from kube_runtime.webhooks.server import WebhookOptions
 
 VALIDATING_CONFIGS = ApiResource(
@@ -39,7 +39,9 @@ async def test_the_example_refuses_a_generator_whose_configmap_could_not_be_stor
         client = server.client
         await install_crd(client)
         config = validating_webhook_configuration(
-            webhooks, name="configmapgen", client=ClientConfig(url=webhook_server.url, ca_bundle=pair.ca_pem)
+            webhooks,
+            name="configmapgen",
+            client=WebhookClientConfig(url=webhook_server.url, ca_bundle=pair.ca_pem),
         )
         await Api(client, VALIDATING_CONFIGS).create(config)
         generators = Api(client, CONFIG_MAP_GENERATOR, namespace="default")

@@ -15,12 +15,12 @@ import pytest
 from cryptography import x509
 from prometheus_client import CollectorRegistry
 
-from kube_runtime.webhooks import AdmissionRequest, Rule, Verdict, Webhooks, allow
+from kube_runtime.webhooks import AdmissionRequest, Verdict, WebhookRule, Webhooks, allow
 from kube_runtime.webhooks.certs import ReloadingCertificate, SelfSignedCA
 from kube_runtime.webhooks.server import WebhookServer
 from tests.webhooks.conftest import admission_body, widget
 
-RULES = [Rule(("example.com",), ("v1",), ("widgets",))]
+RULES = [WebhookRule(("example.com",), ("v1",), ("widgets",))]
 JSON = {"content-type": "application/json"}
 
 

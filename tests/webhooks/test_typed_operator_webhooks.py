@@ -37,7 +37,7 @@ from kube_runtime.testing import ApiServer
 from kube_runtime.testing.envtest import ThreadedEnvtest, locate_or_skip
 from kube_runtime.webhooks import Webhooks
 from kube_runtime.webhooks.certs import SelfSignedCA
-from kube_runtime.webhooks.config import ClientConfig
+from kube_runtime.webhooks.config import WebhookClientConfig
 from kube_runtime.webhooks.server import WebhookServer
 
 TARGETS = ["embedded", pytest.param("envtest", marks=pytest.mark.envtest)]
@@ -206,7 +206,7 @@ async def test_the_api_server_validates_defaults_and_converts_websites_through_o
 
 def test_the_generated_crd_has_both_versions_and_converts_through_the_converter() -> None:
     hooks = build_webhooks(Webhooks(registry=CollectorRegistry()))
-    client = ClientConfig(url="https://127.0.0.1:9443", ca_bundle=b"pem")
+    client = WebhookClientConfig(url="https://127.0.0.1:9443", ca_bundle=b"pem")
     manifest = website_crd(hooks, client)
     assert manifest["metadata"]["name"] == CRD_NAME
     assert [(v["name"], v["storage"], v.get("deprecated", False)) for v in manifest["spec"]["versions"]] == [
