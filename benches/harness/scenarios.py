@@ -372,7 +372,7 @@ def s6_observability(server: BenchServer, peers: list[Peer], sizes: Sizes) -> di
         timeout=300,
     )
     return {
-        "title": "S6 observability overhead (S3 at concurrency 8, no-op, metrics+tracing off vs on)",
+        "title": "S6 observability overhead (S3 at c=8, no-op, metrics+tracing off vs on, default sampling)",
         "rows": rows,
         "notes": ["bench_observe.py --quick (in-process, per reconcile):"],
         "verbatim": micro.stdout.strip() or micro.stderr.strip()[-2000:],

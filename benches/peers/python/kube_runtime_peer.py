@@ -9,8 +9,8 @@ watches PartialObjectMetadata; ``dict`` and ``dict-strip`` keep the decoded dict
 (``store(compact=False)``, with its default FreezeAfterSync GC policy); ``compact`` and
 ``compact-strip`` are the old names of ``full`` and ``strip`` (controller mode: ``dict*`` variants
 give the controller a dict store). ``KR_PEER_OBSERVE=1`` (controller mode) turns on the built-in
-metrics and tracing (``observe_results`` with an OpenTelemetry SDK provider whose exporter drops
-spans), for the observability-overhead scenario.
+metrics and tracing (``observe_results``, and ``setup_tracing`` at its default sampling ratio with an
+exporter that drops spans), for the observability-overhead scenario.
 """
 
 from __future__ import annotations
@@ -41,19 +41,17 @@ def _versions(reader: Store) -> dict[str, str]:
 
 def _observed(results: AsyncIterable[Any]) -> AsyncIterable[Any]:
     """Route the controller's results through the built-in metrics and tracing."""
-    from opentelemetry import trace
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
     from kube_runtime.observe import observe_results
+    from kube_runtime.observe.tracing import setup_tracing
 
     class Dropping(SpanExporter):
         def export(self, spans: Any) -> SpanExportResult:
             return SpanExportResult.SUCCESS
 
-    provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(Dropping()))
-    trace.set_tracer_provider(provider)
+    # What a user of setup_tracing gets: its default sampling ratio, spans batched to an exporter.
+    setup_tracing("bench", exporter=Dropping())
     return observe_results(results, controller="bench")  # type: ignore[no-any-return]
 
 
