@@ -13,6 +13,10 @@ with and without its default FreezeAfterSync policy, with the CPU each costs per
 (the policy's freezes included).
 
     nice -n 10 python benches/bench_store.py --store-only --objects 20000   # part B at 20k only
+    nice -n 10 python benches/bench_store.py --sync-only --objects 100000   # part A at 100k only
+
+Part A also syncs ``metadata_watcher`` listing raw (``Api.list_metadata_raw``, the default) and
+decoded (``Api.list_metadata``, as before it existed) in the same run.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from kube_runtime.client.resource import ApiResource
 from kube_runtime.store import FreezeAfterSync, store
 from kube_runtime.streams import drop_managed_fields
 from kube_runtime.testing import ApiServer
-from kube_runtime.watcher import Apply, InitApply, InitDone, WatcherConfig, watcher
+from kube_runtime.watcher import Apply, InitApply, InitDone, WatcherConfig, metadata_watcher, watcher
 from kube_runtime.watcher.event import INIT, INIT_DONE
 
 CM = ApiResource.builtin("ConfigMap")
@@ -102,6 +106,8 @@ async def end_to_end(n: int) -> None:
                 f"({n / wall:,.0f} objects/s), store len {len(reader)}"
             )
 
+        await metadata_sync(api, n)
+
         # Steady ingest: updates committed on the server while the reflector applies them.
         reader, writer = store(CM, gc_policy=None)
         updates = min(n, 20_000)
@@ -142,6 +148,38 @@ async def end_to_end(n: int) -> None:
                 f"{updates / wall:,.0f} events/s "
                 "(server commit + HTTP + decode + store, one process)"
             )
+
+
+class DecodingMetadataApi:
+    """``Api``'s metadata verbs without ``list_metadata_raw``: ``metadata_watcher`` then lists
+    through ``list_metadata``, decoding every item (how it listed before ``list_metadata_raw``)."""
+
+    def __init__(self, api: Api) -> None:
+        self.list_metadata = api.list_metadata
+        self.watch_metadata = api.watch_metadata
+
+
+async def metadata_sync(api: Api, n: int) -> None:
+    """``metadata_watcher`` into a compact store until ``InitDone``, listing raw (items kept as bytes)
+    and decoded (every item a dict), alternately, twice each: the server encodes each object's
+    PartialObjectMetadata once and caches it, so the first run pays that and is not compared."""
+    runs = [("raw list", api), ("decoded list", DecodingMetadataApi(api))] * 2
+    for label, watched in [("warm-up", api), *runs]:
+        reader, writer = store(CM, gc_policy=None)
+        gc.collect()
+        t0 = time.perf_counter()
+        c0 = time.process_time()
+        async with metadata_watcher(watched, WatcherConfig()).reflect(writer) as stream:
+            async for item in stream:
+                if isinstance(item, InitDone):
+                    break
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        if label != "warm-up":
+            print(
+                f"  metadata sync {n:>7} CMs, {label:<12}: {wall:6.2f} s wall, {cpu:6.2f} s CPU "
+                f"({n / wall:,.0f} objects/s), store len {len(reader)}"
+            )
+        del reader, writer
 
 
 # -- part B: the store alone -----------------------------------------------------------------------
@@ -268,6 +306,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--store-only", action="store_true")
+    parser.add_argument("--sync-only", action="store_true", help="part A only")
     parser.add_argument("--objects", type=int, default=None, help="one size instead of 10k (and 100k)")
     args = parser.parse_args()
     sizes = [args.objects] if args.objects else [10_000] if args.quick else [10_000, 100_000]
@@ -275,6 +314,8 @@ def main() -> None:
         print("Part A: end to end over HTTP (embedded API server in the same process)")
         for n in sizes:
             anyio.run(end_to_end, n)
+    if args.sync_only:
+        return
     print("Part B: the store alone")
     n = sizes[-1]
     json_size = len(orjson.dumps(configmap(1)))

@@ -33,11 +33,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Any, Generic, Protocol, TypeAlias, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar, overload
 
 import anyio
 import anyio.lowlevel
 
+from kube_runtime._stream_items import (
+    DeletedLazyObject,
+    DeletedObject,
+    EventItem,
+    LazyItem,
+    ListedLazyObject,
+    ListedObject,
+    ObjectItem,
+    SyncedItem,
+)
 from kube_runtime.client.head import LazyObject
 from kube_runtime.client.json import KubeObject
 from kube_runtime.predicates import DEFAULT_PREDICATE_TTL, Predicate, PredicateMemory
@@ -51,10 +61,12 @@ __all__ = [
     "DeletedObject",
     "EventItem",
     "EventWriter",
+    "LazyItem",
     "ListedLazyObject",
     "ListedObject",
     "ObjectItem",
     "PredicateMemory",
+    "SyncedItem",
     "WatchStream",
     "applied_objects",
     "backoff",
@@ -69,42 +81,6 @@ __all__ = [
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
-
-EventItem: TypeAlias = WatcherEvent[KubeObject] | Exception
-ObjectItem: TypeAlias = KubeObject | Exception
-
-
-class DeletedObject(dict[str, Any]):
-    """The last state of a deleted object, as yielded by :func:`touched_objects`.
-
-    A plain ``dict`` in every respect (a shallow copy of the object); the type lets later helpers
-    and controllers tell a delete from an update: :func:`predicate_filter` always passes it.
-    """
-
-    __slots__ = ()
-
-
-class ListedObject(dict[str, Any]):
-    """An object yielded by :func:`synced_objects` because a (re)list ended, not because it
-    changed: triggers give its reconcile a low priority (controller-runtime enqueues its initial
-    list that way). A plain ``dict`` in every respect (a shallow copy of the stored object).
-    """
-
-    __slots__ = ()
-
-
-class ListedLazyObject(LazyObject):
-    """:class:`ListedObject` for ``synced_objects(..., lazy=True)``: the object as a
-    :class:`~kube_runtime.client.head.LazyObject` (a fresh decode of the stored bytes on ``object``)."""
-
-    __slots__ = ()
-
-
-class DeletedLazyObject(LazyObject):
-    """:class:`DeletedObject` for ``synced_objects(..., lazy=True)``: the deleted object's last state
-    as a :class:`~kube_runtime.client.head.LazyObject`."""
-
-    __slots__ = ()
 
 
 class EventWriter(Protocol):
@@ -189,13 +165,32 @@ class WatchStream(Generic[T_co]):
     def touched_objects(self: WatchStream[EventItem]) -> WatchStream[ObjectItem]:
         return touched_objects(self)
 
+    @overload
+    def synced_objects(
+        self: WatchStream[EventItem],
+        store: Iterable[KubeObject],
+        *,
+        deletes: bool = ...,
+        lazy: Literal[False] = ...,
+    ) -> WatchStream[ObjectItem]: ...
+
+    @overload
+    def synced_objects(
+        self: WatchStream[EventItem], store: Iterable[KubeObject], *, deletes: bool = ..., lazy: Literal[True]
+    ) -> WatchStream[LazyItem]: ...
+
+    @overload
+    def synced_objects(
+        self: WatchStream[EventItem], store: Iterable[KubeObject], *, deletes: bool = ..., lazy: bool
+    ) -> WatchStream[SyncedItem]: ...
+
     def synced_objects(
         self: WatchStream[EventItem],
         store: Iterable[KubeObject],
         *,
         deletes: bool = False,
         lazy: bool = False,
-    ) -> WatchStream[ObjectItem]:
+    ) -> WatchStream[SyncedItem]:
         return synced_objects(self, store, deletes=deletes, lazy=lazy)
 
     def predicate_filter(
@@ -248,13 +243,35 @@ class _Objects(WatchStream[ObjectItem]):
 _APPLIED = (Apply, InitApply)
 
 
+@overload
+def synced_objects(
+    stream: AsyncIterable[EventItem],
+    store: Iterable[KubeObject],
+    *,
+    deletes: bool = ...,
+    lazy: Literal[False] = ...,
+) -> WatchStream[ObjectItem]: ...
+
+
+@overload
+def synced_objects(
+    stream: AsyncIterable[EventItem], store: Iterable[KubeObject], *, deletes: bool = ..., lazy: Literal[True]
+) -> WatchStream[LazyItem]: ...
+
+
+@overload
+def synced_objects(
+    stream: AsyncIterable[EventItem], store: Iterable[KubeObject], *, deletes: bool = ..., lazy: bool
+) -> WatchStream[SyncedItem]: ...
+
+
 def synced_objects(
     stream: AsyncIterable[EventItem],
     store: Iterable[KubeObject],
     *,
     deletes: bool = False,
     lazy: bool = False,
-) -> WatchStream[ObjectItem]:
+) -> WatchStream[SyncedItem]:
     """Changed objects, each yielded only once ``store`` shows it: what should trigger reconciles.
 
     Put it directly after :func:`reflect` of ``store``'s writer. It yields the object of every
@@ -279,12 +296,15 @@ def synced_objects(
     ``Apply``'s own lazy object, :class:`ListedLazyObject` and :class:`DeletedLazyObject` for the
     markers), for consumers that read only heads (:func:`~kube_runtime.controller.triggers.trigger_self`
     does): nothing is decoded unless ``object`` is read. ``store`` must then be a
-    :class:`~kube_runtime.store.Store` (it lists its stored bytes without decoding them).
+    :class:`~kube_runtime.store.Store` (it lists its stored bytes without decoding them). The
+    return type follows ``lazy``: ``WatchStream[ObjectItem]`` without it, ``WatchStream[LazyItem]``
+    (``LazyObject | Exception``) with ``lazy=True``, ``WatchStream[SyncedItem]`` (either) for a
+    ``bool`` known only at run time.
     """
     return _Synced(stream, store, deletes=deletes, lazy=lazy)
 
 
-class _Synced(WatchStream[ObjectItem]):
+class _Synced(WatchStream[SyncedItem]):
     """:func:`synced_objects` as one ``__anext__`` per item."""
 
     __slots__ = ("_deletes", "_events", "_lazy", "_listed", "_sent", "_store")
@@ -299,10 +319,10 @@ class _Synced(WatchStream[ObjectItem]):
         self._deletes = deletes
         self._lazy = lazy
         #: The store's objects still to yield after an InitDone (marked), and how many were yielded.
-        self._listed: Iterator[Any] | None = None
+        self._listed: Iterator[KubeObject | LazyObject] | None = None
         self._sent = 0
 
-    async def __anext__(self) -> ObjectItem:
+    async def __anext__(self) -> SyncedItem:
         source = self._events
         try:
             if self._listed is not None:
@@ -311,35 +331,35 @@ class _Synced(WatchStream[ObjectItem]):
                     self._sent += 1
                     if self._sent % _SYNC_BATCH == 0:
                         await anyio.lowlevel.checkpoint()  # a large store must not hold the loop
-                    return listed  # type: ignore[no-any-return]
+                    return listed
                 self._listed = None
             while True:
                 item = await source.__anext__()
                 if isinstance(item, Apply):
                     if not self._lazy:
                         return item.object
-                    return item.lazy or LazyObject.from_object(item.object)  # type: ignore[return-value]
+                    return item.lazy or LazyObject.from_object(item.object)
                 if isinstance(item, InitDone):
                     objects = self._listing()  # a snapshot: the swap has just happened upstream
                     first = next(objects, None)
                     if first is not None:
                         self._listed, self._sent = objects, 1
-                        return first  # type: ignore[no-any-return]  # a marked object
+                        return first  # a marked object
                 elif isinstance(item, Delete):
                     if self._deletes:
-                        return self._deleted(item)  # type: ignore[no-any-return]
+                        return self._deleted(item)
                 elif isinstance(item, Exception):
                     return item
         except BaseException:
             await _aclose(source)
             raise
 
-    def _listing(self) -> Iterator[Any]:
+    def _listing(self) -> Iterator[KubeObject | LazyObject]:
         if not self._lazy:
             return map(ListedObject, self._store)
         return self._store.lazy_objects(ListedLazyObject)  # type: ignore[attr-defined, no-any-return]
 
-    def _deleted(self, item: Delete[KubeObject]) -> Any:
+    def _deleted(self, item: Delete[KubeObject]) -> KubeObject | LazyObject:
         if not self._lazy:
             return DeletedObject(item.object)
         lazy = item.lazy

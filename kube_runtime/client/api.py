@@ -10,7 +10,7 @@ connection breaks. The caller decides what to do with errors; nothing here retri
 Metadata verbs ask for ``PartialObjectMetadata`` (``Accept: application/json;as=...;g=meta.k8s.io;
 v=v1, application/json``). A server that ignores the request and answers with full objects is
 handled: the objects are cut down to ``apiVersion``/``kind``/``metadata`` so callers always get the
-same shape.
+same shape (``list_metadata_raw`` does it on the bytes, without decoding the objects).
 """
 
 from __future__ import annotations
@@ -215,6 +215,37 @@ class Api:
         if not _is_partial(response):
             listing = _partial_metadata_list(listing)
         return listing
+
+    async def list_metadata_raw(
+        self,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        limit: int | None = None,
+        continue_token: str | None = None,
+        resource_version: str | None = None,
+        resource_version_match: str | None = None,
+        shard_selector: str | None = None,
+    ) -> RawList:
+        """:meth:`list_metadata` with the items left as raw JSON slices, as :meth:`list_raw` leaves
+        them; ``metadata_watcher`` lists through it.
+
+        Guarantee: ``[o.object for o in page.objects()]`` equals the ``items`` of
+        :meth:`list_metadata` for the same answer, ``kind``/``apiVersion`` included
+        (``PartialObjectMetadata``/``meta.k8s.io/v1``: the server's, or written into the bytes of
+        items without a ``kind``). A server that ignored the metadata-only request and sent full
+        objects is cut down on bytes (:meth:`RawList.partial_metadata`), never decoding the items.
+        Raises :class:`~kube_runtime.client.errors.ObjectDecodeError` for a body that is not a
+        List; a malformed item raises it from ``page.objects()``, as with :meth:`list_raw`."""
+        params = _list_params(
+            label_selector, field_selector, limit, continue_token, resource_version, resource_version_match
+        )
+        params = {**params, "shardSelector": shard_selector}
+        response = await self.client.send(
+            "list_metadata", "GET", self._collection(), params=params, accept=_META_LIST_ACCEPT
+        )
+        listing = RawList.decode(response.content)
+        return listing if _is_partial(response) else listing.partial_metadata()
 
     # -- watches --------------------------------------------------------------------------------------
 

@@ -9,7 +9,9 @@ when something asks for it, once.
 
 :class:`RawList` splits a list response into the raw bytes of each item without decoding the items;
 :meth:`RawList.objects` turns them into :class:`LazyObject` values, with the ``kind`` and
-``apiVersion`` that list items lack written into their bytes.
+``apiVersion`` that list items lack written into their bytes. :meth:`RawList.partial_metadata` cuts
+a full List down to a ``PartialObjectMetadataList`` without decoding the items whole (for a server
+that ignored a metadata-only request).
 
 Errors: bytes that are not JSON, not an object, or whose metadata has the wrong shape raise
 :class:`~kube_runtime.client.errors.ObjectDecodeError` from :meth:`LazyObject.from_raw` and
@@ -241,6 +243,33 @@ class RawList(msgspec.Struct, frozen=True):
             out.append(LazyObject(raw, msgspec.structs.replace(head, kind=kind, apiVersion=api_version)))
         return out
 
+    def partial_metadata(self) -> RawList:
+        """This List as a ``PartialObjectMetadataList``: itself if it is one, else a List of that kind
+        whose items are ``{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":
+        ...}`` with each item's ``metadata`` bytes copied verbatim (``{}`` when absent or falsy).
+        Items that already are ``PartialObjectMetadata`` are kept as they are.
+
+        It is what ``Api.list_metadata`` does to the decoded List of a server that answered a
+        metadata-only list with full objects, done on bytes: each item is scanned (msgspec checks
+        its syntax and reads its ``kind``; ``spec``, ``status`` and the rest are skipped unbuilt),
+        so the result's :meth:`objects` decode to exactly the dicts ``list_metadata`` returns.
+
+        Never raises for a bad item: an item that is not a JSON object is kept as it is, so
+        :meth:`objects` raises ``ObjectDecodeError`` for it as for any other undecodable item.
+        Pitfall: items kept as they are (a List already of this kind, or an item already
+        ``PartialObjectMetadata``) go through :meth:`objects` unchanged, so a ``metadata`` that is
+        not a map (``null``, ``[]``) is an ``ObjectDecodeError`` there, where the decoded List would
+        pass it on.
+        """
+        if self.kind == PARTIAL_LIST_KIND:
+            return self
+        return RawList(
+            kind=PARTIAL_LIST_KIND,
+            apiVersion=META_API_VERSION,
+            metadata=self.metadata,
+            items=[_partial_item(item) for item in self.items or ()],
+        )
+
 
 _list_decoder: Final = msgspec.json.Decoder(RawList)
 _QUOTE: Final = ord('"')
@@ -248,3 +277,47 @@ _QUOTE: Final = ord('"')
 
 def _decode_item_head(item: msgspec.Raw) -> ObjectHead:
     return decode_head(item)
+
+
+PARTIAL_KIND: Final = "PartialObjectMetadata"
+PARTIAL_LIST_KIND: Final = "PartialObjectMetadataList"
+META_API_VERSION: Final = "meta.k8s.io/v1"
+
+
+class _ItemParts(msgspec.Struct):
+    """What cutting an object down to its metadata reads: ``kind`` (any JSON value, compared with
+    ``PartialObjectMetadata``) and the bytes of ``metadata`` (empty when absent)."""
+
+    kind: Any = None
+    metadata: msgspec.Raw = msgspec.Raw()
+
+
+_parts_decoder: Final = msgspec.json.Decoder(_ItemParts)
+_PARTIAL_PREFIX: Final = (
+    b'{"kind":"' + PARTIAL_KIND.encode() + b'","apiVersion":"' + META_API_VERSION.encode() + b'","metadata":'
+)
+
+
+def _partial_item(item: msgspec.Raw) -> msgspec.Raw:
+    """One list item as ``PartialObjectMetadata`` bytes (see :meth:`RawList.partial_metadata`)."""
+    try:
+        parts = _parts_decoder.decode(item)
+    except _MsgspecError:
+        return item  # not a JSON object: RawList.objects() reports it
+    if parts.kind == PARTIAL_KIND:
+        return item
+    metadata = bytes(parts.metadata)
+    if not metadata.startswith(b"{") and _falsy(metadata):
+        metadata = b"{}"  # as ``obj.get("metadata") or {}`` on the decoded item
+    return msgspec.Raw(_PARTIAL_PREFIX + metadata + b"}")
+
+
+def _falsy(value: bytes) -> bool:
+    """Whether JSON ``value`` (not an object; empty: absent) decodes to a falsy value. Such metadata
+    is malformed and small; a truthy one is kept for the head decoder to reject."""
+    if not value:
+        return True
+    try:
+        return not _orjson_loads(value)
+    except _JSONDecodeError:
+        return False  # a number beyond a double's range: kept, and rejected as metadata later

@@ -218,7 +218,7 @@ class SharedReflector:
                 await stream.aclose()
             self._finish()
 
-    async def _dispatch(self, obj: Any) -> None:
+    async def _dispatch(self, obj: LazyObject) -> None:
         try:
             meta = obj.meta.metadata
         except ObjectDecodeError as exc:

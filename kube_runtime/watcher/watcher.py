@@ -109,7 +109,11 @@ class WatchableApi(Protocol):
 
 
 class MetadataWatchableApi(Protocol):
-    """The metadata-only verbs of :class:`kube_runtime.client.api.Api`."""
+    """The metadata-only verbs of :class:`kube_runtime.client.api.Api`. An object that also has
+    ``list_metadata_raw`` (same parameters, returning a :class:`~kube_runtime.client.head.RawList`
+    whose ``objects()`` are the items ``list_metadata`` returns, as ``Api`` does) is listed through
+    it, so list items are never decoded whole. Pitfall: ``list_metadata`` is then never called, so
+    a wrapper (a test double, a proxy) overriding only ``list_metadata`` of an ``Api`` is bypassed."""
 
     async def list_metadata(
         self,
@@ -147,15 +151,21 @@ def watcher(
     list page and every line of the open watch, bookmarks included (see
     :class:`~kube_runtime.watcher.progress.WatchProgress`); bookmarks still yield nothing.
     """
-    return _stream(_drive(_list_fn(api), api.watch, config or WatcherConfig(), progress, _resource_of(api)))
+    list_fn = _list_fn(api, "list_raw", api.list)
+    return _stream(_drive(list_fn, api.watch, config or WatcherConfig(), progress, _resource_of(api)))
 
 
 def metadata_watcher(
     api: MetadataWatchableApi, config: WatcherConfig | None = None, *, progress: WatchProgress | None = None
 ) -> WatchStream[WatcherItem]:
-    """Like :func:`watcher`, over ``PartialObjectMetadata`` (metadata only: far less memory)."""
+    """Like :func:`watcher`, over ``PartialObjectMetadata`` (metadata only: far less memory).
+
+    Listed through ``api.list_metadata_raw`` when it has one (``Api`` does): listed objects arrive
+    as bytes with decoded heads, the same dicts ``list_metadata`` gives once ``object`` is read
+    (see :class:`MetadataWatchableApi`)."""
     cfg = config or WatcherConfig()
-    return _stream(_drive(api.list_metadata, api.watch_metadata, cfg, progress, _resource_of(api)))
+    list_fn = _list_fn(api, "list_metadata_raw", api.list_metadata)
+    return _stream(_drive(list_fn, api.watch_metadata, cfg, progress, _resource_of(api)))
 
 
 def watch_object(
@@ -172,7 +182,8 @@ def watch_object(
     same name in several namespaces are mixed together.
     """
     cfg = (config or WatcherConfig()).fields(f"metadata.name={name}")
-    return _stream(_single_object(_drive(_list_fn(api), api.watch, cfg, progress, _resource_of(api))))
+    list_fn = _list_fn(api, "list_raw", api.list)
+    return _stream(_single_object(_drive(list_fn, api.watch, cfg, progress, _resource_of(api))))
 
 
 def _stream(source: AsyncIterator[T]) -> WatchStream[T]:
@@ -206,10 +217,11 @@ async def _single_object(
         await events.aclose()
 
 
-def _list_fn(api: WatchableApi) -> ListFn:
-    """``api.list_raw`` when ``api`` has it (items stay bytes until read), else ``api.list``."""
-    list_raw = getattr(api, "list_raw", None)
-    return list_raw if callable(list_raw) else api.list
+def _list_fn(api: object, raw_name: str, decoding: ListFn) -> ListFn:
+    """``api``'s method ``raw_name`` (``list_raw``, ``list_metadata_raw``) when it has one (items
+    stay bytes until read), else ``decoding`` (``api.list``, ``api.list_metadata``)."""
+    list_raw = getattr(api, raw_name, None)
+    return list_raw if callable(list_raw) else decoding
 
 
 def _resource_of(api: object) -> ApiResource | None:

@@ -9,8 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kube_runtime.client.api import _partial_metadata_list
 from kube_runtime.client.errors import ObjectDecodeError
 from kube_runtime.client.head import LazyObject, ObjectHead, RawList, decode_head
+from kube_runtime.watcher.state import _fill_type
 
 _keys = st.text(min_size=1, max_size=8)
 _scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=12)
@@ -144,6 +146,94 @@ def test_a_list_item_that_is_not_an_object_is_a_typed_error() -> None:
     page = RawList.decode(b'{"kind":"PodList","apiVersion":"v1","items":[{"metadata":{}}, 7]}')
     with pytest.raises(ObjectDecodeError):
         page.objects()
+
+
+_ABSENT: Any = object()
+#: What a metadata-only list item's ``metadata`` may be besides a real map: falsy values become {}.
+_odd_metadata = st.sampled_from([_ABSENT, None, {}, 0, False, "", []])
+
+
+def _listed_as_list_metadata_decodes(body: bytes) -> list[dict[str, Any]]:
+    """The items ``Api.list_metadata`` returns for ``body`` (sent without the metadata content
+    type), as ``metadata_watcher`` hands them on (kind filled in from the List when missing)."""
+    listing = _partial_metadata_list(orjson.loads(body))
+    items: list[dict[str, Any]] = listing.get("items") or []
+    _fill_type(listing, items)
+    return items
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(_objects, st.sampled_from(["none", "partial", "own"]), _odd_metadata | _metadata)),
+    st.sampled_from([("ConfigMapList", "v1"), ("PartialObjectMetadataList", "meta.k8s.io/v1"), ("X", "v1")]),
+)
+def test_cutting_a_raw_list_to_metadata_equals_cutting_the_decoded_list(
+    items: list[tuple[dict[str, Any], str, Any]], kinds: tuple[str, str]
+) -> None:
+    list_kind, api_version = kinds
+    shaped: list[dict[str, Any]] = []
+    # Items kept verbatim (the List or the item is already PartialObjectMetadata) with a falsy
+    # non-map metadata: the decoded List passes them on, the raw one rejects them as list_raw does.
+    malformed = False
+    for obj, kind, metadata in items:
+        item = dict(obj)
+        if kind == "partial":
+            item["kind"] = "PartialObjectMetadata"
+        elif kind == "own":
+            item["kind"] = "Own"
+        if metadata is _ABSENT:
+            del item["metadata"]
+        else:
+            item["metadata"] = metadata
+            verbatim = kind == "partial" or list_kind == "PartialObjectMetadataList"
+            malformed = malformed or (verbatim and not isinstance(metadata, dict))
+        shaped.append(item)
+    listing = {"kind": list_kind, "apiVersion": api_version, "metadata": {"resourceVersion": "5"}}
+    body = orjson.dumps({**listing, "items": shaped})
+    page = RawList.decode(body).partial_metadata()
+    assert page.metadata == {"resourceVersion": "5"}
+    if list_kind != "PartialObjectMetadataList":
+        assert (page.kind, page.apiVersion) == ("PartialObjectMetadataList", "meta.k8s.io/v1")
+    if malformed:
+        with pytest.raises(ObjectDecodeError):
+            page.objects()
+    else:
+        assert [o.object for o in page.objects()] == _listed_as_list_metadata_decodes(body)
+
+
+def test_cutting_keeps_the_metadata_bytes_and_skips_the_rest() -> None:
+    body = (
+        b'{"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":"3"},"items":['
+        b'{"metadata" : {"name":"a","labels":{"x":"y"}} ,"data":{"big":"' + b"z" * 1000 + b'","n":1e400}},'
+        b'{"data":{}},{"kind":"PartialObjectMetadata","metadata":{"name":"c"},"data":{"kept":true}}]}'
+    )
+    page = RawList.decode(body).partial_metadata()
+    first, second, third = page.objects()
+    assert first.raw == (
+        b'{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1",'
+        b'"metadata":{"name":"a","labels":{"x":"y"}}}'
+    )
+    assert not first.decoded
+    assert first.meta.metadata.labels == {"x": "y"}
+    assert second.object == {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": {}}
+    assert third.object == {
+        "kind": "PartialObjectMetadata",
+        "metadata": {"name": "c"},
+        "data": {"kept": True},
+    }
+
+
+@pytest.mark.parametrize(
+    "item",
+    [b"7", b'"x"', b"[1]", b'{"metadata":"x"}', b'{"metadata":[1]}', b'{"metadata":{"generation":"2"}}'],
+)
+def test_a_malformed_item_cut_to_metadata_is_a_typed_error_from_objects(item: bytes) -> None:
+    body = b'{"kind":"ConfigMapList","apiVersion":"v1","metadata":{},"items":[{"metadata":{}},' + item + b"]}"
+    page = RawList.decode(body).partial_metadata()  # never raises: objects() reports bad items
+    with pytest.raises(ObjectDecodeError):
+        page.objects()
+    with pytest.raises(ObjectDecodeError):
+        RawList.decode(body.replace(b"ConfigMapList", b"PartialObjectMetadataList")).objects()
 
 
 def test_an_object_built_from_a_dict_encodes_and_heads_on_demand() -> None:

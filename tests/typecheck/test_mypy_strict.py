@@ -1,5 +1,5 @@
 """``mypy --strict`` accepts the documented uses of every public helper (docs_usage.py) and every
-example, with no cast."""
+example, with no cast, and gives the stream helpers the item types stream_types.py pins."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
-    "target", [["tests/typecheck/docs_usage.py"], ["-p", "examples"]], ids=["docs-usage", "examples"]
+    "target",
+    [["tests/typecheck/docs_usage.py"], ["tests/typecheck/stream_types.py"], ["-p", "examples"]],
+    ids=["docs-usage", "stream-types", "examples"],
 )
 def test_mypy_strict_passes(target: list[str]) -> None:
     result = subprocess.run(
@@ -27,6 +29,11 @@ def test_mypy_strict_passes(target: list[str]) -> None:
 
 
 def test_no_cast_in_examples_or_the_usage_file() -> None:
-    sources = [REPO / "tests" / "typecheck" / "docs_usage.py", *sorted((REPO / "examples").rglob("*.py"))]
+    typecheck = REPO / "tests" / "typecheck"
+    sources = [
+        typecheck / "docs_usage.py",
+        typecheck / "stream_types.py",
+        *sorted((REPO / "examples").rglob("*.py")),
+    ]
     casts = [str(path.relative_to(REPO)) for path in sources if "cast(" in path.read_text()]
     assert casts == []

@@ -19,7 +19,17 @@ from kube_runtime.client.lines import WatchItem, decode_event
 from kube_runtime.client.resource import ApiResource
 from kube_runtime.store import ObjectRef, store
 from kube_runtime.streams import predicate_filter, reflect
-from kube_runtime.watcher import Apply, Delete, InitApply, InitDone, WatcherConfig, WatchFailed, watcher
+from kube_runtime.watcher import (
+    Apply,
+    Delete,
+    InitApply,
+    InitDone,
+    InitialListFailed,
+    WatcherConfig,
+    WatchFailed,
+    metadata_watcher,
+    watcher,
+)
 
 CM = ApiResource.builtin("ConfigMap")
 
@@ -108,6 +118,60 @@ async def test_a_malformed_line_mid_stream_is_a_typed_error_and_the_next_event_a
     stored = reader.get(ObjectRef.for_resource(CM, "listed", "ns"))
     assert stored == {**listed.object}
     assert stored is not listed.object
+
+
+class _BadListApi:
+    """Both raw list verbs: the first list has an item that is not an object, the next is good; the
+    decoding verbs must not be called. The watch stays open and silent."""
+
+    def __init__(self) -> None:
+        self.lists = 0
+
+    def _page(self, list_kind: str, api_version: str) -> RawList:
+        self.lists += 1
+        items: list[Any] = [{"metadata": {"name": "a", "namespace": "ns", "resourceVersion": "1"}}]
+        if self.lists == 1:
+            items.append(7)
+        body = {"kind": list_kind, "apiVersion": api_version, "metadata": {"resourceVersion": "1"}}
+        return RawList.decode(orjson.dumps({**body, "items": items}))
+
+    async def list_raw(self, **_: Any) -> RawList:
+        return self._page("ConfigMapList", "v1")
+
+    async def list_metadata_raw(self, **_: Any) -> RawList:
+        return self._page("ConfigMapList", "v1").partial_metadata()  # as from a server sending full objects
+
+    async def list(self, **_: Any) -> dict[str, Any]:
+        raise AssertionError("the watcher lists through list_raw")
+
+    async def list_metadata(self, **_: Any) -> dict[str, Any]:
+        raise AssertionError("the metadata watcher lists through list_metadata_raw")
+
+    def watch(self, *, idle_timeout: float = 295.0, **_: Any) -> Any:
+        return self._open(idle_timeout)
+
+    watch_metadata = watch
+
+    @asynccontextmanager
+    async def _open(self, idle_timeout: float) -> AsyncIterator[IdleTimedIterator[WatchItem]]:
+        async def items() -> AsyncIterator[WatchItem]:
+            await anyio.sleep_forever()
+            yield  # pragma: no cover
+
+        yield idle_timed(items(), idle_timeout)
+
+
+@pytest.mark.parametrize("start", [watcher, metadata_watcher], ids=["list_raw", "list_metadata_raw"])
+async def test_a_malformed_list_item_is_a_typed_list_error_and_the_relist_goes_on(start: Any) -> None:
+    api = _BadListApi()
+    with anyio.fail_after(10):
+        items = await _take(start(api, WatcherConfig()), 4)
+    assert [type(i).__name__ for i in items] == ["InitialListFailed", "Init", "InitApply", "InitDone"]
+    assert isinstance(items[0], InitialListFailed)
+    assert isinstance(items[0].__cause__, ObjectDecodeError)
+    assert items[0].__cause__.raw == b"7"
+    kind = "PartialObjectMetadata" if start is metadata_watcher else "ConfigMap"
+    assert items[2].object["kind"] == kind
 
 
 async def test_an_object_orjson_rejects_fails_on_read_not_in_the_stream() -> None:

@@ -216,6 +216,46 @@ async def test_metadata_watcher_yields_partial_objects(api_server: ApiServer) ->
         assert "data" not in obj
 
 
+class DecodingMetadataApi:
+    """An ``Api``'s metadata verbs without ``list_metadata_raw``: the watcher lists through
+    ``list_metadata``, decoding every item (what ``metadata_watcher`` did before it listed raw)."""
+
+    def __init__(self, api: Api) -> None:
+        self.list_metadata = api.list_metadata
+        self.watch_metadata = api.watch_metadata
+
+
+async def test_metadata_watcher_lists_raw_and_yields_what_the_decoding_list_yields(
+    api_server: ApiServer,
+) -> None:
+    rtype = api_server.resource_type(CM)
+    for i in range(120):
+        obj = configmap(f"m-{i:03d}", payload="x" * i)
+        obj["metadata"]["labels"] = {"i": str(i)}
+        if i % 5 == 0:
+            obj["metadata"]["annotations"] = {"a": "b"}
+        api_server.ops.create(rtype, "default", obj)
+    api = Api(api_server.client, CM, "default")
+    config = WatcherConfig().with_page_size(25)
+    listed: list[list[Any]] = []
+    stores = []
+    for watched in (api, DecodingMetadataApi(api)):
+        reader, writer = store(CM)
+        async with metadata_watcher(watched, config).reflect(writer) as stream:
+            items = await until(stream, lambda i: isinstance(i, InitDone))
+        applied = [i for i in items if isinstance(i, InitApply)]
+        listed.append(applied)
+        stores.append(sorted(reader.state(), key=lambda o: o["metadata"]["name"]))
+    raw, decoded = listed
+    assert all(i.lazy is not None and not i.lazy.decoded for i in raw)  # the store kept the bytes
+    assert all(i.lazy is None or i.lazy.decoded for i in decoded)
+    assert [i.object for i in raw] == [i.object for i in decoded]
+    assert len(raw) == 120
+    assert raw[5].object["metadata"]["annotations"] == {"a": "b"}
+    assert all(i.object["kind"] == "PartialObjectMetadata" and "data" not in i.object for i in raw)
+    assert stores[0] == stores[1]
+
+
 async def test_watch_object_reports_presence_and_absence(api_server: ApiServer) -> None:
     api = Api(api_server.client, CM, "default")
     await api.create(configmap("other"))
