@@ -87,10 +87,14 @@ def record_path(log: list[str], done: list[bool]) -> Any:
         if not module.startswith("kube_runtime.") or module.startswith("kube_runtime.testing"):
             return
         try:
-            name = asyncio.current_task().get_name()  # type: ignore[union-attr]
+            task = asyncio.current_task()
         except RuntimeError:
             return
-        if not (name.startswith("trigger ") or "Runner._worker" in name):
+        # No task: a callback of the event loop itself, such as a watch connection's protocol
+        # being handed the bytes read from its socket.
+        if task is not None and not (
+            (name := task.get_name()).startswith("trigger ") or "Runner._worker" in name
+        ):
             return
         if event == "return" and yielded_by_async_generator(arg):
             # The value is hidden: the frame hands on the change if a local holds it.

@@ -56,7 +56,7 @@ from kube_runtime.client.retry import RetryPolicy, parse_retry_after, send_with_
 from kube_runtime.client.streaming import ResponseStream
 from kube_runtime.client.tls import load_client_certificate, ssl_context
 from kube_runtime.client.tracing import RequestSpan, RequestTracer
-from kube_runtime.client.transport import KubeTransport
+from kube_runtime.client.transport import OWN_CONNECTION, KubeTransport
 
 __all__ = ["Client", "PendingClient", "ResponseStream"]
 
@@ -144,6 +144,7 @@ class Client:
         self._extensions: dict[str, Any] = {}
         if config.tls_server_name:
             self._extensions["sni_hostname"] = config.tls_server_name
+        self._stream_extensions = {**self._extensions, OWN_CONNECTION: True}
         source = config.credential_source()
         self.authenticator = Authenticator(source) if source is not None else None
         self._loaded_certificate: Credentials | None = None
@@ -420,7 +421,7 @@ class Client:
             content=content,
             headers=headers,
             timeout=self._request_timeout if stream is None else stream,
-            extensions=self._extensions,
+            extensions=self._extensions if stream is None else self._stream_extensions,
         )
         started = anyio.current_time()
         try:

@@ -23,8 +23,14 @@ import httpcore
 import httpx
 
 from kube_runtime.client.network import AnyioNetworkBackend
+from kube_runtime.client.stream_connection import open_stream
 
-__all__ = ["KubeTransport"]
+__all__ = ["OWN_CONNECTION", "KubeTransport"]
+
+#: A request extension: ``True`` asks for a body-less GET to be sent on a connection of its own and
+#: its body read as it arrives (:mod:`kube_runtime.client.stream_connection`). The client sets it on
+#: watches; it is ignored over HTTP/2 and by transports other than this one.
+OWN_CONNECTION = "kube_runtime.own_connection"
 
 # Most specific first: the first match wins.
 _ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
@@ -86,6 +92,10 @@ class KubeTransport(httpx.AsyncBaseTransport):
     """
 
     def __init__(self, *, ssl_context: ssl.SSLContext | None, http2: bool, limits: httpx.Limits) -> None:
+        self._ssl_context = ssl_context
+        # Over HTTP/2 a watch is one more stream on a shared connection: only HTTP/1.1 gives each
+        # watch its own connection.
+        self._own_streams = not http2
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=ssl_context,
             max_connections=limits.max_connections,
@@ -100,6 +110,8 @@ class KubeTransport(httpx.AsyncBaseTransport):
         body = request.stream
         if not isinstance(body, httpx.AsyncByteStream):
             raise TypeError("KubeTransport sends async request bodies only")
+        if self._own_streams and request.extensions.get(OWN_CONNECTION) and request.method == "GET":
+            return await open_stream(request, self._ssl_context)
         url = request.url
         core_request = httpcore.Request(
             method=request.method,

@@ -128,11 +128,17 @@ async def test_a_deleted_object_is_not_an_error(api_server: ApiServer) -> None:
 
     controller = Controller(api, name="deletes", registry=CollectorRegistry()).owns(secrets)
     items: list[Any] = []
+    deleted = False
     with anyio.fail_after(30):
         async with controller.run(reconcile, None, None) as results:
             async for item in results:
                 items.append(item)
                 if len(items) == 1:
+                    # Delete only once the owned watch holds c: a change of c that reaches the owner
+                    # proves it (deleted before that, c would be in no list and send no event).
+                    await secrets.patch("c", {"metadata": {"labels": {"seen": "yes"}}})
+                elif "Secret" in str(getattr(item, "reason", "")) and not deleted:
+                    deleted = True
                     await api.delete("a")  # the embedded server's garbage collector deletes c
                 if isinstance(item, ObjectNotFound):
                     break

@@ -1,0 +1,275 @@
+"""kube_runtime.client.stream_connection: a watch's own HTTP/1.1 connection, read by a protocol.
+
+The protocol is fed the bytes of one response however the network cuts them, so the framing tests
+drive it with every kind of split; the socket tests check what a client sees over real connections:
+each body framing, broken and malformed bodies as httpx's exceptions, a cancelled wait that closes
+the connection, connections never reused, and HTTP/2 clients keeping the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+import anyio
+import anyio.abc
+import httpx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kube_runtime.client.stream_connection import _HIGH_WATER, _StreamProtocol, open_stream
+from kube_runtime.client.transport import OWN_CONNECTION, KubeTransport
+from tests.client.loopback import LoopbackServer, Received, Reply
+
+HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+LIMITS = httpx.Limits(max_connections=4, max_keepalive_connections=2, keepalive_expiry=30.0)
+
+
+class FakeTransport:
+    """What the protocol calls on its transport, recorded."""
+
+    def __init__(self) -> None:
+        self.paused = False
+        self.pauses = 0
+        self.closed = False
+
+    def pause_reading(self) -> None:
+        self.paused = True
+        self.pauses += 1
+
+    def resume_reading(self) -> None:
+        self.paused = False
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+
+def chunked(pieces: list[bytes], extensions: bool = False) -> bytes:
+    ext = b";name=value" if extensions else b""
+    body = b"".join(b"%x%s\r\n%s\r\n" % (len(p), ext, p) for p in pieces if p)
+    return body + b"0\r\nTrailer-One: x\r\n\r\n"
+
+
+def cut(data: bytes, points: list[int]) -> list[bytes]:
+    bounds = sorted({0, len(data), *(p % (len(data) + 1) for p in points)})
+    return [data[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+async def feed(wire: list[bytes], *, method: str = "GET") -> tuple[_StreamProtocol, bytes]:
+    """Feed ``wire`` to a fresh protocol, reading between arrivals; return it and the body read."""
+    protocol = _StreamProtocol(httpx.Request(method, "http://test/watch"))
+    protocol.connection_made(FakeTransport())  # type: ignore[arg-type]
+    body = bytearray()
+    for piece in wire:
+        protocol.data_received(piece)
+        while protocol.head.done() and (protocol._chunks or protocol.complete):
+            data = await protocol.next_chunk()
+            if not data:
+                break
+            body += data
+    return protocol, bytes(body)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    pieces=st.lists(st.binary(min_size=0, max_size=300), max_size=8),
+    points=st.lists(st.integers(min_value=0, max_value=10_000), max_size=12),
+    extensions=st.booleans(),
+    interim=st.booleans(),
+)
+def test_any_split_of_a_chunked_response_yields_exactly_its_body(
+    pieces: list[bytes], points: list[int], extensions: bool, interim: bool
+) -> None:
+    head = (b"HTTP/1.1 102 Processing\r\n\r\n" if interim else b"") + HEAD
+    wire = cut(head + chunked(pieces, extensions), points)
+
+    async def check() -> None:
+        protocol, body = await feed(wire)
+        status, _reason, headers = protocol.head.result()
+        assert status == 200
+        assert (b"Transfer-Encoding", b"chunked") in headers
+        assert body == b"".join(pieces)
+        assert protocol.complete
+        assert protocol.error is None
+
+    asyncio.run(check())
+
+
+@pytest.mark.parametrize(
+    ("wire", "expected"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", b"hello"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloEXTRA", b"hello"),
+        (b"HTTP/1.1 204 No Content\r\n\r\n", b""),
+    ],
+)
+async def test_length_framed_bodies_end_at_their_length(wire: bytes, expected: bytes) -> None:
+    protocol, body = await feed([wire])
+    assert body == expected
+    assert protocol.complete
+    assert await protocol.next_chunk() == b""
+
+
+@pytest.mark.parametrize(
+    ("wire", "error"),
+    [
+        (HEAD + b"zz\r\n", "bad chunk size"),
+        (HEAD + b"3\r\nabcX\r\n", "missing CRLF"),
+        (HEAD + b"1" * 5000, "chunk size line too long"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", "unsupported transfer-encoding"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", "bad content-length"),
+        (b"HTTP/1.1 200 OK\r\n" + b"X-Big: " + b"a" * 70_000, "response head longer"),
+        (b"SPDY/9 200 OK\r\n\r\n", "bad status line"),
+        (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "bad header line"),
+    ],
+)
+async def test_a_malformed_response_is_a_remote_protocol_error_and_closes(wire: bytes, error: str) -> None:
+    protocol = _StreamProtocol(httpx.Request("GET", "http://test/watch"))
+    transport = FakeTransport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    protocol.data_received(wire)
+    assert isinstance(protocol.error, httpx.RemoteProtocolError)
+    assert error in str(protocol.error)
+    assert protocol.error.request.url.path == "/watch"
+    assert transport.closed
+    if protocol.head.done() and protocol.head.exception() is None:
+        while protocol._chunks:  # the body bytes that came before the error come first
+            await protocol.next_chunk()
+        with pytest.raises(httpx.RemoteProtocolError):
+            await protocol.next_chunk()
+    else:
+        with pytest.raises(httpx.RemoteProtocolError):
+            protocol.head.result()
+
+
+async def test_the_connection_lost_mid_body_is_an_error_but_a_close_framed_body_just_ends() -> None:
+    protocol, body = await feed([HEAD + b"5\r\nhel"])
+    assert body == b"hel"
+    protocol.connection_lost(None)
+    with pytest.raises(httpx.RemoteProtocolError, match="before the end of the body"):
+        await protocol.next_chunk()
+
+    protocol, _ = await feed([HEAD])
+    protocol.connection_lost(ConnectionResetError("reset by peer"))
+    with pytest.raises(httpx.ReadError, match="reset by peer"):
+        await protocol.next_chunk()
+
+    protocol, body = await feed([b"HTTP/1.1 200 OK\r\n\r\nuntil", b" close"])
+    protocol.connection_lost(None)
+    assert body == b"until close"
+    assert await protocol.next_chunk() == b""
+
+
+async def test_reading_stops_while_the_reader_is_behind_and_resumes_when_it_catches_up() -> None:
+    protocol = _StreamProtocol(httpx.Request("GET", "http://test/watch"))
+    transport = FakeTransport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    protocol.data_received(HEAD)
+    piece = b"x" * 65536
+    sent = 0
+    while not transport.paused:
+        protocol.data_received(b"%x\r\n%s\r\n" % (len(piece), piece))
+        sent += len(piece)
+    assert _HIGH_WATER < sent <= _HIGH_WATER + len(piece)
+    assert len(await protocol.next_chunk()) == sent
+    assert not transport.paused
+    assert transport.pauses == 1
+
+
+# -- over real sockets --------------------------------------------------------------------------------
+
+
+def watch_request(url: str, **extensions: Any) -> httpx.Request:
+    return httpx.Request("GET", url, extensions={"timeout": {"connect": 5.0, "read": None}, **extensions})
+
+
+async def test_each_stream_gets_a_connection_of_its_own_and_closes_it() -> None:
+    async def events(_req: Received) -> Reply:
+        async def body() -> Any:
+            yield b'{"type":"ADDED"}\n'
+            yield b'{"type":"MODIFIED"}\n'
+
+        return 200, [("content-type", "application/json")], body()
+
+    async with LoopbackServer(events) as server:
+        for _ in range(2):
+            response = await open_stream(watch_request(f"{server.url}/w"), None)
+            assert response.status_code == 200
+            assert response.extensions["http_version"] == b"HTTP/1.1"
+            assert response.extensions["network_stream"].get_extra_info("socket") is not None
+            assert isinstance(response.stream, httpx.AsyncByteStream)
+            assert b"".join([chunk async for chunk in response.stream]) == (
+                b'{"type":"ADDED"}\n{"type":"MODIFIED"}\n'
+            )
+            await response.aclose()
+        assert server.connections == 2
+        assert [r.path for r in server.received] == ["/w", "/w"]
+        assert server.received[0].headers["host"] == f"127.0.0.1:{server.port}"
+
+
+async def test_through_the_transport_only_http1_streams_take_their_own_connection() -> None:
+    async def answer(_req: Received) -> Reply:
+        return 200, [("content-type", "application/json")], b"{}"
+
+    for http2, connections in ((False, 3), (True, 1)):
+        async with (
+            LoopbackServer(answer) as server,
+            httpx.AsyncClient(transport=KubeTransport(ssl_context=None, http2=http2, limits=LIMITS)) as http,
+        ):
+            for _ in range(3):
+                request = http.build_request("GET", f"{server.url}/w", extensions={OWN_CONNECTION: True})
+                response = await http.send(request)
+                assert response.json() == {}
+            # Plain HTTP has no HTTP/2 here (no ALPN), so the HTTP/2 client's pool keeps its one
+            # HTTP/1.1 connection alive; own connections are never reused.
+            assert server.connections == connections
+
+
+async def test_a_refused_connection_is_httpx_connect_error() -> None:
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    await listener.aclose()
+    with pytest.raises(httpx.ConnectError) as caught:
+        await open_stream(watch_request(f"http://127.0.0.1:{port}/w"), None)
+    assert caught.value.request.url.port == port
+
+
+async def test_cancelling_the_wait_for_the_head_closes_the_connection() -> None:
+    hung_up = anyio.Event()
+
+    async def silent(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            try:
+                while True:
+                    await stream.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                hung_up.set()
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, silent)
+        with anyio.move_on_after(0.2) as scope:
+            await open_stream(watch_request(f"http://127.0.0.1:{port}/w"), None)
+        assert scope.cancelled_caught
+        with anyio.fail_after(5):
+            await hung_up.wait()
+        tg.cancel_scope.cancel()
+
+
+async def test_no_head_within_the_read_timeout_is_httpx_read_timeout() -> None:
+    async def never(_req: Received) -> Reply:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async with LoopbackServer(never) as server:
+        request = httpx.Request(
+            "GET", f"{server.url}/w", extensions={"timeout": {"connect": 5.0, "read": 0.1}}
+        )
+        with pytest.raises(httpx.ReadTimeout):
+            await open_stream(request, None)
