@@ -2,9 +2,9 @@
 
 For each scenario the current file is the newest full-mode run (by the date in its ``meta``) that
 holds it, so one table never mixes two runs of a scenario's side-by-side comparison. The one
-exception is steady ingest: a peer missing from the newest S2 run, or one that did not sync there
-(kopf cannot sync the default cache in time), is taken from another run that has it, with that
-run's cache size named in the cell.
+exception is steady ingest: its main run is the newest S2 run at the largest cache, and a peer
+missing from it, or one that did not sync there (kopf cannot sync the default cache in time), is
+taken from another run that has it, with that run's cache size named in the cell.
 
 ``python benches/readme_table.py`` prints the table; ``--write README.md`` replaces the block between
 the table markers in the README; ``--check README.md`` exits 1 when the README's block differs from
@@ -104,7 +104,8 @@ def _ingest(runs: Sequence[ScenarioRun]) -> list[str] | None:
     ours_runs = [run for run in runs if any(row["peer"] == "kube-runtime" for row in run.rows)]
     if not ours_runs:
         return None
-    newest = ours_runs[0]
+    # The main run is the newest at the largest cache; smaller-cache runs (kopf's) only fill gaps.
+    newest = max(ours_runs, key=lambda run: (run.meta["sizes"]["ingest_cached"], run.date))
     cached = newest.meta["sizes"]["ingest_cached"]
     rows = {row["peer"]: row for row in newest.rows}
     elsewhere: dict[str, int] = {}
