@@ -18,10 +18,11 @@ that cannot be obtained raise :class:`AuthenticationError`. Streams have no read
 requests do (``ClientConfig.read_timeout``). A stream opened with an idle timeout is bounded by it
 from the moment each attempt is sent until its response headers arrive (a server or proxy that
 accepts the request and never answers raises :class:`WatchTimeout`), and then by it between bytes.
-The connection pool holds
-``max_watches + max_concurrent_requests`` connections, so open watches (one connection each over
-HTTP/1.1) cannot starve ordinary requests until both budgets are used up; a request that still
-finds no connection fails after ``pool_timeout``.
+Over HTTP/1.1 each watch
+holds a connection of its own, outside the pool, and at most ``max_watches`` are open at once; a
+watch beyond that waits ``pool_timeout`` for one to close. The pool holds ``max_watches +
+max_concurrent_requests`` connections (over HTTP/2 or a proxy, watches share it), so open watches
+cannot starve ordinary requests; a request that finds no connection fails after ``pool_timeout``.
 
 HTTP/1.1 is the default (``ClientConfig.http2`` opts in). Measured on loopback (2-core box under
 load, so only the ratios mean much): against the embedded API server, which speaks only HTTP/1.1,
@@ -129,7 +130,9 @@ class Client:
         #: :mod:`kube_runtime.client.transport`; a transport passed in is used as it is).
         self.untimed_reads = transport is None
         if transport is None:
-            transport = KubeTransport(ssl_context=self._ssl, http2=config.http2, limits=limits)
+            transport = KubeTransport(
+                ssl_context=self._ssl, http2=config.http2, limits=limits, max_streams=config.max_watches
+            )
         self._http = httpx.AsyncClient(
             base_url=config.server,
             verify=self._ssl if self._ssl is not None else True,

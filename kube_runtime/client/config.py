@@ -54,8 +54,9 @@ class ClientConfig:
     Timeouts (seconds): ``connect_timeout`` and ``write_timeout`` apply to every request (kube-rs's
     30 s / 295 s); ``read_timeout`` applies to non-streaming requests only, watches have none (the
     server ends them after ``timeoutSeconds``; idle detection belongs to the watcher);
-    ``pool_timeout`` bounds the wait for a free connection. The pool holds
-    ``max_watches + max_concurrent_requests`` connections.
+    ``pool_timeout`` bounds the wait for a free connection. At most ``max_watches`` watches hold
+    connections of their own at once (HTTP/1.1); the pool holds ``max_watches +
+    max_concurrent_requests`` connections.
     """
 
     server: str

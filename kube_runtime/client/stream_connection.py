@@ -26,12 +26,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Final, cast
 
 import httpx
 
-__all__ = ["open_stream"]
+__all__ = ["StreamBudget", "open_stream"]
 
 _HIGH_WATER: Final = 1 << 20
 _MAX_HEAD: Final = 64 * 1024
@@ -52,8 +52,9 @@ _TRAILERS: Final = 3  # after the last chunk: trailer lines until an empty one
 class _StreamProtocol(asyncio.Protocol):
     """Parses one response: its head, then its body into a queue of byte strings for one reader."""
 
-    def __init__(self, request: httpx.Request) -> None:
+    def __init__(self, request: httpx.Request, on_closed: Callable[[], object] | None = None) -> None:
         self._request = request
+        self._on_closed = on_closed
         self.transport: asyncio.Transport | None = None
         self._buffer = bytearray()
         self.head: asyncio.Future[tuple[int, bytes, list[tuple[bytes, bytes]]]] = (
@@ -98,6 +99,8 @@ class _StreamProtocol(asyncio.Protocol):
         return False  # close the transport; connection_lost says what the end means
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._on_closed is not None:
+            self._on_closed()
         if self.complete or self.error is not None:
             self._wake()
             return
@@ -324,6 +327,35 @@ class _NetworkStream:
         return None
 
 
+class StreamBudget:
+    """At most ``limit`` stream connections open at once (the client's ``max_watches``).
+
+    A stream beyond it waits for one to close, at most the request's ``pool`` timeout, then fails
+    with ``httpx.PoolTimeout``, as a request waiting for the pool does. A slot is held from before
+    connecting until the connection is lost (closed by either side), so a response nobody closed
+    keeps its slot, as it keeps its socket.
+    """
+
+    __slots__ = ("_slots", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._slots = asyncio.Semaphore(limit)
+
+    async def acquire(self, request: httpx.Request, within: float | None) -> None:
+        """Take a slot, waiting at most ``within`` seconds (None: forever)."""
+        try:
+            async with asyncio.timeout(within):
+                await self._slots.acquire()
+        except TimeoutError as exc:
+            raise httpx.PoolTimeout(
+                f"no stream connection free within {within} s ({self.limit} open)", request=request
+            ) from exc
+
+    def release(self) -> None:
+        self._slots.release()
+
+
 def _request_head(request: httpx.Request) -> bytes:
     url = request.url
     lines = [b"%s %s HTTP/1.1" % (request.method.encode("ascii"), url.raw_path)]
@@ -332,11 +364,14 @@ def _request_head(request: httpx.Request) -> bytes:
     return b"\r\n".join(lines)
 
 
-async def open_stream(request: httpx.Request, ssl_context: ssl.SSLContext | None) -> httpx.Response:
+async def open_stream(
+    request: httpx.Request, ssl_context: ssl.SSLContext | None, budget: StreamBudget | None = None
+) -> httpx.Response:
     """Send a body-less ``request`` on a new connection and return its response once the head is in.
 
-    ``request.extensions``: ``timeout`` (httpx's: ``connect`` bounds the connection and TLS
-    handshake, ``read`` the wait for the head), ``sni_hostname``. Cancelling closes the connection.
+    ``request.extensions``: ``timeout`` (httpx's: ``pool`` bounds the wait for a slot of ``budget``,
+    ``connect`` the connection and TLS handshake, ``read`` the wait for the head), ``sni_hostname``.
+    Cancelling closes the connection.
     """
     url = request.url
     timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
@@ -345,16 +380,23 @@ async def open_stream(request: httpx.Request, ssl_context: ssl.SSLContext | None
     server_hostname = request.extensions.get("sni_hostname") or url.host if secure else None
     port = url.port or (443 if secure else 80)
     loop = asyncio.get_running_loop()
-    protocol = _StreamProtocol(request)
+    if budget is not None:
+        await budget.acquire(request, timeouts.get("pool"))
+    protocol = _StreamProtocol(request, on_closed=budget.release if budget is not None else None)
     try:
         async with asyncio.timeout(timeouts.get("connect")):
             await loop.create_connection(
                 lambda: protocol, url.host, port, ssl=context, server_hostname=server_hostname
             )
-    except TimeoutError as exc:
-        raise httpx.ConnectTimeout(f"connecting to {url.host}:{port} timed out", request=request) from exc
-    except (OSError, ssl.SSLError) as exc:
-        raise httpx.ConnectError(str(exc) or type(exc).__name__, request=request) from exc
+    except BaseException as exc:
+        # A connection that was made is closed by asyncio, and its loss frees the slot.
+        if budget is not None and protocol.transport is None:
+            budget.release()
+        if isinstance(exc, TimeoutError):
+            raise httpx.ConnectTimeout(f"connecting to {url.host}:{port} timed out", request=request) from exc
+        if isinstance(exc, OSError | ssl.SSLError):
+            raise httpx.ConnectError(str(exc) or type(exc).__name__, request=request) from exc
+        raise
     transport = protocol.transport
     assert transport is not None
     try:

@@ -23,7 +23,7 @@ import httpcore
 import httpx
 
 from kube_runtime.client.network import AnyioNetworkBackend
-from kube_runtime.client.stream_connection import open_stream
+from kube_runtime.client.stream_connection import StreamBudget, open_stream
 
 __all__ = ["OWN_CONNECTION", "KubeTransport"]
 
@@ -88,14 +88,23 @@ class KubeTransport(httpx.AsyncBaseTransport):
     """An ``httpx.AsyncBaseTransport`` over one ``httpcore.AsyncConnectionPool``.
 
     ``limits`` are httpx's; ``ssl_context`` is used for every ``https`` connection (None: no TLS
-    configuration of ours, for plain-HTTP servers).
+    configuration of ours, for plain-HTTP servers). ``max_streams`` bounds the requests on
+    connections of their own (``OWN_CONNECTION``) open at once; None: no bound.
     """
 
-    def __init__(self, *, ssl_context: ssl.SSLContext | None, http2: bool, limits: httpx.Limits) -> None:
+    def __init__(
+        self,
+        *,
+        ssl_context: ssl.SSLContext | None,
+        http2: bool,
+        limits: httpx.Limits,
+        max_streams: int | None = None,
+    ) -> None:
         self._ssl_context = ssl_context
         # Over HTTP/2 a watch is one more stream on a shared connection: only HTTP/1.1 gives each
         # watch its own connection.
         self._own_streams = not http2
+        self._streams = StreamBudget(max_streams) if max_streams is not None else None
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=ssl_context,
             max_connections=limits.max_connections,
@@ -111,7 +120,7 @@ class KubeTransport(httpx.AsyncBaseTransport):
         if not isinstance(body, httpx.AsyncByteStream):
             raise TypeError("KubeTransport sends async request bodies only")
         if self._own_streams and request.extensions.get(OWN_CONNECTION) and request.method == "GET":
-            return await open_stream(request, self._ssl_context)
+            return await open_stream(request, self._ssl_context, self._streams)
         url = request.url
         core_request = httpcore.Request(
             method=request.method,

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kube_runtime.client.stream_connection import _HIGH_WATER, _StreamProtocol, open_stream
+from kube_runtime.client.stream_connection import _HIGH_WATER, StreamBudget, _StreamProtocol, open_stream
 from kube_runtime.client.transport import OWN_CONNECTION, KubeTransport
 from tests.client.loopback import LoopbackServer, Received, Reply
 
@@ -273,3 +273,38 @@ async def test_no_head_within_the_read_timeout_is_httpx_read_timeout() -> None:
         )
         with pytest.raises(httpx.ReadTimeout):
             await open_stream(request, None)
+
+
+async def test_a_stream_beyond_the_budget_waits_for_a_slot_then_times_out_like_the_pool() -> None:
+    async def events(_req: Received) -> Reply:
+        async def body() -> Any:
+            yield b'{"type":"ADDED"}\n'
+            await anyio.sleep_forever()
+
+        return 200, [("content-type", "application/json")], body()
+
+    budget = StreamBudget(1)
+    async with LoopbackServer(events) as server:
+        request = watch_request(f"{server.url}/w")
+        request.extensions["timeout"]["pool"] = 0.2
+        first = await open_stream(request, None, budget)
+        with pytest.raises(httpx.PoolTimeout, match="1 open"):
+            await open_stream(request, None, budget)
+        await first.aclose()
+        # The slot comes back when the connection is gone, so the next stream opens at once.
+        with anyio.fail_after(5):
+            second = await open_stream(request, None, budget)
+        await second.aclose()
+        assert server.connections == 2
+
+
+async def test_a_failed_connect_gives_its_slot_back() -> None:
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    await listener.aclose()
+    budget = StreamBudget(1)
+    for _ in range(3):  # a slot kept by a failed connect would make the second one a PoolTimeout
+        request = watch_request(f"http://127.0.0.1:{port}/w")
+        request.extensions["timeout"]["pool"] = 0.2
+        with pytest.raises(httpx.ConnectError):
+            await open_stream(request, None, budget)
