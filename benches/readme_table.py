@@ -36,6 +36,8 @@ _PEER_NAMES = {
     "kopf": "kopf",
 }
 _RAW = "raw (gc off)"
+#: kube-runtime on the loop Manager.main runs by default where uvloop is installed.
+_UVLOOP = "kube-runtime (uvloop)"
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,9 @@ def _latency(run: ScenarioRun) -> list[str] | None:
 
     cpu = f"{ours['cpu_us_per_reconcile']:.0f} µs CPU/reconcile"
     mine = f"p50 {ours['p50_ms']:.2f} ms, p99 {ours['p99_ms']:.1f} ms, {cpu}"
+    on_uvloop = next((row for row in rows if row["peer"] == _UVLOOP), None)
+    if on_uvloop is not None:
+        mine += f" (on uvloop: {cell(on_uvloop)})"
     note = "no-op reconcile; p99 of the worst 1-s window; CPU of the whole controller process"
     return ["scheduling latency, 1k writes/s, c=8", mine, _others(rows, cell), note]
 

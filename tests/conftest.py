@@ -1,7 +1,7 @@
 """Test-suite wide configuration.
 
 Every ``async def`` test runs under anyio on asyncio (real clock): ``anyio_mode = "auto"`` in
-pyproject.toml. A module or test that wants the
+pyproject.toml; with ``KUBE_RUNTIME_TEST_LOOP=uvloop``, on uvloop. A module or test that wants the
 virtual clock overrides the ``anyio_backend`` fixture with
 ``kube_runtime.testing.clock.virtual_clock_backend()``.
 
@@ -25,8 +25,15 @@ pytest_plugins = ["kube_runtime.testing.pytest_plugin"]
 os.environ.setdefault(REQUIRE_ENV, "1")
 
 
+#: ``KUBE_RUNTIME_TEST_LOOP=uvloop`` runs the tests that do not pick a backend of their own on uvloop
+#: (tests/test_on_uvloop.py runs the client, watcher, controller and manager tests so).
+LOOP_ENV = "KUBE_RUNTIME_TEST_LOOP"
+
+
 @pytest.fixture
 def anyio_backend() -> Any:
+    if os.environ.get(LOOP_ENV) == "uvloop":
+        return ("asyncio", {"use_uvloop": True})
     return "asyncio"
 
 

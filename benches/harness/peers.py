@@ -84,6 +84,14 @@ PEERS: dict[str, Peer] = {
             library="py:kube-runtime",
         ),
         Peer(
+            "kube-runtime (uvloop)",
+            _py("kube_runtime_peer.py"),
+            controller=True,
+            variants=("full", "strip", "metadata", "dict", "dict-strip"),
+            env=(("KR_PEER_LOOP", "uvloop"),),
+            library="py:uvloop",
+        ),
+        Peer(
             "kube-rs",
             (str(PEERS_DIR / "kube-rs-target" / "release" / "kube-rs-peer"),),
             controller=True,

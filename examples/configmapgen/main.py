@@ -40,7 +40,7 @@ from examples.configmapgen.webhooks import build_webhooks
 from kube_runtime.client import Api, Client
 from kube_runtime.controller import ControllerError, Reconciled
 from kube_runtime.leader import LeaderElectionLost
-from kube_runtime.manager import Manager, ManagerOptions
+from kube_runtime.manager import Manager, ManagerOptions, run_event_loop
 from kube_runtime.observe import ServerOptions
 
 __all__ = ["CONTROLLER_NAME", "build_parser", "describe", "main", "run_demo"]
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     options = _options(args, parser)
     status = 0
     try:
-        anyio.run(run, args, options)
+        run_event_loop(run, args, options)  # uvloop where installed, as Manager.main
     except* TimeoutError:
         print("did not converge in time", file=sys.stderr)
         status = 1

@@ -159,7 +159,7 @@ class ReconcileRequest:
     ``timeout`` the reconcile's timeout in seconds (``None``: the controller's).
     """
 
-    __slots__ = ("obj_ref", "priority", "reason", "timeout")
+    __slots__ = ("_hash", "obj_ref", "priority", "reason", "timeout")
 
     def __init__(
         self,
@@ -172,6 +172,8 @@ class ReconcileRequest:
         self.reason = reason
         self.priority = priority
         self.timeout = timeout
+        # Hashed once: schedulers and runners look a request up several times per reconcile.
+        self._hash = hash(obj_ref)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ReconcileRequest):
@@ -179,7 +181,7 @@ class ReconcileRequest:
         return self.obj_ref == other.obj_ref
 
     def __hash__(self) -> int:
-        return hash(self.obj_ref)
+        return self._hash
 
     def __repr__(self) -> str:
         if self.priority == DEFAULT_PRIORITY:

@@ -37,11 +37,14 @@ class ReconcileBackoff:
 
     def failures(self, key: Hashable) -> int:
         """Consecutive failures of ``key`` so far."""
-        return self._failures.get(key, 0)
+        failures = self._failures
+        return failures.get(key, 0) if failures else 0  # usually empty: no hashing of ``key``
 
     def forget(self, key: Hashable) -> None:
         """``key`` succeeded (or is gone): its next failure starts from the base delay again."""
-        self._failures.pop(key, None)
+        failures = self._failures
+        if failures:
+            failures.pop(key, None)
 
     def __len__(self) -> int:
         return len(self._failures)

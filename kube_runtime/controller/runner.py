@@ -21,18 +21,20 @@ Guarantees (kube-rs ``runner.rs`` semantics):
   current span) are invisible to other runs, concurrent or later ones.
 
 The loop does O(log n) work per request and per start and no timer per scheduled message. One
-dispatch mechanism serves every limit: worker tasks run due messages one after another, each run
-in a fresh copy of the worker's context (a task per run costs several times the runtime's own
-per-run work). The loop hands a due message to an idle worker, or starts a new worker when none is
-idle; a worker that finishes a run takes the next due message itself (no hand-off through the
-loop, which only wakes for new requests, deadlines and idle workers), and wakes an idle worker
-when more is due. With a limit the pool holds ``concurrency`` workers, started at once, and idle
-ones wait for work. Unbounded, the pool grows with the number of runs at once and a worker that
-finds nothing due returns (so a burst of thousands does not leave thousands of parked tasks; one
-that finds due work held back, behind an output waiting for the consumer, waits like a pool
-worker); a
-worker that takes a message while more are due, and no other worker is finishing a run (each of
-those takes one next), wakes the loop to start workers for them.
+dispatch mechanism serves every limit: worker tasks run due messages one after another, each run in
+a fresh copy of the worker's context (a task per run costs several times the runtime's own per-run
+work). The loop hands a due message to an idle worker, or starts a new worker when none is idle; a
+worker that finishes a run takes the next due message itself (no hand-off through the loop, which
+only wakes for new requests, deadlines and idle workers), and wakes an idle worker when more is
+due. A request due at once, made while the loop sleeps and a worker is idle, is handed over by one
+event-loop callback queued for the batch (it runs once the scheduling task yields, so the batch's
+requests are deduplicated first), not by a pass of the loop; a worker that finishes with nothing
+due goes idle without yielding first. With a limit the pool holds ``concurrency`` workers, started
+at once, and idle ones wait for work. Unbounded, the pool grows with the number of runs at once and
+a worker that finds nothing due returns (so a burst of thousands does not leave thousands of parked
+tasks; one that finds due work held back, behind an output waiting for the consumer, waits like a
+pool worker); a worker that takes a message while more are due, and no other worker is finishing a
+run (each of those takes one next), wakes the loop to start workers for them.
 """
 
 from __future__ import annotations
@@ -133,6 +135,12 @@ class Runner(Generic[T, R]):
         self._handoff: deque[Due[T]] = deque()
         self._idle: list[_Waker] = []
         self._dispatching = False
+        #: Whether :meth:`_dispatch_soon` is queued on the event loop (set while :meth:`run` runs).
+        self._dispatch_queued = False
+        self._event_loop: asyncio.AbstractEventLoop | None = None
+        self._loop_context = contextvars.Context()
+        self._tg: TaskGroup | None = None
+        self._output: ItemSink[R | RunnerError] | None = None
         #: Workers between the end of a run and their next take (each takes one due message).
         self._finishing = 0
         self._reported_added = 0
@@ -152,11 +160,21 @@ class Runner(Generic[T, R]):
         if self._closed:
             return False
         now = self.clock()
-        changed = self.scheduler.schedule(message, now if run_at is None else run_at, now, priority)
+        scheduler = self.scheduler
+        changed = scheduler.schedule(message, now if run_at is None else run_at, now, priority)
         # With every worker busy the loop need not wake: the next worker to finish takes what is
         # due, and a worker that goes idle wakes the loop if this made its deadline earlier.
         if changed and self._sleeping and (not self.concurrency or len(self.running) < self.concurrency):
-            self._wake.set()
+            deadline = scheduler.next_deadline()
+            if self._idle and deadline is not None and deadline <= now:
+                # Due now with a worker idle: hand it over from a callback once the caller yields
+                # (so a burst of requests is deduplicated first), without a pass of the loop.
+                if not self._dispatch_queued:
+                    self._dispatch_queued = True
+                    assert self._event_loop is not None  # sleeping: run() is running
+                    self._event_loop.call_soon(self._dispatch_soon, context=self._loop_context)
+            else:
+                self._wake.set()
         return changed
 
     def close(self) -> None:
@@ -182,8 +200,12 @@ class Runner(Generic[T, R]):
         """
         self.clock = loop_clock()
         self._pause = _pause_for_backend()
+        self._event_loop = asyncio.get_running_loop()
+        self._loop_context = contextvars.copy_context()
         self._dispatching = True
         async with anyio.create_task_group() as tg:
+            self._tg = tg
+            self._output = output
             readiness = anyio.CancelScope()
             if not self._ready:
                 tg.start_soon(self._await_ready, output, readiness)
@@ -212,32 +234,11 @@ class Runner(Generic[T, R]):
             self._wake.set()
 
     async def _loop(self, tg: TaskGroup, output: ItemSink[R | RunnerError]) -> None:
+        """Dispatch what is due, then sleep until woken or the next deadline."""
         scheduler = self.scheduler
-        running = self.running
-        hooks = self._hooks
-        limit = self.concurrency
-        handoff = self._handoff
-        idle = self._idle
         while not self._closed:
             now = self.clock()
-            if self._ready and not self._blocked_outputs:
-                while not limit or len(running) < limit:
-                    due = scheduler.pop(now, self._can_take)
-                    if due is None:
-                        break
-                    running[due.message] = now
-                    hooks.on_started(now - due.due_at)
-                    handoff.append(due)
-                    if idle:
-                        idle.pop().set()
-                    elif not limit:  # with a limit, at most ``limit`` are running: a worker is free
-                        tg.start_soon(self._worker, output)
-            if (limit and len(running) >= limit) or not self._ready or self._blocked_outputs:
-                scheduler.hold(now)
-            if scheduler.became_due != self._reported_added:
-                hooks.on_added(scheduler.became_due - self._reported_added)
-                self._reported_added = scheduler.became_due
-            hooks.on_depth(scheduler.depths)
+            self._dispatch(now)
             if self._wake.is_set():
                 self._wake = _Waker()
             deadline = scheduler.next_deadline()
@@ -254,7 +255,43 @@ class Runner(Generic[T, R]):
                     await anyio.lowlevel.checkpoint()
             finally:
                 self._sleeping = False
+        self._hooks.on_depth(scheduler.depths)
+
+    def _dispatch(self, now: float) -> None:
+        """Hand due messages to idle workers (unbounded: to new ones) while the limit allows; with
+        starts held, move what came due to pending. The loop's pass, and the callback
+        :meth:`schedule` queues for a message due now while the loop sleeps."""
+        scheduler = self.scheduler
+        running = self.running
+        hooks = self._hooks
+        limit = self.concurrency
+        handoff = self._handoff
+        idle = self._idle
+        if self._ready and not self._blocked_outputs:
+            while not limit or len(running) < limit:
+                due = scheduler.pop(now, self._can_take)
+                if due is None:
+                    break
+                running[due.message] = now
+                hooks.on_started(now - due.due_at)
+                handoff.append(due)
+                if idle:
+                    idle.pop().set()
+                elif not limit:  # with a limit, at most ``limit`` are running: a worker is free
+                    assert self._tg is not None  # set by run(), with the output
+                    assert self._output is not None
+                    self._tg.start_soon(self._worker, self._output)
+        if (limit and len(running) >= limit) or not self._ready or self._blocked_outputs:
+            scheduler.hold(now)
+        if scheduler.became_due != self._reported_added:
+            hooks.on_added(scheduler.became_due - self._reported_added)
+            self._reported_added = scheduler.became_due
         hooks.on_depth(scheduler.depths)
+
+    def _dispatch_soon(self) -> None:
+        self._dispatch_queued = False
+        if self._sleeping and self._dispatching and not self._closed:
+            self._dispatch(self.clock())
 
     async def _worker(self, output: ItemSink[R | RunnerError]) -> None:
         """Run messages one at a time (handed over by the loop, or taken from the scheduler when
@@ -264,12 +301,16 @@ class Runner(Generic[T, R]):
         idle = self._idle
         base = contextvars.copy_context()
         pause = self._pause
+        scheduler = self.scheduler
         while True:
             due = handoff.popleft() if handoff else self._take()
             if due is not None:
-                if not await self._run_one(due, output, base.copy()):
+                if not await self._run_one(due, output, base.copy()) and (
+                    handoff or scheduler.has_pending or scheduler.is_due(self.clock())
+                ):
                     # Let what is ready run first (watch events updating the store, the results'
                     # consumer) before taking the next message, as a pass through the loop would.
+                    # With nothing due the worker goes idle below, which yields as well.
                     await pause()
                 self._finishing -= 1
             elif self._dispatching and (self.concurrency or self.scheduler.has_pending):

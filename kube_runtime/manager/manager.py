@@ -54,6 +54,7 @@ from kube_runtime.client import Api, ApiResource, Client
 from kube_runtime.client.json import KubeObject
 from kube_runtime.controller import Controller, ErrorPolicy, Reconciler, shutdown_on_signals
 from kube_runtime.leader import LeaderElectionLost, LeaderElector
+from kube_runtime.manager.event_loop import EventLoopChoice, run_event_loop
 from kube_runtime.manager.options import ManagerOptions
 from kube_runtime.observe import Observability, configure_logging, observe_watch, setup_tracing
 from kube_runtime.observe.observability import ItemCallback
@@ -214,6 +215,7 @@ class Manager:
         add_arguments: Callable[[argparse.ArgumentParser], object] | None = None,
         description: str | None = None,
         warmup: bool = False,
+        event_loop: EventLoopChoice = "auto",
     ) -> int:
         """A controller process in one call; returns its exit status (``sys.exit(main())``).
 
@@ -223,7 +225,8 @@ class Manager:
         ``setup(manager)`` (add the controllers there) and runs the manager. Returns 0 after a
         shutdown, 1 when leadership was lost (so that the pod restarts and campaigns again) or a
         listener could not bind; a bad flag exits with usage (status 2). ``warmup``: warm
-        standbys (see :class:`Manager`)."""
+        standbys (see :class:`Manager`). ``event_loop``: the loop the process runs on (default:
+        uvloop when installed, see :mod:`~kube_runtime.manager.event_loop`)."""
         parser = ManagerOptions.parser(name=name, description=description)
         if add_arguments is not None:
             add_arguments(parser)
@@ -239,7 +242,7 @@ class Manager:
 
         status = 0
         try:
-            anyio.run(run)
+            run_event_loop(run, event_loop=event_loop)
         except* (LeaderElectionLost, OSError) as group:
             print(f"{name}: {group.exceptions[0]}", file=sys.stderr)
             status = 1

@@ -10,7 +10,9 @@ watches PartialObjectMetadata; ``dict`` and ``dict-strip`` keep the decoded dict
 ``compact-strip`` are the old names of ``full`` and ``strip`` (controller mode: ``dict*`` variants
 give the controller a dict store). ``KR_PEER_OBSERVE=1`` (controller mode) turns on the built-in
 metrics and tracing (``observe_results``, and ``setup_tracing`` at its default sampling ratio with an
-exporter that drops spans), for the observability-overhead scenario.
+exporter that drops spans), for the observability-overhead scenario. ``KR_PEER_LOOP=uvloop`` runs
+the peer on uvloop (``run_event_loop``, as ``Manager.main`` does by default where uvloop is
+installed); otherwise it runs on asyncio's own loop.
 """
 
 from __future__ import annotations
@@ -126,4 +128,11 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main)
+    # KR_PEER_LOOP=uvloop: the loop Manager.main picks by default where uvloop is installed.
+    uvloop = os.environ.get("KR_PEER_LOOP") == "uvloop"
+    try:
+        from kube_runtime.manager import run_event_loop
+    except ImportError:  # a baseline checkout (benches/run.py --baseline) older than run_event_loop
+        anyio.run(main, backend_options={"use_uvloop": uvloop})
+    else:
+        run_event_loop(main, event_loop="uvloop" if uvloop else "asyncio")
