@@ -165,8 +165,7 @@ class Runner(Generic[T, R]):
         # With every worker busy the loop need not wake: the next worker to finish takes what is
         # due, and a worker that goes idle wakes the loop if this made its deadline earlier.
         if changed and self._sleeping and (not self.concurrency or len(self.running) < self.concurrency):
-            deadline = scheduler.next_deadline()
-            if self._idle and deadline is not None and deadline <= now:
+            if self._idle and scheduler.is_due(now):
                 # Due now with a worker idle: hand it over from a callback once the caller yields
                 # (so a burst of requests is deduplicated first), without a pass of the loop.
                 if not self._dispatch_queued:

@@ -214,10 +214,8 @@ class Scheduler(Generic[T]):
 
     def is_due(self, now: float) -> bool:
         """Whether an entry of the delay queue has come due by ``now`` (not yet moved to pending)."""
-        heap = self._heap
-        while heap and not heap[0][2].alive:
-            heapq.heappop(heap)
-        return bool(heap) and heap[0][0] <= now
+        deadline = self.next_deadline()
+        return deadline is not None and deadline <= now
 
     def pop(self, now: float, can_take: Callable[[T], bool] | None = None) -> Due[T] | None:
         """The next message to run now, or ``None`` (the order is the module's rules).

@@ -8,8 +8,8 @@ interfaces (transports, protocols, futures), and the suite runs its client, watc
 manager tests on both.
 
 What it buys: uvloop runs the event loop itself, socket reads and TLS in C. A controller that
-reconciles each watch event as it arrives (a handful of wake-ups per event) spends roughly a fifth
-less CPU per reconcile on it (``benches/``, scenario S3, the ``kube-runtime (uvloop)`` row).
+reconciles each watch event as it arrives (a handful of wake-ups per event) executes about a fifth
+fewer instructions per reconcile on it (``benches/`` scenario S3, ``kube-runtime (uvloop)`` peer).
 
 Pitfall: ``"uvloop"`` raises :class:`ImportError` where uvloop is not installed (Windows, PyPy);
 ``"auto"`` falls back to asyncio there instead.
