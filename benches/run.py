@@ -25,6 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from harness import latency
 from harness import scenarios as sc
 from harness.baseline import Baseline
 from harness.envtest_sync import envtest_cold_sync
@@ -95,10 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         steps: list[tuple[int, str, Callable[[], dict[str, Any]]]] = [
             (1, "s1", lambda: sc.s1_cold_sync(server, peers, sizes)),
             (2, "s2", lambda: sc.s2_ingest(server, peers, sizes)),
-            (3, "s3", lambda: sc.s3_latency(server, peers, sizes)),
+            (3, "s3", lambda: latency.s3_latency(server, peers, sizes)),
             (4, "s4", lambda: sc.s4_memory(server, peers, sizes, args.quick)),
             (5, "s5", lambda: sc.s5_recovery(server, peers, sizes)),
-            (6, "s6", lambda: sc.s6_observability(server, peers, sizes)),
+            (6, "s6", lambda: latency.s6_observability(server, peers, sizes)),
         ]
         for number, key, fn in steps:
             if number not in chosen:

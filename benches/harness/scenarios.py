@@ -1,4 +1,6 @@
-"""The six benchmark scenarios. Each returns a dict: {"title", "rows": [...], "notes": [...]}.
+"""The benchmark scenarios S1, S2, S4 and S5 (S3 and S6 are in :mod:`harness.latency`) and what
+they share: sizes, peer environment, failure rows. Each scenario returns a dict:
+{"title", "rows": [...], "notes": [...]}.
 
 Every figure comes from the peer protocol (benches/peers/README.md) and /proc; nothing here is
 specific to one peer except the choice of mode (watch or controller).
@@ -18,7 +20,17 @@ from harness.peers import BENCHES, Peer, PeerRun, PeerTimeout
 from harness.server import BenchServer
 from harness.workload import template
 
-__all__ = ["Sizes", "s1_cold_sync", "s2_ingest", "s3_latency", "s4_memory", "s5_recovery", "s6_observability"]
+__all__ = [
+    "Sizes",
+    "failed_row",
+    "has_taskset",
+    "peer_env",
+    "pinned",
+    "s1_cold_sync",
+    "s2_ingest",
+    "s4_memory",
+    "s5_recovery",
+]
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,8 @@ class Sizes:
     latency_seconds: float = 10.0
     latency_concurrency: tuple[int, ...] = (1, 8, 64)
     latency_reconcile_ms: tuple[float, ...] = (0.0, 5.0)
+    #: S6: interleaved off/on pairs (one pair's difference is within the machine's run-to-run noise).
+    observability_rounds: int = 5
     memory_cached: int = 100_000
     recovery_cached: int = 10_000
     recovery_down_seconds: float = 5.0
@@ -58,6 +72,7 @@ class Sizes:
             latency_seconds=2.0,
             latency_concurrency=(8,),
             latency_reconcile_ms=(0.0,),
+            observability_rounds=1,
             memory_cached=2_000,
             recovery_cached=500,
             recovery_down_seconds=1.5,
@@ -67,11 +82,11 @@ class Sizes:
         )
 
 
-def _env(peer: Peer, expect: int) -> dict[str, str]:
+def peer_env(peer: Peer, expect: int) -> dict[str, str]:
     return {"KOPF_PEER_EXPECT": str(expect)}
 
 
-def _fail(peer: Peer, exc: BaseException, run: PeerRun | None = None) -> dict[str, Any]:
+def failed_row(peer: Peer, exc: BaseException, run: PeerRun | None = None) -> dict[str, Any]:
     tail = run.stderr_tail(2) if run is not None else ""
     return {"peer": peer.name, "error": f"{exc} {tail}".strip()[:300]}
 
@@ -88,12 +103,12 @@ def s1_cold_sync(server: BenchServer, peers: list[Peer], sizes: Sizes) -> dict[s
             size = server.json_size(resource, ns)
             for peer in peers:
                 cpu0 = server.cpu_seconds()
-                run = PeerRun(peer, server.kubeconfig, ns, resource=resource, env=_env(peer, n))
+                run = PeerRun(peer, server.kubeconfig, ns, resource=resource, env=peer_env(peer, n))
                 with run:
                     try:
                         s = run.wait_synced(sizes.sync_timeout)
                     except PeerTimeout as exc:
-                        rows.append({**_fail(peer, exc, run), "resource": resource, "n": n})
+                        rows.append({**failed_row(peer, exc, run), "resource": resource, "n": n})
                         continue
                     rows.append(
                         {
@@ -164,7 +179,7 @@ def s2_ingest(server: BenchServer, peers: list[Peer], sizes: Sizes) -> dict[str,
         run: PeerRun | None = None
 
         def start(peer: Peer = peer) -> PeerRun:
-            new = PeerRun(peer, server.kubeconfig, ns, env=_env(peer, n)).__enter__()
+            new = PeerRun(peer, server.kubeconfig, ns, env=peer_env(peer, n)).__enter__()
             try:
                 new.wait_synced(sizes.sync_timeout)
             except PeerTimeout:
@@ -262,128 +277,11 @@ def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.3f}"
 
 
-# -- S3 / S6 -------------------------------------------------------------------------------------
+def pinned(argv: list[str], cpu: int = 1) -> list[str]:
+    return ["taskset", "-c", str(cpu), *argv] if has_taskset() else argv
 
 
-def _latency_run(
-    server: BenchServer,
-    peer: Peer,
-    ns: str,
-    n: int,
-    sizes: Sizes,
-    concurrency: int,
-    reconcile_ms: float,
-    env: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    rate, hot_rate = 800, 200  # 1k writes/s: 800/s round-robin over all keys, 200/s over 20 hot keys
-    run = PeerRun(
-        peer,
-        server.kubeconfig,
-        ns,
-        mode="controller",
-        concurrency=concurrency,
-        reconcile_ms=reconcile_ms,
-        env={**_env(peer, n), **(env or {})},
-    )
-    with run:
-        try:
-            run.wait_synced(sizes.sync_timeout)
-        except PeerTimeout as exc:
-            return _fail(peer, exc, run)
-        run.wait_events(n, timeout=sizes.sync_timeout)  # the initial reconcile of every object
-        base = run.wait_quiet(1.0, 30)
-        count = int(rate * sizes.latency_seconds)
-        hot = int(hot_rate * sizes.latency_seconds)
-        cpu0, t0 = run.cpu_seconds(), time.time()
-        server.reset_stalls()
-        a = server.churn("configmaps", ns, count, rate)
-        b = server.churn("configmaps", ns, hot, hot_rate, prefix="hot-")
-        server.wait_churn(a)
-        server.wait_churn(b)
-        reconciles = run.wait_quiet(1.0, 30) - base
-        stall = server.stall_max_ms()
-        t1 = time.time()
-        cpu = run.cpu_seconds() - cpu0
-        windows = [w for w in run.windows(t0, t1 + 1.0) if w.get("lag_p99") is not None]
-        weighted = sorted((w["lag_p50"], w["window"]) for w in windows)
-        total = sum(c for _, c in weighted)
-        p50, acc = None, 0
-        for v, c in weighted:
-            acc += c
-            if acc * 2 >= total:
-                p50 = v
-                break
-        writes = count + hot
-        return {
-            "peer": peer.name,
-            "concurrency": concurrency,
-            "reconcile_ms": reconcile_ms,
-            "writes": writes,
-            "reconciles": reconciles,
-            "p50_ms": None if p50 is None else round(p50 * 1e3, 2),
-            "p99_ms": round(max(w["lag_p99"] for w in windows) * 1e3, 2) if windows else None,
-            "dedup": round(1 - reconciles / writes, 3),
-            "cpu_us_per_reconcile": round(cpu / max(1, reconciles) * 1e6, 1),
-            "server_stall_ms": stall,
-        }
-
-
-def s3_latency(server: BenchServer, peers: list[Peer], sizes: Sizes) -> dict[str, Any]:
-    ns, n = "s3", sizes.latency_cached
-    server.bulk_create("configmaps", ns, n - 20, template("configmaps"))
-    server.bulk_create("configmaps", ns, 20, template("configmaps"), prefix="hot-")
-    rows: list[dict[str, Any]] = []
-    for peer in peers:
-        if not peer.controller:
-            continue
-        # kopf has no concurrency limit (one worker per object): one run per reconciler.
-        concurrencies = sizes.latency_concurrency if peer.name != "kopf" else (0,)
-        for ms in sizes.latency_reconcile_ms:
-            for c in concurrencies:
-                rows.append(_latency_run(server, peer, ns, n, sizes, c, ms))
-    return {
-        "title": f"S3 reconcile scheduling latency ({n} cached, 1k writes/s, 20 hot keys)",
-        "rows": rows,
-        "notes": [
-            "p50/p99: from the server committing a write (emit stamp) to the reconcile "
-            "starting; p99 is the worst one-second window's p99, p50 the event-weighted median "
-            "of window medians. dedup = 1 - reconciles/writes. concurrency 0 = kopf's "
-            "unbounded per-object workers. server_stall_ms: the API server's longest event-loop "
-            "stall during the run (a late wake-up of a 5 ms ticker): a spike every peer shares."
-        ],
-    }
-
-
-def s6_observability(server: BenchServer, peers: list[Peer], sizes: Sizes) -> dict[str, Any]:
-    ours = [p for p in peers if p.name == "kube-runtime"]
-    rows: list[dict[str, Any]] = []
-    if ours:
-        ns, n = "s6", sizes.latency_cached
-        server.bulk_create("configmaps", ns, n - 20, template("configmaps"))
-        server.bulk_create("configmaps", ns, 20, template("configmaps"), prefix="hot-")
-        for observe in ("0", "1"):
-            row = _latency_run(server, ours[0], ns, n, sizes, 8, 0.0, env={"KR_PEER_OBSERVE": observe})
-            row["observability"] = "on" if observe == "1" else "off"
-            rows.append(row)
-    micro = subprocess.run(
-        _pinned([sys.executable, str(BENCHES / "bench_observe.py"), "--quick"]),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    return {
-        "title": "S6 observability overhead (S3 at c=8, no-op, metrics+tracing off vs on, default sampling)",
-        "rows": rows,
-        "notes": ["bench_observe.py --quick (in-process, per reconcile):"],
-        "verbatim": micro.stdout.strip() or micro.stderr.strip()[-2000:],
-    }
-
-
-def _pinned(argv: list[str], cpu: int = 1) -> list[str]:
-    return ["taskset", "-c", str(cpu), *argv] if _has_taskset() else argv
-
-
-def _has_taskset() -> bool:
+def has_taskset() -> bool:
     return any(os.access(os.path.join(d, "taskset"), os.X_OK) for d in os.environ.get("PATH", "").split(":"))
 
 
@@ -423,7 +321,7 @@ def s4_memory(server: BenchServer, peers: list[Peer], sizes: Sizes, quick: bool)
                 }
             )
     store = subprocess.run(
-        _pinned(
+        pinned(
             [sys.executable, str(BENCHES / "bench_store.py"), "--store-only", *(["--quick"] if quick else [])]
         ),
         capture_output=True,
@@ -454,7 +352,7 @@ def s4_memory(server: BenchServer, peers: list[Peer], sizes: Sizes, quick: bool)
 def _steady_rss(
     server: BenchServer, peer: Peer, ns: str, n: int, sizes: Sizes, variant: str = "full"
 ) -> float | str:
-    with PeerRun(peer, server.kubeconfig, ns, variant=variant, env=_env(peer, n)) as run:
+    with PeerRun(peer, server.kubeconfig, ns, variant=variant, env=peer_env(peer, n)) as run:
         try:
             run.wait_synced(sizes.sync_timeout)
         except PeerTimeout as exc:
@@ -477,11 +375,11 @@ def s5_recovery(server: BenchServer, peers: list[Peer], sizes: Sizes) -> dict[st
             if sizes.recovery_peers and peer.name not in sizes.recovery_peers:
                 continue
             mode = "controller" if peer.controller else "watch"
-            with PeerRun(peer, server.kubeconfig, ns, mode=mode, concurrency=8, env=_env(peer, n)) as run:
+            with PeerRun(peer, server.kubeconfig, ns, mode=mode, concurrency=8, env=peer_env(peer, n)) as run:
                 try:
                     run.wait_synced(sizes.sync_timeout)
                 except PeerTimeout as exc:
-                    rows.append({**_fail(peer, exc, run), "case": case})
+                    rows.append({**failed_row(peer, exc, run), "case": case})
                     continue
                 if mode == "controller":
                     run.wait_events(n, timeout=sizes.sync_timeout)

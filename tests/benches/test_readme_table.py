@@ -108,3 +108,39 @@ def test_check_fails_on_a_stale_readme_and_write_repairs_it(tmp_path: Path) -> N
     assert text.startswith("# x\n\n")
     assert text.endswith("\n\nafter\n")
     assert "| 2.0 s |" in text
+
+
+def _s6_row(observability: str, pair: int, cpu: float) -> dict[str, Any]:
+    return {"peer": "kube-runtime", "observability": observability, "pair": pair, "cpu_us_per_reconcile": cpu}
+
+
+def test_observability_is_the_median_of_paired_differences(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "benches"))
+    from harness.latency import observability_summary
+
+    rows = [
+        _s6_row("off", 1, 150.0),
+        _s6_row("on", 1, 158.0),
+        _s6_row("off", 2, 190.0),  # a noisy pair: both runs slow, the difference still small
+        _s6_row("on", 2, 196.0),
+        _s6_row("off", 3, 140.0),
+        _s6_row("on", 3, 175.0),
+        _s6_row("off", 4, 145.0),  # a pair whose "on" run failed is left out
+    ]
+    summary = observability_summary(rows)
+    assert summary == {
+        "pairs": 3,
+        "off_median": 150.0,
+        "on_median": 175.0,
+        "added": [8.0, 6.0, 35.0],
+        "added_median": 8.0,
+    }
+    _write(tmp_path, "s6.json", "2026-02-01 00:00 UTC", {"s6": {"rows": rows, "summary": summary}})
+
+    text = table.render(table.current_runs(tmp_path))
+
+    row = next(line for line in text.splitlines() if line.startswith("| metrics and tracing"))
+    assert row == (
+        "| metrics and tracing on (default sampling) | +8 µs CPU/reconcile |  | S3 at c=8, median of 3 "
+        "interleaved off/on pairs (each pair +6 to +35 µs); 150 µs off |"
+    )

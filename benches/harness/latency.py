@@ -1,0 +1,169 @@
+"""S3 (reconcile scheduling latency) and S6 (observability overhead): a controller-mode peer on a
+cache of ConfigMaps while the server writes 1k objects/s, 20 of them hot."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+from harness.peers import BENCHES, Peer, PeerRun, PeerTimeout
+from harness.scenarios import Sizes, failed_row, peer_env, pinned
+from harness.server import BenchServer
+from harness.workload import template
+
+__all__ = ["latency_run", "observability_summary", "s3_latency", "s6_observability"]
+
+
+def latency_run(
+    server: BenchServer,
+    peer: Peer,
+    ns: str,
+    n: int,
+    sizes: Sizes,
+    concurrency: int,
+    reconcile_ms: float,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    rate, hot_rate = 800, 200  # 1k writes/s: 800/s round-robin over all keys, 200/s over 20 hot keys
+    run = PeerRun(
+        peer,
+        server.kubeconfig,
+        ns,
+        mode="controller",
+        concurrency=concurrency,
+        reconcile_ms=reconcile_ms,
+        env={**peer_env(peer, n), **(env or {})},
+    )
+    with run:
+        try:
+            run.wait_synced(sizes.sync_timeout)
+        except PeerTimeout as exc:
+            return failed_row(peer, exc, run)
+        run.wait_events(n, timeout=sizes.sync_timeout)  # the initial reconcile of every object
+        base = run.wait_quiet(1.0, 30)
+        count = int(rate * sizes.latency_seconds)
+        hot = int(hot_rate * sizes.latency_seconds)
+        cpu0, t0 = run.cpu_seconds(), time.time()
+        server.reset_stalls()
+        a = server.churn("configmaps", ns, count, rate)
+        b = server.churn("configmaps", ns, hot, hot_rate, prefix="hot-")
+        server.wait_churn(a)
+        server.wait_churn(b)
+        reconciles = run.wait_quiet(1.0, 30) - base
+        stall = server.stall_max_ms()
+        t1 = time.time()
+        cpu = run.cpu_seconds() - cpu0
+        windows = [w for w in run.windows(t0, t1 + 1.0) if w.get("lag_p99") is not None]
+        weighted = sorted((w["lag_p50"], w["window"]) for w in windows)
+        total = sum(c for _, c in weighted)
+        p50, acc = None, 0
+        for v, c in weighted:
+            acc += c
+            if acc * 2 >= total:
+                p50 = v
+                break
+        writes = count + hot
+        return {
+            "peer": peer.name,
+            "concurrency": concurrency,
+            "reconcile_ms": reconcile_ms,
+            "writes": writes,
+            "reconciles": reconciles,
+            "p50_ms": None if p50 is None else round(p50 * 1e3, 2),
+            "p99_ms": round(max(w["lag_p99"] for w in windows) * 1e3, 2) if windows else None,
+            "dedup": round(1 - reconciles / writes, 3),
+            "cpu_us_per_reconcile": round(cpu / max(1, reconciles) * 1e6, 1),
+            "server_stall_ms": stall,
+        }
+
+
+def s3_latency(server: BenchServer, peers: list[Peer], sizes: Sizes) -> dict[str, Any]:
+    ns, n = "s3", sizes.latency_cached
+    server.bulk_create("configmaps", ns, n - 20, template("configmaps"))
+    server.bulk_create("configmaps", ns, 20, template("configmaps"), prefix="hot-")
+    rows: list[dict[str, Any]] = []
+    for peer in peers:
+        if not peer.controller:
+            continue
+        # kopf has no concurrency limit (one worker per object): one run per reconciler.
+        concurrencies = sizes.latency_concurrency if peer.name != "kopf" else (0,)
+        for ms in sizes.latency_reconcile_ms:
+            for c in concurrencies:
+                rows.append(latency_run(server, peer, ns, n, sizes, c, ms))
+    return {
+        "title": f"S3 reconcile scheduling latency ({n} cached, 1k writes/s, 20 hot keys)",
+        "rows": rows,
+        "notes": [
+            "p50/p99: from the server committing a write (emit stamp) to the reconcile "
+            "starting; p99 is the worst one-second window's p99, p50 the event-weighted median "
+            "of window medians. dedup = 1 - reconciles/writes. concurrency 0 = kopf's "
+            "unbounded per-object workers. server_stall_ms: the API server's longest event-loop "
+            "stall during the run (a late wake-up of a 5 ms ticker): a spike every peer shares."
+        ],
+    }
+
+
+def s6_observability(server: BenchServer, peers: list[Peer], sizes: Sizes) -> dict[str, Any]:
+    """S3 at c=8 with the built-in metrics and tracing off and on, in interleaved pairs.
+
+    One run's CPU per reconcile varies by more than the overhead between runs of the same code on
+    this machine, so the added cost is the median of the pairs' differences (each pair runs back to
+    back, off first): drift across the whole scenario cancels within a pair."""
+    ours = [p for p in peers if p.name == "kube-runtime"]
+    rows: list[dict[str, Any]] = []
+    summary: dict[str, Any] = {}
+    if ours:
+        ns, n = "s6", sizes.latency_cached
+        server.bulk_create("configmaps", ns, n - 20, template("configmaps"))
+        server.bulk_create("configmaps", ns, 20, template("configmaps"), prefix="hot-")
+        for pair in range(1, sizes.observability_rounds + 1):
+            for observe in ("0", "1"):
+                row = latency_run(server, ours[0], ns, n, sizes, 8, 0.0, env={"KR_PEER_OBSERVE": observe})
+                row["observability"] = "on" if observe == "1" else "off"
+                row["pair"] = pair
+                rows.append(row)
+        summary = observability_summary(rows)
+    micro = subprocess.run(
+        pinned([sys.executable, str(BENCHES / "bench_observe.py"), "--quick"]),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    notes = ["bench_observe.py --quick (in-process, per reconcile):"]
+    if summary:
+        notes.insert(
+            0,
+            f"{summary['pairs']} interleaved off/on pairs: CPU per reconcile off median "
+            f"{summary['off_median']} us, on median {summary['on_median']} us; added per pair "
+            f"{summary['added']} us, median {summary['added_median']:+} us.",
+        )
+    return {
+        "title": "S6 observability overhead (S3 at c=8, no-op, metrics+tracing off vs on, default sampling)",
+        "rows": rows,
+        "summary": summary,
+        "notes": notes,
+        "verbatim": micro.stdout.strip() or micro.stderr.strip()[-2000:],
+    }
+
+
+def observability_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians of S6's rows: off, on, and the added CPU per reconcile within each off/on pair."""
+    by_pair: dict[int, dict[str, float]] = {}
+    for row in rows:
+        cpu = row.get("cpu_us_per_reconcile")
+        if cpu is not None and row.get("observability") in ("off", "on"):
+            by_pair.setdefault(int(row.get("pair", 1)), {})[row["observability"]] = float(cpu)
+    pairs = [p for _, p in sorted(by_pair.items()) if len(p) == 2]
+    if not pairs:
+        return {}
+    added = [round(p["on"] - p["off"], 1) for p in pairs]
+    return {
+        "pairs": len(pairs),
+        "off_median": round(statistics.median(p["off"] for p in pairs), 1),
+        "on_median": round(statistics.median(p["on"] for p in pairs), 1),
+        "added": added,
+        "added_median": round(statistics.median(added), 1),
+    }
