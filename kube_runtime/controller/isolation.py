@@ -37,6 +37,11 @@ class _InContext(Generator[Any, Any, R]):
     def __await__(self) -> Generator[Any, Any, R]:
         return self
 
+    def __next__(self) -> Any:
+        # What an ``await`` resumed with ``None`` calls (every step an event loop drives); defined
+        # here, not inherited from Generator's mixin, to step without a call through ``send``.
+        return self._run(self._steps.send, None)
+
     def send(self, value: Any) -> Any:
         return self._run(self._steps.send, value)
 
