@@ -138,7 +138,7 @@ def s6_observability(server: BenchServer, peers: list[Peer], sizes: Sizes) -> di
             0,
             f"{summary['pairs']} interleaved off/on pairs: CPU per reconcile off median "
             f"{summary['off_median']} us, on median {summary['on_median']} us; added per pair "
-            f"{summary['added']} us, median {summary['added_median']:+} us.",
+            f"{', '.join(f'{a:+}' for a in summary['added'])} us, median {summary['added_median']:+} us.",
         )
     return {
         "title": "S6 observability overhead (S3 at c=8, no-op, metrics+tracing off vs on, default sampling)",

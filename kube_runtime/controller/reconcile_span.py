@@ -52,6 +52,8 @@ _tracer: trace.Tracer = trace.get_tracer("kube_runtime.controller")
 #: The decision :meth:`ReconcileSpans.start` made, set only while it calls the SDK's ``start_span``.
 _decided: ContextVar[SamplingResult | None] = ContextVar("kube_runtime_reconcile_sampling", default=None)
 _UNSAMPLED = TraceFlags(TraceFlags.DEFAULT)
+_DROP = Decision.DROP
+_TRACE_ID_LIMIT = TraceIdRatioBased.TRACE_ID_LIMIT
 
 
 class ParentBasedRatio(ParentBased):
@@ -73,6 +75,11 @@ class ParentBasedRatio(ParentBased):
         self._bound = root.bound
         self._dropped = SamplingResult(Decision.DROP)
 
+    @property
+    def root_bound(self) -> int:
+        """A root span is sampled when the low 64 bits of its trace id are below this."""
+        return self._bound
+
     def should_sample(
         self,
         parent_context: Context | None,
@@ -85,7 +92,7 @@ class ParentBasedRatio(ParentBased):
     ) -> SamplingResult:
         if trace.get_current_span(parent_context).get_span_context().is_valid:
             return super().should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
-        if trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < self._bound:
+        if trace_id & _TRACE_ID_LIMIT < self._bound:
             return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
         return self._dropped
 
@@ -137,7 +144,7 @@ class ReconcileSpans:
     provider, or ``OTEL_SDK_DISABLED``): every span would be an invalid no-op, so none is made.
     """
 
-    __slots__ = ("_ids", "_sampler", "_tracer", "enabled")
+    __slots__ = ("_ids", "_root_bound", "_sampler", "_tracer", "enabled")
 
     def __init__(self) -> None:
         tracer: trace.Tracer | None = _tracer
@@ -153,9 +160,13 @@ class ReconcileSpans:
         self.enabled = tracer is not None
         self._sampler: Sampler | None = None
         self._ids: IdGenerator | None = None
+        #: The root bound of a ParentBasedRatio delegate (``None``: every decision is the sampler's).
+        self._root_bound: int | None = None
         if isinstance(tracer, SdkTracer) and isinstance(tracer.sampler, ReconcileSampler):
             self._sampler = tracer.sampler.delegate
             self._ids = tracer.id_generator
+            if type(self._sampler) is ParentBasedRatio:  # a subclass may decide otherwise
+                self._root_bound = self._sampler.root_bound
 
     def start(self, obj_ref: ObjectRef, reason: ReconcileReason) -> trace.Span:
         """The span of one attempt, not yet current (the caller attaches it and ends it).
@@ -165,15 +176,24 @@ class ReconcileSpans:
         tracer = self._tracer
         if tracer is None:
             raise TypeError("no tracer provider: reconcile spans are disabled")
-        attributes = {"object.ref": str(obj_ref), "object.reason": str(reason)}
         sampler = self._sampler
         ids = self._ids
         if sampler is None or ids is None:
+            attributes = {"object.ref": str(obj_ref), "object.reason": str(reason)}
             return tracer.start_span(RECONCILE_SPAN_NAME, attributes=attributes)
         parent = trace.get_current_span().get_span_context()
-        trace_id = parent.trace_id if parent.is_valid else ids.generate_trace_id()
+        if not parent.is_valid:
+            trace_id = ids.generate_trace_id()
+            bound = self._root_bound
+            if bound is not None and trace_id & _TRACE_ID_LIMIT >= bound:
+                # A root dropped by ParentBasedRatio's own rule: decided without its call (and
+                # without the attributes, which a dropped root's result does not carry).
+                return NonRecordingSpan(SpanContext(trace_id, ids.generate_span_id(), False, _UNSAMPLED))
+        else:
+            trace_id = parent.trace_id
+        attributes = {"object.ref": str(obj_ref), "object.reason": str(reason)}
         decision = sampler.should_sample(None, trace_id, RECONCILE_SPAN_NAME, SpanKind.INTERNAL, attributes)
-        if decision.decision is not Decision.DROP:
+        if decision.decision is not _DROP:
             token = _decided.set(decision)
             try:
                 return tracer.start_span(RECONCILE_SPAN_NAME, attributes=attributes)

@@ -239,7 +239,9 @@ class ResultRecorder:
 
     def record(self, item: object) -> None:
         """Count one result item. Never raises for an unexpected item (it is ignored)."""
-        now = get_running_loop().time()  # anyio's clock on asyncio, without its backend lookup
+        self._record(item, get_running_loop().time())  # anyio's clock on asyncio, read directly
+
+    def _record(self, item: object, now: float) -> None:
         if self.progress is not None:
             self.progress.mark(now)
         if item.__class__ is Reconciled:  # the common case, without the generic lookups below
@@ -304,9 +306,11 @@ class ResultRecorder:
     async def observe(self, results: AsyncIterable[T]) -> AsyncIterator[T]:
         """Pass ``results`` through unchanged, recording each item; closing this closes them."""
         iterator = aiter(results)
+        clock = get_running_loop().time  # the loop's clock, looked up once for the whole stream
+        record = self._record
         try:
             async for item in iterator:
-                self.record(item)
+                record(item, clock())
                 yield item
         finally:
             await _close(iterator)
