@@ -177,6 +177,21 @@ class _StreamProtocol(asyncio.Protocol):
         pos, size = 0, len(data)
         while pos < size:
             state = self._chunk_state
+            if state == _SIZE and not self._buffer:
+                # A whole chunk with a bare size line, all in ``data`` (a watch event, usually):
+                # taken in one step. Anything else (an extension, a split, the last chunk, a
+                # framing error) goes through the states below from this same position.
+                end = data.find(b"\r\n", pos, pos + 18)
+                if end > pos:
+                    try:
+                        length = int(data[pos:end], 16)
+                    except ValueError:
+                        length = 0
+                    stop = end + 2 + length
+                    if length > 0 and data[stop : stop + 2] == b"\r\n":
+                        self._push(data[end + 2 : stop])
+                        pos = stop + 2
+                        continue
             if state == _DATA:
                 take = min(self._remaining, size - pos)
                 self._push(data if take == size else bytes(view[pos : pos + take]))
