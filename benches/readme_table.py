@@ -180,18 +180,23 @@ def _memory(run: ScenarioRun) -> list[list[str]]:
 def _observability(run: ScenarioRun) -> list[str] | None:
     summary = run.section.get("summary")
     if summary:  # interleaved off/on pairs: the median of the pairs' differences
-        added = float(summary["added_median"])
+        mine = f"{float(summary['added_median']):+.0f} µs CPU/reconcile"
         spread = f"{min(summary['added']):+.0f} to {max(summary['added']):+.0f}"
         note = (
             f"S3 at c=8, median of {summary['pairs']} interleaved off/on pairs (each pair "
             f"{spread} µs); {summary['off_median']:.0f} µs off"
         )
-    else:
-        modes = {row.get("observability"): row for row in run.rows if row["peer"] == "kube-runtime"}
-        if "off" not in modes or "on" not in modes:
-            return None
-        added = modes["on"]["cpu_us_per_reconcile"] - modes["off"]["cpu_us_per_reconcile"]
-        note = f"S3 at c=8 with and without; {modes['off']['cpu_us_per_reconcile']:.0f} µs off"
+        ins = summary.get("instructions")
+        if ins:
+            mine += f", {ins['added_pct']:+.1f}% instructions"
+            counts = f"{ins['off'] / 1000:.0f}k off, {ins['on'] / 1000:.0f}k on"
+            note += f"; instructions per reconcile (valgrind) {counts}"
+        return ["metrics and tracing on (default sampling)", mine, "", note]
+    modes = {row.get("observability"): row for row in run.rows if row["peer"] == "kube-runtime"}
+    if "off" not in modes or "on" not in modes:
+        return None
+    added = modes["on"]["cpu_us_per_reconcile"] - modes["off"]["cpu_us_per_reconcile"]
+    note = f"S3 at c=8 with and without; {modes['off']['cpu_us_per_reconcile']:.0f} µs off"
     return ["metrics and tracing on (default sampling)", f"{added:+.0f} µs CPU/reconcile", "", note]
 
 

@@ -51,6 +51,10 @@ class Sizes:
     latency_reconcile_ms: tuple[float, ...] = (0.0, 5.0)
     #: S6: interleaved off/on pairs (one pair's difference is within the machine's run-to-run noise).
     observability_rounds: int = 5
+    #: S6's instruction count (valgrind): objects cached, writes and their rate (the peer runs slowly).
+    instructions_cached: int = 1_000
+    instructions_writes: int = 400
+    instructions_rate: int = 50
     memory_cached: int = 100_000
     recovery_cached: int = 10_000
     recovery_down_seconds: float = 5.0
@@ -73,6 +77,8 @@ class Sizes:
             latency_concurrency=(8,),
             latency_reconcile_ms=(0.0,),
             observability_rounds=1,
+            instructions_cached=200,
+            instructions_writes=100,
             memory_cached=2_000,
             recovery_cached=500,
             recovery_down_seconds=1.5,
