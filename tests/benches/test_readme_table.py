@@ -144,3 +144,22 @@ def test_observability_is_the_median_of_paired_differences(tmp_path: Path) -> No
         "| metrics and tracing on (default sampling) | +8 µs CPU/reconcile |  | S3 at c=8, median of 3 "
         "interleaved off/on pairs (each pair +6 to +35 µs); 150 µs off |"
     )
+
+
+def test_observability_shows_the_instruction_count_when_the_run_has_one(tmp_path: Path) -> None:
+    rows = [_s6_row("off", 1, 150.0), _s6_row("on", 1, 170.0)]
+    summary = {
+        "pairs": 1,
+        "off_median": 150.0,
+        "on_median": 170.0,
+        "added": [20.0],
+        "added_median": 20.0,
+        "instructions": {"off": 361_366, "on": 408_406, "added_pct": 13.0},
+    }
+    _write(tmp_path, "s6.json", "2026-02-01 00:00 UTC", {"s6": {"rows": rows, "summary": summary}})
+
+    text = table.render(table.current_runs(tmp_path))
+
+    row = next(line for line in text.splitlines() if line.startswith("| metrics and tracing"))
+    assert "| +20 µs CPU/reconcile, +13.0% instructions |" in row
+    assert row.endswith("; instructions per reconcile (valgrind) 361k off, 408k on |")
