@@ -39,6 +39,12 @@ def _ingest(peer: str, rate: int) -> dict[str, Any]:
     return {"peer": peer, "max_sustained": rate, "cpu_us_per_event": 10.0}
 
 
+def _rendered_row(results: Path, start: str) -> str:
+    """The table row rendered from ``results`` that starts with ``start``."""
+    text = table.render(table.current_runs(results))
+    return next(line for line in text.splitlines() if line.startswith(start))
+
+
 def test_readme_table_matches_the_committed_results() -> None:
     assert table.main(["--check", str(ROOT / "README.md")]) == 0
 
@@ -85,9 +91,7 @@ def test_ingest_takes_a_peer_that_did_not_sync_from_a_smaller_run(tmp_path: Path
         cached=2000,
     )
 
-    text = table.render(table.current_runs(tmp_path))
-
-    row = next(line for line in text.splitlines() if line.startswith("| steady ingest"))
+    row = _rendered_row(tmp_path, "| steady ingest")
     assert row == (
         "| steady ingest, 20k cached | 50k events/s, 10.0 µs CPU/event | kopf 1.0k (at 2k cached) "
         "| raw loop 40k (1.25x) |"
@@ -137,9 +141,7 @@ def test_observability_is_the_median_of_paired_differences(tmp_path: Path) -> No
     }
     _write(tmp_path, "s6.json", "2026-02-01 00:00 UTC", {"s6": {"rows": rows, "summary": summary}})
 
-    text = table.render(table.current_runs(tmp_path))
-
-    row = next(line for line in text.splitlines() if line.startswith("| metrics and tracing"))
+    row = _rendered_row(tmp_path, "| metrics and tracing")
     assert row == (
         "| metrics and tracing on (default sampling) | +8 µs CPU/reconcile |  | S3 at c=8, median of 3 "
         "interleaved off/on pairs (each pair +6 to +35 µs); 150 µs off |"
@@ -158,8 +160,6 @@ def test_observability_shows_the_instruction_count_when_the_run_has_one(tmp_path
     }
     _write(tmp_path, "s6.json", "2026-02-01 00:00 UTC", {"s6": {"rows": rows, "summary": summary}})
 
-    text = table.render(table.current_runs(tmp_path))
-
-    row = next(line for line in text.splitlines() if line.startswith("| metrics and tracing"))
+    row = _rendered_row(tmp_path, "| metrics and tracing")
     assert "| +20 µs CPU/reconcile, +13.0% instructions |" in row
     assert row.endswith("; instructions per reconcile (valgrind) 361k off, 408k on |")
