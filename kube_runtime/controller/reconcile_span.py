@@ -29,7 +29,7 @@ that samples by trace id *without* honouring the parent's flag decides on its ow
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 
 from opentelemetry import trace
@@ -75,10 +75,10 @@ class ParentBasedRatio(ParentBased):
         self._bound = root.bound
         self._dropped = SamplingResult(Decision.DROP)
 
-    @property
-    def root_bound(self) -> int:
-        """A root span is sampled when the low 64 bits of its trace id are below this."""
-        return self._bound
+    def samples_root(self, trace_id: int) -> bool:
+        """Whether a root span (no valid parent) with ``trace_id`` is sampled: the low 64 bits of
+        the id fall under the ratio's bound, as ``TraceIdRatioBased`` decides."""
+        return trace_id & _TRACE_ID_LIMIT < self._bound
 
     def should_sample(
         self,
@@ -92,7 +92,7 @@ class ParentBasedRatio(ParentBased):
     ) -> SamplingResult:
         if trace.get_current_span(parent_context).get_span_context().is_valid:
             return super().should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
-        if trace_id & _TRACE_ID_LIMIT < self._bound:
+        if self.samples_root(trace_id):
             return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
         return self._dropped
 
@@ -144,7 +144,7 @@ class ReconcileSpans:
     provider, or ``OTEL_SDK_DISABLED``): every span would be an invalid no-op, so none is made.
     """
 
-    __slots__ = ("_ids", "_root_bound", "_sampler", "_tracer", "enabled")
+    __slots__ = ("_ids", "_sampler", "_samples_root", "_tracer", "enabled")
 
     def __init__(self) -> None:
         tracer: trace.Tracer | None = _tracer
@@ -160,13 +160,13 @@ class ReconcileSpans:
         self.enabled = tracer is not None
         self._sampler: Sampler | None = None
         self._ids: IdGenerator | None = None
-        #: The root bound of a ParentBasedRatio delegate (``None``: every decision is the sampler's).
-        self._root_bound: int | None = None
+        #: A ParentBasedRatio delegate's root rule (``None``: every decision is the sampler's).
+        self._samples_root: Callable[[int], bool] | None = None
         if isinstance(tracer, SdkTracer) and isinstance(tracer.sampler, ReconcileSampler):
             self._sampler = tracer.sampler.delegate
             self._ids = tracer.id_generator
             if type(self._sampler) is ParentBasedRatio:  # a subclass may decide otherwise
-                self._root_bound = self._sampler.root_bound
+                self._samples_root = self._sampler.samples_root
 
     def start(self, obj_ref: ObjectRef, reason: ReconcileReason) -> trace.Span:
         """The span of one attempt, not yet current (the caller attaches it and ends it).
@@ -184,8 +184,8 @@ class ReconcileSpans:
         parent = trace.get_current_span().get_span_context()
         if not parent.is_valid:
             trace_id = ids.generate_trace_id()
-            bound = self._root_bound
-            if bound is not None and trace_id & _TRACE_ID_LIMIT >= bound:
+            samples_root = self._samples_root
+            if samples_root is not None and not samples_root(trace_id):
                 # A root dropped by ParentBasedRatio's own rule: decided without its call (and
                 # without the attributes, which a dropped root's result does not carry).
                 return NonRecordingSpan(SpanContext(trace_id, ids.generate_span_id(), False, _UNSAMPLED))
