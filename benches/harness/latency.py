@@ -27,6 +27,16 @@ __all__ = [
 ]
 
 
+#: S6's two configurations, off first: the peer's environment for each.
+_OBSERVE = {"off": {"KR_PEER_OBSERVE": "0"}, "on": {"KR_PEER_OBSERVE": "1"}}
+
+
+def _populate(server: BenchServer, ns: str, n: int) -> None:
+    """``n`` ConfigMaps in ``ns``: 20 of them named ``hot-*`` (the hot keys), the rest plain."""
+    server.bulk_create("configmaps", ns, n - 20, template("configmaps"))
+    server.bulk_create("configmaps", ns, 20, template("configmaps"), prefix="hot-")
+
+
 def latency_run(
     server: BenchServer,
     peer: Peer,
@@ -92,8 +102,7 @@ def latency_run(
 
 def s3_latency(server: BenchServer, peers: list[Peer], sizes: Sizes) -> dict[str, Any]:
     ns, n = "s3", sizes.latency_cached
-    server.bulk_create("configmaps", ns, n - 20, template("configmaps"))
-    server.bulk_create("configmaps", ns, 20, template("configmaps"), prefix="hot-")
+    _populate(server, ns, n)
     rows: list[dict[str, Any]] = []
     for peer in peers:
         if not peer.controller:
@@ -127,12 +136,11 @@ def s6_observability(server: BenchServer, peers: list[Peer], sizes: Sizes) -> di
     summary: dict[str, Any] = {}
     if ours:
         ns, n = "s6", sizes.latency_cached
-        server.bulk_create("configmaps", ns, n - 20, template("configmaps"))
-        server.bulk_create("configmaps", ns, 20, template("configmaps"), prefix="hot-")
+        _populate(server, ns, n)
         for pair in range(1, sizes.observability_rounds + 1):
-            for observe in ("0", "1"):
-                row = latency_run(server, ours[0], ns, n, sizes, 8, 0.0, env={"KR_PEER_OBSERVE": observe})
-                row["observability"] = "on" if observe == "1" else "off"
+            for mode, env in _OBSERVE.items():
+                row = latency_run(server, ours[0], ns, n, sizes, 8, 0.0, env=env)
+                row["observability"] = mode
                 row["pair"] = pair
                 rows.append(row)
         summary = observability_summary(rows)
@@ -140,8 +148,8 @@ def s6_observability(server: BenchServer, peers: list[Peer], sizes: Sizes) -> di
             ins_ns = "s6-instructions"
             server.bulk_create("configmaps", ins_ns, sizes.instructions_cached, template("configmaps"))
             counted = {
-                mode: instructions_per_reconcile(server, ours[0], ins_ns, sizes, {"KR_PEER_OBSERVE": flag})
-                for mode, flag in (("off", "0"), ("on", "1"))
+                mode: instructions_per_reconcile(server, ours[0], ins_ns, sizes, env)
+                for mode, env in _OBSERVE.items()
             }
             if counted["off"] and counted["on"]:
                 summary["instructions"] = {
