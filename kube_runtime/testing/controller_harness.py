@@ -375,9 +375,10 @@ async def _settle(
                 pending = await scan()
                 if not pending:
                     return []
-            tracker.finished.clear()
-            await tracker.wait_changed()
-            for name in list(tracker.finished):
+            if not tracker.finished:
+                await tracker.wait_changed()
+            done, tracker.finished = tracker.finished, set()  # later finishes wait for the next pass
+            for name in done:
                 if name in pending:
                     obj = None if spec.predicate is None else (await cluster.objects(spec.resource)).get(name)
                     rv = await cluster.version(spec.resource, name)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
+import anyio
 import httpx
 import yaml
 
@@ -153,6 +155,65 @@ async def test_apply_removes_fields_the_manager_no_longer_applies(
     resp = await http.patch(path, content=yaml.safe_dump(full), headers=APPLY, params={"fieldManager": "m"})
     assert resp.status_code == 200
     assert resp.json()["data"] == {"a": "1"}
+
+
+async def _next_wall_second(after: str) -> None:
+    """Wait until the wall clock reads a later second than the managedFields time ``after``: the
+    servers stamp entries to the second, so only then can a moved stamp show."""
+    stamp = datetime.datetime.strptime(after, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
+    later = stamp + datetime.timedelta(seconds=1)
+    await anyio.sleep(max(0.0, (later - datetime.datetime.now(datetime.UTC)).total_seconds()) + 0.01)
+    assert datetime.datetime.now(datetime.UTC) >= later
+
+
+def _entry_of(obj: dict[str, Any], manager: str) -> dict[str, Any]:
+    return next(e for e in obj["metadata"]["managedFields"] if e["manager"] == manager)
+
+
+async def test_a_repeated_apply_is_a_no_op_in_a_later_second(http: httpx.AsyncClient, namespace: str) -> None:
+    """Applying the same fields again changes nothing, not even the manager's ``time``, however
+    much later it comes: no new resourceVersion, so no watch event for a controller's own
+    unchanged status write."""
+    path = f"/api/v1/namespaces/{namespace}/configmaps/again"
+    body = yaml.safe_dump(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "again"}, "data": {"a": "1"}}
+    )
+    first = (await http.patch(path, content=body, headers=APPLY, params={"fieldManager": "m"})).json()
+    await _next_wall_second(_entry_of(first, "m")["time"])
+    resp = await http.patch(path, content=body, headers=APPLY, params={"fieldManager": "m"})
+    assert resp.status_code == 200, resp.text
+    again = resp.json()
+    assert again["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
+    assert _entry_of(again, "m")["time"] == _entry_of(first, "m")["time"]
+
+
+async def test_a_manager_time_moves_only_when_its_field_set_does(
+    http: httpx.AsyncClient, namespace: str
+) -> None:
+    """A new value in a field the manager already owns is a write (new resourceVersion) but keeps
+    the entry's ``time``; owning one more field moves it."""
+    path = f"/api/v1/namespaces/{namespace}/configmaps/stamp"
+    cm: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "stamp"},
+        "data": {"a": "1"},
+    }
+    first = (
+        await http.patch(path, content=yaml.safe_dump(cm), headers=APPLY, params={"fieldManager": "m"})
+    ).json()
+    await _next_wall_second(_entry_of(first, "m")["time"])
+    cm["data"] = {"a": "2"}
+    value = (
+        await http.patch(path, content=yaml.safe_dump(cm), headers=APPLY, params={"fieldManager": "m"})
+    ).json()
+    assert value["metadata"]["resourceVersion"] != first["metadata"]["resourceVersion"]
+    assert _entry_of(value, "m")["time"] == _entry_of(first, "m")["time"]
+    cm["data"] = {"a": "2", "b": "3"}
+    grown = (
+        await http.patch(path, content=yaml.safe_dump(cm), headers=APPLY, params={"fieldManager": "m"})
+    ).json()
+    assert _entry_of(grown, "m")["time"] > _entry_of(first, "m")["time"]
 
 
 async def test_apply_without_field_manager_is_rejected(http: httpx.AsyncClient, namespace: str) -> None:

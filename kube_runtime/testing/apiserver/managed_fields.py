@@ -135,13 +135,22 @@ def _write_entries(obj: dict[str, Any], entries: list[dict[str, Any]]) -> None:
 
 
 def _entry(
-    manager: str, operation: str, api_version: str, paths: set[Path], sub: str | None
+    manager: str,
+    operation: str,
+    api_version: str,
+    paths: set[Path],
+    sub: str | None,
+    previous: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The manager's entry. As in kube-apiserver, ``time`` moves only when the manager's field set
+    changes: a repeated apply (or an update of values the manager already owns) keeps ``previous``'s
+    time, so the object stays byte-identical and the write is a no-op with no new resourceVersion."""
+    unchanged = previous is not None and previous.get("time") and _owned(previous) == paths
     out: dict[str, Any] = {
         "manager": manager,
         "operation": operation,
         "apiVersion": api_version,
-        "time": _now(),
+        "time": previous["time"] if previous is not None and unchanged else _now(),
         "fieldsType": "FieldsV1",
         "fieldsV1": to_fieldsv1(paths),
     }
@@ -170,6 +179,7 @@ def record_update(
         return
     out: list[dict[str, Any]] = []
     mine: set[Path] = set()
+    previous: dict[str, Any] | None = None
     for e in entries:
         owned = _owned(e)
         if (
@@ -177,14 +187,14 @@ def record_update(
             and e.get("operation") == "Update"
             and (e.get("subresource") or None) == subresource
         ):
-            mine = owned
+            mine, previous = owned, e
             continue
         owned = {p for p in owned if p not in changed and p not in removed}
         if owned:
             out.append({**e, "fieldsV1": to_fieldsv1(owned)})
     mine = {p for p in (mine | changed) if p in after}
     if mine:
-        out.append(_entry(manager, "Update", api_version, mine, subresource))
+        out.append(_entry(manager, "Update", api_version, mine, subresource, previous))
     _write_entries(new, out)
 
 
@@ -268,6 +278,7 @@ def server_side_apply(
     conflicts: list[tuple[str, str]] = []
     stripped: list[dict[str, Any]] = []
     previous: set[Path] = set()
+    previous_entry: dict[str, Any] | None = None
     for e in entries:
         owned = _owned(e)
         is_me = (
@@ -276,7 +287,7 @@ def server_side_apply(
             and ((e.get("subresource") or None) == subresource)
         )
         if is_me:
-            previous = owned
+            previous, previous_entry = owned, e
             continue
         taken: set[Path] = set()
         for p, value in applied_fields.items():
@@ -302,7 +313,7 @@ def server_side_apply(
         if not _covers(others, p):
             _remove_path(result, p)
     mine = set(applied_fields)
-    stripped.append(_entry(manager, "Apply", api_version, mine, subresource))
+    stripped.append(_entry(manager, "Apply", api_version, mine, subresource, previous_entry))
     meta = result.setdefault("metadata", {})
     meta.pop("managedFields", None)
     _write_entries(result, stripped)
