@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ def test_bench_sharding_prints_every_figure() -> None:
     result = subprocess.run(
         [*command, "--rings", "2"],
         cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(ROOT)},  # PATH and HOME kept for any tool lookup
         capture_output=True,
         text=True,
         timeout=300,

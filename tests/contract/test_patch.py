@@ -187,11 +187,12 @@ async def test_a_repeated_apply_is_a_no_op_in_a_later_second(http: httpx.AsyncCl
     assert _entry_of(again, "m")["time"] == _entry_of(first, "m")["time"]
 
 
-async def test_a_manager_time_moves_only_when_its_field_set_does(
+async def test_a_manager_time_moves_when_its_apply_changes_a_value(
     http: httpx.AsyncClient, namespace: str
 ) -> None:
-    """A new value in a field the manager already owns is a write (new resourceVersion) but keeps
-    the entry's ``time``; owning one more field moves it."""
+    """An apply that changes a value moves the manager's ``time`` (a write, new resourceVersion).
+    One that only claims a field already holding the applied value is a write too (the field set
+    changed) but keeps the ``time``: it moves with the object's values, not with ownership."""
     path = f"/api/v1/namespaces/{namespace}/configmaps/stamp"
     cm: dict[str, Any] = {
         "apiVersion": "v1",
@@ -199,21 +200,51 @@ async def test_a_manager_time_moves_only_when_its_field_set_does(
         "metadata": {"name": "stamp"},
         "data": {"a": "1"},
     }
-    first = (
-        await http.patch(path, content=yaml.safe_dump(cm), headers=APPLY, params={"fieldManager": "m"})
-    ).json()
+
+    async def apply(manager: str) -> dict[str, Any]:
+        resp = await http.patch(
+            path, content=yaml.safe_dump(cm), headers=APPLY, params={"fieldManager": manager}
+        )
+        assert resp.status_code in (200, 201), resp.text
+        body: dict[str, Any] = resp.json()
+        return body
+
+    first = await apply("m")
     await _next_wall_second(_entry_of(first, "m")["time"])
     cm["data"] = {"a": "2"}
-    value = (
-        await http.patch(path, content=yaml.safe_dump(cm), headers=APPLY, params={"fieldManager": "m"})
-    ).json()
+    value = await apply("m")
     assert value["metadata"]["resourceVersion"] != first["metadata"]["resourceVersion"]
-    assert _entry_of(value, "m")["time"] == _entry_of(first, "m")["time"]
+    assert _entry_of(value, "m")["time"] > _entry_of(first, "m")["time"]
+    cm["data"] = {"b": "3"}
+    other = await apply("other")
+    await _next_wall_second(_entry_of(value, "m")["time"])
     cm["data"] = {"a": "2", "b": "3"}
-    grown = (
-        await http.patch(path, content=yaml.safe_dump(cm), headers=APPLY, params={"fieldManager": "m"})
-    ).json()
-    assert _entry_of(grown, "m")["time"] > _entry_of(first, "m")["time"]
+    claimed = await apply("m")
+    assert claimed["data"] == {"a": "2", "b": "3"}
+    assert "f:b" in _entry_of(claimed, "m")["fieldsV1"]["f:data"]
+    assert claimed["metadata"]["resourceVersion"] != other["metadata"]["resourceVersion"]
+    assert _entry_of(claimed, "m")["time"] == _entry_of(value, "m")["time"]
+
+
+async def test_an_update_moves_its_manager_time_only_when_it_changes_the_object(
+    http: httpx.AsyncClient, namespace: str
+) -> None:
+    """The same for an ``Update`` entry (a merge patch): a patch that changes nothing keeps the
+    ``time`` and the resourceVersion; one that changes a value moves both."""
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    created = (await http.post(path, json=configmap("upd", a="1"), params={"fieldManager": "u"})).json()
+    await _next_wall_second(_entry_of(created, "u")["time"])
+    same = await http.patch(
+        f"{path}/upd", json={"data": {"a": "1"}}, headers=MERGE, params={"fieldManager": "u"}
+    )
+    assert same.status_code == 200, same.text
+    assert same.json()["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
+    assert _entry_of(same.json(), "u")["time"] == _entry_of(created, "u")["time"]
+    changed = await http.patch(
+        f"{path}/upd", json={"data": {"a": "2"}}, headers=MERGE, params={"fieldManager": "u"}
+    )
+    assert changed.json()["data"] == {"a": "2"}
+    assert _entry_of(changed.json(), "u")["time"] > _entry_of(created, "u")["time"]
 
 
 async def test_apply_without_field_manager_is_rejected(http: httpx.AsyncClient, namespace: str) -> None:

@@ -135,22 +135,13 @@ def _write_entries(obj: dict[str, Any], entries: list[dict[str, Any]]) -> None:
 
 
 def _entry(
-    manager: str,
-    operation: str,
-    api_version: str,
-    paths: set[Path],
-    sub: str | None,
-    previous: dict[str, Any] | None = None,
+    manager: str, operation: str, api_version: str, paths: set[Path], sub: str | None
 ) -> dict[str, Any]:
-    """The manager's entry. As in kube-apiserver, ``time`` moves only when the manager's field set
-    changes: a repeated apply (or an update of values the manager already owns) keeps ``previous``'s
-    time, so the object stays byte-identical and the write is a no-op with no new resourceVersion."""
-    unchanged = previous is not None and previous.get("time") and _owned(previous) == paths
     out: dict[str, Any] = {
         "manager": manager,
         "operation": operation,
         "apiVersion": api_version,
-        "time": previous["time"] if previous is not None and unchanged else _now(),
+        "time": _now(),
         "fieldsType": "FieldsV1",
         "fieldsV1": to_fieldsv1(paths),
     }
@@ -179,7 +170,6 @@ def record_update(
         return
     out: list[dict[str, Any]] = []
     mine: set[Path] = set()
-    previous: dict[str, Any] | None = None
     for e in entries:
         owned = _owned(e)
         if (
@@ -187,14 +177,14 @@ def record_update(
             and e.get("operation") == "Update"
             and (e.get("subresource") or None) == subresource
         ):
-            mine, previous = owned, e
+            mine = owned
             continue
         owned = {p for p in owned if p not in changed and p not in removed}
         if owned:
             out.append({**e, "fieldsV1": to_fieldsv1(owned)})
     mine = {p for p in (mine | changed) if p in after}
     if mine:
-        out.append(_entry(manager, "Update", api_version, mine, subresource, previous))
+        out.append(_entry(manager, "Update", api_version, mine, subresource))
     _write_entries(new, out)
 
 
@@ -278,7 +268,7 @@ def server_side_apply(
     conflicts: list[tuple[str, str]] = []
     stripped: list[dict[str, Any]] = []
     previous: set[Path] = set()
-    previous_entry: dict[str, Any] | None = None
+    previous_time: Any = None
     for e in entries:
         owned = _owned(e)
         is_me = (
@@ -287,7 +277,7 @@ def server_side_apply(
             and ((e.get("subresource") or None) == subresource)
         )
         if is_me:
-            previous, previous_entry = owned, e
+            previous, previous_time = owned, e.get("time")
             continue
         taken: set[Path] = set()
         for p, value in applied_fields.items():
@@ -313,11 +303,26 @@ def server_side_apply(
         if not _covers(others, p):
             _remove_path(result, p)
     mine = set(applied_fields)
-    stripped.append(_entry(manager, "Apply", api_version, mine, subresource, previous_entry))
+    entry = _entry(manager, "Apply", api_version, mine, subresource)
     meta = result.setdefault("metadata", {})
     meta.pop("managedFields", None)
+    if previous_time and _same_fields(result, live):
+        # As in kube-apiserver, the time moves only with the object's values: an apply that
+        # changes no value keeps it (a repeated apply stays a no-op, with no new resourceVersion
+        # and no watch event, however much later it comes; a claim of fields already holding the
+        # applied values is written, with the old time).
+        entry["time"] = previous_time
+    stripped.append(entry)
     _write_entries(result, stripped)
     return result
+
+
+def _same_fields(obj: dict[str, Any], live: dict[str, Any] | None) -> bool:
+    """Whether ``obj`` equals ``live`` apart from ``metadata.managedFields``."""
+    if live is None:
+        return False
+    meta = {k: v for k, v in (live.get("metadata") or {}).items() if k != "managedFields"}
+    return {**live, "metadata": meta} == obj
 
 
 def _describe(path: Path) -> str:
