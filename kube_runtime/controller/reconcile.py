@@ -170,8 +170,9 @@ class ReconcileAttempts(Generic[C]):
             _current.set(
                 ReconcileInfo(obj_ref, reason, _next_reconcile_id(), self._name, backoff.failures(obj_ref))
             )
-            span = spans.start(obj_ref, reason)
-            token = otel_context.attach(trace.set_span_in_context(span))
+            parent = otel_context.get_current()
+            span = spans.start(obj_ref, reason, parent)
+            token = otel_context.attach(trace.set_span_in_context(span, parent))
         try:
             clock = self._clock
             started = clock()
