@@ -306,7 +306,7 @@ def server_side_apply(
     entry = _entry(manager, "Apply", api_version, mine, subresource)
     meta = result.setdefault("metadata", {})
     meta.pop("managedFields", None)
-    if previous_time and _same_fields(result, live):
+    if previous_time and _unchanged(result, live):
         # As in kube-apiserver, the time moves only with the object's values: an apply that
         # changes no value keeps it (a repeated apply stays a no-op, with no new resourceVersion
         # and no watch event, however much later it comes; a claim of fields already holding the
@@ -317,7 +317,7 @@ def server_side_apply(
     return result
 
 
-def _same_fields(obj: dict[str, Any], live: dict[str, Any] | None) -> bool:
+def _unchanged(obj: dict[str, Any], live: dict[str, Any] | None) -> bool:
     """Whether ``obj`` equals ``live`` apart from ``metadata.managedFields``."""
     if live is None:
         return False
