@@ -26,10 +26,11 @@ a fresh copy of the worker's context (a task per run costs several times the run
 work). The loop hands a due message to an idle worker, or starts a new worker when none is idle; a
 worker that finishes a run takes the next due message itself (no hand-off through the loop, which
 only wakes for new requests, deadlines and idle workers), and wakes an idle worker when more is
-due. A request due at once, made while the loop sleeps and a worker is idle, is handed over by one
-event-loop callback queued for the batch (it runs once the scheduling task yields, so the batch's
-requests are deduplicated first), not by a pass of the loop; a worker that finishes with nothing
-due goes idle without yielding first. With a limit the pool holds ``concurrency`` workers, started
+due. A request due at once, made while the loop sleeps and a worker is idle, wakes that worker, which
+takes the scheduler's pick when it runs (after the scheduling task yields, so the batch's requests
+are deduplicated first): no pass of the loop and no hand-over between the request and the run. A
+worker woken for a message another worker took goes idle again; a worker that finishes with
+nothing due goes idle without yielding first. With a limit the pool holds ``concurrency`` workers, started
 at once, and idle ones wait for work. Unbounded, the pool grows with the number of runs at once and
 a worker that finds nothing due returns (so a burst of thousands does not leave thousands of parked
 tasks; one that finds due work held back, behind an output waiting for the consumer, waits like a
@@ -135,10 +136,6 @@ class Runner(Generic[T, R]):
         self._handoff: deque[Due[T]] = deque()
         self._idle: list[_Waker] = []
         self._dispatching = False
-        #: Whether :meth:`_dispatch_soon` is queued on the event loop (set while :meth:`run` runs).
-        self._dispatch_queued = False
-        self._event_loop: asyncio.AbstractEventLoop | None = None
-        self._loop_context = contextvars.Context()
         self._tg: TaskGroup | None = None
         self._output: ItemSink[R | RunnerError] | None = None
         #: Workers between the end of a run and their next take (each takes one due message).
@@ -166,14 +163,16 @@ class Runner(Generic[T, R]):
         # due, and a worker that goes idle wakes the loop if this made its deadline earlier.
         if changed and self._sleeping and (not self.concurrency or len(self.running) < self.concurrency):
             if self._idle and scheduler.is_due(now):
-                # Due now with a worker idle: hand it over from a callback once the caller yields
-                # (so a burst of requests is deduplicated first), without a pass of the loop.
-                if not self._dispatch_queued:
-                    self._dispatch_queued = True
-                    assert self._event_loop is not None  # sleeping: run() is running
-                    self._event_loop.call_soon(self._dispatch_soon, context=self._loop_context)
+                # Due now with a worker idle: wake it. It takes the scheduler's pick when it runs,
+                # after the caller yields (so a burst of requests is deduplicated first), without
+                # a pass of the loop or a hand-over in between.
+                self._idle.pop().set()
             else:
-                self._wake.set()
+                # A later run (a requeue) wakes the loop only if the loop must wake earlier than
+                # it will by itself; a change to a due message (a raised priority) always does.
+                scheduled = scheduler.scheduled_at(message)
+                if scheduled is None or scheduled < self._sleep_until:
+                    self._wake.set()
         return changed
 
     def close(self) -> None:
@@ -199,8 +198,6 @@ class Runner(Generic[T, R]):
         """
         self.clock = loop_clock()
         self._pause = _pause_for_backend()
-        self._event_loop = asyncio.get_running_loop()
-        self._loop_context = contextvars.copy_context()
         self._dispatching = True
         async with anyio.create_task_group() as tg:
             self._tg = tg
@@ -258,8 +255,7 @@ class Runner(Generic[T, R]):
 
     def _dispatch(self, now: float) -> None:
         """Hand due messages to idle workers (unbounded: to new ones) while the limit allows; with
-        starts held, move what came due to pending. The loop's pass, and the callback
-        :meth:`schedule` queues for a message due now while the loop sleeps."""
+        starts held, move what came due to pending. The loop's pass."""
         scheduler = self.scheduler
         running = self.running
         hooks = self._hooks
@@ -286,11 +282,6 @@ class Runner(Generic[T, R]):
             hooks.on_added(scheduler.became_due - self._reported_added)
             self._reported_added = scheduler.became_due
         hooks.on_depth(scheduler.depths)
-
-    def _dispatch_soon(self) -> None:
-        self._dispatch_queued = False
-        if self._sleeping and self._dispatching and not self._closed:
-            self._dispatch(self.clock())
 
     async def _worker(self, output: ItemSink[R | RunnerError]) -> None:
         """Run messages one at a time (handed over by the loop, or taken from the scheduler when
@@ -374,9 +365,11 @@ class Runner(Generic[T, R]):
                 self._blocked_outputs -= 1
                 # Starts were held meanwhile. This worker takes the next message itself once back
                 # in its loop (and wakes the loop if more are due), so the loop is needed here only
-                # to wake idle workers.
+                # to wake idle workers for what else came due.
                 if self._idle and not self._blocked_outputs:
-                    self._wake.set()
+                    scheduler = self.scheduler
+                    if scheduler.has_pending or scheduler.is_due(self.clock()):
+                        self._wake.set()
         return True
 
 

@@ -4,7 +4,7 @@ backpressure, graceful and forceful stops, no lost requests (#1322)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -13,8 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kube_runtime.controller.channel import result_channel
 from kube_runtime.controller.errors import RunnerError
-from kube_runtime.controller.runner import Runner, runner
+from kube_runtime.controller.runner import Runner, RunnerHooks, runner
 from kube_runtime.controller.scheduler import ScheduleRequest
 from kube_runtime.testing.clock import VirtualClockLoop, virtual_clock_backend
 
@@ -359,3 +360,63 @@ def test_every_delayed_request_is_followed_by_a_run(
             delay,
             rec.starts,
         )
+
+
+class PassRecorder(RunnerHooks):
+    """Records when the runner samples its depth: once per pass of its loop and once per start."""
+
+    def __init__(self) -> None:
+        self.depth_at: list[float] = []
+
+    def on_depth(self, depths: Mapping[int, int]) -> None:
+        self.depth_at.append(anyio.current_time())
+
+
+async def test_a_later_requeue_does_not_wake_the_sleeping_loop() -> None:
+    """A request due after the loop's own wake-up leaves it asleep; an earlier one wakes it, and
+    every request runs when it asked to."""
+    rec = Recorder(duration=0.0)
+    hooks = PassRecorder()
+    loop: Runner[str, str] = Runner(lambda m, d: rec(m), concurrency=2, hooks=hooks)
+    send, receive = anyio.create_memory_object_stream[Any](10)
+    async with anyio.create_task_group() as tg, receive:
+        tg.start_soon(loop.run, send)
+        await anyio.sleep(1)
+        loop.schedule("a", 100.0)  # the loop now sleeps until t=100
+        await anyio.sleep(1)
+        loop.schedule("b", 200.0)  # later than t=100: nothing to do before then
+        await anyio.sleep(1)
+        loop.schedule("c", 50.0)  # earlier: the loop must wake to time it
+        await anyio.sleep(300)
+        loop.close()
+    assert rec.starts == [("c", 50.0), ("a", 100.0), ("b", 200.0)]
+    assert 2.0 not in hooks.depth_at
+    assert 1.0 in hooks.depth_at
+    assert 3.0 in hooks.depth_at
+
+
+async def test_an_output_taken_late_with_nothing_due_does_not_wake_the_loop() -> None:
+    """Two runs finish at once on an unbuffered output: the second waits for the consumer. Once
+    it is taken, with nothing else due, the loop stays asleep (its idle workers have nothing to
+    take)."""
+    hooks = PassRecorder()
+    loop: Runner[str, str] = Runner(lambda m, d: Recorder(duration=0.0)(m), concurrency=4, hooks=hooks)
+    send, receive = result_channel(0)
+    taken: list[tuple[str, float]] = []
+
+    async def consume() -> None:
+        await anyio.sleep(5)
+        async for out in receive:
+            taken.append((str(out), anyio.current_time()))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(loop.run, send)
+        tg.start_soon(consume)
+        await anyio.sleep(1)
+        loop.schedule("a")
+        loop.schedule("b")
+        await anyio.sleep(10)
+        loop.close()
+        await send.aclose()
+    assert sorted(taken) == [("a", 5.0), ("b", 5.0)]
+    assert [t for t in hooks.depth_at if 5.0 <= t < 11.0] == []  # 11: close() ends the loop
