@@ -148,6 +148,17 @@ def _latency(run: ScenarioRun) -> list[str] | None:
     if on_uvloop is not None:
         mine += f" (on uvloop: {cell(on_uvloop)})"
     note = "no-op reconcile; p99 of the worst 1-s window; CPU of the whole controller process"
+    counted = run.section.get("summary", {}).get("instructions") or {}
+    if counted.get("kube-runtime"):
+        shown = [f"ours {counted['kube-runtime'] / 1000:.0f}k"]
+        if counted.get(_UVLOOP):
+            shown[0] += f" (on uvloop {counted[_UVLOOP] / 1000:.0f}k)"
+        shown += [
+            f"{_PEER_NAMES[name]} {count / 1000:.0f}k"
+            for name, count in counted.items()
+            if count and name in _PEER_NAMES
+        ]
+        note += f"; instructions per reconcile (valgrind) {', '.join(shown)}"
     return ["scheduling latency, 1k writes/s, c=8", mine, _others(rows, cell), note]
 
 

@@ -112,17 +112,55 @@ def s3_latency(server: BenchServer, peers: list[Peer], sizes: Sizes) -> dict[str
         for ms in sizes.latency_reconcile_ms:
             for c in concurrencies:
                 rows.append(latency_run(server, peer, ns, n, sizes, c, ms))
+    notes = [
+        "p50/p99: from the server committing a write (emit stamp) to the reconcile "
+        "starting; p99 is the worst one-second window's p99, p50 the event-weighted median "
+        "of window medians. dedup = 1 - reconciles/writes. concurrency 0 = kopf's "
+        "unbounded per-object workers. server_stall_ms: the API server's longest event-loop "
+        "stall during the run (a late wake-up of a 5 ms ticker): a spike every peer shares."
+    ]
+    summary: dict[str, Any] = {}
+    counted = _instructions_by_peer(server, [p for p in peers if p.controller and p.name != "kopf"], sizes)
+    if counted:
+        summary["instructions"] = counted
+        shown = ", ".join(
+            f"{name} {count:,}"
+            if count is not None
+            else f"{name}: not counted (the run failed under valgrind)"
+            for name, count in counted.items()
+        )
+        notes.append(
+            f"Instructions per no-op reconcile under valgrind (callgrind, c=8, {sizes.instructions_writes} "
+            f"writes at {sizes.instructions_rate}/s to {sizes.instructions_cached} cached objects, start-up "
+            f"and sync excluded): {shown}. Unlike CPU time, a count does not depend on the machine, so it "
+            "compares runs on different machines; CPU per instruction differs between peers (an "
+            "interpreter against compiled code), so the CPU ratio is not the count's ratio."
+        )
     return {
         "title": f"S3 reconcile scheduling latency ({n} cached, 1k writes/s, 20 hot keys)",
         "rows": rows,
-        "notes": [
-            "p50/p99: from the server committing a write (emit stamp) to the reconcile "
-            "starting; p99 is the worst one-second window's p99, p50 the event-weighted median "
-            "of window medians. dedup = 1 - reconciles/writes. concurrency 0 = kopf's "
-            "unbounded per-object workers. server_stall_ms: the API server's longest event-loop "
-            "stall during the run (a late wake-up of a 5 ms ticker): a spike every peer shares."
-        ],
+        "summary": summary,
+        "notes": notes,
     }
+
+
+def _instructions_by_peer(server: BenchServer, peers: list[Peer], sizes: Sizes) -> dict[str, int | None]:
+    """Each peer's instructions per no-op reconcile at c=8 (``None``: its run failed under
+    valgrind); empty without valgrind."""
+    if not (shutil.which("valgrind") and shutil.which("callgrind_control")) or not peers:
+        return {}
+    ns = "s3-instructions"
+    server.bulk_create("configmaps", ns, sizes.instructions_cached, template("configmaps"))
+    counted: dict[str, int | None] = {}
+    for peer in peers:
+        try:
+            count = instructions_per_reconcile(
+                server, peer, ns, sizes, peer_env(peer, sizes.instructions_cached)
+            )
+        except (PeerTimeout, subprocess.SubprocessError, OSError):
+            count = None
+        counted[peer.name] = None if count is None else round(count)
+    return counted
 
 
 def s6_observability(server: BenchServer, peers: list[Peer], sizes: Sizes) -> dict[str, Any]:

@@ -163,3 +163,46 @@ def test_observability_shows_the_instruction_count_when_the_run_has_one(tmp_path
     row = _rendered_row(tmp_path, "| metrics and tracing")
     assert "| +20 µs CPU/reconcile, +13.0% instructions |" in row
     assert row.endswith("; instructions per reconcile (valgrind) 361k off, 408k on |")
+
+
+def _s3_row(peer: str, cpu: float) -> dict[str, Any]:
+    return {
+        "peer": peer,
+        "concurrency": 8,
+        "reconcile_ms": 0,
+        "p50_ms": 0.3,
+        "p99_ms": 0.8,
+        "cpu_us_per_reconcile": cpu,
+    }
+
+
+def test_latency_shows_each_peers_instruction_count_when_the_run_has_them(tmp_path: Path) -> None:
+    rows = [
+        _s3_row("kube-runtime", 250.0),
+        _s3_row("kube-runtime (uvloop)", 220.0),
+        _s3_row("kube-rs", 115.0),
+        _s3_row("controller-runtime", 240.0),
+    ]
+    counted = {
+        "kube-runtime": 345_700,
+        "kube-runtime (uvloop)": 281_300,
+        "kube-rs": 126_500,
+        "controller-runtime": None,
+    }
+    _write(
+        tmp_path,
+        "s3.json",
+        "2026-02-01 00:00 UTC",
+        {"s3": {"rows": rows, "summary": {"instructions": counted}}},
+    )
+
+    row = _rendered_row(tmp_path, "| scheduling latency")
+    assert row.endswith("; instructions per reconcile (valgrind) ours 346k (on uvloop 281k), kube-rs 126k |")
+
+
+def test_latency_without_instruction_counts_says_nothing_of_them(tmp_path: Path) -> None:
+    _write(tmp_path, "s3.json", "2026-02-01 00:00 UTC", {"s3": {"rows": [_s3_row("kube-runtime", 250.0)]}})
+
+    row = _rendered_row(tmp_path, "| scheduling latency")
+    assert "instructions" not in row
+    assert row.endswith("CPU of the whole controller process |")
