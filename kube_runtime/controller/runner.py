@@ -26,12 +26,13 @@ a fresh copy of the worker's context (a task per run costs several times the run
 work). The loop hands a due message to an idle worker, or starts a new worker when none is idle; a
 worker that finishes a run takes the next due message itself (no hand-off through the loop, which
 only wakes for new requests, deadlines and idle workers), and wakes an idle worker when more is
-due. A request due at once, made while the loop sleeps and a worker is idle, wakes that worker, which
-takes the scheduler's pick when it runs (after the scheduling task yields, so the batch's requests
-are deduplicated first): no pass of the loop and no hand-over between the request and the run. A
-worker woken for a message another worker took goes idle again; a worker that finishes with
-nothing due goes idle without yielding first. With a limit the pool holds ``concurrency`` workers, started
-at once, and idle ones wait for work. Unbounded, the pool grows with the number of runs at once and
+due. A request due at once, made while the loop sleeps and a worker is idle, wakes that worker,
+which takes the scheduler's pick when it runs (after the scheduling task yields, so the batch's
+requests are deduplicated first): no pass of the loop and no hand-over between the request and the
+run. A worker woken for a message another worker took goes idle again; a worker that finishes with
+nothing due goes idle without yielding first. The loop wakes for a later request only when it is
+due before the loop's own next wake-up. With a limit the pool holds ``concurrency`` workers,
+started at once, and idle ones wait for work. Unbounded, the pool grows with the number of runs at once and
 a worker that finds nothing due returns (so a burst of thousands does not leave thousands of parked
 tasks; one that finds due work held back, behind an output waiting for the consumer, waits like a
 pool worker); a worker that takes a message while more are due, and no other worker is finishing a
