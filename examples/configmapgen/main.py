@@ -143,7 +143,8 @@ async def run_demo(
         finally:
             if not keep_running:
                 running.stop()
-        print("--- scenario finished; still serving (SIGINT/SIGTERM to stop)", flush=True)
+        then = "still serving (SIGINT/SIGTERM to stop)" if keep_running else "stopping"
+        print(f"--- scenario finished; {then}", flush=True)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(drive, manager)
