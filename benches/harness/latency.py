@@ -144,10 +144,15 @@ def s3_latency(server: BenchServer, peers: list[Peer], sizes: Sizes) -> dict[str
     }
 
 
+def _can_count_instructions() -> bool:
+    """Whether valgrind's callgrind and its control tool are installed."""
+    return bool(shutil.which("valgrind") and shutil.which("callgrind_control"))
+
+
 def _instructions_by_peer(server: BenchServer, peers: list[Peer], sizes: Sizes) -> dict[str, int | None]:
     """Each peer's instructions per no-op reconcile at c=8 (``None``: its run failed under
     valgrind); empty without valgrind."""
-    if not (shutil.which("valgrind") and shutil.which("callgrind_control")) or not peers:
+    if not _can_count_instructions() or not peers:
         return {}
     ns = "s3-instructions"
     server.bulk_create("configmaps", ns, sizes.instructions_cached, template("configmaps"))
@@ -182,7 +187,7 @@ def s6_observability(server: BenchServer, peers: list[Peer], sizes: Sizes) -> di
                 row["pair"] = pair
                 rows.append(row)
         summary = observability_summary(rows)
-        if shutil.which("valgrind") and shutil.which("callgrind_control"):
+        if _can_count_instructions():
             ins_ns = "s6-instructions"
             server.bulk_create("configmaps", ins_ns, sizes.instructions_cached, template("configmaps"))
             counted = {
