@@ -399,8 +399,9 @@ async def test_an_output_taken_late_with_nothing_due_does_not_wake_the_loop() ->
     """Two runs finish at once on an unbuffered output: the second waits for the consumer. Once
     it is taken, with nothing else due, the loop stays asleep (its idle workers have nothing to
     take)."""
+    rec = Recorder(duration=0.0)
     hooks = PassRecorder()
-    loop: Runner[str, str] = Runner(lambda m, d: Recorder(duration=0.0)(m), concurrency=4, hooks=hooks)
+    loop: Runner[str, str] = Runner(lambda m, d: rec(m), concurrency=4, hooks=hooks)
     send, receive = result_channel(0)
     taken: list[tuple[str, float]] = []
 
