@@ -173,10 +173,17 @@ class IsoUtcTimestamper:
         self._second: tuple[int, str] = (-1, "")
 
     def __call__(self, _logger: Any, _method: str, event_dict: Any) -> Any:
-        seconds, nanos = divmod(self._clock(), 1_000_000_000)
+        event_dict["timestamp"] = self.text()
+        return event_dict
+
+    def text(self) -> str:
+        """The current time as the ``timestamp`` field's text."""
+        seconds, micros = divmod(self._clock() // 1000, 1_000_000)
         cached = self._second
         if cached[0] != seconds:
             cached = self._second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
-        micros = nanos // 1000
-        event_dict["timestamp"] = f"{cached[1]}.{micros:06d}Z" if micros else f"{cached[1]}Z"
-        return event_dict
+        if micros:
+            # ``str(1_000_000 + micros)[1:]`` is the six zero-padded digits, at a third of the
+            # cost of a ``06d`` format (this runs once per log line).
+            return cached[1] + "." + str(1_000_000 + micros)[1:] + "Z"
+        return cached[1] + "Z"

@@ -50,7 +50,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal, TextIO
@@ -58,6 +58,8 @@ from typing import Any, Literal, TextIO
 import orjson
 import structlog
 from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.context import get_current as get_current_otel_context
 
 from kube_runtime.client.redact import redact
 from kube_runtime.controller.context import ReconcileInfo, current_reconcile
@@ -161,48 +163,68 @@ def parse_log_filter(spec: str) -> LogFilter:
 
 
 class _LineContext:
-    """The reconcile and trace fields of the lines logged under one reconcile and one current span,
-    rendered once (not once per line) and kept in a context variable of the reconcile's context."""
+    """The reconcile and trace fields of the lines logged under one reconcile and one OpenTelemetry
+    context, rendered once (not once per line) and kept in a context variable of the reconcile's
+    context."""
 
-    __slots__ = ("info", "reconcile", "span", "span_field", "trace")
+    __slots__ = ("fields", "info", "otel_context", "span_field")
 
-    def __init__(self, info: ReconcileInfo | None, span: trace.Span) -> None:
+    def __init__(self, info: ReconcileInfo | None, otel_context: Context) -> None:
         self.info = info
-        self.span = span
-        #: ``object.ref``, ``object.reason``, ``reconcile_id``, ``controller``; empty outside a reconcile.
-        self.reconcile: tuple[tuple[str, str], ...] = ()
+        #: Held, so its identity cannot be reused by another context while this one is cached.
+        self.otel_context = otel_context
         #: tracing-subscriber's ``span`` object (copied into each line: processors may edit it).
         self.span_field: dict[str, str] | None = None
-        #: ``trace_id`` and ``span_id``; empty with no valid span and no unrecorded ids.
-        self.trace: tuple[tuple[str, str], ...] = ()
+        #: In line order: ``object.ref``, ``object.reason``, ``reconcile_id``, ``controller`` and
+        #: ``span`` inside a reconcile, then ``trace_id`` and ``span_id`` unless there is neither a
+        #: valid span nor unrecorded ids.
+        self.fields: dict[str, Any] = {}
         if info is not None:
             ref, reason = str(info.obj_ref), str(info.reason)
-            self.reconcile = (
-                ("object.ref", ref),
-                ("object.reason", reason),
-                ("reconcile_id", info.reconcile_id),
-                ("controller", info.controller),
-            )
             self.span_field = {"name": "reconciling object", "object.ref": ref, "object.reason": reason}
-        ctx = span.get_span_context()
+            self.fields.update(
+                {
+                    "object.ref": ref,
+                    "object.reason": reason,
+                    "reconcile_id": info.reconcile_id,
+                    "controller": info.controller,
+                    "span": self.span_field,
+                }
+            )
+        ctx = trace.get_current_span(otel_context).get_span_context()
         ids = (ctx.trace_id, ctx.span_id) if ctx.is_valid else None if info is None else info.unrecorded_ids
         if ids is not None:
-            self.trace = (("trace_id", format(ids[0], "032x")), ("span_id", format(ids[1], "016x")))
+            self.fields["trace_id"] = format(ids[0], "032x")
+            self.fields["span_id"] = format(ids[1], "016x")
+
+    def stamp(self, event_dict: MutableMapping[str, Any], keys: Iterable[str]) -> None:
+        """Add those of ``keys`` the line does not have yet (a field the line has is kept)."""
+        fields = self.fields
+        for key in keys:
+            if key not in event_dict:
+                value = fields[key]
+                event_dict[key] = dict(value) if key == "span" else value
 
 
 def _line_context() -> _LineContext:
-    """The fields of a line logged here and now (the current reconcile and span)."""
+    """The fields of a line logged here and now (the current reconcile and OpenTelemetry context).
+
+    The cache is keyed by the OpenTelemetry context object, not the current span: contexts are
+    immutable, so the same object means the same span, and ``get_current`` is a fraction of the
+    cost of ``get_current_span``."""
     info = current_reconcile()
-    span = trace.get_current_span()
+    otel_context = get_current_otel_context()
     cached = _line_contexts.get()
-    if cached is None or cached.span is not span or cached.info is not info:
-        cached = _LineContext(info, span)
+    if cached is None or cached.otel_context is not otel_context or cached.info is not info:
+        cached = _LineContext(info, otel_context)
         _line_contexts.set(cached)
     return cached
 
 
 #: The fields of the last reconcile and span a line was logged under, in this context.
 _line_contexts: ContextVar[_LineContext | None] = ContextVar("kube_runtime_log_line_context", default=None)
+_RECONCILE_KEYS = ("object.ref", "object.reason", "reconcile_id", "controller", "span")
+_TRACE_KEYS = ("trace_id", "span_id")
 
 
 def add_reconcile_context(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
@@ -212,7 +234,8 @@ def add_reconcile_context(_logger: Any, _method: str, event_dict: MutableMapping
     The fields are rendered once per reconcile and span (kept in a context variable of the
     reconcile's own context), not once per line; a field the line already has is kept."""
     context = _line_context()
-    _stamp_reconcile(context, event_dict)
+    if context.span_field is not None:
+        context.stamp(event_dict, _RECONCILE_KEYS)
     return event_dict
 
 
@@ -220,26 +243,22 @@ def add_trace_context(_logger: Any, _method: str, event_dict: MutableMapping[str
     """structlog processor: stamp the current OpenTelemetry span's ``trace_id`` and ``span_id``
     (lower-case hex, as OTLP backends display them) when a valid span is active, else the running
     reconcile's unrecorded ids (no tracer provider installed)."""
-    for key, value in _line_context().trace:
-        event_dict.setdefault(key, value)
-    return event_dict
-
-
-def _add_line_context(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
-    """``add_reconcile_context`` and ``add_trace_context`` in one processor (one lookup)."""
     context = _line_context()
-    _stamp_reconcile(context, event_dict)
-    for key, value in context.trace:
-        event_dict.setdefault(key, value)
+    if "trace_id" in context.fields:
+        context.stamp(event_dict, _TRACE_KEYS)
     return event_dict
 
 
-def _stamp_reconcile(context: _LineContext, event_dict: MutableMapping[str, Any]) -> None:
-    for key, value in context.reconcile:
-        event_dict.setdefault(key, value)
-    span_field = context.span_field
-    if span_field is not None and "span" not in event_dict:
-        event_dict["span"] = dict(span_field)
+def _add_line_context(event_dict: MutableMapping[str, Any]) -> None:
+    """``add_reconcile_context`` and ``add_trace_context`` in one call (one lookup)."""
+    context = _line_context()
+    fields = context.fields
+    if event_dict.keys().isdisjoint(fields):  # the common line: no field to keep
+        event_dict.update(fields)
+        if context.span_field is not None:
+            event_dict["span"] = dict(context.span_field)
+    else:
+        context.stamp(event_dict, fields)
 
 
 class LevelFilteringLogger(structlog.stdlib.BoundLogger):
@@ -328,8 +347,9 @@ def _render_json(_logger: Any, _method: str, event_dict: Mapping[str, Any]) -> s
 
 
 class _StructlogLineFields:
-    """structlog processor for structlog's own lines: ``add_log_level``, ``add_logger_name`` and
-    the timestamp in one call (stdlib records get the three processors themselves)."""
+    """structlog processor for structlog's own lines: ``add_log_level``, ``add_logger_name``, the
+    timestamp and the reconcile and trace fields in one call (stdlib records get the processors
+    themselves)."""
 
     __slots__ = ("_timestamp",)
 
@@ -340,7 +360,9 @@ class _StructlogLineFields:
         event_dict["level"] = _LEVEL_NAMES.get(method_name, method_name)
         record = event_dict.get("_record")
         event_dict["logger"] = logger.name if record is None else record.name
-        return self._timestamp(logger, method_name, event_dict)
+        event_dict["timestamp"] = self._timestamp.text()
+        _add_line_context(event_dict)
+        return event_dict
 
 
 #: Level names of logger methods that differ from the method's name (structlog's mapping).
@@ -424,11 +446,10 @@ def configure_logging(
 
     # The same list object at every call (refilled in place), and the same factory: loggers cached
     # under an earlier configure_logging() stay valid (LevelFilteringLogger compares identities).
-    # The chain is ``shared``'s, fused: the per-line fields in one processor, the reconcile's in one.
+    # The chain is ``shared``'s, fused: the per-line, reconcile and trace fields in one processor.
     _PROCESSORS[:] = [
         structlog.contextvars.merge_contextvars,
         _StructlogLineFields(timestamp),
-        _add_line_context,
         _positional_args_and_stack,
         structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
     ]

@@ -205,3 +205,35 @@ def test_reconcile_fields_follow_the_current_reconcile(
     assert [(e["trace_id"], e["span_id"]) for e in got] == [ids[0], ids[0], ids[1], ids[1], ids[2], ids[2]]
     log.info("outside")
     assert "object.ref" not in lines(output)[-1]
+
+
+def test_a_child_span_inside_a_reconcile_has_its_own_ids_and_the_parent_gets_its_back(
+    output: io.StringIO, spans: InMemorySpanExporter
+) -> None:
+    """The fields are cached per OpenTelemetry context: entering a child span and leaving it
+    (back to the parent's very context object) each show on the next line."""
+    import contextvars
+
+    from kube_runtime.controller.action import ReconcileReason
+    from kube_runtime.controller.context import ReconcileInfo, _current
+    from kube_runtime.store.object_ref import ObjectRef
+
+    configure_logging("info", stream=output)
+    log = structlog.get_logger("reconciler")
+    tracer = trace.get_tracer("test")
+    info = ReconcileInfo(ObjectRef("ConfigMap", "a", "ns"), ReconcileReason.OBJECT_UPDATED, "r-1", "cms")
+
+    def reconcile() -> list[int]:
+        _current.set(info)
+        with tracer.start_as_current_span("reconciling object") as parent:
+            log.info("before")
+            with tracer.start_as_current_span("child") as child:
+                log.info("in child")
+            log.info("after")
+        return [parent.get_span_context().span_id, child.get_span_context().span_id]
+
+    parent_id, child_id = contextvars.copy_context().run(reconcile)
+    got = lines(output)
+    assert [e["span_id"] for e in got] == [format(i, "016x") for i in (parent_id, child_id, parent_id)]
+    assert len({e["trace_id"] for e in got}) == 1
+    assert {e["reconcile_id"] for e in got} == {"r-1"}
