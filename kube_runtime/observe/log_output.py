@@ -82,18 +82,17 @@ class _RoutingLogger:
 
     Everything else (``name``, ``isEnabledFor``, ``handlers``, ...) is the stdlib logger's."""
 
-    __slots__ = ("_logger", "name")
+    __slots__ = ("_logger", "isEnabledFor", "name")
 
     def __init__(self, logger: logging.Logger) -> None:
         self._logger = logger
         self.name = logger.name
+        #: The stdlib logger's own method (asked before every line: no ``__getattr__`` detour and
+        #: no frame of ours).
+        self.isEnabledFor: Callable[[int], bool] = logger.isEnabledFor
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._logger, name)
-
-    def isEnabledFor(self, level: int) -> bool:  # stdlib's name
-        """The stdlib logger's answer (called before every line: no ``__getattr__`` detour)."""
-        return self._logger.isEnabledFor(level)
 
     def _emit(self, method: str, level: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         route = _route

@@ -285,12 +285,20 @@ class LevelFilteringLogger(structlog.stdlib.BoundLogger):
         level = _METHOD_LEVELS.get(method_name)
         if level is not None and not self._logger.isEnabledFor(level):
             return None
+        return self._process_line(method_name, event, event_args, event_kw)
+
+    def _process_line(
+        self, method_name: str, event: str | None, event_args: tuple[Any, ...], event_kw: dict[str, Any]
+    ) -> Any:
+        """A line past the level check: through structlog's processors to the logger.
+
+        structlog.stdlib.BoundLogger's and BoundLoggerBase's ``_proxy_to_logger`` and
+        ``_process_event``, in one frame; ``event_kw`` is the call's own keyword dict (stamped
+        in place)."""
         if structlog.get_config()["processors"] is not self._processors:
             name = getattr(self._logger, "name", None)
             current = structlog.get_logger(*([name] if name else [])).bind(**self._context)
             return getattr(current, method_name)(event, *event_args, **event_kw)
-        # structlog.stdlib.BoundLogger's and BoundLoggerBase's _proxy_to_logger and
-        # _process_event, in one frame.
         if event_args:
             event_kw["positional_args"] = event_args
         event_dict: Any = self._context.copy()
@@ -313,6 +321,44 @@ class LevelFilteringLogger(structlog.stdlib.BoundLogger):
             returned = type(event_dict).__name__
             raise ValueError(f"the last processor returned a {returned}: expected a tuple, str or dict")
         return getattr(logger, method_name)(*args, **kw)
+
+    # The level methods check the level before anything else (no call of ``_proxy_to_logger``
+    # with its arguments packed again), so a disabled line costs one check.
+
+    def debug(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        if not self._logger.isEnabledFor(logging.DEBUG):
+            return None
+        return self._process_line("debug", event, args, kw)
+
+    def info(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        if not self._logger.isEnabledFor(logging.INFO):
+            return None
+        return self._process_line("info", event, args, kw)
+
+    def warning(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        if not self._logger.isEnabledFor(logging.WARNING):
+            return None
+        return self._process_line("warning", event, args, kw)
+
+    warn = warning
+
+    def error(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        if not self._logger.isEnabledFor(logging.ERROR):
+            return None
+        return self._process_line("error", event, args, kw)
+
+    def exception(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        if not self._logger.isEnabledFor(logging.ERROR):
+            return None
+        kw.setdefault("exc_info", True)
+        return self._process_line("exception", event, args, kw)
+
+    def critical(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        if not self._logger.isEnabledFor(logging.CRITICAL):
+            return None
+        return self._process_line("critical", event, args, kw)
+
+    fatal = critical
 
 
 _METHOD_LEVELS: Mapping[str, int] = {
@@ -337,13 +383,6 @@ def _drop_library_fields(_logger: Any, _method: str, event_dict: MutableMapping[
 #: rather than orjson's field-by-field rendering, which would bypass the repr that hides a
 #: ClientConfig's token.
 _JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
-
-
-def _render_json(_logger: Any, _method: str, event_dict: Mapping[str, Any]) -> str:
-    """structlog renderer: the line as one JSON object, by orjson directly (what structlog's
-    ``JSONRenderer`` with an orjson serializer writes, without its indirections); values orjson
-    cannot encode are rendered by their ``repr``."""
-    return orjson.dumps(event_dict, default=repr, option=_JSON_OPTIONS).decode()
 
 
 class _StructlogLineFields:
@@ -389,12 +428,14 @@ _exception_dicts = structlog.processors.ExceptionRenderer(
 )
 
 
-def _render_exception(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
-    """``exc_info`` rendered as structured tracebacks without locals (:data:`_exception_dicts`);
-    a line without the key is returned as it is, which is all the renderer would do with it."""
+def _render_json(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> str:
+    """structlog renderer: the line as one JSON object, by orjson directly (what structlog's
+    ``JSONRenderer`` with an orjson serializer writes, without its indirections), ``exc_info``
+    first rendered as structured tracebacks without locals (:data:`_exception_dicts`); values
+    orjson cannot encode are rendered by their ``repr``."""
     if "exc_info" in event_dict:
-        return _exception_dicts(logger, method_name, event_dict)
-    return event_dict
+        event_dict = _exception_dicts(logger, method_name, event_dict)
+    return orjson.dumps(event_dict, default=repr, option=_JSON_OPTIONS).decode()
 
 
 class _RedactingFormatter(structlog.stdlib.ProcessorFormatter):
@@ -433,7 +474,7 @@ def configure_logging(
     ]
     final: list[Any]
     if chosen == "json":
-        final = [_render_exception, _render_json]
+        final = [_render_json]
     else:
         out = stream or sys.stderr
         final = [
