@@ -183,3 +183,46 @@ def test_an_exception_is_rendered_without_locals(output: io.StringIO) -> None:
     assert exception["exc_value"] == "'missing'"
     assert exception["frames"][-1]["name"] == "fail"
     assert "locals" not in exception["frames"][-1]
+
+
+@pytest.mark.parametrize(
+    ("method", "threshold", "level"),
+    [
+        ("debug", "info", "debug"),
+        ("info", "warning", "info"),
+        ("warning", "error", "warning"),
+        ("warn", "error", "warning"),
+        ("error", "critical", "error"),
+        ("exception", "critical", "error"),
+        ("critical", "off", "critical"),
+        ("fatal", "off", "critical"),
+    ],
+)
+def test_each_level_method_writes_at_its_level_and_is_silent_below_it(
+    method: str, threshold: str, level: str
+) -> None:
+    """Every level method of a cached logger and of a bound one: one line with structlog's level
+    name when enabled, nothing when the logger's level is above it; under structlog's own
+    configuration (``capture_logs``) an enabled line is captured under the same level."""
+    for bound in (False, True):
+        logger = structlog.get_logger("levels.test")
+        if bound:
+            logger = logger.bind(bound=True)
+        stream = io.StringIO()
+        configure_logging(f"{level if level != 'warning' else 'warn'}", stream=stream)
+        try:
+            try:
+                raise LookupError("current")
+            except LookupError:  # exception() renders the current exception; the others do not
+                getattr(logger, method)("shown", n=1)
+            with capture_logs() as captured:
+                getattr(logger, method)("captured", n=3)
+            configure_logging(threshold, stream=stream)
+            getattr(logger, method)("hidden", n=2)
+        finally:
+            configure_logging("warning", stream=io.StringIO())
+        (entry,) = lines(stream)
+        assert (entry["event"], entry["level"], entry["n"]) == ("shown", level, 1)
+        assert entry.get("bound") is (True if bound else None)
+        assert ("exception" in entry) is (method == "exception")
+        assert [(c["event"], c["log_level"]) for c in captured] == [("captured", level)]
