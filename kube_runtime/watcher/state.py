@@ -18,6 +18,9 @@ Semantics (kube-rs ``watcher.rs``, with its known gaps fixed):
 * An ``ERROR`` event with code 410 relists. So does a 410 when starting the watch (kube-rs retries
   that stale version forever).
 * A list that fails part-way starts over; the new list begins with a fresh ``Init``.
+* A watch line that fails to decode is reported (``WatchFailed``) and read again: the watch reopens
+  from the last version (kube-rs reads on, and the event is lost); the same line failing again is
+  skipped (:class:`Watching`).
 """
 
 from __future__ import annotations
@@ -100,16 +103,27 @@ class InitialWatch:
 
 @dataclass(frozen=True, slots=True)
 class InitListed:
-    """The state at ``resource_version`` is known; the next step opens a watch from it."""
+    """The state at ``resource_version`` is known; the next step opens a watch from it.
+
+    ``refetch``: the watch reopens to read again the events a line that failed to decode was
+    among (see :class:`Watching`)."""
 
     resource_version: str
+    refetch: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Watching:
-    """A watch is open; ``resource_version`` is the last version seen (object or bookmark)."""
+    """A watch is open; ``resource_version`` is the last version seen (object or bookmark).
+
+    A line that fails to decode closes the watch, which reopens from ``resource_version`` to read
+    the lost event again (client-go's reflector does the same; kube-rs reads on and the event is
+    lost). ``refetch`` marks such a reopened watch: a line failing again before the version moves
+    is the same line, which reading a third time cannot help, so it is reported and skipped, and
+    the watch goes on (no stall on an object the server keeps sending malformed)."""
 
     resource_version: str
+    refetch: bool = False
 
 
 State: TypeAlias = Empty | InitPage | InitialWatch | InitListed | Watching
@@ -188,7 +202,8 @@ class StreamErrorEvent:
 
 @dataclass(frozen=True, slots=True)
 class StreamDecodeFailed:
-    """One line could not be decoded; the stream is still usable."""
+    """One line could not be decoded; the stream is still usable, but the line's event is lost
+    unless read again."""
 
     error: BaseException
 
@@ -322,7 +337,7 @@ def _fill_type(page: dict[str, Any], objects: Any) -> None:
 
 def _step_starting(state: InitListed, outcome: Outcome) -> Stepped:
     if isinstance(outcome, WatchOpened):
-        return Stepped(Watching(state.resource_version))
+        return Stepped(Watching(state.resource_version, state.refetch))
     if isinstance(outcome, WatchRejected):
         error = WatchStartFailed(outcome.error)
         if isinstance(outcome.error, ApiError) and outcome.error.is_gone:
@@ -385,7 +400,7 @@ def _step_watching(state: Watching, outcome: Outcome) -> Stepped:
         try:
             moved = watching_received(kind, outcome.lazy)
         except ObjectDecodeError as exc:
-            return Stepped(state, (WatchFailed(exc),))
+            return _decode_failed(state, exc)
         if moved is not None:
             version, item = moved
             following = state if version == state.resource_version else Watching(version)
@@ -395,7 +410,17 @@ def _step_watching(state: Watching, outcome: Outcome) -> Stepped:
         if kind in ("ADDED", "MODIFIED", "DELETED"):
             return Stepped(_EMPTY, (NoResourceVersion(),))
         return Stepped(state, (_unknown_type(kind),))
+    if isinstance(outcome, StreamDecodeFailed):
+        return _decode_failed(state, outcome.error)
     return _stream_trouble(state, outcome, resume=InitListed(state.resource_version))
+
+
+def _decode_failed(state: Watching, error: BaseException) -> Stepped:
+    """A line of the open watch failed to decode: reopen from the last version to read it again,
+    unless this watch is that reopening and the version has not moved since (:class:`Watching`)."""
+    if state.refetch:
+        return Stepped(state, (WatchFailed(error),))
+    return Stepped(InitListed(state.resource_version, refetch=True), (WatchFailed(error),))
 
 
 def _stream_trouble(state: InitialWatch | Watching, outcome: Outcome, *, resume: State) -> Stepped:

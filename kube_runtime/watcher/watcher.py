@@ -254,6 +254,7 @@ async def _drive(
                 # only when the stream leaves it (see that function); anything else goes to step().
                 assert events is not None
                 resource_version = state.resource_version
+                left = False
                 read = events.__anext__
                 while True:
                     try:
@@ -273,7 +274,9 @@ async def _drive(
                             outcome = StreamDecodeFailed(exc)
                             break
                         if moved is not None:
-                            resource_version, applied = moved
+                            if moved[0] != resource_version:
+                                resource_version, left = moved[0], True
+                            applied = moved[1]
                             if applied is not None:
                                 yield applied
                             elif learn and budget.bookmark(clock()):
@@ -281,7 +284,7 @@ async def _drive(
                             continue
                     outcome = _outcome(item)
                     break
-                if resource_version != state.resource_version:
+                if left:  # the version moved (even if back to where it was): a new Watching
                     state = Watching(resource_version)
             else:
                 call = next_call(state, streaming=streaming)

@@ -48,11 +48,14 @@ def line(kind: str, name: str, rv: str, *, generation: int = 1, extra: bytes = b
 
 
 class _LineApi:
-    """Lists one ConfigMap (items without kind, as servers send them), then one watch of ``lines``."""
+    """Lists one ConfigMap (items without kind, as servers send them), then one watch of ``lines``;
+    a later watch serves the next list of ``later`` (none left: a silent watch). Records the
+    resourceVersion each watch starts from."""
 
-    def __init__(self, lines: list[bytes]) -> None:
-        self._lines = lines
+    def __init__(self, lines: list[bytes], later: list[list[bytes]] | None = None) -> None:
+        self._served = [lines, *(later or [])]
         self.watches = 0
+        self.watch_versions: list[str | None] = []
 
     async def list_raw(self, **_: Any) -> RawList:
         item = {"metadata": {"name": "listed", "namespace": "ns", "resourceVersion": "1"}, "data": {"a": "b"}}
@@ -67,13 +70,14 @@ class _LineApi:
     async def list(self, **_: Any) -> dict[str, Any]:
         raise AssertionError("the watcher lists through list_raw")
 
-    def watch(self, *, idle_timeout: float = 295.0, **_: Any) -> Any:
+    def watch(self, *, idle_timeout: float = 295.0, resource_version: str | None = None, **_: Any) -> Any:
         self.watches += 1
+        self.watch_versions.append(resource_version)
         return self._open(idle_timeout)
 
     @asynccontextmanager
     async def _open(self, idle_timeout: float) -> AsyncIterator[IdleTimedIterator[WatchItem]]:
-        lines = self._lines if self.watches == 1 else []
+        lines = self._served[self.watches - 1] if self.watches <= len(self._served) else []
 
         async def items() -> AsyncIterator[WatchItem]:
             for raw in lines:
@@ -93,20 +97,47 @@ async def _take(stream: Any, n: int) -> list[Any]:
     return out
 
 
-async def test_a_malformed_line_mid_stream_is_a_typed_error_and_the_next_event_arrives() -> None:
-    lines = [
-        line("ADDED", "a", "2"),
+async def test_a_line_that_fails_to_decode_is_reported_and_its_event_read_again() -> None:
+    """A decode failure reopens the watch from the last good version, as client-go's reflector does
+    (kube-rs reads on: ``b`` would be lost for good once ``c`` moved the version past it)."""
+    truncated = line("ADDED", "b", "3")[:40]
+    api = _LineApi(
+        [line("ADDED", "a", "2"), truncated, line("ADDED", "c", "4")],
+        later=[[line("ADDED", "b", "3"), line("ADDED", "c", "4"), line("ADDED", "d", "5")]],
+    )
+    reader, writer = store(CM)
+    items = await _take(reflect(watcher(api, WatcherConfig()), writer), 8)
+    kinds = [type(i).__name__ for i in items]
+    assert kinds == ["Init", "InitApply", "InitDone", "Apply", "WatchFailed", "Apply", "Apply", "Apply"]
+    assert isinstance(items[4].__cause__, WatchDecodeError)
+    assert api.watch_versions == ["1", "2"]  # reopened from a's version, before the lost line
+    assert [i.object["metadata"]["name"] for i in items[5:]] == ["b", "c", "d"]
+    assert sorted(reader.keys()) == ["ns/a", "ns/b", "ns/c", "ns/d", "ns/listed"]
+
+
+async def test_a_line_that_fails_again_when_read_again_is_skipped_and_the_next_event_arrives() -> None:
+    bad = [
         b'{"type":"MODIFIED","object":{"metadata":{"name":"b"',  # truncated
         line("MODIFIED", "c", "3", extra=b'"metadata":{"generation":"x"}'),  # metadata of the wrong type
         line("MODIFIED", "d", "4"),
     ]
+    api = _LineApi([line("ADDED", "a", "2"), *bad], later=[bad])
     reader, writer = store(CM)
-    items = await _take(reflect(watcher(_LineApi(lines), WatcherConfig()), writer), 7)
+    items = await _take(reflect(watcher(api, WatcherConfig()), writer), 8)
     kinds = [type(i).__name__ for i in items]
-    assert kinds == ["Init", "InitApply", "InitDone", "Apply", "WatchFailed", "WatchFailed", "Apply"]
-    assert isinstance(items[4].__cause__, WatchDecodeError)
-    assert isinstance(items[5].__cause__, WatchDecodeError)
-    listed, first, last = items[1], items[3], items[6]
+    assert kinds == [
+        "Init",
+        "InitApply",
+        "InitDone",
+        "Apply",
+        "WatchFailed",
+        "WatchFailed",
+        "WatchFailed",
+        "Apply",
+    ]
+    assert all(isinstance(i.__cause__, WatchDecodeError) for i in items[4:7])
+    assert api.watch_versions == ["1", "2"]  # read again once, then skipped: no third watch, no stall
+    listed, first, last = items[1], items[3], items[7]
     assert isinstance(listed, InitApply)
     assert isinstance(listed.lazy, LazyObject)
     assert not listed.lazy.decoded  # the store took its bytes; nothing decoded it

@@ -170,10 +170,23 @@ def test_other_error_event_keeps_watching() -> None:
     assert isinstance(s.items[0], WatchError)
 
 
-def test_decode_error_keeps_the_stream() -> None:
+def test_a_decode_error_reopens_the_watch_once_to_read_the_line_again() -> None:
+    """kube-rs reads on past a line that failed to decode, and its event is lost once a later
+    event moves the version past it. Here the watch reopens from the last good version; failing
+    again before the version moves, the line is skipped (no stall on a permanently bad object)."""
     s = step(Watching("42"), StreamDecodeFailed(ValueError("bad line")))
-    assert s.state == Watching("42")
+    assert s.state == InitListed("42", refetch=True)
     assert isinstance(s.items[0], WatchFailed)
+    assert next_call(s.state, streaming=False) == StartWatch("42", initial=False)
+    s = step(s.state, WatchOpened())
+    assert s.state == Watching("42", refetch=True)
+    s = step(s.state, StreamDecodeFailed(ValueError("bad line")))
+    assert s.state == Watching("42", refetch=True)  # the same line again: skipped, stream kept
+    assert isinstance(s.items[0], WatchFailed)
+    s = step(s.state, Received("MODIFIED", cm("a", "43")))
+    assert s.state == Watching("43")  # the version moved: the next bad line is read again
+    s = step(s.state, StreamDecodeFailed(ValueError("another")))
+    assert s.state == InitListed("43", refetch=True)
 
 
 def test_watch_start_410_relists_instead_of_retrying_the_stale_version() -> None:
@@ -266,6 +279,7 @@ class Model:
     rv: str | None = None
     token: str | None = None
     in_list: bool = False  # an Init was emitted and its InitDone not yet
+    refetch: bool = False  # the watch (re)opened to read a line that failed to decode again
 
     def expected_action(self) -> Any:
         if self.phase == "relist":
@@ -315,6 +329,7 @@ def outcomes_for(action: Any) -> st.SearchStrategy[Outcome]:
 def model_step(m: Model, o: Outcome) -> list[type]:
     """Advance the model; returns the expected item types."""
     if isinstance(o, Listed):
+        m.refetch = False  # a list's version starts a fresh watch
         meta = o.page["metadata"]
         cont, rv = (
             meta.get("continue") or None,
@@ -343,20 +358,22 @@ def model_step(m: Model, o: Outcome) -> list[type]:
     if isinstance(o, WatchRejected):
         if m.phase == "resume" and not (isinstance(o.error, ApiError) and o.error.code == 410):
             return [WatchStartFailed]
-        m.phase = "relist"
+        m.phase, m.refetch = "relist", False
         return [WatchStartFailed]
     resume_phase = "relist" if m.phase == "initial" else "resume"
     if isinstance(o, StreamErrorEvent):
         if o.error.code == 410:
-            m.phase, m.in_list = "relist", False
+            m.phase, m.in_list, m.refetch = "relist", False, False
         return [WatchError]
     if isinstance(o, StreamDecodeFailed):
+        if m.phase == "watching" and not m.refetch:
+            m.phase, m.refetch = "resume", True
         return [WatchFailed]
     if isinstance(o, StreamBroken):
-        m.phase = resume_phase
+        m.phase, m.refetch = resume_phase, False
         return [WatchFailed]
     if isinstance(o, StreamEnded):
-        m.phase = resume_phase
+        m.phase, m.refetch = resume_phase, False
         return []
     assert isinstance(o, Received)
     obj_rv = o.object["metadata"].get("resourceVersion")
@@ -366,12 +383,14 @@ def model_step(m: Model, o: Outcome) -> list[type]:
             return [InitDone]
         return [InitApply] if o.type in ("ADDED", "MODIFIED") else []
     if o.type == "BOOKMARK":
-        m.rv = obj_rv or m.rv
+        if obj_rv and obj_rv != m.rv:
+            m.rv, m.refetch = obj_rv, False
         return []
     if not obj_rv:
         m.phase, m.in_list = "relist", False
         return [NoResourceVersion]
-    m.rv = obj_rv
+    if obj_rv != m.rv:
+        m.rv, m.refetch = obj_rv, False
     return [Delete if o.type == "DELETED" else Apply]
 
 
