@@ -539,7 +539,14 @@ def predicate_filter(
     """Drop objects whose ``predicate`` fingerprint did not change since they were last seen.
 
     Works on object streams (after :func:`applied_objects`/:func:`touched_objects`) and on event
-    streams (filters ``InitApply``/``Apply``). Guarantees:
+    streams (filters ``Apply``). Guarantees:
+
+    * On event streams, a list (``Init``, every ``InitApply``, ``InitDone``) passes whole: each
+      ``InitApply`` passes and its fingerprint is remembered (an ``Apply`` with the same fingerprint
+      after it is dropped). A relist re-presents every object, and a :func:`reflect` after the
+      filter swaps in what the list presents: dropping the unchanged ones would empty its store.
+      (Placed before ``reflect``, the filter still keeps filtered ``Apply`` changes from the store;
+      place it after ``reflect`` to keep the store current.)
 
     * Deletes always pass (a ``Delete`` event or a :class:`DeletedObject`) and forget the object;
       kube-rs drops them because the fingerprint is unchanged (kube-rs #1768).
@@ -577,10 +584,17 @@ async def _predicate_filter(stream: AsyncIterable[T], predicate: Predicate, ttl:
             elif isinstance(item, LazyObject):
                 if cache.changed_lazy(item):
                     yield item
-            elif isinstance(item, Apply | InitApply):
+            elif isinstance(item, Apply):
                 lazy = item.lazy
                 if cache.changed(item.object) if lazy is None else cache.changed_lazy(lazy):
                     yield item
+            elif isinstance(item, InitApply):
+                lazy = item.lazy
+                if lazy is None:
+                    cache.changed(item.object)
+                else:
+                    cache.changed_lazy(lazy)
+                yield item  # a list passes whole (see the docstring)
             elif isinstance(item, dict):
                 if cache.changed(item):
                     yield item

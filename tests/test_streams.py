@@ -321,6 +321,41 @@ async def test_predicate_filter_passes_errors_none_and_brackets() -> None:
     assert out == items
 
 
+async def test_a_relist_passes_a_predicate_filter_whole_so_a_reflector_after_it_keeps_every_object() -> None:
+    """Filtering the unchanged objects of a relist out of an event stream emptied the store of a
+    reflector after the filter at its swap. The list passes whole; its fingerprints are remembered."""
+    a, b = cm("a", "1", labels={"x": "1"}), cm("b", "2", labels={"x": "1"})
+    events = [
+        INIT,
+        InitApply(a),
+        InitApply(b),
+        INIT_DONE,
+        Apply(cm("a", "3", labels={"x": "1"})),  # labels unchanged since the list: dropped
+        INIT,  # a relist (after a 410): nothing changed
+        InitApply(cm("a", "3", labels={"x": "1"})),
+        InitApply(b),
+        INIT_DONE,
+        Apply(cm("b", "4", labels={"x": "1"})),  # unchanged since the relist: dropped
+        Apply(cm("b", "5", labels={"x": "2"})),  # changed: passes
+    ]
+    reader, writer = store()
+    filtered = predicate_filter(Source(events).gen(), predicates.labels)
+    out = await collect(WatchStream(filtered).reflect(writer))
+    assert [type(i).__name__ for i in out] == [
+        "Init",
+        "InitApply",
+        "InitApply",
+        "InitDone",
+        "Init",
+        "InitApply",
+        "InitApply",
+        "InitDone",
+        "Apply",
+    ]
+    assert out[-1].object["metadata"]["resourceVersion"] == "5"
+    assert sorted(reader.keys()) == ["ns/a", "ns/b"]
+
+
 async def test_fluent_chain_in_kube_rs_order() -> None:
     reader, writer = store()
     events = [
