@@ -252,6 +252,9 @@ class Controller:
     ) -> Controller:
         """A controller on a store shared with other controllers: one watch, one cache, and a
         subscription per controller run. The caller runs ``shared`` (``async with shared``).
+        A run that starts after the store synced (or a run again after one ended) first takes
+        every cached object, as a run started with the watch takes the first list, so no object
+        goes unreconciled whenever the run starts (``SharedReflector.subscribe(catch_up=True)``).
 
         ``predicate`` filters this controller's subscription only, with
         :func:`~kube_runtime.streams.predicate_filter` semantics: an object whose fingerprint did
@@ -267,7 +270,7 @@ class Controller:
             raise ValueError("pass the resource: the shared store does not know its kind")
 
         def open_shared(ctl: Controller) -> AsyncIterable[RequestItem]:
-            subscription: AsyncIterable[Any] = shared.subscribe(lazy=True)
+            subscription: AsyncIterable[Any] = shared.subscribe(lazy=True, catch_up=True)
             if predicate is not None:
                 subscription = predicate_filter(subscription, predicate, ttl=predicate_ttl)
             return trigger_self(subscription, res, on_delete=ctl._deleted)

@@ -16,8 +16,10 @@ Guarantees:
   store and the other consumers are at most one buffer ahead of the slowest consumer; they keep
   draining what they already have and nothing deadlocks as long as each subscription is iterated
   or closed.
-* A subscription only sees changes made after it subscribed. When the root stream ends or the
-  reflector exits, subscriptions drain their buffers and then end.
+* A subscription sees the changes made after it subscribed; with ``catch_up=True``, one made once
+  the store is ready first yields every cached object (as after a relist), so a consumer that
+  starts after the sync misses nothing (``Controller.for_shared`` subscribes so). When the root
+  stream ends or the reflector exits, subscriptions drain their buffers and then end.
 
 Pitfall: a subscription that is neither iterated nor closed stalls everyone once its buffer is
 full. Close the ones you stop using (``async with subscription`` or ``aclose()``).
@@ -26,7 +28,7 @@ full. Close the ones you stop using (``async with subscription`` or ``aclose()``
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -71,14 +73,26 @@ class Subscription:
         "_not_full",
         "_pending",
         "_reflector",
+        "_replay",
+        "_replayed",
     )
 
-    def __init__(self, reflector: SharedReflector, capacity: int, *, lazy: bool = False) -> None:
+    def __init__(
+        self,
+        reflector: SharedReflector,
+        capacity: int,
+        *,
+        lazy: bool = False,
+        replay: Iterator[LazyObject] | None = None,
+    ) -> None:
         if capacity < 1:
             raise ValueError("buffer size must be at least 1")
         self._reflector = reflector
         self._capacity = capacity
         self._lazy = lazy
+        #: The cached objects to yield before the buffer (``catch_up``), and how many were yielded.
+        self._replay = replay
+        self._replayed = 0
         self._pending: dict[str, LazyObject] = {}
         self._closed = False
         self._ended = False
@@ -93,6 +107,15 @@ class Subscription:
         return self
 
     async def __anext__(self) -> Any:
+        replay = self._replay
+        if replay is not None:
+            obj = next(replay, None)
+            if obj is not None:
+                self._replayed += 1
+                if self._replayed % _REPLAY_BATCH == 0:
+                    await anyio.lowlevel.checkpoint()  # a large store must not hold the loop
+                return obj if self._lazy else _decoded(obj)
+            self._replay = None
         while not self._pending:
             if self._ended or self._closed:
                 raise StopAsyncIteration
@@ -110,6 +133,7 @@ class Subscription:
     def close(self) -> None:
         """Unsubscribe: the root no longer waits for this buffer; iteration ends."""
         self._closed = True
+        self._replay = None
         self._pending.clear()
         self._reflector._subscribers.discard(self)
         self._wake_producer()
@@ -176,10 +200,19 @@ class SharedReflector:
     def store(self) -> Store:
         return self._writer.as_reader()
 
-    def subscribe(self, buffer_size: int | None = None, *, lazy: bool = False) -> Subscription:
+    def subscribe(
+        self, buffer_size: int | None = None, *, lazy: bool = False, catch_up: bool = False
+    ) -> Subscription:
         """A new consumer handle (``buffer_size`` defaults to the reflector's; ``lazy``: yield
-        :class:`~kube_runtime.client.head.LazyObject` values, see :class:`Subscription`)."""
-        sub = Subscription(self, buffer_size or self._buffer_size, lazy=lazy)
+        :class:`~kube_runtime.client.head.LazyObject` values, see :class:`Subscription`).
+
+        ``catch_up``: when the store is ready, the subscription first yields every object cached
+        now (listed markers, as after a relist; a snapshot, so later changes follow from the
+        buffer), then the changes. Before the first sync there is nothing to catch up on: the
+        sync's own listing reaches every subscription."""
+        store = self.store
+        replay = store.lazy_objects(ListedLazyObject) if catch_up and store.is_ready() else None
+        sub = Subscription(self, buffer_size or self._buffer_size, lazy=lazy, replay=replay)
         if self._finished:
             sub._end()
         else:
@@ -235,6 +268,10 @@ class SharedReflector:
         self._finished = True
         for sub in tuple(self._subscribers):
             sub._end()
+
+
+#: How many caught-up objects a subscription yields between two passes through the event loop.
+_REPLAY_BATCH = 500
 
 
 def _decoded(obj: LazyObject) -> KubeObject | ObjectDecodeError:

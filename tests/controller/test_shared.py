@@ -13,7 +13,7 @@ from kube_runtime import predicates
 from kube_runtime.client import Api
 from kube_runtime.controller import Action, Controller, Reconciled
 from kube_runtime.store import SharedReflector, store
-from kube_runtime.watcher import watcher
+from kube_runtime.watcher import WatcherConfig, watcher
 from tests.controller.conftest import CONFIG_MAP, config_map
 
 pytestmark = pytest.mark.anyio
@@ -123,3 +123,51 @@ async def test_controllers_on_a_shared_store_report_its_deletes(config_maps: Api
             await both.wait()
         tg.cancel_scope.cancel()
     assert deleted == {"one": ["a"], "other": ["a"]}
+
+
+async def test_a_controller_started_after_the_shared_store_synced_reconciles_every_object(
+    config_maps: Api,
+) -> None:
+    """The run subscribes when it starts: one started after the sync (or run again after one
+    ended) reconciled only the changes made after that, and lost the rest."""
+    names = [f"cm-{i}" for i in range(300)]
+    for name in names:
+        await config_maps.create(config_map(name))
+    reader, writer = store(CONFIG_MAP)
+    shared = SharedReflector(
+        writer, watcher(config_maps, WatcherConfig().with_page_size(50)).default_backoff()
+    )
+    controller = Controller.for_shared(shared, name="late")
+    seen: dict[str, str] = {}
+
+    async def record(obj: dict[str, Any], _ctx: None) -> Action:
+        meta = obj["metadata"]
+        seen[meta["name"]] = meta["resourceVersion"]
+        return Action.await_change()
+
+    async def run_until(done: Callable[[], bool]) -> None:
+        with anyio.fail_after(60):
+            async with controller.run(record, None, None) as results:
+                async for _ in results:
+                    if done():
+                        break
+
+    async with shared:
+        await reader.wait_until_ready()
+        await run_until(lambda: len(seen) == len(names))
+        assert sorted(seen) == sorted(names)
+        # Changed while no run is active: the next run catches up on the store as it is now.
+        changed = names[:40]
+        versions: dict[str, str] = {}
+        async with shared.subscribe() as changes:  # to know when the store shows every change
+            for name in changed:
+                await config_maps.patch(name, {"data": {"v": "2"}})
+            with anyio.fail_after(60):
+                async for obj in changes:
+                    if obj.get("data") == {"v": "2"}:
+                        versions[obj["metadata"]["name"]] = obj["metadata"]["resourceVersion"]
+                        if len(versions) == len(changed):
+                            break
+        seen.clear()
+        await run_until(lambda: all(seen.get(name) == version for name, version in versions.items()))
+    assert all(seen[name] == version for name, version in versions.items())

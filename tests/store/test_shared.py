@@ -156,3 +156,49 @@ async def test_a_lazy_subscription_gets_heads_and_bytes_a_dict_one_gets_dicts() 
     dict_items = [item async for item in dict_sub]
     assert dict_items[0] == {"metadata": {"name": "a", "namespace": "ns", "resourceVersion": "1"}}
     assert isinstance(dict_items[1], ObjectDecodeError)  # a value: the subscription went on
+
+
+async def test_a_subscription_made_after_the_sync_catches_up_only_when_asked() -> None:
+    """``catch_up=True`` on a ready store yields every cached object first (listed markers, a
+    snapshot), then the changes after it; without it, only the changes. A controller subscribing
+    after the sync relies on it (no object of the synced state goes unreconciled)."""
+    from kube_runtime.streams import ListedObject
+
+    hold, more = anyio.Event(), anyio.Event()
+
+    async def source() -> AsyncIterator[Any]:
+        yield INIT
+        for i in range(1200):  # past one batch between event-loop passes
+            yield InitApply(cm(f"o{i}", i))
+        yield INIT_DONE
+        await more.wait()
+        yield Apply(cm("o1", 5000))
+        yield Delete(cm("o2", 5001))
+        await hold.wait()
+
+    reader, writer = store(gc_policy=None)
+    shared = SharedReflector(writer, source(), buffer_size=8)
+    async with shared:
+        await reader.wait_until_ready()
+        await anyio.sleep(1)  # virtual time: the root has dispatched the sync and waits for more
+        caught_up, plain = shared.subscribe(catch_up=True), shared.subscribe()
+        lazy = shared.subscribe(catch_up=True, lazy=True)
+        more.set()
+        got: list[Any] = []
+        with anyio.fail_after(10):
+            async for obj in caught_up:
+                got.append(obj)
+                if isinstance(obj, DeletedObject):
+                    break
+        assert len(plain) == 2  # the two changes only
+        first_lazy = await lazy.__anext__()
+        hold.set()
+    assert isinstance(first_lazy, LazyObject)
+    assert not first_lazy.decoded
+    listed = got[:1200]
+    assert all(isinstance(o, ListedObject) for o in listed)
+    assert sorted(key(o) for o in listed) == sorted(f"o{i}" for i in range(1200))
+    assert [(key(o), o["metadata"]["resourceVersion"]) for o in got[1200:]] == [
+        ("o1", "5000"),
+        ("o2", "5001"),
+    ]
