@@ -7,17 +7,14 @@ import pytest
 from hypothesis import HealthCheck, find, given, settings
 
 from kube_runtime.testing.controller_harness import ScheduleFailed, run_on_embedded_server
-from kube_runtime.testing.schedules import Compact, Pause, Schedule, Update
+from kube_runtime.testing.schedules import Pause, Schedule, Update
 from kube_runtime.testing.strategies import ALL_FAULTS, schedules
 from tests.testing.configmapgen_spec import BROKEN_CONFIGMAPGEN, CONFIGMAPGEN
 
 pytestmark = pytest.mark.timeout(600)
 
-#: Compaction (a resumed watch gets 410, the controller relists) is left out here until the relist
-#: fix of branch a1-relist lands: today a change seen only through a relist can be lost (the
-#: InitApply trigger reads the store before InitDone swaps it). tests/controller/test_fault_schedules.py
-#: covers compaction and fails on that bug; put Compact back here once it passes.
-FAULTS = ALL_FAULTS - {Compact}
+#: Every fault, compaction included (a resumed watch gets 410 and the controller relists).
+FAULTS = ALL_FAULTS
 
 
 @given(schedules(max_objects=4, max_steps=15, faults=FAULTS))
