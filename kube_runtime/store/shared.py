@@ -12,10 +12,11 @@ Guarantees:
   the swap), so a consumer catches up on whatever it missed
   (:func:`~kube_runtime.streams.synced_objects`).
 * Buffers are bounded and coalescing: a change to an object already waiting in a buffer replaces
-  it in place and takes no extra slot. A full buffer makes the root wait (backpressure), so the
-  store and the other consumers are at most one buffer ahead of the slowest consumer; they keep
-  draining what they already have and nothing deadlocks as long as each subscription is iterated
-  or closed.
+  it in place and takes no extra slot. An object is its uid: the delete of an object stays in the
+  buffer when one of the same name is created after it (both are yielded, the delete first).
+  A full buffer makes the root wait (backpressure), so the store and the other consumers are at
+  most one buffer ahead of the slowest consumer; they keep draining what they already have and
+  nothing deadlocks as long as each subscription is iterated or closed.
 * A subscription sees the changes made after it subscribed; with ``catch_up=True``, one made once
   the store is ready first yields every cached object (as after a relist), so a consumer that
   starts after the sync misses nothing (``Controller.for_shared`` subscribes so). When the root
@@ -93,7 +94,9 @@ class Subscription:
         #: The cached objects to yield before the buffer (``catch_up``), and how many were yielded.
         self._replay = replay
         self._replayed = 0
-        self._pending: dict[str, LazyObject] = {}
+        #: Keyed by (namespace, name, uid): an object re-created under its name (a new uid) takes
+        #: a slot of its own, so the delete of the old one is not replaced by it.
+        self._pending: dict[tuple[str | None, str, str | None], LazyObject] = {}
         self._closed = False
         self._ended = False
         self._not_empty: anyio.Event | None = None
@@ -149,7 +152,7 @@ class Subscription:
 
     # -- producer side (the root task) -----------------------------------------------------------
 
-    async def _offer(self, key: str, obj: LazyObject) -> None:
+    async def _offer(self, key: tuple[str | None, str, str | None], obj: LazyObject) -> None:
         while not self._closed:
             pending = self._pending
             if key in pending or len(pending) < self._capacity:
@@ -260,7 +263,7 @@ class SharedReflector:
             return
         if not meta.name:
             return
-        key = f"{meta.namespace}/{meta.name}" if meta.namespace else meta.name
+        key = (meta.namespace, meta.name, meta.uid)
         for sub in tuple(self._subscribers):
             await sub._offer(key, obj)
 

@@ -202,3 +202,27 @@ async def test_a_subscription_made_after_the_sync_catches_up_only_when_asked() -
         ("o1", "5000"),
         ("o2", "5001"),
     ]
+
+
+async def test_a_delete_is_not_merged_away_by_a_re_creation_under_the_same_name() -> None:
+    def with_uid(uid: str, rv: int) -> dict[str, Any]:
+        obj = cm("x", rv)
+        obj["metadata"]["uid"] = uid
+        return obj
+
+    async def source() -> AsyncIterator[Any]:
+        yield INIT
+        yield InitApply(with_uid("old", 1))
+        yield INIT_DONE
+        yield Apply(with_uid("old", 2))
+        yield Delete(with_uid("old", 3))
+        yield Apply(with_uid("new", 4))  # re-created while the subscriber was not reading
+        yield Apply(with_uid("new", 5))  # a change of the new one: merged into its slot
+
+    _reader, writer = store(gc_policy=None)
+    shared = SharedReflector(writer, source(), buffer_size=8)
+    sub = shared.subscribe()
+    async with shared:
+        await anyio.sleep(1)
+    seen = [(type(o).__name__, o["metadata"]["uid"], o["metadata"]["resourceVersion"]) async for o in sub]
+    assert seen == [("DeletedObject", "old", "3"), ("dict", "new", "5")]
