@@ -218,6 +218,8 @@ class LineSplitter:
         # Per-chunk checks keep the common case (no CR, no blank line) free of per-line work.
         if b"\r" in chunk:
             lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]
+        elif lines[0].endswith(b"\r"):  # a "\r\n" split between chunks: the "\r" was carried
+            lines[0] = lines[0][:-1]
         if not all(lines):
             lines = [line for line in lines if line]
         return lines

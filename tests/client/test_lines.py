@@ -37,6 +37,29 @@ def test_any_chunking_yields_the_same_lines(lines: list[bytes], cuts: list[int])
     assert _split_all(data, cuts) == [line for line in lines if line]
 
 
+@given(
+    st.lists(line_bytes, max_size=20),
+    st.lists(st.integers(min_value=0, max_value=2000), max_size=30),
+    st.lists(st.booleans(), min_size=20, max_size=20),
+)
+def test_any_chunking_of_crlf_lines_yields_the_same_lines(
+    lines: list[bytes], cuts: list[int], crlf: list[bool]
+) -> None:
+    """``\r\n`` endings, mixed with ``\n`` ones, wherever the chunks cut them (a ``\r`` at the
+    end of one chunk and its ``\n`` at the start of the next used to leave the ``\r`` behind)."""
+    data = b"".join(line + (b"\r\n" if crlf[i] else b"\n") for i, line in enumerate(lines))
+    cuts = [c for c in cuts if c <= len(data)]
+    assert _split_all(data, cuts) == [line for line in lines if line]
+
+
+def test_a_crlf_cut_between_chunks_leaves_nothing_behind() -> None:
+    splitter = LineSplitter()
+    assert splitter.feed(b'{"a":1}\r') == []
+    assert splitter.feed(b'\n{"b":2}\r\n\r') == [b'{"a":1}', b'{"b":2}']
+    assert splitter.feed(b"\n") == []  # a blank "\r\n" line, cut in two
+    assert splitter.finish() is None
+
+
 def test_ten_megabyte_line_split_across_many_chunks() -> None:
     big = {"type": "MODIFIED", "object": {"metadata": {"name": "big"}, "data": {"blob": "x" * 10_000_000}}}
     encoded = (
