@@ -19,8 +19,9 @@ Semantics (kube-rs ``watcher.rs``, with its known gaps fixed):
   that stale version forever).
 * A list that fails part-way starts over; the new list begins with a fresh ``Init``.
 * A watch line that fails to decode is reported (``WatchFailed``) and read again: the watch reopens
-  from the last version (kube-rs reads on, and the event is lost); the same line failing again is
-  skipped (:class:`Watching`).
+  from the last version, and a streaming list starts over (kube-rs reads on, and the event or the
+  listed object is lost); the same line failing again is skipped (:class:`Watching`,
+  :class:`InitialWatch`).
 """
 
 from __future__ import annotations
@@ -85,7 +86,12 @@ WatcherItem: TypeAlias = WatcherEvent[KubeObject] | WatcherError
 
 @dataclass(frozen=True, slots=True)
 class Empty:
-    """Nothing known: the next step starts a full (re)list."""
+    """Nothing known: the next step starts a full (re)list.
+
+    ``refetch``: the streaming list starts again because a line of the last one failed to decode
+    (see :class:`InitialWatch`)."""
+
+    refetch: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +104,13 @@ class InitPage:
 
 @dataclass(frozen=True, slots=True)
 class InitialWatch:
-    """A streaming-list watch is open and still sending its initial objects."""
+    """A streaming-list watch is open and still sending its initial objects.
+
+    A line that fails to decode would leave its object out of the list (and of the store the list
+    is swapped into), so the list starts over; ``refetch`` marks that second list, which reports
+    and skips a line failing again rather than starting over forever."""
+
+    refetch: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +255,7 @@ class Stepped:
 
 _EMPTY: Final = Empty()
 _INITIAL_WATCH: Final = InitialWatch()
+_REFETCHING_LIST: Final = InitialWatch(refetch=True)
 _READ: Final = ReadWatch()
 
 
@@ -272,7 +285,7 @@ def step(state: State, outcome: Outcome) -> Stepped:
     if isinstance(state, InitListed):
         return _step_starting(state, outcome)
     if isinstance(state, InitialWatch):
-        return _step_initial_watch(outcome)
+        return _step_initial_watch(state, outcome)
     return _step_watching(state, outcome)
 
 
@@ -288,7 +301,8 @@ def _step_listing(state: Empty | InitPage, outcome: Outcome) -> Stepped:
     if isinstance(outcome, ListFailed):
         return Stepped(_EMPTY, (InitialListFailed(outcome.error),))
     if first and isinstance(outcome, WatchOpened):
-        return Stepped(_INITIAL_WATCH, (INIT,))
+        assert isinstance(state, Empty)
+        return Stepped(_REFETCHING_LIST if state.refetch else _INITIAL_WATCH, (INIT,))
     if first and isinstance(outcome, WatchRejected):
         return Stepped(_EMPTY, (WatchStartFailed(outcome.error),))
     raise _unexpected(state, outcome)
@@ -347,28 +361,38 @@ def _step_starting(state: InitListed, outcome: Outcome) -> Stepped:
     raise _unexpected(state, outcome)
 
 
-def _step_initial_watch(outcome: Outcome) -> Stepped:
+def _step_initial_watch(state: InitialWatch, outcome: Outcome) -> Stepped:
     if isinstance(outcome, Received):
         kind = outcome.type
         if kind in ("ADDED", "MODIFIED"):
-            return Stepped(_INITIAL_WATCH, (InitApply(outcome.object),))
+            return Stepped(state, (InitApply(outcome.object),))
         if kind == "BOOKMARK":
             try:
                 meta = outcome.lazy.meta.metadata
             except ObjectDecodeError as exc:
-                return Stepped(_INITIAL_WATCH, (WatchFailed(exc),))
+                return _initial_decode_failed(state, exc)
             annotations = meta.annotations or {}
             if annotations.get(INITIAL_EVENTS_END_ANNOTATION) != "true":
-                return Stepped(_INITIAL_WATCH)
+                return Stepped(state)
             resource_version = meta.resourceVersion or None
             if resource_version is None:
                 return Stepped(_EMPTY, (NoResourceVersion(),))
             return Stepped(Watching(resource_version), (INIT_DONE,))
         if kind == "DELETED":
             # The server never sends deletes among initial events; nothing to undo in the buffer.
-            return Stepped(_INITIAL_WATCH)
-        return Stepped(_INITIAL_WATCH, (_unknown_type(kind),))
-    return _stream_trouble(_INITIAL_WATCH, outcome, resume=_EMPTY)
+            return Stepped(state)
+        return Stepped(state, (_unknown_type(kind),))
+    if isinstance(outcome, StreamDecodeFailed):
+        return _initial_decode_failed(state, outcome.error)
+    return _stream_trouble(state, outcome, resume=_EMPTY)
+
+
+def _initial_decode_failed(state: InitialWatch, error: BaseException) -> Stepped:
+    """A line of a streaming list failed to decode: list again, unless this list is that second
+    one (:class:`InitialWatch`)."""
+    if state.refetch:
+        return Stepped(state, (WatchFailed(error),))
+    return Stepped(Empty(refetch=True), (WatchFailed(error),))
 
 
 def watching_received(kind: str, obj: LazyObject) -> tuple[str, WatcherItem | None] | None:

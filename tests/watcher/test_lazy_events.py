@@ -115,6 +115,34 @@ async def test_a_line_that_fails_to_decode_is_reported_and_its_event_read_again(
     assert sorted(reader.keys()) == ["ns/a", "ns/b", "ns/c", "ns/d", "ns/listed"]
 
 
+async def test_a_streaming_list_with_a_line_that_fails_to_decode_starts_over() -> None:
+    """The failed line's object would be missing from the list, and from the store it is swapped
+    into. The list starts over (a fresh Init) and the store gets every object."""
+    end_meta = {"resourceVersion": "5", "annotations": {"k8s.io/initial-events-end": "true"}}
+    end = orjson.dumps(
+        {"type": "BOOKMARK", "object": {"kind": "ConfigMap", "apiVersion": "v1", "metadata": end_meta}}
+    )
+    api = _LineApi(
+        [line("ADDED", "a", "2"), line("ADDED", "b", "3")[:40], line("ADDED", "c", "4"), end],
+        later=[[line("ADDED", "a", "2"), line("ADDED", "b", "3"), line("ADDED", "c", "4"), end]],
+    )
+    reader, writer = store(CM)
+    items = await _take(reflect(watcher(api, WatcherConfig().streaming_lists()), writer), 8)
+    kinds = [type(i).__name__ for i in items]
+    assert kinds == [
+        "Init",
+        "InitApply",
+        "WatchFailed",
+        "Init",
+        "InitApply",
+        "InitApply",
+        "InitApply",
+        "InitDone",
+    ]
+    assert api.watches == 2
+    assert sorted(reader.keys()) == ["ns/a", "ns/b", "ns/c"]
+
+
 async def test_a_line_that_fails_again_when_read_again_is_skipped_and_the_next_event_arrives() -> None:
     bad = [
         b'{"type":"MODIFIED","object":{"metadata":{"name":"b"',  # truncated

@@ -189,6 +189,28 @@ def test_a_decode_error_reopens_the_watch_once_to_read_the_line_again() -> None:
     assert s.state == InitListed("43", refetch=True)
 
 
+def test_a_decode_error_in_a_streaming_list_starts_the_list_over_once() -> None:
+    """The failed line's object would be missing from the list swapped into the store. The list
+    starts over (a fresh Init); a line failing in that second list is skipped, not listed again."""
+    s = step(InitialWatch(), StreamDecodeFailed(ValueError("bad line")))
+    assert s.state == Empty(refetch=True)
+    assert isinstance(s.items[0], WatchFailed)
+    assert next_call(s.state, streaming=True) == StartWatch(None, initial=True)
+    s = step(s.state, WatchOpened())
+    assert s.state == InitialWatch(refetch=True)
+    assert [type(i) for i in s.items] == [Init]
+    s = step(s.state, Received("ADDED", cm("a", "2")))
+    assert s.state == InitialWatch(refetch=True)
+    s = step(s.state, StreamDecodeFailed(ValueError("bad line")))
+    assert s.state == InitialWatch(refetch=True)  # skipped: the list goes on
+    assert isinstance(s.items[0], WatchFailed)
+    s = step(s.state, bookmark("9", initial_end=True))
+    assert s.state == Watching("9")
+    assert [type(i) for i in s.items] == [InitDone]
+    s = step(InitialWatch(refetch=True), StreamBroken(TransportError("reset")))
+    assert s.state == Empty()  # a list broken off starts afresh
+
+
 def test_watch_start_410_relists_instead_of_retrying_the_stale_version() -> None:
     """kube-rs bug: an HTTP 410 when (re)starting the watch left it in InitListed with the same
     expired resourceVersion, retrying it forever."""
@@ -368,6 +390,8 @@ def model_step(m: Model, o: Outcome) -> list[type]:
     if isinstance(o, StreamDecodeFailed):
         if m.phase == "watching" and not m.refetch:
             m.phase, m.refetch = "resume", True
+        elif m.phase == "initial" and not m.refetch:
+            m.phase, m.in_list, m.refetch = "relist", False, True  # the streaming list starts over
         return [WatchFailed]
     if isinstance(o, StreamBroken):
         m.phase, m.refetch = resume_phase, False
@@ -379,7 +403,7 @@ def model_step(m: Model, o: Outcome) -> list[type]:
     obj_rv = o.object["metadata"].get("resourceVersion")
     if m.phase == "initial":
         if o.type == "BOOKMARK" and o.object["metadata"].get("annotations"):
-            m.phase, m.rv, m.in_list = "watching", obj_rv, False
+            m.phase, m.rv, m.in_list, m.refetch = "watching", obj_rv, False, False
             return [InitDone]
         return [InitApply] if o.type in ("ADDED", "MODIFIED") else []
     if o.type == "BOOKMARK":
@@ -387,7 +411,7 @@ def model_step(m: Model, o: Outcome) -> list[type]:
             m.rv, m.refetch = obj_rv, False
         return []
     if not obj_rv:
-        m.phase, m.in_list = "relist", False
+        m.phase, m.in_list, m.refetch = "relist", False, False
         return [NoResourceVersion]
     if obj_rv != m.rv:
         m.rv, m.refetch = obj_rv, False
