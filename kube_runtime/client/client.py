@@ -61,6 +61,11 @@ from kube_runtime.client.transport import OWN_CONNECTION, KubeTransport
 
 __all__ = ["Client", "PendingClient", "ResponseStream"]
 
+#: What httpx raises for an answer that could not be read: the connection failed, or the body did
+#: not decode (a corrupt gzip or deflate body, which httpx reports as a ``DecodingError``, not a
+#: ``TransportError``). Both become our :class:`TransportError`.
+_UNREADABLE = (httpx.TransportError, httpx.DecodingError)
+
 logger = logging.getLogger("kube_runtime.client")
 
 Params = Mapping[str, str | int | bool | None]
@@ -338,7 +343,7 @@ class Client:
                 verb=verb,
                 url=path,
             ) from exc
-        except httpx.TransportError as exc:
+        except _UNREADABLE as exc:
             span.failure(exc)
             span.end()
             # redact(): h11 quotes an illegal header value, which may be the Authorization one.
@@ -352,7 +357,7 @@ class Client:
             return response, span
         try:
             body = await response.aread()
-        except httpx.TransportError:
+        except _UNREADABLE:
             body = b""
         finally:
             await response.aclose()

@@ -40,7 +40,8 @@ class AuthenticationError(KubeError):
 
 
 class TransportError(KubeError):
-    """The request did not get an HTTP answer: connection refused or reset, timeout, TLS failure."""
+    """The request did not get an HTTP answer, or not one that could be read: connection refused
+    or reset, timeout, TLS failure, a body that does not decode (a corrupt gzip body)."""
 
     def __init__(self, message: str, *, verb: str = "", url: str = "") -> None:
         super().__init__(message)

@@ -98,7 +98,7 @@ class ResponseStream:
             if watchdog is not None and watchdog.expired():
                 raise StopAsyncIteration from None
             raise
-        except httpx.TransportError as exc:
+        except (httpx.TransportError, httpx.DecodingError) as exc:  # a corrupt gzip body too
             self._span.failure(exc)
             raise TransportError(
                 f"stream broken: {type(exc).__name__}: {exc}", verb=self._verb, url=self._span.path

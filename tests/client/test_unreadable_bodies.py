@@ -1,0 +1,50 @@
+"""An answer whose body does not decode (a corrupt gzip body: the client asks for gzip) is a typed
+``TransportError``, for a request and for a watch, as a broken connection is; httpx reports it as a
+``DecodingError``, which is not one of its transport errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from kube_runtime.client import Api, ApiResource, Client, ClientConfig, TransportError, WatchEvent
+from tests.client.loopback import LoopbackServer, Received, Reply
+
+pytestmark = pytest.mark.usefixtures("anyio_backend")
+
+CONFIGMAPS = ApiResource.builtin("ConfigMap")
+#: A gzip header followed by deflate data that is not valid.
+CORRUPT_GZIP = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03" + b"\xff" * 32
+
+
+async def test_a_corrupt_gzip_body_is_a_transport_error_for_a_request_and_a_watch(
+    registry: CollectorRegistry,
+) -> None:
+    async def handler(req: Received) -> Reply:
+        assert "gzip" in req.headers.get("accept-encoding", "")
+        if req.query.get("watch"):
+
+            async def chunks() -> AsyncIterator[bytes]:
+                yield CORRUPT_GZIP
+
+            return 200, [("content-type", "application/json"), ("content-encoding", "gzip")], chunks()
+        return 200, [("content-type", "application/json"), ("content-encoding", "gzip")], CORRUPT_GZIP
+
+    async with LoopbackServer(handler) as loopback:
+        config = ClientConfig(server=loopback.url, token="t0k3n")
+        async with Client(config, metrics_registry=registry) as client:
+            api = Api(client, CONFIGMAPS, "ns")
+            with pytest.raises(TransportError) as got:
+                await api.get("a")
+            assert "DecodingError" in str(got.value)
+            seen: list[object] = []
+
+            async def read_watch() -> None:
+                async with api.watch(resource_version="1") as events:
+                    seen.extend([item async for item in events])
+
+            with pytest.raises(TransportError):
+                await read_watch()
+            assert not [item for item in seen if isinstance(item, WatchEvent)]
