@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import orjson
 from pydantic import BaseModel, ValidationError
 
 from kube_runtime.client.errors import KubeError
@@ -56,10 +57,22 @@ class InvalidObject(KubeError):
         return [field.path for field in self.fields]
 
 
-def decoder(model: type[M]) -> Callable[[dict[str, Any]], M]:
-    """``decode(obj)``: ``model.model_validate(obj)``, raising :class:`InvalidObject` on failure."""
-    validate = model.model_validate
+def decoder(model: type[M], *, strict: bool = False) -> Callable[[dict[str, Any]], M]:
+    """``decode(obj)``: ``model.model_validate(obj)``, raising :class:`InvalidObject` on failure.
+
+    ``strict``: validate as the API server's schema does, in pydantic's strict JSON mode (``"5"``
+    does not fit an ``int`` field, ``"true"`` not a ``bool``; lax mode converts both). For objects
+    not yet validated by the API server (an admission review's), whose converted values would
+    otherwise be written back as if the handler had set them."""
     kind = getattr(getattr(model, "api_resource", None), "kind", model.__name__)
+    if strict:
+        validate_json = model.model_validate_json
+
+        def validate(obj: dict[str, Any]) -> M:
+            return validate_json(orjson.dumps(obj), strict=True)
+
+    else:
+        validate = model.model_validate
 
     def decode(obj: dict[str, Any]) -> M:
         try:

@@ -8,6 +8,10 @@ its ``apiVersion``. ``encode`` writes a model back as it came plus what the hand
 own changes (defaults the model would fill in are not added unless the handler assigns them) and
 unknown fields survive (models keep them).
 
+Objects are validated strictly, as the API server's schema will (pydantic's strict JSON mode):
+``"5"`` does not fit an ``int`` field. In lax mode it would become ``5``, and the mutator's patch
+would write the conversion back as if the handler had made it.
+
 Errors: an object that does not fit its model raises
 :class:`~kube_runtime.resources.errors.InvalidObject` from ``decode`` and an ``apiVersion`` no
 model declares raises ``ValueError``; the webhook turns either into a denial (admission) or a
@@ -43,8 +47,8 @@ class ModelCodec(Generic[M]):
             api_version = model.api_resource.api_version
             if api_version in self._by_version:
                 raise ValueError(f"two models for {api_version}")
-            self._by_version[api_version] = decoder(model)
-        self._only = decoder(models[0]) if len(models) == 1 else None
+            self._by_version[api_version] = decoder(model, strict=True)
+        self._only = decoder(models[0], strict=True) if len(models) == 1 else None
 
     def decode(self, obj: dict[str, Any]) -> M:
         if self._only is not None:

@@ -55,3 +55,15 @@ def test_a_misfit_is_a_typed_error_and_bad_model_sets_are_refused() -> None:
         ModelCodec()
     with pytest.raises(ValueError, match=r"two models for demo\.kube-runtime\.dev/v1"):
         ModelCodec(Website, Website)
+
+
+def test_values_are_decoded_strictly_as_the_api_servers_schema_checks_them() -> None:
+    """In pydantic's lax mode ``"2"`` fits ``replicas: int`` and encodes back as ``2``, so an
+    identity mutator's patch rewrote the value the API server would have refused."""
+    codec: ModelCodec[Website] = ModelCodec(Website)
+    with pytest.raises(InvalidObject) as caught:
+        codec.decode(stored("v1", {"title": "T", "replicas": "2"}))
+    assert caught.value.paths == ["spec.replicas"]
+    site = codec.decode(stored("v1", {"title": "T", "replicas": 2}))
+    assert site.spec.replicas == 2
+    assert codec.encode(site) == stored("v1", {"title": "T", "replicas": 2})  # timestamps as they came
