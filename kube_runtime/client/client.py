@@ -134,8 +134,11 @@ class Client:
         #: Whether socket reads without a timeout skip a per-read cancel scope (our own transport,
         #: :mod:`kube_runtime.client.transport`; a transport passed in is used as it is).
         self.untimed_reads = transport is None
+        #: Our own transport, whose idle connections are closed when the client certificate changes
+        #: (``None`` for a transport passed in: its pool is not ours to manage).
+        self._own_transport: KubeTransport | None = None
         if transport is None:
-            transport = KubeTransport(
+            transport = self._own_transport = KubeTransport(
                 ssl_context=self._ssl, http2=config.http2, limits=limits, max_streams=config.max_watches
             )
         self._http = httpx.AsyncClient(
@@ -389,21 +392,25 @@ class Client:
             state.reauthenticated = True
             await response.aclose()
             state.credentials = await self.authenticator.reauthenticate(state.credentials)
-            self._use_certificate(state.credentials)
+            if self._use_certificate(state.credentials) and self._own_transport is not None:
+                # The resend must not go out on a connection made with the rejected certificate.
+                await self._own_transport.close_idle_connections()
             response = await self._attempt(
                 method, path, query, content, content_type, accept, state.credentials, stream, headers_within
             )
         return response
 
-    def _use_certificate(self, credentials: Credentials) -> None:
-        """Install an exec plugin's (new) client certificate for new connections."""
+    def _use_certificate(self, credentials: Credentials) -> bool:
+        """Install an exec plugin's (new) client certificate for new connections; whether it
+        replaced another one (connections made before present that one)."""
         if credentials is self._loaded_certificate or credentials.client_cert_pem is None:
-            return
+            return False
         if self._ssl is not None and credentials.client_key_pem is not None:
             # Synchronous on purpose: a few KB on a private tmpfs path, and changing an SSL context
             # from a worker thread could race with handshakes running on the loop thread.
             load_client_certificate(self._ssl, credentials.client_cert_pem, credentials.client_key_pem)
-        self._loaded_certificate = credentials
+        previous, self._loaded_certificate = self._loaded_certificate, credentials
+        return previous is not None and previous.client_cert_pem != credentials.client_cert_pem
 
     async def _attempt(
         self,

@@ -141,5 +141,13 @@ class KubeTransport(httpx.AsyncBaseTransport):
             extensions=response.extensions,
         )
 
+    async def close_idle_connections(self) -> None:
+        """Close the pooled connections no request is using; later requests open new ones. A TLS
+        connection keeps the client certificate of its handshake: after the certificate changes
+        (an exec plugin's, rotated), an idle connection would present the old one again."""
+        for connection in self._pool.connections:  # httpcore's public view of the pool
+            if connection.is_idle():
+                await connection.aclose()
+
     async def aclose(self) -> None:
         await self._pool.aclose()

@@ -122,6 +122,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
         "sni-server.key": pki.sni_server_key_pem,
         "client.crt": pki.client_cert_pem,
         "client.key": pki.client_key_pem,
+        "other-client.crt": pki.other_client_cert_pem,
+        "other-client.key": pki.other_client_key_pem,
     }.items():
         (directory / name).write_bytes(data)
     return pki

@@ -450,6 +450,42 @@ async def test_tls_exec_plugin_certificate_is_installed(
         assert await client.request("get", "GET", "/version") == {"cn": "alice"}
 
 
+async def test_a_rotated_exec_plugin_certificate_is_not_resent_on_a_connection_made_with_the_old_one(
+    tmp_path: Path, pki: Pki, registry: CollectorRegistry
+) -> None:
+    """A TLS connection keeps the certificate of its handshake: after a 401 the plugin's new
+    certificate is installed and idle connections are closed, so the resend presents it."""
+    plugin = ExecPlugin(
+        str(write_plugin(tmp_path)),
+        env={
+            "PLUGIN_COUNTER": str(tmp_path / "n"),
+            "PLUGIN_CERT": pki.path("client.crt"),
+            "PLUGIN_KEY": pki.path("client.key"),
+        },
+    )
+    rejected: set[str | None] = set()
+    seen: list[str | None] = []
+
+    async def who_unless_rejected(req: Received) -> Reply:
+        seen.append(req.peer_cn)
+        if req.peer_cn in rejected:
+            return json_reply(401, b'{"kind":"Status","code":401,"message":"certificate expired"}')
+        return await _who(req)
+
+    context = _server_context(pki, require_client_cert=True)
+    async with (
+        LoopbackServer(who_unless_rejected, ssl_context=context) as server,
+        _client(server.url, registry, token=None, ca_data=pki.ca_pem, exec_plugin=plugin) as client,
+    ):
+        assert await client.request("get", "GET", "/version") == {"cn": "alice"}
+        rejected.add("alice")  # alice's certificate expires; the plugin now hands out bob's
+        plugin.env["PLUGIN_CERT"] = pki.path("other-client.crt")
+        plugin.env["PLUGIN_KEY"] = pki.path("other-client.key")
+        assert await client.request("get", "GET", "/version") == {"cn": "bob"}
+        assert seen == ["alice", "alice", "bob"]
+        assert server.connections == 2
+
+
 async def test_tls_verification(pki: Pki, registry: CollectorRegistry) -> None:
     async with LoopbackServer(_who, ssl_context=_server_context(pki, require_client_cert=False)) as server:
         async with _client(server.url, registry) as client:  # system trust store: our CA is unknown
