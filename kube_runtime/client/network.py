@@ -98,12 +98,15 @@ class _Stream(httpcore.AsyncNetworkStream):
     ) -> httpcore.AsyncNetworkStream:
         try:
             with _bounded(timeout, httpcore.ConnectTimeout, httpcore.ConnectError):
-                tls = await TLSStream.wrap(
-                    self._stream,
-                    hostname=server_hostname,
-                    ssl_context=ssl_context,
-                    standard_compatible=False,
-                )
+                try:
+                    tls = await TLSStream.wrap(
+                        self._stream,
+                        hostname=server_hostname,
+                        ssl_context=ssl_context,
+                        standard_compatible=False,
+                    )
+                except anyio.EndOfStream as exc:  # a proxy with no backend accepts, then closes
+                    raise httpcore.ConnectError("connection closed during the TLS handshake") from exc
         except BaseException:
             await self.aclose()
             raise

@@ -8,6 +8,7 @@ instruments httpx globally (one span per API request: the client's own).
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,7 +22,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 
-from kube_runtime.client import Api, ApiResource, Client, ClientConfig
+from kube_runtime.client import Api, ApiResource, Client, ClientConfig, TransportError
 from kube_runtime.client.transport import KubeTransport
 from kube_runtime.testing.server import ApiServer
 from tests.client.loopback import LoopbackServer, Received, Reply
@@ -44,6 +45,35 @@ async def test_refused_connection_is_httpx_connect_error() -> None:
     async with _http() as http:
         with pytest.raises(httpx.ConnectError):
             await http.get(f"http://127.0.0.1:{port}/")
+
+
+async def test_a_connection_closed_during_the_tls_handshake_is_a_typed_transport_error(
+    registry: CollectorRegistry,
+) -> None:
+    """A TCP front with no backend (a load balancer while the API server restarts) accepts and
+    closes at once: httpx's ConnectError through our transport, the client's TransportError
+    through the client (anyio's EndOfStream escaped untyped)."""
+
+    async def close_at_once(stream: anyio.abc.SocketStream) -> None:
+        await stream.aclose()
+
+    async with (
+        await anyio.create_tcp_listener(local_host="127.0.0.1") as listener,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(listener.serve, close_at_once)
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        context = ssl.create_default_context()
+        async with httpx.AsyncClient(
+            transport=KubeTransport(ssl_context=context, http2=False, limits=LIMITS), timeout=5.0
+        ) as http:
+            with pytest.raises(httpx.ConnectError, match="TLS handshake"):
+                await http.get(f"https://127.0.0.1:{port}/")
+        config = ClientConfig(server=f"https://127.0.0.1:{port}", token="t0k3n")
+        async with Client(config, metrics_registry=registry) as client:
+            with pytest.raises(TransportError):
+                await Api(client, CONFIGMAPS, "ns").get_opt("lease")
+        tg.cancel_scope.cancel()
 
 
 async def test_unanswered_request_is_httpx_read_timeout() -> None:
