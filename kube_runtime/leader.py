@@ -17,7 +17,9 @@ exist, has no holder, or its record has not changed for ``leaseDurationSeconds``
 the candidate's own clock since it first saw that record* (no cross-machine clock comparison).
 Every write is a create or a replace carrying the observed ``resourceVersion``, so of two candidates
 racing for the same record, exactly one wins (the other gets 409). ``leaseTransitions`` is
-incremented whenever the holder changes.
+incremented whenever the holder changes. Each attempt (read and write) is bounded by the renew
+deadline: a request on a connection that went silently dead is given up then, and the next attempt
+connects afresh (otherwise a standby would wait out the client's read timeout).
 
 Safety guarantee (never two leaders): a leader considers itself leading only until
 ``renew_deadline`` after it *started* its last successful renew, and ``renew_deadline`` must be
@@ -365,29 +367,49 @@ class LeaderElector:
         term is over even if that record looks stale.
         """
         started = anyio.current_time()
-        try:
-            lease = await self._api.get_opt(self.name)
-            if lease is None:
-                if renewing:
-                    self._observed_spec = {}
-                    return False
-                written = await self._api.create(self._new_lease())
-            else:
-                self._observe(lease)
-                if renewing and self.observed_holder != self.identity:
-                    return False
-                body = self._claim(lease)
-                if body is None:
-                    return False
-                written = await self._api.replace(self.name, body)
-        except (ApiError, TransportError) as exc:
-            if not (isinstance(exc, ApiError) and exc.code == 409):
-                log.warning("lease %s/%s: %s", self.namespace, self.name, exc)
+        # Bounded by the renew deadline, as client-go bounds its renewals: a connection that went
+        # silently dead (a NAT or load balancer failover) would otherwise hold the attempt for the
+        # client's read timeout (minutes). Cancelling the request closes its connection, so the
+        # next attempt connects afresh.
+        written: KubeObject | None = None
+        with anyio.move_on_after(self.renew_deadline) as bound:
+            try:
+                written = await self._write_lease(renewing)
+            except (ApiError, TransportError) as exc:
+                if not (isinstance(exc, ApiError) and exc.code == 409):
+                    log.warning("lease %s/%s: %s", self.namespace, self.name, exc)
+                return False
+        if bound.cancelled_caught:
+            log.warning(
+                "lease %s/%s: no answer within the %s s renew deadline",
+                self.namespace,
+                self.name,
+                self.renew_deadline,
+            )
+            return False
+        if written is None:
             return False
         self._observe(written)
         if not self.lost.is_set():
             self._valid_until = started + self.renew_deadline
         return True
+
+    async def _write_lease(self, renewing: bool) -> KubeObject | None:
+        """Read the lease and write this elector's claim; the written lease, or ``None`` when
+        there is nothing to claim (held by another, or gone while renewing)."""
+        lease = await self._api.get_opt(self.name)
+        if lease is None:
+            if renewing:
+                self._observed_spec = {}
+                return None
+            return await self._api.create(self._new_lease())
+        self._observe(lease)
+        if renewing and self.observed_holder != self.identity:
+            return None
+        body = self._claim(lease)
+        if body is None:
+            return None
+        return await self._api.replace(self.name, body)
 
     def _new_lease(self) -> KubeObject:
         now = _micro_time(datetime.now(UTC))

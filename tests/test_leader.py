@@ -391,6 +391,49 @@ def test_virtual_clock_takeover_follows_the_lease_duration() -> None:
     run_virtual(scenario)
 
 
+class DeadConnectionOnce:
+    """An elector's view of a shared store whose first read never gets an answer (a connection that
+    went silently dead), and whose later requests go through."""
+
+    def __init__(self, store: InMemoryLeases) -> None:
+        self.store = store
+        self.hung = 0
+
+    async def get_opt(self, name: str) -> dict[str, Any] | None:
+        if not self.hung:
+            self.hung += 1
+            await anyio.sleep_forever()
+        return await self.store.get_opt(name)
+
+    async def create(self, obj: dict[str, Any], *, field_manager: str | None = None) -> dict[str, Any]:
+        return await self.store.create(obj, field_manager=field_manager)
+
+    async def replace(self, name: str, obj: dict[str, Any]) -> dict[str, Any]:
+        return await self.store.replace(name, obj)
+
+
+def test_virtual_clock_an_attempt_without_an_answer_gives_up_at_the_renew_deadline() -> None:
+    """A standby whose request hangs takes over after a release at its next attempt, not after the
+    client's read timeout: each attempt is bounded by the renew deadline (10 s by default)."""
+
+    async def scenario() -> None:
+        store = InMemoryLeases()
+        first = LeaderElector(None, "l", lease_api=store, registry=CollectorRegistry(), identity="a")
+        standby_view = DeadConnectionOnce(store)
+        second = LeaderElector(None, "l", lease_api=standby_view, registry=CollectorRegistry(), identity="b")
+        async with second:
+            async with first:
+                await first.wait_until_leading()
+                await anyio.sleep(3)
+            released_at = anyio.current_time()  # first released its lease on the way out
+            with anyio.fail_after(10 + 2 * 1.5 + 1):
+                await second.wait_until_leading()
+            assert standby_view.hung == 1
+            assert anyio.current_time() - released_at <= 10 + 2 * 1.5
+
+    run_virtual(scenario)
+
+
 def test_virtual_clock_lease_taken_by_someone_else_is_noticed_at_the_next_renew() -> None:
     async def scenario() -> None:
         store = InMemoryLeases()
