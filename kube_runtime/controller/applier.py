@@ -285,6 +285,8 @@ class ControllerRun(Generic[C]):
             clock=clock,
             requeue=requeue,
             timeout=config.reconcile_timeout,
+            leading=None if spec.leader_election is None else _is_leader(spec.leader_election),
+            term_over=self.force_shutdown,
         )
         election = spec.leader_election
         ready = spec.store.wait_until_ready
@@ -389,3 +391,9 @@ class ControllerRun(Generic[C]):
             await waitable.wait()
         _log.debug("applier queue terminated, starting graceful shutdown")
         self.shutdown()
+
+
+def _is_leader(election: LeaderElection) -> Callable[[], bool]:
+    """Whether ``election``'s elector leads now (asked before each reconcile starts)."""
+    elector = election.elector
+    return lambda: elector.is_leader

@@ -5,7 +5,9 @@ ties a run to a :class:`~kube_runtime.leader.LeaderElector` (anything with the
 :class:`Leadership` shape). Guarantees:
 
 * No reconcile starts before the elector leads: the runner's readiness gate is the store's
-  readiness *and* leadership.
+  readiness *and* leadership. Nor does one start after the term is over: each attempt asks
+  ``is_leader`` first (a paused process resumes past its deadline before the elector's
+  ``lost`` fires), and one that finds it false stops the run instead.
 * **Cold** (``warmup=False``, the default as in controller-runtime): the watches are not opened
   before the elector leads, so a standby costs nothing, and a new leader lists every watched
   object before its first reconcile.

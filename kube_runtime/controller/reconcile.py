@@ -91,6 +91,11 @@ class ReconcileAttempts(Generic[C]):
     ``requeue(request, run_at, priority)`` schedules a retry (the runner's ``schedule``); ``clock``
     is the run's clock; ``metrics`` receives the active-worker count and retries; ``timeout`` is
     the controller's reconcile timeout in seconds (``None``: none).
+
+    ``leading`` (leader-gated runs): asked before each attempt; when it says the term is over,
+    ``term_over`` is called (it force-stops the run) and the attempt waits to be cancelled without
+    running the reconciler. The elector's deadline passes before its watchdog task runs (a process
+    resumed after a pause), and a due request must not start in between.
     """
 
     __slots__ = (
@@ -99,12 +104,14 @@ class ReconcileAttempts(Generic[C]):
         "_context",
         "_decode",
         "_error_policy",
+        "_leading",
         "_metrics",
         "_name",
         "_reconcile",
         "_requeue",
         "_spans",
         "_store",
+        "_term_over",
         "_timeout",
     )
 
@@ -122,8 +129,12 @@ class ReconcileAttempts(Generic[C]):
         clock: Callable[[], float],
         requeue: Callable[[ReconcileRequest, float, int], object],
         timeout: float | None = None,
+        leading: Callable[[], bool] | None = None,
+        term_over: Callable[[], object] | None = None,
     ) -> None:
         self._timeout = timeout
+        self._leading = leading
+        self._term_over = term_over
         self._name = name
         self._store = store
         self._reconcile = reconcile
@@ -137,6 +148,11 @@ class ReconcileAttempts(Generic[C]):
         self._spans = ReconcileSpans()
 
     async def __call__(self, request: ReconcileRequest, due: Due[ReconcileRequest]) -> ControllerResult:
+        leading = self._leading
+        if leading is not None and not leading():
+            if self._term_over is not None:
+                self._term_over()
+            await anyio.sleep_forever()  # cancelled by the forced stop, as a running attempt is
         obj_ref = request.obj_ref
         obj = self._store.get(obj_ref)
         backoff = self._backoff

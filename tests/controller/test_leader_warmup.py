@@ -129,3 +129,37 @@ async def test_with_a_real_elector_the_warm_standby_takes_over(
         (item,) = await take_until(results, lambda items: len(items) == 1, within=30)
     assert isinstance(item, Reconciled)
     assert reconciled_by == ["second"]
+
+
+class ExpiringElector(ManualElector):
+    """Its term can end by the clock before its ``lost`` signal fires, as a real elector's does in
+    a process resumed after a pause (the deadline passed; the watchdog task has not run yet)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.expired = False
+
+    @property
+    def is_leader(self) -> bool:
+        return super().is_leader and not self.expired
+
+
+async def test_no_reconcile_starts_once_the_term_is_over_by_the_clock(config_maps: Api) -> None:
+    await config_maps.create(config_map("a"))
+    elector = ExpiringElector()
+    elector.lead()
+    started: list[str] = []
+
+    async def reconcile(obj: dict[str, Any], ctx: Any) -> Action:
+        started.append(obj["metadata"]["resourceVersion"])
+        return Action.await_change()
+
+    controller = Controller(config_maps).with_leader_election(elector)
+    with anyio.fail_after(30):
+        async with controller.run(reconcile, None, None) as results:
+            await take_until(results, lambda items: len(items) == 1)
+            elector.expired = True  # lost has not fired
+            await config_maps.patch("a", {"data": {"v": "2"}})
+            rest = [item async for item in results]  # the run stops by itself
+    assert len(started) == 1
+    assert not [item for item in rest if isinstance(item, Reconciled)]
