@@ -161,8 +161,14 @@ class Runner(Generic[T, R]):
         scheduler = self.scheduler
         changed = scheduler.schedule(message, now if run_at is None else run_at, now, priority)
         # With every worker busy the loop need not wake: the next worker to finish takes what is
-        # due, and a worker that goes idle wakes the loop if this made its deadline earlier.
-        if changed and self._sleeping and (not self.concurrency or len(self.running) < self.concurrency):
+        # due, and a worker that goes idle wakes the loop if this made its deadline earlier. What
+        # came due is counted as waiting at once, though, as the loop's pass would count it
+        # (workqueue_depth and workqueue_adds_total show a backlog behind stuck workers).
+        if changed and self._sleeping and self.concurrency and len(self.running) >= self.concurrency:
+            if scheduler.is_due(now):
+                scheduler.hold(now)
+                self._report_queue()
+        elif changed and self._sleeping:
             if self._idle and scheduler.is_due(now):
                 # Due now with a worker idle: wake it. It takes the scheduler's pick when it runs,
                 # after the caller yields (so a burst of requests is deduplicated first), without
@@ -279,6 +285,12 @@ class Runner(Generic[T, R]):
                     self._tg.start_soon(self._worker, self._output)
         if (limit and len(running) >= limit) or not self._ready or self._blocked_outputs:
             scheduler.hold(now)
+        self._report_queue()
+
+    def _report_queue(self) -> None:
+        """Report what came due since the last report (adds) and what waits now (depth)."""
+        scheduler = self.scheduler
+        hooks = self._hooks
         if scheduler.became_due != self._reported_added:
             hooks.on_added(scheduler.became_due - self._reported_added)
             self._reported_added = scheduler.became_due
@@ -331,12 +343,8 @@ class Runner(Generic[T, R]):
         running[due.message] = now
         if not self.concurrency and not self._finishing and scheduler.has_pending and self._sleeping:
             self._wake.set()  # unbounded, and no other finishing worker will take the rest
-        hooks = self._hooks
-        hooks.on_started(now - due.due_at)
-        if scheduler.became_due != self._reported_added:
-            hooks.on_added(scheduler.became_due - self._reported_added)
-            self._reported_added = scheduler.became_due
-        hooks.on_depth(scheduler.depths)
+        self._hooks.on_started(now - due.due_at)
+        self._report_queue()
         return due
 
     async def _run_one(

@@ -421,3 +421,47 @@ async def test_an_output_taken_late_with_nothing_due_does_not_wake_the_loop() ->
         await send.aclose()
     assert sorted(taken) == [("a", 5.0), ("b", 5.0)]
     assert [t for t in hooks.depth_at if 5.0 <= t < 11.0] == []  # 11: close() ends the loop
+
+
+class QueueRecorder(RunnerHooks):
+    """The depth and the adds the runner reports, as the metrics see them."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.added = 0
+
+    def on_depth(self, depths: Mapping[int, int]) -> None:
+        self.depth = sum(depths.values())
+
+    def on_added(self, count: int) -> None:
+        self.added += count
+
+
+async def test_requests_waiting_behind_busy_workers_are_counted_while_they_wait() -> None:
+    """Every worker stuck: the requests made meanwhile show in the depth and the adds at once (the
+    loop sleeps on, and they were counted only once a worker finished)."""
+    release = anyio.Event()
+
+    async def run(message: str, _due: Any) -> str:
+        if message == "stuck":
+            await release.wait()
+        return message
+
+    hooks = QueueRecorder()
+    loop: Runner[str, str] = Runner(run, concurrency=1, hooks=hooks)
+    send, receive = anyio.create_memory_object_stream[Any](10)
+    async with anyio.create_task_group() as tg, receive:
+        tg.start_soon(loop.run, send)
+        loop.schedule("stuck")
+        await anyio.sleep(1)
+        assert (hooks.depth, hooks.added) == (0, 1)
+        for name in ("a", "b", "c"):
+            loop.schedule(name)
+        loop.schedule("later", anyio.current_time() + 60)  # not due: not waiting yet
+        assert (hooks.depth, hooks.added) == (3, 4)
+        await anyio.sleep(10)
+        assert (hooks.depth, hooks.added) == (3, 4)
+        release.set()
+        await anyio.sleep(1)
+        assert hooks.depth == 0
+        loop.close()
