@@ -46,9 +46,10 @@ class ReconcileProgress:
 
     ``mark()`` is called for every result item (``observe_results(progress=...)`` does it).
     ``stalled()`` is ``None`` when healthy, otherwise a one-line reason; it is healthy while less
-    than ``threshold`` seconds passed since the last result (or since creation), and after that
-    only while ``pending()`` reports no work (``pending`` returning ``None`` counts as work, so
-    without a pending source the check is purely time-based: requeue idle objects periodically).
+    than ``threshold`` seconds passed since the last result, or since a probe last found no work
+    waiting (so the first reconcile after a long idle spell has the whole threshold), and while
+    ``pending()`` reports no work (``pending`` returning ``None`` counts as work, so without a
+    pending source the check is purely time-based: requeue idle objects periodically).
     ``active()`` (optional) says whether the loop may run at all (a leader-gated controller: only
     while leading); while it is false the loop is healthy and its idle time starts over.
     """
@@ -76,11 +77,14 @@ class ReconcileProgress:
         if self.last_progress is None or (self.active is not None and not self.active()):
             self.last_progress = now  # the grace period starts with the first (active) probe
             return None
-        idle_for = now - self.last_progress
-        if idle_for <= self.threshold:
-            return None
         waiting = self.pending() if self.pending is not None else None
         if waiting is not None and waiting <= 0:
+            # Nothing waits: healthy, and the idle time starts over, so work that arrives after a
+            # long idle spell gets the whole threshold (counted from the last probe that saw none).
+            self.last_progress = now
+            return None
+        idle_for = now - self.last_progress
+        if idle_for <= self.threshold:
             return None
         what = "unknown work" if waiting is None else f"{waiting:g} item(s)"
         return (

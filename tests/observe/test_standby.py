@@ -46,6 +46,24 @@ async def test_a_standby_is_not_stalled_and_its_grace_period_starts_when_it_lead
     assert ungated.stalled() is not None
 
 
+async def test_work_arriving_after_a_long_idle_spell_gets_the_whole_threshold() -> None:
+    """Idle for longer than the threshold, then one reconcile in flight: not stalled until the
+    threshold passed since a probe last saw nothing waiting (it failed at once)."""
+    waiting = 0.0
+    progress = ReconcileProgress(3, pending=lambda: waiting)
+    progress.mark()
+    for _ in range(4):  # probed every second through four idle seconds
+        await anyio.sleep(1)
+        assert progress.stalled() is None
+    waiting = 1.0  # a reconcile starts
+    await anyio.sleep(0.5)
+    assert progress.stalled() is None
+    await anyio.sleep(2)
+    assert progress.stalled() is None
+    await anyio.sleep(1)
+    assert progress.stalled() is not None  # 3.5 s since the last probe that saw nothing waiting
+
+
 def store_ready(registry: CollectorRegistry, store: str) -> float | None:
     for family in text_string_to_metric_families(generate_latest(registry).decode()):
         for sample in family.samples:
