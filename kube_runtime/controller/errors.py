@@ -11,6 +11,9 @@ with ``exc_info=item`` shows where it was raised.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 from kube_runtime.client.errors import KubeError
 from kube_runtime.controller.action import ReconcileReason
 from kube_runtime.store.object_ref import ObjectRef
@@ -50,7 +53,12 @@ class ReconcilerFailed(ControllerError):
     """The reconciler raised ``error`` for ``obj_ref``; the error policy decided the retry.
 
     ``reason`` is why that reconcile ran and ``duration`` how long it took in seconds.
+    ``log_ids`` holds the ``reconcile_id``, ``trace_id`` and ``span_id`` the attempt's log lines
+    carried (empty when not known), so a line about the failure, logged where the result is
+    consumed, joins them and the exported trace.
     """
+
+    log_ids: Mapping[str, str] = MappingProxyType({})
 
     def __init__(
         self,

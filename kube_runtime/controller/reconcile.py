@@ -53,7 +53,7 @@ from opentelemetry.trace import Status, StatusCode
 from kube_runtime.client.json import KubeObject
 from kube_runtime.controller.action import MAX_REQUEUE_SECONDS, Action, ReconcileReason, ReconcileRequest
 from kube_runtime.controller.backoff import ReconcileBackoff
-from kube_runtime.controller.context import ReconcileInfo, _current
+from kube_runtime.controller.context import ReconcileInfo, _current, current_reconcile
 from kube_runtime.controller.errors import (
     ObjectDecodeFailed,
     ReconcilerFailed,
@@ -247,6 +247,9 @@ class ReconcileAttempts(Generic[C]):
         span: trace.Span,
     ) -> ReconcilerFailed:
         """Record ``failed`` on the span and requeue as its kind and the error policy say."""
+        info = current_reconcile()
+        if info is not None:
+            failed.log_ids = _log_ids(info, span)
         if span.is_recording():
             span.record_exception(error)
             span.set_status(Status(StatusCode.ERROR, str(error)))
@@ -299,3 +302,14 @@ class ReconcileAttempts(Generic[C]):
 
 def _next_reconcile_id() -> str:
     return f"{_ID_PREFIX}-{next(_id_counter):x}"
+
+
+def _log_ids(info: ReconcileInfo, span: trace.Span) -> dict[str, str]:
+    """The ``reconcile_id``, ``trace_id`` and ``span_id`` the attempt's log lines carry."""
+    ids: dict[str, str] = {"reconcile_id": info.reconcile_id}
+    ctx = span.get_span_context()
+    pair = (ctx.trace_id, ctx.span_id) if ctx.is_valid else info.unrecorded_ids
+    if pair is not None:
+        ids["trace_id"] = format(pair[0], "032x")
+        ids["span_id"] = format(pair[1], "016x")
+    return ids

@@ -291,6 +291,7 @@ class ResultRecorder:
                     error=repr(item.error),
                     exc_info=item.error,
                     **fields,
+                    **item.log_ids,  # the attempt's ids: this line joins its other lines and trace
                 )
         elif isinstance(item, ObjectNotFound):
             self.forget(item.obj_ref)

@@ -112,6 +112,37 @@ async def test_a_failed_reconcile_is_logged_with_its_cause_chain_and_the_recipe_
     assert "KeyError" in json.dumps(found[0]["exception"])
 
 
+async def test_the_failure_line_carries_the_ids_of_the_attempts_own_lines(api_server: ApiServer) -> None:
+    """The "reconcile failed" line is logged where the result is consumed, outside the attempt;
+    it carries the attempt's reconcile_id, trace_id and span_id, so it joins the attempt's lines."""
+    import structlog
+
+    output = io.StringIO()
+    configure_logging("info", fmt="json", stream=output)
+    try:
+        api = Api(api_server.client, CM, "default")
+
+        async def reconcile(obj: dict[str, Any], _ctx: None) -> Action:
+            structlog.get_logger("failing.reconciler").info("about to fail")
+            raise RuntimeError("boom")
+
+        await api.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}})
+        controller = Controller(api, name="ids", registry=CollectorRegistry())
+        with anyio.fail_after(30):
+            async with controller.run(reconcile, None, None) as results:
+                async for item in observe_results(results, "ids", registry=CollectorRegistry()):
+                    if isinstance(item, ReconcilerFailed):
+                        break
+    finally:
+        log_text = output.getvalue()
+        configure_logging("warning", stream=io.StringIO())
+    lines = [json.loads(line) for line in log_text.splitlines() if line.strip()]
+    inside = next(line for line in lines if line.get("event") == "about to fail")
+    failed = next(line for line in lines if line.get("event") == "reconcile failed")
+    for key in ("reconcile_id", "trace_id", "span_id", "object.ref"):
+        assert failed[key] == inside[key], key
+
+
 async def test_a_deleted_object_is_not_an_error(api_server: ApiServer) -> None:
     """Deleting an owner deletes its child (garbage collection), which triggers the owner again;
     the result stream reports it as an ObjectNotFound notice, which is not an error."""
