@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from collections.abc import Iterable, Mapping, MutableMapping
 from contextvars import ContextVar
@@ -108,6 +109,8 @@ _LEVELS: Mapping[str, int] = {
     "off": logging.CRITICAL + 10,
 }
 _HANDLER_NAME = "kube_runtime.observe"
+#: A logger name on its own in a filter: a dotted Python name or a Rust path (two parts at least).
+_TARGET = re.compile(r"[A-Za-z_]\w*((\.|::)[A-Za-z_]\w*)+")
 # Loggers whose level the previous configure_logging() call set, reset on the next call.
 _configured_targets: set[str] = set()
 #: The structlog processors and logger factory configure_logging() installs (one of each per
@@ -137,10 +140,14 @@ class LogFilter:
 
 
 def parse_log_filter(spec: str) -> LogFilter:
-    """Parse a RUST_LOG-style filter: comma-separated ``level`` or ``target=level`` directives.
+    """Parse a RUST_LOG-style filter: comma-separated ``level``, ``target=level`` or ``target``
+    directives.
 
     Rust paths (``my_controller::reconcile``) are accepted and mean the dotted Python name. A bare
-    level sets the default; the last directive for a target wins. Raises ``LogFilterError``.
+    level sets the default; a bare dotted or ``::`` path enables everything that logger logs
+    (``trace``), as in RUST_LOG (a bare single word must be a level: a misspelt level would
+    otherwise pass as a logger's name); the last directive for a target wins. Raises
+    ``LogFilterError``.
     """
     default = logging.INFO
     targets: dict[str, int] = {}
@@ -150,11 +157,18 @@ def parse_log_filter(spec: str) -> LogFilter:
             continue
         target, sep, level_name = directive.rpartition("=")
         level = _LEVELS.get(level_name.strip().lower())
+        if not sep:
+            if level is not None:
+                default = level
+            elif _TARGET.fullmatch(directive):
+                targets[directive.replace("::", ".")] = TRACE
+            else:
+                raise LogFilterError(
+                    f"unknown log level {directive!r} (a logger on its own: write {directive}=trace)"
+                )
+            continue
         if level is None:
             raise LogFilterError(f"unknown log level {level_name.strip()!r} in {directive!r}")
-        if not sep:
-            default = level
-            continue
         target = target.strip().replace("::", ".")
         if not target:
             raise LogFilterError(f"empty logger name in {directive!r}")

@@ -50,6 +50,14 @@ def test_parse_filter_last_directive_wins_and_empty_is_info() -> None:
     assert parse_log_filter("") == LogFilter()
 
 
+def test_a_bare_logger_path_enables_everything_it_logs_as_in_rust_log() -> None:
+    parsed = parse_log_filter("info,kube_runtime.watcher,my_app::reconcile")
+    assert parsed.default == logging.INFO
+    assert parsed.targets == {"kube_runtime.watcher": TRACE, "my_app.reconcile": TRACE}
+    with pytest.raises(LogFilterError, match="loud=trace"):
+        parse_log_filter("info,loud")  # one word: a misspelt level, not a logger
+
+
 @pytest.mark.parametrize("spec", ["loud", "a=verbose", "=info", "a=debug,b="])
 def test_parse_filter_rejects_bad_directives(spec: str) -> None:
     with pytest.raises(LogFilterError):
