@@ -29,6 +29,7 @@ from kube_runtime.testing.apiserver.crd import (
 from kube_runtime.testing.apiserver.discovery import Registry
 from kube_runtime.testing.apiserver.managed_fields import ApplyConflict, record_update, server_side_apply
 from kube_runtime.testing.apiserver.names import LABEL_MSG, SUBDOMAIN_MSG, is_label, is_subdomain
+from kube_runtime.testing.apiserver.objectmeta import meta_causes
 from kube_runtime.testing.apiserver.resources import ResourceType
 from kube_runtime.testing.apiserver.status import (
     StatusError,
@@ -152,6 +153,7 @@ class ObjectOps:
             causes.append(
                 ("metadata.finalizers", "FieldValueInvalid", "Invalid value: must be a list of strings")
             )
+        causes += meta_causes(meta)
         if causes:
             raise invalid(rtype, name, causes)
 
