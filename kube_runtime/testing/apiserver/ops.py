@@ -31,6 +31,7 @@ from kube_runtime.testing.apiserver.managed_fields import ApplyConflict, record_
 from kube_runtime.testing.apiserver.names import LABEL_MSG, SUBDOMAIN_MSG, is_label, is_subdomain
 from kube_runtime.testing.apiserver.objectmeta import meta_causes
 from kube_runtime.testing.apiserver.resources import ResourceType
+from kube_runtime.testing.apiserver.secrets import SECRETS, prepare_secret
 from kube_runtime.testing.apiserver.status import (
     StatusError,
     already_exists,
@@ -179,6 +180,8 @@ class ObjectOps:
             obj["status"] = status
         elif key == CRDS:
             prepare_crd(rtype, obj)
+        elif key == SECRETS:
+            prepare_secret(rtype, obj, None if old is None else old.obj)
 
     def _after_commit(self, rtype: ResourceType, record: Record, deleted: bool) -> None:
         if rtype.storage_key == CRDS:
