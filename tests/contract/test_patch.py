@@ -253,3 +253,24 @@ async def test_apply_without_field_manager_is_rejected(http: httpx.AsyncClient, 
     resp = await http.patch(path, content=body, headers=APPLY)
     assert resp.status_code in (400, 422)
     assert resp.json()["kind"] == "Status"
+
+
+async def test_an_apply_body_needs_its_kind_and_no_managed_fields(
+    http: httpx.AsyncClient, namespace: str
+) -> None:
+    """Applying an object as it was read back (managedFields included), or a body without
+    apiVersion and kind, is refused: a controller doing either fails on a cluster."""
+    path = f"/api/v1/namespaces/{namespace}/configmaps/ssa"
+    query = "?fieldManager=ctl"
+    bare = {"metadata": {"name": "ssa"}, "data": {"k": "v"}}
+    resp = await http.patch(path + query, content=yaml.safe_dump(bare), headers=APPLY)
+    assert resp.status_code == 400, resp.text
+    assert (await http.get(path)).status_code == 404
+    body = {"apiVersion": "v1", "kind": "ConfigMap", **bare}
+    created = await http.patch(path + query, content=yaml.safe_dump(body), headers=APPLY)
+    assert created.status_code == 201, created.text
+    read_back = (await http.get(path)).json()
+    assert read_back["metadata"]["managedFields"]
+    resp = await http.patch(path + query, content=yaml.safe_dump(read_back), headers=APPLY)
+    assert resp.status_code == 400, resp.text
+    assert "managedFields must be nil" in resp.json()["message"]

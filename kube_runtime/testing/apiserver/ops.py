@@ -399,6 +399,7 @@ class ObjectOps:
         """Server-side apply; returns the record and whether it was created."""
         if not isinstance(applied, dict):
             raise bad_request("the body of an apply request must be an object")
+        _check_apply_body(applied)
         meta = self._check_body(rtype, applied)
         if meta.get("name") not in (None, name):
             raise bad_request(
@@ -549,3 +550,16 @@ class ObjectOps:
             return
         final.setdefault("spec", {})["finalizers"] = []
         self.storage.commit(coll, DELETED, final, cur)
+
+
+def _check_apply_body(applied: dict[str, Any]) -> None:
+    """What kube-apiserver requires of an apply body and not of others: its own ``apiVersion`` and
+    ``kind`` (the URL does not supply them), and no ``managedFields`` (an object read back and
+    applied as it came is refused, as on a cluster)."""
+    api_version, kind = applied.get("apiVersion") or "", applied.get("kind") or ""
+    if not api_version or not kind:
+        group_version = api_version if "/" in str(api_version) else f"/{api_version}"
+        raise bad_request(f"invalid object type: {group_version}, Kind={kind}")
+    meta = applied.get("metadata")
+    if isinstance(meta, dict) and meta.get("managedFields") is not None:
+        raise bad_request("metadata.managedFields must be nil")
