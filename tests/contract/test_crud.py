@@ -130,3 +130,35 @@ async def test_custom_resources_namespaced_and_cluster_scoped(
     finally:
         await delete_crd(http, namespaced)
         await delete_crd(http, cluster)
+
+
+async def test_a_body_meant_for_an_object_since_recreated_is_refused(
+    http: httpx.AsyncClient, namespace: str
+) -> None:
+    """A PUT carrying the uid of the object it was read from is a precondition: the object of that
+    name was deleted and created again, so the write is refused (409) instead of overwriting the new
+    one. In a patch the uid is immutable (422)."""
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    first = (
+        await http.post(path, json={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}})
+    ).json()
+    assert (await http.delete(f"{path}/x")).status_code == 200
+    second = (
+        await http.post(path, json={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}})
+    ).json()
+    stale = {
+        **first,
+        "metadata": {**first["metadata"], "resourceVersion": second["metadata"]["resourceVersion"]},
+    }
+    stale["data"] = {"written": "to the old object"}
+    resp = await http.put(f"{path}/x", json=stale)
+    assert resp.status_code == 409, resp.text
+    assert "Precondition failed: UID in precondition" in resp.json()["message"]
+    patched = await http.patch(
+        f"{path}/x",
+        json={"metadata": {"uid": first["metadata"]["uid"]}},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert patched.status_code == 422, patched.text
+    assert (await http.get(f"{path}/x")).json()["metadata"]["uid"] == second["metadata"]["uid"]
+    assert "data" not in (await http.get(f"{path}/x")).json()

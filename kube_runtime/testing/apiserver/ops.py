@@ -305,6 +305,7 @@ class ObjectOps:
             )
         old = cur.obj
         old_meta = old["metadata"]
+        _check_uid(rtype, name, meta.get("uid"), old_meta.get("uid"), put=require_rv)
         if subresource == "status":
             new = cur.copy_obj()
             if "status" in obj:
@@ -563,3 +564,17 @@ def _check_apply_body(applied: dict[str, Any]) -> None:
     meta = applied.get("metadata")
     if isinstance(meta, dict) and meta.get("managedFields") is not None:
         raise bad_request("metadata.managedFields must be nil")
+
+
+def _check_uid(rtype: ResourceType, name: str, uid: Any, stored: Any, *, put: bool) -> None:
+    """A body's ``metadata.uid`` names the object it was meant for: in a PUT it is a precondition
+    (409 when the object of that name is another one, recreated since), in a patch an immutable
+    field (422)."""
+    if not uid or uid == stored:
+        return
+    if put:
+        why = f"Precondition failed: UID in precondition: {uid}, UID in object meta: {stored}"
+        raise StatusError(409, "Conflict", why, conflict(rtype, name, why).details)
+    raise invalid(
+        rtype, name, [("metadata.uid", "FieldValueInvalid", f'Invalid value: "{uid}": field is immutable')]
+    )
