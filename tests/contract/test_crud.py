@@ -162,3 +162,21 @@ async def test_a_body_meant_for_an_object_since_recreated_is_refused(
     assert patched.status_code == 422, patched.text
     assert (await http.get(f"{path}/x")).json()["metadata"]["uid"] == second["metadata"]["uid"]
     assert "data" not in (await http.get(f"{path}/x")).json()
+
+
+async def test_an_immutable_config_map_keeps_its_data_and_keys_are_checked(
+    http: httpx.AsyncClient, namespace: str
+) -> None:
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "frozen"}, "data": {"k": "v"}}
+    assert (await http.post(path, json={**body, "immutable": True})).status_code == 201
+    merge = {"Content-Type": "application/merge-patch+json"}
+    for change in ({"data": {"k": "w"}}, {"immutable": False}, {"binaryData": {"b": "AA=="}}):
+        resp = await http.patch(f"{path}/frozen", json=change, headers=merge)
+        assert resp.status_code == 422, (change, resp.text)
+    assert (await http.get(f"{path}/frozen")).json()["data"] == {"k": "v"}
+    labelled = await http.patch(f"{path}/frozen", json={"metadata": {"labels": {"a": "b"}}}, headers=merge)
+    assert labelled.status_code == 200  # metadata may still change
+    bad_key = await http.post(path, json={**body, "metadata": {"name": "spaced"}, "data": {"a b": "v"}})
+    assert bad_key.status_code == 422
+    assert "data[a b]" in {cause["field"] for cause in bad_key.json()["details"]["causes"]}

@@ -26,6 +26,7 @@ from kube_runtime.testing.apiserver.crd import (
     prepare_crd,
     serve_crd,
 )
+from kube_runtime.testing.apiserver.datakeys import data_causes
 from kube_runtime.testing.apiserver.discovery import Registry
 from kube_runtime.testing.apiserver.managed_fields import ApplyConflict, record_update, server_side_apply
 from kube_runtime.testing.apiserver.names import LABEL_MSG, SUBDOMAIN_MSG, is_label, is_subdomain
@@ -47,6 +48,7 @@ __all__ = ["NAMESPACES", "ObjectOps", "now_rfc3339"]
 
 NAMESPACES = ("", "namespaces")
 CRDS = ("apiextensions.k8s.io", "customresourcedefinitions")
+_CONFIG_MAPS = ("", "configmaps")
 _CONFLICT = "the object has been modified; please apply your changes to the latest version and try again"
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
@@ -182,6 +184,10 @@ class ObjectOps:
             prepare_crd(rtype, obj)
         elif key == SECRETS:
             prepare_secret(rtype, obj, None if old is None else old.obj)
+        elif key == _CONFIG_MAPS:
+            causes = data_causes(obj, None if old is None else old.obj)
+            if causes:
+                raise invalid(rtype, name, causes)
 
     def _after_commit(self, rtype: ResourceType, record: Record, deleted: bool) -> None:
         if rtype.storage_key == CRDS:

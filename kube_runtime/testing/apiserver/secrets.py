@@ -1,7 +1,8 @@
 """kube-apiserver's handling of Secrets that a controller sees: ``stringData`` merged into ``data``
 (base64-encoded, over ``data``'s entry of the same key) and not stored; ``data`` values that are not
 base64 refused with 400, as kube-apiserver's decoding refuses them; ``type`` immutable; a
-``kubernetes.io/tls`` Secret needs ``tls.crt`` and ``tls.key``.
+``kubernetes.io/tls`` Secret needs ``tls.crt`` and ``tls.key``; keys and ``immutable`` as for
+ConfigMaps (:mod:`~kube_runtime.testing.apiserver.datakeys`).
 
 Pitfall: ``type`` is not defaulted to ``Opaque`` (the server does no defaulting, see
 docs/embedded-apiserver.md).
@@ -13,6 +14,7 @@ import base64
 import binascii
 from typing import Any
 
+from kube_runtime.testing.apiserver.datakeys import data_causes
 from kube_runtime.testing.apiserver.resources import ResourceType
 from kube_runtime.testing.apiserver.status import bad_request, invalid
 
@@ -39,7 +41,7 @@ def prepare_secret(rtype: ResourceType, obj: dict[str, Any], old: dict[str, Any]
             if isinstance(value, str):
                 merged[key] = base64.b64encode(value.encode()).decode()
         obj["data"] = merged
-    causes: list[tuple[str, str, str]] = []
+    causes = data_causes(obj, old)
     if old is not None and old.get("type") != obj.get("type") and (old.get("type") or obj.get("type")):
         causes.append(
             ("type", "FieldValueInvalid", f'Invalid value: "{obj.get("type") or ""}": field is immutable')
