@@ -584,17 +584,11 @@ async def _predicate_filter(stream: AsyncIterable[T], predicate: Predicate, ttl:
             elif isinstance(item, LazyObject):
                 if cache.changed_lazy(item):
                     yield item
-            elif isinstance(item, Apply):
+            elif isinstance(item, Apply | InitApply):
                 lazy = item.lazy
-                if cache.changed(item.object) if lazy is None else cache.changed_lazy(lazy):
+                changed = cache.changed(item.object) if lazy is None else cache.changed_lazy(lazy)
+                if changed or isinstance(item, InitApply):  # a list passes whole (see the docstring)
                     yield item
-            elif isinstance(item, InitApply):
-                lazy = item.lazy
-                if lazy is None:
-                    cache.changed(item.object)
-                else:
-                    cache.changed_lazy(lazy)
-                yield item  # a list passes whole (see the docstring)
             elif isinstance(item, dict):
                 if cache.changed(item):
                     yield item

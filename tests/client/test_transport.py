@@ -431,10 +431,9 @@ async def test_tls_with_client_certificate_files(pki: Pki, registry: CollectorRe
             assert await client.request("get", "GET", "/version") == {"cn": "bob"}
 
 
-async def test_tls_exec_plugin_certificate_is_installed(
-    tmp_path: Path, pki: Pki, registry: CollectorRegistry
-) -> None:
-    plugin = ExecPlugin(
+def _certificate_plugin(tmp_path: Path, pki: Pki) -> ExecPlugin:
+    """An exec plugin handing out alice's client certificate (its env may be changed later)."""
+    return ExecPlugin(
         str(write_plugin(tmp_path)),
         env={
             "PLUGIN_COUNTER": str(tmp_path / "n"),
@@ -442,6 +441,12 @@ async def test_tls_exec_plugin_certificate_is_installed(
             "PLUGIN_KEY": pki.path("client.key"),
         },
     )
+
+
+async def test_tls_exec_plugin_certificate_is_installed(
+    tmp_path: Path, pki: Pki, registry: CollectorRegistry
+) -> None:
+    plugin = _certificate_plugin(tmp_path, pki)
     context = _server_context(pki, require_client_cert=True)
     async with (
         LoopbackServer(_who, ssl_context=context) as server,
@@ -455,14 +460,7 @@ async def test_a_rotated_exec_plugin_certificate_is_not_resent_on_a_connection_m
 ) -> None:
     """A TLS connection keeps the certificate of its handshake: after a 401 the plugin's new
     certificate is installed and idle connections are closed, so the resend presents it."""
-    plugin = ExecPlugin(
-        str(write_plugin(tmp_path)),
-        env={
-            "PLUGIN_COUNTER": str(tmp_path / "n"),
-            "PLUGIN_CERT": pki.path("client.crt"),
-            "PLUGIN_KEY": pki.path("client.key"),
-        },
-    )
+    plugin = _certificate_plugin(tmp_path, pki)
     rejected: set[str | None] = set()
     seen: list[str | None] = []
 
