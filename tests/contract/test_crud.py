@@ -180,3 +180,12 @@ async def test_an_immutable_config_map_keeps_its_data_and_keys_are_checked(
     bad_key = await http.post(path, json={**body, "metadata": {"name": "spaced"}, "data": {"a b": "v"}})
     assert bad_key.status_code == 422
     assert "data[a b]" in {cause["field"] for cause in bad_key.json()["details"]["causes"]}
+
+
+async def test_an_unknown_dry_run_value_is_refused_and_writes_nothing(
+    http: httpx.AsyncClient, namespace: str
+) -> None:
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    resp = await http.post(f"{path}?dryRun=Foo", json=configmap("dry"))
+    assert resp.status_code == 422, resp.text
+    assert (await http.get(f"{path}/dry")).status_code == 404

@@ -259,6 +259,11 @@ class ApiApp(ListWatchHandlers, WriteHandlers):
             raise NOT_ALLOWED
         manager = q.get("fieldManager") or self._default_manager(request)
         dry_run = q.get("dryRun") == "All"
+        if q.get("dryRun") and not dry_run:  # refused, not taken for a real write
+            value = q.get("dryRun")
+            raise StatusError(
+                422, "Invalid", f'dryRun: Unsupported value: "{value}": supported values: "All"'
+            )
         if t.subresource == "scale" and t.name is not None:
             return serve_scale(
                 self.ops, request, t.rtype, t.namespace, t.name, manager=manager, dry_run=dry_run
