@@ -45,6 +45,7 @@ class Peer:
                 "official": "kubernetes",
                 "kubernetes_asyncio": "kubernetes_asyncio",
                 "kr8s": "kr8s",
+                "raw (streams)": "uvloop",
             }.get(self.name)
             if mod is not None:
                 try:
@@ -110,12 +111,19 @@ PEERS: dict[str, Peer] = {
         Peer("official", _py("official_peer.py"), library="py:kubernetes"),
         Peer("kubernetes_asyncio", _py("k8s_asyncio_peer.py"), library="py:kubernetes_asyncio"),
         Peer("kr8s", _py("kr8s_peer.py"), library="py:kr8s"),
-        Peer("raw (gc off)", _py("raw_peer.py"), env=(("RAW_PEER_GC", "off"),), library="py:httpx"),
-        Peer("raw (gc on)", _py("raw_peer.py"), env=(("RAW_PEER_GC", "on"),), library="py:httpx"),
+        Peer("raw (gc off)", _py("raw_peer.py"), True, env=(("RAW_PEER_GC", "off"),), library="py:httpx"),
+        Peer("raw (gc on)", _py("raw_peer.py"), True, env=(("RAW_PEER_GC", "on"),), library="py:httpx"),
+        Peer(
+            "raw (streams)",
+            _py("raw_peer.py"),
+            True,
+            env=(("RAW_PEER_GC", "on"), ("RAW_PEER_HTTP", "streams"), ("RAW_PEER_LOOP", "uvloop")),
+            library="py:uvloop",
+        ),
     ]
 }
 
-RAW = ("raw (gc off)", "raw (gc on)")
+RAW = ("raw (gc off)", "raw (gc on)", "raw (streams)")
 
 
 def available_peers(names: list[str]) -> tuple[list[Peer], dict[str, str]]:

@@ -66,6 +66,25 @@ def test_our_peer_syncs_follows_churn_and_loses_nothing() -> None:
         assert dump == server.versions("configmaps", "smoke")
 
 
+@pytest.mark.parametrize("name", ["raw (gc on)", "raw (streams)"])
+def test_raw_limit_controller_reconciles_every_object_and_every_write(name: str) -> None:
+    """The raw limit's controller mode: each object once after the list, then each churned write
+    (its keys are distinct and spaced, so none is deduplicated), on both watch transports."""
+    with BenchServer(cpu=None) as server:
+        server.bulk_create("configmaps", "raw", 40, configmap_template())
+        with PeerRun(PEERS[name], server.kubeconfig, "raw", mode="controller", concurrency=4, cpu=None) as run:
+            assert run.wait_synced(60)["synced"] == 40
+            assert run.wait_events(40, timeout=30)
+            base = run.wait_quiet(1.2, 10)
+            assert base == 40
+            index = server.churn("configmaps", "raw", 40, 100)
+            assert server.wait_churn(index, timeout=30)["done"] == 40
+            assert run.wait_events(80, timeout=30)
+            assert run.wait_quiet(1.2, 10) == 80
+            dump = run.stop()
+        assert dump == server.versions("configmaps", "raw")
+
+
 def test_run_quick_scenario_one_with_our_peer(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
     import run as bench_run
 
