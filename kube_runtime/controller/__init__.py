@@ -35,7 +35,7 @@ from kube_runtime.controller.errors import (
     ReconcileTimedOut,
     RunnerError,
 )
-from kube_runtime.controller.failures import PANIC_TYPES, TerminalError
+from kube_runtime.controller.failures import PANIC_TYPES, StrayCancellation, TerminalError
 from kube_runtime.controller.metrics import QueueMetrics, queue_metrics
 from kube_runtime.controller.options import DEFAULT_LEASE_NAMESPACE, ControllerOptions
 from kube_runtime.controller.reconcile import ErrorPolicy, Reconciler
@@ -83,6 +83,7 @@ __all__ = [
     "RunnerHooks",
     "ScheduleRequest",
     "Scheduler",
+    "StrayCancellation",
     "TerminalError",
     "Trigger",
     "WatchInstrument",

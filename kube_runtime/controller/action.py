@@ -46,6 +46,16 @@ class Action:
     priority: int | None = None
     timeout: float | None = None
 
+    def __post_init__(self) -> None:
+        # Checked however the action is made (``Action(...)`` included): a NaN delay would
+        # compare false with every deadline and corrupt the scheduler's order for other objects.
+        delay = self.requeue_after
+        if delay is not None and not delay >= 0:
+            raise ValueError(f"requeue delay must be a non-negative number, got {delay}")
+        timeout = self.timeout
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be positive, got {timeout}")
+
     def with_priority(self, priority: int) -> Action:
         """The same action with its requeue at ``priority`` (higher runs first among due ones)."""
         return Action(self.requeue_after, self.backoff, int(priority), self.timeout)
@@ -54,15 +64,13 @@ class Action:
         """The same action, and the reconcile it requeues is cancelled after ``seconds`` instead
         of the controller's reconcile timeout. Pitfall: a change of the object that comes due
         before the requeue replaces it, and runs with the controller's timeout."""
-        if not seconds > 0:
-            raise ValueError(f"timeout must be positive, got {seconds}")
         return Action(self.requeue_after, self.backoff, self.priority, float(seconds))
 
     @classmethod
     def requeue(cls, seconds: float) -> Action:
         """Reconcile again after ``seconds`` (clamped to 180 days), unless a change comes first."""
-        if seconds < 0:
-            raise ValueError(f"requeue delay must not be negative, got {seconds}")
+        if not seconds >= 0:  # NaN included
+            raise ValueError(f"requeue delay must be a non-negative number, got {seconds}")
         return cls(min(float(seconds), MAX_REQUEUE_SECONDS))
 
     @classmethod

@@ -336,6 +336,7 @@ class ControllerRun(Generic[C]):
         finally:
             metrics.detach_inflight()
             metrics.active_workers.set(0)
+            metrics.clear_depth()
             send.close()
             _log.debug("applier terminated")
 

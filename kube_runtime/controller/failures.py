@@ -34,7 +34,7 @@ from typing import Final
 
 from kube_runtime.client.errors import KubeError
 
-__all__ = ["PANIC_TYPES", "TerminalError", "is_panic", "is_terminal"]
+__all__ = ["PANIC_TYPES", "StrayCancellation", "TerminalError", "is_panic", "is_terminal"]
 
 #: The exception types that count as a panic (see the module docs).
 PANIC_TYPES: Final[tuple[type[BaseException], ...]] = (
@@ -56,6 +56,17 @@ class TerminalError(Exception):
     """Raise it from a reconciler when retrying cannot help until the object changes: the
     object is not requeued (see the module docs). ``raise TerminalError("...") from error`` keeps
     the underlying error as its cause."""
+
+
+class StrayCancellation(Exception):
+    """The reconcile raised ``asyncio.CancelledError`` although nothing cancelled it: it awaited a
+    future or task that was cancelled elsewhere (a shared lookup another caller cancelled).
+
+    asyncio delivers that cancellation to every awaiter, but it is the awaited work's failure, not
+    a stop of this reconcile, so it is classified as an error (retried through the error policy)
+    instead of ending the worker, which would end the whole controller's result stream. The
+    original ``CancelledError`` is the ``__cause__``. A real cancellation (shutdown, the
+    reconcile's timeout) is never wrapped."""
 
 
 def is_terminal(error: BaseException) -> bool:

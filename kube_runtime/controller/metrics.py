@@ -202,6 +202,14 @@ class QueueMetrics(RunnerHooks):
                 values[child] = total
                 child.set(total)
 
+    def clear_depth(self) -> None:
+        """Set every depth series to 0: the run ended (a forceful stop drops what was queued
+        without a last pass of the runner's loop)."""
+        for child in self._depths.values():
+            if self._depth_values.get(child) != 0:
+                self._depth_values[child] = 0
+                child.set(0)
+
     def _depth_child(self, priority: int) -> _GaugeChild:
         """The depth series of ``priority`` (unprioritized: ``""``; past the cardinality limit,
         the shared one)."""

@@ -23,6 +23,8 @@
   ``ReconcilerPanicked`` and is retried the same way. A ``TerminalError`` yields
   ``ReconcilerFailedTerminally``: no requeue, no error policy, the backoff is forgotten.
   Success yields ``Reconciled``, forgets the backoff and requeues as the ``Action`` says.
+  A ``CancelledError`` the attempt was not cancelled with (it awaited a future cancelled
+  elsewhere) is such a failure too (``StrayCancellation``): only a real cancellation ends it.
 * Timeout: a reconcile running longer than its timeout (the request's, set by
   ``Action.with_timeout``, else the controller's; ``None``: none) is cancelled and yields
   ``ReconcileTimedOut`` once it has finished unwinding: the attempt (so the object's slot in the
@@ -37,6 +39,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import itertools
 import logging
@@ -61,7 +64,7 @@ from kube_runtime.controller.errors import (
     ReconcilerPanicked,
     ReconcileTimedOut,
 )
-from kube_runtime.controller.failures import is_panic, is_terminal
+from kube_runtime.controller.failures import StrayCancellation, is_panic, is_terminal
 from kube_runtime.controller.metrics import QueueMetrics
 from kube_runtime.controller.reconcile_span import ReconcileSpans
 from kube_runtime.controller.result import ControllerResult, ObjectNotFound, Reconciled
@@ -206,6 +209,14 @@ class ReconcileAttempts(Generic[C]):
                     timed_out = scope.cancelled_caught
             except Exception as exc:
                 failure = exc
+            except asyncio.CancelledError as exc:
+                if _being_cancelled():
+                    raise
+                failure = StrayCancellation(
+                    "reconcile raised CancelledError without being cancelled (it awaited a "
+                    "future or task cancelled elsewhere)"
+                )
+                failure.__cause__ = exc
             finally:
                 duration = clock() - started
                 active.dec()
@@ -298,6 +309,12 @@ class ReconcileAttempts(Generic[C]):
         run_at = self._clock() + min(delay, MAX_REQUEUE_SECONDS)
         # Once shutting down (the runner is closed) the requeue is dropped.
         self._requeue(ReconcileRequest(obj_ref, reason, priority, timeout), run_at, priority)
+
+
+def _being_cancelled() -> bool:
+    """Whether the running task has a cancellation requested (shutdown, a timeout's scope)."""
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0
 
 
 def _next_reconcile_id() -> str:

@@ -72,7 +72,8 @@ def test_raw_limit_controller_reconciles_every_object_and_every_write(name: str)
     (its keys are distinct and spaced, so none is deduplicated), on both watch transports."""
     with BenchServer(cpu=None) as server:
         server.bulk_create("configmaps", "raw", 40, configmap_template())
-        with PeerRun(PEERS[name], server.kubeconfig, "raw", mode="controller", concurrency=4, cpu=None) as run:
+        peer = PEERS[name]
+        with PeerRun(peer, server.kubeconfig, "raw", mode="controller", concurrency=4, cpu=None) as run:
             assert run.wait_synced(60)["synced"] == 40
             assert run.wait_events(40, timeout=30)
             base = run.wait_quiet(1.2, 10)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from typing import Any
 
@@ -17,6 +18,7 @@ from kube_runtime.controller import (
     ReconcilerFailed,
     ReconcilerFailedTerminally,
     ReconcilerPanicked,
+    StrayCancellation,
     TerminalError,
 )
 from kube_runtime.controller.failures import is_panic, is_terminal
@@ -114,3 +116,62 @@ async def test_an_error_the_reconciler_raises_is_not_a_panic(config_maps: Api) -
     async with Controller(config_maps).run(reconcile, None, None) as results:
         (item,) = await take_until(results, lambda items: len(items) == 1)
     assert type(item) is ReconcilerFailed
+
+
+@pytest.mark.parametrize("reconcile_timeout", [None, 30.0])
+async def test_awaiting_a_future_cancelled_elsewhere_is_a_failure_not_a_shutdown(
+    config_maps: Api, reconcile_timeout: float | None
+) -> None:
+    """asyncio raises CancelledError in every awaiter of a cancelled future, although the
+    reconcile itself was not cancelled: that is the awaited work's failure. It used to escape the
+    worker and end the whole result stream as if the controller had been shut down."""
+    for name in ("a", "b", "c"):
+        await config_maps.create(config_map(name))
+    attempts: dict[str, int] = {}
+
+    async def reconcile(obj: dict[str, Any], ctx: Any) -> Action:
+        name = obj["metadata"]["name"]
+        attempts[name] = attempts.get(name, 0) + 1
+        if name == "b" and attempts[name] == 1:
+            shared = asyncio.get_running_loop().create_future()
+            shared.cancel()  # a shared lookup another caller cancelled
+            await shared
+        return Action.await_change()
+
+    controller = Controller(config_maps).with_config(concurrency=2).with_reconcile_timeout(reconcile_timeout)
+    async with controller.run(reconcile, None, None) as results:
+        items = await take_until(
+            results, lambda items: sum(isinstance(i, Reconciled) for i in items) == 3, within=60
+        )
+    failed = [item for item in items if isinstance(item, ReconcilerFailed)]
+    assert len(failed) == 1
+    assert failed[0].obj_ref.name == "b"
+    assert type(failed[0]) is ReconcilerFailed  # retried through the error policy, not a panic
+    assert isinstance(failed[0].error, StrayCancellation)
+    assert isinstance(failed[0].error.__cause__, asyncio.CancelledError)
+    assert attempts == {"a": 1, "b": 2, "c": 1}  # retried after the backoff
+
+
+async def test_a_real_cancellation_still_stops_the_reconcile(config_maps: Api) -> None:
+    """Cancelling the consumer's scope cancels a running reconcile: it is not taken for a
+    stray cancellation and retried."""
+    await config_maps.create(config_map("a"))
+    started = anyio.Event()
+    cancelled: list[bool] = []
+
+    async def reconcile(obj: dict[str, Any], ctx: Any) -> Action:
+        started.set()
+        try:
+            await anyio.sleep_forever()
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+        return Action.await_change()
+
+    controller = Controller(config_maps)
+    with anyio.CancelScope() as scope:
+        async with controller.run(reconcile, None, None) as results:
+            await started.wait()
+            scope.cancel()
+            await results.receive()
+    assert cancelled == [True]

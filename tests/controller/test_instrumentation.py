@@ -243,3 +243,27 @@ def test_metric_registration_is_idempotent() -> None:
     second.on_added(1)
     assert registry.get_sample_value("workqueue_adds_total", {"name": "x", "controller": "x"}) == 3
     assert registry.get_sample_value("workqueue_adds_total", {"name": "y", "controller": "y"}) == 0
+
+
+async def test_depth_is_cleared_when_a_run_is_stopped_forcefully(config_maps: Api) -> None:
+    """Leaving the run's block early drops what was queued without a last pass of the runner's
+    loop: the depth series must not keep reporting objects no worker will ever take."""
+    for name in ("a", "b", "c"):
+        await config_maps.create(config_map(name))
+    registry = CollectorRegistry()
+    started = anyio.Event()
+
+    async def reconcile(obj: dict[str, Any], ctx: Any) -> Action:
+        started.set()
+        await anyio.sleep_forever()
+        return Action.await_change()
+
+    labels = {"name": "cms", "controller": "cms"}
+    controller = Controller(config_maps, name="cms", registry=registry).with_config(concurrency=1)
+    async with controller.run(reconcile, None, None):
+        await started.wait()
+        await anyio.sleep(1)
+        assert sample(registry, "workqueue_depth", priority="-100", **labels) == 2
+    assert sample(registry, "workqueue_depth", priority="-100", **labels) == 0
+    assert sample(registry, "workqueue_depth", priority="0", **labels) == 0
+    assert sample(registry, "controller_runtime_active_workers", controller="cms") == 0

@@ -164,3 +164,21 @@ def test_action_requeue_is_clamped_and_validated() -> None:
     assert Action.await_change().requeue_after is None
     with pytest.raises(ValueError, match="negative"):
         Action.requeue(-1)
+    assert Action.requeue(float("inf")).requeue_after == 180 * 24 * 3600
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Action.requeue(float("nan")),
+        lambda: Action(float("nan")),  # made directly, as a dataclass
+        lambda: Action(-1.0),
+        lambda: Action.requeue(1).with_timeout(float("nan")),
+        lambda: Action(None, timeout=0.0),
+    ],
+)
+def test_an_action_with_a_nan_or_negative_delay_or_timeout_cannot_be_made(make: Any) -> None:
+    """A NaN requeue delay compares false with every deadline: it used to reach the scheduler's
+    heap and break its order, and unrelated objects lost their requeues."""
+    with pytest.raises(ValueError, match=r"non-negative number|positive"):
+        make()
