@@ -37,6 +37,7 @@ import anyio
 from kube_runtime.client import Api, Client
 from kube_runtime.client.errors import ApiError, KubeError
 from kube_runtime.client.json import KubeObject
+from kube_runtime.client.names import is_qualified_name
 from kube_runtime.client.resource import ApiResource
 
 __all__ = [
@@ -85,8 +86,14 @@ class Reporter:
     instance: str | None = None
 
     def __post_init__(self) -> None:
-        if not self.controller:
-            raise InvalidEvent("Reporter.controller must not be empty")
+        if not is_qualified_name(self.controller):
+            # The API server refuses such an Event (422 on ``reportingController``) on every
+            # publish; fail once, here, instead.
+            raise InvalidEvent(
+                f"Reporter.controller {self.controller!r} is not a qualified name such as "
+                "'example.com/my-controller' (optional DNS subdomain prefix, a name of at most "
+                "63 letters, digits, '-', '_' and '.')"
+            )
         if len(self.reporting_instance) > MAX_REPORTING_INSTANCE_LENGTH:
             raise InvalidEvent(
                 f"reportingInstance {self.reporting_instance!r} is longer than "
@@ -253,13 +260,22 @@ class Recorder:
             body = self._new_event(event, reference, namespace, wall_now)
         if result is None:
             result = await events.create(body)
+        # Re-inserted, so the cache stays ordered by last observation (oldest first).
+        self._cache.pop(key, None)
         self._cache[key] = _Cached(body, anyio.current_time())
         return result
 
     def _expire(self, now: float) -> None:
-        stale = [key for key, cached in self._cache.items() if now - cached.last_observed >= CACHE_TTL]
+        """Drop the keys not observed for ``CACHE_TTL``: the oldest ones only, so a publish costs
+        O(expired keys), not a scan of the whole cache."""
+        cache = self._cache
+        stale: list[_Key] = []
+        for key, cached in cache.items():
+            if now - cached.last_observed < CACHE_TTL:
+                break
+            stale.append(key)
         for key in stale:
-            del self._cache[key]
+            del cache[key]
 
     def _new_event(
         self, event: EventReport, reference: KubeObject, namespace: str, wall_now: datetime

@@ -23,7 +23,10 @@ Guarantees: if ``FinalizerApply`` ever started for an object, a ``FinalizerClean
 before the object can be deleted (a failing cleanup keeps the finalizer, so the object stays
 Terminating). Every patch is guarded by ``test`` ops, so a concurrent change to the finalizer list
 makes the patch fail with 422 instead of clobbering someone else's finalizer; the error is returned typed
-(:class:`AddFinalizer` / :class:`RemoveFinalizer`) and the next reconcile sees the new list.
+(:class:`AddFinalizer` / :class:`RemoveFinalizer`) and the next reconcile sees the new list. The
+patches also test the object's uid: a stale copy of a deleted object never removes (or adds) the
+finalizer of a newer object with the same name, whose own cleanup has not run (kube-rs tests only
+the list, so it can).
 
 Pitfalls: both callbacks must be idempotent and cancellation-safe (they run again after any
 failure or restart). Kubernetes does not deduplicate finalizers (kube-rs #964), which is why adding
@@ -40,7 +43,6 @@ while the list is empty, so the guard stays exact.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias
@@ -48,6 +50,7 @@ from typing import Any, Protocol, TypeAlias
 from kube_runtime.client.api import PatchType
 from kube_runtime.client.errors import ApiError, KubeError
 from kube_runtime.client.json import KubeObject
+from kube_runtime.client.names import is_qualified_name
 from kube_runtime.controller.action import Action
 
 __all__ = [
@@ -154,17 +157,6 @@ class InvalidFinalizer(FinalizerError):
         self.finalizer_name = finalizer_name
 
 
-_NAME_PART = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
-_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-
-
-def _is_qualified_name(value: str) -> bool:
-    prefix, slash, name = value.rpartition("/")
-    if slash and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)):
-        return False
-    return bool(_NAME_PART.fullmatch(name))
-
-
 def _json_pointer_token(index: int) -> str:
     return f"/metadata/finalizers/{index}"
 
@@ -182,7 +174,7 @@ async def finalizer(
     :class:`AddFinalizer` / :class:`RemoveFinalizer` when a guarded patch fails,
     :class:`UnnamedObject` and :class:`InvalidFinalizer` for unusable input.
     """
-    if not _is_qualified_name(finalizer_name):
+    if not is_qualified_name(finalizer_name):
         raise InvalidFinalizer(finalizer_name)
     metadata: dict[str, Any] = obj.get("metadata") or {}
     name = metadata.get("name")
@@ -206,6 +198,7 @@ async def finalizer(
         except Exception as exc:
             raise CleanupFailed(exc) from exc
         remove = [
+            *_same_object(metadata),
             {"op": "test", "path": _json_pointer_token(index), "value": finalizer_name},
             {"op": "remove", "path": _json_pointer_token(index)},
         ]
@@ -223,15 +216,28 @@ async def finalizer(
         # Deleted before we ever added the finalizer, so FinalizerApply never ran: nothing to clean up.
         return Action.await_change()
 
-    await _add_finalizer(api, name, finalizer_name, raw_finalizers, finalizers)
+    await _add_finalizer(api, name, finalizer_name, raw_finalizers, finalizers, _same_object(metadata))
     return Action.await_change()
 
 
+def _same_object(metadata: dict[str, Any]) -> list[dict[str, Any]]:
+    """A ``test`` of the object's uid: a patch made from a stale copy (a lagging cache, a handed
+    over shard) must not touch a newer object of the same name. Without a uid, nothing."""
+    uid = metadata.get("uid")
+    return [{"op": "test", "path": "/metadata/uid", "value": uid}] if uid else []
+
+
 async def _add_finalizer(
-    api: PatchableApi, name: str, finalizer_name: str, observed: Any, finalizers: list[str]
+    api: PatchableApi,
+    name: str,
+    finalizer_name: str,
+    observed: Any,
+    finalizers: list[str],
+    same_object: list[dict[str, Any]],
 ) -> None:
     if finalizers:
         add = [
+            *same_object,
             {"op": "test", "path": "/metadata/finalizers", "value": finalizers},
             {"op": "add", "path": "/metadata/finalizers/-", "value": finalizer_name},
         ]
@@ -246,6 +252,7 @@ async def _add_finalizer(
     last_error: ApiError | None = None
     for empty in empty_forms:
         add = [
+            *same_object,
             {"op": "test", "path": "/metadata/finalizers", "value": empty},
             {"op": "add", "path": "/metadata/finalizers", "value": [finalizer_name]},
         ]

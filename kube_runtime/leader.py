@@ -44,7 +44,6 @@ from __future__ import annotations
 import logging
 import math
 import random
-import re
 import socket
 import uuid
 from collections.abc import Awaitable, Callable, Generator, Mapping
@@ -59,6 +58,7 @@ from kube_runtime._tasks import BackgroundTasks
 from kube_runtime.client import Api, Client
 from kube_runtime.client.errors import ApiError, KubeError, TransportError
 from kube_runtime.client.json import KubeObject
+from kube_runtime.client.names import is_dns_subdomain
 from kube_runtime.client.resource import ApiResource
 from kube_runtime.metric_families import PerRegistry
 
@@ -82,7 +82,6 @@ Ts = TypeVarTuple("Ts")
 DEFAULT_LEASE_DURATION = 15.0
 DEFAULT_RENEW_DEADLINE = 10.0
 DEFAULT_RETRY_PERIOD = 2.0
-_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _JITTER = 0.2  # client-go's JitterFactor 1.2 on the acquire retry period
 
 LEASE_RESOURCE = ApiResource.builtin("Lease", "coordination.k8s.io/v1")
@@ -170,7 +169,7 @@ class LeaderElector:
         lease_api: LeaseApi | None = None,
         labels: Mapping[str, str] | None = None,
     ) -> None:
-        if len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
+        if not is_dns_subdomain(name):
             raise ValueError(f"lease name {name!r} is not a DNS-1123 subdomain (lowercase, digits, '-', '.')")
         if not 0 < retry_period * (1 + _JITTER) < renew_deadline < lease_duration:
             raise ValueError(

@@ -178,3 +178,37 @@ async def test_cache_expires_after_six_minutes_on_the_virtual_clock(api_server: 
     assert events[1]["eventTime"] == "2024-01-01T00:20:00.000000Z"
     assert not events[1].get("series")
     assert anyio.current_time() - start >= 2 * (CACHE_TTL - 60) + CACHE_TTL
+
+
+@pytest.mark.parametrize("controller", ["my controller", "", "a/b/c", "-ctl", "x" * 64, "Bad_Prefix/ctl"])
+def test_a_reporter_that_the_api_server_would_refuse_cannot_be_made(controller: str) -> None:
+    """kube-apiserver refuses an ``events.k8s.io/v1`` Event whose ``reportingController`` is not a
+    qualified name (422 on every publish); the embedded server does not check it, so the check
+    lives here."""
+    with pytest.raises(InvalidEvent, match="qualified name"):
+        Reporter(controller)
+
+
+def test_qualified_reporter_names_are_accepted() -> None:
+    for controller in ("ctl", "my-ctl", "example.com/my-ctl", "a_b.c-9"):
+        assert Reporter(controller).controller == controller
+
+
+@pytest.mark.parametrize("anyio_backend", [virtual_clock_backend()])
+async def test_a_repeated_key_outlives_older_ones_in_the_cache(api_server: Any) -> None:
+    """Expiry reads the cache oldest-observation first: a key observed again moves to the end,
+    so it is kept while a key first seen after it, but not since, expires."""
+    obj = await configmap(api_server)
+    other = EventReport(EventType.NORMAL, "Deleted", "Delete")
+    recorder = Recorder(api_server.client, Reporter("my-ctl"))
+    await recorder.publish(SCALED, obj)  # t=0
+    await anyio.sleep(60)
+    await recorder.publish(other, obj)  # t=60
+    await anyio.sleep(60)
+    await recorder.publish(SCALED, obj)  # t=120: SCALED observed again
+    await anyio.sleep(CACHE_TTL - 30)  # t=450: `other` is 390 s old, SCALED 330 s
+    await recorder.publish(SCALED, obj)
+    assert recorder.cached_events() == 1
+    scaled = [e for e in events_in(api_server, "default") if e["reason"] == SCALED.reason]
+    assert len(scaled) == 1
+    assert scaled[0]["series"]["count"] == 3

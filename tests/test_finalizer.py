@@ -181,6 +181,40 @@ async def test_a_stale_cleanup_of_an_object_already_gone_succeeds(api_server: An
     assert handler.events == [FinalizerCleanup(stale), FinalizerCleanup(stale)]
 
 
+async def test_a_stale_copy_never_removes_the_finalizer_of_a_recreated_object(api_server: Any) -> None:
+    """A copy of a deleted object (a lagging cache) names a newer object of the same name that is
+    Terminating and whose own cleanup has not run: the guarded remove must not let it go."""
+    api = configmaps(api_server)
+    await make(api, "reborn", [OURS])
+    await api.delete("reborn")
+    stale = await api.get("reborn")
+    await finalizer(api, OURS, stale, Handler())
+    assert await api.get_opt("reborn") is None
+    newer = await make(api, "reborn", [OURS])
+    await api.delete("reborn")
+    handler = Handler()
+    with pytest.raises(RemoveFinalizer) as raised:
+        await finalizer(api, OURS, stale, handler)
+    assert raised.value.error.code == 422
+    current = await api.get("reborn")
+    assert current["metadata"]["uid"] == newer["metadata"]["uid"]
+    assert current["metadata"]["finalizers"] == [OURS]  # still Terminating: its cleanup has not run
+    await finalizer(api, OURS, current, handler)
+    assert handler.events[-1] == FinalizerCleanup(current)
+    assert await api.get_opt("reborn") is None
+
+
+async def test_a_stale_copy_never_adds_the_finalizer_to_a_recreated_object(api_server: Any) -> None:
+    api = configmaps(api_server)
+    stale = await make(api, "again", [])
+    await api.delete("again")
+    await make(api, "again", [])
+    with pytest.raises(AddFinalizer) as raised:
+        await finalizer(api, OURS, stale, Handler())
+    assert raised.value.error.code == 422
+    assert not (await api.get("again"))["metadata"].get("finalizers")
+
+
 async def test_deleted_before_the_finalizer_was_added_needs_no_cleanup(api_server: Any) -> None:
     api = configmaps(api_server)
     await make(api, "never-applied", [OTHER])

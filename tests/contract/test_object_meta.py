@@ -81,3 +81,21 @@ async def test_metadata_a_cluster_accepts_is_accepted(http: httpx.AsyncClient, n
         headers={"Content-Type": "application/merge-patch+json"},
     )
     assert released.status_code == 200  # nothing left to hold the namespace's deletion
+
+
+@pytest.mark.parametrize(
+    ("name", "status"),
+    [
+        ("a" * 64, 201),  # a name is a DNS subdomain: no 63-character limit on a part
+        ("a" * 200 + ".b", 201),
+        ("a" * 253, 201),
+        ("a" * 254, 422),
+        ("a" * 63 + "." + "-b", 422),
+    ],
+)
+async def test_object_names_are_dns_subdomains_of_at_most_253_characters(
+    http: httpx.AsyncClient, namespace: str, name: str, status: int
+) -> None:
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    resp = await http.post(path, json=configmap(name))
+    assert resp.status_code == status, resp.text

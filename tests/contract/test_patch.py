@@ -274,3 +274,26 @@ async def test_an_apply_body_needs_its_kind_and_no_managed_fields(
     resp = await http.patch(path + query, content=yaml.safe_dump(read_back), headers=APPLY)
     assert resp.status_code == 400, resp.text
     assert "managedFields must be nil" in resp.json()["message"]
+
+
+async def test_apply_to_the_status_of_a_missing_object_is_404_and_creates_nothing(
+    http: httpx.AsyncClient, namespace: str
+) -> None:
+    """Server-side apply creates objects only through the main resource: a status apply for an
+    object deleted meanwhile (a reconcile racing a delete) must not bring it back."""
+    path = f"/apis/apps/v1/namespaces/{namespace}/deployments"
+    body = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "gone"},
+        "status": {"observedGeneration": 1},
+    }
+    resp = await http.patch(
+        f"{path}/gone/status",
+        content=yaml.safe_dump(body),
+        headers=APPLY,
+        params={"fieldManager": "ctl", "force": "true"},
+    )
+    assert resp.status_code == 404, resp.text
+    assert resp.json()["reason"] == "NotFound"
+    assert (await http.get(f"{path}/gone")).status_code == 404

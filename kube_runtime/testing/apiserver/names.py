@@ -21,15 +21,22 @@ LABEL_MSG = (
 
 
 def is_subdomain(name: str) -> bool:
-    """A DNS subdomain (RFC 1123): dot-separated labels, at most 253 characters."""
+    """A DNS subdomain as Kubernetes checks it (RFC 1123): dot-separated parts of lower-case
+    alphanumerics and '-', alphanumeric at both ends, at most 253 characters in all. Unlike a
+    label, a part has no length limit of its own (a 200-character ConfigMap name is valid)."""
     if not name or len(name) > 253:
         return False
-    return all(is_label(part) for part in name.split("."))
+    return all(_is_label_chars(part) for part in name.split("."))
 
 
 def is_label(name: str) -> bool:
     """A DNS label (RFC 1123): lower-case alphanumerics and '-', at most 63, alphanumeric at both ends."""
-    if not name or len(name) > 63:
+    return len(name) <= 63 and _is_label_chars(name)
+
+
+def _is_label_chars(name: str) -> bool:
+    """Lower-case alphanumerics and '-', alphanumeric at both ends (no length limit)."""
+    if not name:
         return False
     if not (name[0].isalnum() and name[-1].isalnum()):
         return False

@@ -403,9 +403,12 @@ class ObjectOps:
         subresource: str | None = None,
         dry_run: bool = False,
     ) -> tuple[Record, bool]:
-        """Server-side apply; returns the record and whether it was created."""
+        """Server-side apply; returns the record and whether it was created (never through a
+        subresource: an apply to ``/status`` of a missing object is 404, as on kube-apiserver)."""
         if not isinstance(applied, dict):
             raise bad_request("the body of an apply request must be an object")
+        if subresource is not None and self.collection(rtype).get(namespace or "", name) is None:
+            raise not_found(rtype, name)
         _check_apply_body(applied)
         meta = self._check_body(rtype, applied)
         if meta.get("name") not in (None, name):
