@@ -8,6 +8,7 @@
 
 from kube_runtime.webhooks.handlers import (
     AdmissionWebhook,
+    ChangeCodec,
     Codec,
     ConversionWebhook,
     Mutation,
@@ -22,6 +23,7 @@ from kube_runtime.webhooks.review import AdmissionRequest, ConversionRequest, Re
 __all__ = [
     "AdmissionRequest",
     "AdmissionWebhook",
+    "ChangeCodec",
     "Codec",
     "ConversionRequest",
     "ConversionWebhook",

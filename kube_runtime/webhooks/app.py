@@ -41,7 +41,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from kube_runtime.observe.tracing import TRACER_NAME
-from kube_runtime.webhooks.handlers import AdmissionWebhook, ConversionWebhook, Mutation, Verdict
+from kube_runtime.webhooks.handlers import AdmissionWebhook, ChangeCodec, ConversionWebhook, Mutation, Verdict
 from kube_runtime.webhooks.jsonpatch import diff
 from kube_runtime.webhooks.metrics import WebhookMetrics
 from kube_runtime.webhooks.review import (
@@ -97,8 +97,11 @@ async def _run_admission(hook: AdmissionWebhook, request: AdmissionRequest) -> d
             return admission_response(
                 request.uid, allowed=False, message=str(exc), code=422, reason="Invalid"
             )
+    snapshot: Any = None
     if hook.kind == "mutating" and request.object is not None:
         original = copy.deepcopy(request.object)
+        if isinstance(hook.codec, ChangeCodec):
+            snapshot = hook.codec.snapshot(handed.object)
     result = await hook.handler(handed)
     if isinstance(result, Verdict):
         return admission_response(
@@ -115,7 +118,10 @@ async def _run_admission(hook: AdmissionWebhook, request: AdmissionRequest) -> d
         result, warnings = result.object, result.warnings
     if result is None or request.object is None:
         return admission_response(request.uid, allowed=True, warnings=warnings)
-    changed = hook.codec.encode(result) if hook.codec is not None else result
+    if isinstance(hook.codec, ChangeCodec):
+        changed = hook.codec.encode_change(original, snapshot, result)
+    else:
+        changed = hook.codec.encode(result) if hook.codec is not None else result
     if not isinstance(changed, dict):
         raise TypeError(f"a mutator must return the changed object, got {type(changed).__name__}")
     return admission_response(request.uid, allowed=True, warnings=warnings, patch=diff(original, changed))

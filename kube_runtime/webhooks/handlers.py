@@ -12,10 +12,10 @@ Handlers are coroutines:
 
 Handlers see plain dicts unless registered with a :class:`Codec` (``decode``/``encode``), the hook
 for typed resource models: ``request.object``/``old_object`` are then ``codec.decode(obj)`` and a
-mutator's or converter's result goes through ``codec.encode`` before diffing or answering. A mutator
-must not modify ``request.object`` in place and return it expecting a patch of the difference from
-the original: the runtime diffs against its own copy of the original, so in-place changes are
-fine, but they are visible to nothing else.
+mutator's or converter's result goes through ``codec.encode`` before diffing or answering (a
+:class:`ChangeCodec`, such as the typed models' codec, writes a mutator's result as the original
+plus what the handler changed instead). A mutator may change ``request.object`` in place and
+return it: the runtime diffs against its own copy of the original.
 
 Every webhook has a ``timeout_seconds`` (the value written in its configuration, 1-30 as the API
 server allows); the runtime answers before it passes (see :mod:`kube_runtime.webhooks.app`).
@@ -25,12 +25,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 from kube_runtime.webhooks.review import AdmissionRequest
 
 __all__ = [
     "AdmissionWebhook",
+    "ChangeCodec",
     "Codec",
     "ConversionWebhook",
     "Converter",
@@ -61,6 +62,20 @@ class Codec(Protocol[T]):
     def decode(self, obj: dict[str, Any]) -> T: ...
 
     def encode(self, value: T) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class ChangeCodec(Codec[T], Protocol[T]):
+    """A codec that writes a mutator's result as the wire original plus what the handler
+    changed, so the patch holds exactly the handler's changes, however ``encode`` would
+    normalise untouched values (a set's order, a timestamp's precision, ``1.0`` for ``1``).
+
+    ``snapshot(decoded)`` is taken before the handler runs (it may change the object in place);
+    ``encode_change(original, snapshot, result)`` is the object to diff ``original`` against."""
+
+    def snapshot(self, value: T) -> Any: ...
+
+    def encode_change(self, original: dict[str, Any], snapshot: Any, value: T) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
