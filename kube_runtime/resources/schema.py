@@ -14,7 +14,9 @@ pydantic's JSON Schema is the starting point; it is rewritten into the subset Ku
 * ``title`` is dropped, defaults and descriptions are kept; ``Any`` and untyped objects become
   ``x-kubernetes-preserve-unknown-fields: true`` (a node without a type must say so);
 * any other keyword Kubernetes does not know is a ``TypeError`` rather than a CRD the API server
-  rejects later.
+  rejects later, and so are the list shapes it refuses (a ``ListType.map`` key that is not a
+  required or defaulted field of object items, a ``ListType.set`` of objects) and a field that
+  can only be ``None``.
 
 The top level gets ``apiVersion``/``kind`` as strings and ``metadata`` as a bare object
 (Kubernetes forbids constraining metadata beyond name in a CRD).
@@ -160,4 +162,32 @@ class _Rewriter:
         unknown = set(schema) - _ALLOWED
         if unknown:
             raise TypeError(f"{where}: JSON Schema keywords Kubernetes does not accept: {sorted(unknown)}")
+        if schema.get("type") == "null":
+            raise TypeError(f"{where}: a field that can only be None has no structural schema")
+        _check_list_type(schema, where)
         return schema
+
+
+def _check_list_type(schema: dict[str, Any], where: str) -> None:
+    """The API server's rules for ``x-kubernetes-list-type`` (a CRD breaking them is refused)."""
+    kind = schema.get("x-kubernetes-list-type")
+    keys = schema.get("x-kubernetes-list-map-keys")
+    if keys is not None and kind != "map":
+        raise TypeError(f"{where}: list map keys need ListType.map")
+    if kind is None:
+        return
+    items = schema.get("items")
+    item_type = items.get("type") if isinstance(items, dict) else None
+    if kind == "set" and item_type in ("object", "array"):
+        raise TypeError(f"{where}: ListType.set needs scalar items (use ListType.map for objects)")
+    if kind != "map":
+        return
+    if item_type != "object" or not isinstance(items, dict):
+        raise TypeError(f"{where}: ListType.map needs object items")
+    properties = items.get("properties") or {}
+    required = set(items.get("required") or ())
+    for key in keys or ():
+        if key not in properties:
+            raise TypeError(f"{where}: list map key {key!r} is not a field of the items")
+        if key not in required and "default" not in properties[key]:
+            raise TypeError(f"{where}: list map key {key!r} must be a required field or have a default")

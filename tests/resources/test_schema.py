@@ -4,15 +4,16 @@ the ``python -m kube_runtime crd`` command."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 import yaml
 
-from kube_runtime.resources import CustomResource, KubeModel, crd, object_schema, structural_schema
+from kube_runtime.resources import CustomResource, KubeModel, ListType, crd, object_schema, structural_schema
 
 from .models import DoohickeyV1, DoohickeyV2, Gadget, Range, Widget
 
@@ -85,7 +86,6 @@ def test_schema_carries_the_models_validation() -> None:
 
 
 def test_exclusive_bounds_become_openapi_v3_booleans() -> None:
-    from typing import Annotated
 
     from pydantic import Field
 
@@ -114,6 +114,60 @@ def test_unions_and_recursion_are_refused_with_the_field_named() -> None:
 
     with pytest.raises(TypeError, match="recursive model Tree"):
         structural_schema(Tree)
+
+
+class _Keyed(KubeModel):
+    name: str
+    zone: str = "a"
+    optional: str | None = None
+    size: int = 0
+
+
+class _ListShapes:
+    """Field shapes kube-apiserver refuses in a CRD (422), each with the message it gives."""
+
+    class OptionalKey(KubeModel):
+        f: Annotated[list[_Keyed], ListType.map("optional")] = []
+
+    class MissingKey(KubeModel):
+        f: Annotated[list[_Keyed], ListType.map("nope")] = []
+
+    class SetOfObjects(KubeModel):
+        f: Annotated[list[_Keyed], ListType.set()] = []
+
+    class MapOfScalars(KubeModel):
+        f: Annotated[list[int], ListType.map("x")] = []
+
+    class NoneOnly(KubeModel):
+        f: None = None
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (_ListShapes.OptionalKey, "key 'optional' must be a required field or have a default"),
+        (_ListShapes.MissingKey, "key 'nope' is not a field of the items"),
+        (_ListShapes.SetOfObjects, "ListType.set needs scalar items"),
+        (_ListShapes.MapOfScalars, "ListType.map needs object items"),
+        (_ListShapes.NoneOnly, "can only be None"),
+    ],
+)
+def test_list_types_and_none_fields_the_api_server_refuses_are_type_errors(
+    model: type[KubeModel], message: str
+) -> None:
+    with pytest.raises(TypeError, match=re.escape(message)) as raised:
+        structural_schema(model)
+    assert f"{model.__name__}.f" in str(raised.value)
+
+
+def test_a_list_map_keyed_by_required_and_defaulted_fields_is_accepted() -> None:
+    class Keyed(KubeModel):
+        f: Annotated[list[_Keyed], ListType.map("name", "zone")] = []
+        tags: Annotated[list[str], ListType.set()] = []
+
+    schema = structural_schema(Keyed)
+    assert schema["properties"]["f"]["x-kubernetes-list-map-keys"] == ["name", "zone"]
+    assert schema["properties"]["tags"]["x-kubernetes-list-type"] == "set"
 
 
 def test_crd_names_scope_subresources_and_columns() -> None:
