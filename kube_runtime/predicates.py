@@ -30,6 +30,7 @@ from kube_runtime.client.json import KubeObject
 __all__ = [
     "DEFAULT_PREDICATE_TTL",
     "Predicate",
+    "PredicateFailed",
     "PredicateMemory",
     "annotations",
     "combine",
@@ -167,6 +168,35 @@ def fallback(*predicates: Predicate) -> Predicate:
 DEFAULT_PREDICATE_TTL = 3600.0
 
 
+class PredicateFailed(Exception):
+    """A predicate raised on an object (a user bug, such as reading a label the object lacks).
+
+    :func:`~kube_runtime.streams.predicate_filter` yields it in place of the object, as an error
+    value (a controller reports it as a ``QueueError``), and goes on with the next item: the
+    watch, the store behind it and later objects are not affected. ``error`` is what the
+    predicate raised (also the ``__cause__``); the object's memory is left as it was, so its next
+    change is decided afresh."""
+
+    def __init__(self, error: Exception, obj: object) -> None:
+        super().__init__(f"predicate raised on {_describe(obj)}: {type(error).__name__}: {error}")
+        self.error = error
+        self.__cause__ = error
+
+
+def _describe(obj: object) -> str:
+    meta: Any = getattr(obj, "meta", None)
+    try:
+        if meta is not None:  # a lazy object: its head
+            head = meta.metadata
+            namespace, name = head.namespace, head.name
+        else:
+            fields = obj.get("metadata") or {} if isinstance(obj, dict) else {}
+            namespace, name = fields.get("namespace"), fields.get("name")
+    except Exception:  # an unreadable head: the error message must still be built
+        return "an object"
+    return f"{namespace}/{name}" if namespace else str(name)
+
+
 class PredicateMemory:
     """The memory behind :func:`~kube_runtime.streams.predicate_filter`, for filters that must see
     every event themselves (the controller's ``owns``/``watches`` triggers remember what each
@@ -224,6 +254,17 @@ class PredicateMemory:
         except ObjectDecodeError:
             return self.changed(obj.object)
         return self._remember((meta.namespace, meta.name, meta.uid), head(meta))
+
+    def passes(self, obj: KubeObject | LazyObject) -> bool:
+        """:meth:`changed` or :meth:`changed_lazy`, whichever ``obj`` needs."""
+        return self.changed_lazy(obj) if isinstance(obj, LazyObject) else self.changed(obj)
+
+    def forget_any(self, obj: KubeObject | LazyObject) -> None:
+        """:meth:`forget` or :meth:`forget_lazy`, whichever ``obj`` needs."""
+        if isinstance(obj, LazyObject):
+            self.forget_lazy(obj)
+        else:
+            self.forget(obj)
 
     def forget_lazy(self, obj: LazyObject) -> None:
         """:meth:`forget` for a lazy object (keyed by its head)."""

@@ -31,6 +31,7 @@ later by the event loop.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, Generic, Literal, Protocol, TypeVar, overload
@@ -50,7 +51,7 @@ from kube_runtime._stream_items import (
 )
 from kube_runtime.client.head import LazyObject
 from kube_runtime.client.json import KubeObject
-from kube_runtime.predicates import DEFAULT_PREDICATE_TTL, Predicate, PredicateMemory
+from kube_runtime.predicates import DEFAULT_PREDICATE_TTL, Predicate, PredicateFailed, PredicateMemory
 from kube_runtime.watcher.backoff import Backoff
 from kube_runtime.watcher.backoff import default_backoff_policy as _default_policy
 from kube_runtime.watcher.event import Apply, Delete, Init, InitApply, InitDone, WatcherEvent
@@ -554,11 +555,20 @@ def predicate_filter(
     * An object not seen for ``ttl`` seconds is forgotten and passes again; forgotten entries are
       swept at most once per ``ttl``, so memory stays bounded (kube-rs #1837).
     * Objects whose fingerprint is ``None`` and errors always pass.
+    * A predicate that raises does not end the stream: ``predicates.PredicateFailed`` is yielded
+      in place of the object (an ``InitApply`` of a list still passes), and filtering goes on.
 
     Over watcher events, a predicate with a :func:`~kube_runtime.predicates.head_form` (this
     package's predicates) reads the head the watch decoded, so filtered events are never decoded.
     """
     return WatchStream(_predicate_filter(stream, predicate, ttl))
+
+
+def _subject(item: Any) -> Any:
+    """What a predicate reads of a stream item: an event's lazy object (its head) when it has one."""
+    if isinstance(item, Apply | InitApply | Delete):
+        return item.object if item.lazy is None else item.lazy
+    return item
 
 
 async def _predicate_filter(stream: AsyncIterable[T], predicate: Predicate, ttl: float) -> AsyncIterator[T]:
@@ -568,29 +578,21 @@ async def _predicate_filter(stream: AsyncIterable[T], predicate: Predicate, ttl:
         async for item in source:
             if isinstance(item, Exception | Init | InitDone):
                 yield item
-            elif isinstance(item, Delete):
-                lazy = item.lazy
-                if lazy is None:
-                    cache.forget(item.object)
-                else:
-                    cache.forget_lazy(lazy)
+            elif isinstance(item, Delete | DeletedObject | DeletedLazyObject):
+                cache.forget_any(_subject(item))
                 yield item
-            elif isinstance(item, DeletedObject):
-                cache.forget(item)
+            elif isinstance(item, InitApply):  # a list passes whole (see the docstring)
+                with contextlib.suppress(Exception):  # it passes anyway; its next change reports
+                    cache.passes(_subject(item))
                 yield item
-            elif isinstance(item, DeletedLazyObject):
-                cache.forget_lazy(item)
-                yield item
-            elif isinstance(item, LazyObject):
-                if cache.changed_lazy(item):
-                    yield item
-            elif isinstance(item, Apply | InitApply):
-                lazy = item.lazy
-                changed = cache.changed(item.object) if lazy is None else cache.changed_lazy(lazy)
-                if changed or isinstance(item, InitApply):  # a list passes whole (see the docstring)
-                    yield item
-            elif isinstance(item, dict):
-                if cache.changed(item):
+            elif isinstance(item, Apply | LazyObject | dict):
+                subject = _subject(item)
+                try:
+                    passes = cache.passes(subject)
+                except Exception as exc:  # a bug in the predicate: reported, the stream goes on
+                    yield PredicateFailed(exc, subject)  # type: ignore[misc]
+                    continue
+                if passes:
                     yield item
             else:
                 yield item

@@ -321,6 +321,31 @@ async def test_predicate_filter_passes_errors_none_and_brackets() -> None:
     assert out == items
 
 
+async def test_a_raising_predicate_is_reported_in_place_of_the_object_and_the_stream_goes_on() -> None:
+    """A predicate bug (reading a label an object lacks) ended the filter, and with it the watch
+    and the store behind it: the controller stalled for good after one QueueError."""
+
+    def team(obj: dict[str, Any]) -> str:
+        return str(obj["metadata"]["labels"]["team"])
+
+    items = [
+        INIT,
+        InitApply(cm("bare")),  # a list passes whole, even when the predicate raises on it
+        INIT_DONE,
+        Apply(cm("a", "2", labels={"team": "x"})),
+        Apply(cm("bare", "3")),
+        Apply(cm("a", "4", labels={"team": "x"})),  # unchanged: dropped
+        Apply(cm("a", "5", labels={"team": "y"})),
+    ]
+    out = await collect(predicate_filter(Source(items).gen(), team))
+    assert out[:4] == items[:4]
+    failed = out[4]
+    assert isinstance(failed, predicates.PredicateFailed)
+    assert isinstance(failed.error, KeyError)
+    assert "ns/bare" in str(failed)
+    assert out[5:] == [items[6]]
+
+
 async def test_a_relist_passes_a_predicate_filter_whole_so_a_reflector_after_it_keeps_every_object() -> None:
     """Filtering the unchanged objects of a relist out of an event stream emptied the store of a
     reflector after the filter at its swap. The list passes whole; its fingerprints are remembered."""

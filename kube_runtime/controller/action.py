@@ -165,6 +165,10 @@ class ReconcileRequest:
     reason survives a merge is the scheduler's rule (the earliest request's, a tie taking the newer).
     ``priority`` is the request's priority (the entry keeps the highest one asked for);
     ``timeout`` the reconcile's timeout in seconds (``None``: the controller's).
+
+    ``obj_ref`` must be an :class:`~kube_runtime.store.object_ref.ObjectRef` (``TypeError``
+    otherwise): a mapper returning names would fail later, in the store lookup of the run, and
+    end the controller; made inside a trigger, the error is a ``QueueError`` instead.
     """
 
     __slots__ = ("_hash", "obj_ref", "priority", "reason", "timeout")
@@ -176,6 +180,8 @@ class ReconcileRequest:
         priority: int = DEFAULT_PRIORITY,
         timeout: float | None = None,
     ) -> None:
+        if type(obj_ref) is not ObjectRef and not isinstance(obj_ref, ObjectRef):
+            raise TypeError(f"a reconcile request needs an ObjectRef, got {obj_ref!r}")
         self.obj_ref = obj_ref
         self.reason = reason
         self.priority = priority

@@ -169,9 +169,7 @@ class RelatedRequests:
             else:
                 mapped.pop(key, None)
         memory = self._memory
-        if memory is not None and not (
-            memory.changed_lazy(obj) if isinstance(obj, LazyObject) else memory.changed(obj)
-        ):
+        if memory is not None and not memory.passes(obj):
             return ()
         return requests
 

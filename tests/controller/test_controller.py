@@ -289,6 +289,28 @@ async def test_a_failing_mapper_is_a_queue_error(config_maps: Api, secrets: Api)
     assert isinstance(item.watcher_error, LookupError)
 
 
+async def test_a_mapper_returning_names_instead_of_refs_is_a_queue_error(
+    config_maps: Api, secrets: Api
+) -> None:
+    """Strings from a mapper reached the run's store lookup and ended the whole controller."""
+    await config_maps.create(config_map("target"))
+
+    def mapper(secret: dict[str, Any]) -> Any:
+        if secret["metadata"]["name"] == "wrong":
+            return ["target"]  # names, not ObjectRefs
+        return [cm_ref("target")]
+
+    await secrets.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "wrong"}})
+    controller = Controller(config_maps).watches(secrets, WatcherConfig(), mapper).with_config(concurrency=1)
+    async with controller.run(await_change, None, None) as results:
+        items = await take_until(results, lambda items: any(isinstance(i, QueueError) for i in items))
+        error = next(i for i in items if isinstance(i, QueueError))
+        assert isinstance(error.watcher_error, TypeError)
+        await secrets.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "right"}})
+        later = await take_until(results, lambda items: "right" in str(items[-1].reason))
+    assert later[-1][0] == cm_ref("target")
+
+
 async def refs(*items: ObjectRef | Exception) -> AsyncIterator[ObjectRef | Exception]:
     for item in items:
         yield item

@@ -8,17 +8,20 @@ the change does trigger without the predicate."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytest
 
 from kube_runtime import predicates
 from kube_runtime.client import Api, ApiResource
-from kube_runtime.controller import Action, Controller, Reconciled
+from kube_runtime.controller import Action, Controller, QueueError, Reconciled
 from kube_runtime.finalizer import FinalizerCleanup, FinalizerEvent, finalizer
 from kube_runtime.predicates import Predicate
+from kube_runtime.store import SharedReflector, store
 from kube_runtime.store.object_ref import ObjectRef
 from kube_runtime.testing.server import ApiServer
+from kube_runtime.watcher import watcher
 from tests.controller.conftest import CONFIG_MAP, SECRET, config_map, take_until
 
 pytestmark = pytest.mark.anyio
@@ -180,3 +183,43 @@ async def test_finalizer_recipe_needs_a_predicate_that_sees_the_deletion(
         await api.create(deployment("marker"))
         await take_until(results, done_with("marker"))
     assert cleaned == (["a"] if cleans_up else [])
+
+
+def labelled(name: str, team: str | None = None) -> dict[str, Any]:
+    obj = config_map(name)
+    if team is not None:
+        obj["metadata"]["labels"] = {"team": team}
+    return obj
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["main watch", "for_shared"])
+async def test_a_raising_predicate_is_a_queue_error_and_the_controller_keeps_going(
+    api_server: ApiServer, shared: bool
+) -> None:
+    """A predicate that raises on one object (a label it lacks) used to end the main watch's
+    chain: one QueueError, then no reconcile and no store update ever again."""
+    config_maps = Api(api_server.client, CONFIG_MAP, "default")
+
+    def team(obj: dict[str, Any]) -> str:
+        return str(obj["metadata"]["labels"]["team"])
+
+    await config_maps.create(labelled("a", "x"))
+    async with contextlib.AsyncExitStack() as stack:
+        if shared:
+            _, writer = store(CONFIG_MAP)
+            reflector = SharedReflector(writer, watcher(config_maps).default_backoff())
+            await stack.enter_async_context(reflector)
+            controller = Controller.for_shared(reflector, predicate=team)
+        else:
+            controller = Controller(config_maps, predicates=[team])
+        results = await stack.enter_async_context(controller.run(await_change, None, None))
+        assert reconciled(await take_until(results, done_with("a"))) == ["a"]
+        await config_maps.create(labelled("bare"))  # the predicate raises on it
+        items = await take_until(results, lambda items: any(isinstance(i, QueueError) for i in items))
+        error = next(i for i in items if isinstance(i, QueueError))
+        assert isinstance(error.watcher_error, predicates.PredicateFailed)
+        await config_maps.patch("a", {"metadata": {"labels": {"team": "y"}}})
+        await config_maps.create(labelled("b", "x"))
+        later = reconciled(await take_until(results, lambda items: {"a", "b"} <= set(reconciled(items))))
+        assert sorted(later) == ["a", "b"]
+        assert len(controller.store) == 3  # the store followed the server all along
