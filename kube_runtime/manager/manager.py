@@ -14,9 +14,11 @@ serves ``/metrics``, ``/readyz`` and ``/livez`` (and webhooks when a certificate
 ``--leader-elect``, waits as a standby (probes pass, no controller runs, no cache fills) until it
 holds the Lease; then starts the shared reflectors and every controller, wired to the
 observability (store readiness, watch and reconcile metrics, hot-loop detection), and runs them
-until shutdown. With ``--leader-election-warmup`` (or ``Manager(warmup=True)``) a standby starts
-the reflectors and controllers at once, gated on the Lease (``Controller.with_leader_election(
-elector, warmup=True)``): its caches sync while it waits, and it reconciles as soon as it leads.
+until shutdown. Every controller is gated on the Lease (``Controller.with_leader_election``): no
+reconcile starts unless the elector leads, also in the instant between a paused process resuming
+past its renew deadline and the elector declaring the loss. With ``--leader-election-warmup`` (or
+``Manager(warmup=True)``) a standby starts the reflectors and controllers at once (``warmup=True``):
+its caches sync while it waits, and it reconciles as soon as it leads.
 
 Shutdown:
 
@@ -302,28 +304,30 @@ class Manager:
         lease, namespace = ctl.leader_election_id, ctl.lease_namespace()
         assert lease is not None  # ControllerOptions: --leader-elect comes with a Lease name
         async with LeaderElector(self.client, lease, namespace, registry=self.registry) as elector:
-            if self._warmup or ctl.leader_election_warmup:
-                await self._lead_warm(elector)
-                return
-            _log.info("manager %s: waiting for the lease %s/%s", self.name, namespace, lease)
-            with anyio.CancelScope() as standby:
-                self._standby = standby
-                if self._stopping.is_set():
-                    standby.cancel()
-                await elector.wait_until_leading()
-            self._standby = None
-            if standby.cancelled_caught:
-                _log.info("manager %s: stopping before leading", self.name)
-                return
-            await elector.run_while_leading(self._lead)
+            warmup = self._warmup or ctl.leader_election_warmup
+            if warmup:
+                _log.info("manager %s: standing by warm for the lease %s", self.name, elector.name)
+            else:
+                _log.info("manager %s: waiting for the lease %s/%s", self.name, namespace, lease)
+                with anyio.CancelScope() as standby:
+                    self._standby = standby
+                    if self._stopping.is_set():
+                        standby.cancel()
+                    await elector.wait_until_leading()
+                self._standby = None
+                if standby.cancelled_caught:
+                    _log.info("manager %s: stopping before leading", self.name)
+                    return
+            await self._lead_gated(elector, warmup)
 
-    async def _lead_warm(self, elector: LeaderElector) -> None:
-        """Run everything now, every controller gated on ``elector`` (warm standby)."""
-        _log.info("manager %s: standing by warm for the lease %s", self.name, elector.name)
+    async def _lead_gated(self, elector: LeaderElector, warmup: bool) -> None:
+        """Run everything, every controller gated on ``elector``: no reconcile starts unless it
+        leads (each attempt asks ``is_leader`` first), and the controllers stop when the term ends.
+        Then raise ``LeaderElectionLost`` unless the manager was stopped."""
         for entry in self._entries:
-            entry.controller.with_leader_election(elector, warmup=True)
+            entry.controller.with_leader_election(elector, warmup=warmup)
         await self._lead()
-        if elector.lost.is_set() and not self._stopping.is_set():
+        if not self._stopping.is_set() and (elector.lost.is_set() or not elector.is_leader):
             raise LeaderElectionLost(f"lease {elector.name!r}: {elector.lost_reason or 'leadership lost'}")
 
     async def _lead(self) -> None:

@@ -21,8 +21,9 @@ from examples.configmapgen.main import build_parser as configmapgen_parser
 from kube_runtime.client import Api, ApiResource
 from kube_runtime.controller import Action, Controller, ControllerOptions, Reconciled
 from kube_runtime.controller.signals import shutdown_signal_count
-from kube_runtime.leader import LEASE_RESOURCE, LeaderElectionLost
+from kube_runtime.leader import LEASE_RESOURCE, LeaderElectionLost, LeaderElector
 from kube_runtime.manager import Manager, ManagerOptions
+from kube_runtime.manager import manager as manager_module
 from kube_runtime.observe import ServerOptions
 from kube_runtime.store.object_ref import ObjectRef
 from kube_runtime.testing.server import ApiServer
@@ -204,6 +205,51 @@ async def test_a_lost_lease_cancels_the_controllers_and_raises(api_server: ApiSe
             await leases.replace("demo", {**lease, "spec": {**lease["spec"], "holderIdentity": "rival"}})
     assert len(lost) == 1
     assert "rival" in str(lost[0])
+
+
+class _PausedElector(LeaderElector):
+    """An elector whose process was paused past its renew deadline: ``is_leader`` is already
+    false, and its loop has not yet run to declare the loss."""
+
+    paused = False
+
+    @property
+    def is_leader(self) -> bool:
+        return not self.paused and super().is_leader
+
+
+@pytest.mark.parametrize("warmup", [False, True], ids=["cold", "warm"])
+async def test_no_reconcile_starts_after_the_renew_deadline_even_before_the_loss_is_declared(
+    api_server: ApiServer, monkeypatch: pytest.MonkeyPatch, warmup: bool
+) -> None:
+    """A cold-standby manager resumed past its deadline started a reconcile for every due object
+    (up to --concurrency) before the elector declared the loss: only warm ones were gated."""
+    monkeypatch.setattr(manager_module, "LeaderElector", _PausedElector)
+    config_maps = Api(api_server.client, CM, "default")
+    await config_maps.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})
+    mgr = manager(api_server, options(leader_elect=True, warmup=warmup))
+    seen = Seen()
+    mgr.add(mgr.controller(CM), seen.reconciler("cm"), None, None)
+    lost: list[LeaderElectionLost] = []
+
+    async def run() -> None:
+        try:
+            await mgr.run()
+        except LeaderElectionLost as exc:
+            lost.append(exc)
+
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run)
+            await seen.until(("cm", "c"))
+            _PausedElector.paused = True
+            try:
+                await config_maps.patch("c", {"data": {"v": "2"}})
+                await anyio.sleep(5)  # the change's reconcile would be due at once
+            finally:
+                _PausedElector.paused = False
+    assert seen.names == [("cm", "c")]
+    assert len(lost) == 1
 
 
 def test_the_chart_flags_configure_the_manager() -> None:
