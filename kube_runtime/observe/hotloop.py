@@ -20,7 +20,9 @@ counts one detection; a loop that persists is reported again once per ``window``
 of the object that breaks the chain (another reason, a longer gap) resets it.
 
 Pitfalls: a second controller fighting over the same field (annotation ping-pong) also chains
-and is reported; that is a hot loop too, just not a self-inflicted one. A debounce longer than
+and is reported; that is a hot loop too, just not a self-inflicted one. So does any other writer
+that changes the object more often than once per ``gap`` (a client patching it in a tight loop):
+the detector sees changes, not who made them, and the warning says so. A debounce longer than
 ``gap`` hides the chain: set ``gap`` to at least the controller's debounce.
 
 Memory: one small entry per recently reconciled object (its last end and start; a short list of
@@ -171,8 +173,9 @@ class HotLoopDetector:
         if self._counter is not None:
             self._counter.inc()
         log.warning(
-            "hot loop: object keeps being reconciled because of changes made right after its own "
-            "reconcile; make the reconciler's writes deterministic or skip no-op patches",
+            "hot loop: object keeps being reconciled because it changes right after each reconcile; "
+            "make the reconciler's writes deterministic or skip no-op patches (or, if another "
+            "writer changes it this often, filter that change with a predicate)",
             controller=self.controller,
             reconciles=len(starts),
             seconds=round(now - starts[0], 3),
