@@ -123,6 +123,8 @@ class Manager:
         self.serving = anyio.Event()
         self._standby: anyio.CancelScope | None = None
         self._ran = False
+        #: True once a second signal (or :meth:`run`'s forceful stop) cut the graceful shutdown short.
+        self.forced_shutdown = False
         #: The parsed command line when started by :meth:`main` (your own flags included).
         self.arguments = argparse.Namespace()
 
@@ -225,8 +227,10 @@ class Manager:
         (:class:`~kube_runtime.manager.ManagerOptions`) plus the ones ``add_arguments(parser)``
         adds (read them back from :attr:`arguments`), connects with ``Client.infer()``, awaits
         ``setup(manager)`` (add the controllers there) and runs the manager. Returns 0 after a
-        shutdown, 1 when leadership was lost (so that the pod restarts and campaigns again) or a
-        listener could not bind; a bad flag exits with usage (status 2). ``warmup``: warm
+        graceful shutdown, 1 when leadership was lost (so that the pod restarts and campaigns
+        again), a listener could not bind, or a second signal forced the shutdown (reconciles were
+        cancelled mid-way, as controller-runtime exits 1 then); a bad flag exits with usage
+        (status 2). ``warmup``: warm
         standbys (see :class:`Manager`). ``event_loop``: the loop the process runs on (default:
         uvloop when installed, see :mod:`~kube_runtime.manager.event_loop`)."""
         parser = ManagerOptions.parser(name=name, description=description)
@@ -235,18 +239,23 @@ class Manager:
         args = parser.parse_args(argv)
         options = ManagerOptions.from_parsed(parser, args)
 
+        forced: list[bool] = []
+
         async def run() -> None:
             async with Client.infer() as client:
                 manager = cls(client, options, name=name, warmup=warmup)
                 manager.arguments = args
                 await setup(manager)
                 await manager.run()
+                forced.append(manager.forced_shutdown)
 
         status = 0
         try:
             run_event_loop(run, event_loop=event_loop)
         except* (LeaderElectionLost, OSError) as group:
             print(f"{name}: {group.exceptions[0]}", file=sys.stderr)
+            status = 1
+        if forced and forced[0]:
             status = 1
         return status
 
@@ -274,6 +283,7 @@ class Manager:
                     async with self._serving():
                         await self._run_controllers_when_leading()
             if forceful.cancelled_caught:
+                self.forced_shutdown = True
                 _log.warning("manager %s: forced shutdown", self.name)
         finally:
             if provider is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -103,3 +104,47 @@ async def test_the_suite_runs_on_the_loop_it_was_asked_for() -> None:
     module = await _loop_module()
     expected = "uvloop" if os.environ.get("KUBE_RUNTIME_TEST_LOOP") == "uvloop" else "asyncio"
     assert module.startswith(expected)
+
+
+_HANG = """
+import sys
+import anyio
+from kube_runtime.client import Api, ApiResource
+from kube_runtime.manager import Manager
+
+CONFIGMAP = ApiResource.builtin("ConfigMap")
+
+async def setup(manager):
+    async def reconcile(obj, _ctx):
+        print("hanging", flush=True)
+        await anyio.sleep_forever()
+
+    manager.add(manager.controller(CONFIGMAP), reconcile, None, None)
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": sys.argv[1]}}
+    await Api(manager.client, CONFIGMAP, "default").create(body)
+
+flags = ["--metrics-bind-address=127.0.0.1:0", "--health-probe-bind-address=127.0.0.1:0", "--log=info",
+         "--graceful-shutdown-timeout=-1"]
+sys.exit(Manager.main("hang", setup, flags))
+"""
+
+
+def test_a_shutdown_forced_by_a_second_signal_exits_1(served_kubeconfig: Path) -> None:
+    """controller-runtime exits 1 when a second signal cuts the graceful shutdown short (its
+    reconciles were cancelled mid-way); the process used to exit 0 as after a clean stop."""
+    env = {**os.environ, "KUBECONFIG": str(served_kubeconfig)}
+    with subprocess.Popen(
+        [sys.executable, "-c", _HANG, "forced"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as process:
+        assert process.stdout is not None
+        lines = iter(process.stdout.readline, "")
+        assert any(line.strip() == "hanging" for line in lines)
+        process.send_signal(signal.SIGTERM)  # graceful: waits for the hung reconcile forever
+        assert any("graceful shutdown requested" in line for line in lines)
+        assert process.poll() is None
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 1

@@ -358,3 +358,4 @@ async def test_a_second_signal_forces_the_shutdown(
             os.kill(os.getpid(), signal.SIGTERM)  # forceful
             await cancelled.wait()
     assert any("forced shutdown" in r.getMessage() for r in caplog.records)
+    assert mgr.forced_shutdown  # Manager.main exits 1 then, as controller-runtime does
