@@ -25,7 +25,8 @@ Shutdown:
 * First SIGINT/SIGTERM: graceful. Controllers start nothing new and let running reconciles finish
   (at most ``--graceful-shutdown-timeout``); then the reflectors stop, the Lease is released (an
   INFO line, not a leadership-lost warning) and ``run()`` returns. A signal while standing by
-  returns at once. Second signal: forceful, everything is cancelled.
+  returns at once. Second signal: forceful, everything is cancelled (``forced_shutdown``; ``main``
+  returns 1).
 * :meth:`stop` does the same as the first signal, from code.
 * Leadership lost (the renew deadline passed): the controllers are cancelled at once, as
   client-go requires, and ``run()`` raises :class:`~kube_runtime.leader.LeaderElectionLost`:
