@@ -181,6 +181,14 @@ async def test_a_warm_standby_syncs_its_cache_and_takes_over_when_the_leader_sto
             standby.stop()
 
 
+async def run_recording_loss(mgr: Manager, lost: list[LeaderElectionLost]) -> None:
+    """Run ``mgr``; the ``LeaderElectionLost`` it raises, if any, goes to ``lost``."""
+    try:
+        await mgr.run()
+    except LeaderElectionLost as exc:
+        lost.append(exc)
+
+
 async def test_a_lost_lease_cancels_the_controllers_and_raises(api_server: ApiServer) -> None:
     await Api(api_server.client, CM, "default").create(
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
@@ -190,16 +198,9 @@ async def test_a_lost_lease_cancels_the_controllers_and_raises(api_server: ApiSe
     mgr.add(mgr.controller(CM), seen.reconciler("cm"), None, None)
     leases = Api(api_server.client, LEASE_RESOURCE, "default")
     lost: list[LeaderElectionLost] = []
-
-    async def run() -> None:
-        try:
-            await mgr.run()
-        except LeaderElectionLost as exc:
-            lost.append(exc)
-
     with anyio.fail_after(60):
         async with anyio.create_task_group() as tg:
-            tg.start_soon(run)
+            tg.start_soon(run_recording_loss, mgr, lost)
             await seen.until(("cm", "c"))
             lease = await leases.get("demo")
             await leases.replace("demo", {**lease, "spec": {**lease["spec"], "holderIdentity": "rival"}})
@@ -231,16 +232,9 @@ async def test_no_reconcile_starts_after_the_renew_deadline_even_before_the_loss
     seen = Seen()
     mgr.add(mgr.controller(CM), seen.reconciler("cm"), None, None)
     lost: list[LeaderElectionLost] = []
-
-    async def run() -> None:
-        try:
-            await mgr.run()
-        except LeaderElectionLost as exc:
-            lost.append(exc)
-
     with anyio.fail_after(60):
         async with anyio.create_task_group() as tg:
-            tg.start_soon(run)
+            tg.start_soon(run_recording_loss, mgr, lost)
             await seen.until(("cm", "c"))
             _PausedElector.paused = True
             try:
