@@ -39,6 +39,7 @@ from typing import Any, Protocol
 import anyio
 import orjson
 
+from kube_runtime._offload import in_thread
 from kube_runtime.client.errors import AuthenticationError
 from kube_runtime.client.redact import redact, remember_secret
 
@@ -128,12 +129,17 @@ class TokenFile:
 
     async def fetch(self) -> Credentials:
         try:
-            token = (await anyio.Path(self.path).read_text()).strip()
+            token = (await in_thread(_read_text, self.path)).strip()
         except OSError as exc:
             raise AuthenticationError(f"cannot read token file {self.path}: {exc.strerror}") from exc
         if not token:
             raise AuthenticationError(f"token file {self.path} is empty")
         return Credentials(token=token, refresh_at=anyio.current_time() + self.reread_interval)
+
+
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        return f.read()
 
 
 def refresh_margin(remaining: float) -> float:
@@ -223,7 +229,7 @@ class ExecPlugin:
             )
 
         try:
-            done = await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+            done = await in_thread(run)
         except subprocess.TimeoutExpired as exc:
             raise AuthenticationError(f"{self.description} did not finish within {self.timeout}s") from exc
         except OSError as exc:

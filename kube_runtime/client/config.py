@@ -31,9 +31,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-import anyio
 import yaml
 
+from kube_runtime._offload import in_thread
 from kube_runtime.client.auth import CredentialSource, ExecPlugin, StaticToken, TokenFile
 from kube_runtime.client.errors import ConfigError
 
@@ -183,7 +183,7 @@ class ClientConfig:
                 tried.append(str(exc))
             raise ConfigError("no cluster configuration found: " + "; ".join(tried))
 
-        return await anyio.to_thread.run_sync(load)
+        return await in_thread(load)
 
 
 # -- kubeconfig ---------------------------------------------------------------------------------

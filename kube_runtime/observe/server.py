@@ -34,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from kube_runtime._offload import in_thread
 from kube_runtime._tasks import BackgroundTasks
 from kube_runtime.observe.auth import ReviewClient, TokenReviewAuthorizer, bearer_token
 from kube_runtime.observe.health import HealthChecks
@@ -215,7 +216,7 @@ class ObservabilityServer:
             return denied
         encoder, content_type = choose_encoder(request.headers.get("accept", ""))
         # Collection reads /proc and walks every collector: keep it off the event loop.
-        body = await anyio.to_thread.run_sync(encoder, self.registry)
+        body = await in_thread(encoder, self.registry)
         return Response(body, media_type=content_type)
 
     async def _task_dump(self, request: Request) -> Response:

@@ -181,3 +181,28 @@ async def test_static_token_never_refreshes() -> None:
     first = await auth.credentials()
     await anyio.sleep(10**6)
     assert (await auth.credentials()) is first
+
+
+async def test_a_refresh_takes_no_virtual_time_while_other_timers_run(tmp_path: Path) -> None:
+    """The plugin runs in a thread. The virtual clock used to jump from timer to timer meanwhile
+    (with a 60 s ticker running, days of virtual time per 50 ms of plugin), so a credential that
+    was still valid expired during a failed refresh and the request failed."""
+    plugin, _ = _plugin(tmp_path, PLUGIN_LIFETIME="3600")
+    auth = Authenticator(plugin, retry_interval=10)
+    ticks = 0
+
+    async def ticker() -> None:  # like the embedded server's bookmark ticker
+        nonlocal ticks
+        while True:
+            await anyio.sleep(60)
+            ticks += 1
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ticker)
+        first = await auth.credentials()
+        plugin.env["PLUGIN_FAIL"] = "1"
+        await anyio.sleep(3550)  # inside the refresh margin, before expiry
+        before, ticked = anyio.current_time(), ticks
+        assert (await auth.credentials()) is first  # the refresh failed; still valid
+        assert (anyio.current_time(), ticks) == (before, ticked)
+        tg.cancel_scope.cancel()
