@@ -8,6 +8,10 @@ and executor work is what it can see and wait for.
 
 Cancellation: the caller stops waiting at once; the call itself cannot be interrupted and
 finishes in its thread, its result dropped (anyio's ``abandon_on_cancel=True``).
+
+Pitfall: ``asyncio.run`` (and so ``anyio.run``) waits for the default executor when it ends, so an
+abandoned call still delays the process's exit until it returns: pass blocking calls a timeout
+of their own (an exec plugin runs under its ``timeout``).
 """
 
 from __future__ import annotations
