@@ -143,3 +143,44 @@ async def test_deleting_a_namespace_removes_its_objects(http: httpx.AsyncClient)
         return (await http.get(f"/api/v1/namespaces/{name}")).status_code == 404
 
     await wait_for(gone, within=60)
+
+
+async def test_garbage_collection_of_dangling_owner_references(
+    http: httpx.AsyncClient, namespace: str
+) -> None:
+    """An object created with owner references to uids that do not exist is collected in the
+    background when all its owners are absent, and only loses the dangling references otherwise."""
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    owner = (await http.post(path, json=configmap("gone-owner"))).json()
+    assert (await http.delete(f"{path}/gone-owner")).status_code == 200
+    gone_ref = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "name": "gone-owner",
+        "uid": owner["metadata"]["uid"],
+    }
+    never_ref = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "name": "never",
+        "uid": "00000000-0000-4000-8000-000000000001",
+    }
+    live = (await http.post(path, json=configmap("live"))).json()
+    live_ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "live", "uid": live["metadata"]["uid"]}
+    for name, refs in (("late", [gone_ref]), ("orphaned", [never_ref]), ("mixed", [live_ref, never_ref])):
+        body = configmap(name)
+        body["metadata"]["ownerReferences"] = refs
+        assert (await http.post(path, json=body)).status_code == 201
+
+    async def collected() -> bool:
+        codes = [(await http.get(f"{path}/{n}")).status_code for n in ("late", "orphaned")]
+        return codes == [404, 404]
+
+    await wait_for(collected)
+
+    async def dangling_ref_dropped() -> bool:
+        got = (await http.get(f"{path}/mixed")).json()
+        return [r["name"] for r in got["metadata"].get("ownerReferences", [])] == ["live"]
+
+    await wait_for(dangling_ref_dropped)
+    assert (await http.get(f"{path}/live")).status_code == 200
