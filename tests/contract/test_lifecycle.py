@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from tests.contract.conftest import wait_for
@@ -184,3 +186,39 @@ async def test_garbage_collection_of_dangling_owner_references(
 
     await wait_for(dangling_ref_dropped)
     assert (await http.get(f"{path}/live")).status_code == 200
+
+
+def _workload(kind: str, name: str) -> dict[str, Any]:
+    labels = {"app": name}
+    spec: dict[str, Any] = {
+        "replicas": 0,
+        "selector": {"matchLabels": labels},
+        "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": "x"}]}},
+    }
+    if kind == "StatefulSet":
+        spec["serviceName"] = name
+    return {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name}, "spec": spec}
+
+
+async def test_deployment_generation_counts_annotations(http: httpx.AsyncClient, namespace: str) -> None:
+    """A Deployment's generation is bumped by annotation changes (added, changed, removed) as by
+    spec changes, not by label changes; ReplicaSets and StatefulSets count only their spec."""
+    base = f"/apis/apps/v1/namespaces/{namespace}"
+    path = f"{base}/deployments"
+    assert (await http.post(path, json=_workload("Deployment", "d"))).status_code == 201
+
+    async def generation_after(patch: dict[str, Any], target: str = f"{path}/d") -> int:
+        resp = await http.patch(target, json=patch, headers=MERGE)
+        assert resp.status_code == 200, resp.text
+        generation: int = resp.json()["metadata"]["generation"]
+        return generation
+
+    assert await generation_after({"metadata": {"labels": {"l": "1"}}}) == 1
+    assert await generation_after({"metadata": {"annotations": {"a": "1"}}}) == 2
+    assert await generation_after({"metadata": {"annotations": {"a": "1"}}}) == 2
+    assert await generation_after({"metadata": {"annotations": {"a": "2"}}}) == 3
+    assert await generation_after({"metadata": {"annotations": {"a": None}}}) == 4
+    assert await generation_after({"spec": {"replicas": 1}}) == 5
+    for kind, plural in (("ReplicaSet", "replicasets"), ("StatefulSet", "statefulsets")):
+        assert (await http.post(f"{base}/{plural}", json=_workload(kind, "w"))).status_code == 201
+        assert await generation_after({"metadata": {"annotations": {"a": "1"}}}, f"{base}/{plural}/w") == 1
