@@ -75,6 +75,42 @@ async def test_finalizer_holds_deletion_until_removed(http: httpx.AsyncClient, n
     assert (await http.get(f"{path}/fin")).status_code == 404
 
 
+async def test_deleted_event_after_last_finalizer_carries_last_stored_state(
+    http: httpx.AsyncClient, namespace: str
+) -> None:
+    """When a write removes the last finalizer of an object being deleted, the object is deleted and
+    the DELETED event carries its last stored state (finalizers included) at a newer resourceVersion,
+    whether the write is a patch or a PUT; the writer's response shows no finalizers."""
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    for name in ("by-patch", "by-put"):
+        body = configmap(name)
+        body["metadata"]["finalizers"] = ["example.com/a", "example.com/b"]
+        created = (await http.post(path, json=body)).json()
+        async with open_watch(
+            http, path, {"resourceVersion": created["metadata"]["resourceVersion"]}
+        ) as watch:
+            assert (await http.delete(f"{path}/{name}")).status_code == 200
+            patch = {"metadata": {"finalizers": ["example.com/b"]}}
+            assert (await http.patch(f"{path}/{name}", json=patch, headers=MERGE)).status_code == 200
+            if name == "by-patch":
+                resp = await http.patch(
+                    f"{path}/{name}", json={"metadata": {"finalizers": None}}, headers=MERGE
+                )
+            else:
+                current = (await http.get(f"{path}/{name}")).json()
+                current["metadata"]["finalizers"] = []
+                resp = await http.put(f"{path}/{name}", json=current)
+            assert resp.status_code == 200, resp.text
+            assert not resp.json()["metadata"].get("finalizers")
+            events = await watch.take(3)
+        assert [e["type"] for e in events] == ["MODIFIED", "MODIFIED", "DELETED"]
+        last, deleted = events[1]["object"]["metadata"], events[2]["object"]["metadata"]
+        assert deleted["finalizers"] == ["example.com/b"]
+        assert deleted["deletionTimestamp"] == last["deletionTimestamp"]
+        assert int(deleted["resourceVersion"]) > int(last["resourceVersion"])
+        assert (await http.get(f"{path}/{name}")).status_code == 404
+
+
 async def test_garbage_collection_of_dependents(http: httpx.AsyncClient, namespace: str) -> None:
     path = f"/api/v1/namespaces/{namespace}/configmaps"
     owner = (await http.post(path, json=configmap("owner"))).json()

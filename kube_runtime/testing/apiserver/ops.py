@@ -388,9 +388,12 @@ class ObjectOps:
         if dry_run:
             return Record(cur.key, new, orjson.dumps(new), cur.rv)
         if new_meta.get("deletionTimestamp") and not new_meta.get("finalizers"):
-            record = self.storage.commit(coll, DELETED, new, cur)
+            # The stored object is deleted, not overwritten: the DELETED event carries its last stored
+            # state (finalizers included) at a new resourceVersion; the writer gets ``new`` back.
+            record = self.storage.commit(coll, DELETED, cur.copy_obj(), cur)
             self._after_commit(rtype, record, True)
-            return record
+            new_meta["resourceVersion"] = str(record.rv)
+            return Record(cur.key, new, orjson.dumps(new), record.rv)
         record = self.storage.commit(coll, MODIFIED, new, cur)
         self._after_commit(rtype, record, False)
         return record
