@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from tests.contract.conftest import wait_for
@@ -71,6 +73,42 @@ async def test_finalizer_holds_deletion_until_removed(http: httpx.AsyncClient, n
     assert [e["type"] for e in events] == ["MODIFIED", "DELETED"]
     assert events[0]["object"]["metadata"]["deletionTimestamp"]
     assert (await http.get(f"{path}/fin")).status_code == 404
+
+
+async def test_deleted_event_after_last_finalizer_carries_last_stored_state(
+    http: httpx.AsyncClient, namespace: str
+) -> None:
+    """When a write removes the last finalizer of an object being deleted, the object is deleted and
+    the DELETED event carries its last stored state (finalizers included) at a newer resourceVersion,
+    whether the write is a patch or a PUT; the writer's response shows no finalizers."""
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    for name in ("by-patch", "by-put"):
+        body = configmap(name)
+        body["metadata"]["finalizers"] = ["example.com/a", "example.com/b"]
+        created = (await http.post(path, json=body)).json()
+        async with open_watch(
+            http, path, {"resourceVersion": created["metadata"]["resourceVersion"]}
+        ) as watch:
+            assert (await http.delete(f"{path}/{name}")).status_code == 200
+            patch = {"metadata": {"finalizers": ["example.com/b"]}}
+            assert (await http.patch(f"{path}/{name}", json=patch, headers=MERGE)).status_code == 200
+            if name == "by-patch":
+                resp = await http.patch(
+                    f"{path}/{name}", json={"metadata": {"finalizers": None}}, headers=MERGE
+                )
+            else:
+                current = (await http.get(f"{path}/{name}")).json()
+                current["metadata"]["finalizers"] = []
+                resp = await http.put(f"{path}/{name}", json=current)
+            assert resp.status_code == 200, resp.text
+            assert not resp.json()["metadata"].get("finalizers")
+            events = await watch.take(3)
+        assert [e["type"] for e in events] == ["MODIFIED", "MODIFIED", "DELETED"]
+        last, deleted = events[1]["object"]["metadata"], events[2]["object"]["metadata"]
+        assert deleted["finalizers"] == ["example.com/b"]
+        assert deleted["deletionTimestamp"] == last["deletionTimestamp"]
+        assert int(deleted["resourceVersion"]) > int(last["resourceVersion"])
+        assert (await http.get(f"{path}/{name}")).status_code == 404
 
 
 async def test_garbage_collection_of_dependents(http: httpx.AsyncClient, namespace: str) -> None:
@@ -143,3 +181,80 @@ async def test_deleting_a_namespace_removes_its_objects(http: httpx.AsyncClient)
         return (await http.get(f"/api/v1/namespaces/{name}")).status_code == 404
 
     await wait_for(gone, within=60)
+
+
+async def test_garbage_collection_of_dangling_owner_references(
+    http: httpx.AsyncClient, namespace: str
+) -> None:
+    """An object created with owner references to uids that do not exist is collected in the
+    background when all its owners are absent, and only loses the dangling references otherwise."""
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    owner = (await http.post(path, json=configmap("gone-owner"))).json()
+    assert (await http.delete(f"{path}/gone-owner")).status_code == 200
+    gone_ref = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "name": "gone-owner",
+        "uid": owner["metadata"]["uid"],
+    }
+    never_ref = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "name": "never",
+        "uid": "00000000-0000-4000-8000-000000000001",
+    }
+    live = (await http.post(path, json=configmap("live"))).json()
+    live_ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "live", "uid": live["metadata"]["uid"]}
+    for name, refs in (("late", [gone_ref]), ("orphaned", [never_ref]), ("mixed", [live_ref, never_ref])):
+        body = configmap(name)
+        body["metadata"]["ownerReferences"] = refs
+        assert (await http.post(path, json=body)).status_code == 201
+
+    async def collected() -> bool:
+        codes = [(await http.get(f"{path}/{n}")).status_code for n in ("late", "orphaned")]
+        return codes == [404, 404]
+
+    await wait_for(collected)
+
+    async def dangling_ref_dropped() -> bool:
+        got = (await http.get(f"{path}/mixed")).json()
+        return [r["name"] for r in got["metadata"].get("ownerReferences", [])] == ["live"]
+
+    await wait_for(dangling_ref_dropped)
+    assert (await http.get(f"{path}/live")).status_code == 200
+
+
+def _workload(kind: str, name: str) -> dict[str, Any]:
+    labels = {"app": name}
+    spec: dict[str, Any] = {
+        "replicas": 0,
+        "selector": {"matchLabels": labels},
+        "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": "x"}]}},
+    }
+    if kind == "StatefulSet":
+        spec["serviceName"] = name
+    return {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name}, "spec": spec}
+
+
+async def test_deployment_generation_counts_annotations(http: httpx.AsyncClient, namespace: str) -> None:
+    """A Deployment's generation is bumped by annotation changes (added, changed, removed) as by
+    spec changes, not by label changes; ReplicaSets and StatefulSets count only their spec."""
+    base = f"/apis/apps/v1/namespaces/{namespace}"
+    path = f"{base}/deployments"
+    assert (await http.post(path, json=_workload("Deployment", "d"))).status_code == 201
+
+    async def generation_after(patch: dict[str, Any], target: str = f"{path}/d") -> int:
+        resp = await http.patch(target, json=patch, headers=MERGE)
+        assert resp.status_code == 200, resp.text
+        generation: int = resp.json()["metadata"]["generation"]
+        return generation
+
+    assert await generation_after({"metadata": {"labels": {"l": "1"}}}) == 1
+    assert await generation_after({"metadata": {"annotations": {"a": "1"}}}) == 2
+    assert await generation_after({"metadata": {"annotations": {"a": "1"}}}) == 2
+    assert await generation_after({"metadata": {"annotations": {"a": "2"}}}) == 3
+    assert await generation_after({"metadata": {"annotations": {"a": None}}}) == 4
+    assert await generation_after({"spec": {"replicas": 1}}) == 5
+    for kind, plural in (("ReplicaSet", "replicasets"), ("StatefulSet", "statefulsets")):
+        assert (await http.post(f"{base}/{plural}", json=_workload(kind, "w"))).status_code == 201
+        assert await generation_after({"metadata": {"annotations": {"a": "1"}}}, f"{base}/{plural}/w") == 1

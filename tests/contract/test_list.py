@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.contract.helpers import CLUSTER_PROVIDED, configmap, names, own
+from tests.contract.helpers import CLUSTER_PROVIDED, configmap, create_crd, delete_crd, names, own
 
 
 async def _names(http: httpx.AsyncClient, path: str, **params: str) -> list[str]:
@@ -151,3 +151,43 @@ async def test_list_metadata_only(http: httpx.AsyncClient, namespace: str) -> No
     )
     assert one.json()["kind"] == "PartialObjectMetadata"
     assert "data" not in one.json()
+
+
+async def test_builtin_list_items_carry_no_type_fields(http: httpx.AsyncClient, namespace: str) -> None:
+    """Items of a built-in resource's list have no ``kind``/``apiVersion`` (the list names them),
+    whatever the order the object was written in; single reads, metadata-only list items and custom
+    resource list items keep them."""
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    assert (await http.post(path, json=configmap("first", k="1"))).status_code == 201
+    last = {"metadata": {"name": "last"}, "data": {"k": "v"}, "kind": "ConfigMap", "apiVersion": "v1"}
+    assert (await http.post(path, json=last)).status_code == 201
+    lists = {
+        "namespaced": await http.get(path),
+        "all namespaces": await http.get("/api/v1/configmaps", params={"labelSelector": ""}),
+        "cluster-scoped": await http.get("/api/v1/namespaces"),
+    }
+    for where, resp in lists.items():
+        body = resp.json()
+        assert resp.status_code == 200, where
+        assert body["apiVersion"] == "v1", where
+        assert body["items"], where
+        typed = [i["metadata"]["name"] for i in body["items"] if "kind" in i or "apiVersion" in i]
+        assert typed == [], f"{where}: items with type fields: {typed}"
+    mine = {i["metadata"]["name"]: i for i in own((await http.get(path)).json()["items"])}
+    assert mine["last"]["data"] == {"k": "v"}
+    assert mine["first"]["data"] == {"k": "1"}
+    single = (await http.get(f"{path}/last")).json()
+    assert (single["kind"], single["apiVersion"]) == ("ConfigMap", "v1")
+    meta_list = await http.get(
+        path, headers={"Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"}
+    )
+    assert {(i["kind"], i["apiVersion"]) for i in meta_list.json()["items"]} == {
+        ("PartialObjectMetadata", "meta.k8s.io/v1")
+    }
+    crd = await create_crd(http)
+    try:
+        assert (await http.post(crd.path(namespace), json=crd.obj("w"))).status_code == 201
+        items = (await http.get(crd.path(namespace))).json()["items"]
+        assert [(i["kind"], i["apiVersion"]) for i in items] == [(crd.kind, crd.api_version)]
+    finally:
+        await delete_crd(http, crd)

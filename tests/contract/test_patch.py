@@ -111,6 +111,53 @@ async def test_strategic_merge_merges_containers_by_name(http: httpx.AsyncClient
     assert [c["name"] for c in resp.json()["spec"]["template"]["spec"]["containers"]] == ["main"]
 
 
+# (live list, patch list) -> merged list, as kube-apiserver orders a strategic merge.
+_SMP_ORDERS = [
+    (["a", "b"], ["z", "b"], ["z", "a", "b"]),
+    (["a", "b", "c"], ["x", "y"], ["x", "y", "a", "b", "c"]),
+    (["a", "b", "c"], ["c", "x", "a"], ["b", "c", "x", "a"]),
+    (["a", "b", "c", "d"], ["x", "c"], ["x", "a", "b", "c", "d"]),
+    (["a", "b", "c"], ["c", "b", "x"], ["a", "c", "b", "x"]),
+    (["a", "b"], ["b", "a"], ["b", "a"]),
+]
+
+
+async def test_strategic_merge_orders_merged_lists(http: httpx.AsyncClient, namespace: str) -> None:
+    """A strategic merge of a list with a merge key (containers) or of merged primitives
+    (finalizers) puts the patch's items in its order, new items first unless the patch names a live
+    item after them, and the other live items in their order before the patch items that followed
+    them."""
+    deployments = f"/apis/apps/v1/namespaces/{namespace}/deployments"
+    configmaps = f"/api/v1/namespaces/{namespace}/configmaps"
+    for i, (live, patch, merged) in enumerate(_SMP_ORDERS):
+        body = _deployment(f"order-{i}")
+        body["spec"]["template"]["spec"]["containers"] = [{"name": n, "image": "busybox:1"} for n in live]
+        assert (await http.post(deployments, json=body)).status_code == 201
+        containers = [{"name": n, "image": "busybox:2"} for n in patch]
+        resp = await http.patch(
+            f"{deployments}/order-{i}",
+            json={"spec": {"template": {"spec": {"containers": containers}}}},
+            headers=STRATEGIC,
+        )
+        assert resp.status_code == 200, resp.text
+        got = [c["name"] for c in resp.json()["spec"]["template"]["spec"]["containers"]]
+        assert got == merged, f"containers {live} patched with {patch}"
+        held = configmap(f"order-{i}")
+        held["metadata"]["finalizers"] = [f"example.com/{n}" for n in live]
+        assert (await http.post(configmaps, json=held)).status_code == 201
+        finalizers = [f"example.com/{n}" for n in patch]
+        resp = await http.patch(
+            f"{configmaps}/order-{i}", json={"metadata": {"finalizers": finalizers}}, headers=STRATEGIC
+        )
+        assert resp.status_code == 200, resp.text
+        got = [f.removeprefix("example.com/") for f in resp.json()["metadata"]["finalizers"]]
+        assert got == merged, f"finalizers {live} patched with {patch}"
+        resp = await http.patch(
+            f"{configmaps}/order-{i}", json={"metadata": {"finalizers": None}}, headers=MERGE
+        )
+        assert resp.status_code == 200, resp.text
+
+
 async def test_server_side_apply_records_manager_and_detects_conflicts(
     http: httpx.AsyncClient, namespace: str
 ) -> None:

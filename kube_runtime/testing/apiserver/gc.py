@@ -2,6 +2,13 @@
 
 * When an owner is gone, dependents whose every owner is gone are deleted (background
   propagation); dependents that still have a live owner lose only the dangling reference.
+* The same holds for an object written with owner references to uids that do not exist (the
+  owner was deleted before the dependent was created, or never existed): it is deleted when
+  none of its owners exists, else the dangling references are removed. Objects already being
+  deleted are left alone. This happens ``DANGLING_DELAY`` seconds after the write, not at once:
+  kube-controller-manager learns of the object from a watch and reads each owner back before it
+  acts, and a controller that writes such an object again on its deletion (from a stale cache)
+  must not get a busy loop with the collector that keeps a virtual clock from ever advancing.
 * An owner deleted with ``propagationPolicy=Orphan`` keeps its ``orphan`` finalizer until its
   dependents' references to it are removed; with ``Foreground`` it keeps ``foregroundDeletion``
   until its dependents are gone.
@@ -16,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable
 
 import anyio
 import anyio.lowlevel
@@ -33,7 +41,10 @@ from kube_runtime.testing.apiserver.storage import (
     StoredEvent,
 )
 
-__all__ = ["GarbageCollector"]
+__all__ = ["DANGLING_DELAY", "GarbageCollector"]
+
+#: Seconds between a write that leaves an object with absent owners and the collector acting on it.
+DANGLING_DELAY = 0.1
 
 _log = logging.getLogger(__name__)
 
@@ -49,9 +60,11 @@ class GarbageCollector:
         self._ops = ops
         self._dependents: dict[str, set[Location]] = {}
         self._gone: deque[str] = deque()
+        self._dangling: deque[Location] = deque()
         self._owners_deleting: dict[str, Location] = {}
         self._terminating: set[str] = set()
         self._wake = anyio.Event()
+        self._dangling_wake = anyio.Event()
         storage.hooks.append(self._on_commit)
 
     def _on_commit(self, coll: Collection, ev: StoredEvent) -> None:
@@ -67,9 +80,14 @@ class GarbageCollector:
             return
         refs = meta.get("ownerReferences")
         if isinstance(refs, list):
+            dangling = False
             for ref in refs:
                 if isinstance(ref, dict) and isinstance(ref.get("uid"), str):
                     self._dependents.setdefault(ref["uid"], set()).add((coll.key, ev.record.key))
+                    dangling = dangling or ref["uid"] not in self._storage.uids
+            if dangling and not meta.get("deletionTimestamp"):
+                self._dangling.append((coll.key, ev.record.key))
+                self._dangling_wake.set()
         if meta.get("deletionTimestamp"):
             finalizers = meta.get("finalizers") or ()
             if uid and ("orphan" in finalizers or "foregroundDeletion" in finalizers):
@@ -80,14 +98,27 @@ class GarbageCollector:
                 self._wake.set()
 
     async def run(self) -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._run_dangling)
+            while True:
+                await self._wake.wait()
+                self._wake = anyio.Event()
+                self._guarded(self.process)
+                await anyio.lowlevel.checkpoint()
+
+    async def _run_dangling(self) -> None:
         while True:
-            await self._wake.wait()
-            self._wake = anyio.Event()
-            try:
-                self.process()
-            except Exception:  # pragma: no cover - a GC bug must not stop serving
-                _log.exception("garbage collector failed")
-            await anyio.lowlevel.checkpoint()
+            await self._dangling_wake.wait()
+            self._dangling_wake = anyio.Event()
+            await anyio.sleep(DANGLING_DELAY)
+            self._guarded(self.process_dangling)
+
+    @staticmethod
+    def _guarded(work: Callable[[], None]) -> None:
+        try:
+            work()
+        except Exception:  # pragma: no cover - a GC bug must not stop serving
+            _log.exception("garbage collector failed")
 
     # Work ------------------------------------------------------------------------------------
 
@@ -140,18 +171,34 @@ class GarbageCollector:
             self._dependents.pop(uid, None)
         return out
 
+    def _settle(self, loc: Location, record: Record) -> None:
+        """Delete ``record`` if none of its owners exists, else drop its references to absent owners."""
+        uids = self._storage.uids
+        refs = [
+            r for r in (record.obj.get("metadata") or {}).get("ownerReferences") or () if isinstance(r, dict)
+        ]
+        dead = {r["uid"] for r in refs if isinstance(r.get("uid"), str) and r["uid"] not in uids}
+        if not dead:
+            return
+        if any(r.get("uid") in uids for r in refs):
+            self._rewrite_refs(loc, record, dead)
+        else:
+            self._delete(loc)
+
+    def process_dangling(self) -> None:
+        """Settle the objects written with references to absent owners (see :meth:`_settle`)."""
+        while self._dangling:
+            loc = self._dangling.popleft()
+            found = self._record(loc)
+            if found is not None:
+                self._settle(loc, found)
+
     def process(self) -> None:
         storage = self._storage
         while self._gone:
             uid = self._gone.popleft()
             for loc, record in self._live_dependents(uid):
-                refs = record.obj["metadata"].get("ownerReferences") or ()
-                dead = {r.get("uid") for r in refs if r.get("uid") not in storage.uids}
-                alive = [r for r in refs if r.get("uid") in storage.uids]
-                if alive:
-                    self._rewrite_refs(loc, record, {d for d in dead if isinstance(d, str)})
-                else:
-                    self._delete(loc)
+                self._settle(loc, record)
         for uid, owner_loc in list(self._owners_deleting.items()):
             owner = self._record(owner_loc)
             if owner is None:

@@ -19,6 +19,7 @@ import anyio
 import orjson
 
 from kube_runtime.testing.apiserver.httpserver import ChunkSender, Response, StreamingResponse
+from kube_runtime.testing.apiserver.listitems import list_items
 from kube_runtime.testing.apiserver.ops import ObjectOps
 from kube_runtime.testing.apiserver.respond import JSON, META_CT, META_LIST_CT, TABLE_CT, Target, query_bool
 from kube_runtime.testing.apiserver.selectors import (
@@ -218,7 +219,7 @@ class ListWatchHandlers:
                 b'{"kind":"' + t.rtype.list_kind.encode() + b'","apiVersion":"' + t.rtype.api_version.encode()
             )
             head += b'","metadata":'
-            items = b",".join([r.raw for r in out])
+            items = list_items(out, t.rtype)
             content_type = JSON
         return Response(200, head + orjson.dumps(meta) + b',"items":[' + items + b"]}", content_type)
 

@@ -4,11 +4,12 @@ Used by the HTTP app, the garbage collector and the in-process load generator. E
 synchronously on the event loop (so each is atomic) and raises :class:`StatusError` on failure.
 
 Rules implemented (the registry strategies of the real server): generateName, uid,
-creationTimestamp, generation (bumped by spec changes, not by status or metadata), optimistic
-concurrency on resourceVersion, status subresource isolation, no-op writes that change nothing
-(no new resourceVersion, no event), finalizers (deletionTimestamp first, removal when the last
-finalizer goes), Orphan/Foreground propagation finalizers, namespace lifecycle (creating in a
-missing or terminating namespace fails), CRD establishment.
+creationTimestamp, generation (bumped by spec changes, not by status or metadata, except that a
+Deployment's annotations count as spec), optimistic concurrency on resourceVersion, status
+subresource isolation, no-op writes that change nothing (no new resourceVersion, no event),
+finalizers (deletionTimestamp first, removal when the last finalizer goes), Orphan/Foreground
+propagation finalizers, namespace lifecycle (creating in a missing or terminating namespace
+fails), CRD establishment.
 """
 
 from __future__ import annotations
@@ -57,8 +58,13 @@ def now_rfc3339() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _spec_view(obj: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+def _spec_view(rtype: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+    """What bumps ``metadata.generation`` when it changes: all but metadata and status, plus the
+    annotations (absent equals empty) for kinds whose strategy counts them (apps/v1 Deployment)."""
+    view = {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+    if rtype.generation_counts_annotations:
+        view[".annotations"] = (obj.get("metadata") or {}).get("annotations") or {}
+    return view
 
 
 class ObjectOps:
@@ -356,7 +362,7 @@ class ObjectOps:
         admit_custom_resource(rtype, new, old, subresource)
         if "generation" in old_meta:
             new_meta["generation"] = old_meta["generation"]
-            if subresource in (None, "scale") and _spec_view(new) != _spec_view(old):
+            if subresource in (None, "scale") and _spec_view(rtype, new) != _spec_view(rtype, old):
                 new_meta["generation"] = old_meta["generation"] + 1
         else:
             new_meta.pop("generation", None)
@@ -382,9 +388,12 @@ class ObjectOps:
         if dry_run:
             return Record(cur.key, new, orjson.dumps(new), cur.rv)
         if new_meta.get("deletionTimestamp") and not new_meta.get("finalizers"):
-            record = self.storage.commit(coll, DELETED, new, cur)
+            # The stored object is deleted, not overwritten: the DELETED event carries its last stored
+            # state (finalizers included) at a new resourceVersion; the writer gets ``new`` back.
+            record = self.storage.commit(coll, DELETED, cur.copy_obj(), cur)
             self._after_commit(rtype, record, True)
-            return record
+            new_meta["resourceVersion"] = str(record.rv)
+            return Record(cur.key, new, orjson.dumps(new), record.rv)
         record = self.storage.commit(coll, MODIFIED, new, cur)
         self._after_commit(rtype, record, False)
         return record

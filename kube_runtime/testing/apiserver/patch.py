@@ -8,11 +8,17 @@ Strategic merge knows the merge keys of the built-in fields a controller usually
 (containers, env, ports, volumes, conditions, ownerReferences, finalizers, ...) and honours the
 ``$patch`` (``replace``/``delete``/``merge``) and ``$deleteFromPrimitiveList`` directives;
 ``$setElementOrder`` and ``$retainKeys`` are accepted and ignored.
+
+Order of a merged list (merge key or merged primitives), as on kube-apiserver: the items the patch
+names come in the patch's order; each item only the live list has keeps its order among those and
+goes just before the first patch item (after the one placed before it) that the live list had
+after it, or at the end. So new items lead when the patch names no live item after them.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["PatchError", "PatchFailed", "json_merge_patch", "json_patch", "strategic_merge_patch"]
@@ -233,11 +239,11 @@ def _merge_list(current: Any, patch: list[Any], field: str, path: tuple[str, ...
     if not isinstance(current, list):
         current = []
     if field in _MERGED_PRIMITIVE_LISTS:
-        out = list(current)
-        for v in patch:
-            if v not in out:
-                out.append(copy.deepcopy(v))
-        return out
+        named = [copy.deepcopy(v) for i, v in enumerate(patch) if v not in patch[:i]]
+        prim_rank = {_hashable(v): i for i, v in reversed(list(enumerate(current)))}
+        return _interleave(
+            named, [v for v in current if v not in named], lambda v: prim_rank.get(_hashable(v))
+        )
     key = _merge_key(field, path)
     if key is None or not all(isinstance(v, dict) for v in patch):
         return [copy.deepcopy(v) for v in patch if not (isinstance(v, dict) and v.get("$patch"))]
@@ -256,4 +262,36 @@ def _merge_list(current: Any, patch: list[Any], field: str, path: tuple[str, ...
             out.append(strategic_merge_patch({}, item, path))
         else:
             out[pos] = strategic_merge_patch(out[pos], item, path)
+    keys = [item[key] for item in patch if item.get("$patch") != "delete"]
+    named = [v for v in out if isinstance(v, dict) and v.get(key) in keys]
+    named.sort(key=lambda v: keys.index(v.get(key)))
+    live = [v for v in out if not (isinstance(v, dict) and v.get(key) in keys)]
+    ranks = [v.get(key) if isinstance(v, dict) else None for v in current]
+
+    def rank(v: Any) -> int | None:
+        found = v.get(key) if isinstance(v, dict) else None
+        return ranks.index(found) if found is not None and found in ranks else None
+
+    return _interleave(named, live, rank)
+
+
+def _hashable(value: Any) -> Any:
+    return value if isinstance(value, str | int | float | bool) or value is None else repr(value)
+
+
+def _interleave(named: list[Any], live: list[Any], rank: Callable[[Any], int | None]) -> list[Any]:
+    """``named`` (the patch's items, in its order) with ``live`` (the rest, in live order) placed
+    among them: each before the first later ``named`` item that ``rank`` (the live position) puts
+    after it, else at the end."""
+    out = list(named)
+    at = 0
+    for item in live:
+        mine = rank(item)
+        while at < len(out):
+            other = rank(out[at])
+            if mine is not None and other is not None and mine < other:
+                break
+            at += 1
+        out.insert(at, item)
+        at += 1
     return out

@@ -49,6 +49,8 @@ class ResourceType:
     short_names: tuple[str, ...] = ()
     has_status: bool = False
     tracks_generation: bool = False
+    # metadata.annotations changes bump generation too (kube-apiserver's apps/v1 Deployment strategy)
+    generation_counts_annotations: bool = False
     allow_unconditional_update: bool = True
     custom: bool = False
     categories: tuple[str, ...] = ()
@@ -106,6 +108,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         short_names=("deploy",),
         has_status=True,
         tracks_generation=True,
+        generation_counts_annotations=True,
         categories=("all",),
         scale=_BUILTIN_SCALE,
     ),
