@@ -63,3 +63,14 @@ class DeletedLazyObject(LazyObject):
     as a :class:`~kube_runtime.client.head.LazyObject`."""
 
     __slots__ = ()
+
+
+class ModifyFailed(Exception):
+    """The function given to :func:`~kube_runtime.streams.modify` raised on an object. The event
+    went on unmodified just before this error (a store after ``modify`` stays complete, a relist
+    included); ``error`` is what the function raised (also the ``__cause__``)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(f"modify function raised: {type(error).__name__}: {error}")
+        self.error = error
+        self.__cause__ = error

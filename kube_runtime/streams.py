@@ -24,9 +24,8 @@ a reconcile does), use ``synced_objects(reader)`` instead, which yields a relist
 store shows them.
 
 Errors (exception instances) pass through every helper unchanged. Closing a helper closes the
-stream it reads, down to the watcher and its HTTP connection; use ``async with stream`` (or
-``aclose()``) when you stop before the end, since an abandoned async generator is only finalized
-later by the event loop.
+stream it reads, down to the watcher and its HTTP connection: ``async with stream`` (or
+``aclose()``) when you stop early (an abandoned async generator is finalized only later).
 """
 
 from __future__ import annotations
@@ -46,6 +45,7 @@ from kube_runtime._stream_items import (
     LazyItem,
     ListedLazyObject,
     ListedObject,
+    ModifyFailed,
     ObjectItem,
     SyncedItem,
 )
@@ -65,6 +65,7 @@ __all__ = [
     "LazyItem",
     "ListedLazyObject",
     "ListedObject",
+    "ModifyFailed",
     "ObjectItem",
     "PredicateMemory",
     "SyncedItem",
@@ -107,11 +108,9 @@ class WatchStream(Generic[T_co]):
     """An async iterator with the stream helpers as chainable methods; an async context manager
     that closes the whole chain on exit.
 
-    Stages compose through two methods a stage may override: :func:`reflect` calls
-    ``_reflected(apply)`` and :func:`backoff` calls ``_backed_off(policy)`` on the stream they are
-    put on. By default each adds a stage of its own; the backoff stage and the reflect stage
-    override them to return one stage doing both (the writer sees every event in order either
-    way and the delay falls between the same two reads: one coroutine hop per event less).
+    :func:`reflect` calls ``_reflected(apply)`` and :func:`backoff` ``_backed_off(policy)`` on the
+    stream they are put on: a stage of its own by default, one fused stage doing both for a backoff
+    then reflect pair (the same order and delays, one coroutine hop per event less).
     """
 
     __slots__ = ("_source",)
@@ -383,8 +382,8 @@ def modify(
 
     ``fn`` may change the object in place and return ``None``, or return a replacement object.
     Either way the event goes on carrying the decoded object (a store encodes it again), since the
-    bytes it arrived as no longer match.
-    Typical use: drop ``managedFields`` before the store keeps the object (roughly halves metadata).
+    bytes it arrived as no longer match. If ``fn`` raises, the event goes on as it came, followed by
+    a ``ModifyFailed`` error. Typical use: drop ``managedFields`` before the store keeps the object.
     """
     return WatchStream(_modify(stream, fn))
 
@@ -397,7 +396,12 @@ async def _modify(
         async for item in source:
             if isinstance(item, Apply | InitApply | Delete):
                 obj = item.object
-                replaced = fn(obj)
+                try:
+                    replaced = fn(obj)
+                except Exception as exc:  # a bug in fn: the event goes on as it came, then the error
+                    yield item
+                    yield ModifyFailed(exc)
+                    continue
                 if replaced is not None and replaced is not obj:
                     item = type(item)(replaced)
                 elif item.lazy is not None:
@@ -542,13 +546,10 @@ def predicate_filter(
     Works on object streams (after :func:`applied_objects`/:func:`touched_objects`) and on event
     streams (filters ``Apply``). Guarantees:
 
-    * On event streams, a list (``Init``, every ``InitApply``, ``InitDone``) passes whole: each
-      ``InitApply`` passes and its fingerprint is remembered (an ``Apply`` with the same fingerprint
-      after it is dropped). A relist re-presents every object, and a :func:`reflect` after the
-      filter swaps in what the list presents: dropping the unchanged ones would empty its store.
-      (Placed before ``reflect``, the filter still keeps filtered ``Apply`` changes from the store;
-      place it after ``reflect`` to keep the store current.)
-
+    * On event streams, a list (``Init``, every ``InitApply``, ``InitDone``) passes whole, its
+      fingerprints remembered: a :func:`reflect` after the filter swaps in what the list presents,
+      so dropping unchanged objects would empty its store. (Before ``reflect``, the filter keeps
+      filtered ``Apply`` changes from the store; put it after ``reflect`` to keep the store current.)
     * Deletes always pass (a ``Delete`` event or a :class:`DeletedObject`) and forget the object;
       kube-rs drops them because the fingerprint is unchanged (kube-rs #1768).
     * The memory key includes the uid, so a re-created object passes (kube-rs #1830).
@@ -558,9 +559,8 @@ def predicate_filter(
     * A predicate that raises does not end the stream: ``predicates.PredicateFailed`` is yielded
       in place of the object (an ``InitApply`` of a list still passes), and filtering goes on.
 
-    Over watcher events, a predicate with a :func:`~kube_runtime.predicates.head_form` (this
-    package's predicates) reads the head the watch decoded, so filtered events are never decoded.
-    """
+    Over watcher events, a predicate with a ``predicates.head_form`` (this package's predicates)
+    reads the head the watch decoded, so filtered events are never decoded."""
     return WatchStream(_predicate_filter(stream, predicate, ttl))
 
 

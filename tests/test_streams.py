@@ -14,6 +14,7 @@ from kube_runtime.client.errors import KubeError
 from kube_runtime.store import store
 from kube_runtime.streams import (
     DeletedObject,
+    ModifyFailed,
     WatchStream,
     applied_objects,
     backoff,
@@ -102,6 +103,27 @@ async def test_modify_in_place_and_by_replacement() -> None:
     out = await collect(modify(Source([InitApply(cm("b"))]).gen(), lambda o: {**o, "extra": 1}))
     assert isinstance(out[0], InitApply)
     assert out[0].object["extra"] == 1
+
+
+async def test_a_raising_modify_function_passes_the_event_on_then_reports_and_goes_on() -> None:
+    """A bug in the function (an object without the field it reads) ended the stream, watcher and
+    store included. The event goes on unmodified (a relist behind it stays complete)."""
+
+    def strip_owner(obj: dict[str, Any]) -> None:
+        del obj["metadata"]["annotations"]["owner"]
+
+    reader, writer = store()
+    bare = InitApply(cm("bare"))
+    events = [INIT, InitApply(cm("a", annotations={"owner": "x"})), bare, INIT_DONE, Apply(cm("c"))]
+    out = await collect(modify(Source(events).gen(), strip_owner).reflect(writer))
+    assert out[:3] == events[:3]
+    assert out[2] is bare
+    assert isinstance(out[3], ModifyFailed)
+    assert isinstance(out[3].error, KeyError)
+    assert out[4] is INIT_DONE
+    assert isinstance(out[5], Apply)
+    assert isinstance(out[6], ModifyFailed)
+    assert sorted(o["metadata"]["name"] for o in reader.state()) == ["a", "bare", "c"]
 
 
 async def test_reflect_applies_events_and_passes_errors() -> None:
