@@ -36,6 +36,8 @@ _PEER_NAMES = {
     "kopf": "kopf",
 }
 _RAW = "raw (gc off)"
+#: The Python floor: no runtime at all, no HTTP library on the watch, on uvloop.
+_RAW_FLOOR = "raw (streams)"
 #: kube-runtime on the loop Manager.main runs by default where uvloop is installed.
 _UVLOOP = "kube-runtime (uvloop)"
 
@@ -148,6 +150,9 @@ def _latency(run: ScenarioRun) -> list[str] | None:
     if on_uvloop is not None:
         mine += f" (on uvloop: {cell(on_uvloop)})"
     note = "no-op reconcile; p99 of the worst 1-s window; CPU of the whole controller process"
+    floor = next((row for row in rows if row["peer"] == _RAW_FLOOR), None)
+    if floor is not None:
+        note += f"; Python floor (`{_RAW_FLOOR}`: no runtime) {floor['cpu_us_per_reconcile']:.0f} µs"
     counted = run.section.get("summary", {}).get("instructions") or {}
     if counted.get("kube-runtime"):
         shown = [f"ours {counted['kube-runtime'] / 1000:.0f}k"]
@@ -158,6 +163,8 @@ def _latency(run: ScenarioRun) -> list[str] | None:
             for name, count in counted.items()
             if count and name in _PEER_NAMES
         ]
+        if counted.get(_RAW_FLOOR):
+            shown.append(f"Python floor {counted[_RAW_FLOOR] / 1000:.0f}k")
         note += f"; instructions per reconcile (valgrind) {', '.join(shown)}"
     return ["scheduling latency, 1k writes/s, c=8", mine, _others(rows, cell), note]
 

@@ -206,3 +206,19 @@ def test_latency_without_instruction_counts_says_nothing_of_them(tmp_path: Path)
     row = _rendered_row(tmp_path, "| scheduling latency")
     assert "instructions" not in row
     assert row.endswith("CPU of the whole controller process |")
+
+
+def test_latency_names_the_python_floor_when_the_run_has_it(tmp_path: Path) -> None:
+    rows = [_s3_row("kube-runtime", 250.0), _s3_row("kube-rs", 115.0), _s3_row("raw (streams)", 84.0)]
+    counted = {"kube-runtime": 345_700, "kube-rs": 126_500, "raw (streams)": 61_200}
+    _write(
+        tmp_path,
+        "s3.json",
+        "2026-02-01 00:00 UTC",
+        {"s3": {"rows": rows, "summary": {"instructions": counted}}},
+    )
+
+    row = _rendered_row(tmp_path, "| scheduling latency")
+    assert "; Python floor (`raw (streams)`: no runtime) 84 µs;" in row
+    assert row.endswith("ours 346k, kube-rs 126k, Python floor 61k |")
+    assert "raw" not in row.split("|")[3]  # not listed among the peers
