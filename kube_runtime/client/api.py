@@ -131,6 +131,12 @@ class Api:
     def _object(self, name: str, subresource: str | None = None, namespace: str | None = None) -> str:
         return self.resource.object_path(name, namespace or self.namespace, subresource)
 
+    def _namespace_for(self, obj: dict[str, Any]) -> str | None:
+        """Where a write of ``obj`` goes: this Api's namespace, else the object's (an all-namespaces
+        Api). The Api's wins, as in kube-rs: a body naming another namespace gets the server's 400
+        instead of landing in that namespace."""
+        return self.namespace or _namespace_of(obj)
+
     # -- reads ----------------------------------------------------------------------------------------
 
     async def get(self, name: str) -> dict[str, Any]:
@@ -327,9 +333,10 @@ class Api:
     # -- writes ---------------------------------------------------------------------------------------
 
     async def create(self, obj: dict[str, Any], *, field_manager: str | None = None) -> dict[str, Any]:
-        """Create ``obj`` (in this Api's namespace, else the object's own ``metadata.namespace``)."""
+        """Create ``obj`` (in this Api's namespace, else the object's own ``metadata.namespace``;
+        an object naming another namespace than the Api's is refused by the server with 400)."""
         params = {"fieldManager": field_manager} if field_manager else None
-        path = self._collection(_namespace_of(obj))
+        path = self._collection(self._namespace_for(obj))
         return await self.client.request("create", "POST", path, params=params, body=obj)
 
     async def replace(
@@ -338,7 +345,7 @@ class Api:
         """PUT the whole object; include ``metadata.resourceVersion`` for optimistic concurrency."""
         params = {"fieldManager": field_manager} if field_manager else None
         return await self.client.request(
-            "replace", "PUT", self._object(name, namespace=_namespace_of(obj)), params=params, body=obj
+            "replace", "PUT", self._object(name, namespace=self._namespace_for(obj)), params=params, body=obj
         )
 
     async def replace_status(
@@ -349,7 +356,7 @@ class Api:
         return await self.client.request(
             "replace_status",
             "PUT",
-            self._object(name, "status", _namespace_of(obj)),
+            self._object(name, "status", self._namespace_for(obj)),
             params=params,
             body=obj,
         )

@@ -50,7 +50,7 @@ from prometheus_client import CollectorRegistry
 
 from kube_runtime.client.auth import Authenticator, Credentials
 from kube_runtime.client.config import ClientConfig
-from kube_runtime.client.errors import ApiError, KubeError, TransportError, WatchTimeout
+from kube_runtime.client.errors import ApiError, KubeError, ObjectDecodeError, TransportError, WatchTimeout
 from kube_runtime.client.metrics import ClientMetrics
 from kube_runtime.client.redact import redact
 from kube_runtime.client.retry import RetryPolicy, parse_retry_after, send_with_retries
@@ -289,16 +289,17 @@ class Client:
 
     @staticmethod
     def decode(response: httpx.Response, verb: str = "") -> dict[str, Any]:
-        """The JSON object in a successful response's body (``{}`` when empty)."""
+        """The JSON object in a successful response's body (``{}`` when empty). A body that is not
+        a JSON object raises :class:`ObjectDecodeError` (as every other undecodable object does)."""
         content = response.content
         if not content:
             return {}
         try:
             decoded = orjson.loads(content)
         except orjson.JSONDecodeError as exc:
-            raise KubeError(f"{verb or 'request'}: response is not JSON: {content[:200]!r}") from exc
+            raise ObjectDecodeError(f"{verb or 'request'}: response is not JSON", content) from exc
         if not isinstance(decoded, dict):
-            raise KubeError(f"{verb or 'request'}: response is not a JSON object")
+            raise ObjectDecodeError(f"{verb or 'request'}: response is not a JSON object", content)
         return decoded
 
     # -- layers -------------------------------------------------------------------------------------

@@ -49,7 +49,12 @@ class ApiResource:
         return f"{base}/{self.plural}"
 
     def object_path(self, name: str, namespace: str | None = None, subresource: str | None = None) -> str:
-        """The URL path of one object, optionally of one of its subresources (``status``)."""
+        """The URL path of one object, optionally of one of its subresources (``status``).
+
+        Raises ``ValueError`` for an empty name: the path would be the collection's, so a get
+        would list and a delete would delete every object (kube-rs refuses it the same way)."""
+        if not name:
+            raise ValueError(f"a {self.kind} needs a name: an empty one would address the whole collection")
         path = f"{self.collection_path(namespace)}/{quote(name, safe='')}"
         return f"{path}/{subresource}" if subresource else path
 

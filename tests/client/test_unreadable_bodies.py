@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from kube_runtime.client import Api, ApiResource, Client, ClientConfig, TransportError, WatchEvent
+from kube_runtime.client.errors import ObjectDecodeError
 from tests.client.loopback import LoopbackServer, Received, Reply
 
 pytestmark = pytest.mark.usefixtures("anyio_backend")
@@ -48,3 +49,23 @@ async def test_a_corrupt_gzip_body_is_a_transport_error_for_a_request_and_a_watc
             with pytest.raises(TransportError):
                 await read_watch()
             assert not [item for item in seen if isinstance(item, WatchEvent)]
+
+
+@pytest.mark.parametrize("body", [b"<html>502 Bad Gateway</html>", b"[1, 2]", b"\xff\xfe"])
+async def test_a_2xx_body_that_is_not_a_json_object_is_an_object_decode_error_for_every_read(
+    registry: CollectorRegistry, body: bytes
+) -> None:
+    """``get`` and ``list`` raised a bare KubeError where ``list_raw`` raised ObjectDecodeError: one
+    type now, whichever read it is (a ``ValueError`` too, with the body's start in its message)."""
+
+    async def handler(req: Received) -> Reply:
+        return 200, [("content-type", "application/json")], body
+
+    async with LoopbackServer(handler) as loopback:
+        config = ClientConfig(server=loopback.url, token="t0k3n")
+        async with Client(config, metrics_registry=registry) as client:
+            api = Api(client, CONFIGMAPS, "ns")
+            for read in (api.get("a"), api.list(), api.list_raw()):
+                with pytest.raises(ObjectDecodeError) as got:
+                    await read
+                assert isinstance(got.value, ValueError)

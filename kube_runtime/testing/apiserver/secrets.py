@@ -41,7 +41,7 @@ def prepare_secret(rtype: ResourceType, obj: dict[str, Any], old: dict[str, Any]
             if isinstance(value, str):
                 merged[key] = base64.b64encode(value.encode()).decode()
         obj["data"] = merged
-    causes = data_causes(obj, old)
+    causes = data_causes(obj, old, secret=True)
     if old is not None and old.get("type") != obj.get("type") and (old.get("type") or obj.get("type")):
         causes.append(
             ("type", "FieldValueInvalid", f'Invalid value: "{obj.get("type") or ""}": field is immutable')
