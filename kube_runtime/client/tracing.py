@@ -12,11 +12,15 @@ Guarantees: the span is a child of the span current when the request starts, but
 current itself (so work done while a watch is open is not parented to the watch). Only the method,
 path (never the query string) and status reach spans and logs: headers, and so bearer tokens, are
 never recorded; a transport error's text (which may quote a header value) is redacted.
+
+:func:`record_failure` marks any span failed by an exception with that text redacted too (the
+reconcile span, ``instrument``'s spans, webhook reviews use it).
 """
 
 from __future__ import annotations
 
 import logging
+import traceback
 
 import anyio
 from opentelemetry import trace
@@ -24,9 +28,33 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, Trac
 
 from kube_runtime.client.redact import redact
 
-__all__ = ["RequestSpan", "RequestTracer"]
+__all__ = ["RequestSpan", "RequestTracer", "record_failure"]
 
 logger = logging.getLogger("kube_runtime.client.http")
+
+
+def record_failure(span: Span, error: BaseException, *, escaped: bool = False) -> None:
+    """Mark ``span`` failed by ``error``: an ``exception`` event with OpenTelemetry's semantic
+    attributes (type, message, stacktrace, escaped) and an ERROR status, every text redacted
+    (:func:`~kube_runtime.client.redact.redact`: an error may quote a bearer token).
+
+    Why not ``Span.record_exception`` (or ``start_as_current_span``'s automatic recording): they
+    copy the message and stack trace as they are, and spans leave the process."""
+    kind = type(error)
+    module = kind.__module__
+    name = f"{module}.{kind.__qualname__}" if module and module != "builtins" else kind.__qualname__
+    message = redact(str(error))
+    stacktrace = redact("".join(traceback.format_exception(kind, error, error.__traceback__)))
+    span.add_event(
+        "exception",
+        {
+            "exception.type": name,
+            "exception.message": message,
+            "exception.stacktrace": stacktrace,
+            "exception.escaped": str(escaped),
+        },
+    )
+    span.set_status(Status(StatusCode.ERROR, f"{kind.__name__}: {message}" if message else kind.__name__))
 
 
 class RequestSpan:

@@ -51,9 +51,9 @@ from typing import Any, Final, Generic, TypeVar
 import anyio
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Status, StatusCode
 
 from kube_runtime.client.json import KubeObject
+from kube_runtime.client.tracing import record_failure
 from kube_runtime.controller.action import MAX_REQUEUE_SECONDS, Action, ReconcileReason, ReconcileRequest
 from kube_runtime.controller.backoff import ReconcileBackoff
 from kube_runtime.controller.context import ReconcileInfo, _current, current_reconcile
@@ -262,8 +262,7 @@ class ReconcileAttempts(Generic[C]):
         if info is not None:
             failed.log_ids = _log_ids(info, span)
         if span.is_recording():
-            span.record_exception(error)
-            span.set_status(Status(StatusCode.ERROR, str(error)))
+            record_failure(span, error)
         obj_ref = failed.obj_ref
         if isinstance(failed, ReconcilerFailedTerminally):
             self._backoff.forget(obj_ref)  # the next change starts afresh

@@ -468,12 +468,13 @@ def configure_logging(
     """Route structlog and stdlib logging to ``stream`` (default stderr) with per-logger levels.
 
     ``log_filter`` defaults to ``$KUBE_RUNTIME_LOG``, then :data:`DEFAULT_LOG_FILTER`; ``fmt``
-    to ``$KUBE_RUNTIME_LOG_FORMAT``, then ``json``. Returns the parsed filter. Raises
+    to ``$KUBE_RUNTIME_LOG_FORMAT``, then ``json`` (an empty variable counts as unset, as
+    OpenTelemetry's do: a chart value left empty must not stop the pod). Returns the parsed filter. Raises
     ``LogFilterError`` for a bad filter (before changing any configuration).
     """
     spec = log_filter if log_filter is not None else os.environ.get(LOG_ENV_VAR, DEFAULT_LOG_FILTER)
     parsed = parse_log_filter(spec)
-    chosen = fmt or os.environ.get(LOG_FORMAT_ENV_VAR, "json").strip().lower()
+    chosen = fmt or os.environ.get(LOG_FORMAT_ENV_VAR, "").strip().lower() or "json"
     if chosen not in ("json", "console"):
         raise LogFilterError(f"unknown log format {chosen!r} (expected 'json' or 'console')")
 

@@ -42,6 +42,7 @@ from opentelemetry.sdk.trace.sampling import (
     TraceIdRatioBased,
 )
 
+from kube_runtime.client.tracing import record_failure
 from kube_runtime.controller.reconcile_span import RECONCILE_SPAN_NAME, ParentBasedRatio, ReconcileSampler
 
 __all__ = [
@@ -222,8 +223,17 @@ def instrument(
 
         @functools.wraps(fn)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            with tracer.start_as_current_span(span_name, attributes=dict(attributes or {})):
-                return await fn(*args, **kwargs)
+            with tracer.start_as_current_span(
+                span_name,
+                attributes=dict(attributes or {}),
+                record_exception=False,
+                set_status_on_exception=False,
+            ) as span:
+                try:
+                    return await fn(*args, **kwargs)
+                except Exception as exc:
+                    record_failure(span, exc, escaped=True)  # redacted, unlike the SDK's recording
+                    raise
 
         return wrapper
 

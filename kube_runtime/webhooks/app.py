@@ -40,6 +40,8 @@ from opentelemetry.util.types import AttributeValue
 from starlette.requests import Request
 from starlette.responses import Response
 
+from kube_runtime.client.redact import redact
+from kube_runtime.client.tracing import record_failure
 from kube_runtime.observe.tracing import TRACER_NAME
 from kube_runtime.webhooks.handlers import AdmissionWebhook, ChangeCodec, ConversionWebhook, Mutation, Verdict
 from kube_runtime.webhooks.jsonpatch import diff
@@ -79,7 +81,10 @@ def _object_ref(kind: Any, namespace: str, name: str) -> str:
 
 
 def _error_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    """What a denial or a conversion failure says of a handler's exception (redacted: the API
+    server hands it to the client that made the request)."""
+    text = redact(str(exc))
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 async def _run_admission(hook: AdmissionWebhook, request: AdmissionRequest) -> dict[str, Any]:
@@ -154,8 +159,7 @@ async def review_admission(hook: AdmissionWebhook, metrics: WebhookMetrics, body
                 answer = await _run_admission(hook, request)
             except Exception as exc:
                 metrics.panics.inc()
-                span.record_exception(exc)
-                span.set_status(trace.StatusCode.ERROR, _error_text(exc))
+                record_failure(span, exc)
                 log.exception("admission handler raised", webhook=hook.path)
                 answer = admission_response(request.uid, allowed=False, message=_error_text(exc), code=500)
             else:
@@ -236,8 +240,7 @@ async def review_conversion(hook: ConversionWebhook, metrics: WebhookMetrics, bo
                 converted = await _convert_all(hook, list(request.objects), request.desired_api_version)
             except Exception as exc:
                 metrics.conversion_panics.inc()
-                span.record_exception(exc)
-                span.set_status(trace.StatusCode.ERROR, _error_text(exc))
+                record_failure(span, exc)
                 log.exception("conversion handler raised", webhook=hook.path)
                 answer = conversion_response(request.uid, failure=_error_text(exc))
             else:

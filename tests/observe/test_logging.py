@@ -102,6 +102,17 @@ def test_env_var_filter_governs_structlog_and_stdlib(
     assert all("timestamp" in entry for entry in got)
 
 
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_format_variable_counts_as_unset(
+    output: io.StringIO, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """The chart always sets the variable; an empty value made configure_logging raise."""
+    monkeypatch.setenv("KUBE_RUNTIME_LOG_FORMAT", value)
+    configure_logging("info", stream=output)
+    structlog.get_logger("my_controller").info("json by default")
+    assert [entry["event"] for entry in lines(output)] == ["json by default"]
+
+
 def test_reconfiguring_replaces_the_handler_and_resets_old_targets(output: io.StringIO) -> None:
     configure_logging("info,noisy=error", stream=io.StringIO())
     configure_logging("info", stream=output)

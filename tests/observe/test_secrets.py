@@ -27,12 +27,14 @@ import anyio
 import pytest
 import structlog
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 
 from kube_runtime.client import Api, ApiError, ApiResource, Client, ClientConfig, KubeError, RetryPolicy
 from kube_runtime.client.auth import ExecPlugin
 from kube_runtime.client.redact import REDACTED, redact, remember_secret
 from kube_runtime.controller import Action, Controller, ReconcilerFailed
 from kube_runtime.observe.logging import configure_logging
+from kube_runtime.observe.tracing import instrument
 from kube_runtime.testing import ApiServer
 
 CONFIG_MAP = ApiResource.builtin("ConfigMap")
@@ -209,3 +211,43 @@ def test_config_repr_hides_the_proxy_password() -> None:
     config = ClientConfig(server="https://k:6443", proxy_url="http://me:PrOxYpAsSwOrD@proxy:3128")
     assert "PrOxYpAsSwOrD" not in repr(config)
     assert "http://me:<hidden>@proxy:3128" in repr(config)
+
+
+async def test_an_exception_quoting_a_token_is_redacted_on_spans(spans: InMemorySpanExporter) -> None:
+    """Log lines were redacted, spans were not: the reconcile span's status and exception event
+    (message and stack trace), and ``instrument``'s spans, carried the error's text verbatim."""
+    token = "SpAnLeAk" + secrets.token_hex(12)
+    remember_secret(token)
+
+    @instrument("call_upstream")
+    async def call_upstream() -> None:
+        raise RuntimeError(f"upstream said: Authorization: Bearer {token}; token {token} rejected")
+
+    async with ApiServer() as server:
+        api = Api(server.client, CONFIG_MAP, "default")
+        await api.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}})
+
+        async def reconcile(obj: dict[str, Any], _ctx: None) -> Action:
+            await call_upstream()
+            return Action.await_change()  # pragma: no cover
+
+        with anyio.fail_after(30):
+            async with Controller(api, name="spans").run(reconcile, None, None) as results:
+                async for item in results:
+                    assert isinstance(item, ReconcilerFailed)
+                    break
+    finished = spans.get_finished_spans()
+    assert {span.name for span in finished} >= {"reconciling object", "call_upstream"}
+    for span in finished:
+        texts = [str(span.status.description)]
+        for event in span.events:
+            texts += [str(value) for value in (event.attributes or {}).values()]
+        assert not [text for text in texts if token in text or token[:8] in text], span.name
+        if span.name in ("reconciling object", "call_upstream"):
+            assert span.status.status_code is StatusCode.ERROR
+            [event] = span.events
+            assert event.name == "exception"
+            assert event.attributes is not None
+            assert event.attributes["exception.type"] == "RuntimeError"
+            assert REDACTED in str(event.attributes["exception.message"])
+            assert "Traceback" in str(event.attributes["exception.stacktrace"])
