@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import struct
 
 import anyio
 import anyio.abc
 import httpx
+import pytest
 
 from kube_runtime.client import Api, ApiResource
 from kube_runtime.testing import ApiServer
@@ -113,3 +115,28 @@ async def test_a_watch_reset_by_its_client_does_not_take_the_server_down() -> No
         resp = await http.get(CM)
         assert resp.status_code == 200
         assert len(resp.json()["items"]) == 250
+
+
+async def test_a_client_leaving_mid_handshake_is_no_error_line(
+    api_server: ApiServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """anyio logs a failed TLS handshake at ERROR; a test ending while a client connects made the
+    log of the code under test show an error that was not its own."""
+    url = httpx.URL(api_server.url)
+    assert url.port is not None
+
+    def failed_handshakes() -> int:
+        return sum("TLS handshake failed" in r.getMessage() for r in caplog.records)
+
+    with caplog.at_level(logging.DEBUG):
+        for count, garbage in enumerate((b"", b"not a ClientHello\r\n\r\n"), start=1):
+            async with await anyio.connect_tcp(url.host, url.port) as stream:
+                if garbage:
+                    await stream.send(garbage)
+            with anyio.fail_after(10):
+                while failed_handshakes() < count:  # noqa: ASYNC110  (a log record is the condition)
+                    await anyio.sleep(0.01)
+        listed = await Api(api_server.client, ApiResource.builtin("ConfigMap"), "default").list()
+        assert listed["items"] == []  # still serving
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors

@@ -30,6 +30,24 @@ __all__ = ["HttpServer", "Request", "Response", "StreamingResponse"]
 
 _log = logging.getLogger(__name__)
 
+
+class _TLSListener(TLSListener):
+    """anyio's TLS listener, with a failed handshake logged at DEBUG instead of ERROR.
+
+    A client that leaves during the handshake (a test ending, a connect timeout, a client that
+    does not trust the server's CA) is the client's business, as for kube-apiserver (which logs
+    it at a low level): an ERROR line from the test server would read as a failure of the code
+    under test. Uses anyio's documented hook, ``handle_handshake_error``, and does what its
+    default does otherwise (close the stream; cancellation and base exceptions propagate)."""
+
+    @staticmethod
+    async def handle_handshake_error(exc: BaseException, stream: anyio.abc.AnyByteStream) -> None:
+        await anyio.aclose_forcefully(stream)
+        if isinstance(exc, anyio.get_cancelled_exc_class()) or not isinstance(exc, Exception):
+            raise exc
+        _log.debug("TLS handshake failed: %s: %s", type(exc).__name__, exc)
+
+
 ChunkSender = Callable[[bytes], Awaitable[None]]
 
 
@@ -160,7 +178,7 @@ class HttpServer:
         bound = tcp.extra(anyio.abc.SocketAttribute.local_port)
         listener: anyio.abc.Listener[Any] = tcp
         if self._ssl is not None:
-            listener = TLSListener(tcp, self._ssl, standard_compatible=False, handshake_timeout=10)
+            listener = _TLSListener(tcp, self._ssl, standard_compatible=False, handshake_timeout=10)
         async with listener, anyio.create_task_group() as tg:
             task_status.started(bound)
             await listener.serve(self._connection, task_group=tg)
