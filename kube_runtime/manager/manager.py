@@ -231,9 +231,8 @@ class Manager:
         graceful shutdown, 1 when leadership was lost (so that the pod restarts and campaigns
         again), a listener could not bind, or a second signal forced the shutdown (reconciles were
         cancelled mid-way, as controller-runtime exits 1 then); a bad flag exits with usage
-        (status 2). ``warmup``: warm
-        standbys (see :class:`Manager`). ``event_loop``: the loop the process runs on (default:
-        uvloop when installed, see :mod:`~kube_runtime.manager.event_loop`)."""
+        (status 2). ``warmup``: warm standbys (see :class:`Manager`). ``event_loop``: the loop the
+        process runs on (default: uvloop when installed, see :mod:`~kube_runtime.manager.event_loop`)."""
         parser = ManagerOptions.parser(name=name, description=description)
         if add_arguments is not None:
             add_arguments(parser)
