@@ -190,7 +190,7 @@ def _describe(obj: object) -> str:
             head = meta.metadata
             namespace, name = head.namespace, head.name
         else:
-            fields = obj.get("metadata") or {} if isinstance(obj, dict) else {}
+            fields = (obj.get("metadata") or {}) if isinstance(obj, dict) else {}
             namespace, name = fields.get("namespace"), fields.get("name")
     except Exception:  # an unreadable head: the error message must still be built
         return "an object"
