@@ -29,7 +29,7 @@ that samples by trace id *without* honouring the parent's flag decides on its ow
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextvars import ContextVar
 
 from opentelemetry import trace
@@ -74,6 +74,11 @@ class ParentBasedRatio(ParentBased):
         super().__init__(root)
         self._bound = root.bound
         self._dropped = SamplingResult(Decision.DROP)
+
+    @property
+    def root_bound(self) -> int:
+        """A root span is sampled when the low 64 bits of its trace id are below this."""
+        return self._bound
 
     def samples_root(self, trace_id: int) -> bool:
         """Whether a root span (no valid parent) with ``trace_id`` is sampled: the low 64 bits of
@@ -144,7 +149,7 @@ class ReconcileSpans:
     provider, or ``OTEL_SDK_DISABLED``): every span would be an invalid no-op, so none is made.
     """
 
-    __slots__ = ("_ids", "_sampler", "_samples_root", "_tracer", "enabled")
+    __slots__ = ("_ids", "_root_bound", "_rootless", "_sampler", "_tracer", "enabled")
 
     def __init__(self) -> None:
         tracer: trace.Tracer | None = _tracer
@@ -160,13 +165,17 @@ class ReconcileSpans:
         self.enabled = tracer is not None
         self._sampler: Sampler | None = None
         self._ids: IdGenerator | None = None
-        #: A ParentBasedRatio delegate's root rule (``None``: every decision is the sampler's).
-        self._samples_root: Callable[[int], bool] | None = None
+        #: A ParentBasedRatio delegate's root bound (``None``: every decision is the sampler's).
+        self._root_bound: int | None = None
+        #: The last parent context found to hold no valid span. OpenTelemetry contexts are
+        #: immutable, so the same object holds no span either (a worker outside any trace passes
+        #: the process's one empty context every time): its lookup is skipped.
+        self._rootless: Context | None = None
         if isinstance(tracer, SdkTracer) and isinstance(tracer.sampler, ReconcileSampler):
             self._sampler = tracer.sampler.delegate
             self._ids = tracer.id_generator
             if type(self._sampler) is ParentBasedRatio:  # a subclass may decide otherwise
-                self._samples_root = self._sampler.samples_root
+                self._root_bound = self._sampler.root_bound
 
     def start(
         self, obj_ref: ObjectRef, reason: ReconcileReason, parent_context: Context | None = None
@@ -185,11 +194,16 @@ class ReconcileSpans:
         if sampler is None or ids is None:
             attributes = {"object.ref": str(obj_ref), "object.reason": str(reason)}
             return tracer.start_span(RECONCILE_SPAN_NAME, context=parent_context, attributes=attributes)
-        parent = trace.get_current_span(parent_context).get_span_context()
-        if not parent.is_valid:
+        parent: SpanContext | None = None
+        if parent_context is None or parent_context is not self._rootless:
+            parent = trace.get_current_span(parent_context).get_span_context()
+            if not parent.is_valid:
+                parent = None
+            self._rootless = parent_context if parent is None else None
+        if parent is None:
             trace_id = ids.generate_trace_id()
-            samples_root = self._samples_root
-            if samples_root is not None and not samples_root(trace_id):
+            root_bound = self._root_bound
+            if root_bound is not None and trace_id & _TRACE_ID_LIMIT >= root_bound:
                 # A root dropped by ParentBasedRatio's own rule: decided without its call (and
                 # without the attributes, which a dropped root's result does not carry).
                 return NonRecordingSpan(SpanContext(trace_id, ids.generate_span_id(), False, _UNSAMPLED))

@@ -48,6 +48,8 @@ from typing import Any, Protocol
 
 import structlog
 
+from kube_runtime.controller.action import ReconcileReason
+
 __all__ = ["DEFAULT_MAX_TRACKED", "HotLoopDetector"]
 
 log = structlog.get_logger(__name__)
@@ -70,6 +72,9 @@ class _ObjectChain:
     last_end: float
     starts: deque[float] = field(default_factory=deque)
     reported_at: float | None = None
+
+
+_OBJECT_UPDATED = ReconcileReason.OBJECT_UPDATED
 
 
 def _is_object_updated(reason: Any) -> bool:
@@ -135,7 +140,7 @@ class HotLoopDetector:
         if chains and now >= self._next_chain_sweep:
             self._sweep_chains(now)
         started = now - duration
-        updated = _is_object_updated(reason)
+        updated = reason is _OBJECT_UPDATED or _is_object_updated(reason)
         chain = chains.get(obj_ref) if chains else None
         if chain is None:
             # Most objects are not chaining: one (end, start) pair each, no chain state. Popped

@@ -132,6 +132,37 @@ def test_a_current_parent_keeps_its_decision(
     assert all(span.parent is not None and span.parent.span_id == 0x5678 for span in finished)
 
 
+def test_a_context_that_had_no_parent_does_not_hide_the_next_ones_parent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The starter remembers the last context found without a span; a different context passed
+    next (a parent made current since), or none, is looked up again."""
+    exporter, _ = traced(monkeypatch, sample_ratio=0.0)
+    spans = ReconcileSpans()
+    empty = otel_context.get_current()
+    parent = SpanContext(0x1234, 0x5678, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    with_parent = trace.set_span_in_context(NonRecordingSpan(parent), empty)
+    made = [
+        spans.start(REF, ReconcileReason.OBJECT_UPDATED, empty),
+        spans.start(REF, ReconcileReason.OBJECT_UPDATED, empty),
+        spans.start(REF, ReconcileReason.OBJECT_UPDATED, with_parent),
+        spans.start(REF, ReconcileReason.OBJECT_UPDATED, empty),
+    ]
+    token = otel_context.attach(with_parent)
+    try:
+        made.append(spans.start(REF, ReconcileReason.OBJECT_UPDATED))
+    finally:
+        otel_context.detach(token)
+    recording = [span.is_recording() for span in made]
+    for span in made:
+        span.end()
+    trace_ids = [span.get_span_context().trace_id for span in made]
+    assert trace_ids[2] == trace_ids[4] == 0x1234
+    assert 0x1234 not in (trace_ids[0], trace_ids[1], trace_ids[3])
+    assert recording == [False, False, True, False, True]
+    assert len(exporter.get_finished_spans()) == 2
+
+
 def test_a_sampler_of_its_own_is_left_to_the_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()  # ParentBased(ALWAYS_ON), not a ReconcileSampler
