@@ -51,6 +51,7 @@ from prometheus_client import CollectorRegistry
 from kube_runtime.client.auth import Authenticator, Credentials
 from kube_runtime.client.config import ClientConfig
 from kube_runtime.client.errors import ApiError, KubeError, ObjectDecodeError, TransportError, WatchTimeout
+from kube_runtime.client.json import dumps_for_yaml
 from kube_runtime.client.metrics import ClientMetrics
 from kube_runtime.client.redact import redact
 from kube_runtime.client.retry import RetryPolicy, parse_retry_after, send_with_retries
@@ -478,6 +479,8 @@ def _encode_body(body: Any, content_type: str | None) -> tuple[bytes | None, str
         return None, content_type
     if isinstance(body, bytes | bytearray | memoryview):
         return bytes(body), content_type or "application/json"
+    if content_type == "application/apply-patch+yaml":
+        return dumps_for_yaml(body), content_type
     return orjson.dumps(body), content_type or "application/json"
 
 

@@ -208,6 +208,24 @@ async def test_patch_types(client: Client) -> None:
     )
 
 
+async def test_server_side_apply_stores_every_string_as_sent(client: Client) -> None:
+    """The server reads an apply body as YAML, to which NEL, LINE and PARAGRAPH SEPARATOR are line
+    breaks (folded with the spaces around them) and DEL and the C1 controls are not printable: the
+    client escapes them, so the stored strings are the ones sent (as create and merge patch store
+    them)."""
+    api = Api(client, CONFIGMAPS, "default")
+    data = {
+        "ls": "a \u2028 b",
+        "ps": "a \u2029 b",
+        "nel": "a \x85 b",
+        "controls": "\x7f\x80\x9f",
+        "kept": "é € 😀 \xa0 \ufeff",
+    }
+    applied = await api.patch("odd", _cm("odd", **data), patch_type="apply", field_manager="applier")
+    assert applied["data"] == data
+    assert (await api.get("odd"))["data"] == data
+
+
 async def test_server_side_apply_conflict_and_force(client: Client) -> None:
     api = Api(client, CONFIGMAPS, "default")
     await api.patch("a", _cm("a", owned="one"), patch_type="apply", field_manager="first")

@@ -9,7 +9,7 @@ import anyio
 import httpx
 import yaml
 
-from tests.contract.helpers import configmap
+from tests.contract.helpers import configmap, create_crd, delete_crd
 
 MERGE = {"Content-Type": "application/merge-patch+json"}
 JSONPATCH = {"Content-Type": "application/json-patch+json"}
@@ -344,3 +344,40 @@ async def test_apply_to_the_status_of_a_missing_object_is_404_and_creates_nothin
     assert resp.status_code == 404, resp.text
     assert resp.json()["reason"] == "NotFound"
     assert (await http.get(f"{path}/gone")).status_code == 404
+
+
+async def test_an_apply_body_reads_exponent_numbers_as_numbers(
+    http: httpx.AsyncClient, namespace: str
+) -> None:
+    """An apply body is YAML to the server, and ``1e16``, ``1e-7`` and ``5e-324`` (JSON numbers
+    without a fraction) are numbers there, not strings."""
+    crd = await create_crd(http)
+    try:
+        text = (
+            f'{{"apiVersion": "{crd.api_version}", "kind": "{crd.kind}", "metadata": {{"name": "n"}}, '
+            '"spec": {"big": 1e16, "small": 1e-7, "tiny": 5e-324, "plain": 2.5, "signed": -3E+2}}'
+        )
+        path = crd.path(namespace, "n") + "?fieldManager=ctl"
+        resp = await http.patch(path, content=text, headers=APPLY)
+        assert resp.status_code == 201, resp.text
+        spec = (await http.get(crd.path(namespace, "n"))).json()["spec"]
+        assert all(isinstance(value, int | float) for value in spec.values()), spec
+        assert spec == {"big": 1e16, "small": 1e-7, "tiny": 5e-324, "plain": 2.5, "signed": -300}
+    finally:
+        await delete_crd(http, crd)
+
+
+async def test_an_apply_body_folds_unescaped_line_separators(http: httpx.AsyncClient, namespace: str) -> None:
+    """JSON sent as an apply body is read as YAML: an unescaped LINE SEPARATOR is a line break
+    there and changes the string, while its JSON escape keeps it (why clients escape it)."""
+    path = f"/api/v1/namespaces/{namespace}/configmaps/sep?fieldManager=ctl"
+    escaped = (
+        r'{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "sep"}, "data": {"k": "a \u2028 b"}}'
+    )
+    unescaped = escaped.replace(r"\u2028", "\u2028")
+    resp = await http.patch(path, content=unescaped.encode(), headers=APPLY)
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["data"]["k"] != "a \u2028 b"
+    resp = await http.patch(path, content=escaped.encode(), headers=APPLY)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["data"]["k"] == "a \u2028 b"

@@ -8,6 +8,7 @@ holds (it may not be an object); callers check the shape.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -24,7 +25,7 @@ from kube_runtime.testing.apiserver.patch import (
 from kube_runtime.testing.apiserver.protobuf import ProtobufError, decode_object
 from kube_runtime.testing.apiserver.status import StatusError, bad_request
 
-__all__ = ["PATCH_TYPES", "content_type", "parse_body", "patch_document"]
+__all__ = ["PATCH_TYPES", "content_type", "load_yaml", "parse_body", "patch_document"]
 
 PATCH_TYPES = {
     "application/merge-patch+json": "merge",
@@ -34,6 +35,26 @@ PATCH_TYPES = {
     "application/apply-patch+json": "apply",
 }
 _BODY_TYPES = ("", "application/json", "application/yaml", "*/*")
+
+
+class _KubeYamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader reading numbers as kube-apiserver's YAML reader (go-yaml) does: an
+    exponent without a fraction (``1e16``, ``1e-7``, ``5e-324``) is a float too, not a string
+    (PyYAML follows YAML 1.1 there, which wants a ``.``). The resolver is added after PyYAML's
+    own, so everything those resolve keeps its type."""
+
+
+_KubeYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$"),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(body: bytes) -> Any:
+    """A YAML (or JSON) request body as kube-apiserver reads it. Raises ``yaml.YAMLError`` or
+    ``UnicodeDecodeError`` for a body that is neither."""
+    return yaml.load(body.decode("utf-8"), Loader=_KubeYamlLoader)
 
 
 def content_type(request: Request) -> str:
@@ -60,7 +81,7 @@ def parse_body(request: Request) -> Any:
         raise bad_request("the request body is empty")
     if media == "application/yaml":
         try:
-            return yaml.safe_load(request.body.decode("utf-8"))
+            return load_yaml(request.body)
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise bad_request(f"error decoding YAML: {exc}") from None
     try:

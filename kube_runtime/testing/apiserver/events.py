@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 import yaml
 
-from kube_runtime.testing.apiserver.bodies import PATCH_TYPES, content_type
+from kube_runtime.testing.apiserver.bodies import PATCH_TYPES, content_type, load_yaml
 from kube_runtime.testing.apiserver.httpserver import ChunkSender, Request, Response, StreamingResponse
 from kube_runtime.testing.apiserver.resources import ResourceType
 
@@ -81,7 +81,7 @@ def _core_body(request: Request) -> bytes:
     media = content_type(request)
     try:
         if media in ("application/yaml", "application/apply-patch+yaml"):
-            doc = yaml.safe_load(request.body.decode("utf-8"))
+            doc = load_yaml(request.body)
         elif media in ("", "application/json", "*/*") or media in PATCH_TYPES:
             doc = orjson.loads(request.body)
         else:

@@ -15,7 +15,13 @@ from typing import Any
 import orjson
 import yaml
 
-from kube_runtime.testing.apiserver.bodies import PATCH_TYPES, content_type, parse_body, patch_document
+from kube_runtime.testing.apiserver.bodies import (
+    PATCH_TYPES,
+    content_type,
+    load_yaml,
+    parse_body,
+    patch_document,
+)
 from kube_runtime.testing.apiserver.fieldvalidation import (
     STRICT,
     apply_unknown_field_error,
@@ -97,7 +103,7 @@ class WriteHandlers:
                     },
                 )
             try:
-                applied = yaml.safe_load(request.body.decode("utf-8")) if request.body else None
+                applied = load_yaml(request.body) if request.body else None
             except (yaml.YAMLError, UnicodeDecodeError) as exc:
                 raise bad_request(f"error decoding YAML: {exc}") from None
             if isinstance(applied, dict):
