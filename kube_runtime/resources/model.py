@@ -18,8 +18,9 @@ Guarantees:
   the model does not declare, is written back with them (:func:`to_dict`). Pitfall: in a
   non-compact store the values of unknown fields may be shared with the cache; do not mutate
   them in place.
-* :func:`to_dict` writes the wire form: aliases, JSON types, ``None`` fields left out (so an
-  apply does not claim fields it does not set), ``apiVersion``/``kind`` always present.
+* :func:`to_dict` writes the wire form: aliases, JSON types, declared ``None`` fields left out (so
+  an apply does not claim fields it does not set; an undeclared field read as ``null`` is written
+  back as ``null``), ``apiVersion``/``kind`` always present.
 * Field docstrings become schema descriptions (``use_attribute_docstrings``).
 
 The class keywords of :class:`Resource` say where the kind lives; those of :class:`CustomResource`
@@ -235,6 +236,38 @@ class CrdSettings:
     status_subresource: bool | None = None
 
 
-def to_dict(obj: KubeModel) -> dict[str, Any]:
-    """The wire form of ``obj`` (see the module docs): what the typed Api sends."""
-    return obj.model_dump(mode="json", by_alias=True, exclude_none=True)
+def to_dict(obj: BaseModel) -> dict[str, Any]:
+    """The wire form of ``obj`` (see the module docs): what the typed Api sends. Declared fields
+    that are ``None`` are left out; an undeclared field is written as read, ``null`` included, so
+    a read-modify-write keeps it."""
+    dumped: dict[str, Any] = obj.model_dump(mode="json", by_alias=True, exclude_none=True)
+    _put_back_null_extras(obj, dumped)
+    return dumped
+
+
+def _put_back_null_extras(model: BaseModel, dumped: dict[str, Any]) -> None:
+    """Put into ``dumped`` (``model``'s dump) the undeclared fields of ``model`` and of the models
+    inside it whose value is ``None`` (``exclude_none`` drops them with the declared ones)."""
+    for key, value in (model.model_extra or {}).items():
+        if value is None:
+            dumped[key] = None
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        if value is None:
+            continue
+        child = dumped.get(field.serialization_alias or field.alias or name)
+        _put_back_in(value, child)
+
+
+def _put_back_in(value: Any, dumped: Any) -> None:
+    """:func:`_put_back_null_extras` for a field's ``value`` (a model, or a list or dict of them)."""
+    if isinstance(value, BaseModel):
+        if isinstance(dumped, dict):
+            _put_back_null_extras(value, dumped)
+    elif isinstance(value, list | tuple):
+        if isinstance(dumped, list) and len(dumped) == len(value):
+            for item, item_dumped in zip(value, dumped, strict=True):
+                _put_back_in(item, item_dumped)
+    elif isinstance(value, dict) and isinstance(dumped, dict):
+        for key, item in value.items():
+            _put_back_in(item, dumped.get(key))

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, Field
 
 from kube_runtime.resources.api import TypedApi
-from kube_runtime.resources.model import KubeModel, Resource
+from kube_runtime.resources.model import KubeModel, Resource, to_dict
 from kube_runtime.resources.types import ListType
 
 __all__ = ["Condition", "Conditions", "apply_status", "find_condition", "now", "set_condition"]
@@ -105,11 +105,7 @@ async def apply_status(
     name = obj.metadata.name
     if not name:
         raise ValueError("apply_status needs an object with metadata.name")
-    body_status = (
-        status.model_dump(mode="json", by_alias=True, exclude_none=True)
-        if isinstance(status, BaseModel)
-        else status
-    )
+    body_status = to_dict(status) if isinstance(status, BaseModel) else status
     metadata: dict[str, Any] = {"name": name}
     if obj.metadata.namespace:
         metadata["namespace"] = obj.metadata.namespace

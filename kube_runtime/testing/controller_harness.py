@@ -48,6 +48,7 @@ import anyio
 from kube_runtime.client import ApiResource, Client
 from kube_runtime.controller import Action, Controller, ControllerError, ErrorPolicy, Reconciled, Reconciler
 from kube_runtime.predicates import Predicate
+from kube_runtime.resources.model import to_dict
 from kube_runtime.testing.clock import VirtualClockLoop
 from kube_runtime.testing.clusters import Cluster, EmbeddedCluster
 from kube_runtime.testing.schedules import (
@@ -208,7 +209,7 @@ class ReconcileTracker:
 
     def wrap(self, reconcile: Reconciler[Any]) -> Reconciler[Any]:
         async def tracked(handed: Any, ctx: Any) -> Action:
-            obj: dict[str, Any] = handed if isinstance(handed, dict) else _wire(handed)
+            obj: dict[str, Any] = handed if isinstance(handed, dict) else to_dict(handed)
             meta = obj.get("metadata") or {}
             name = str(meta.get("name"))
             rv = str(meta.get("resourceVersion"))
@@ -444,9 +445,3 @@ def run_on_embedded_server(
     if isinstance(outcome, ScheduleFailed):
         raise outcome
     return outcome
-
-
-def _wire(model: Any) -> dict[str, Any]:
-    """A typed object (a pydantic model handed to a typed reconciler) in its wire form."""
-    dumped: dict[str, Any] = model.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return dumped

@@ -105,8 +105,14 @@ async def test_unknown_fields_survive_a_read_modify_write_round_trip(api_server:
             "apiVersion": Widget.api_resource.api_version,
             "kind": "Widget",
             "metadata": {"name": "future", "labels": {"a": "b"}},
-            "spec": {"replicas": 1, "fromTheFuture": {"nested": [1, None, "x"]}},
+            "spec": {
+                "replicas": 1,
+                "fromTheFuture": {"nested": [1, None, "x"]},
+                "legacy": None,
+                "ports": [{"name": "p", "port": 80, "retired": None}],
+            },
             "topLevelExtra": True,
+            "topLevelNull": None,
         }
     )
     obj = await widgets.get("future")
@@ -115,6 +121,12 @@ async def test_unknown_fields_survive_a_read_modify_write_round_trip(api_server:
     assert written.spec.replicas == 2
     back = await widgets.raw.get("future")
     assert back["spec"]["fromTheFuture"] == {"nested": [1, None, "x"]}
+    # Undeclared fields read as null are written back as null, at every depth.
+    assert "legacy" in back["spec"]
+    assert back["spec"]["legacy"] is None
+    assert back["spec"]["ports"] == [{"name": "p", "port": 80, "retired": None}]
+    assert "topLevelNull" in back
+    assert back["topLevelNull"] is None
     assert back["topLevelExtra"] is True
     assert back["metadata"]["labels"] == {"a": "b"}
     assert to_dict(obj)["spec"]["fromTheFuture"] == {"nested": [1, None, "x"]}
@@ -206,6 +218,24 @@ async def test_typed_watcher_decodes_events_and_reports_misfits_in_place(api_ser
     assert isinstance(first.object, Widget)
     assert first.object.spec.replicas == 2
     assert items[-1].object.spec.replicas == 3
+
+
+def test_to_dict_leaves_out_declared_nones_and_keeps_undeclared_nulls() -> None:
+    obj = Widget.model_validate(
+        {
+            "metadata": {"name": "w"},
+            "spec": {"ports": [{"name": "p", "port": "http", "gone": None}], "old": None},
+            "extra": None,
+        }
+    )
+    assert obj.spec.labels is None
+    assert obj.status is None
+    wire = to_dict(obj)
+    assert "labels" not in wire["spec"]
+    assert "status" not in wire
+    assert wire["extra"] is None
+    assert wire["spec"]["old"] is None
+    assert wire["spec"]["ports"] == [{"name": "p", "port": "http", "gone": None}]
 
 
 def test_typed_store_builds_models_on_read_and_keeps_misfits_out_of_bulk_reads() -> None:
