@@ -16,6 +16,9 @@ Differences from kube-rs, each a fix:
   to the server.
 * Concurrent publishes of the same key are serialized, so they extend one series instead of racing
   into two separate events.
+* An object whose name would make an invalid Event name (over 236 characters, or not a DNS
+  subdomain, such as the ClusterRole ``system:controller:x``) still gets its events: the name is
+  made valid instead of every publish failing with 422.
 * If the series PATCH finds the event gone (404: the server's event TTL removed it), a fresh event
   is created instead of failing every repeat for the rest of the cache TTL.
 
@@ -37,7 +40,7 @@ import anyio
 from kube_runtime.client import Api, Client
 from kube_runtime.client.errors import ApiError, KubeError
 from kube_runtime.client.json import KubeObject
-from kube_runtime.client.names import is_qualified_name
+from kube_runtime.client.names import dns_subdomain_from, is_dns_subdomain, is_qualified_name
 from kube_runtime.client.resource import ApiResource
 
 __all__ = [
@@ -287,7 +290,7 @@ class Recorder:
             "apiVersion": EVENTS_RESOURCE.api_version,
             "kind": "Event",
             "metadata": {
-                "name": f"{reference.get('name') or self._reporter.controller}.{nanos:x}",
+                "name": _event_name(reference.get("name") or self._reporter.controller, nanos),
                 "namespace": namespace,
             },
             "eventTime": _micro_time(wall_now),
@@ -303,3 +306,16 @@ class Recorder:
         if event.secondary is not None:
             body["related"] = _as_reference(event.secondary)
         return body
+
+
+def _event_name(base: str, nanos: int) -> str:
+    """client-go's and kube-rs's Event name, ``<object name>.<nanoseconds in hex>``, when that is
+    a valid object name; else (an object name over 236 characters, or one that is not a DNS
+    subdomain, such as the ClusterRole ``system:controller:x``, which the API server refuses as an
+    Event's name) the same with the object name made into a DNS subdomain that fits. The
+    nanoseconds keep names unique; ``regarding`` names the object exactly either way."""
+    suffix = f".{nanos:x}"
+    name = base + suffix
+    if is_dns_subdomain(name):
+        return name
+    return (dns_subdomain_from(base, 253 - len(suffix)) or "event") + suffix

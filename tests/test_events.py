@@ -37,6 +37,31 @@ async def configmap(server: Any, name: str = "cm", namespace: str = "default") -
 SCALED = EventReport(EventType.NORMAL, reason="Scaled", action="Scale", note="from 1 to 3")
 
 
+@pytest.mark.parametrize(
+    ("kind", "name"),
+    [
+        ("ConfigMap", "n" * 253),
+        ("ConfigMap", "a." + "b" * 240 + ".c"),
+        ("ClusterRole", "system:Controller:Tester"),
+        ("ClusterRole", "system:-odd-.name"),
+        ("ClusterRole", ":::"),
+    ],
+)
+async def test_an_object_whose_name_makes_no_event_name_still_gets_its_events(
+    api_server: Any, kind: str, name: str
+) -> None:
+    """``<name>.<hex>`` is refused by the server for these (too long, or not a DNS subdomain); the
+    event is still created, regarding the object by its exact name, and its repeats series."""
+    reference = {"apiVersion": "v1", "kind": kind, "name": name, "uid": "4e4f2a1c"}
+    recorder = Recorder(api_server.client, Reporter("my-ctl"))
+    await recorder.publish(SCALED, reference)
+    await recorder.publish(SCALED, reference)
+    [event] = events_in(api_server, "default")
+    assert event["regarding"]["name"] == name
+    assert event["series"]["count"] == 2
+    assert len(event["metadata"]["name"]) <= 253
+
+
 def test_reporter_instance_defaults() -> None:
     assert Reporter("ctl").reporting_instance == "ctl"
     assert Reporter("ctl", "pod-7").reporting_instance == "pod-7"
