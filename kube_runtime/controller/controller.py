@@ -402,7 +402,11 @@ class Controller:
 
     def with_reconcile_timeout(self, seconds: float | None) -> Controller:
         """Cancel a reconcile after ``seconds`` (``None``: never, the default) and report it as
-        ``ReconcileTimedOut``; ``Action.with_timeout`` overrides it for one requeue."""
+        ``ReconcileTimedOut``; ``Action.with_timeout`` overrides it for one requeue.
+
+        Pitfall: a reconcile that catches the cancellation and returns an ``Action`` (or raises)
+        is still reported as ``ReconcileTimedOut`` and retried with backoff: what it returned is
+        dropped."""
         self._config = replace(self._config, reconcile_timeout=seconds)
         return self
 

@@ -197,16 +197,15 @@ class ReconcileAttempts(Generic[C]):
             started = clock()
             timeout = self._timeout if request.timeout is None else request.timeout
             failure: Exception | None = None
-            timed_out = False
+            deadline: anyio.CancelScope | None = None
             action: Any = None
             active.inc()
             try:
                 if timeout is None:
                     action = await self._reconcile(obj, self._context)
                 else:
-                    with anyio.move_on_after(timeout) as scope:
+                    with anyio.move_on_after(timeout) as deadline:
                         action = await self._reconcile(obj, self._context)
-                    timed_out = scope.cancelled_caught
             except Exception as exc:
                 failure = exc
             except asyncio.CancelledError as exc:
@@ -220,7 +219,9 @@ class ReconcileAttempts(Generic[C]):
             finally:
                 duration = clock() - started
                 active.dec()
-            if timed_out:
+            # The deadline fired: timed out even when the reconcile caught the cancellation and
+            # returned (or raised) something else.
+            if deadline is not None and deadline.cancel_called:
                 assert timeout is not None
                 expired = ReconcileTimedOut(obj_ref, timeout, reason=reason, duration=duration)
                 return await self._failed(obj, expired, expired.error, due, span)

@@ -63,6 +63,34 @@ async def test_a_reconcile_past_its_timeout_is_cancelled_and_nothing_overlaps_it
     assert restarted_at >= unwound_at  # the change waited for the cancelled reconcile to unwind
 
 
+@pytest.mark.parametrize("after_cancel", ["returns", "raises"])
+async def test_a_reconcile_that_catches_its_timeout_is_still_timed_out(
+    config_maps: Api, after_cancel: str
+) -> None:
+    """Caught and turned into an Action (or another error) after a cleanup, the cancellation at
+    the deadline is still a timeout: reported, counted, retried with backoff, the Action dropped."""
+    await config_maps.create(config_map("a"))
+
+    async def reconcile(obj: dict[str, Any], ctx: Any) -> Action:
+        try:
+            await anyio.sleep(100)
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(1)
+            if after_cancel == "raises":
+                raise RuntimeError("gave up") from None
+            return Action.requeue(600)
+        return Action.await_change()
+
+    controller = Controller(config_maps).with_reconcile_timeout(2)
+    async with controller.run(reconcile, None, None) as results:
+        items = await take_until(results, lambda items: len(items) == 2, within=60)
+    assert all(isinstance(item, ReconcileTimedOut) for item in items)
+    first = items[0]
+    assert isinstance(first, ReconcileTimedOut)
+    assert (first.timeout, first.duration) == (2, pytest.approx(3))
+
+
 async def test_the_timed_out_object_is_backed_off_through_the_error_policy(config_maps: Api) -> None:
     await config_maps.create(config_map("a"))
     errors: list[BaseException] = []
