@@ -188,8 +188,16 @@ class ControllerRun(Generic[C]):
         self._requested_graceful = False
         self._deadline: ShutdownDeadline | None = None
         self._receive: ResultStream[ControllerResult] | None = None
+        self._forced = False
 
     # -- public control ------------------------------------------------------------------------------
+
+    @property
+    def forced_shutdown(self) -> bool:
+        """Whether a forceful shutdown cut running reconciles short: :meth:`force_shutdown` (a
+        second signal), or the graceful shutdown's deadline passing with reconciles still running.
+        A run left by its ``async with`` block before the stream ended does not count."""
+        return self._forced
 
     def shutdown(self) -> None:
         """Graceful shutdown: start nothing new, let running reconciles finish (cancelled after the
@@ -202,6 +210,13 @@ class ControllerRun(Generic[C]):
 
     def force_shutdown(self) -> None:
         """Forceful shutdown: cancel running reconciles and end the stream now."""
+        self._forced = True
+        self._force.cancel()
+
+    def _deadline_passed(self) -> None:
+        """The graceful shutdown's deadline: a forceful shutdown if anything is still running."""
+        if self._runner is not None and self._runner.running:
+            self._forced = True
         self._force.cancel()
 
     # -- context manager / await ---------------------------------------------------------------------
@@ -308,7 +323,7 @@ class ControllerRun(Generic[C]):
         )
         self._runner = runner
         deadline = ShutdownDeadline(
-            spec.name, config.graceful_shutdown_timeout, runner.running.keys, self.force_shutdown
+            spec.name, config.graceful_shutdown_timeout, runner.running.keys, self._deadline_passed
         )
         self._deadline = deadline
         if self._requested_graceful:

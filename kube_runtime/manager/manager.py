@@ -26,7 +26,7 @@ Shutdown:
   (at most ``--graceful-shutdown-timeout``); then the reflectors stop, the Lease is released (an
   INFO line, not a leadership-lost warning) and ``run()`` returns. A signal while standing by
   returns at once. Second signal: forceful, everything is cancelled (``forced_shutdown``; ``main``
-  returns 1).
+  returns 1, as it does when the graceful-shutdown deadline cancelled reconciles).
 * :meth:`stop` does the same as the first signal, from code.
 * Leadership lost (the renew deadline passed): the controllers are cancelled at once, as
   client-go requires, and ``run()`` raises :class:`~kube_runtime.leader.LeaderElectionLost`:
@@ -124,7 +124,8 @@ class Manager:
         self.serving = anyio.Event()
         self._standby: anyio.CancelScope | None = None
         self._ran = False
-        #: True once a second signal (or :meth:`run`'s forceful stop) cut the graceful shutdown short.
+        #: True once a second signal (or :meth:`run`'s forceful stop) cut the graceful shutdown short,
+        #: or a controller's graceful-shutdown deadline cancelled reconciles still running.
         self.forced_shutdown = False
         #: The parsed command line when started by :meth:`main` (your own flags included).
         self.arguments = argparse.Namespace()
@@ -229,8 +230,9 @@ class Manager:
         adds (read them back from :attr:`arguments`), connects with ``Client.infer()``, awaits
         ``setup(manager)`` (add the controllers there) and runs the manager. Returns 0 after a
         graceful shutdown, 1 when leadership was lost (so that the pod restarts and campaigns
-        again), a listener could not bind, or a second signal forced the shutdown (reconciles were
-        cancelled mid-way, as controller-runtime exits 1 then); a bad flag exits with usage
+        again), a listener could not bind, or the shutdown was forced by a second signal or by the
+        graceful-shutdown deadline (reconciles were cancelled mid-way, as controller-runtime exits 1
+        then); a bad flag exits with usage
         (status 2). ``warmup``: warm standbys (see :class:`Manager`). ``event_loop``: the loop the
         process runs on (default: uvloop when installed, see :mod:`~kube_runtime.manager.event_loop`)."""
         parser = ManagerOptions.parser(name=name, description=description)
@@ -284,6 +286,7 @@ class Manager:
                         await self._run_controllers_when_leading()
             if forceful.cancelled_caught:
                 self.forced_shutdown = True
+            if self.forced_shutdown:
                 _log.warning("manager %s: forced shutdown", self.name)
         finally:
             if provider is not None:
@@ -348,6 +351,7 @@ class Manager:
                 await stack.enter_async_context(shared)
             tasks = await stack.enter_async_context(BackgroundTasks())
             done: list[anyio.Event] = []
+            forced: list[bool] = []
             for entry in self._entries:
                 if entry.controller.name not in obs.recorders:
                     obs.add_controller(entry.controller, store_name=entry.store_name)
@@ -356,13 +360,20 @@ class Manager:
                 run = functools.partial(
                     obs.run, entry.controller, entry.reconcile, entry.error_policy, entry.context
                 )
-                tasks.start_soon(_run_then_set, run, entry.on_item, finished, name=entry.controller.name)
+                tasks.start_soon(
+                    _run_then_set, run, entry.on_item, finished, forced, name=entry.controller.name
+                )
             for finished in done:
                 await finished.wait()
+            if any(forced):
+                self.forced_shutdown = True
 
 
-async def _run_then_set(run: Any, on_item: ItemCallback | None, finished: anyio.Event) -> None:
+async def _run_then_set(
+    run: Any, on_item: ItemCallback | None, finished: anyio.Event, forced: list[bool]
+) -> None:
+    """Await ``run``, appending whether its shutdown was forced to ``forced``; then set ``finished``."""
     try:
-        await run(on_item=on_item)
+        forced.append(await run(on_item=on_item))
     finally:
         finished.set()

@@ -91,13 +91,20 @@ class InstrumentableController(ObservedController, Protocol):
     ) -> object: ...
 
 
+class ControllerRunLike(AbstractAsyncContextManager[AsyncIterable[Any]], Protocol):
+    """A run of a :class:`RunnableController`: its results, and whether its shutdown was forced."""
+
+    @property
+    def forced_shutdown(self) -> bool: ...
+
+
 class RunnableController(ObservedController, Protocol):
     """What :meth:`Observability.run` runs: a ``Controller`` (its watches are instrumented too
     when it has ``instrument_watches``)."""
 
     def run(
         self, reconcile: Reconciler[C], error_policy: ErrorPolicy[C] | None, context: C
-    ) -> AbstractAsyncContextManager[AsyncIterable[Any]]: ...
+    ) -> ControllerRunLike: ...
 
 
 class Observability:
@@ -180,9 +187,10 @@ class Observability:
         context: C,
         *,
         on_item: ItemCallback | None = None,
-    ) -> None:
+    ) -> bool:
         """Run ``controller`` until it shuts down, recording every result (reconcile metrics,
         hot loops, ``/livez`` progress, error logs) and passing it to ``on_item`` if given.
+        Returns whether the shutdown was forceful (``ControllerRun.forced_shutdown``).
 
         Adds the controller first unless it was added already (add it yourself for non-default
         ``add_controller`` options). Shutdown is the controller's: ``shutdown_on_signal()``,
@@ -198,13 +206,15 @@ class Observability:
             recorder = self.recorders[controller.name]
         else:
             raise ValueError(f"another controller named {controller.name!r} was added")
-        async with controller.run(reconcile, error_policy, context) as results:
+        run = controller.run(reconcile, error_policy, context)
+        async with run as results:
             async for item in results:
                 recorder.record(item)
                 if on_item is not None:
                     outcome = on_item(item)
                     if inspect.isawaitable(outcome):
                         await outcome
+        return run.forced_shutdown
 
     def _watch_instrument(
         self,

@@ -80,13 +80,15 @@ async def test_hung_reconciles_are_cancelled_at_the_deadline_and_named_in_a_log_
     stop = anyio.Event()
     controller = controller_for(["a", "b"]).graceful_shutdown_on(stop).with_graceful_shutdown_timeout(10)
     caplog.set_level(logging.WARNING, logger="kube_runtime.controller")
+    run = controller.run(reconcile, None, None)
     with anyio.fail_after(100):
-        async with controller.run(reconcile, None, None) as results:
+        async with run as results:
             await reconcile.all_started.wait()
             stop.set()
             began = anyio.current_time()
             items = [item async for item in results]  # ends: the run stops by itself
             ended = anyio.current_time()
+    assert run.forced_shutdown  # reconciles were cancelled mid-way
     assert items == []  # the cancelled reconciles yield nothing
     assert 10 <= ended - began < 11
     assert sorted(reconcile.cancelled) == ["a", "b"]
@@ -110,11 +112,13 @@ async def test_reconciles_finishing_in_time_are_not_cancelled(caplog: pytest.Log
 
     stop = anyio.Event()
     controller = controller_for(["a"]).graceful_shutdown_on(stop).with_graceful_shutdown_timeout(10)
+    run = controller.run(reconcile, None, None)
     with anyio.fail_after(100):
-        async with controller.run(reconcile, None, None) as results:
+        async with run as results:
             await started.wait()
             stop.set()
             items = [item async for item in results]
+    assert not run.forced_shutdown
     assert done.is_set()
     assert len(items) == 1
     assert "graceful shutdown timed out" not in caplog.text
@@ -143,6 +147,7 @@ async def test_a_run_shut_down_before_it_started_still_has_the_deadline() -> Non
     with anyio.fail_after(5):
         async with run as results:
             assert [item async for item in results] == []
+    assert not run.forced_shutdown  # the deadline passed with nothing running
 
 
 def test_the_default_is_below_kubernetes_default_grace_period() -> None:

@@ -353,3 +353,30 @@ async def test_a_second_signal_forces_the_shutdown(
             await cancelled.wait()
     assert any("forced shutdown" in r.getMessage() for r in caplog.records)
     assert mgr.forced_shutdown  # Manager.main exits 1 then, as controller-runtime does
+
+
+async def test_a_shutdown_cut_short_by_its_deadline_is_forced(api_server: ApiServer) -> None:
+    """Reconciles cancelled at the graceful-shutdown deadline make the shutdown forced (main exits
+    1, as controller-runtime's manager fails when its grace period runs out); one that finishes in
+    time does not."""
+    await Api(api_server.client, CM, "default").create(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
+    )
+    for hangs in (True, False):
+        mgr = manager(api_server, options(graceful=0.2))
+        started = anyio.Event()
+
+        async def reconcile(
+            _obj: dict[str, Any], _ctx: None, hangs: bool = hangs, started: anyio.Event = started
+        ) -> Action:
+            started.set()
+            await anyio.sleep(3600 if hangs else 0.01)
+            return Action.await_change()
+
+        mgr.add(mgr.controller(CM), reconcile, None, None)
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(mgr.run)
+                await started.wait()
+                mgr.stop()
+        assert mgr.forced_shutdown is hangs
