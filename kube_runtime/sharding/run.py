@@ -208,8 +208,15 @@ class ShardedRun(Generic[C]):
         self._tasks: BackgroundTasks | None = None
         self._current: ControllerRun[C] | None = None
         self._leaving = False
+        self._forced = False
         self.terms = 0
         """Member terms started so far."""
+
+    @property
+    def forced_shutdown(self) -> bool:
+        """Whether the shutdown of a member term's controller run was forced
+        (``ControllerRun.forced_shutdown``)."""
+        return self._forced
 
     def leave(self) -> None:
         """Leave the ring gracefully: the controller shuts down gracefully (running reconciles
@@ -298,6 +305,7 @@ class ShardedRun(Generic[C]):
                     await send.send(item)
         finally:
             self._current = None
+            self._forced = self._forced or run.forced_shutdown
 
     async def _assigner_terms(self) -> None:
         sharded = self._sharded
