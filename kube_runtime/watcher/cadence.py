@@ -9,7 +9,11 @@ only bound is the watch's ``timeoutSeconds`` + 5 s, 295 s by default.
 :class:`IdleBudget` turns bookmark arrival times into the idle timeout of the next read:
 
 * the cadence is the longest of the last four bookmark-to-bookmark gaps measured on one
-  connection (never across a reconnect, never from the watch's start);
+  connection (never across a reconnect, never from the watch's start), leaving out the farewell
+  bookmark: kube-apiserver also sends one 2 s before the watch's ``timeoutSeconds`` run out, which
+  may follow a periodic one by a second (with a 60 s timeout each connection carries just those
+  two), so a bookmark in the last :data:`FAREWELL_MARGIN` seconds of a connection (a quarter of
+  its lifetime when shorter) restarts the idle clock but measures no gap;
 * the timeout is ``missed_bookmarks`` (3) times the cadence, bounded below by
   :data:`MIN_IDLE_TIMEOUT` (5 s) and above by the ceiling (``timeoutSeconds`` + 5 s): until two
   bookmarks have been seen, or with bookmarks off and no configured interval, it is the ceiling;
@@ -28,7 +32,7 @@ from __future__ import annotations
 
 from collections import deque
 
-__all__ = ["DEFAULT_MISSED_BOOKMARKS", "MIN_IDLE_TIMEOUT", "IdleBudget"]
+__all__ = ["DEFAULT_MISSED_BOOKMARKS", "FAREWELL_MARGIN", "MIN_IDLE_TIMEOUT", "IdleBudget"]
 
 #: The lowest idle timeout a learned or configured cadence can give.
 MIN_IDLE_TIMEOUT = 5.0
@@ -36,27 +40,35 @@ MIN_IDLE_TIMEOUT = 5.0
 DEFAULT_MISSED_BOOKMARKS = 3
 #: How many recent gaps the cadence is the maximum of (bookmark timers jitter).
 _WINDOW = 4
+#: A bookmark this close to a connection's end (its ``timeoutSeconds``) is taken for the server's
+#: farewell, not its cadence.
+FAREWELL_MARGIN = 5.0
 
 
 class IdleBudget:
     """The idle timeout of one watcher's reads (``timeout``), learned from its bookmarks.
 
-    ``ceiling`` is the bound without knowledge (``timeoutSeconds`` + 5 s); ``interval`` a
+    ``ceiling`` is the bound without knowledge (``timeoutSeconds`` + 5 s); ``lifetime`` the
+    watch's ``timeoutSeconds`` (``None``: no farewell bookmark is told apart); ``interval`` a
     configured bookmark interval; ``learn`` whether bookmark gaps are measured at all.
     """
 
-    __slots__ = ("_gaps", "_last", "ceiling", "floor", "learn", "missed", "timeout")
+    __slots__ = ("_ends", "_gaps", "_last", "ceiling", "floor", "learn", "lifetime", "missed", "timeout")
 
     def __init__(
         self,
         ceiling: float,
         *,
+        lifetime: float | None = None,
         interval: float | None = None,
         missed: int = DEFAULT_MISSED_BOOKMARKS,
         learn: bool = True,
         floor: float = MIN_IDLE_TIMEOUT,
     ) -> None:
         self.ceiling = ceiling
+        self.lifetime = lifetime
+        #: From when a bookmark on the open connection is its farewell (``inf``: never).
+        self._ends = float("inf")
         self.floor = min(floor, ceiling)
         self.missed = missed
         self.learn = learn
@@ -77,13 +89,22 @@ class IdleBudget:
         """The estimated bookmark interval (``None`` before any gap or configured interval)."""
         return max(self._gaps) if self._gaps else None
 
-    def opened(self) -> None:
-        """A new watch connection: its first bookmark starts a fresh gap."""
+    def opened(self, now: float | None = None) -> None:
+        """A new watch connection, opened at ``now`` (``None``: its end is not tracked): its first
+        bookmark starts a fresh gap."""
         self._last = None
+        lifetime = self.lifetime
+        if now is None or lifetime is None:
+            self._ends = float("inf")
+        else:
+            self._ends = now + lifetime - min(FAREWELL_MARGIN, lifetime / 4)
 
     def bookmark(self, now: float) -> bool:
         """A bookmark arrived at ``now``; True when that changed ``timeout``."""
         if not self.learn:
+            return False
+        if now >= self._ends:  # the farewell: the connection ends, no gap is measured
+            self._last = None
             return False
         last, self._last = self._last, now
         if last is None:

@@ -56,7 +56,9 @@ class InitialListStrategy(enum.Enum):
     LIST_WATCH = "list_watch"
     #: One watch with ``sendInitialEvents=true`` (Kubernetes >= 1.32 streaming lists): the server
     #: sends the current objects as ADDED events, then a bookmark annotated
-    #: ``k8s.io/initial-events-end``. Needs bookmarks.
+    #: ``k8s.io/initial-events-end``. Needs bookmarks. Pitfall: there is no fallback to paged
+    #: lists (as in kube-rs): a server with the ``WatchList`` feature off answers 422, and the
+    #: watcher retries ``WatchStartFailed`` with backoff, its store never ready.
     STREAMING_LIST = "streaming_list"
 
 
@@ -157,6 +159,7 @@ class WatcherConfig:
         """A fresh :class:`~kube_runtime.watcher.cadence.IdleBudget` for one watcher's reads."""
         return IdleBudget(
             self.idle_timeout,
+            lifetime=self.watch_timeout,
             interval=self.bookmark_interval,
             missed=self.missed_bookmarks,
             learn=self.bookmarks,

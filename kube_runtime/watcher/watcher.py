@@ -313,7 +313,7 @@ async def _drive(
                     else:
                         watch_cm = cm
                         events = _idle_timed(opened)
-                        budget.opened()
+                        budget.opened(clock())
                         outcome = WatchOpened()
                 else:
                     assert events is not None

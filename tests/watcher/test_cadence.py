@@ -13,7 +13,7 @@ from kube_runtime.client.errors import WatchTimeout
 from kube_runtime.client.idle import IdleTimedIterator
 from kube_runtime.client.lines import WatchEvent
 from kube_runtime.testing.clock import virtual_clock_backend
-from kube_runtime.watcher import InitDone, WatcherConfig, WatchFailed, watcher
+from kube_runtime.watcher import Init, InitDone, WatcherConfig, WatchFailed, watcher
 from kube_runtime.watcher.cadence import MIN_IDLE_TIMEOUT, IdleBudget
 
 # -- IdleBudget ---------------------------------------------------------------------------------
@@ -81,6 +81,29 @@ def test_each_timeout_widens_the_bound_threefold_until_real_gaps_age_it_out() ->
     for now in (0.0, 2.0, 4.0, 6.0, 8.0):
         budget.bookmark(now)
     assert budget.timeout == 6
+
+
+def test_the_farewell_bookmark_measures_no_gap() -> None:
+    """kube-apiserver sends a bookmark 2 s before ``timeoutSeconds`` run out; with a 60 s timeout
+    it follows the periodic one by about a second, and that gap is no cadence."""
+    budget = IdleBudget(65.0, lifetime=60.0)
+    for opened in (0.0, 60.0, 120.0):
+        budget.opened(opened)
+        budget.bookmark(opened + 56.8)  # the periodic bookmark, late in the connection
+        budget.bookmark(opened + 58.0)  # the farewell
+    assert budget.cadence is None
+    assert budget.timeout == 65
+    budget = IdleBudget(295.0, lifetime=290.0)
+    budget.opened(0.0)
+    for now in (60.0, 120.0, 180.0, 240.0, 288.0):  # four periodic bookmarks, then the farewell
+        budget.bookmark(now)
+    assert budget.cadence == 60
+    assert budget.timeout == 180
+    short = IdleBudget(13.0, lifetime=8.0)  # a short watch: the last quarter is the farewell's
+    short.opened(0.0)
+    for now in (1.0, 2.0, 3.0, 6.5):
+        short.bookmark(now)
+    assert short.cadence == 1
 
 
 def test_a_configured_interval_is_the_first_estimate() -> None:
@@ -181,3 +204,48 @@ async def test_the_watcher_learns_the_cadence_and_gives_a_silent_watch_up(anyio_
     assert [c["idle_timeout"] for c in api.watch_calls] == [295, 18, 54, 162]
     assert [c["resource_version"] for c in api.watch_calls] == ["5", "9", "9", "9"]
     assert api.retimed == [6]
+
+
+class FarewellApi:
+    """Lists nothing at version 5; every watch stays open for its ``timeoutSeconds`` (60 s) and
+    sends, as kube-apiserver does with that timeout, a periodic bookmark 3.2 s before its end and
+    the farewell bookmark 2 s before it, then ends normally."""
+
+    def __init__(self) -> None:
+        self.watch_calls = 0
+
+    async def list(self, **params: Any) -> dict[str, Any]:
+        return {"metadata": {"resourceVersion": "5"}, "items": []}
+
+    def watch(self, **params: Any) -> Any:
+        self.watch_calls += 1
+        return self._watch(params["timeout_seconds"], params["idle_timeout"])
+
+    @asynccontextmanager
+    async def _watch(self, lifetime: float, idle_timeout: float) -> AsyncIterator[Any]:
+        async def bookmarks() -> AsyncIterator[WatchEvent]:
+            await anyio.sleep(lifetime - 3.2)
+            yield bookmark(6)
+            await anyio.sleep(1.2)
+            yield bookmark(6)
+            await anyio.sleep(2)
+
+        stream = IdleTimedIterator(bookmarks(), idle_timeout, "/api/v1/configmaps")
+        try:
+            yield stream
+        finally:
+            await stream.aclose()
+
+
+@pytest.mark.parametrize("anyio_backend", [virtual_clock_backend()])
+async def test_a_healthy_watch_with_a_short_timeout_is_never_given_up(anyio_backend: Any) -> None:
+    """The periodic and the farewell bookmark 1.2 s apart on each connection taught a 1.2 s cadence
+    (5 s bound), and every following connection was given up after 5 s of normal silence."""
+    api = FarewellApi()
+    items: list[Any] = []
+    async with watcher(api, WatcherConfig().with_timeout(60)) as stream:
+        with anyio.move_on_after(600):
+            async for item in stream:
+                items.append(item)
+    assert [type(item) for item in items] == [Init, InitDone], items
+    assert api.watch_calls == 10  # one connection per minute, each ended by the server
