@@ -291,9 +291,16 @@ class Client:
     @staticmethod
     def decode(response: httpx.Response, verb: str = "") -> dict[str, Any]:
         """The JSON object in a successful response's body (``{}`` when empty). A body that is not
-        a JSON object raises :class:`ObjectDecodeError` (as every other undecodable object does)."""
+        a JSON object raises :class:`ObjectDecodeError` (as every other undecodable object does);
+        an encoded (gzip) body that decodes to nothing raises it too, not ``{}``."""
         content = response.content
         if not content:
+            if response.num_bytes_downloaded and response.headers.get("content-encoding"):
+                raise ObjectDecodeError(
+                    f"{verb or 'request'}: a {response.headers['content-encoding']} body of "
+                    f"{response.num_bytes_downloaded} bytes decodes to nothing",
+                    b"",
+                )
             return {}
         try:
             decoded = orjson.loads(content)

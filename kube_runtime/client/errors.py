@@ -69,15 +69,17 @@ class WatchTimeout(TransportError):
 class ApiError(KubeError):
     """The API server answered with a failure ``Status``.
 
-    ``code`` is the HTTP status (or the Status ``code`` of a watch ``ERROR`` event); ``reason`` is the
-    machine-readable reason (``NotFound``, ``Conflict``, ``Expired``, ``Gone``, ``Invalid``, ...).
-    ``status`` is the decoded Status object as the server sent it (a synthesized one when the body
-    was not a Status).
+    ``code`` is the HTTP status (or the Status ``code`` of a watch ``ERROR`` event, 0 when that is
+    not an integer); ``reason`` is the machine-readable reason (``NotFound``, ``Conflict``,
+    ``Expired``, ``Gone``, ``Invalid``, ...). ``status`` is the decoded Status object as the server
+    sent it (a synthesized one when the body was not a Status).
     """
 
-    def __init__(self, status: dict[str, Any], *, retry_after: float | None = None) -> None:
+    def __init__(
+        self, status: dict[str, Any], *, retry_after: float | None = None, code: int | None = None
+    ) -> None:
         self.status = status
-        self.code: int = int(status.get("code") or 0)
+        self.code: int = _status_code(status) if code is None else code
         self.reason: str = str(status.get("reason") or "")
         self.message: str = str(status.get("message") or "")
         details = status.get("details")
@@ -110,7 +112,7 @@ class ApiError(KubeError):
             }
         if not status.get("code"):
             status = {**status, "code": code}
-        return cls(status, retry_after=retry_after)
+        return cls(status, retry_after=retry_after, code=code)
 
     @property
     def is_not_found(self) -> bool:
@@ -167,3 +169,9 @@ _REASONS = {
     503: "ServiceUnavailable",
     504: "Timeout",
 }
+
+
+def _status_code(status: dict[str, Any]) -> int:
+    """A Status object's ``code`` as an int; 0 when it is missing or not an integer."""
+    code = status.get("code")
+    return code if type(code) is int else 0

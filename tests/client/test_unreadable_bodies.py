@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from prometheus_client import CollectorRegistry
 
-from kube_runtime.client import Api, ApiResource, Client, ClientConfig, TransportError, WatchEvent
+from kube_runtime.client import Api, ApiError, ApiResource, Client, ClientConfig, TransportError, WatchEvent
 from kube_runtime.client.errors import ObjectDecodeError
 from tests.client.loopback import LoopbackServer, Received, Reply
 
@@ -69,3 +69,50 @@ async def test_a_2xx_body_that_is_not_a_json_object_is_an_object_decode_error_fo
                 with pytest.raises(ObjectDecodeError) as got:
                     await read
                 assert isinstance(got.value, ValueError)
+
+
+async def test_a_gzip_body_that_decodes_to_nothing_is_an_object_decode_error(
+    registry: CollectorRegistry,
+) -> None:
+    """A gzip header cut short decodes to no bytes without an error from the decoder; it was
+    answered as an empty body, ``{}``."""
+
+    async def handler(req: Received) -> Reply:
+        return (
+            200,
+            [("content-type", "application/json"), ("content-encoding", "gzip")],
+            b"\x1f\x8b\x08\x00junk",
+        )
+
+    async with LoopbackServer(handler) as loopback:
+        config = ClientConfig(server=loopback.url, token="t0k3n")
+        async with Client(config, metrics_registry=registry) as client:
+            with pytest.raises(ObjectDecodeError, match="decodes to nothing"):
+                await Api(client, CONFIGMAPS, "ns").get("a")
+
+
+@pytest.mark.parametrize(
+    ("http_code", "body", "reason"),
+    [
+        (500, b'{"kind":"Status","code":"abc","message":"m"}', ""),
+        (500, b'{"kind":"Status","code":[1],"message":"m"}', ""),
+        (404, b'{"kind":"Status","code":200,"reason":"OK","message":"m"}', "OK"),
+        (409, b'{"kind":"Status","code":true,"reason":"Conflict"}', "Conflict"),
+    ],
+)
+async def test_an_error_status_with_a_bad_code_is_an_api_error_with_the_http_status(
+    registry: CollectorRegistry, http_code: int, body: bytes, reason: str
+) -> None:
+    """``int()`` of the body's code raised a builtin ValueError/TypeError (not a KubeError), and a
+    body code that disagreed with the HTTP status won over it."""
+
+    async def handler(req: Received) -> Reply:
+        return http_code, [("content-type", "application/json")], body
+
+    async with LoopbackServer(handler) as loopback:
+        config = ClientConfig(server=loopback.url, token="t0k3n")
+        async with Client(config, metrics_registry=registry) as client:
+            with pytest.raises(ApiError) as got:
+                await Api(client, CONFIGMAPS, "ns").get("a")
+    assert got.value.code == http_code
+    assert got.value.reason == reason
