@@ -17,7 +17,10 @@ Guarantees for every request to a webhook path:
   ``timeout_seconds``, and is then cancelled; the answer leaves before the API server gives up.
   A timed-out admission review is answered the way the API server would apply the webhook's
   ``failurePolicy`` (``Fail``: denied with code 504; ``Ignore``: allowed with a warning), so
-  choosing ``Ignore`` keeps its meaning; a timed-out conversion is a ``Failure``.
+  choosing ``Ignore`` keeps its meaning; a timed-out conversion is a ``Failure``. Pitfall: a
+  handler blocked where cancellation cannot reach it (``anyio.to_thread.run_sync`` without
+  ``abandon_on_cancel=True``, a shielded scope) is answered only when it returns, after the API
+  server gave up; it is still answered and counted as a timeout.
 
 Each review runs in an OpenTelemetry span (``admission review``/``conversion review``) and with
 ``review.uid`` and ``object.ref`` bound as structlog context variables (a conversion binds each
@@ -154,7 +157,7 @@ async def review_admission(hook: AdmissionWebhook, metrics: WebhookMetrics, body
     ):
         answer: dict[str, Any] | None = None
         outcome = "error"
-        with anyio.move_on_after(answer_deadline(hook.timeout_seconds)):
+        with anyio.move_on_after(answer_deadline(hook.timeout_seconds)) as deadline:
             try:
                 answer = await _run_admission(hook, request)
             except Exception as exc:
@@ -164,6 +167,8 @@ async def review_admission(hook: AdmissionWebhook, metrics: WebhookMetrics, body
                 answer = admission_response(request.uid, allowed=False, message=_error_text(exc), code=500)
             else:
                 outcome = "allowed" if answer["response"]["allowed"] else "denied"
+        if deadline.cancel_called:  # past the deadline, whatever the handler did after it
+            answer = None
         if answer is None:
             outcome = "timeout"
             limit = answer_deadline(hook.timeout_seconds)
@@ -235,7 +240,7 @@ async def review_conversion(hook: ConversionWebhook, metrics: WebhookMetrics, bo
     ):
         answer: dict[str, Any] | None = None
         outcome = "error"
-        with anyio.move_on_after(answer_deadline(hook.timeout_seconds)):
+        with anyio.move_on_after(answer_deadline(hook.timeout_seconds)) as deadline:
             try:
                 converted = await _convert_all(hook, list(request.objects), request.desired_api_version)
             except Exception as exc:
@@ -246,6 +251,8 @@ async def review_conversion(hook: ConversionWebhook, metrics: WebhookMetrics, bo
             else:
                 outcome = "converted"
                 answer = conversion_response(request.uid, converted=converted)
+        if deadline.cancel_called:  # past the deadline, whatever the handler did after it
+            answer = None
         if answer is None:
             outcome = "timeout"
             text = f"conversion did not finish within {answer_deadline(hook.timeout_seconds):g}s"

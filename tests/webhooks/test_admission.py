@@ -214,6 +214,33 @@ async def test_a_slow_handler_is_answered_before_the_webhook_timeout_following_t
     assert sample(registry, "controller_runtime_webhook_latency_seconds_count", webhook="/stuck") == 1
 
 
+async def test_a_handler_that_outlives_its_deadline_is_still_a_timeout(
+    hooks: Webhooks, client: httpx.AsyncClient, registry: CollectorRegistry
+) -> None:
+    """A handler shielded from the cancellation (as one blocked in a thread is) returned "allowed"
+    after the API server had given up and applied ``Fail``; the answer was "allowed" and the
+    metric did not count a timeout."""
+
+    async def shielded(request: AdmissionRequest) -> Verdict:
+        with anyio.CancelScope(shield=True):
+            await anyio.sleep(1.2)
+        return allow()
+
+    hooks.validating("/shielded", shielded, name="shielded.example.com", rules=RULES, timeout_seconds=1)
+    response = await post(client, "/shielded", admission_body(widget(), uid="late"))
+    body = response.json()["response"]
+    assert (body["uid"], body["allowed"]) == ("late", False)
+    assert body["status"] == {"code": 504, "message": "webhook handler did not answer within 0.75s"}
+    counted = {
+        result: sample(
+            registry, "kube_runtime_webhook_admission_results_total", webhook="/shielded", result=result
+        )
+        for result in ("allowed", "timeout")
+    }
+    assert counted == {"allowed": 0, "timeout": 1}
+    assert sample(registry, "controller_runtime_webhook_panics_total") == 0
+
+
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
