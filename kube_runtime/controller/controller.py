@@ -293,14 +293,15 @@ class Controller:
         predicate_ttl: float = DEFAULT_PREDICATE_TTL,
     ) -> Controller:
         """Reconcile the owners of ``api``'s objects (changes and deletes): every
-        ``ownerReferences`` entry of this controller's kind (``controller: true`` is not needed).
-        Watches metadata only and keeps no cache of the children, only the owner requests each
-        maps to, so a child deleted while the watch was away triggers its owners at the relist
-        (see "Relists" in the module docs).
+        ``ownerReferences`` entry of this controller's kind and API group, whatever its version
+        (``controller: true`` is not needed). Watches metadata only and keeps no cache of the
+        children, only the owner requests each maps to, so a child deleted while the watch was
+        away triggers its owners at the relist (see "Relists" in the module docs), and a child
+        moved to another owner, or orphaned, triggers the owner it left too.
 
         ``predicates`` filter changed children as on the main watch (they see metadata only:
         ``generation``, ``labels``, ``annotations``, ``finalizers``, ``deletion``...); deletes,
-        and children gone at a relist, always trigger."""
+        children gone at a relist, and owners a child left always trigger."""
         child: ApiResource = api.resource
         config = watcher_config or WatcherConfig()
         owner = self.resource
@@ -330,8 +331,9 @@ class Controller:
         """Reconcile the objects ``mapper`` names for each change (or delete: the mapper gets a
         :class:`~kube_runtime.streams.DeletedObject`) of ``api``'s objects. Keeps no cache of
         them, only what each mapped to: one deleted while the watch was away triggers that at the
-        relist, without calling ``mapper`` again. An exception from ``mapper`` is yielded as a
-        ``QueueError``. ``predicates`` filter changed objects as in :meth:`owns`."""
+        relist, without calling ``mapper`` again, and one whose mapping no longer names an object
+        triggers that object too. An exception from ``mapper`` is yielded as a ``QueueError``.
+        ``predicates`` filter changed objects as in :meth:`owns`."""
         other: ApiResource = api.resource
         config = watcher_config or WatcherConfig()
         watch = self._watch_name(other.kind)

@@ -7,6 +7,12 @@ exactly as its delete would have. kube-rs (``trigger_owners``/``trigger_others``
 during the outage is not reconciled unless something else triggers it. client-go's informers
 report them (``DeletedFinalStateUnknown``); this does the same without a cache of the objects.
 
+Guarantee: a related object that stops mapping to an object (a child moved to another owner or
+orphaned, a ``watches`` mapper now naming another object) triggers the object it no longer maps to
+as well, live or at a relist, as controller-runtime enqueues the owners of both the old and the new
+child: for the one left, the relation's end is as good as a delete. Like deletes, these requests
+pass predicates unfiltered. kube-rs triggers only the new mapping.
+
 Requests for related objects seen in a (re)list (``InitApply``) get :data:`LOW_PRIORITY`, as
 controller-runtime enqueues its initial list; the ones for objects gone at a relist keep their
 priority (they stand for missed deletes, live changes).
@@ -105,7 +111,7 @@ class RelatedRequests:
 
     def __call__(self, event: object) -> Iterable[ReconcileRequest]:
         if isinstance(event, Apply):
-            return self._remember(self._mapped, self._subject(event))
+            return self._remember(self._mapped, self._subject(event), self._mapped)
         if isinstance(event, InitApply):
             if self._listing is None:  # InitApply without Init: a listing anyway
                 self._listing = {}
@@ -114,9 +120,14 @@ class RelatedRequests:
             if key is not None:
                 self._listed.add(key)
             requests = self._remember(self._listing, subject)
+            left = self._left(
+                self._mapped.get(key) if key is not None else None, self._listing.get(key or "")
+            )
             if self._on_relist is not None:
                 self._requested.update(r.obj_ref for r in requests)
-            return [ReconcileRequest(r.obj_ref, r.reason, LOW_PRIORITY) for r in requests]
+                self._requested.update(r.obj_ref for r in left)
+            # What it no longer maps to stands for a missed change: its priority is kept.
+            return [ReconcileRequest(r.obj_ref, r.reason, LOW_PRIORITY) for r in requests] + left
         if isinstance(event, Delete):
             subject = self._subject(event)
             key = _key(subject)
@@ -159,19 +170,38 @@ class RelatedRequests:
         return event.object  # type: ignore[no-any-return]
 
     def _remember(
-        self, mapped: dict[str, tuple[ReconcileRequest, ...]], obj: KubeObject | LazyObject
-    ) -> tuple[ReconcileRequest, ...]:
+        self,
+        mapped: dict[str, tuple[ReconcileRequest, ...]],
+        obj: KubeObject | LazyObject,
+        before: dict[str, tuple[ReconcileRequest, ...]] | None = None,
+    ) -> list[ReconcileRequest]:
+        """The requests ``obj`` maps to (empty when the predicate memory filters it), remembered
+        in ``mapped``; with ``before`` (the mapping it replaces), plus a request for every object it
+        mapped to there and no longer does (never filtered)."""
         requests = tuple(self._to_requests(obj))
         key = _key(obj)
+        left: list[ReconcileRequest] = []
         if key is not None:
+            if before is not None:
+                left = self._left(before.get(key), requests)
             if requests:
                 mapped[key] = requests
             else:
                 mapped.pop(key, None)
         memory = self._memory
         if memory is not None and not memory.passes(obj):
-            return ()
-        return requests
+            return left
+        return [*requests, *left]
+
+    @staticmethod
+    def _left(
+        before: tuple[ReconcileRequest, ...] | None, now: tuple[ReconcileRequest, ...] | None
+    ) -> list[ReconcileRequest]:
+        """The requests of ``before`` whose objects ``now`` does not name."""
+        if not before:
+            return []
+        named = {r.obj_ref for r in now} if now else set()
+        return [r for r in before if r.obj_ref not in named]
 
     def __len__(self) -> int:
         """Related objects remembered (those that map to at least one request)."""

@@ -100,12 +100,18 @@ class ObjectRef:
     def from_owner_ref(
         cls, namespace: str | None, owner_ref: dict[str, Any], resource: ApiResource
     ) -> ObjectRef | None:
-        """The owner named by an ``ownerReferences`` entry, if it is of ``resource``'s kind.
+        """The owner named by an ``ownerReferences`` entry, if it is of ``resource``'s kind: the
+        same kind and API group, any version (as controller-runtime matches owners; a reference
+        written for another served version of a CRD names the same object). The ref has
+        ``resource``'s version.
 
         ``namespace`` is the child's: owners of namespaced children live in the same namespace;
         for a cluster-scoped owner kind it is dropped.
         """
-        if owner_ref.get("kind") != resource.kind or owner_ref.get("apiVersion") != resource.api_version:
+        if owner_ref.get("kind") != resource.kind:
+            return None
+        api_version = owner_ref.get("apiVersion")
+        if not isinstance(api_version, str) or api_version.rpartition("/")[0] != resource.group:
             return None
         return cls(
             resource.kind,

@@ -259,6 +259,32 @@ async def test_owns_maps_children_and_their_deletes_to_the_owner(config_maps: Ap
         assert str(item.reason) == "related object updated: Secret.v1./child.default"
 
 
+async def test_a_child_moved_to_another_owner_triggers_both_owners(config_maps: Api, secrets: Api) -> None:
+    """The owner a child leaves (moved or orphaned) is reconciled too: it was never reconciled
+    again, with a stale view of its children."""
+    owners = {name: await config_maps.create(config_map(name)) for name in ("a", "b")}
+
+    def owned_by(name: str) -> list[dict[str, Any]]:
+        uid = owners[name]["metadata"]["uid"]
+        return [{"apiVersion": "v1", "kind": "ConfigMap", "name": name, "uid": uid}]
+
+    async with Controller(config_maps).owns(secrets).run(await_change, None, None) as results:
+        await take_until(results, lambda items: len(items) == 2)
+        child = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "c", "ownerReferences": owned_by("a")},
+        }
+        await secrets.create(child)
+        await take_until(results, lambda items: len(items) == 1)
+        await secrets.patch("c", {"metadata": {"ownerReferences": owned_by("b")}})
+        moved = await take_until(results, lambda items: len(items) == 2)
+        await secrets.patch("c", {"metadata": {"ownerReferences": None}})
+        [orphaned] = await take_until(results, lambda items: len(items) == 1)
+    assert sorted(item[0].name for item in moved) == ["a", "b"]
+    assert orphaned[0] == cm_ref("b")
+
+
 async def test_watches_maps_related_objects(config_maps: Api, secrets: Api) -> None:
     await config_maps.create(config_map("target"))
 
