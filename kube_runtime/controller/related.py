@@ -111,7 +111,8 @@ class RelatedRequests:
 
     def __call__(self, event: object) -> Iterable[ReconcileRequest]:
         if isinstance(event, Apply):
-            return self._remember(self._mapped, self._subject(event), self._mapped)
+            requests, left = self._remember(self._mapped, self._subject(event), self._mapped)
+            return [*requests, *left]
         if isinstance(event, InitApply):
             if self._listing is None:  # InitApply without Init: a listing anyway
                 self._listing = {}
@@ -119,10 +120,7 @@ class RelatedRequests:
             key = _key(subject)
             if key is not None:
                 self._listed.add(key)
-            requests = self._remember(self._listing, subject)
-            left = self._left(
-                self._mapped.get(key) if key is not None else None, self._listing.get(key or "")
-            )
+            requests, left = self._remember(self._listing, subject, self._mapped)
             if self._on_relist is not None:
                 self._requested.update(r.obj_ref for r in requests)
                 self._requested.update(r.obj_ref for r in left)
@@ -174,34 +172,26 @@ class RelatedRequests:
         mapped: dict[str, tuple[ReconcileRequest, ...]],
         obj: KubeObject | LazyObject,
         before: dict[str, tuple[ReconcileRequest, ...]] | None = None,
-    ) -> list[ReconcileRequest]:
+    ) -> tuple[tuple[ReconcileRequest, ...], list[ReconcileRequest]]:
         """The requests ``obj`` maps to (empty when the predicate memory filters it), remembered
-        in ``mapped``; with ``before`` (the mapping it replaces), plus a request for every object it
-        mapped to there and no longer does (never filtered)."""
+        in ``mapped``, and, with ``before`` (the mapping it replaces), the requests of every
+        object it mapped to there and no longer does (never filtered)."""
         requests = tuple(self._to_requests(obj))
         key = _key(obj)
         left: list[ReconcileRequest] = []
         if key is not None:
-            if before is not None:
-                left = self._left(before.get(key), requests)
+            earlier = before.get(key) if before is not None else None
+            if earlier:
+                named = {r.obj_ref for r in requests}
+                left = [r for r in earlier if r.obj_ref not in named]
             if requests:
                 mapped[key] = requests
             else:
                 mapped.pop(key, None)
         memory = self._memory
         if memory is not None and not memory.passes(obj):
-            return left
-        return [*requests, *left]
-
-    @staticmethod
-    def _left(
-        before: tuple[ReconcileRequest, ...] | None, now: tuple[ReconcileRequest, ...] | None
-    ) -> list[ReconcileRequest]:
-        """The requests of ``before`` whose objects ``now`` does not name."""
-        if not before:
-            return []
-        named = {r.obj_ref for r in now} if now else set()
-        return [r for r in before if r.obj_ref not in named]
+            return (), left
+        return requests, left
 
     def __len__(self) -> int:
         """Related objects remembered (those that map to at least one request)."""

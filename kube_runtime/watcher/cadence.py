@@ -53,7 +53,17 @@ class IdleBudget:
     configured bookmark interval; ``learn`` whether bookmark gaps are measured at all.
     """
 
-    __slots__ = ("_ends", "_gaps", "_last", "ceiling", "floor", "learn", "lifetime", "missed", "timeout")
+    __slots__ = (
+        "_farewell_from",
+        "_gaps",
+        "_last",
+        "ceiling",
+        "floor",
+        "learn",
+        "lifetime",
+        "missed",
+        "timeout",
+    )
 
     def __init__(
         self,
@@ -68,7 +78,7 @@ class IdleBudget:
         self.ceiling = ceiling
         self.lifetime = lifetime
         #: From when a bookmark on the open connection is its farewell (``inf``: never).
-        self._ends = float("inf")
+        self._farewell_from = float("inf")
         self.floor = min(floor, ceiling)
         self.missed = missed
         self.learn = learn
@@ -95,15 +105,15 @@ class IdleBudget:
         self._last = None
         lifetime = self.lifetime
         if now is None or lifetime is None:
-            self._ends = float("inf")
+            self._farewell_from = float("inf")
         else:
-            self._ends = now + lifetime - min(FAREWELL_MARGIN, lifetime / 4)
+            self._farewell_from = now + lifetime - min(FAREWELL_MARGIN, lifetime / 4)
 
     def bookmark(self, now: float) -> bool:
         """A bookmark arrived at ``now``; True when that changed ``timeout``."""
         if not self.learn:
             return False
-        if now >= self._ends:  # the farewell: the connection ends, no gap is measured
+        if now >= self._farewell_from:  # the farewell: the connection ends, no gap is measured
             self._last = None
             return False
         last, self._last = self._last, now
