@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import httpx
 
-from tests.contract.helpers import CLUSTER_PROVIDED, configmap, open_watch, read_events
+from tests.contract.helpers import CLUSTER_PROVIDED, configmap, is_cluster_provided, open_watch, read_events
 
 MERGE = {"Content-Type": "application/merge-patch+json"}
 
@@ -100,6 +102,31 @@ async def test_timeout_seconds_ends_the_stream(http: httpx.AsyncClient, namespac
     with anyio.fail_after(15):
         events = await read_events(http, path, {"resourceVersion": rv, "timeoutSeconds": "1"})
     assert [e for e in events if e["type"] != "BOOKMARK"] == []
+
+
+async def test_a_watch_allowing_bookmarks_gets_a_farewell_before_its_timeout(
+    http: httpx.AsyncClient, namespace: str
+) -> None:
+    # kube-apiserver's watch cache sends one bookmark about 2 s before timeoutSeconds ends the
+    # watch (a watcher must not take it for the server's bookmark cadence). The real server may send
+    # another one earlier; the farewell is the stream's last event.
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    rv = (await http.get(path)).json()["metadata"]["resourceVersion"]
+    params = {"resourceVersion": rv, "allowWatchBookmarks": "true", "timeoutSeconds": "5"}
+    arrivals: list[tuple[float, dict[str, Any]]] = []
+    with anyio.fail_after(30):
+        async with open_watch(http, path, params) as watch:
+            created = (await http.post(path, json=configmap("before-farewell"))).json()
+            while (event := await watch.next(within=30)) is not None:
+                arrivals.append((anyio.current_time(), event))
+        ended = anyio.current_time()
+    types = [e["type"] for _, e in arrivals if not is_cluster_provided(e["object"])]
+    assert types[0] == "ADDED"
+    assert types[-1] == "BOOKMARK"
+    arrived, farewell = arrivals[-1]
+    assert ended - arrived <= 3.5
+    farewell_rv = int(farewell["object"]["metadata"]["resourceVersion"])
+    assert farewell_rv >= int(created["metadata"]["resourceVersion"])
 
 
 async def test_send_initial_events_ends_with_annotated_bookmark(

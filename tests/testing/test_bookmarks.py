@@ -23,11 +23,19 @@ async def test_bookmarks_arrive_periodically_with_current_resource_version(anyio
         rv = (await http.get(CM)).json()["metadata"]["resourceVersion"]
         params = {"watch": "1", "resourceVersion": rv, "allowWatchBookmarks": "true", "timeoutSeconds": "200"}
         async with http.stream("GET", CM, params=params) as resp:
+            opened = anyio.current_time()
             created = (await http.post(CM, json=configmap("b"))).json()
-            events = [orjson.loads(line) async for line in resp.aiter_lines() if line]
+            arrivals = [
+                (anyio.current_time() - opened, orjson.loads(line))
+                async for line in resp.aiter_lines()
+                if line
+            ]
+    events = [e for _, e in arrivals]
     types = [e["type"] for e in events]
     assert types[0] == "ADDED"
-    assert types[1:] == ["BOOKMARK"] * 3  # at 60, 120 and 180 s of the 200 s watch
+    # At 60, 120 and 180 s of the 200 s watch, and its farewell 2 s before the timeout ends it.
+    assert types[1:] == ["BOOKMARK"] * 4
+    assert [round(at) for at, _ in arrivals[1:]] == [60, 120, 180, 198]
     for e in events[1:]:
         assert e["object"]["kind"] == "ConfigMap"
         assert int(e["object"]["metadata"]["resourceVersion"]) >= int(created["metadata"]["resourceVersion"])

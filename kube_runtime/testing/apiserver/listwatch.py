@@ -3,9 +3,11 @@
 Guarantees (as kube-apiserver): a list is served at one resourceVersion (``continue`` tokens pin it,
 and a compacted one answers 410 ``Expired``); ``resourceVersionMatch`` and ``sendInitialEvents``
 are checked with the real server's 422 messages; a watch from a resourceVersion replays the
-events after it, or ends at once with a 410 ERROR event when they are no longer kept. Pitfall:
+events after it, or ends at once with a 410 ERROR event when they are no longer kept. A watch that
+allows bookmarks gets one more, its farewell, :data:`FAREWELL_LEAD` seconds before its timeout ends
+it (kube-apiserver's watch cache does the same; paused bookmarks pause it too). Pitfall:
 :class:`ListWatchHandlers` is a mixin of :class:`~kube_runtime.testing.apiserver.app.ApiApp`; it
-reads the app's ``storage``, ``ops``, ``settings`` and ``on_watch``.
+reads the app's ``storage``, ``ops``, ``settings``, ``faults`` and ``on_watch``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import anyio
 import orjson
 
+from kube_runtime.testing.apiserver.faults import Faults
 from kube_runtime.testing.apiserver.httpserver import ChunkSender, Response, StreamingResponse
 from kube_runtime.testing.apiserver.listitems import list_items
 from kube_runtime.testing.apiserver.ops import ObjectOps
@@ -49,12 +52,17 @@ def request_selectors(t: Target, q: dict[str, str]) -> tuple[LabelSelector, Fiel
     return labels, fields
 
 
+#: How long before a watch's timeout its farewell bookmark is sent (kube-apiserver: 2 s).
+FAREWELL_LEAD = 2.0
+
+
 class ListWatchHandlers:
     """The list and watch handlers of the API app (a mixin; see the module docstring)."""
 
     storage: Storage
     ops: ObjectOps
     settings: ServerSettings
+    faults: Faults
     on_watch: Callable[[], None] | None
 
     def _sharded(self, labels: LabelSelector, q: dict[str, str]) -> LabelSelector:
@@ -350,10 +358,19 @@ class ListWatchHandlers:
             float(timeout) if timeout is not None and timeout > 0 else self.settings.default_watch_timeout
         )
 
+        async def farewell() -> None:
+            await anyio.sleep(seconds - FAREWELL_LEAD)
+            if not self.faults.bookmarks_paused:
+                watcher.offer_bookmark(self.storage.rv)
+
         async def writer(send: ChunkSender) -> None:
             try:
                 with anyio.move_on_after(seconds):
-                    await watcher.stream(send)
+                    async with anyio.create_task_group() as tg:
+                        if bookmarks and seconds > FAREWELL_LEAD:
+                            tg.start_soon(farewell)
+                        await watcher.stream(send)
+                        tg.cancel_scope.cancel()
             finally:
                 watcher.closed = True
                 coll.watchers.discard(watcher)
