@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +41,17 @@ async def test_exec_credential_is_refreshed_before_it_expires(tmp_path: Path) ->
     plugin, counter = _plugin(tmp_path, PLUGIN_LIFETIME="600")
     auth = Authenticator(plugin)
     asked = anyio.current_time()
+    wall_asked = time.time()
     first = await auth.credentials()
     answered = anyio.current_time()
+    # The plugin is a real process: the wall clock moves while it runs, the virtual clock need not.
+    plugin_run = time.time() - wall_asked
     assert first.token == "exec-token-1"
     assert first.expires_at is not None
     assert first.refresh_at is not None
-    # the plugin stamps now + 600 s at one-second resolution, somewhere between asking and answering
-    # (a slow machine takes a while to start the plugin process)
-    assert asked + 599 <= first.expires_at <= answered + 600.5
+    # the plugin stamps its wall-clock now + 600 s at one-second resolution, somewhere between asking
+    # and answering; the expiry is then taken relative to the wall clock when the answer is read
+    assert asked + 599 - plugin_run <= first.expires_at <= answered + 600.5
     assert first.expires_at - first.refresh_at == pytest.approx(60, abs=0.1)
 
     await anyio.sleep(500)
