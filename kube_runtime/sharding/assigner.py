@@ -10,10 +10,12 @@ children (never reconciled themselves) move by relabelling at once.
 
 Moving objects off a dead member: before it relabels them, the assigner takes the member's Lease
 over (a replace guarded by the resourceVersion it last saw, so it fails if the member renewed in
-the meantime) and keeps it renewed until no object is labelled for that member, then releases it.
-While it holds the Lease, the member cannot start a new term, so it cannot start reconciling an
-object that is being moved away from it. A member's Lease that was deleted counts as fencing until
-its last record would have expired.
+the meantime) under its own holder name ``<identity>/assigner`` and keeps it renewed until no object
+is labelled for that member, then releases it. While it holds the Lease, the member cannot start a
+new term, so it cannot start reconciling an object that is being moved away from it (this holds for
+the assigner's own replica too: the hold never names a member). A member's Lease that was deleted,
+or whose holder was cleared by anyone but the member (a release leaves ``leaseDurationSeconds`` at
+1), counts as fencing until its last record would have expired.
 
 Work is event driven: watch events mark objects dirty, membership changes mark all of them, and a
 sweep runs after each wake-up and at least every ``retry_period``. Label writes are JSON merge
@@ -52,6 +54,9 @@ __all__ = ["Assigner", "ShardedKind"]
 log = logging.getLogger(__name__)
 
 _WRITE_CONCURRENCY = 16
+#: The ``leaseDurationSeconds`` a member's own release writes (client-go's convention): a Lease
+#: cleared with a longer duration was cleared by someone else.
+_RELEASED_DURATION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +112,10 @@ class Assigner:
     ) -> None:
         self.ring = ring
         self.identity = identity
+        #: The holder this assigner writes into a dead member's Lease it takes over: never a
+        #: member's own name (a slash is not allowed in one), so the assigner's own replica, whose
+        #: member Lease it may take over, cannot mistake the hold for its own record.
+        self.holder = f"{identity}/assigner"
         self._client = client
         self._lease_namespace = lease_namespace
         self._kinds = list(kinds)
@@ -271,22 +280,27 @@ class Assigner:
         if record is None:
             fenced = self.membership.fenced_until(member)
             return MemberState.FENCING if fenced is not None and now < fenced else MemberState.MOVABLE
-        if record.holder == self.identity and self._holds.get(member, -math.inf) > now:
+        if record.holder == self.holder and self._holds.get(member, -math.inf) > now:
             if self._holds[member] - now < self._renew_deadline - self._retry_period:
                 await self._hold(member, record.lease)
             return MemberState.MOVABLE
         if record.holder and record.held_by(record.holder, now):
             return MemberState.FENCING  # the member's record has not expired yet, or another hold
+        if not record.holder and record.duration > _RELEASED_DURATION and now < record.expires_at():
+            # Cleared by someone else than the member (whose release also sets the duration to
+            # 1 s, as client-go's does): the member may still run until its next renew, so its
+            # objects wait until that record expires, as for an expired one.
+            return MemberState.FENCING
         return MemberState.MOVABLE if await self._hold(member, record.lease) else MemberState.FENCING
 
     async def _hold(self, member: str, lease: Mapping[str, Any]) -> bool:
         """Take over (or renew) ``member``'s Lease; True if this assigner now holds it."""
         started = anyio.current_time()
         spec = dict(lease.get("spec") or {})
-        renewing = spec.get("holderIdentity") == self.identity
+        renewing = spec.get("holderIdentity") == self.holder
         now = _micro_time()
         spec.update(
-            holderIdentity=self.identity,
+            holderIdentity=self.holder,
             leaseDurationSeconds=math.ceil(self._lease_duration),
             renewTime=now,
             acquireTime=spec.get("acquireTime") if renewing else now,
@@ -307,9 +321,13 @@ class Assigner:
         for member in [m for m in self._holds if not self._by_shard.get(m)]:
             del self._holds[member]
             record = self.membership.record(member)
-            if record is None or record.holder != self.identity:
+            if record is None or record.holder != self.holder:
                 continue
-            spec = {**(record.lease.get("spec") or {}), "holderIdentity": "", "leaseDurationSeconds": 1}
+            spec = {
+                **(record.lease.get("spec") or {}),
+                "holderIdentity": "",
+                "leaseDurationSeconds": _RELEASED_DURATION,
+            }
             try:
                 written = await self._leases.replace(member, {**record.lease, "spec": spec})
             except (ApiError, TransportError) as exc:

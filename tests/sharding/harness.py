@@ -34,7 +34,8 @@ WAIT = 600.0
 
 
 class PartitionTransport(httpx.AsyncBaseTransport):
-    """The client's usual transport, except that while ``partitioned`` every request fails to connect."""
+    """The client's usual transport, except that while ``partitioned`` every request fails to connect,
+    and so does every request ``refused`` returns true for (a partial partition)."""
 
     def __init__(self, config: ClientConfig) -> None:
         context = ssl_context(
@@ -49,9 +50,10 @@ class PartitionTransport(httpx.AsyncBaseTransport):
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=16, keepalive_expiry=30.0)
         self.inner = KubeTransport(ssl_context=context, http2=False, limits=limits)
         self.partitioned = False
+        self.refused: Callable[[httpx.Request], bool] | None = None
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self.partitioned:
+        if self.partitioned or (self.refused is not None and self.refused(request)):
             raise httpx.ConnectError("partitioned from the API server", request=request)
         return await self.inner.handle_async_request(request)
 

@@ -20,9 +20,11 @@ from kube_runtime.observe.health import HealthChecks
 from kube_runtime.sharding import drain_label, shard_label
 from kube_runtime.testing.clock import virtual_clock_backend
 from kube_runtime.testing.server import ApiServer
+from kube_runtime.watcher import Apply, InitApply, WatcherConfig, watcher
 from tests.sharding.harness import CONFIGMAPS, RING, Journal, Replica, labelled, until
 
 SECRETS = ApiResource.builtin("Secret")
+LEASES = ApiResource.builtin("Lease", "coordination.k8s.io/v1")
 
 
 @pytest.fixture
@@ -230,4 +232,64 @@ async def test_partitioned_replica_stops_before_its_objects_move(api_server: Api
         assert b.run is not None
         assert b.run.terms == 2
         assert a.sharded.is_member()
+    assert r.journal.overlaps == []
+
+
+async def test_the_assigners_own_member_lease_is_taken_over_under_another_name(api_server: ApiServer) -> None:
+    """The assigner's replica loses its member Lease (its renews fail) while it keeps the ring's
+    leader Lease. The assigner holds that Lease as ``a/assigner``, never as ``a``: a hold in the
+    member's own name made ``a`` look alive again to the assigner (its objects stuck on a replica
+    that stopped) and to ``a``'s elector (which resumed without a new term while they moved)."""
+    await create(api_server, 20)
+    async with ring(api_server, work=3.0) as r:
+        a = await r.join("a")
+        await until(lambda: r.assigner_of() == ["a"] and r.settled(["a"]))
+        b = await r.join("b")
+        await until(lambda: r.settled(["a", "b"]) and "b" in r.assignments().values())
+        holders: list[str] = []
+
+        async def record_holders() -> None:
+            config = WatcherConfig().fields("metadata.name=a")
+            async for item in watcher(Api(api_server.client, LEASES, "default"), config):
+                if isinstance(item, Apply | InitApply):
+                    holders.append(str(item.object["spec"].get("holderIdentity") or ""))
+
+        r.tg.start_soon(record_holders)
+        # a's elector reads its Lease before each renew; the assigner replaces it from its watch.
+        a.transport.refused = lambda request: (
+            request.method == "GET" and request.url.path.endswith("/leases/a")
+        )
+        await update_all(api_server, "1")
+        await until(lambda: r.settled(["b"]))
+        assert "a/assigner" in holders
+        # And they stay there: a is not counted alive while the assigner holds its Lease.
+        await anyio.sleep(2 * a.sharded.lease_duration)
+        assert r.settled(["b"])
+        assert r.assigner_of() == ["a"]
+        assert not a.sharded.is_member()
+
+        # Its renews reach the server again: a joins for a new term once the hold is released.
+        a.transport.refused = None
+        await until(lambda: set(r.assignments().values()) == {"a", "b"} and r.settled(["a", "b"]))
+        assert b.sharded.is_member()
+    assert r.journal.overlaps == []
+
+
+async def test_a_member_lease_cleared_by_hand_is_fenced_until_it_expires(api_server: ApiServer) -> None:
+    """Someone clears ``holderIdentity`` of a busy member's Lease (``kubectl edit``): the member runs
+    until its next renew, so its objects move only once that record expired, never while it still
+    reconciles them. Its own release (``leaseDurationSeconds: 1``) still moves them at once."""
+    await create(api_server, 20)
+    async with ring(api_server, work=3.0) as r:
+        await r.join("a")
+        await until(lambda: r.assigner_of() == ["a"] and r.settled(["a"]))
+        b = await r.join("b")
+        await until(lambda: r.settled(["a", "b"]) and "b" in r.assignments().values())
+        await update_all(api_server, "1")
+        await until(lambda: b.reconciling > 0)
+        leases = Api(api_server.client, LEASES, "default")
+        await leases.patch("b", {"spec": {"holderIdentity": None}})
+        await until(lambda: r.settled(["a", "b"]) or r.settled(["a"]))
+        await update_all(api_server, "2")
+        await until(lambda: r.settled(["a", "b"]) or r.settled(["a"]))
     assert r.journal.overlaps == []
