@@ -48,6 +48,8 @@ from kube_runtime._stream_items import (
     ModifyFailed,
     ObjectItem,
     SyncedItem,
+    applied_lazy,
+    deleted_lazy,
 )
 from kube_runtime.client.head import LazyObject
 from kube_runtime.client.json import KubeObject
@@ -338,7 +340,7 @@ class _Synced(WatchStream[SyncedItem]):
                 if isinstance(item, Apply):
                     if not self._lazy:
                         return item.object
-                    return item.lazy or LazyObject.from_object(item.object)
+                    return applied_lazy(item)
                 if isinstance(item, InitDone):
                     objects = self._listing()  # a snapshot: the swap has just happened upstream
                     first = next(objects, None)
@@ -362,10 +364,7 @@ class _Synced(WatchStream[SyncedItem]):
     def _deleted(self, item: Delete[KubeObject]) -> KubeObject | LazyObject:
         if not self._lazy:
             return DeletedObject(item.object)
-        lazy = item.lazy
-        if lazy is None:
-            return DeletedLazyObject(None, None, item.object)
-        return DeletedLazyObject(lazy.raw, lazy.meta)
+        return deleted_lazy(item)
 
 
 #: How many objects of a synced store are yielded between two passes through the event loop.

@@ -9,21 +9,29 @@ Guarantees:
 * A subscription yields the latest state of each changed object: the object for an apply, a
   :class:`~kube_runtime.streams.DeletedObject` for a delete. After every complete (re)list, once
   the store shows it, it yields every cached object (never the list's objects one by one before
-  the swap), so a consumer catches up on whatever it missed
-  (:func:`~kube_runtime.streams.synced_objects`).
-* Buffers are bounded and coalescing: a change to an object already waiting in a buffer replaces
-  it in place and takes no extra slot. An object is its uid: the delete of an object stays in the
-  buffer when one of the same name is created after it (both are yielded, the delete first).
-  A full buffer makes the root wait (backpressure), so the store and the other consumers are at
-  most one buffer ahead of the slowest consumer; they keep draining what they already have and
-  nothing deadlocks as long as each subscription is iterated or closed.
+  the swap), so a consumer catches up on whatever it missed (as
+  :func:`~kube_runtime.streams.synced_objects` does): what it had buffered before the relist
+  first, then the listing, read from a snapshot of the store taken at the swap, then the changes
+  that follow.
+* Buffers of changes are bounded and coalescing: a change to an object already waiting in a
+  buffer replaces it in place and takes no extra slot. An object is its uid: the delete of an
+  object stays in the buffer when one of the same name is created after it (both are yielded, the
+  delete first). A full buffer makes the root wait (backpressure), so the store and the other
+  consumers are at most one buffer ahead of the slowest consumer; they keep draining what they
+  already have and nothing deadlocks as long as each subscription is iterated or closed. A
+  listing takes no buffer space and never makes the root wait: the watch resumes at once after a
+  relist however slowly a consumer reads it (the root waiting for a slow consumer to take a large
+  listing let the list's resourceVersion fall out of a short server history, so every watch
+  started with 410 Gone and relisted again, for ever).
 * A subscription sees the changes made after it subscribed; with ``catch_up=True``, one made once
   the store is ready first yields every cached object (as after a relist), so a consumer that
   starts after the sync misses nothing (``Controller.for_shared`` subscribes so). When the root
   stream ends or the reflector exits, subscriptions drain their buffers and then end.
 
-Pitfall: a subscription that is neither iterated nor closed stalls everyone once its buffer is
-full. Close the ones you stop using (``async with subscription`` or ``aclose()``).
+Pitfalls: a subscription that is neither iterated nor closed stalls everyone once its buffer is
+full. Close the ones you stop using (``async with subscription`` or ``aclose()``). A consumer that
+reads changes more slowly than they arrive holds the store and every other consumer back by as much
+(backpressure): do per-object work elsewhere (a controller's workers), not in the read loop.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from typing import Any
 
 import anyio
 
+from kube_runtime._stream_items import applied_lazy, deleted_lazy
 from kube_runtime._tasks import BackgroundTasks
 from kube_runtime.client.errors import ObjectDecodeError
 from kube_runtime.client.head import LazyObject
@@ -47,8 +56,8 @@ from kube_runtime.streams import (
     ListedLazyObject,
     ListedObject,
     reflect,
-    synced_objects,
 )
+from kube_runtime.watcher.event import Apply, Delete, InitDone
 
 __all__ = ["DEFAULT_BUFFER_SIZE", "SharedReflector", "Subscription"]
 
@@ -66,6 +75,7 @@ class Subscription:
     :class:`~kube_runtime.client.errors.ObjectDecodeError` (a value; the subscription goes on)."""
 
     __slots__ = (
+        "_before",
         "_capacity",
         "_closed",
         "_ended",
@@ -91,9 +101,12 @@ class Subscription:
         self._reflector = reflector
         self._capacity = capacity
         self._lazy = lazy
-        #: The cached objects to yield before the buffer (``catch_up``), and how many were yielded.
+        #: The cached objects to yield before the buffer (``catch_up``, or the last relist's
+        #: listing), and how many were yielded.
         self._replay = replay
         self._replayed = 0
+        #: What the buffer held when the last relist's listing was set: yielded before it.
+        self._before: dict[tuple[str | None, str, str | None], LazyObject] = {}
         #: Keyed by (namespace, name, uid): an object re-created under its name (a new uid) takes
         #: a slot of its own, so the delete of the old one is not replaced by it.
         self._pending: dict[tuple[str | None, str, str | None], LazyObject] = {}
@@ -103,31 +116,38 @@ class Subscription:
         self._not_full: anyio.Event | None = None
 
     def __len__(self) -> int:
-        """Objects waiting in the buffer."""
-        return len(self._pending)
+        """Changed objects waiting in the buffer (a listing still being read not counted)."""
+        return len(self._pending) + len(self._before)
 
     def __aiter__(self) -> Subscription:
         return self
 
     async def __anext__(self) -> Any:
-        replay = self._replay
-        if replay is not None:
-            obj = next(replay, None)
-            if obj is not None:
-                self._replayed += 1
-                if self._replayed % _REPLAY_BATCH == 0:
-                    await anyio.lowlevel.checkpoint()  # a large store must not hold the loop
-                return obj if self._lazy else _decoded(obj)
-            self._replay = None
-        while not self._pending:
+        while True:
+            before = self._before
+            if before:
+                obj = before.pop(next(iter(before)))
+                break
+            replay = self._replay
+            if replay is not None:
+                listed = next(replay, None)
+                if listed is not None:
+                    self._replayed += 1
+                    if self._replayed % _REPLAY_BATCH == 0:
+                        await anyio.lowlevel.checkpoint()  # a large store must not hold the loop
+                    obj = listed
+                    break
+                self._replay = None
+            pending = self._pending
+            if pending:
+                obj = pending.pop(next(iter(pending)))
+                self._wake_producer()
+                break
             if self._ended or self._closed:
                 raise StopAsyncIteration
             if self._not_empty is None:
                 self._not_empty = anyio.Event()
             await self._not_empty.wait()
-        key = next(iter(self._pending))
-        obj = self._pending.pop(key)
-        self._wake_producer()
         return obj if self._lazy else _decoded(obj)
 
     async def aclose(self) -> None:
@@ -138,6 +158,7 @@ class Subscription:
         self._closed = True
         self._replay = None
         self._pending.clear()
+        self._before.clear()
         self._reflector._subscribers.discard(self)
         self._wake_producer()
         self._wake_consumer()
@@ -162,6 +183,22 @@ class Subscription:
             if self._not_full is None:
                 self._not_full = anyio.Event()
             await self._not_full.wait()
+
+    def _relisted(self, listing: Iterator[LazyObject]) -> None:
+        """A (re)list was swapped into the store: yield what is buffered, then ``listing``
+        (replacing a listing not read to its end: this one is newer), then later changes."""
+        if self._closed:
+            return
+        pending = self._pending
+        if pending:
+            if self._before:
+                self._before.update(pending)  # a newer change keeps the older one's place
+            else:
+                self._before = pending
+            self._pending = {}
+            self._wake_producer()
+        self._replay, self._replayed = listing, 0
+        self._wake_consumer()
 
     def _end(self) -> None:
         self._ended = True
@@ -241,14 +278,22 @@ class SharedReflector:
 
     async def _run(self) -> None:
         writer = self._writer
-        stream = synced_objects(reflect(self._stream, writer), writer.as_reader(), deletes=True, lazy=True)
+        store = writer.as_reader()
+        # What synced_objects(..., deletes=True, lazy=True) yields, except that a relist's listing
+        # goes to each subscription as a snapshot to read at its own pace (see the module doc).
+        stream = reflect(self._stream, writer)
         try:
             async for item in stream:
-                if isinstance(item, Exception):
+                if isinstance(item, Apply):
+                    await self._dispatch(applied_lazy(item))
+                elif isinstance(item, Delete):
+                    await self._dispatch(deleted_lazy(item))
+                elif isinstance(item, InitDone):
+                    for sub in tuple(self._subscribers):
+                        sub._relisted(store.lazy_objects(ListedLazyObject))
+                elif isinstance(item, Exception):
                     self.errors += 1
                     _log.debug("shared reflector: watch error: %s", item)
-                else:
-                    await self._dispatch(item)
         finally:
             with anyio.CancelScope(shield=True):
                 await stream.aclose()

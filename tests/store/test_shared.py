@@ -225,4 +225,51 @@ async def test_a_delete_is_not_merged_away_by_a_re_creation_under_the_same_name(
     async with shared:
         await anyio.sleep(1)
     seen = [(type(o).__name__, o["metadata"]["uid"], o["metadata"]["resourceVersion"]) async for o in sub]
-    assert seen == [("DeletedObject", "old", "3"), ("dict", "new", "5")]
+    # The listing is read from the store as the relist left it; the changes after it follow.
+    assert seen == [("ListedObject", "old", "1"), ("DeletedObject", "old", "3"), ("dict", "new", "5")]
+
+
+async def test_a_slow_subscriber_does_not_hold_the_watch_back_after_a_relist() -> None:
+    """The root read the relist's listing into every buffer before it pulled the next watch item: a
+    consumer reading 2,000 listed objects at 5 ms each kept the watch closed for 10 s, long enough for
+    the list's resourceVersion to leave a short server history, so every watch began with 410 and
+    relisted, for ever. The listing now waits in each subscription and the watch goes on at once."""
+    listed = 2000
+    pulled_after_sync = anyio.Event()
+
+    async def source() -> AsyncIterator[Any]:
+        yield INIT
+        for i in range(listed):
+            yield InitApply(cm(f"o{i}", i + 1))
+        yield INIT_DONE
+        pulled_after_sync.set()  # the watcher was asked for more: the watch would open now
+        for i in range(5):
+            yield Apply(cm(f"live{i}", listed + 1 + i))
+        await anyio.sleep_forever()
+
+    reader, writer = store(gc_policy=None)
+    shared = SharedReflector(writer, source(), buffer_size=64)
+    fast, slow = shared.subscribe(), shared.subscribe()
+    fast_seen: list[str] = []
+    fast_caught_up = anyio.Event()
+
+    async def read_fast() -> None:
+        async for obj in fast:
+            fast_seen.append(key(obj))
+            if len(fast_seen) == listed + 5:
+                fast_caught_up.set()
+
+    async def read_slow() -> None:
+        async for _ in slow:
+            await anyio.sleep(0.005)
+
+    async with shared, anyio.create_task_group() as tg:
+        tg.start_soon(read_fast)
+        tg.start_soon(read_slow)
+        with anyio.fail_after(1):  # virtual seconds; the slow reader needs 10 for the listing
+            await pulled_after_sync.wait()
+        with anyio.fail_after(1):
+            await fast_caught_up.wait()
+        assert fast_seen[listed:] == [f"live{i}" for i in range(5)]
+        assert len(reader) == listed + 5
+        tg.cancel_scope.cancel()
