@@ -8,7 +8,7 @@ from typing import Any, TypeAlias
 
 from kube_runtime.client.head import LazyObject
 from kube_runtime.client.json import KubeObject
-from kube_runtime.watcher.event import Apply, Delete, WatcherEvent
+from kube_runtime.watcher.event import Delete, WatcherEvent
 
 __all__ = [
     "DeletedLazyObject",
@@ -74,11 +74,6 @@ class ModifyFailed(Exception):
         super().__init__(f"modify function raised: {type(error).__name__}: {error}")
         self.error = error
         self.__cause__ = error
-
-
-def applied_lazy(item: Apply[KubeObject]) -> LazyObject:
-    """The object of an ``Apply`` as a lazy object (the event's own, when it carries one)."""
-    return item.lazy or LazyObject.from_object(item.object)
 
 
 def deleted_lazy(item: Delete[KubeObject]) -> DeletedLazyObject:

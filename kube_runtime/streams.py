@@ -48,7 +48,6 @@ from kube_runtime._stream_items import (
     ModifyFailed,
     ObjectItem,
     SyncedItem,
-    applied_lazy,
     deleted_lazy,
 )
 from kube_runtime.client.head import LazyObject
@@ -340,7 +339,7 @@ class _Synced(WatchStream[SyncedItem]):
                 if isinstance(item, Apply):
                     if not self._lazy:
                         return item.object
-                    return applied_lazy(item)
+                    return item.lazy or LazyObject.from_object(item.object)
                 if isinstance(item, InitDone):
                     objects = self._listing()  # a snapshot: the swap has just happened upstream
                     first = next(objects, None)

@@ -43,7 +43,7 @@ from typing import Any
 
 import anyio
 
-from kube_runtime._stream_items import applied_lazy, deleted_lazy
+from kube_runtime._stream_items import deleted_lazy
 from kube_runtime._tasks import BackgroundTasks
 from kube_runtime.client.errors import ObjectDecodeError
 from kube_runtime.client.head import LazyObject
@@ -285,7 +285,7 @@ class SharedReflector:
         try:
             async for item in stream:
                 if isinstance(item, Apply):
-                    await self._dispatch(applied_lazy(item))
+                    await self._dispatch(item.lazy or LazyObject.from_object(item.object))
                 elif isinstance(item, Delete):
                     await self._dispatch(deleted_lazy(item))
                 elif isinstance(item, InitDone):
