@@ -266,13 +266,15 @@ class Assigner:
             if shard is None or shard in alive:
                 continue
             if ids:
-                states[shard] = await self._dead_member_state(shard, now)
+                # With no live member the objects cannot move: their member's Lease is not taken
+                # over (a hold would keep it from coming back for them, with nowhere else to go).
+                states[shard] = await self._dead_member_state(shard, now) if alive else MemberState.FENCING
                 self._dirty.update(ids)
         self._dirty.update(self._by_shard.get(None, ()))
         for member in alive:
             states[member] = MemberState.ALIVE
         await self._write(states, now)
-        await self._release_idle_holds()
+        await self._release_idle_holds(everything=not alive)
         self._export(now, alive)
 
     async def _dead_member_state(self, member: str, now: float) -> MemberState:
@@ -317,8 +319,10 @@ class Assigner:
             log.info("ring %s: holding the Lease of dead member %s while its objects move", self.ring, member)
         return True
 
-    async def _release_idle_holds(self) -> None:
-        for member in [m for m in self._holds if not self._by_shard.get(m)]:
+    async def _release_idle_holds(self, *, everything: bool = False) -> None:
+        """Release the Leases held for members with no object left (``everything``: all of them,
+        when no live member could take their objects)."""
+        for member in [m for m in self._holds if everything or not self._by_shard.get(m)]:
             del self._holds[member]
             record = self.membership.record(member)
             if record is None or record.holder != self.holder:

@@ -293,3 +293,22 @@ async def test_a_member_lease_cleared_by_hand_is_fenced_until_it_expires(api_ser
         await update_all(api_server, "2")
         await until(lambda: r.settled(["a", "b"]) or r.settled(["a"]))
     assert r.journal.overlaps == []
+
+
+async def test_a_sole_member_that_lost_its_lease_gets_it_back(api_server: ApiServer) -> None:
+    """With no live member the objects of a dead one cannot move, so the assigner does not take its
+    Lease over: a hold would keep the member from coming back for them (a ring of one whose member
+    Lease lapsed stopped for good)."""
+    await create(api_server, 10)
+    async with ring(api_server) as r:
+        a = await r.join("a")
+        await until(lambda: r.assigner_of() == ["a"] and r.settled(["a"]))
+        a.transport.refused = lambda request: (
+            request.method == "GET" and request.url.path.endswith("/leases/a")
+        )
+        await until(lambda: not a.sharded.is_member())
+        await anyio.sleep(2 * a.sharded.lease_duration)  # its Lease has expired meanwhile
+        a.transport.refused = None
+        await update_all(api_server, "1")
+        await until(lambda: a.sharded.is_member() and r.settled(["a"]))
+    assert r.journal.overlaps == []
