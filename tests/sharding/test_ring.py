@@ -307,7 +307,9 @@ async def test_a_sole_member_that_lost_its_lease_gets_it_back(api_server: ApiSer
             request.method == "GET" and request.url.path.endswith("/leases/a")
         )
         await until(lambda: not a.sharded.is_member())
-        await anyio.sleep(2 * a.sharded.lease_duration)  # its Lease has expired meanwhile
+        assigner = a.sharded.assigner
+        assert assigner is not None
+        await until(lambda: not assigner.membership.alive(anyio.current_time()))  # its Lease expired
         a.transport.refused = None
         await update_all(api_server, "1")
         await until(lambda: a.sharded.is_member() and r.settled(["a"]))
