@@ -15,7 +15,8 @@
   the watch request got no response headers within that bound. Each is also an error
   (``code="timeout"``) and is logged at WARNING with the watch, phase, bound and request path;
 * ``kube_runtime_watch_relists_total{watch}``: every ``Init`` after the first (full re-lists,
-  e.g. after a 410);
+  e.g. after a 410, or a paged list listed again in one request because a page's ``continue``
+  token expired, which is not an error);
 * ``kube_runtime_watch_restarts_total{watch}``: recoveries, i.e. the first event after one or
   more errors (the watcher backed off and re-established its list or watch);
 * ``kube_runtime_watch_last_event_timestamp_seconds{watch}``: Unix time of the last event, or,

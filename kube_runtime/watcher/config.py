@@ -67,9 +67,10 @@ class WatcherConfig:
     """Immutable watcher settings; the builder methods return modified copies.
 
     ``timeout`` is the watch's ``timeoutSeconds`` (``None`` means 290); it must be below 295.
-    ``page_size=None`` lists everything in one request. ``bookmark_interval`` is the expected
-    seconds between bookmarks (``None``: learned from the stream); a watch that misses
-    ``missed_bookmarks`` of them in a row is given up and resumed.
+    ``page_size=None`` lists everything in one request; a paged list whose ``continue`` token
+    expires part-way is listed again that way (see :meth:`list_params`). ``bookmark_interval`` is
+    the expected seconds between bookmarks (``None``: learned from the stream); a watch that
+    misses ``missed_bookmarks`` of them in a row is given up and resumed.
     """
 
     label_selector: str | None = None
@@ -169,13 +170,18 @@ class WatcherConfig:
     def is_streaming(self) -> bool:
         return self.initial_list_strategy is InitialListStrategy.STREAMING_LIST
 
-    def list_params(self, continue_token: str | None) -> dict[str, Any]:
-        """Keyword arguments for ``Api.list`` for one page."""
+    def list_params(self, continue_token: str | None, *, full: bool = False) -> dict[str, Any]:
+        """Keyword arguments for ``Api.list`` for one page.
+
+        ``full``: the fallback after a page's ``continue`` token expired, one list of everything:
+        no ``limit`` and no ``continue``, every other parameter (selectors, resourceVersion
+        semantics) as the first page's (client-go's pager does the same).
+        """
         params: dict[str, Any] = {
             "label_selector": self.label_selector,
             "field_selector": self.field_selector,
-            "limit": self.page_size,
-            "continue_token": continue_token,
+            "limit": None if full else self.page_size,
+            "continue_token": None if full else continue_token,
         }
         if self.list_semantic is ListSemantic.ANY and self.page_size is None:
             params["resource_version"] = "0"

@@ -5,7 +5,8 @@ so one failure never ends the stream; the next iteration recovers (kube-rs seman
 
 Bracketing guarantee: every full (re)list is ``Init``, then zero or more ``InitApply``, then
 ``InitDone``; a relist that fails part-way restarts with a new ``Init`` (so a store discards the
-partial buffer). ``Apply``/``Delete`` only appear after an ``InitDone``.
+partial buffer), and so does a paged list whose ``continue`` token expired, listed again in one
+request. ``Apply``/``Delete`` only appear after an ``InitDone``.
 """
 
 from __future__ import annotations
@@ -113,7 +114,11 @@ class WatcherError(KubeError):
 
 
 class InitialListFailed(WatcherError):
-    """A list page failed; the watcher restarts the list (with a new ``Init``)."""
+    """A list page failed; the watcher restarts the list (with a new ``Init``).
+
+    Not yielded for a page whose ``continue`` token expired (410): the watcher then lists
+    everything in one request at once, after a new ``Init`` (see :mod:`kube_runtime.watcher.state`).
+    """
 
     def __init__(self, cause: BaseException) -> None:
         super().__init__(f"initial list failed: {cause}")

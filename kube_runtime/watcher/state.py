@@ -17,7 +17,15 @@ Semantics (kube-rs ``watcher.rs``, with its known gaps fixed):
   idle timeout or a broken connection resumes from it without relisting.
 * An ``ERROR`` event with code 410 relists. So does a 410 when starting the watch (kube-rs retries
   that stale version forever).
-* A list that fails part-way starts over; the new list begins with a fresh ``Init``.
+* A list page requested with a ``continue`` token that fails with 410 (reason ``Expired``: the
+  token's resourceVersion was compacted away) falls back to one list without ``limit`` and without
+  ``continue`` (:class:`InitFullList`), as client-go's pager does for the reflector
+  (``FullListIfExpired``); the fallback yields a fresh ``Init`` at once (the pages so far are
+  discarded, as by a restart) and that one list completes it with ``InitDone``. kube-rs restarts
+  the paged list instead, which never finishes while compaction outpaces it. The expired page is
+  not an error value (nothing to back off from); the driver logs it.
+* Any other list failure, and a failure of that full list, starts over from :class:`Empty`; the
+  new list begins with a fresh ``Init``.
 * A watch line that fails to decode is reported (``WatchFailed``) and read again: the watch reopens
   from the last version, and a streaming list starts over (kube-rs reads on, and the event or the
   listed object is lost); the same line failing again is skipped (:class:`Watching`,
@@ -51,6 +59,7 @@ __all__ = [
     "INITIAL_EVENTS_END_ANNOTATION",
     "Call",
     "Empty",
+    "InitFullList",
     "InitListed",
     "InitPage",
     "InitialWatch",
@@ -71,6 +80,7 @@ __all__ = [
     "WatchRejected",
     "WatcherItem",
     "Watching",
+    "continue_expired",
     "has_open_watch",
     "next_call",
     "step",
@@ -100,6 +110,13 @@ class InitPage:
 
     continue_token: str
     resource_version: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class InitFullList:
+    """A page's ``continue`` token expired: the next call lists everything in one request (no
+    ``limit``, no ``continue``; the first page's selectors and resourceVersion semantics). The
+    ``Init`` that discards the pages so far was already yielded; this list's objects follow it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,14 +155,18 @@ class Watching:
     refetch: bool = False
 
 
-State: TypeAlias = Empty | InitPage | InitialWatch | InitListed | Watching
+State: TypeAlias = Empty | InitPage | InitFullList | InitialWatch | InitListed | Watching
 
 # -- calls: the one I/O call the driver makes next ------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class ListPage:
+    """List one page: the first (``continue_token`` ``None``) or the next one. ``full``: one list of
+    everything instead, without ``limit`` (the fallback after an expired token)."""
+
     continue_token: str | None
+    full: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +275,8 @@ class Stepped:
 
 
 _EMPTY: Final = Empty()
+_FULL_LIST: Final = InitFullList()
+_LIST_EVERYTHING: Final = ListPage(None, full=True)
 _INITIAL_WATCH: Final = InitialWatch()
 _REFETCHING_LIST: Final = InitialWatch(refetch=True)
 _READ: Final = ReadWatch()
@@ -270,6 +293,8 @@ def next_call(state: State, *, streaming: bool) -> Call:
         return StartWatch(None, initial=True) if streaming else ListPage(None)
     if isinstance(state, InitPage):
         return ListPage(state.continue_token)
+    if isinstance(state, InitFullList):
+        return _LIST_EVERYTHING
     if isinstance(state, InitListed):
         return StartWatch(state.resource_version, initial=False)
     return _READ
@@ -280,7 +305,7 @@ def step(state: State, outcome: Outcome) -> Stepped:
 
     Raises ``ValueError`` for an outcome that cannot follow the state's action (a driver bug).
     """
-    if isinstance(state, Empty | InitPage):
+    if isinstance(state, Empty | InitPage | InitFullList):
         return _step_listing(state, outcome)
     if isinstance(state, InitListed):
         return _step_starting(state, outcome)
@@ -293,12 +318,22 @@ def _unexpected(state: State, outcome: Outcome) -> ValueError:
     return ValueError(f"outcome {type(outcome).__name__} cannot follow state {state!r}")
 
 
-def _step_listing(state: Empty | InitPage, outcome: Outcome) -> Stepped:
+def continue_expired(error: BaseException) -> bool:
+    """Whether a page requested with a ``continue`` token failed because the token expired: a 410
+    (kube-apiserver answers reason ``Expired``, "The provided continue parameter is too old ...")."""
+    return isinstance(error, ApiError) and (error.is_gone or error.reason == "Expired")
+
+
+def _step_listing(state: Empty | InitPage | InitFullList, outcome: Outcome) -> Stepped:
     first = isinstance(state, Empty)
     if isinstance(outcome, Listed):
-        carried = None if isinstance(state, Empty) else state.resource_version
+        carried = state.resource_version if isinstance(state, InitPage) else None
         return _page(outcome.page, carried, first=first)
     if isinstance(outcome, ListFailed):
+        if isinstance(state, InitPage) and continue_expired(outcome.error):
+            # client-go's pager (FullListIfExpired): the rest cannot be paged at the list's version;
+            # list everything at once. The Init resets a store's buffer of the pages so far.
+            return Stepped(_FULL_LIST, (INIT,))
         return Stepped(_EMPTY, (InitialListFailed(outcome.error),))
     if first and isinstance(outcome, WatchOpened):
         assert isinstance(state, Empty)

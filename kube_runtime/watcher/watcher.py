@@ -13,6 +13,11 @@ silence on the stream. A watch given up that way is yielded as ``WatchStartFaile
 or ``WatchFailed`` (silence), both caused by a
 :class:`~kube_runtime.client.errors.WatchTimeout`, and the next iteration resumes from the last
 resourceVersion, so a backoff stage delays the retry and ``observe_watch`` counts and logs it.
+
+Lists: pages of ``page_size`` objects (``limit`` and ``continue``). A page whose ``continue``
+token expired (410: its resourceVersion was compacted) is not retried from scratch: the next call
+lists everything in one request (see :mod:`kube_runtime.watcher.state`), logged at INFO, and its
+``Init`` is counted by ``observe_watch`` as a relist.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from kube_runtime.watcher.progress import WatchProgress
 from kube_runtime.watcher.shards import check_shard_info
 from kube_runtime.watcher.state import (
     Empty,
+    InitFullList,
     Listed,
     ListFailed,
     ListPage,
@@ -290,7 +296,8 @@ async def _drive(
                 call = next_call(state, streaming=streaming)
                 if isinstance(call, ListPage):
                     try:
-                        outcome = Listed(await list_fn(**config.list_params(call.continue_token)))
+                        params = config.list_params(call.continue_token, full=call.full)
+                        outcome = Listed(await list_fn(**params))
                         if config.shard_selector:
                             page = outcome.page
                             listing = page if isinstance(page, dict) else {"metadata": page.metadata}
@@ -324,6 +331,9 @@ async def _drive(
                 cm, watch_cm, events = watch_cm, None, None
                 await _close_quietly(cm)
             state = stepped.state
+            if type(state) is InitFullList:
+                assert isinstance(outcome, ListFailed)
+                _log_full_list(outcome.error, resource)
             for item in stepped.items:
                 if isinstance(item, WatcherError):
                     warned_unserved = _log_error(item, resource, warned_unserved)
@@ -429,6 +439,20 @@ def _log_error(error: WatcherError, resource: ApiResource | None, warned_unserve
     else:
         _log.debug("watcher error: %s", error)
     return warned_unserved
+
+
+def _log_full_list(error: BaseException, resource: ApiResource | None) -> None:
+    """Log the fallback from a paged list whose ``continue`` token expired to one full list."""
+    what = "objects" if resource is None else _gvr(resource)
+    _log.info(
+        "a continue token expired part-way through a paged list of %s (%s): listing them again in "
+        "one request without limit",
+        what,
+        error,
+        extra=None
+        if resource is None
+        else {"group": resource.group, "version": resource.version, "resource": resource.plural},
+    )
 
 
 def _gvr(resource: ApiResource) -> str:

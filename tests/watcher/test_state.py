@@ -23,6 +23,7 @@ from kube_runtime.watcher.event import (
 )
 from kube_runtime.watcher.state import (
     Empty,
+    InitFullList,
     InitialWatch,
     InitListed,
     InitPage,
@@ -113,6 +114,40 @@ def test_failed_page_restarts_the_list_with_a_new_init() -> None:
     assert isinstance(s.items[0], InitialListFailed)
     s = step(s.state, page(["a"], "11"))
     assert isinstance(s.items[0], Init)
+
+
+def test_an_expired_continue_token_falls_back_to_one_full_list() -> None:
+    """The paged list restarted from scratch on a page whose continue token expired (410), so it
+    never finished while compaction came faster than a full paged list. Now (client-go's pager,
+    FullListIfExpired) the next call lists everything without limit or continue: the pages so far
+    are discarded by a new Init, and that one list completes the initial list."""
+    s = step(Empty(), page(["a", "b"], "10", cont="t1"))
+    s = step(s.state, page(["c"], None, cont="t2"))
+    assert s.state == InitPage("t2", "10")
+    s = step(s.state, ListFailed(gone()))
+    assert s.state == InitFullList()
+    assert [type(i) for i in s.items] == [Init]  # no error value: nothing to back off from
+    assert next_call(s.state, streaming=False) == ListPage(None, full=True)
+    s = step(s.state, page(["a", "b", "c", "d"], "17"))
+    assert [type(i) for i in s.items] == [InitApply] * 4 + [InitDone]
+    assert [i.object["metadata"]["name"] for i in s.items[:4]] == ["a", "b", "c", "d"]  # type: ignore[union-attr]
+    assert s.state == InitListed("17")
+
+
+def test_a_gone_first_page_or_a_failing_full_list_restarts_as_before() -> None:
+    # Only a page requested with a continue token falls back.
+    s = step(Empty(), ListFailed(gone()))
+    assert s.state == Empty()
+    assert [type(i) for i in s.items] == [InitialListFailed]
+    # Other failures of a later page restart the paged list.
+    s = step(InitPage("t", "10"), ListFailed(TransportError("reset")))
+    assert s.state == Empty()
+    # The full list failing is a failed list: start over (paged) with an error value.
+    for error in (gone(), server_error()):
+        s = step(InitFullList(), ListFailed(error))
+        assert s.state == Empty()
+        assert [type(i) for i in s.items] == [InitialListFailed]
+    assert next_call(s.state, streaming=False) == ListPage(None)
 
 
 def test_list_without_version_or_continue_is_an_error() -> None:
@@ -293,7 +328,8 @@ def test_open_watch_states() -> None:
 class Model:
     """A reference model written as straight-line rules, independent of the step function's layout.
 
-    ``phase`` is one of: relist, paging, initial, resume, watching.
+    ``phase`` is one of: relist, paging, full (listing everything after an expired continue
+    token), initial, resume, watching.
     """
 
     streaming: bool
@@ -308,6 +344,8 @@ class Model:
             return StartWatch(None, initial=True) if self.streaming else ListPage(None)
         if self.phase == "paging":
             return ListPage(self.token)
+        if self.phase == "full":
+            return ListPage(None, full=True)
         if self.phase == "resume":
             return StartWatch(self.rv, initial=False)
         return ReadWatch()
@@ -357,7 +395,7 @@ def model_step(m: Model, o: Outcome) -> list[type]:
             meta.get("continue") or None,
             meta.get("resourceVersion") or (m.rv if m.phase == "paging" else None),
         )
-        first = m.phase == "relist"
+        first = m.phase == "relist"  # the full list's Init came with the fallback
         if cont is None and rv is None:
             m.phase, m.rv, m.in_list = "relist", None, False
             return [NoResourceVersion]
@@ -369,6 +407,9 @@ def model_step(m: Model, o: Outcome) -> list[type]:
         m.phase, m.rv, m.in_list = "resume", rv, False
         return [*out, InitDone]
     if isinstance(o, ListFailed):
+        if m.phase == "paging" and isinstance(o.error, ApiError) and o.error.code == 410:
+            m.phase, m.in_list = "full", True
+            return [Init]
         m.phase, m.in_list = "relist", False
         return [InitialListFailed]
     if isinstance(o, WatchOpened):
