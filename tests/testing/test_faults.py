@@ -93,6 +93,10 @@ async def test_compaction_expires_old_resource_versions(api_server: ApiServer) -
         # the continue token of the old snapshot is expired too
         resp = await http.get(CM, params={"limit": "2", "continue": first["metadata"]["continue"]})
         assert resp.status_code == 410
+        assert resp.json()["reason"] == "Expired"
+        assert resp.json()["message"].startswith(
+            "The provided continue parameter is too old to display a consistent list result."
+        )
         resp = await http.get(CM, params={"resourceVersion": old_rv, "resourceVersionMatch": "Exact"})
         assert resp.status_code == 410
         # watching from the current resourceVersion works
@@ -101,6 +105,25 @@ async def test_compaction_expires_old_resource_versions(api_server: ApiServer) -
             await http.post(CM, json=configmap("after"))
             (event,) = await _lines(resp, 1)
         assert event["type"] == "ADDED"
+
+
+async def test_a_continue_token_at_the_compaction_point_is_still_served(api_server: ApiServer) -> None:
+    """etcd serves a read at the compacted revision itself: a token of a list made with no write
+    since is not older than the compaction point. One write later, the next compaction expires it."""
+    async with http_client(api_server) as http:
+        for i in range(3):
+            await http.post(CM, json=configmap(f"c{i}"))
+        first = (await http.get(CM, params={"limit": "2"})).json()
+        token = first["metadata"]["continue"]
+        assert api_server.faults.compact() == int(first["metadata"]["resourceVersion"])
+        resp = await http.get(CM, params={"limit": "2", "continue": token})
+        assert resp.status_code == 200
+        assert resp.json()["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
+        await http.post(CM, json=configmap("later"))
+        api_server.faults.compact()
+        resp = await http.get(CM, params={"limit": "2", "continue": token})
+        assert resp.status_code == 410
+        assert resp.json()["reason"] == "Expired"
 
 
 async def test_history_is_bounded() -> None:

@@ -103,7 +103,13 @@ class Faults:
         self.bookmarks_paused = False
 
     def compact(self) -> int:
-        """Drop all watch history; returns the resourceVersion everything older is expired against."""
+        """Drop all watch history; returns the resourceVersion everything older is expired against.
+
+        As etcd's compaction at the current revision: a continue token, an exact list or a watch
+        from an older resourceVersion gets 410 ``Expired``; one at that revision itself (a list
+        made with no write anywhere since) is still served, as etcd serves a read at the
+        compacted revision. kube-apiserver's compactor writes before each compaction, so to
+        expire a list's tokens here, write something (any resource) before compacting."""
         rv = self._storage.compact()
         return rv
 
