@@ -76,7 +76,8 @@ from kube_runtime.store.store import Store
 __all__ = ["ErrorPolicy", "ReconcileAttempts", "Reconciler"]
 
 _log = logging.getLogger("kube_runtime.controller")
-#: Reconcile ids: a random per-process prefix and a counter (unique, and far cheaper than uuid4).
+#: Reconcile ids: a random per-process prefix and a counter in hex (unique, and far cheaper than
+#: uuid4).
 _ID_PREFIX: Final = uuid.uuid4().hex[:12]
 _id_counter = itertools.count(1)
 
@@ -174,21 +175,15 @@ class ReconcileAttempts(Generic[C]):
         spans = self._spans
         span: trace.Span = trace.INVALID_SPAN
         token: Token[otel_context.Context] | None = None
+        reconcile_id = f"{_ID_PREFIX}-{next(_id_counter):x}"
         if not spans.enabled:
             _current.set(
                 ReconcileInfo(
-                    obj_ref,
-                    reason,
-                    _next_reconcile_id(),
-                    self._name,
-                    backoff.failures(obj_ref),
-                    unrecorded_ids(),
+                    obj_ref, reason, reconcile_id, self._name, backoff.failures(obj_ref), unrecorded_ids()
                 )
             )
         else:
-            _current.set(
-                ReconcileInfo(obj_ref, reason, _next_reconcile_id(), self._name, backoff.failures(obj_ref))
-            )
+            _current.set(ReconcileInfo(obj_ref, reason, reconcile_id, self._name, backoff.failures(obj_ref)))
             parent = otel_context.get_current()
             span = spans.start(obj_ref, reason, parent)
             token = otel_context.attach(trace.set_span_in_context(span, parent))
@@ -237,13 +232,14 @@ class ReconcileAttempts(Generic[C]):
                     failed = ReconcilerFailed(failure, obj_ref, reason=reason, duration=duration)
                 return await self._failed(obj, failed, failure, due, span)
             backoff.forget(obj_ref)
-            self._requeue_after(
-                obj_ref,
-                ReconcileReason.RECONCILER_REQUESTED_RETRY,
-                action.requeue_after,
-                due.priority if action.priority is None else action.priority,
-                action.timeout,
-            )
+            if action.requeue_after is not None:
+                self._requeue_after(
+                    obj_ref,
+                    ReconcileReason.RECONCILER_REQUESTED_RETRY,
+                    action.requeue_after,
+                    due.priority if action.priority is None else action.priority,
+                    action.timeout,
+                )
             return Reconciled(obj_ref, action, reason=reason, duration=duration)
         finally:
             if token is not None:
@@ -315,10 +311,6 @@ def _being_cancelled() -> bool:
     """Whether the running task has a cancellation requested (shutdown, a timeout's scope)."""
     task = asyncio.current_task()
     return task is None or task.cancelling() > 0
-
-
-def _next_reconcile_id() -> str:
-    return f"{_ID_PREFIX}-{next(_id_counter):x}"
 
 
 def _log_ids(info: ReconcileInfo, span: trace.Span) -> dict[str, str]:

@@ -44,8 +44,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import math
+import types
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Hashable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Generator, Hashable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
@@ -142,8 +143,6 @@ class Runner(Generic[T, R]):
         #: Workers between the end of a run and their next take (each takes one due message).
         self._finishing = 0
         self._reported_added = 0
-        running = self.running
-        self._can_take: Callable[[T], bool] = lambda message: message not in running
         #: The clock every time here is read from (``anyio.current_time``'s source, read directly
         #: on asyncio once :meth:`run` started: it is called several times per reconcile).
         self.clock: Callable[[], float] = anyio.current_time
@@ -271,7 +270,7 @@ class Runner(Generic[T, R]):
         idle = self._idle
         if self._ready and not self._blocked_outputs:
             while not limit or len(running) < limit:
-                due = scheduler.pop(now, self._can_take)
+                due = scheduler.pop(now, blocked=running)
                 if due is None:
                     break
                 running[due.message] = now
@@ -305,18 +304,26 @@ class Runner(Generic[T, R]):
         base = contextvars.copy_context()
         pause = self._pause
         scheduler = self.scheduler
+        nothing_due = False
         while True:
-            due = handoff.popleft() if handoff else self._take()
+            if handoff:
+                due: Due[T] | None = handoff.popleft()
+            elif nothing_due:  # seen after the last run, with no await since: no take to try
+                due, nothing_due = None, False
+            else:
+                due = self._take()
             if due is not None:
-                if not await self._run_one(due, output, base.copy()) and (
-                    handoff or scheduler.has_pending or scheduler.is_due(self.clock())
-                ):
-                    # Let what is ready run first (watch events updating the store, the results'
-                    # consumer) before taking the next message, as a pass through the loop would.
-                    # With nothing due the worker goes idle below, which yields as well.
-                    await pause()
+                # A hand-over that waited has yielded already; what is due now is the take's.
+                if not await self._run_one(due, output, base.copy()):
+                    if handoff or scheduler.ready_count or scheduler.is_due(self.clock()):
+                        # Let what is ready run first (watch events updating the store, the
+                        # results' consumer) before taking the next message, as a pass through
+                        # the loop would.
+                        await pause()
+                    else:  # nothing due: the worker goes idle below, which yields as well
+                        nothing_due = True
                 self._finishing -= 1
-            elif self._dispatching and (self.concurrency or self.scheduler.has_pending):
+            elif self._dispatching and (self.concurrency or self.scheduler.ready_count):
                 # Unbounded, a worker waits only while due work is held back (an output waiting
                 # for the consumer); with nothing due it returns.
                 deadline = self.scheduler.next_deadline()
@@ -337,11 +344,11 @@ class Runner(Generic[T, R]):
             return None
         now = self.clock()
         scheduler = self.scheduler
-        due = scheduler.pop(now, self._can_take)
+        due = scheduler.pop(now, blocked=running)
         if due is None:
             return None
         running[due.message] = now
-        if not self.concurrency and not self._finishing and scheduler.has_pending and self._sleeping:
+        if not self.concurrency and not self._finishing and scheduler.ready_count and self._sleeping:
             self._wake.set()  # unbounded, and no other finishing worker will take the rest
         self._hooks.on_started(now - due.due_at)
         self._report_queue()
@@ -361,7 +368,7 @@ class Runner(Generic[T, R]):
             scheduler = self.scheduler
             scheduler.unpark(message)
             self._hooks.on_finished(self.clock() - started)
-            if self._idle and scheduler.has_pending:  # this worker takes one, idle ones the rest
+            if self._idle and scheduler.ready_count:  # this worker takes one, idle ones the rest
                 self._idle.pop().set()
         try:
             output.send_nowait(result)
@@ -377,7 +384,7 @@ class Runner(Generic[T, R]):
                 # to wake idle workers for what else came due.
                 if self._idle and not self._blocked_outputs:
                     scheduler = self.scheduler
-                    if scheduler.has_pending or scheduler.is_due(self.clock()):
+                    if scheduler.ready_count or scheduler.is_due(self.clock()):
                         self._wake.set()
         return True
 
@@ -419,8 +426,11 @@ def _pause_for_backend() -> Callable[[], Awaitable[None]]:
     return _asyncio_pause
 
 
-async def _asyncio_pause() -> None:
-    await asyncio.sleep(0)
+@types.coroutine
+def _asyncio_pause() -> Generator[None, None, None]:
+    """What ``asyncio.sleep(0)`` does (a bare yield: the task is stepped again on the loop's next
+    pass), without its call in between."""
+    yield
 
 
 def loop_clock() -> Callable[[], float]:

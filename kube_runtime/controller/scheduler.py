@@ -44,7 +44,15 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Hashable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Container,
+    Hashable,
+    Mapping,
+)
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Final, Generic, NamedTuple, TypeVar
@@ -135,7 +143,9 @@ class Scheduler(Generic[T]):
         self._seq = itertools.count()
         #: Due entries: priority -> heap of (due time, seq, entry). Empty heaps are removed.
         self._ready: dict[int, list[_HeapItem[T]]] = {}
-        self._ready_count = 0
+        #: Due messages waiting to be offered, parked ones excluded (read-only: :attr:`has_pending`
+        #: as a count, read on the runner's hot path without a property call).
+        self.ready_count = 0
         self._parked: dict[T, _Entry[T]] = {}
         self._depths: dict[int, int] = {}
         #: Whether the next start goes to the earliest-due aged message (the alternation).
@@ -152,12 +162,12 @@ class Scheduler(Generic[T]):
     @property
     def has_pending(self) -> bool:
         """Whether due messages wait to be offered (parked ones excluded)."""
-        return self._ready_count > 0
+        return self.ready_count > 0
 
     @property
     def pending_count(self) -> int:
         """Messages that are due but held back, parked ones included (the work queue's depth)."""
-        return self._ready_count + len(self._parked)
+        return self.ready_count + len(self._parked)
 
     @property
     def depths(self) -> Mapping[int, int]:
@@ -214,16 +224,24 @@ class Scheduler(Generic[T]):
 
     def is_due(self, now: float) -> bool:
         """Whether an entry of the delay queue has come due by ``now`` (not yet moved to pending)."""
-        deadline = self.next_deadline()
-        return deadline is not None and deadline <= now
+        heap = self._heap
+        while heap and not heap[0][2].alive:
+            heapq.heappop(heap)
+        return bool(heap) and heap[0][0] <= now
 
-    def pop(self, now: float, can_take: Callable[[T], bool] | None = None) -> Due[T] | None:
+    def pop(
+        self,
+        now: float,
+        can_take: Callable[[T], bool] | None = None,
+        *,
+        blocked: Container[T] | None = None,
+    ) -> Due[T] | None:
         """The next message to run now, or ``None`` (the order is the module's rules).
 
-        A due message that ``can_take`` refuses is *parked*: it stays pending (swallowing
-        requests) but is not offered again until :meth:`unpark` is called for it, so a message
-        blocked by its own running instance costs nothing per call (kube-rs re-checks every
-        pending message on every poll).
+        A due message that ``can_take`` refuses, or that is in ``blocked`` (the messages running
+        now, say), is *parked*: it stays pending (swallowing requests) but is not offered again
+        until :meth:`unpark` is called for it, so a message blocked by its own running instance
+        costs nothing per call (kube-rs re-checks every pending message on every poll).
         """
         delayed = self._heap
         if delayed and delayed[0][0] <= now:
@@ -248,9 +266,11 @@ class Scheduler(Generic[T]):
                 heapq.heappop(heap)
                 if not heap:
                     del ready[entry.priority]
-            self._ready_count -= 1
+            self.ready_count -= 1
             message = entry.message
-            if can_take is not None and not can_take(message):
+            if (blocked is not None and message in blocked) or (
+                can_take is not None and not can_take(message)
+            ):
                 entry.state = _PARKED
                 self._parked[message] = entry
                 continue
@@ -304,10 +324,13 @@ class Scheduler(Generic[T]):
 
     def unpark(self, message: T) -> None:
         """Offer a parked message again (its blocker is gone); no-op if it is not parked."""
-        entry = self._parked.pop(message, None)
+        parked = self._parked
+        if not parked:  # the common case: nothing to look up
+            return
+        entry = parked.pop(message, None)
         if entry is not None:
             entry.state = _READY
-            self._ready_count += 1
+            self.ready_count += 1
             heapq.heappush(self._ready.setdefault(entry.priority, []), (entry.run_at, entry.seq, entry))
 
     def hold(self, now: float) -> None:
@@ -335,7 +358,7 @@ class Scheduler(Generic[T]):
                 heappush(target, item)
         self._scheduled_count -= moved
         self.became_due += moved
-        self._ready_count += moved
+        self.ready_count += moved
 
     def clear(self) -> None:
         """Drop everything scheduled and pending."""
@@ -343,7 +366,7 @@ class Scheduler(Generic[T]):
         self._heap.clear()
         self._scheduled_count = 0
         self._ready.clear()
-        self._ready_count = 0
+        self.ready_count = 0
         self._parked.clear()
         for priority in self._depths:
             self._depths[priority] = 0

@@ -19,8 +19,10 @@ import random
 __all__ = ["unrecorded_ids"]
 
 _bits = random.Random().getrandbits
+_SPAN_MASK = (1 << 64) - 1
 
 
 def unrecorded_ids() -> tuple[int, int]:
-    """Fresh non-zero ``(trace_id, span_id)``: 128 and 64 random bits."""
-    return _bits(128) or 1, _bits(64) or 1
+    """Fresh non-zero ``(trace_id, span_id)``: 128 and 64 random bits (one draw of 192)."""
+    bits = _bits(192)
+    return bits >> 64 or 1, bits & _SPAN_MASK or 1
