@@ -1,7 +1,10 @@
 """Typed verbs for one resource kind, in one namespace or across all: kube-rs's ``Api<K>``.
 
 Objects are plain dicts. Request/response verbs raise :class:`ApiError` (non-2xx),
-:class:`TransportError` (no answer) or :class:`AuthenticationError`. Watches are async context
+:class:`TransportError` (no answer; :class:`RequestTimeout`, one of them, when the call missed its
+overall deadline) or :class:`AuthenticationError`. Each takes ``request_timeout``, the seconds the
+whole call may take (``None``: the client's ``ClientConfig.request_timeout``, 90 s by default;
+``math.inf``: no bound); watches have no such deadline, only their ``idle_timeout``. Watches are async context
 managers: entering opens the stream (and raises like a request if it cannot start); inside, the
 stream yields :class:`WatchEvent`, :class:`ApiError` (a server ``ERROR`` event) and
 :class:`WatchDecodeError` (a bad line) as values, and raises :class:`TransportError` if the
@@ -139,22 +142,24 @@ class Api:
 
     # -- reads ----------------------------------------------------------------------------------------
 
-    async def get(self, name: str) -> dict[str, Any]:
+    async def get(self, name: str, *, request_timeout: float | None = None) -> dict[str, Any]:
         """The object; raises :class:`ApiError` 404 if absent."""
-        return await self.client.request("get", "GET", self._object(name))
+        return await self.client.request("get", "GET", self._object(name), request_timeout=request_timeout)
 
-    async def get_opt(self, name: str) -> dict[str, Any] | None:
+    async def get_opt(self, name: str, *, request_timeout: float | None = None) -> dict[str, Any] | None:
         """The object, or ``None`` if absent."""
         try:
-            return await self.get(name)
+            return await self.get(name, request_timeout=request_timeout)
         except ApiError as exc:
             if exc.code == 404:
                 return None
             raise
 
-    async def get_status(self, name: str) -> dict[str, Any]:
+    async def get_status(self, name: str, *, request_timeout: float | None = None) -> dict[str, Any]:
         """The object through its ``status`` subresource."""
-        return await self.client.request("get_status", "GET", self._object(name, "status"))
+        return await self.client.request(
+            "get_status", "GET", self._object(name, "status"), request_timeout=request_timeout
+        )
 
     async def list(
         self,
@@ -166,6 +171,7 @@ class Api:
         resource_version: str | None = None,
         resource_version_match: str | None = None,
         shard_selector: str | None = None,
+        request_timeout: float | None = None,
     ) -> dict[str, Any]:
         """One page of the list: the raw List with ``items``, ``metadata.resourceVersion`` and, when
         more pages remain, ``metadata.continue`` (pass it back as ``continue_token``).
@@ -174,7 +180,9 @@ class Api:
             label_selector, field_selector, limit, continue_token, resource_version, resource_version_match
         )
         params = {**params, "shardSelector": shard_selector}
-        return await self.client.request("list", "GET", self._collection(), params=params)
+        return await self.client.request(
+            "list", "GET", self._collection(), params=params, request_timeout=request_timeout
+        )
 
     async def list_raw(
         self,
@@ -186,6 +194,7 @@ class Api:
         resource_version: str | None = None,
         resource_version_match: str | None = None,
         shard_selector: str | None = None,
+        request_timeout: float | None = None,
     ) -> RawList:
         """Like :meth:`list`, but the items are left as raw JSON slices (:class:`RawList`;
         ``RawList.objects()`` gives each as a :class:`~kube_runtime.client.head.LazyObject` with its
@@ -195,7 +204,9 @@ class Api:
             label_selector, field_selector, limit, continue_token, resource_version, resource_version_match
         )
         params = {**params, "shardSelector": shard_selector}
-        response = await self.client.send("list", "GET", self._collection(), params=params)
+        response = await self.client.send(
+            "list", "GET", self._collection(), params=params, request_timeout=request_timeout
+        )
         return RawList.decode(response.content)
 
     async def list_metadata(
@@ -208,6 +219,7 @@ class Api:
         resource_version: str | None = None,
         resource_version_match: str | None = None,
         shard_selector: str | None = None,
+        request_timeout: float | None = None,
     ) -> dict[str, Any]:
         """Like :meth:`list`, but a ``PartialObjectMetadataList`` (items carry metadata only)."""
         params = _list_params(
@@ -215,7 +227,12 @@ class Api:
         )
         params = {**params, "shardSelector": shard_selector}
         response = await self.client.send(
-            "list_metadata", "GET", self._collection(), params=params, accept=_META_LIST_ACCEPT
+            "list_metadata",
+            "GET",
+            self._collection(),
+            params=params,
+            accept=_META_LIST_ACCEPT,
+            request_timeout=request_timeout,
         )
         listing = self.client.decode(response, "list_metadata")
         if not _is_partial(response):
@@ -232,6 +249,7 @@ class Api:
         resource_version: str | None = None,
         resource_version_match: str | None = None,
         shard_selector: str | None = None,
+        request_timeout: float | None = None,
     ) -> RawList:
         """:meth:`list_metadata` with the items left as raw JSON slices, as :meth:`list_raw` leaves
         them; ``metadata_watcher`` lists through it.
@@ -248,7 +266,12 @@ class Api:
         )
         params = {**params, "shardSelector": shard_selector}
         response = await self.client.send(
-            "list_metadata", "GET", self._collection(), params=params, accept=_META_LIST_ACCEPT
+            "list_metadata",
+            "GET",
+            self._collection(),
+            params=params,
+            accept=_META_LIST_ACCEPT,
+            request_timeout=request_timeout,
         )
         listing = RawList.decode(response.content)
         return listing if _is_partial(response) else listing.partial_metadata()
@@ -332,24 +355,39 @@ class Api:
 
     # -- writes ---------------------------------------------------------------------------------------
 
-    async def create(self, obj: dict[str, Any], *, field_manager: str | None = None) -> dict[str, Any]:
+    async def create(
+        self, obj: dict[str, Any], *, field_manager: str | None = None, request_timeout: float | None = None
+    ) -> dict[str, Any]:
         """Create ``obj`` (in this Api's namespace, else the object's own ``metadata.namespace``;
         an object naming another namespace than the Api's is refused by the server with 400)."""
         params = {"fieldManager": field_manager} if field_manager else None
         path = self._collection(self._namespace_for(obj))
-        return await self.client.request("create", "POST", path, params=params, body=obj)
+        return await self.client.request(
+            "create", "POST", path, params=params, body=obj, request_timeout=request_timeout
+        )
 
     async def replace(
-        self, name: str, obj: dict[str, Any], *, field_manager: str | None = None
+        self,
+        name: str,
+        obj: dict[str, Any],
+        *,
+        field_manager: str | None = None,
+        request_timeout: float | None = None,
     ) -> dict[str, Any]:
         """PUT the whole object; include ``metadata.resourceVersion`` for optimistic concurrency."""
         params = {"fieldManager": field_manager} if field_manager else None
+        path = self._object(name, namespace=self._namespace_for(obj))
         return await self.client.request(
-            "replace", "PUT", self._object(name, namespace=self._namespace_for(obj)), params=params, body=obj
+            "replace", "PUT", path, params=params, body=obj, request_timeout=request_timeout
         )
 
     async def replace_status(
-        self, name: str, obj: dict[str, Any], *, field_manager: str | None = None
+        self,
+        name: str,
+        obj: dict[str, Any],
+        *,
+        field_manager: str | None = None,
+        request_timeout: float | None = None,
     ) -> dict[str, Any]:
         """PUT through the ``status`` subresource (only ``status`` changes are kept)."""
         params = {"fieldManager": field_manager} if field_manager else None
@@ -359,6 +397,7 @@ class Api:
             self._object(name, "status", self._namespace_for(obj)),
             params=params,
             body=obj,
+            request_timeout=request_timeout,
         )
 
     async def patch(
@@ -369,10 +408,13 @@ class Api:
         patch_type: PatchType = "merge",
         field_manager: str | None = None,
         force: bool = False,
+        request_timeout: float | None = None,
     ) -> dict[str, Any]:
         """Patch the object. ``apply`` is server-side apply and needs ``field_manager``; ``force``
         takes ownership of conflicting fields (apply only)."""
-        return await self._patch("patch", self._object(name), patch, patch_type, field_manager, force)
+        return await self._patch(
+            "patch", self._object(name), patch, patch_type, field_manager, force, request_timeout
+        )
 
     async def patch_status(
         self,
@@ -382,14 +424,28 @@ class Api:
         patch_type: PatchType = "merge",
         field_manager: str | None = None,
         force: bool = False,
+        request_timeout: float | None = None,
     ) -> dict[str, Any]:
         """Patch the ``status`` subresource (same options as :meth:`patch`)."""
         return await self._patch(
-            "patch_status", self._object(name, "status"), patch, patch_type, field_manager, force
+            "patch_status",
+            self._object(name, "status"),
+            patch,
+            patch_type,
+            field_manager,
+            force,
+            request_timeout,
         )
 
     async def _patch(
-        self, verb: str, path: str, patch: Any, patch_type: str, field_manager: str | None, force: bool
+        self,
+        verb: str,
+        path: str,
+        patch: Any,
+        patch_type: str,
+        field_manager: str | None,
+        force: bool,
+        request_timeout: float | None,
     ) -> dict[str, Any]:
         content_type = _PATCH_CONTENT_TYPES.get(patch_type)
         if content_type is None:
@@ -402,7 +458,13 @@ class Api:
         if force:
             params["force"] = True
         return await self.client.request(
-            verb, "PATCH", path, params=params, body=patch, content_type=content_type
+            verb,
+            "PATCH",
+            path,
+            params=params,
+            body=patch,
+            content_type=content_type,
+            request_timeout=request_timeout,
         )
 
     async def delete(
@@ -412,6 +474,7 @@ class Api:
         propagation_policy: Literal["Orphan", "Background", "Foreground"] | None = None,
         preconditions: dict[str, str] | None = None,
         grace_period_seconds: int | None = None,
+        request_timeout: float | None = None,
     ) -> dict[str, Any]:
         """Delete the object. Returns the object while finalizers hold it (it now carries
         ``deletionTimestamp``), else the server's ``Status``. ``preconditions`` takes ``uid`` and/or
@@ -423,7 +486,9 @@ class Api:
             options["preconditions"] = preconditions
         if grace_period_seconds is not None:
             options["gracePeriodSeconds"] = grace_period_seconds
-        return await self.client.request("delete", "DELETE", self._object(name), body=options)
+        return await self.client.request(
+            "delete", "DELETE", self._object(name), body=options, request_timeout=request_timeout
+        )
 
 
 def _namespace_of(obj: dict[str, Any]) -> str | None:

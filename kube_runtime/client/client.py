@@ -14,15 +14,22 @@ span covers all attempts):
 
 Guarantees: every failure is typed: a non-2xx answer raises :class:`ApiError` (with the server's
 ``Status`` and any ``Retry-After``), a missing answer raises :class:`TransportError`, credentials
-that cannot be obtained raise :class:`AuthenticationError`. Streams have no read timeout; ordinary
-requests do (``ClientConfig.read_timeout``). A stream opened with an idle timeout is bounded by it
-from the moment each attempt is sent until its response headers arrive (a server or proxy that
-accepts the request and never answers raises :class:`WatchTimeout`), and then by it between bytes.
-Over HTTP/1.1 each watch
-holds a connection of its own, outside the pool, and at most ``max_watches`` are open at once; a
-watch beyond that waits ``pool_timeout`` for one to close. The pool holds ``max_watches +
-max_concurrent_requests`` connections (over HTTP/2 or a proxy, watches share it), so open watches
-cannot starve ordinary requests; a request that finds no connection fails after ``pool_timeout``.
+that cannot be obtained raise :class:`AuthenticationError`. An ordinary (non-streaming) request
+returns or raises within its deadline (``ClientConfig.request_timeout``, 90 s, or the call's
+``request_timeout``), which covers the whole call: every attempt, retry wait and re-authentication,
+connecting, sending, the headers and the whole body (``read_timeout`` bounds one read, so a body
+sent a byte at a time could otherwise hold a call for ever). Past it the call raises
+:class:`RequestTimeout` (not retried, as in client-go); the connection is closed, not pooled
+half-read; the span and ``rest_client_requests_total`` (``<error>``) record it. Pitfall: over
+HTTP/2 the timed-out stream is only abandoned (httpcore sends no ``RST_STREAM``). Streams get no
+read timeout and no deadline. A stream opened with an idle timeout is bounded by it from the
+moment each attempt is sent until its response headers arrive (a server or proxy that accepts the
+request and never answers raises :class:`WatchTimeout`), and then by it between bytes. Over
+HTTP/1.1 each watch holds a connection of its own, outside the pool, and at most ``max_watches``
+are open at once; a watch beyond that waits ``pool_timeout`` for one to close. The pool holds
+``max_watches + max_concurrent_requests`` connections (over HTTP/2 or a proxy, watches share it),
+so open watches cannot starve ordinary requests; a request that finds no connection fails after
+``pool_timeout``.
 
 HTTP/1.1 is the default (``ClientConfig.http2`` opts in). Measured on loopback (2-core box under
 load, so only the ratios mean much): against the embedded API server, which speaks only HTTP/1.1,
@@ -37,6 +44,7 @@ HTTP/1.1 each watch owns its connection and the pool is sized for that.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
 from contextlib import asynccontextmanager
 from types import TracebackType
@@ -50,7 +58,14 @@ from prometheus_client import CollectorRegistry
 
 from kube_runtime.client.auth import Authenticator, Credentials
 from kube_runtime.client.config import ClientConfig
-from kube_runtime.client.errors import ApiError, KubeError, ObjectDecodeError, TransportError, WatchTimeout
+from kube_runtime.client.errors import (
+    ApiError,
+    KubeError,
+    ObjectDecodeError,
+    RequestTimeout,
+    TransportError,
+    WatchTimeout,
+)
 from kube_runtime.client.json import dumps_for_yaml
 from kube_runtime.client.metrics import ClientMetrics
 from kube_runtime.client.redact import redact
@@ -73,13 +88,17 @@ Params = Mapping[str, str | int | bool | None]
 
 
 class _Attempts:
-    """Per-request state shared by all attempts: the credential used and whether 401 was retried."""
+    """Per-request state shared by all attempts: the credential used, whether 401 was retried, the
+    request's deadline (a cancel scope around all attempts, infinite for a stream) and whether an
+    attempt is reading its response body (it got the headers)."""
 
-    __slots__ = ("credentials", "reauthenticated")
+    __slots__ = ("credentials", "deadline", "reading_body", "reauthenticated")
 
-    def __init__(self) -> None:
+    def __init__(self, deadline: anyio.CancelScope) -> None:
         self.credentials: Credentials | None = None
         self.reauthenticated = False
+        self.deadline = deadline
+        self.reading_body = False
 
 
 class Client:
@@ -118,7 +137,7 @@ class Client:
             if base.scheme == "https"
             else None
         )
-        self._request_timeout = httpx.Timeout(
+        self._request_timeouts = httpx.Timeout(
             connect=config.connect_timeout,
             read=config.read_timeout,
             write=config.write_timeout,
@@ -147,7 +166,7 @@ class Client:
             verify=self._ssl if self._ssl is not None else True,
             http2=config.http2,
             limits=limits,
-            timeout=self._request_timeout,
+            timeout=self._request_timeouts,
             proxy=config.proxy_url,
             trust_env=config.proxy_url is None,
             headers={"User-Agent": config.user_agent},
@@ -212,14 +231,22 @@ class Client:
         body: Any = None,
         content_type: str | None = None,
         accept: str | None = None,
+        request_timeout: float | None = None,
     ) -> dict[str, Any]:
         """Send one request and return the decoded JSON object (``{}`` for an empty body).
 
         ``body`` is JSON-encoded unless it is already ``bytes``; ``content_type`` defaults to
-        ``application/json`` when there is a body.
+        ``application/json`` when there is a body. ``request_timeout`` as for :meth:`send`.
         """
         response = await self.send(
-            verb, method, path, params=params, body=body, content_type=content_type, accept=accept
+            verb,
+            method,
+            path,
+            params=params,
+            body=body,
+            content_type=content_type,
+            accept=accept,
+            request_timeout=request_timeout,
         )
         return self.decode(response, verb)
 
@@ -233,8 +260,13 @@ class Client:
         body: Any = None,
         content_type: str | None = None,
         accept: str | None = None,
+        request_timeout: float | None = None,
     ) -> httpx.Response:
-        """Like :meth:`request` but returns the read ``httpx.Response`` (headers included)."""
+        """Like :meth:`request` but returns the read ``httpx.Response`` (headers included).
+
+        The whole call is bounded by ``request_timeout`` seconds (``None``: the client's
+        ``ClientConfig.request_timeout``; ``math.inf``: no bound for this call); past it,
+        :class:`RequestTimeout` (see the module docstring)."""
         content, content_type = _encode_body(body, content_type)
         response, span = await self._open(
             verb,
@@ -245,6 +277,7 @@ class Client:
             content_type=content_type,
             accept=accept,
             stream=None,
+            within=self.config.request_timeout if request_timeout is None else request_timeout,
         )
         span.end()
         return response
@@ -324,12 +357,16 @@ class Client:
         accept: str | None,
         stream: httpx.Timeout | None,
         headers_within: float | None = None,
+        within: float | None = None,
     ) -> tuple[httpx.Response, RequestSpan]:
         """Send with retries under a span; return a 2xx response (read unless ``stream``) and its
         still-open span. Raises typed errors and ends the span on failure. ``headers_within``
-        bounds each attempt from sending to the response headers (:class:`WatchTimeout`)."""
+        bounds each attempt from sending to the response headers (:class:`WatchTimeout`);
+        ``within`` bounds the whole call, the body included (:class:`RequestTimeout`)."""
         span = self._tracer.start(verb, method, path)
-        state = _Attempts()
+        seconds = math.inf if within is None else within
+        deadline = anyio.CancelScope(deadline=anyio.current_time() + seconds)
+        state = _Attempts(deadline)
         query = _query(params)
 
         def on_retry(attempt: int, status: int, delay: float) -> None:
@@ -341,10 +378,19 @@ class Client:
                 state, method, path, query, content, content_type, accept, stream, headers_within
             )
 
+        response: httpx.Response | None = None
         try:
-            response = await send_with_retries(
-                attempt, self._retry, method=method, content_type=content_type, on_retry=on_retry
-            )
+            with deadline:  # a stream's is infinite, and is over before its body is read
+                response = await send_with_retries(
+                    attempt,
+                    self._retry,
+                    method=method,
+                    content_type=content_type,
+                    on_retry=on_retry,
+                    deadline=deadline.deadline,
+                )
+            if response is None:  # the deadline passed: its scope caught the cancellation
+                raise _timed_out(verb, method, path, seconds, reading_body=state.reading_body)
         except _NoHeaders as exc:
             span.failure(exc)
             span.end()
@@ -395,7 +441,7 @@ class Client:
             state.credentials = await self.authenticator.credentials()
             self._use_certificate(state.credentials)
         response = await self._attempt(
-            method, path, query, content, content_type, accept, state.credentials, stream, headers_within
+            state, method, path, query, content, content_type, accept, stream, headers_within
         )
         if response.status_code == 401 and self.authenticator is not None and not state.reauthenticated:
             state.reauthenticated = True
@@ -405,7 +451,7 @@ class Client:
                 # The resend must not go out on a connection made with the rejected certificate.
                 await self._own_transport.close_idle_connections()
             response = await self._attempt(
-                method, path, query, content, content_type, accept, state.credentials, stream, headers_within
+                state, method, path, query, content, content_type, accept, stream, headers_within
             )
         return response
 
@@ -423,16 +469,20 @@ class Client:
 
     async def _attempt(
         self,
+        state: _Attempts,
         method: str,
         path: str,
         query: list[tuple[str, str | int | float | bool | None]] | None,
         content: bytes | None,
         content_type: str | None,
         accept: str | None,
-        credentials: Credentials | None,
         stream: httpx.Timeout | None,
         headers_within: float | None,
     ) -> httpx.Response:
+        """One HTTP attempt, its ``rest_client_*`` metrics recorded: the status once a non-streaming
+        response is read whole (a stream's at its headers), ``<error>`` when there is no answer or
+        its body cannot be read, the request's deadline included."""
+        credentials = state.credentials
         headers = {"Accept": accept or "application/json"}
         if content_type is not None:
             headers["Content-Type"] = content_type
@@ -444,7 +494,7 @@ class Client:
             params=query,
             content=content,
             headers=headers,
-            timeout=self._request_timeout if stream is None else stream,
+            timeout=self._request_timeouts if stream is None else stream,
             extensions=self._extensions if stream is None else self._stream_extensions,
         )
         started = anyio.current_time()
@@ -453,15 +503,20 @@ class Client:
                 response = await self._http.send(request, stream=True)
             else:
                 response = await self._send_within(request, headers_within)
-        except httpx.TransportError:
-            self._metrics.observe(method, None, anyio.current_time() - started)
+            elapsed = anyio.current_time() - started
+            if stream is None:
+                # Cancelled here (the deadline), httpcore closes the connection: h11 is mid-body.
+                state.reading_body = True
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
+                state.reading_body = False
+        except BaseException as exc:
+            if isinstance(exc, _UNREADABLE) or state.deadline.cancel_called:
+                self._metrics.observe(method, None, anyio.current_time() - started)
             raise
-        self._metrics.observe(method, response.status_code, anyio.current_time() - started)
-        if stream is None:
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
+        self._metrics.observe(method, response.status_code, elapsed)
         return response
 
     async def _send_within(self, request: httpx.Request, seconds: float) -> httpx.Response:
@@ -471,6 +526,17 @@ class Client:
         with anyio.move_on_after(seconds):
             return await self._http.send(request, stream=True)
         raise _NoHeaders(seconds, request)
+
+
+def _timed_out(verb: str, method: str, path: str, seconds: float, *, reading_body: bool) -> RequestTimeout:
+    where = "the response body was still arriving" if reading_body else "no response headers yet"
+    return RequestTimeout(
+        f"{verb} {method} {path}: no complete response within {seconds:g}s (request_timeout); {where}",
+        phase="body" if reading_body else "headers",
+        seconds=seconds,
+        verb=verb,
+        url=path,
+    )
 
 
 class _NoHeaders(httpx.ReadTimeout):

@@ -54,9 +54,23 @@ class ClientConfig:
     Timeouts (seconds): ``connect_timeout`` and ``write_timeout`` apply to every request (kube-rs's
     30 s / 295 s); ``read_timeout`` applies to non-streaming requests only, watches have none (the
     server ends them after ``timeoutSeconds``; idle detection belongs to the watcher);
-    ``pool_timeout`` bounds the wait for a free connection. At most ``max_watches`` watches hold
-    connections of their own at once (HTTP/1.1); the pool holds ``max_watches +
-    max_concurrent_requests`` connections.
+    ``pool_timeout`` bounds the wait for a free connection. Each of those bounds one operation, so on
+    their own a server or proxy sending a body a few bytes at a time, each within ``read_timeout``,
+    could keep a request open for ever. ``request_timeout`` bounds every non-streaming request as a whole
+    (client-go's ``rest.Config.Timeout``; kube-rs has none): the wait for a connection, connecting,
+    sending, every retry and its wait, re-authentication, the headers and the whole body; past it the
+    call raises :class:`~kube_runtime.client.errors.RequestTimeout` and the connection is closed.
+    ``None`` removes the bound (client-go's default); watches and streaming lists never get it,
+    their idle timeout guards them. The default, 90 s, is kube-apiserver's own bound on a
+    non-streaming request (``--request-timeout``, 60 s from its arrival by default, queueing in
+    Priority and Fairness included: past it the server answers 504, or aborts a response under way)
+    plus ``connect_timeout``'s 30 s for the way there. A healthy API server has answered or given up
+    by then, so the bound only cuts what is stuck, and a stall becomes an error within a minute and
+    a half. Lower it for latency-sensitive callers (or per call); raise it for a server run with a
+    longer ``--request-timeout``.
+
+    At most ``max_watches`` watches hold connections of their own at once (HTTP/1.1); the pool
+    holds ``max_watches + max_concurrent_requests`` connections.
     """
 
     server: str
@@ -78,6 +92,7 @@ class ClientConfig:
     write_timeout: float = 295.0
     read_timeout: float | None = 295.0
     pool_timeout: float | None = 60.0
+    request_timeout: float | None = 90.0
     max_watches: int = 200
     max_concurrent_requests: int = 64
     http2: bool = False

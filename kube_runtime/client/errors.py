@@ -5,7 +5,9 @@ Two families, kept distinct so callers can tell "the server said no" from "we ne
 * :class:`ApiError` carries the server's ``Status`` (code, reason, message, details). It is raised for
   every non-2xx response and yielded for ``ERROR`` events inside a watch stream.
 * :class:`TransportError` covers everything below HTTP semantics: refused connections, resets,
-  timeouts, TLS failures. Retrying is usually safe for reads and never automatic for writes.
+  timeouts, TLS failures. Retrying is usually safe for reads and never automatic for writes. Two
+  of them are the client's own timeouts: :class:`RequestTimeout` (an ordinary request missed its
+  overall deadline) and :class:`WatchTimeout` (a watch made no progress).
 
 :class:`WatchDecodeError` is yielded (not raised) by watch streams for a line that is not a valid
 event, so one bad line never ends a watch.
@@ -21,6 +23,7 @@ __all__ = [
     "ConfigError",
     "KubeError",
     "ObjectDecodeError",
+    "RequestTimeout",
     "TransportError",
     "WatchDecodeError",
     "WatchTimeout",
@@ -47,6 +50,29 @@ class TransportError(KubeError):
         super().__init__(message)
         self.verb = verb
         self.url = url
+
+
+class RequestTimeout(TransportError):
+    """An ordinary (non-streaming) request did not complete within its overall deadline
+    (``ClientConfig.request_timeout``, or the call's ``request_timeout``): ``seconds``.
+
+    The deadline covers the whole call: waiting for a connection, connecting, sending, every retry
+    and its wait, re-authentication, the response headers and the whole body. ``phase`` says where
+    the last attempt was: ``"headers"``, no response headers yet (an unresponsive server or proxy,
+    a connection that went dead); ``"body"``, the headers had arrived and the body was still being
+    read (a server or proxy sending it a few bytes at a time: each read within ``read_timeout``, the
+    whole never done). Either way the connection in use, if any, was closed, not returned to the
+    pool half-read (over HTTP/2, where connections are shared, the stream is abandoned instead).
+
+    Pitfall: a timed-out write may still have been applied by the server; whether it was is
+    unknown, so nothing retries it automatically (reads are not retried either: the deadline was
+    the call's whole budget).
+    """
+
+    def __init__(self, message: str, *, phase: str, seconds: float, verb: str = "", url: str = "") -> None:
+        super().__init__(message, verb=verb, url=url)
+        self.phase = phase
+        self.seconds = seconds
 
 
 class WatchTimeout(TransportError):

@@ -1,10 +1,15 @@
 """client-go's REST client metrics, so controller-runtime dashboards and alerts work unchanged.
 
 * ``rest_client_requests_total{code,method,host}``: one per HTTP attempt; ``code`` is the status or
-  ``<error>`` when no response came back (client-go's spelling).
+  ``<error>`` when no response came back (client-go's spelling). A non-streaming attempt counts
+  once its body is read: one whose body could not be read (the connection broke, the body did not
+  decode, the request's deadline passed mid-body) is ``<error>`` too, its caller got no answer
+  (client-go counts such an attempt under its status; a body dripping past the deadline would show
+  as a success).
 * ``rest_client_request_duration_seconds{verb,host}``: time to response headers (or to the
-  failure), per attempt, with client-go's buckets. As in client-go, ``verb`` is the HTTP method
-  (``GET``, ``PATCH``...); the API verb (``list``, ``watch``...) is on the trace span instead.
+  failure, mid-body included), per attempt, with client-go's buckets. As in client-go, ``verb`` is
+  the HTTP method (``GET``, ``PATCH``...); the API verb (``list``, ``watch``...) is on the trace
+  span instead.
 * ``rest_client_request_retries_total{code,verb,host}``: one per retry the retry layer schedules.
 
 Registration is idempotent per registry: every :class:`ClientMetrics` built for the same registry

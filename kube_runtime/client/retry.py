@@ -11,8 +11,14 @@ idempotent (GET, HEAD, PUT, DELETE, and PATCH except JSON Patch), except after a
 server sends only for requests it rejected before running them (max-in-flight and priority-and-
 fairness filters), so a 429'd POST is safe to send again. Transport failures are not retried here:
 whether a write reached the server is unknown, and reads are retried by their callers with backoff.
+That includes a request that missed its overall deadline (``ClientConfig.request_timeout``,
+:class:`~kube_runtime.client.errors.RequestTimeout`), an idempotent GET too, as in client-go: the
+deadline covers every attempt and wait, so no budget is left for another one.
 
 :func:`send_with_retries` drives a send function under a policy on the loop clock (``anyio.sleep``).
+Given the request's deadline, it makes no retry whose wait would end at or past it: the caller gets
+the server's last answer (a 429 with its ``Retry-After``, say) instead of a timeout after a wait
+that could not have led anywhere.
 """
 
 from __future__ import annotations
@@ -106,11 +112,13 @@ async def send_with_retries(
     method: str,
     content_type: str | None = None,
     on_retry: Callable[[int, int, float], None] | None = None,
+    deadline: float | None = None,
 ) -> httpx.Response:
     """Call ``send`` until its response is not retryable; return that response.
 
     A retried response is closed before sleeping. ``on_retry(attempt, status, delay)`` runs before
-    each sleep (for span events and metrics).
+    each sleep (for span events and metrics). ``deadline`` (loop clock, ``anyio.current_time()``):
+    a retry whose wait would end at or past it is not made, the response is returned instead.
     """
     attempt = 0
     while True:
@@ -126,7 +134,7 @@ async def send_with_retries(
             retry_after=parse_retry_after(response.headers.get("retry-after")),
             content_type=content_type,
         )
-        if delay is None:
+        if delay is None or (deadline is not None and anyio.current_time() + delay >= deadline):
             return response
         await response.aclose()
         if on_retry is not None:

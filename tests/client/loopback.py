@@ -57,8 +57,16 @@ class LoopbackServer:
         self.ssl_context = ssl_context
         self.received: list[Received] = []
         self.connections = 0
+        #: Connections that have ended: the client closed them, or the server did.
+        self.closed_connections = 0
+        self._closed = anyio.Event()
         self._group: anyio.abc.TaskGroup | None = None
         self.port = 0
+
+    async def wait_closed(self, count: int) -> None:
+        """Until ``count`` connections have ended."""
+        while self.closed_connections < count:
+            await self._closed.wait()
 
     @property
     def url(self) -> str:
@@ -109,6 +117,10 @@ class LoopbackServer:
             h11.LocalProtocolError,
         ):
             return
+        finally:
+            self.closed_connections += 1
+            self._closed.set()
+            self._closed = anyio.Event()
 
     async def _read_request(self, conn: h11.Connection, stream: anyio.abc.ByteStream) -> Received | None:
         head: h11.Request | None = None
