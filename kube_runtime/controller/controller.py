@@ -56,14 +56,10 @@ Guarantees (kube-rs ``controller/mod.rs`` semantics unless noted):
   graceful shutdown turns forceful after ``graceful_shutdown_timeout`` (default 25 s), with a
   warning naming the cancelled reconciles (:mod:`~kube_runtime.controller.shutdown`).
 
-Watch instrumentation: each watch the controller opens itself (the main watch, ``owns`` and
-``watches``) has a stable name, ``<controller name>/<Kind>`` (``configmapgen/ConfigMapGenerator``,
-``configmapgen/ConfigMap``; a second watch of the same kind gets ``#2``, ``#3``...), listed by
-:attr:`Controller.watch_names`. :meth:`Controller.instrument_watches` wraps each raw watcher stream
-before its backoff with the watch's name and a :class:`~kube_runtime.watcher.progress.WatchProgress`
-stamped on every list page and watch line: the observe layer (above this one) attaches its watch
-metrics that way. Streams given to ``for_stream``, ``for_shared``, ``reconcile_on`` and
-``reconcile_all_on`` belong to the caller: instrument them there.
+Watch instrumentation: each watch the controller opens itself has a stable name, listed by
+:attr:`Controller.watch_names`, and :meth:`Controller.instrument_watches` wraps it (see
+:mod:`~kube_runtime.controller.watch_names`). Streams given to ``for_stream``, ``for_shared``,
+``reconcile_on`` and ``reconcile_all_on`` belong to the caller: instrument them there.
 
 Concurrency default: 16 (kube-rs: unbounded, which exhausts connection pools at startup;
 controller-runtime: 1, serialising work that is nearly all network waits). ``0`` is unbounded.
@@ -108,15 +104,14 @@ from kube_runtime.controller.triggers import (
     trigger_self,
     trigger_with,
 )
+from kube_runtime.controller.watch_names import WatchInstrument, WatchNames
 from kube_runtime.predicates import Predicate, combine
 from kube_runtime.store.object_ref import ObjectRef
 from kube_runtime.store.shared import SharedReflector
 from kube_runtime.store.store import Store, store
-from kube_runtime.streams import DEFAULT_PREDICATE_TTL, PredicateMemory, WatchStream, predicate_filter
+from kube_runtime.streams import DEFAULT_PREDICATE_TTL, PredicateMemory, predicate_filter
 from kube_runtime.watcher.backoff import Backoff, default_backoff_policy
 from kube_runtime.watcher.config import WatcherConfig
-from kube_runtime.watcher.progress import WatchProgress
-from kube_runtime.watcher.state import WatcherItem
 from kube_runtime.watcher.watcher import metadata_watcher, watcher
 
 if TYPE_CHECKING:
@@ -133,9 +128,6 @@ __all__ = [
 ]
 
 C = TypeVar("C")
-
-#: ``wrap(stream, watch_name, progress) -> stream``: see :meth:`Controller.instrument_watches`.
-WatchInstrument = Callable[[AsyncIterable[WatcherItem], str, WatchProgress], AsyncIterable[WatcherItem]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,21 +191,20 @@ class Controller:
         self._store = main.store
         self._registry = registry
         self._triggers: list[Trigger] = []
-        self._watches: list[str] = []
+        self._watches = WatchNames(self.name)
         self._config = ControllerConfig()
         self._leader_election: LeaderElection | None = None
         self._graceful: list[ShutdownSignal] = []
         self._on_signal = False
         self._backoff_factory: Callable[[], Backoff] = default_backoff_policy
         self._error_backoff = ReconcileBackoff()
-        self._instruments: list[WatchInstrument] = []
         self._deletion_listeners: list[Callable[[ObjectRef], object]] = []
         self._decode: Callable[[KubeObject], Any] | None = None
         self._api = api if isinstance(api, Api) else None
         self._owned: list[ApiResource] = []
         self._scope: str | None = None
         if isinstance(api, Api):
-            self._watch_name(main.resource.kind)
+            self._watches.reserve(main.resource.kind)
         self._triggers.append(Trigger(f"{main.label} {main.resource.kind}", lambda: main.open(self)))
 
     @classmethod
@@ -305,13 +296,13 @@ class Controller:
         child: ApiResource = api.resource
         config = watcher_config or WatcherConfig()
         owner = self.resource
-        watch = self._watch_name(child.kind)
+        watch = self._watches.reserve(child.kind)
         predicate = _one_predicate(predicates)
         self._owned.append(child)
 
         def open_owns() -> AsyncIterable[RequestItem]:
             scoped = self._scoped(config)
-            raw = self._open_watch(watch, lambda progress: metadata_watcher(api, scoped, progress=progress))
+            raw = self._watches.open(watch, lambda progress: metadata_watcher(api, scoped, progress=progress))
             memory = None if predicate is None else PredicateMemory(predicate, ttl=predicate_ttl)
             stream = raw.backoff(self._backoff_factory())
             return trigger_owners(stream, owner, child, memory, on_relist=self._relisted(child))
@@ -336,11 +327,11 @@ class Controller:
         ``predicates`` filter changed objects as in :meth:`owns`."""
         other: ApiResource = api.resource
         config = watcher_config or WatcherConfig()
-        watch = self._watch_name(other.kind)
+        watch = self._watches.reserve(other.kind)
         predicate = _one_predicate(predicates)
 
         def open_watches() -> AsyncIterable[RequestItem]:
-            raw = self._open_watch(watch, lambda progress: watcher(api, config, progress=progress))
+            raw = self._watches.open(watch, lambda progress: watcher(api, config, progress=progress))
             memory = None if predicate is None else PredicateMemory(predicate, ttl=predicate_ttl)
             stream = raw.backoff(self._backoff_factory())
             return trigger_others(stream, other, mapper, memory, on_relist=self._relisted(other))
@@ -451,7 +442,7 @@ class Controller:
         one's result. Without any, watchers run without a progress object (no per-line cost).
         Pitfall: a wrapper that swallows items or raises changes what the controller sees.
         """
-        self._instruments.append(wrap)
+        self._watches.instruments.append(wrap)
         return self
 
     def on_object_deleted(self, listener: Callable[[ObjectRef], object]) -> Controller:
@@ -507,29 +498,7 @@ class Controller:
     @property
     def watch_names(self) -> list[str]:
         """The names of the watches this controller opens, main watch first (see the module docs)."""
-        return list(self._watches)
-
-    def _watch_name(self, kind: str) -> str:
-        """Reserve the next free watch name for ``kind``."""
-        base = f"{self.name}/{kind}"
-        taken = set(self._watches)
-        name, n = base, 1
-        while name in taken:
-            n += 1
-            name = f"{base}#{n}"
-        self._watches.append(name)
-        return name
-
-    def _open_watch(
-        self, watch: str, start: Callable[[WatchProgress | None], WatchStream[WatcherItem]]
-    ) -> WatchStream[WatcherItem]:
-        if not self._instruments:
-            return start(None)
-        progress = WatchProgress()
-        stream: AsyncIterable[WatcherItem] = start(progress)
-        for wrap in self._instruments:
-            stream = wrap(stream, watch, progress)
-        return stream if isinstance(stream, WatchStream) else WatchStream(stream)
+        return list(self._watches.names)
 
     # -- running ------------------------------------------------------------------------------------
 
@@ -584,9 +553,9 @@ def _watch_main(
     reader, writer = store(resource, compact=compact_store)
 
     def open_main(ctl: Controller) -> AsyncIterable[RequestItem]:
-        watch = ctl._watches[0]
+        watch = ctl._watches.names[0]
         scoped = ctl._scoped(config)
-        raw = ctl._open_watch(watch, lambda progress: watcher(api, scoped, progress=progress))
+        raw = ctl._watches.open(watch, lambda progress: watcher(api, scoped, progress=progress))
         # Deletes flow too (they trigger nothing): the predicate memory and per-object state
         # listeners forget the object at once. Lazy: refs and predicates read heads only.
         reflected = raw.backoff(ctl._backoff_factory()).reflect(writer)
