@@ -73,27 +73,7 @@ def trigger_self(
     (``synced_objects(..., lazy=True)``, with its ``ListedLazyObject``/``DeletedLazyObject``
     markers): their refs come from their heads, nothing is decoded."""
 
-    def to_requests(obj: KubeObject | LazyObject) -> Iterable[ReconcileRequest]:
-        if isinstance(obj, LazyObject):
-            return lazy_requests(obj)
-        if isinstance(obj, DeletedObject):
-            if on_delete is not None:
-                on_delete(ObjectRef.from_obj(obj, resource))
-            return ()
-        priority = LOW_PRIORITY if isinstance(obj, ListedObject) else DEFAULT_PRIORITY
-        ref = ObjectRef.from_obj(obj, resource)
-        return (ReconcileRequest(ref, ReconcileReason.OBJECT_UPDATED, priority),)
-
-    def lazy_requests(obj: LazyObject) -> Iterable[ReconcileRequest]:
-        ref = ObjectRef.from_head(obj.meta, resource)
-        if isinstance(obj, DeletedLazyObject):
-            if on_delete is not None:
-                on_delete(ref)
-            return ()
-        priority = LOW_PRIORITY if isinstance(obj, ListedLazyObject) else DEFAULT_PRIORITY
-        return (ReconcileRequest(ref, ReconcileReason.OBJECT_UPDATED, priority),)
-
-    return _Triggered(stream, to_requests)
+    return _SelfTriggered(stream, resource, on_delete)
 
 
 def store_requests(
@@ -175,6 +155,46 @@ def trigger_others(
         return [ReconcileRequest(ref, reason) for ref in mapper(obj)]
 
     return _Triggered(stream, RelatedRequests(to_requests, memory, on_relist=on_relist))
+
+
+class _SelfTriggered(WatchStream[RequestItem]):
+    """:func:`trigger_self`'s stream: at most one request per item, made in ``__anext__`` itself
+    (it runs once per watch event: no mapper call and no batch in between)."""
+
+    __slots__ = ("_items", "_on_delete", "_resource")
+
+    def __init__(
+        self,
+        stream: AsyncIterable[Any],
+        resource: ApiResource,
+        on_delete: Callable[[ObjectRef], object] | None,
+    ) -> None:
+        super().__init__(stream)
+        self._items = self._source
+        self._resource = resource
+        self._on_delete = on_delete
+
+    async def __anext__(self) -> RequestItem:
+        while True:
+            item: Any = await self._items.__anext__()
+            if isinstance(item, Exception):
+                return item
+            try:
+                if isinstance(item, LazyObject):  # refs from the head: nothing decoded
+                    ref = ObjectRef.from_head(item.meta, self._resource)
+                    deleted = isinstance(item, DeletedLazyObject)
+                    listed = isinstance(item, ListedLazyObject)
+                else:
+                    ref = ObjectRef.from_obj(item, self._resource)
+                    deleted = isinstance(item, DeletedObject)
+                    listed = isinstance(item, ListedObject)
+                if not deleted:
+                    priority = LOW_PRIORITY if listed else DEFAULT_PRIORITY
+                    return ReconcileRequest(ref, ReconcileReason.OBJECT_UPDATED, priority)
+                if self._on_delete is not None:
+                    self._on_delete(ref)
+            except Exception as exc:  # an object without a name, or a failing delete listener
+                return exc
 
 
 class _Triggered(WatchStream[RequestItem]):

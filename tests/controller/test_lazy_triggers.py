@@ -135,3 +135,37 @@ async def test_owners_trigger_from_child_heads_and_deletes_always_pass() -> None
         ("p", "ns", DEFAULT_PRIORITY),
     ]
     assert not any(c.decoded for c in children)
+
+
+async def test_trigger_self_yields_a_nameless_object_or_a_failing_delete_listener_and_goes_on() -> None:
+    from kube_runtime.streams import DeletedObject, ListedObject
+
+    def refuse(ref: ObjectRef) -> None:
+        raise RuntimeError(f"listener refused {ref.name}")
+
+    nameless = LazyObject.from_raw(b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"namespace":"ns"}}')
+    items: list[Any] = [
+        nameless,
+        DeletedLazyObject.from_raw(lazy("gone", "2").raw),
+        KeyError("a source error passes through"),
+        {"metadata": {"namespace": "ns"}},
+        DeletedObject({"metadata": {"name": "gone-dict", "namespace": "ns"}}),
+        ListedObject({"metadata": {"name": "listed", "namespace": "ns"}}),
+        lazy("c", "3"),
+    ]
+    out = [r async for r in trigger_self(_events(items), CM, on_delete=refuse)]
+    assert [type(r) for r in out] == [
+        ValueError,
+        RuntimeError,
+        KeyError,
+        ValueError,
+        RuntimeError,
+        ReconcileRequest,
+        ReconcileRequest,
+    ]
+    assert "gone" in str(out[1])
+    assert "gone-dict" in str(out[4])
+    assert [(r.obj_ref.name, r.priority) for r in out[5:]] == [
+        ("listed", LOW_PRIORITY),
+        ("c", DEFAULT_PRIORITY),
+    ]
