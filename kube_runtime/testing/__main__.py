@@ -14,6 +14,7 @@ import sys
 
 import anyio
 
+from kube_runtime.testing.apiserver.settings import WATCH_LIST_MODES
 from kube_runtime.testing.server import ApiServer
 
 __all__ = ["main"]
@@ -36,6 +37,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--watch-queue-size", type=int, default=100_000, help="events a watcher may lag behind"
     )
+    serve.add_argument(
+        "--watch-list",
+        choices=WATCH_LIST_MODES,
+        default="on",
+        help="streaming lists (sendInitialEvents): served, refused as with kube-apiserver's WatchList "
+        "gate off, or ignored as by an older server",
+    )
     serve.add_argument("--uvloop", action="store_true", help="run on uvloop")
     serve.add_argument("--no-tls", action="store_true", help="plain HTTP (kubectl will not send the token)")
     serve.add_argument(
@@ -55,6 +63,7 @@ async def _serve(args: argparse.Namespace) -> None:
         history_size=args.history_size,
         bookmark_interval=args.bookmark_interval,
         watch_queue_size=args.watch_queue_size,
+        watch_list=args.watch_list,
         create_client=False,
         tls=not args.no_tls,
         monitor_stalls=args.benchmark,

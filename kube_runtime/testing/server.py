@@ -37,6 +37,7 @@ from kube_runtime.testing.apiserver.httpserver import HttpServer, Request, Respo
 from kube_runtime.testing.apiserver.loadgen import LoadGenerator
 from kube_runtime.testing.apiserver.ops import ObjectOps
 from kube_runtime.testing.apiserver.resources import CORE_EVENTS, ResourceType
+from kube_runtime.testing.apiserver.settings import WatchListMode
 from kube_runtime.testing.apiserver.status import StatusError, bad_request
 from kube_runtime.testing.apiserver.storage import Storage
 from kube_runtime.testing.apiserver.tls import ServingCertificates, make_certificates
@@ -75,7 +76,11 @@ class ApiServer:
     Parameters mirror kube-apiserver knobs where one exists: ``history_size`` is the number of
     events kept per resource for watch resumption (older resourceVersions get 410),
     ``bookmark_interval`` the period of BOOKMARK events on watches that allow them,
-    ``watch_queue_size`` how far a watcher may fall behind before it is closed with a 410.
+    ``watch_queue_size`` how far a watcher may fall behind before it is closed with a 410,
+    ``watch_list`` whether streaming lists (``sendInitialEvents``) are served (``"on"``), refused as
+    by kube-apiserver with its ``WatchList`` gate off (``"off"``), or ignored as by a server older
+    than the parameter (``"ignored"``; see :data:`~kube_runtime.testing.apiserver.settings.WatchListMode`).
+    It can be changed while the server runs (``server.settings.watch_list``).
 
     For benchmarks (the CLI sets both): ``monitor_stalls`` measures how late the server's event
     loop wakes up (``stats()["loopStalls"]``: a stalled server delays every watch event, which a
@@ -95,6 +100,7 @@ class ApiServer:
         bookmark_interval: float = 60.0,
         watch_queue_size: int = 100_000,
         default_watch_timeout: float = 1800.0,
+        watch_list: WatchListMode = "on",
         create_client: bool = True,
         system_namespaces: bool = True,
         tls: bool = True,
@@ -117,6 +123,7 @@ class ApiServer:
             bookmark_interval=bookmark_interval,
             watch_queue_size=watch_queue_size,
             default_watch_timeout=default_watch_timeout,
+            watch_list=watch_list,
         )
         self.storage = Storage(history_size=history_size)
         self.registry = Registry()

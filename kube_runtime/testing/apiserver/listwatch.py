@@ -2,12 +2,14 @@
 
 Guarantees (as kube-apiserver): a list is served at one resourceVersion (``continue`` tokens pin it,
 and a compacted one answers 410 ``Expired``); ``resourceVersionMatch`` and ``sendInitialEvents``
-are checked with the real server's 422 messages; a watch from a resourceVersion replays the
-events after it, or ends at once with a 410 ERROR event when they are no longer kept. A watch that
-allows bookmarks gets one more, its farewell, :data:`FAREWELL_LEAD` seconds before its timeout ends
-it (kube-apiserver's watch cache does the same; paused bookmarks pause it too). Pitfall:
-:class:`ListWatchHandlers` is a mixin of :class:`~kube_runtime.testing.apiserver.app.ApiApp`; it
-reads the app's ``storage``, ``ops``, ``settings``, ``faults`` and ``on_watch``.
+are checked with the real server's 422 messages (the ``watch_list`` setting refuses streaming lists
+as with the ``WatchList`` gate off, or ignores both parameters as an older server does); a watch
+from a resourceVersion replays the events after it, or ends at once with a 410 ERROR event when
+they are no longer kept. A watch that allows bookmarks gets one more, its farewell,
+:data:`FAREWELL_LEAD` seconds before its timeout ends it (kube-apiserver's watch cache does the
+same; paused bookmarks pause it too). Pitfall: :class:`ListWatchHandlers` is a mixin of
+:class:`~kube_runtime.testing.apiserver.app.ApiApp`; it reads the app's ``storage``, ``ops``,
+``settings``, ``faults`` and ``on_watch``.
 """
 
 from __future__ import annotations
@@ -254,8 +256,9 @@ class ListWatchHandlers:
     def _watch(self, t: Target, q: dict[str, str], mode: str) -> StreamingResponse:
         labels, fields = request_selectors(t, q)
         labels = self._sharded(labels, q)
-        send_initial = q.get("sendInitialEvents")
-        match = q.get("resourceVersionMatch") or ""
+        ignored = self.settings.watch_list == "ignored"  # a server that predates both parameters
+        send_initial = None if ignored else q.get("sendInitialEvents")
+        match = "" if ignored else q.get("resourceVersionMatch") or ""
         bookmarks = query_bool(q.get("allowWatchBookmarks"))
         causes: list[tuple[str, str, str]] = []
         if send_initial is not None and send_initial != "":
@@ -265,6 +268,15 @@ class ListWatchHandlers:
                         "resourceVersionMatch",
                         "FieldValueForbidden",
                         "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+                    )
+                )
+            if self.settings.watch_list == "off":
+                causes.append(
+                    (
+                        "sendInitialEvents",
+                        "FieldValueForbidden",
+                        "Forbidden: sendInitialEvents is forbidden for watch unless the WatchList "
+                        "feature gate is enabled",
                     )
                 )
             if not bookmarks and query_bool(send_initial):
