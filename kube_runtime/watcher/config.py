@@ -56,9 +56,13 @@ class InitialListStrategy(enum.Enum):
     LIST_WATCH = "list_watch"
     #: One watch with ``sendInitialEvents=true`` (Kubernetes >= 1.32 streaming lists): the server
     #: sends the current objects as ADDED events, then a bookmark annotated
-    #: ``k8s.io/initial-events-end``. Needs bookmarks. Pitfall: there is no fallback to paged
-    #: lists (as in kube-rs): a server with the ``WatchList`` feature off answers 422, and the
-    #: watcher retries ``WatchStartFailed`` with backoff, its store never ready.
+    #: ``k8s.io/initial-events-end``. Needs bookmarks. Against a server that does not serve them
+    #: (the ``WatchList`` gate off: 422; older servers: 422 on ``resourceVersionMatch``, or the
+    #: parameter ignored and no end marker) the watcher falls back to ``LIST_WATCH`` for the rest
+    #: of its life, logged once at WARNING (kube-rs retries forever, its store never ready); see
+    #: :mod:`kube_runtime.watcher.state` for the signals. Pitfall: a streaming watch that ends
+    #: before its end marker counts as such a signal, so a server restart at that moment also
+    #: switches the watcher to paged lists.
     STREAMING_LIST = "streaming_list"
 
 
@@ -125,6 +129,9 @@ class WatcherConfig:
         return replace(self, list_semantic=ListSemantic.MOST_RECENT)
 
     def streaming_lists(self) -> WatcherConfig:
+        """The initial list as one ``sendInitialEvents`` watch (see
+        :attr:`InitialListStrategy.STREAMING_LIST`), falling back to paged lists (``page_size``)
+        against a server that does not serve it."""
         return replace(self, initial_list_strategy=InitialListStrategy.STREAMING_LIST)
 
     def with_page_size(self, size: int | None) -> WatcherConfig:

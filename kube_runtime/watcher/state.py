@@ -30,6 +30,31 @@ Semantics (kube-rs ``watcher.rs``, with its known gaps fixed):
   from the last version, and a streaming list starts over (kube-rs reads on, and the event or the
   listed object is lost); the same line failing again is skipped (:class:`Watching`,
   :class:`InitialWatch`).
+* A server that does not serve streaming lists (kube-rs retries it forever, the store never ready):
+  the step says so (``Stepped.streaming_unsupported``) and the driver lists with ``LIST_WATCH`` for
+  the rest of the watcher's life, as client-go's reflector falls back to "standard LIST semantics".
+  The step yields no error (nothing to back off from) and goes to :class:`Empty`, so the paged list
+  begins with a fresh ``Init`` that discards whatever the stream delivered. The signals:
+
+  - refused: opening the ``sendInitialEvents`` watch (or an ``ERROR`` event before its end marker)
+    fails with 400, 403 or 422 naming ``sendInitialEvents`` or ``resourceVersionMatch`` in its
+    message or causes (:func:`streaming_refused`). kube-apiserver >= 1.27 with the ``WatchList``
+    gate off answers 422 Invalid, cause ``sendInitialEvents``: "Forbidden: sendInitialEvents is
+    forbidden for watch unless the WatchList feature gate is enabled"; 1.19 to 1.26 answer 422,
+    cause ``resourceVersionMatch``: "Forbidden: resourceVersionMatch is forbidden for watch".
+  - silent: a server older than both parameters (or a proxy or non-kube-apiserver that drops them)
+    serves the request as a plain watch from resourceVersion 0: the current objects as ADDED, then
+    changes, never the end marker. Taken as unsupported, before the marker: a BOOKMARK without the
+    ``k8s.io/initial-events-end`` annotation (kube-apiserver annotates every bookmark of a streaming
+    list until it has sent one, so a supporting server never sends one), a normal end of the watch,
+    or its idle timeout (:class:`~kube_runtime.client.errors.WatchTimeout`).
+
+  Pitfall: a supporting server that ends the streaming watch before its marker (a restart, a
+  ``timeoutSeconds`` shorter than sending the initial objects takes, a proxy closing it) also turns
+  the watcher to paged lists, for good: correct, only costlier. So does a server that marks the end
+  of its initial events with a bookmark lacking the annotation (some aggregated API servers did).
+  A transport failure, an ``ERROR`` event of another kind and a decode failure keep starting the
+  streaming list over.
 """
 
 from __future__ import annotations
@@ -37,7 +62,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
-from kube_runtime.client.errors import ApiError, KubeError, ObjectDecodeError
+from kube_runtime.client.errors import ApiError, KubeError, ObjectDecodeError, WatchTimeout
 from kube_runtime.client.head import LazyObject, RawList
 from kube_runtime.client.json import KubeObject
 from kube_runtime.watcher.event import (
@@ -84,6 +109,7 @@ __all__ = [
     "has_open_watch",
     "next_call",
     "step",
+    "streaming_refused",
     "watching_received",
 ]
 
@@ -270,8 +296,14 @@ Outcome: TypeAlias = (
 
 @dataclass(frozen=True, slots=True)
 class Stepped:
+    """The next state and the items to yield. ``streaming_unsupported``: the server does not serve
+    streaming lists (see the module docstring); the driver passes ``streaming=False`` to
+    :func:`next_call` from now on. It is not part of the state because it outlives every state (a
+    410 long after the fallback must relist with pages again)."""
+
     state: State
     items: tuple[WatcherItem, ...] = ()
+    streaming_unsupported: bool = False
 
 
 _EMPTY: Final = Empty()
@@ -280,6 +312,9 @@ _LIST_EVERYTHING: Final = ListPage(None, full=True)
 _INITIAL_WATCH: Final = InitialWatch()
 _REFETCHING_LIST: Final = InitialWatch(refetch=True)
 _READ: Final = ReadWatch()
+_UNSTREAMABLE: Final = Stepped(_EMPTY, (), streaming_unsupported=True)
+#: Query parameters of the initial streaming watch that a server without streaming lists refuses.
+_STREAMING_PARAMETERS: Final = ("sendInitialEvents", "resourceVersionMatch")
 
 
 def has_open_watch(state: State) -> bool:
@@ -324,6 +359,24 @@ def continue_expired(error: BaseException) -> bool:
     return isinstance(error, ApiError) and (error.is_gone or error.reason == "Expired")
 
 
+def streaming_refused(error: BaseException) -> bool:
+    """Whether the initial streaming watch failed because the server does not accept it: an
+    ``ApiError`` 400 (BadRequest), 403 or 422 (Invalid) whose message, or a cause's field or
+    message, names ``sendInitialEvents`` or ``resourceVersionMatch`` (the parameters only that watch
+    sends; see the module docstring for kube-apiserver's answers). An authorization 403 names the
+    verb and resource, never a parameter, so it stays an ordinary error."""
+    if not isinstance(error, ApiError) or error.code not in (400, 403, 422):
+        return False
+    texts = [error.message]
+    causes = error.details.get("causes")
+    if isinstance(causes, list):
+        for cause in causes:
+            if isinstance(cause, dict):
+                texts.append(str(cause.get("field") or ""))
+                texts.append(str(cause.get("message") or ""))
+    return any(name in text for text in texts for name in _STREAMING_PARAMETERS)
+
+
 def _step_listing(state: Empty | InitPage | InitFullList, outcome: Outcome) -> Stepped:
     first = isinstance(state, Empty)
     if isinstance(outcome, Listed):
@@ -339,6 +392,8 @@ def _step_listing(state: Empty | InitPage | InitFullList, outcome: Outcome) -> S
         assert isinstance(state, Empty)
         return Stepped(_REFETCHING_LIST if state.refetch else _INITIAL_WATCH, (INIT,))
     if first and isinstance(outcome, WatchRejected):
+        if streaming_refused(outcome.error):
+            return _UNSTREAMABLE
         return Stepped(_EMPTY, (WatchStartFailed(outcome.error),))
     raise _unexpected(state, outcome)
 
@@ -408,7 +463,7 @@ def _step_initial_watch(state: InitialWatch, outcome: Outcome) -> Stepped:
                 return _initial_decode_failed(state, exc)
             annotations = meta.annotations or {}
             if annotations.get(INITIAL_EVENTS_END_ANNOTATION) != "true":
-                return Stepped(state)
+                return _UNSTREAMABLE  # the server ignored sendInitialEvents (module docstring)
             resource_version = meta.resourceVersion or None
             if resource_version is None:
                 return Stepped(_EMPTY, (NoResourceVersion(),))
@@ -419,7 +474,19 @@ def _step_initial_watch(state: InitialWatch, outcome: Outcome) -> Stepped:
         return Stepped(state, (_unknown_type(kind),))
     if isinstance(outcome, StreamDecodeFailed):
         return _initial_decode_failed(state, outcome.error)
+    if _ended_unstreamed(outcome):
+        return _UNSTREAMABLE
     return _stream_trouble(state, outcome, resume=_EMPTY)
+
+
+def _ended_unstreamed(outcome: Outcome) -> bool:
+    """Whether ``outcome``, before the end marker of a streaming list, means the server does not
+    serve streaming lists: a normal end, the idle timeout, or an ``ERROR`` event refusing it."""
+    if isinstance(outcome, StreamEnded):
+        return True
+    if isinstance(outcome, StreamBroken):
+        return isinstance(outcome.error, WatchTimeout)
+    return isinstance(outcome, StreamErrorEvent) and streaming_refused(outcome.error)
 
 
 def _initial_decode_failed(state: InitialWatch, error: BaseException) -> Stepped:

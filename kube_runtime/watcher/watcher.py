@@ -18,6 +18,14 @@ Lists: pages of ``page_size`` objects (``limit`` and ``continue``). A page whose
 token expired (410: its resourceVersion was compacted) is not retried from scratch: the next call
 lists everything in one request (see :mod:`kube_runtime.watcher.state`), logged at INFO, and its
 ``Init`` is counted by ``observe_watch`` as a relist.
+
+Streaming lists: when the state machine finds that the server does not serve them (the
+``sendInitialEvents`` watch refused, or served as a plain watch without the end marker: see
+:mod:`kube_runtime.watcher.state`), this watcher lists with paged ``list`` calls and watches from
+the list's version for the rest of its life. That is logged once, at WARNING, naming the resource
+and the signal; no error value is yielded for it, so a backoff stage does not delay the list.
+Pitfall: the switch is per watcher, so every new watcher (a restarted controller) tries streaming
+first again, and against such a server pays one refused request (or one streamed list) each time.
 """
 
 from __future__ import annotations
@@ -327,6 +335,9 @@ async def _drive(
                     outcome = await _read(events, budget, progress)
 
             stepped = step(state, outcome)
+            if stepped.streaming_unsupported and streaming:
+                streaming = False
+                _log_streaming_unsupported(outcome, resource)
             if watch_cm is not None and not has_open_watch(stepped.state):
                 cm, watch_cm, events = watch_cm, None, None
                 await _close_quietly(cm)
@@ -449,6 +460,28 @@ def _log_full_list(error: BaseException, resource: ApiResource | None) -> None:
         "one request without limit",
         what,
         error,
+        extra=None
+        if resource is None
+        else {"group": resource.group, "version": resource.version, "resource": resource.plural},
+    )
+
+
+def _log_streaming_unsupported(outcome: Outcome, resource: ApiResource | None) -> None:
+    """Log, once per watcher, that the server does not serve streaming lists and why."""
+    if isinstance(outcome, WatchRejected | StreamErrorEvent):
+        why = f"the sendInitialEvents watch was refused: {outcome.error}"
+    elif isinstance(outcome, Received):
+        why = "its watch sent a bookmark without the k8s.io/initial-events-end annotation"
+    elif isinstance(outcome, StreamBroken):
+        why = f"its watch went silent before the initial-events-end bookmark ({outcome.error})"
+    else:
+        why = "its watch ended before the initial-events-end bookmark"
+    what = "objects" if resource is None else _gvr(resource)
+    _log.warning(
+        "the API server does not serve streaming lists of %s (%s): listing them with paged LIST and "
+        "WATCH from now on",
+        what,
+        why,
         extra=None
         if resource is None
         else {"group": resource.group, "version": resource.version, "resource": resource.plural},

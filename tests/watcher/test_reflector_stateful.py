@@ -3,13 +3,17 @@ connections, injected errors, history compaction, frequent bookmarks) while a re
 
 At every quiescent point the store must equal the server's state exactly, the event log must be
 correctly bracketed (Init, InitApply*, InitDone; Apply/Delete only outside a list), and between two
-relists no change may be delivered twice or out of order.
+relists no change may be delivered twice or out of order. The server serves streaming lists, refuses
+them, or ignores the parameter (``watch_list``); a streaming reflector falls back to paged lists at
+most once, and never opens a streaming watch after that.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import anyio
@@ -20,9 +24,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from kube_runtime.client.api import Api
+from kube_runtime.client.idle import IdleTimedStream
 from kube_runtime.client.resource import ApiResource
 from kube_runtime.store import Store, store
 from kube_runtime.testing import ApiServer
+from kube_runtime.testing.apiserver.settings import WATCH_LIST_MODES, WatchListMode
 from kube_runtime.watcher import (
     Apply,
     Delete,
@@ -55,6 +61,28 @@ def harness() -> Iterator[Harness]:
             yield Harness(portal, server)
 
 
+class StreamingCount(logging.Handler):
+    """Counts the streaming-list watches a reflector opens, and how many there were when the
+    watcher logged its fallback to paged lists."""
+
+    def __init__(self, api: Api) -> None:
+        super().__init__(logging.WARNING)
+        self.api = api
+        self.resource = api.resource
+        self.list_raw = api.list_raw
+        self.list = api.list
+        self.streaming_watches = 0
+        self.at_fallback: list[int] = []
+
+    def watch(self, **params: Any) -> AbstractAsyncContextManager[IdleTimedStream[Any]]:
+        self.streaming_watches += bool(params.get("send_initial_events"))
+        return self.api.watch(**params)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "does not serve streaming lists" in record.getMessage():
+            self.at_fallback.append(self.streaming_watches)
+
+
 class Reflecting:
     """A reflector over one namespace, run in a task on the server's loop; logs every event."""
 
@@ -65,21 +93,28 @@ class Reflecting:
         self.log: list[Any] = []
         self.errors = 0
         config = WatcherConfig().streaming_lists() if streaming else WatcherConfig().with_page_size(2)
-        api = Api(server.client, CM, namespace)
+        self.api = StreamingCount(Api(server.client, CM, namespace))
         self.stream = (
-            watcher(api, config).backoff(ExponentialBackoff(0.005, 0.05, jitter=False)).reflect(self.writer)
+            watcher(self.api, config)
+            .backoff(ExponentialBackoff(0.005, 0.05, jitter=False))
+            .reflect(self.writer)
         )
         self.scope = anyio.CancelScope()
         self.done = anyio.Event()
 
     async def run(self) -> None:
-        with self.scope:
-            async with self.stream:
-                async for item in self.stream:
-                    if isinstance(item, Exception):
-                        self.errors += 1
-                    else:
-                        self.log.append(item)
+        logger = logging.getLogger("kube_runtime.watcher")
+        logger.addHandler(self.api)
+        try:
+            with self.scope:
+                async with self.stream:
+                    async for item in self.stream:
+                        if isinstance(item, Exception):
+                            self.errors += 1
+                        else:
+                            self.log.append(item)
+        finally:
+            logger.removeHandler(self.api)
         self.done.set()
 
 
@@ -106,9 +141,11 @@ class ReflectorMachine(RuleBasedStateMachine):
     def call(self, fn: Any, *args: Any) -> Any:
         return self.harness.portal.call(fn, *args)
 
-    @initialize(streaming=st.booleans())
-    def start(self, streaming: bool) -> None:
+    @initialize(streaming=st.booleans(), watch_list=st.sampled_from(WATCH_LIST_MODES))
+    def start(self, streaming: bool, watch_list: WatchListMode) -> None:
         self.namespace = f"model-{next(_namespaces)}"
+        self.streaming, self.watch_list = streaming, watch_list
+        self.server.settings.watch_list = watch_list
         ns_type = self.server.resource_type("namespaces")
         self.call(
             lambda: self.server.ops.create(
@@ -134,6 +171,7 @@ class ReflectorMachine(RuleBasedStateMachine):
 
             self.call(stop)
             self.call(self.server.faults.reset)
+        self.server.settings.watch_list = "on"
 
     def _sync(self, fn: Any) -> Any:
         def run() -> Any:
@@ -232,6 +270,19 @@ class ReflectorMachine(RuleBasedStateMachine):
 
         expected, got = self.call(settle)
         assert got == expected
+        if self.streaming and self.watch_list != "on":
+            assert refl.api.at_fallback, "synced without falling back to paged lists"
+
+    @invariant()
+    def falls_back_once_and_for_good(self) -> None:
+        if self.refl is None:
+            return
+        api = self.refl.api
+        assert len(api.at_fallback) <= 1, "the fallback was logged more than once"
+        if api.at_fallback:
+            assert api.streaming_watches == api.at_fallback[0], "a streaming watch after the fallback"
+        if not self.streaming:
+            assert api.streaming_watches == 0
 
     @invariant()
     def bracketing_and_no_duplicates(self) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kube_runtime.client.errors import ApiError, TransportError
+from kube_runtime.client.errors import ApiError, TransportError, WatchTimeout
 from kube_runtime.watcher.event import (
     Apply,
     Delete,
@@ -72,6 +72,30 @@ def gone() -> ApiError:
 
 def server_error() -> ApiError:
     return ApiError({"kind": "Status", "code": 500, "reason": "InternalError", "message": "boom"})
+
+
+def refused() -> ApiError:
+    """kube-apiserver's answer to a streaming-list watch with its WatchList gate off."""
+    message = "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled"
+    return ApiError(
+        {
+            "kind": "Status",
+            "code": 422,
+            "reason": "Invalid",
+            "message": f'ListOptions.meta.k8s.io "" is invalid: sendInitialEvents: Forbidden: {message}',
+            "details": {
+                "kind": "ListOptions",
+                "group": "meta.k8s.io",
+                "causes": [
+                    {
+                        "reason": "FieldValueForbidden",
+                        "message": f"Forbidden: {message}",
+                        "field": "sendInitialEvents",
+                    }
+                ],
+            },
+        }
+    )
 
 
 def bookmark(rv: str, *, initial_end: bool = False) -> Received:
@@ -287,9 +311,6 @@ def test_streaming_list_emits_init_kube_rs_streaming_list_init_bug() -> None:
     assert [type(i) for i in s.items] == [Init]
     s = step(s.state, Received("ADDED", cm("a", "3")))
     assert isinstance(s.items[0], InitApply)
-    s = step(s.state, bookmark("4"))  # an ordinary bookmark: still initial
-    assert s.state == InitialWatch()
-    assert s.items == ()
     s = step(s.state, Received("DELETED", cm("a", "5")))
     assert s.state == InitialWatch()
     assert s.items == ()
@@ -299,14 +320,15 @@ def test_streaming_list_emits_init_kube_rs_streaming_list_init_bug() -> None:
 
 
 def test_streaming_list_aborted_restarts_with_a_fresh_init() -> None:
-    s = step(InitialWatch(), StreamEnded())
+    s = step(InitialWatch(), StreamBroken(TransportError("x")))
     assert s.state == Empty()
+    assert not s.streaming_unsupported
+    assert next_call(s.state, streaming=True) == StartWatch(None, initial=True)
     s = step(s.state, WatchOpened())
     assert [type(i) for i in s.items] == [Init]
     s = step(InitialWatch(), StreamErrorEvent(gone()))
     assert s.state == Empty()
-    s = step(InitialWatch(), StreamBroken(TransportError("x")))
-    assert s.state == Empty()
+    assert not s.streaming_unsupported
 
 
 def test_streaming_start_failure_stays_empty() -> None:
@@ -332,7 +354,7 @@ class Model:
     token), initial, resume, watching.
     """
 
-    streaming: bool
+    streaming: bool  # false from the fallback on: the server does not serve streaming lists
     phase: str = "relist"
     rv: str | None = None
     token: str | None = None
@@ -353,8 +375,10 @@ class Model:
 
 _NAMES = st.sampled_from(["a", "b", "c"])
 _RVS = st.integers(1, 99).map(str)
-_ERRORS = st.sampled_from(["gone", "500", "transport"]).map(
-    lambda k: gone() if k == "gone" else server_error() if k == "500" else TransportError("reset")
+_ERRORS = st.sampled_from(["gone", "500", "transport", "refused"]).map(
+    lambda k: {"gone": gone, "500": server_error, "refused": refused}.get(
+        k, lambda: TransportError("reset")
+    )()
 )
 _LIST_OUTCOMES: st.SearchStrategy[Outcome] = st.builds(
     page, st.lists(_NAMES, max_size=3), st.none() | _RVS, st.none() | st.sampled_from(["t1", "t2"])
@@ -370,9 +394,12 @@ _READ_OUTCOMES: st.SearchStrategy[Outcome] = st.one_of(
     st.builds(lambda rv, end: bookmark(rv, initial_end=end), _RVS, st.booleans()),
     st.builds(
         StreamErrorEvent,
-        st.sampled_from(["gone", "500"]).map(lambda k: gone() if k == "gone" else server_error()),
+        st.sampled_from(["gone", "500", "refused"]).map(
+            lambda k: gone() if k == "gone" else server_error() if k == "500" else refused()
+        ),
     ),
     st.builds(lambda: StreamBroken(TransportError("reset"))),
+    st.builds(lambda: StreamBroken(WatchTimeout("silent", phase="idle", seconds=5.0))),
     st.builds(StreamEnded, st.booleans()),
     st.builds(lambda: StreamDecodeFailed(ValueError("bad"))),
 )
@@ -384,6 +411,16 @@ def outcomes_for(action: Any) -> st.SearchStrategy[Outcome]:
     if isinstance(action, StartWatch):
         return _START_OUTCOMES
     return _READ_OUTCOMES
+
+
+def unstreamable(m: Model) -> list[type]:
+    """The fallback: paged lists from now on, starting afresh (the next list's Init), no error."""
+    m.streaming, m.phase, m.in_list, m.refetch = False, "relist", False, False
+    return []
+
+
+def is_refused(error: BaseException) -> bool:
+    return isinstance(error, ApiError) and error.code == 422
 
 
 def model_step(m: Model, o: Outcome) -> list[type]:
@@ -419,11 +456,20 @@ def model_step(m: Model, o: Outcome) -> list[type]:
         m.phase = "watching"
         return []
     if isinstance(o, WatchRejected):
+        if m.phase == "relist" and is_refused(o.error):
+            return unstreamable(m)
         if m.phase == "resume" and not (isinstance(o.error, ApiError) and o.error.code == 410):
             return [WatchStartFailed]
         m.phase, m.refetch = "relist", False
         return [WatchStartFailed]
     resume_phase = "relist" if m.phase == "initial" else "resume"
+    if m.phase == "initial" and (
+        isinstance(o, StreamEnded)
+        or (isinstance(o, StreamBroken) and isinstance(o.error, WatchTimeout))
+        or (isinstance(o, StreamErrorEvent) and is_refused(o.error))
+        or (isinstance(o, Received) and o.type == "BOOKMARK" and not o.object["metadata"].get("annotations"))
+    ):
+        return unstreamable(m)  # the server ignored sendInitialEvents, or refused it
     if isinstance(o, StreamErrorEvent):
         if o.error.code == 410:
             m.phase, m.in_list, m.refetch = "relist", False, False
@@ -471,6 +517,9 @@ def test_step_function_matches_model(streaming: bool, data: st.DataObject) -> No
         outcome = data.draw(outcomes_for(action))
         s = step(state, outcome)
         assert [type(i) for i in s.items] == model_step(model, outcome), (state, outcome)
+        # The driver's switch: once unsupported, never streaming again.
+        assert s.streaming_unsupported == (streaming and not model.streaming), (state, outcome)
+        streaming = streaming and not s.streaming_unsupported
         # Bracketing: Init opens a list, InitDone closes it, Apply/Delete only outside a list.
         for item in s.items:
             if isinstance(item, Init):
