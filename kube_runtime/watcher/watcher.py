@@ -344,7 +344,7 @@ async def _drive(
             state = stepped.state
             if type(state) is InitFullList:
                 assert isinstance(outcome, ListFailed)
-                _log_full_list(outcome.error, resource)
+                _log_full_list(outcome.error, resource, config)
             for item in stepped.items:
                 if isinstance(item, WatcherError):
                     warned_unserved = _log_error(item, resource, warned_unserved)
@@ -452,17 +452,23 @@ def _log_error(error: WatcherError, resource: ApiResource | None, warned_unserve
     return warned_unserved
 
 
-def _log_full_list(error: BaseException, resource: ApiResource | None) -> None:
-    """Log the fallback from a paged list whose ``continue`` token expired to one full list."""
+def _log_full_list(error: BaseException, resource: ApiResource | None, config: WatcherConfig) -> None:
+    """Log the fallback from a paged list whose ``continue`` token expired to one full list, naming
+    the list's selectors (two watches of one kind tell apart) and the error's status, not its text."""
     what = "objects" if resource is None else _gvr(resource)
+    selectors = (("label_selector", config.label_selector), ("field_selector", config.field_selector))
+    selection = {key: value for key, value in selectors if value}
+    why = f"{error.code} {error.reason}" if isinstance(error, ApiError) else str(error)
+    extra: dict[str, str] = dict(selection)
+    if resource is not None:
+        extra.update(group=resource.group, version=resource.version, resource=resource.plural)
     _log.info(
-        "a continue token expired part-way through a paged list of %s (%s): listing them again in "
+        "a continue token expired part-way through a paged list of %s%s (%s): listing them again in "
         "one request without limit",
         what,
-        error,
-        extra=None
-        if resource is None
-        else {"group": resource.group, "version": resource.version, "resource": resource.plural},
+        "".join(f", {key} {value!r}" for key, value in selection.items()),
+        why,
+        extra=extra or None,
     )
 
 

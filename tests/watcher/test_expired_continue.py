@@ -141,5 +141,10 @@ async def test_expired_continue_tokens_fall_back_to_one_full_list(
     assert len(fallbacks) == 1
     assert fallbacks[0].levelno == logging.INFO
     assert "configmaps" in fallbacks[0].getMessage()
+    # It names the list's selector (two watches of one kind tell apart) and the status, not the
+    # server's whole message.
+    assert f"label_selector {SELECTOR!r}" in fallbacks[0].getMessage()
+    assert "(410 Expired)" in fallbacks[0].getMessage()
+    assert fallbacks[0].label_selector == SELECTOR  # type: ignore[attr-defined]
     assert registry.get_sample_value("kube_runtime_watch_relists_total", {"watch": "cms"}) == 1
     assert registry.get_sample_value("kube_runtime_watch_errors_total", {"watch": "cms", "code": "410"}) == 0
