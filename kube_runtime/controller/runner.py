@@ -166,9 +166,9 @@ class Runner(Generic[T, R]):
         if changed and self._sleeping and self.concurrency and len(self.running) >= self.concurrency:
             if scheduler.is_due(now):
                 scheduler.hold(now)
-                self._report_queue()
+            self._report_queue()
         elif changed and self._sleeping:
-            if self._idle and scheduler.is_due(now):
+            if self._idle and (scheduler.ready_count or scheduler.is_due(now)):
                 # Due now with a worker idle: wake it. It takes the scheduler's pick when it runs,
                 # after the caller yields (so a burst of requests is deduplicated first), without
                 # a pass of the loop or a hand-over in between.

@@ -10,7 +10,9 @@ Guarantees (kube-rs ``scheduler.rs`` semantics, extended with priorities):
   priority of a scheduled, due or parked entry, and never lowers it.
 * A message that is already due but cannot run yet (it is *pending*: its object is reconciling,
   or the runner is at its concurrency limit) swallows further requests for it (except that they
-  may raise its priority).
+  may raise its priority). A request due when it is made (its run time not after ``now``, no
+  debounce) is pending at once: counted in :attr:`Scheduler.depths` and ``became_due`` without
+  waiting for a :meth:`Scheduler.hold` or :meth:`Scheduler.pop`.
 * Of the due messages, the one with the highest priority runs first, and within a priority the
   one that became due earliest (ties in the order the entries were made). Priorities are ints,
   higher first: :data:`DEFAULT_PRIORITY` for live changes, :data:`LOW_PRIORITY` (-100, as
@@ -208,6 +210,14 @@ class Scheduler(Generic[T]):
         next_run = min(run_at + self.debounce, now + MAX_REQUEUE_SECONDS)
         entry = _Entry(message, next_run, priority, next(self._seq))
         self._entries[message] = entry
+        if next_run <= now:  # due already (a change, most of the time): pending at once, as
+            entry.state = _READY  # hold() would make it, without a pass through the delay heap
+            self.ready_count += 1
+            self.became_due += 1
+            depths = self._depths
+            depths[priority] = depths.get(priority, 0) + 1
+            heapq.heappush(self._ready.setdefault(priority, []), (next_run, entry.seq, entry))
+            return True
         self._scheduled_count += 1
         heapq.heappush(self._heap, (next_run, entry.seq, entry))
         if len(self._heap) > 2 * self._scheduled_count + 64:

@@ -46,7 +46,7 @@ class _Model:
         self.seq = 0
         self.aged_turn = False
 
-    def schedule(self, key: int, run_at: float, priority: int, payload: str) -> None:
+    def schedule(self, key: int, run_at: float, priority: int, payload: str, now: float) -> None:
         e = self.entries.get(key)
         if e is not None and e.state != "scheduled":
             e.priority = max(e.priority, priority)
@@ -57,7 +57,10 @@ class _Model:
         if e is not None:
             priority = max(priority, e.priority)
         self.seq += 1
-        self.entries[key] = _Entry(run_at, priority, self.seq, payload)
+        # Due when made: pending at once (no pass through the delay queue).
+        self.entries[key] = _Entry(
+            run_at, priority, self.seq, payload, "ready" if run_at <= now else "scheduled"
+        )
 
     def expire(self, now: float) -> None:
         for e in self.entries.values():
@@ -112,7 +115,7 @@ class PriorityScheduler(RuleBasedStateMachine):
         payload = f"r{self.n}"
         before = self.s.priority_of(req(key))
         self.s.schedule(req(key, payload), self.now + delay, self.now, priority)
-        self.model.schedule(key, self.now + delay, priority, payload)
+        self.model.schedule(key, self.now + delay, priority, payload, self.now)
         after = self.s.priority_of(req(key))
         assert after is not None
         assert after >= priority  # a request raises the priority ...
