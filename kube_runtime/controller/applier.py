@@ -189,6 +189,8 @@ class ControllerRun(Generic[C]):
         self._deadline: ShutdownDeadline | None = None
         self._receive: ResultStream[ControllerResult] | None = None
         self._forced = False
+        #: Why the run cancelled its running reconciles (their spans' status names it).
+        self._cancelled_by: str | None = None
 
     # -- public control ------------------------------------------------------------------------------
 
@@ -210,14 +212,26 @@ class ControllerRun(Generic[C]):
 
     def force_shutdown(self) -> None:
         """Forceful shutdown: cancel running reconciles and end the stream now."""
-        self._forced = True
-        self._force.cancel()
+        self._stop("forceful shutdown")
+
+    def _leadership_lost(self) -> None:
+        self._stop("leadership lost")
 
     def _deadline_passed(self) -> None:
         """The graceful shutdown's deadline: a forceful shutdown if anything is still running."""
         if self._runner is not None and self._runner.running:
-            self._forced = True
+            self._stop("graceful shutdown timed out")
         self._force.cancel()
+
+    def _stop(self, why: str) -> None:
+        """A forceful shutdown, for ``why`` (the first reason given is kept)."""
+        if self._cancelled_by is None:
+            self._cancelled_by = why
+        self._forced = True
+        self._force.cancel()
+
+    def _cancel_reason(self) -> str | None:
+        return self._cancelled_by
 
     # -- context manager / await ---------------------------------------------------------------------
 
@@ -249,6 +263,8 @@ class ControllerRun(Generic[C]):
     ) -> bool | None:
         tasks, self._tasks = self._tasks, None
         assert tasks is not None
+        if self._cancelled_by is None:
+            self._cancelled_by = "run stopped"
         self._force.cancel()
         try:
             return await tasks.__aexit__(exc_type, exc, tb)
@@ -301,7 +317,8 @@ class ControllerRun(Generic[C]):
             requeue=requeue,
             timeout=config.reconcile_timeout,
             leading=None if spec.leader_election is None else _is_leader(spec.leader_election),
-            term_over=self.force_shutdown,
+            term_over=self._leadership_lost,
+            cancelled_by=self._cancel_reason,
         )
         election = spec.leader_election
         ready = spec.store.wait_until_ready
@@ -374,7 +391,7 @@ class ControllerRun(Generic[C]):
     async def _stop_on_loss(self, election: LeaderElection) -> None:
         await election.elector.lost.wait()
         _log.info("controller %s: leadership lost, stopping", self._spec.name)
-        self.force_shutdown()
+        self._leadership_lost()
 
     async def _drive(
         self,

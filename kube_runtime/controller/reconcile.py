@@ -12,7 +12,11 @@
   with fresh ids), made current and ended through OpenTelemetry's public API
   (``set_span_in_context``, ``context.attach``/``detach``); a failure is recorded on it only when
   it records (an unsampled span costs no exception formatting). A cancelled reconcile's span still
-  ends. Without a tracer provider (resolved when the run starts) there is no span: the attempt's
+  ends, with status ERROR and the description ``cancelled: <why>`` (``forceful shutdown``,
+  ``graceful shutdown timed out``, ``leadership lost``, ``run stopped``; plain ``cancelled`` when
+  the run cannot tell), so a trace backend shows it did not complete; no ``exception`` event (the
+  cancellation's stack trace says nothing about the reconcile). Set only on a recording span.
+  Without a tracer provider (resolved when the run starts) there is no span: the attempt's
   :class:`~kube_runtime.controller.context.ReconcileInfo` carries fresh ids for the log lines
   (:mod:`~kube_runtime.controller.unrecorded_span`), nothing is recorded, and nothing touches
   OpenTelemetry's context.
@@ -51,6 +55,7 @@ from typing import Any, Final, Generic, TypeVar
 import anyio
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
 
 from kube_runtime.client.json import KubeObject
 from kube_runtime.client.tracing import record_failure
@@ -100,10 +105,14 @@ class ReconcileAttempts(Generic[C]):
     ``term_over`` is called (it force-stops the run) and the attempt waits to be cancelled without
     running the reconciler. The elector's deadline passes before its watchdog task runs (a process
     resumed after a pause), and a due request must not start in between.
+
+    ``cancelled_by``: asked, only when a recording span's reconcile is cancelled, why the run
+    cancelled it (``None``: it cannot tell); the span's status description names it.
     """
 
     __slots__ = (
         "_backoff",
+        "_cancelled_by",
         "_clock",
         "_context",
         "_decode",
@@ -135,7 +144,9 @@ class ReconcileAttempts(Generic[C]):
         timeout: float | None = None,
         leading: Callable[[], bool] | None = None,
         term_over: Callable[[], object] | None = None,
+        cancelled_by: Callable[[], str | None] | None = None,
     ) -> None:
+        self._cancelled_by = cancelled_by
         self._timeout = timeout
         self._leading = leading
         self._term_over = term_over
@@ -205,6 +216,8 @@ class ReconcileAttempts(Generic[C]):
                 failure = exc
             except asyncio.CancelledError as exc:
                 if _being_cancelled():
+                    if span.is_recording():
+                        _record_cancelled(span, self._cancelled_by)
                     raise
                 failure = StrayCancellation(
                     "reconcile raised CancelledError without being cancelled (it awaited a "
@@ -311,6 +324,13 @@ def _being_cancelled() -> bool:
     """Whether the running task has a cancellation requested (shutdown, a timeout's scope)."""
     task = asyncio.current_task()
     return task is None or task.cancelling() > 0
+
+
+def _record_cancelled(span: trace.Span, cancelled_by: Callable[[], str | None] | None) -> None:
+    """Mark ``span`` as the span of a reconcile cancelled before it completed, for the reason
+    ``cancelled_by`` gives: status ERROR, description ``cancelled: <why>``."""
+    why = None if cancelled_by is None else cancelled_by()
+    span.set_status(Status(StatusCode.ERROR, "cancelled" if why is None else f"cancelled: {why}"))
 
 
 def _log_ids(info: ReconcileInfo, span: trace.Span) -> dict[str, str]:

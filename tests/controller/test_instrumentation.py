@@ -121,26 +121,6 @@ async def test_an_unsampled_reconcile_span_still_parents_its_children(
     assert otel_context.get_current() == before
 
 
-async def test_a_cancelled_reconcile_ends_its_span_without_an_error(
-    config_maps: Api, spans: InMemorySpanExporter
-) -> None:
-    await config_maps.create(config_map("a"))
-    started = anyio.Event()
-
-    async def reconcile(obj: dict[str, Any], ctx: Any) -> Action:
-        started.set()
-        await anyio.sleep_forever()
-        raise AssertionError("unreachable")
-
-    async with Controller(config_maps).run(reconcile, None, None):
-        await started.wait()
-    [span] = spans.get_finished_spans()
-    assert span.name == "reconciling object"
-    assert span.end_time is not None
-    assert span.status.status_code == trace.StatusCode.UNSET
-    assert trace.get_current_span() is trace.INVALID_SPAN
-
-
 async def test_current_reconcile_is_set_inside_and_only_inside(config_maps: Api) -> None:
     for name in ("a", "b"):
         await config_maps.create(config_map(name))
