@@ -20,16 +20,16 @@ returns or raises within its deadline (``ClientConfig.request_timeout``, 90 s, o
 connecting, sending, the headers and the whole body (``read_timeout`` bounds one read, so a body
 sent a byte at a time could otherwise hold a call for ever). Past it the call raises
 :class:`RequestTimeout` (not retried, as in client-go); the connection is closed, not pooled
-half-read; the span and ``rest_client_requests_total`` (``<error>``) record it. Pitfall: over
-HTTP/2 the timed-out stream is only abandoned (httpcore sends no ``RST_STREAM``). Streams get no
-read timeout and no deadline. A stream opened with an idle timeout is bounded by it from the
-moment each attempt is sent until its response headers arrive (a server or proxy that accepts the
-request and never answers raises :class:`WatchTimeout`), and then by it between bytes. Over
-HTTP/1.1 each watch holds a connection of its own, outside the pool, and at most ``max_watches``
-are open at once; a watch beyond that waits ``pool_timeout`` for one to close. The pool holds
-``max_watches + max_concurrent_requests`` connections (over HTTP/2 or a proxy, watches share it),
-so open watches cannot starve ordinary requests; a request that finds no connection fails after
-``pool_timeout``.
+half-read; the span and ``rest_client_requests_total`` (``<error>``) record it. Pitfall: over HTTP/2
+the timed-out stream is only abandoned (httpcore sends no ``RST_STREAM``). Streams get no read
+timeout and no deadline. A stream opened with an idle timeout is bounded by it from the moment each
+attempt is sent until its response headers arrive (a server or proxy that accepts the request and
+never answers, or a connection unanswered within ``connect_timeout``, raises :class:`WatchTimeout`),
+and then by it between bytes. Over HTTP/1.1 each watch holds a connection of its own, outside the
+pool, and at most ``max_watches`` are open at once; a watch beyond that waits ``pool_timeout`` for
+one to close. The pool holds ``max_watches + max_concurrent_requests`` connections (over HTTP/2 or a
+proxy, watches share it), so open watches cannot starve ordinary requests; a request that finds no
+connection fails after ``pool_timeout``.
 
 HTTP/1.1 is the default (``ClientConfig.http2`` opts in). Measured on loopback (2-core box under
 load, so only the ratios mean much): against the embedded API server, which speaks only HTTP/1.1,
@@ -395,7 +395,7 @@ class Client:
             span.failure(exc)
             span.end()
             raise WatchTimeout(
-                f"{verb}: no response headers within {exc.seconds:g}s of sending the request",
+                f"{verb}: {exc}",
                 phase="headers",
                 seconds=exc.seconds,
                 verb=verb,
@@ -520,11 +520,14 @@ class Client:
         return response
 
     async def _send_within(self, request: httpx.Request, seconds: float) -> httpx.Response:
-        """Send and wait at most ``seconds`` for the response headers (pool wait, connect, TLS and
-        the server's answer together); cancelling the send closes its connection (httpcore's
-        cancellation handling), so nothing is left waiting on the socket."""
+        """Send and wait at most ``seconds`` for the response headers (pool wait, connect, TLS and the
+        server's answer together; a connection unanswered within the connect timeout ends it sooner);
+        cancelling the send closes its connection, so nothing is left waiting on the socket."""
         with anyio.move_on_after(seconds):
-            return await self._http.send(request, stream=True)
+            try:
+                return await self._http.send(request, stream=True)
+            except httpx.ConnectTimeout as exc:  # silence before the request could even be sent
+                raise _NoHeaders(request.extensions["timeout"]["connect"], request, "connection") from exc
         raise _NoHeaders(seconds, request)
 
 
@@ -540,10 +543,10 @@ def _timed_out(verb: str, method: str, path: str, seconds: float, *, reading_bod
 
 
 class _NoHeaders(httpx.ReadTimeout):
-    """No response headers within the bound (mapped to :class:`WatchTimeout` by ``_open``)."""
+    """No response headers (or no connection) in time: ``_open`` raises a WatchTimeout for it."""
 
-    def __init__(self, seconds: float, request: httpx.Request) -> None:
-        super().__init__(f"no response headers within {seconds:g}s", request=request)
+    def __init__(self, seconds: float, request: httpx.Request, awaited: str = "response headers") -> None:
+        super().__init__(f"no {awaited} within {seconds:g}s of sending the request", request=request)
         self.seconds = seconds
 
 

@@ -80,10 +80,12 @@ class WatchTimeout(TransportError):
 
     ``phase`` says where it stalled: ``"headers"``, the response headers did not arrive after the
     request was sent (raised when the watch is opened; an API server or proxy that accepted the
-    connection and never answered); ``"idle"``, the open stream sent no byte, bookmarks included
-    (built by the watcher when the stream ends that way; a connection a load balancer dropped
-    without telling either side looks exactly like this). Either way the connection is closed and
-    retrying is safe.
+    connection and never answered), or the connection itself (TCP connect and TLS handshake) got
+    no answer within ``ClientConfig.connect_timeout`` (a black-holed path); ``"idle"``, the open
+    stream sent no byte, bookmarks included (built by the watcher when the stream ends that way; a
+    connection a load balancer dropped without telling either side looks exactly like this).
+    Either way the connection is closed and retrying is safe. A connection refused or reset is an
+    answer, so a :class:`TransportError`, not this.
     """
 
     def __init__(self, message: str, *, phase: str, seconds: float, verb: str = "", url: str = "") -> None:

@@ -12,7 +12,9 @@
   (:class:`~kube_runtime.client.errors.WatchTimeout`): ``phase="idle"``, the open watch sent
   nothing, bookmarks included, for its idle timeout (several missed bookmarks once the cadence
   is learned; a load balancer that dropped the connection looks like this); ``phase="headers"``,
-  the watch request got no response headers within that bound. Each is also an error
+  the watch request got no response headers within that bound, or its connection (TCP connect and
+  TLS handshake) none within the client's ``connect_timeout`` (a black-holed path; a refused or
+  reset connection is ``code="transport"``, not a timeout). Each is also an error
   (``code="timeout"``) and is logged at WARNING with the watch, phase, bound and request path;
 * ``kube_runtime_watch_relists_total{watch}``: every ``Init`` after the first (full re-lists,
   e.g. after a 410, or a paged list listed again in one request because a page's ``continue``

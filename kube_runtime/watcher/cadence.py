@@ -21,7 +21,9 @@ only bound is the watch's ``timeoutSeconds`` + 5 s, 295 s by default.
   measured gaps then refine;
 * every timeout (silence, or response headers that never came) widens the next bound: the bound
   that just expired counts as a gap, so a wrong estimate grows threefold per timeout up to the
-  ceiling instead of reconnecting forever, and ages out after four real gaps.
+  ceiling instead of reconnecting forever, and ages out after four real gaps. A connection that
+  got no answer within the client's shorter ``connect_timeout`` (also a ``phase="headers"``
+  timeout) widens nothing: that bound was not this one.
 
 Pitfall: events do not teach the cadence (a busy watch's gaps between events say nothing about
 bookmarks) but every event or bookmark restarts the idle clock, so a busy watch never times out.

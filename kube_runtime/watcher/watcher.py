@@ -322,7 +322,9 @@ async def _drive(
                     try:
                         opened = await cm.__aenter__()
                     except Exception as exc:
-                        if isinstance(exc, WatchTimeout):
+                        if isinstance(exc, WatchTimeout) and exc.seconds >= budget.timeout:
+                            # The budget's own bound expired (not a shorter connect timeout,
+                            # which says nothing about the bookmark cadence): widen it.
                             budget.timed_out()
                         outcome = WatchRejected(exc)
                     else:

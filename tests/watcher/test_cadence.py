@@ -13,7 +13,7 @@ from kube_runtime.client.errors import WatchTimeout
 from kube_runtime.client.idle import IdleTimedIterator
 from kube_runtime.client.lines import WatchEvent
 from kube_runtime.testing.clock import virtual_clock_backend
-from kube_runtime.watcher import Init, InitDone, WatcherConfig, WatchFailed, watcher
+from kube_runtime.watcher import Init, InitDone, WatcherConfig, WatchFailed, WatchStartFailed, watcher
 from kube_runtime.watcher.cadence import MIN_IDLE_TIMEOUT, IdleBudget
 
 # -- IdleBudget ---------------------------------------------------------------------------------
@@ -249,3 +249,65 @@ async def test_a_healthy_watch_with_a_short_timeout_is_never_given_up(anyio_back
                 items.append(item)
     assert [type(item) for item in items] == [Init, InitDone], items
     assert api.watch_calls == 10  # one connection per minute, each ended by the server
+
+
+class UnreachableOnceApi:
+    """Lists nothing at version 5. The first watch sends bookmarks 60 s apart (a learned bound of
+    180 s), then ends normally; the second cannot be opened (``WatchTimeout`` with ``phase="headers"``
+    after ``stalled_for`` seconds); later ones record their bound and stay open."""
+
+    def __init__(self, stalled_for: float) -> None:
+        self.stalled_for = stalled_for
+        self.watch_calls: list[dict[str, Any]] = []
+
+    async def list(self, **params: Any) -> dict[str, Any]:
+        return {"metadata": {"resourceVersion": "5"}, "items": []}
+
+    def watch(self, **params: Any) -> Any:
+        self.watch_calls.append(params)
+        return self._watch(len(self.watch_calls), params["idle_timeout"])
+
+    @asynccontextmanager
+    async def _watch(self, call: int, idle_timeout: float) -> AsyncIterator[Any]:
+        if call == 2:
+            await anyio.sleep(self.stalled_for)
+            raise WatchTimeout(
+                "no answer", phase="headers", seconds=self.stalled_for, url="/api/v1/configmaps"
+            )
+
+        async def bookmarks() -> AsyncIterator[WatchEvent]:
+            if call == 1:
+                for rv in (6, 7):
+                    await anyio.sleep(60)
+                    yield bookmark(rv)
+                await anyio.sleep(10)
+                return
+            await anyio.sleep_forever()
+
+        stream = IdleTimedIterator(bookmarks(), idle_timeout, "/api/v1/configmaps")
+        try:
+            yield stream
+        finally:
+            await stream.aclose()
+
+
+@pytest.mark.parametrize("anyio_backend", [virtual_clock_backend()])
+@pytest.mark.parametrize(
+    ("stalled_for", "next_bound"),
+    [
+        pytest.param(180, 295, id="the-budget's-bound-widens"),
+        pytest.param(30, 180, id="a-shorter-connect-timeout-does-not"),
+    ],
+)
+async def test_only_a_headers_timeout_at_the_budget_s_bound_widens_it(
+    anyio_backend: Any, stalled_for: float, next_bound: float
+) -> None:
+    api = UnreachableOnceApi(stalled_for)
+    async with watcher(api) as stream:
+        with anyio.fail_after(1000):
+            async for item in stream:
+                if isinstance(item, WatchStartFailed):
+                    break
+        with anyio.move_on_after(10):  # opens the third watch, then waits on it
+            await stream.__anext__()
+    assert [c["idle_timeout"] for c in api.watch_calls] == [295, 180, next_bound]
