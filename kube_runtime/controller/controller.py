@@ -437,9 +437,10 @@ class Controller:
         The wrapper sits directly on the watcher, before the trigger's backoff, so it sees every
         ``Init``/``InitApply``/``InitDone``/``Apply``/``Delete`` and every error value, and must
         pass them all on (errors included: the backoff needs them). ``progress`` is stamped by the
-        watcher on every list page and watch line, bookmarks included. It is called once per watch
-        and run, when the run opens the watch; with several instruments, each wraps the previous
-        one's result. Without any, watchers run without a progress object (no per-line cost).
+        watcher on every list page and watch event, bookmarks included (not ``ERROR`` lines). It is
+        called once per watch and run, when the run opens the watch; with several instruments, each
+        wraps the previous one's result. Without any, watchers run without a progress object (no
+        per-line cost).
         Pitfall: a wrapper that swallows items or raises changes what the controller sees.
         """
         self._watches.instruments.append(wrap)

@@ -6,8 +6,8 @@ a second watch of the same kind gets ``#2``, ``#3``...), reserved when the build
 names do not depend on the order runs open them. Instruments (``Controller.instrument_watches``)
 wrap each raw watcher stream, before its backoff, with the watch's name and a
 :class:`~kube_runtime.watcher.progress.WatchProgress` the watcher stamps on every list page and
-watch line: the observe layer attaches its watch metrics that way. Without instruments a watcher
-runs without a progress object (no per-line cost).
+watch event, bookmarks included (not on ``ERROR`` lines): the observe layer attaches its watch
+metrics that way. Without instruments a watcher runs without a progress object (no per-line cost).
 """
 
 from __future__ import annotations

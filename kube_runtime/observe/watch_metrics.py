@@ -21,13 +21,14 @@
   token expired, which is not an error);
 * ``kube_runtime_watch_restarts_total{watch}``: recoveries, i.e. the first event after one or
   more errors (the watcher backed off and re-established its list or watch);
-* ``kube_runtime_watch_last_event_timestamp_seconds{watch}``: Unix time of the last event, or,
-  when the watcher was given a :class:`~kube_runtime.watcher.progress.WatchProgress` (pass the same
-  object as ``progress=``), of the last list page or watch line *including bookmarks*, read from
-  it at scrape time. Alert on ``time() - kube_runtime_watch_last_event_timestamp_seconds > N``
-  with N several bookmark intervals; without a progress object a quiet but healthy watch looks
-  stale, so give one wherever the watcher is yours (the Controller does, see
-  ``Controller.instrument_watches``).
+* ``kube_runtime_watch_last_event_timestamp_seconds{watch}``: Unix time of the last event, or, when
+  the watcher was given a :class:`~kube_runtime.watcher.progress.WatchProgress` (pass the same
+  object as ``progress=``), of the last list page or watch event *including bookmarks*, read from it
+  at scrape time. Errors never stamp it (an ``ERROR`` line such as a 410 Gone neither), so a watch
+  that only gets errors goes stale. Alert on
+  ``time() - kube_runtime_watch_last_event_timestamp_seconds > N`` with N several bookmark
+  intervals; without a progress object a quiet but healthy watch looks stale, so give one wherever
+  the watcher is yours (the Controller does, see ``Controller.instrument_watches``).
 
 The ``watch`` label names one watch and should be stable across restarts and readable; a
 Controller's watches are named ``<controller>/<Kind>`` (``configmapgen/ConfigMap``). Use one

@@ -6,9 +6,10 @@ those itself (kube-rs semantics: bookmarks move the resume point, they are not e
 shows the watch is alive, so "stale" can mean "no event *or bookmark* for a while" without putting
 bookmarks into the event stream.
 
-Guarantees: the stamp moves on every list page and on every line read from an open watch (object
-events, BOOKMARKs, ``ERROR`` events and undecodable lines alike); it does not move when a watch
-opens, ends or breaks, nor while the watcher is backing off. Stamping costs one clock call and two
+Guarantees: the stamp moves on every list page and on every event read from an open watch (object
+events and BOOKMARKs); it does not move for an ``ERROR`` event (a 410 Gone, say) or a line that
+does not decode as a watch event, so a watch that only gets errors still looks stale; nor when a
+watch opens, ends or breaks, nor while the watcher is backing off. Stamping costs one clock call and two
 attribute writes: nothing is allocated per event.
 
 Pitfall: the stamp only moves while something iterates the watcher. A consumer that stops pulling
@@ -29,7 +30,7 @@ class WatchProgress:
     ``clock`` defaults to ``time.time`` (Unix seconds), the unit of
     ``kube_runtime_watch_last_event_timestamp_seconds``; pass ``anyio.current_time`` to compare
     against the event loop's clock instead (virtual-clock tests, in-process staleness checks).
-    ``last_seen`` is ``None`` until the first list page or watch line arrives. One progress object
+    ``last_seen`` is ``None`` until the first list page or watch event arrives. One progress object
     belongs to one watcher.
     """
 

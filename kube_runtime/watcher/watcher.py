@@ -279,9 +279,9 @@ async def _drive(
                     except Exception as exc:
                         outcome = StreamBroken(exc)
                         break
-                    if progress is not None:
-                        progress.mark()
                     if type(item) is WatchEvent:
+                        if progress is not None:
+                            progress.mark()
                         try:
                             moved = watching_received(item.type, item.lazy)
                         except ObjectDecodeError as exc:
@@ -296,6 +296,8 @@ async def _drive(
                             elif learn and budget.bookmark(clock()):
                                 events.set_idle_timeout(budget.timeout)
                             continue
+                    elif progress is not None and not isinstance(item, Exception):
+                        progress.mark()  # an event of another watch source (not an ERROR line)
                     outcome = _outcome(item)
                     break
                 if left:  # the version moved (even if back to where it was): a new Watching
@@ -371,14 +373,15 @@ def _idle_timed(events: object) -> IdleTimedStream[Any]:
 
 async def _read(events: IdleTimedStream[Any], budget: IdleBudget, progress: WatchProgress | None) -> Outcome:
     """One item of the open watch, as an outcome, before the watch reached its steady state. Every
-    item that arrives (bookmarks and error lines too) stamps ``progress``."""
+    event that arrives (bookmarks too) stamps ``progress``; an ``ERROR`` line, or one that does not
+    decode as a watch event, does not."""
     try:
         item = await events.__anext__()
     except StopAsyncIteration:
         return _ended(events, budget)
     except Exception as exc:
         return StreamBroken(exc)
-    if progress is not None:
+    if progress is not None and not isinstance(item, Exception):
         progress.mark()
     return _outcome(item)
 

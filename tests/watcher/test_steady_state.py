@@ -192,7 +192,8 @@ def _reference(segments: list[tuple[list[Any], str]]) -> tuple[Any, ...]:
         else:
             item = next(items, _END)
             if item is not _END:
-                received += 1
+                if not isinstance(item, Exception):  # ERROR and undecodable lines stamp nothing
+                    received += 1
                 outcome = _outcome(item)
             elif end == "broken":
                 outcome = StreamBroken(TransportError("connection reset"))
