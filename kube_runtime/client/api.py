@@ -18,7 +18,7 @@ same shape (``list_metadata_raw`` does it on the bytes, without decoding the obj
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Literal
 
@@ -225,15 +225,7 @@ class Api:
         params = _list_params(
             label_selector, field_selector, limit, continue_token, resource_version, resource_version_match
         )
-        params = {**params, "shardSelector": shard_selector}
-        response = await self.client.send(
-            "list_metadata",
-            "GET",
-            self._collection(),
-            params=params,
-            accept=_META_LIST_ACCEPT,
-            request_timeout=request_timeout,
-        )
+        response = await self._list_metadata_response(params, shard_selector, request_timeout)
         listing = self.client.decode(response, "list_metadata")
         if not _is_partial(response):
             listing = _partial_metadata_list(listing)
@@ -264,17 +256,25 @@ class Api:
         params = _list_params(
             label_selector, field_selector, limit, continue_token, resource_version, resource_version_match
         )
-        params = {**params, "shardSelector": shard_selector}
-        response = await self.client.send(
+        response = await self._list_metadata_response(params, shard_selector, request_timeout)
+        listing = RawList.decode(response.content)
+        return listing if _is_partial(response) else listing.partial_metadata()
+
+    async def _list_metadata_response(
+        self,
+        params: Mapping[str, str | int | bool | None],
+        shard_selector: str | None,
+        request_timeout: float | None,
+    ) -> httpx.Response:
+        """The answer to a metadata-only list (``PartialObjectMetadataList`` asked for)."""
+        return await self.client.send(
             "list_metadata",
             "GET",
             self._collection(),
-            params=params,
+            params={**params, "shardSelector": shard_selector},
             accept=_META_LIST_ACCEPT,
             request_timeout=request_timeout,
         )
-        listing = RawList.decode(response.content)
-        return listing if _is_partial(response) else listing.partial_metadata()
 
     # -- watches --------------------------------------------------------------------------------------
 

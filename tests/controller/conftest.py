@@ -7,8 +7,13 @@ from typing import Any
 
 import anyio
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from kube_runtime.client import Api, ApiResource
+from kube_runtime.controller import reconcile_span
+from kube_runtime.observe.tracing import setup_tracing
 from kube_runtime.testing import pytest_plugin
 from kube_runtime.testing.clock import virtual_clock_backend
 from kube_runtime.testing.server import ApiServer
@@ -60,3 +65,17 @@ def sigint_before() -> object:
     import signal
 
     return signal.getsignal(signal.SIGINT)
+
+
+@pytest.fixture(params=["sdk", "setup_tracing"])
+def spans(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> InMemorySpanExporter:
+    """Reconcile spans recorded in memory, under the SDK's own provider and under the one
+    ``setup_tracing`` builds: the span contract holds for both."""
+    exporter = InMemorySpanExporter()
+    if request.param == "sdk":
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+    else:
+        provider = setup_tracing("test", exporter=exporter, batch=False, set_global=False, sample_ratio=1.0)
+    monkeypatch.setattr(reconcile_span, "_tracer", provider.get_tracer("test"))
+    return exporter

@@ -17,22 +17,9 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 
 from kube_runtime.client import Api
 from kube_runtime.controller import Action, Controller, ControllerRun, ReconcileTimedOut, reconcile_span
-from kube_runtime.observe.tracing import setup_tracing
 from tests.controller.conftest import config_map, take_until
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["sdk", "setup_tracing"])
-def spans(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> InMemorySpanExporter:
-    exporter = InMemorySpanExporter()
-    if request.param == "sdk":
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
-    else:
-        provider = setup_tracing("test", exporter=exporter, batch=False, set_global=False, sample_ratio=1.0)
-    monkeypatch.setattr(reconcile_span, "_tracer", provider.get_tracer("test"))
-    return exporter
 
 
 class Hung:

@@ -24,24 +24,9 @@ from kube_runtime.controller import (
     queue_metrics,
     reconcile_span,
 )
-from kube_runtime.observe.tracing import setup_tracing
 from tests.controller.conftest import config_map, take_until
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["sdk", "setup_tracing"])
-def spans(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> InMemorySpanExporter:
-    """The SDK's own provider, and the one ``setup_tracing`` builds: the span contract holds for
-    both."""
-    exporter = InMemorySpanExporter()
-    if request.param == "sdk":
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
-    else:
-        provider = setup_tracing("test", exporter=exporter, batch=False, set_global=False, sample_ratio=1.0)
-    monkeypatch.setattr(reconcile_span, "_tracer", provider.get_tracer("test"))
-    return exporter
 
 
 async def test_each_reconcile_runs_in_a_span_that_nests_client_spans(
