@@ -210,13 +210,8 @@ class Scheduler(Generic[T]):
         next_run = min(run_at + self.debounce, now + MAX_REQUEUE_SECONDS)
         entry = _Entry(message, next_run, priority, next(self._seq))
         self._entries[message] = entry
-        if next_run <= now:  # due already (a change, most of the time): pending at once, as
-            entry.state = _READY  # hold() would make it, without a pass through the delay heap
-            self.ready_count += 1
-            self.became_due += 1
-            depths = self._depths
-            depths[priority] = depths.get(priority, 0) + 1
-            heapq.heappush(self._ready.setdefault(priority, []), (next_run, entry.seq, entry))
+        if next_run <= now:  # due already (a change, most of the time): no pass through the delay heap
+            self._make_ready((next_run, entry.seq, entry))
             return True
         self._scheduled_count += 1
         heapq.heappush(self._heap, (next_run, entry.seq, entry))
@@ -234,10 +229,8 @@ class Scheduler(Generic[T]):
 
     def is_due(self, now: float) -> bool:
         """Whether an entry of the delay queue has come due by ``now`` (not yet moved to pending)."""
-        heap = self._heap
-        while heap and not heap[0][2].alive:
-            heapq.heappop(heap)
-        return bool(heap) and heap[0][0] <= now
+        deadline = self.next_deadline()
+        return deadline is not None and deadline <= now
 
     def pop(
         self,
@@ -346,29 +339,28 @@ class Scheduler(Generic[T]):
     def hold(self, now: float) -> None:
         """Move every expired entry to pending without emitting anything."""
         heap = self._heap
-        if not heap or heap[0][0] > now:
-            return
-        ready = self._ready
-        depths = self._depths
-        moved = 0
-        heappop, heappush = heapq.heappop, heapq.heappush
+        heappop = heapq.heappop
         while heap and heap[0][0] <= now:
             item = heappop(heap)
-            entry = item[2]
-            if not entry.alive:
-                continue
-            moved += 1
-            entry.state = _READY
-            priority = entry.priority
-            depths[priority] = depths.get(priority, 0) + 1
-            target = ready.get(priority)
-            if target is None:
-                ready[priority] = [item]
-            else:
-                heappush(target, item)
-        self._scheduled_count -= moved
-        self.became_due += moved
-        self.ready_count += moved
+            if item[2].alive:
+                self._scheduled_count -= 1
+                self._make_ready(item)
+
+    def _make_ready(self, item: _HeapItem[T]) -> None:
+        """Make ``item``'s entry pending (due): counted as come due and waiting, in its priority's
+        heap keyed by the time it became due."""
+        entry = item[2]
+        entry.state = _READY
+        priority = entry.priority
+        depths = self._depths
+        depths[priority] = depths.get(priority, 0) + 1
+        target = self._ready.get(priority)
+        if target is None:
+            self._ready[priority] = [item]
+        else:
+            heapq.heappush(target, item)
+        self.became_due += 1
+        self.ready_count += 1
 
     def clear(self) -> None:
         """Drop everything scheduled and pending."""
