@@ -47,7 +47,12 @@ class TypedWatchEvent(Generic[M]):
 
 
 class TypedApi(Generic[M]):
-    """Verbs for ``model``'s kind in ``namespace`` (``None``: all namespaces, or cluster-scoped)."""
+    """Verbs for ``model``'s kind in ``namespace`` (``None``: all namespaces, or cluster-scoped).
+
+    Each request verb takes ``request_timeout`` as :class:`~kube_runtime.client.api.Api`'s verbs do:
+    the seconds the whole call may take (``None``: the client's ``ClientConfig.request_timeout``;
+    ``math.inf``: no bound), past which it raises
+    :class:`~kube_runtime.client.errors.RequestTimeout`."""
 
     __slots__ = ("decode", "model", "raw")
 
@@ -65,12 +70,12 @@ class TypedApi(Generic[M]):
     def __repr__(self) -> str:
         return f"TypedApi({self.model.__name__}, namespace={self.raw.namespace!r})"
 
-    async def get(self, name: str) -> M:
-        return self.decode(await self.raw.get(name))
+    async def get(self, name: str, *, request_timeout: float | None = None) -> M:
+        return self.decode(await self.raw.get(name, request_timeout=request_timeout))
 
-    async def get_opt(self, name: str) -> M | None:
+    async def get_opt(self, name: str, *, request_timeout: float | None = None) -> M | None:
         try:
-            return await self.get(name)
+            return await self.get(name, request_timeout=request_timeout)
         except ApiError as exc:
             if exc.code == 404:
                 return None
@@ -83,6 +88,7 @@ class TypedApi(Generic[M]):
         field_selector: str | None = None,
         limit: int | None = None,
         continue_token: str | None = None,
+        request_timeout: float | None = None,
     ) -> ObjectList[M]:
         """One page (see :meth:`Api.list <kube_runtime.client.api.Api.list>`); raises
         InvalidObject if any item does not fit."""
@@ -91,6 +97,7 @@ class TypedApi(Generic[M]):
             field_selector=field_selector,
             limit=limit,
             continue_token=continue_token,
+            request_timeout=request_timeout,
         )
         meta = listing.get("metadata") or {}
         items = [self.decode(item) for item in listing.get("items") or ()]
@@ -123,20 +130,37 @@ class TypedApi(Generic[M]):
 
             yield events()
 
-    async def create(self, obj: M, *, field_manager: str | None = None) -> M:
-        return self.decode(await self.raw.create(to_dict(obj), field_manager=field_manager))
+    async def create(
+        self, obj: M, *, field_manager: str | None = None, request_timeout: float | None = None
+    ) -> M:
+        return self.decode(
+            await self.raw.create(to_dict(obj), field_manager=field_manager, request_timeout=request_timeout)
+        )
 
-    async def replace(self, obj: M, *, field_manager: str | None = None) -> M:
+    async def replace(
+        self, obj: M, *, field_manager: str | None = None, request_timeout: float | None = None
+    ) -> M:
         """PUT ``obj`` (its ``metadata.resourceVersion`` guards against lost updates)."""
-        return self.decode(await self.raw.replace(_named(obj), to_dict(obj), field_manager=field_manager))
+        return self.decode(
+            await self.raw.replace(
+                _named(obj), to_dict(obj), field_manager=field_manager, request_timeout=request_timeout
+            )
+        )
 
-    async def apply(self, obj: M, *, field_manager: str, force: bool = False) -> M:
+    async def apply(
+        self, obj: M, *, field_manager: str, force: bool = False, request_timeout: float | None = None
+    ) -> M:
         """Server-side apply ``obj``: ``field_manager`` owns every field ``obj`` sets (``None``
         fields are left out, so they are not claimed). Pitfall: a model default (``replicas: int =
         1``) is a set field and is claimed too."""
         return self.decode(
             await self.raw.patch(
-                _named(obj), to_dict(obj), patch_type="apply", field_manager=field_manager, force=force
+                _named(obj),
+                to_dict(obj),
+                patch_type="apply",
+                field_manager=field_manager,
+                force=force,
+                request_timeout=request_timeout,
             )
         )
 
@@ -148,10 +172,18 @@ class TypedApi(Generic[M]):
         patch_type: Literal["merge", "json", "strategic", "apply"] = "merge",
         field_manager: str | None = None,
         force: bool = False,
+        request_timeout: float | None = None,
     ) -> M:
         """A raw patch (a dict or JSON patch list) with the object decoded."""
         return self.decode(
-            await self.raw.patch(name, patch, patch_type=patch_type, field_manager=field_manager, force=force)
+            await self.raw.patch(
+                name,
+                patch,
+                patch_type=patch_type,
+                field_manager=field_manager,
+                force=force,
+                request_timeout=request_timeout,
+            )
         )
 
     async def patch_status(
@@ -162,15 +194,23 @@ class TypedApi(Generic[M]):
         patch_type: Literal["merge", "json", "strategic", "apply"] = "merge",
         field_manager: str | None = None,
         force: bool = False,
+        request_timeout: float | None = None,
     ) -> M:
         return self.decode(
             await self.raw.patch_status(
-                name, patch, patch_type=patch_type, field_manager=field_manager, force=force
+                name,
+                patch,
+                patch_type=patch_type,
+                field_manager=field_manager,
+                force=force,
+                request_timeout=request_timeout,
             )
         )
 
     async def delete(self, name: str, **options: Any) -> M | None:
-        """Delete; the object while finalizers hold it, else ``None`` (the server's Status)."""
+        """Delete; the object while finalizers hold it, else ``None`` (the server's Status).
+        ``options`` are :meth:`Api.delete <kube_runtime.client.api.Api.delete>`'s (``request_timeout``
+        included)."""
         result = await self.raw.delete(name, **options)
         return self.decode(result) if result.get("kind") == self.model.api_resource.kind else None
 

@@ -232,3 +232,37 @@ async def test_a_watch_outlives_the_request_timeout(
         assert not stream.idle_timed_out
         assert anyio.current_time() - started >= 4.5
     assert seen == ["cm-0", "cm-1", "cm-2", "cm-3"]
+
+
+async def test_typed_api_verbs_take_the_per_call_request_timeout(registry: CollectorRegistry) -> None:
+    """TypedApi passes ``request_timeout`` to the dict Api under it: each verb, bounded per call on
+    a client without a bound, raises RequestTimeout naming its own verb."""
+    from kube_runtime.resources import ConfigMap, ObjectMeta, TypedApi
+
+    drip = ConfigMap(metadata=ObjectMeta(name="drip", namespace="ns"))
+    calls: list[tuple[str, Callable[[TypedApi[ConfigMap]], Any]]] = [
+        ("get", lambda api: api.get("drip", request_timeout=0.5)),
+        ("get", lambda api: api.get_opt("drip", request_timeout=0.5)),
+        ("list", lambda api: api.list(request_timeout=0.5)),
+        ("create", lambda api: api.create(drip, request_timeout=0.5)),
+        ("replace", lambda api: api.replace(drip, request_timeout=0.5)),
+        ("patch", lambda api: api.apply(drip, field_manager="t", request_timeout=0.5)),
+        ("patch", lambda api: api.patch("drip", {"data": {}}, request_timeout=0.5)),
+        ("patch_status", lambda api: api.patch_status("drip", {"status": {}}, request_timeout=0.5)),
+        ("delete", lambda api: api.delete("drip", request_timeout=0.5)),
+    ]
+
+    async def drip_all(req: Received) -> Reply:
+        return 200, [("content-type", "application/json")], _drip(DRIP_BODY)
+
+    async with (
+        LoopbackServer(drip_all) as server,
+        _client(server.url, registry, request_timeout=None) as client,
+    ):
+        api = TypedApi(client, ConfigMap, "ns")
+        for verb, call in calls:
+            started = anyio.current_time()
+            with anyio.fail_after(30), pytest.raises(RequestTimeout) as caught:
+                await call(api)
+            assert anyio.current_time() - started < 0.5 + DRIP_INTERVAL * 2, verb
+            assert (caught.value.verb, caught.value.seconds) == (verb, 0.5)
