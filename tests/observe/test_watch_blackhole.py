@@ -27,7 +27,7 @@ from kube_runtime.testing.clock import virtual_clock_backend
 from kube_runtime.testing.server import ApiServer
 from kube_runtime.watcher import Apply, InitDone, WatcherError, WatchFailed, WatchStartFailed, watcher
 from tests.observe.blackhole import BlackHoleProxy
-from tests.observe.test_watch_timeouts import Marks, timeout_logs
+from tests.observe.test_watch_timeouts import Marks, WatchItems, timeout_logs
 
 pytestmark = pytest.mark.parametrize("anyio_backend", [virtual_clock_backend()])
 
@@ -63,7 +63,8 @@ async def test_an_open_watch_black_holed_mid_body_is_an_idle_timeout(anyio_backe
     out = io.StringIO()
     configure_logging("info", stream=out)
     marks = Marks()
-    items: list[tuple[float, Any]] = []
+    recorded = WatchItems()
+    items, failed, applied = recorded.items, recorded.failed, recorded.applied
     async with (
         ApiServer(bookmark_interval=2) as server,
         BlackHoleProxy(server.port) as proxy,
@@ -73,21 +74,10 @@ async def test_an_open_watch_black_holed_mid_body_is_an_idle_timeout(anyio_backe
         stream = observe_watch(
             watcher(api, progress=marks), "configmaps", registry=registry, progress=marks
         ).default_backoff()
-        failed = anyio.Event()
-        applied = anyio.Event()
-
-        async def consume() -> None:
-            async with stream:
-                async for item in stream:
-                    items.append((anyio.current_time(), item))
-                    if isinstance(item, WatcherError):
-                        failed.set()
-                    elif isinstance(item, Apply):
-                        applied.set()
 
         with anyio.fail_after(300):
             async with anyio.create_task_group() as tg:
-                tg.start_soon(consume)
+                tg.start_soon(recorded.consume, stream)
                 await marks.reach(1 + 3)  # the list page, then three bookmarks 2 s apart
                 proxy.black_hole()
                 silent_from = anyio.current_time()

@@ -63,6 +63,25 @@ class Marks(WatchProgress):
         await self._reached.wait()
 
 
+class WatchItems:
+    """Records a watch stream's items with the (virtual) time each arrived; ``failed`` is set by
+    the first error value, ``applied`` by the first ``Apply``. Make one inside the test."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[float, Any]] = []
+        self.failed = anyio.Event()
+        self.applied = anyio.Event()
+
+    async def consume(self, stream: Any) -> None:
+        async with stream:
+            async for item in stream:
+                self.items.append((anyio.current_time(), item))
+                if isinstance(item, WatcherError):
+                    self.failed.set()
+                elif isinstance(item, Apply):
+                    self.applied.set()
+
+
 def timeout_logs(out: io.StringIO) -> list[dict[str, Any]]:
     lines = [json.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
     return [line for line in lines if line.get("event") == "watch timed out, reconnecting"]
@@ -134,22 +153,12 @@ async def test_a_watch_that_stops_sending_bookmarks_is_given_up_after_three_miss
         stream = observe_watch(
             watcher(api, progress=marks), "configmaps", registry=registry, progress=marks
         ).default_backoff()
-        items: list[Any] = []
-        failed = anyio.Event()
-        applied = anyio.Event()
-
-        async def consume() -> None:
-            async with stream:
-                async for item in stream:
-                    items.append((anyio.current_time(), item))
-                    if isinstance(item, WatcherError):
-                        failed.set()
-                    elif isinstance(item, Apply):
-                        applied.set()
+        recorded = WatchItems()
+        items, failed, applied = recorded.items, recorded.failed, recorded.applied
 
         with anyio.fail_after(300):
             async with anyio.create_task_group() as tg:
-                tg.start_soon(consume)
+                tg.start_soon(recorded.consume, stream)
                 await marks.reach(1 + 3)  # the list page, then three bookmarks: two gaps of 2 s
                 server.faults.pause_bookmarks()
                 silent_from = anyio.current_time()
