@@ -9,10 +9,13 @@ then calls :meth:`ReconcileSpans.start`. Guarantees:
   ``Sampler.should_sample``, with the same inputs the SDK would give it (the current context as
   parent, the span's name, kind and attributes). A parent span that is current when the reconcile
   starts (a sampled incoming context) keeps its decision under a parent-based sampler.
-* A span the sampler drops is an OpenTelemetry ``NonRecordingSpan`` with fresh ids from the
-  provider's id generator (the parent's trace id when there is a parent): it records and exports
-  nothing, but it is current while the reconcile runs, so log lines carry its ``trace_id`` and
-  ``span_id`` and the spans started inside (HTTP requests) join its trace, unsampled too.
+* A span the sampler drops is a :class:`DroppedSpan`: a non-recording span (every recording call
+  is a no-op, as on OpenTelemetry's ``NonRecordingSpan``) with fresh ids from the provider's id
+  generator (the parent's trace id when there is a parent). It records and exports nothing, but it
+  is current while the reconcile runs, so log lines carry its ``trace_id`` and ``span_id`` and the
+  spans started inside (HTTP requests) join its trace, unsampled too. Its ``SpanContext`` is built
+  when first read: most dropped reconciles log nothing and start no span, and pay for neither.
+  With the SDK's own ``RandomIdGenerator`` a root's two ids come from one random draw.
 * A span the sampler keeps is the SDK's own span (``Tracer.start_span``): the decision already made
   is handed to the SDK's second sampler call through :class:`ReconcileSampler`, so it is not drawn
   twice. All of this holds only when the provider's sampler is a :class:`ReconcileSampler`
@@ -29,21 +32,22 @@ that samples by trace id *without* honouring the parent's flag decides on its ow
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Tracer as SdkTracer
-from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult, TraceIdRatioBased
-from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, TraceFlags, TraceState
-from opentelemetry.util.types import Attributes
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
+from opentelemetry.util.types import Attributes, AttributeValue
 
 from kube_runtime.controller.action import ReconcileReason
+from kube_runtime.controller.unrecorded_span import unrecorded_ids
 from kube_runtime.store.object_ref import ObjectRef
 
-__all__ = ["RECONCILE_SPAN_NAME", "ParentBasedRatio", "ReconcileSampler", "ReconcileSpans"]
+__all__ = ["RECONCILE_SPAN_NAME", "DroppedSpan", "ParentBasedRatio", "ReconcileSampler", "ReconcileSpans"]
 
 #: The span name kube-rs gives every reconcile (kept so trace queries carry over).
 RECONCILE_SPAN_NAME = "reconciling object"
@@ -54,6 +58,68 @@ _decided: ContextVar[SamplingResult | None] = ContextVar("kube_runtime_reconcile
 _UNSAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _DROP = Decision.DROP
 _TRACE_ID_LIMIT = TraceIdRatioBased.TRACE_ID_LIMIT
+
+
+class DroppedSpan(trace.Span):
+    """A span the sampler dropped: valid ids, not sampled, nothing recorded.
+
+    It behaves as OpenTelemetry's ``NonRecordingSpan`` (every recording call is a no-op,
+    ``is_recording()`` is false), but is made from its ids: the ``SpanContext`` (not remote, not
+    sampled, with ``trace_state`` when given) is built on the first ``get_span_context()`` and
+    kept, so a span nobody reads costs one small object.
+    """
+
+    __slots__ = ("_context", "_span_id", "_trace_id", "_trace_state")
+
+    def __init__(self, trace_id: int, span_id: int, trace_state: TraceState | None = None) -> None:
+        self._trace_id = trace_id
+        self._span_id = span_id
+        self._trace_state = trace_state
+        self._context: SpanContext | None = None
+
+    def get_span_context(self) -> SpanContext:
+        context = self._context
+        if context is None:
+            context = self._context = SpanContext(
+                self._trace_id, self._span_id, False, _UNSAMPLED, self._trace_state
+            )
+        return context
+
+    def is_recording(self) -> bool:
+        return False
+
+    def end(self, end_time: int | None = None) -> None:
+        pass
+
+    def set_attributes(self, attributes: Mapping[str, AttributeValue]) -> None:
+        pass
+
+    def set_attribute(self, key: str, value: AttributeValue) -> None:
+        pass
+
+    def add_event(self, name: str, attributes: Attributes = None, timestamp: int | None = None) -> None:
+        pass
+
+    def add_link(self, context: SpanContext, attributes: Attributes = None) -> None:
+        pass
+
+    def update_name(self, name: str) -> None:
+        pass
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        pass
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: Attributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"DroppedSpan({self.get_span_context()!r})"
 
 
 class ParentBasedRatio(ParentBased):
@@ -149,7 +215,7 @@ class ReconcileSpans:
     provider, or ``OTEL_SDK_DISABLED``): every span would be an invalid no-op, so none is made.
     """
 
-    __slots__ = ("_ids", "_root_bound", "_rootless", "_sampler", "_tracer", "enabled")
+    __slots__ = ("_ids", "_random_ids", "_root_bound", "_rootless", "_sampler", "_tracer", "enabled")
 
     def __init__(self) -> None:
         tracer: trace.Tracer | None = _tracer
@@ -167,6 +233,8 @@ class ReconcileSpans:
         self._ids: IdGenerator | None = None
         #: A ParentBasedRatio delegate's root bound (``None``: every decision is the sampler's).
         self._root_bound: int | None = None
+        #: The provider's ids are the SDK's plain random ones: a root's pair is drawn at once.
+        self._random_ids = False
         #: The last parent context found to hold no valid span. OpenTelemetry contexts are
         #: immutable, so the same object holds no span either (a worker outside any trace passes
         #: the process's one empty context every time): its lookup is skipped.
@@ -174,6 +242,7 @@ class ReconcileSpans:
         if isinstance(tracer, SdkTracer) and isinstance(tracer.sampler, ReconcileSampler):
             self._sampler = tracer.sampler.delegate
             self._ids = tracer.id_generator
+            self._random_ids = type(self._ids) is RandomIdGenerator
             if type(self._sampler) is ParentBasedRatio:  # a subclass may decide otherwise
                 self._root_bound = self._sampler.root_bound
 
@@ -201,14 +270,17 @@ class ReconcileSpans:
                 parent = None
             self._rootless = parent_context if parent is None else None
         if parent is None:
-            trace_id = ids.generate_trace_id()
+            if self._random_ids:
+                trace_id, span_id = unrecorded_ids()  # as RandomIdGenerator draws them, in one go
+            else:
+                trace_id, span_id = ids.generate_trace_id(), 0
             root_bound = self._root_bound
             if root_bound is not None and trace_id & _TRACE_ID_LIMIT >= root_bound:
                 # A root dropped by ParentBasedRatio's own rule: decided without its call (and
                 # without the attributes, which a dropped root's result does not carry).
-                return NonRecordingSpan(SpanContext(trace_id, ids.generate_span_id(), False, _UNSAMPLED))
+                return DroppedSpan(trace_id, span_id or ids.generate_span_id())
         else:
-            trace_id = parent.trace_id
+            trace_id, span_id = parent.trace_id, 0
         attributes = {"object.ref": str(obj_ref), "object.reason": str(reason)}
         decision = sampler.should_sample(
             parent_context, trace_id, RECONCILE_SPAN_NAME, SpanKind.INTERNAL, attributes
@@ -219,6 +291,4 @@ class ReconcileSpans:
                 return tracer.start_span(RECONCILE_SPAN_NAME, context=parent_context, attributes=attributes)
             finally:
                 _decided.reset(token)
-        return NonRecordingSpan(
-            SpanContext(trace_id, ids.generate_span_id(), False, _UNSAMPLED, decision.trace_state)
-        )
+        return DroppedSpan(trace_id, span_id or ids.generate_span_id(), decision.trace_state)

@@ -19,11 +19,16 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import Decision, ParentBasedTraceIdRatio
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from opentelemetry.trace import NonRecordingSpan, SpanContext, StatusCode, TraceFlags, TraceState
 
 from kube_runtime.client import Api
 from kube_runtime.controller import Action, Controller, ReconcileReason, reconcile_span
-from kube_runtime.controller.reconcile_span import ParentBasedRatio, ReconcileSampler, ReconcileSpans
+from kube_runtime.controller.reconcile_span import (
+    DroppedSpan,
+    ParentBasedRatio,
+    ReconcileSampler,
+    ReconcileSpans,
+)
 from kube_runtime.observe.logging import configure_logging
 from kube_runtime.observe.tracing import DEFAULT_SAMPLE_RATIO, setup_tracing
 from kube_runtime.store.object_ref import ObjectRef
@@ -285,3 +290,45 @@ def test_a_subclass_of_the_default_sampler_makes_its_own_decisions(monkeypatch: 
     provider = TracerProvider(sampler=ReconcileSampler(KeepAll(0.0)))
     monkeypatch.setattr(reconcile_span, "_tracer", provider.get_tracer("test"))
     assert all(span.get_span_context().trace_flags.sampled for span in started(20))
+
+
+def test_with_the_sdks_random_ids_a_dropped_root_is_one_the_sdk_would_drop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The default id generator's pair is drawn at once; the decision still reads its trace id."""
+    provider = TracerProvider(sampler=ReconcileSampler(ParentBasedRatio(0.5)))
+    assert type(provider.id_generator) is RandomIdGenerator
+    monkeypatch.setattr(reconcile_span, "_tracer", provider.get_tracer("test"))
+    stock = ParentBasedTraceIdRatio(0.5)
+    made = started(2000)
+    dropped = [span.get_span_context() for span in made if isinstance(span, DroppedSpan)]
+    assert 850 <= len(dropped) <= 1150
+    for context in dropped:
+        assert context.is_valid
+        assert not context.trace_flags.sampled
+        assert not context.is_remote
+        assert stock.should_sample(None, context.trace_id, "reconciling object").decision is Decision.DROP
+    assert len({c.trace_id for c in dropped}) == len(dropped)
+    assert len({c.span_id for c in dropped}) == len(dropped)
+
+
+def test_a_dropped_span_builds_its_context_once_and_records_nothing() -> None:
+    state = TraceState([("vendor", "value")])
+    span = DroppedSpan(0xAB, 0xCD, state)
+    context = span.get_span_context()
+    assert context is span.get_span_context()
+    assert (context.trace_id, context.span_id, context.is_remote) == (0xAB, 0xCD, False)
+    assert not context.trace_flags.sampled
+    assert context.trace_state == state
+    assert context.is_valid
+    assert not span.is_recording()
+    span.set_attribute("a", 1)
+    span.set_attributes({"b": 2})
+    span.add_event("e")
+    span.add_link(context)
+    span.update_name("other")
+    span.set_status(StatusCode.ERROR, "no")
+    span.record_exception(ValueError("x"))
+    span.end()
+    assert repr(span) == f"DroppedSpan({context!r})"
+    assert DroppedSpan(1, 2).get_span_context().trace_state == TraceState()
