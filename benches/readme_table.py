@@ -208,6 +208,11 @@ def _observability(run: ScenarioRun) -> list[str] | None:
         if ins:
             mine += f", {ins['added_pct']:+.1f}% instructions"
             counts = f"{ins['off'] / 1000:.0f}k off, {ins['on'] / 1000:.0f}k on"
+            if all(f"{half}_added" in ins for half in ("metrics", "tracing")):
+                halves = (
+                    f"{half} alone +{ins[half + '_added'] / 1000:.1f}k" for half in ("metrics", "tracing")
+                )
+                counts += f" ({', '.join(halves)})"
             note += f"; instructions per reconcile (valgrind) {counts}"
         return ["metrics and tracing on (default sampling)", mine, "", note]
     modes = {row.get("observability"): row for row in run.rows if row["peer"] == "kube-runtime"}

@@ -29,6 +29,8 @@ __all__ = [
 
 #: S6's two configurations, off first: the peer's environment for each.
 _OBSERVE = {"off": {"KR_PEER_OBSERVE": "0"}, "on": {"KR_PEER_OBSERVE": "1"}}
+#: S6's instruction counts also take each half alone.
+_OBSERVE_HALVES = {"metrics": {"KR_PEER_OBSERVE": "metrics"}, "tracing": {"KR_PEER_OBSERVE": "tracing"}}
 
 
 def _populate(server: BenchServer, ns: str, n: int) -> None:
@@ -173,7 +175,10 @@ def s6_observability(server: BenchServer, peers: list[Peer], sizes: Sizes) -> di
 
     One run's CPU per reconcile varies by more than the overhead between runs of the same code on
     this machine, so the added cost is the median of the pairs' differences (each pair runs back to
-    back, off first): drift across the whole scenario cancels within a pair."""
+    back). CPU per reconcile also drifts from one run to the next (on this machine it rose by a
+    quarter over three runs of the same code), so the pairs alternate their order (off first, then
+    on first): a drift that would count against whichever runs second counts against each half of
+    the pairs."""
     ours = [p for p in peers if p.name == "kube-runtime"]
     rows: list[dict[str, Any]] = []
     summary: dict[str, Any] = {}
@@ -181,7 +186,8 @@ def s6_observability(server: BenchServer, peers: list[Peer], sizes: Sizes) -> di
         ns, n = "s6", sizes.latency_cached
         _populate(server, ns, n)
         for pair in range(1, sizes.observability_rounds + 1):
-            for mode, env in _OBSERVE.items():
+            order = list(_OBSERVE.items())
+            for mode, env in order if pair % 2 else order[::-1]:
                 row = latency_run(server, ours[0], ns, n, sizes, 8, 0.0, env=env)
                 row["observability"] = mode
                 row["pair"] = pair
@@ -192,14 +198,17 @@ def s6_observability(server: BenchServer, peers: list[Peer], sizes: Sizes) -> di
             server.bulk_create("configmaps", ins_ns, sizes.instructions_cached, template("configmaps"))
             counted = {
                 mode: instructions_per_reconcile(server, ours[0], ins_ns, sizes, env)
-                for mode, env in _OBSERVE.items()
+                for mode, env in {**_OBSERVE, **_OBSERVE_HALVES}.items()
             }
-            if counted["off"] and counted["on"]:
-                summary["instructions"] = {
-                    "off": round(counted["off"]),
-                    "on": round(counted["on"]),
-                    "added_pct": round((counted["on"] / counted["off"] - 1) * 100, 1),
-                }
+            off = counted["off"]
+            if off and counted["on"]:
+                summary["instructions"] = {"off": round(off)}
+                for mode in ("on", *_OBSERVE_HALVES):
+                    count = counted[mode]
+                    if count:
+                        summary["instructions"][mode] = round(count)
+                        summary["instructions"][f"{mode}_added"] = round(count - off)
+                summary["instructions"]["added_pct"] = round((counted["on"] / off - 1) * 100, 1)
     micro = subprocess.run(
         pinned([sys.executable, str(BENCHES / "bench_observe.py"), "--quick"]),
         capture_output=True,
@@ -213,14 +222,15 @@ def s6_observability(server: BenchServer, peers: list[Peer], sizes: Sizes) -> di
             0,
             f"Instructions per reconcile under valgrind (callgrind, counted over {sizes.instructions_writes} "
             f"writes at {sizes.instructions_rate}/s to {sizes.instructions_cached} cached objects, start-up "
-            f"and sync excluded): off {ins['off']:,}, on {ins['on']:,} ({ins['added_pct']:+}%); unlike CPU "
-            "time, the same code gives the same count within 1%.",
+            f"and sync excluded): off {ins['off']:,}, on {ins['on']:,} ({ins['added_pct']:+}%)"
+            + "".join(f"; {half} alone +{ins[half + '_added']:,}" for half in _OBSERVE_HALVES if half in ins)
+            + "; unlike CPU time, the same code gives the same count within 1%.",
         )
     if summary.get("pairs"):
         notes.insert(
             0,
-            f"{summary['pairs']} interleaved off/on pairs: CPU per reconcile off median "
-            f"{summary['off_median']} us, on median {summary['on_median']} us; added per pair "
+            f"{summary['pairs']} interleaved off/on pairs (in alternating order): CPU per reconcile "
+            f"off median {summary['off_median']} us, on median {summary['on_median']} us; added per pair "
             f"{', '.join(f'{a:+}' for a in summary['added'])} us, median {summary['added_median']:+} us.",
         )
     return {

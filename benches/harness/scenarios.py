@@ -50,7 +50,7 @@ class Sizes:
     latency_concurrency: tuple[int, ...] = (1, 8, 64)
     latency_reconcile_ms: tuple[float, ...] = (0.0, 5.0)
     #: S6: interleaved off/on pairs (one pair's difference is within the machine's run-to-run noise).
-    observability_rounds: int = 5
+    observability_rounds: int = 6
     #: S6's instruction count (valgrind): objects cached, writes and their rate (the peer runs slowly).
     instructions_cached: int = 1_000
     instructions_writes: int = 400

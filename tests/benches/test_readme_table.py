@@ -164,6 +164,18 @@ def test_observability_shows_the_instruction_count_when_the_run_has_one(tmp_path
     assert "| +20 µs CPU/reconcile, +13.0% instructions |" in row
     assert row.endswith("; instructions per reconcile (valgrind) 361k off, 408k on |")
 
+    summary["instructions"] = {
+        **summary["instructions"],
+        "metrics_added": 12_345,
+        "tracing_added": 30_100,
+    }
+    _write(tmp_path, "s6.json", "2026-02-01 00:00 UTC", {"s6": {"rows": rows, "summary": summary}})
+    row = _rendered_row(tmp_path, "| metrics and tracing")
+    assert row.endswith(
+        "; instructions per reconcile (valgrind) 361k off, 408k on "
+        "(metrics alone +12.3k, tracing alone +30.1k) |"
+    )
+
 
 def _s3_row(peer: str, cpu: float) -> dict[str, Any]:
     return {

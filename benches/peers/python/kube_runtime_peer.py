@@ -10,7 +10,8 @@ watches PartialObjectMetadata; ``dict`` and ``dict-strip`` keep the decoded dict
 ``compact-strip`` are the old names of ``full`` and ``strip`` (controller mode: ``dict*`` variants
 give the controller a dict store). ``KR_PEER_OBSERVE=1`` (controller mode) turns on the built-in
 metrics and tracing (``observe_results``, and ``setup_tracing`` at its default sampling ratio with an
-exporter that drops spans), for the observability-overhead scenario. ``KR_PEER_LOOP=uvloop`` runs
+exporter that drops spans), for the observability-overhead scenario; ``metrics`` or ``tracing``
+turns on only that half. ``KR_PEER_LOOP=uvloop`` runs
 the peer on uvloop (``run_event_loop``, as ``Manager.main`` does by default where uvloop is
 installed); otherwise it runs on asyncio's own loop.
 """
@@ -41,8 +42,9 @@ def _versions(reader: Store) -> dict[str, str]:
     return out
 
 
-def _observed(results: AsyncIterable[Any]) -> AsyncIterable[Any]:
-    """Route the controller's results through the built-in metrics and tracing."""
+def _observed(results: AsyncIterable[Any], mode: str) -> AsyncIterable[Any]:
+    """Route the controller's results through the built-in metrics and tracing (``mode``: ``1``
+    both, ``metrics`` or ``tracing`` one of them)."""
     from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
     from kube_runtime.observe import observe_results
@@ -52,8 +54,11 @@ def _observed(results: AsyncIterable[Any]) -> AsyncIterable[Any]:
         def export(self, spans: Any) -> SpanExportResult:
             return SpanExportResult.SUCCESS
 
-    # What a user of setup_tracing gets: its default sampling ratio, spans batched to an exporter.
-    setup_tracing("bench", exporter=Dropping())
+    if mode != "metrics":
+        # What a user of setup_tracing gets: its default sampling ratio, spans batched to an exporter.
+        setup_tracing("bench", exporter=Dropping())
+    if mode == "tracing":
+        return results
     return observe_results(results, controller="bench")  # type: ignore[no-any-return]
 
 
@@ -62,7 +67,7 @@ async def main() -> None:
     resource = ApiResource.builtin("ConfigMap" if args.resource == "configmaps" else "Pod")
     stats = Stats()
     reconcile_seconds = args.reconcile_ms / 1000.0
-    observe = os.environ.get("KR_PEER_OBSERVE") == "1"
+    observe = os.environ.get("KR_PEER_OBSERVE", "0")
     async with Client.from_kubeconfig(args.kubeconfig) as client, anyio.create_task_group() as tg:
         api = Api(client, resource, namespace=args.namespace)
         reader: Store | None = None
@@ -123,7 +128,7 @@ async def main() -> None:
 
             tg.start_soon(report_ready)
             async with controller.run(reconcile, error_policy, None) as results:
-                async for _ in _observed(results) if observe else results:
+                async for _ in _observed(results, observe) if observe != "0" else results:
                     pass
 
 
