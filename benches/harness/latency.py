@@ -122,7 +122,21 @@ def s3_latency(server: BenchServer, peers: list[Peer], sizes: Sizes) -> dict[str
         "stall during the run (a late wake-up of a 5 ms ticker): a spike every peer shares."
     ]
     summary: dict[str, Any] = {}
-    counted = _instructions_by_peer(server, [p for p in peers if p.controller and p.name != "kopf"], sizes)
+    bounded = [p for p in peers if p.controller and p.name != "kopf"]
+    if sizes.latency_cpu_rounds and bounded:
+        summary["cpu_rounds"] = cpu_rounds(server, bounded, ns, n, sizes)
+        medians = ", ".join(f"{name} {cpu}" for name, cpu in summary["cpu_rounds"]["median"].items())
+        notes.append(
+            f"CPU per reconcile at c=8 (no-op), median of {sizes.latency_cpu_rounds} more rounds over "
+            f"these peers in rotating order (one run's CPU drifts by up to a quarter between runs of the "
+            f"same code on this machine): {medians} us."
+            + "".join(
+                f" kube-runtime over {name} per round: {', '.join(map(str, r['per_round']))} "
+                f"(median {r['median']})."
+                for name, r in summary["cpu_rounds"]["ours_over"].items()
+            )
+        )
+    counted = _instructions_by_peer(server, bounded, sizes)
     if counted:
         summary["instructions"] = counted
         shown = ", ".join(
@@ -143,6 +157,38 @@ def s3_latency(server: BenchServer, peers: list[Peer], sizes: Sizes) -> dict[str
         "rows": rows,
         "summary": summary,
         "notes": notes,
+    }
+
+
+def cpu_rounds(server: BenchServer, peers: list[Peer], ns: str, n: int, sizes: Sizes) -> dict[str, Any]:
+    """CPU per reconcile of each peer at c=8 (no-op) over ``sizes.latency_cpu_rounds`` rounds, the
+    peers' order rotated by one each round so that no peer always runs first or last: each peer's
+    values and median, and ``kube-runtime``'s ratio to every other peer within each round (a
+    failed run gives no value)."""
+    values: dict[str, list[float]] = {peer.name: [] for peer in peers}
+    by_round: list[dict[str, float]] = []
+    for round_ in range(sizes.latency_cpu_rounds):
+        shift = round_ % len(peers)
+        this_round: dict[str, float] = {}
+        for peer in peers[shift:] + peers[:shift]:
+            cpu = latency_run(server, peer, ns, n, sizes, 8, 0.0).get("cpu_us_per_reconcile")
+            if cpu:
+                values[peer.name].append(float(cpu))
+                this_round[peer.name] = float(cpu)
+        by_round.append(this_round)
+    ratios: dict[str, list[float]] = {}
+    for this_round in by_round:
+        ours = this_round.get("kube-runtime")
+        for name, cpu in this_round.items():
+            if ours is not None and name != "kube-runtime":
+                ratios.setdefault(name, []).append(round(ours / cpu, 2))
+    return {
+        "rounds": sizes.latency_cpu_rounds,
+        "cpu_us": values,
+        "median": {name: round(statistics.median(v), 1) for name, v in values.items() if v},
+        "ours_over": {
+            name: {"per_round": r, "median": round(statistics.median(r), 2)} for name, r in ratios.items()
+        },
     }
 
 

@@ -49,6 +49,8 @@ class Sizes:
     latency_seconds: float = 10.0
     latency_concurrency: tuple[int, ...] = (1, 8, 64)
     latency_reconcile_ms: tuple[float, ...] = (0.0, 5.0)
+    #: S3: extra rounds at c=8 (no-op) over every controller peer, in rotating order, for CPU medians.
+    latency_cpu_rounds: int = 3
     #: S6: interleaved off/on pairs (one pair's difference is within the machine's run-to-run noise).
     observability_rounds: int = 6
     #: S6's instruction count (valgrind): objects cached, writes and their rate (the peer runs slowly).
@@ -76,6 +78,7 @@ class Sizes:
             latency_seconds=2.0,
             latency_concurrency=(8,),
             latency_reconcile_ms=(0.0,),
+            latency_cpu_rounds=0,
             observability_rounds=1,
             instructions_cached=200,
             instructions_writes=100,

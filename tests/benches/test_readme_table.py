@@ -234,3 +234,58 @@ def test_latency_names_the_python_floor_when_the_run_has_it(tmp_path: Path) -> N
     assert "; Python floor (`raw (streams)`: no runtime) 84 µs;" in row
     assert row.endswith("ours 346k, kube-rs 126k, Python floor 61k |")
     assert "raw" not in row.split("|")[3]  # not listed among the peers
+
+
+def test_latency_cpu_is_the_median_of_the_rotating_rounds_when_the_run_has_them(tmp_path: Path) -> None:
+    rows = [_s3_row("kube-runtime", 250.0), _s3_row("kube-rs", 115.0), _s3_row("raw (streams)", 84.0)]
+    rounds = {
+        "rounds": 3,
+        "cpu_us": {"kube-runtime": [140.0, 150.0, 190.0], "kube-rs": [120.0, 118.0, 150.0]},
+        "median": {"kube-runtime": 150.0, "kube-rs": 120.0, "raw (streams)": 80.0},
+        "ours_over": {"kube-rs": {"per_round": [1.17, 1.27, 1.27], "median": 1.27}},
+    }
+    _write(
+        tmp_path,
+        "s3.json",
+        "2026-02-01 00:00 UTC",
+        {"s3": {"rows": rows, "summary": {"cpu_rounds": rounds}}},
+    )
+
+    row = _rendered_row(tmp_path, "| scheduling latency")
+    assert "| p50 0.30 ms, p99 0.8 ms, 150 µs CPU/reconcile | kube-rs 0.30 / 0.8 ms, 120 µs |" in row
+    assert "(median of 3 rounds in rotating order; ours over kube-rs per round 1.17, 1.27, 1.27)" in row
+    assert row.endswith("Python floor (`raw (streams)`: no runtime) 80 µs |")
+
+
+def test_cpu_rounds_rotate_the_order_and_take_each_rounds_ratio(monkeypatch: Any) -> None:
+    sys.path.insert(0, str(ROOT / "benches"))
+    from harness import latency
+    from harness.scenarios import Sizes
+
+    class _Peer:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+    cpu = iter([100.0, 50.0, 0.0, 60.0, 120.0, 40.0, 130.0, 70.0, 45.0])
+    order: list[str] = []
+
+    def fake_run(_server: Any, peer: Any, *_args: Any) -> dict[str, Any]:
+        order.append(peer.name)
+        return {"cpu_us_per_reconcile": next(cpu)}  # 0.0: a failed run, no value
+
+    monkeypatch.setattr(latency, "latency_run", fake_run)
+    peers: Any = [_Peer("kube-runtime"), _Peer("kube-rs"), _Peer("raw (streams)")]
+    out = latency.cpu_rounds(None, peers, "ns", 10, Sizes(latency_cpu_rounds=3))  # type: ignore[arg-type]
+    assert order == [
+        *("kube-runtime", "kube-rs", "raw (streams)"),
+        *("kube-rs", "raw (streams)", "kube-runtime"),
+        *("raw (streams)", "kube-runtime", "kube-rs"),
+    ]
+    assert out["cpu_us"] == {
+        "kube-runtime": [100.0, 40.0, 70.0],
+        "kube-rs": [50.0, 60.0, 45.0],
+        "raw (streams)": [120.0, 130.0],
+    }
+    assert out["median"] == {"kube-runtime": 70.0, "kube-rs": 50.0, "raw (streams)": 125.0}
+    assert out["ours_over"]["kube-rs"] == {"per_round": [2.0, 0.67, 1.56], "median": 1.56}
+    assert out["ours_over"]["raw (streams)"] == {"per_round": [0.33, 0.54], "median": 0.44}
