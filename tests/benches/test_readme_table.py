@@ -188,6 +188,10 @@ def _s3_row(peer: str, cpu: float) -> dict[str, Any]:
     }
 
 
+def _write_s3(directory: Path, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+    _write(directory, "s3.json", "2026-02-01 00:00 UTC", {"s3": {"rows": rows, "summary": summary}})
+
+
 def test_latency_shows_each_peers_instruction_count_when_the_run_has_them(tmp_path: Path) -> None:
     rows = [
         _s3_row("kube-runtime", 250.0),
@@ -201,12 +205,7 @@ def test_latency_shows_each_peers_instruction_count_when_the_run_has_them(tmp_pa
         "kube-rs": 126_500,
         "controller-runtime": None,
     }
-    _write(
-        tmp_path,
-        "s3.json",
-        "2026-02-01 00:00 UTC",
-        {"s3": {"rows": rows, "summary": {"instructions": counted}}},
-    )
+    _write_s3(tmp_path, rows, {"instructions": counted})
 
     row = _rendered_row(tmp_path, "| scheduling latency")
     assert row.endswith("; instructions per reconcile (valgrind) ours 346k (on uvloop 281k), kube-rs 126k |")
@@ -223,12 +222,7 @@ def test_latency_without_instruction_counts_says_nothing_of_them(tmp_path: Path)
 def test_latency_names_the_python_floor_when_the_run_has_it(tmp_path: Path) -> None:
     rows = [_s3_row("kube-runtime", 250.0), _s3_row("kube-rs", 115.0), _s3_row("raw (streams)", 84.0)]
     counted = {"kube-runtime": 345_700, "kube-rs": 126_500, "raw (streams)": 61_200}
-    _write(
-        tmp_path,
-        "s3.json",
-        "2026-02-01 00:00 UTC",
-        {"s3": {"rows": rows, "summary": {"instructions": counted}}},
-    )
+    _write_s3(tmp_path, rows, {"instructions": counted})
 
     row = _rendered_row(tmp_path, "| scheduling latency")
     assert "; Python floor (`raw (streams)`: no runtime) 84 µs;" in row
@@ -244,12 +238,7 @@ def test_latency_cpu_is_the_median_of_the_rotating_rounds_when_the_run_has_them(
         "median": {"kube-runtime": 150.0, "kube-rs": 120.0, "raw (streams)": 80.0},
         "ours_over": {"kube-rs": {"per_round": [1.17, 1.27, 1.27], "median": 1.27}},
     }
-    _write(
-        tmp_path,
-        "s3.json",
-        "2026-02-01 00:00 UTC",
-        {"s3": {"rows": rows, "summary": {"cpu_rounds": rounds}}},
-    )
+    _write_s3(tmp_path, rows, {"cpu_rounds": rounds})
 
     row = _rendered_row(tmp_path, "| scheduling latency")
     assert "| p50 0.30 ms, p99 0.8 ms, 150 µs CPU/reconcile | kube-rs 0.30 / 0.8 ms, 120 µs |" in row
