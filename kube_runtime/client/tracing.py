@@ -35,8 +35,10 @@ logger = logging.getLogger("kube_runtime.client.http")
 
 def record_failure(span: Span, error: BaseException, *, escaped: bool = False) -> None:
     """Mark ``span`` failed by ``error``: an ``exception`` event with OpenTelemetry's semantic
-    attributes (type, message, stacktrace, escaped) and an ERROR status, every text redacted
-    (:func:`~kube_runtime.client.redact.redact`: an error may quote a bearer token).
+    attributes (type, message, stacktrace, escaped), the span attribute ``error.type`` (the
+    exception's fully qualified class name, as the semantic conventions ask of a failed span) and
+    an ERROR status, every text redacted (:func:`~kube_runtime.client.redact.redact`: an error may
+    quote a bearer token).
 
     Why not ``Span.record_exception`` (or ``start_as_current_span``'s automatic recording): they
     copy the message and stack trace as they are, and spans leave the process."""
@@ -54,6 +56,7 @@ def record_failure(span: Span, error: BaseException, *, escaped: bool = False) -
             "exception.escaped": str(escaped),
         },
     )
+    span.set_attribute("error.type", name)
     span.set_status(Status(StatusCode.ERROR, f"{kind.__name__}: {message}" if message else kind.__name__))
 
 

@@ -14,8 +14,9 @@
   it records (an unsampled span costs no exception formatting). A cancelled reconcile's span still
   ends, with status ERROR and the description ``cancelled: <why>`` (``forceful shutdown``,
   ``graceful shutdown timed out``, ``leadership lost``, ``run stopped``; plain ``cancelled`` when
-  the run cannot tell), so a trace backend shows it did not complete; no ``exception`` event (the
-  cancellation's stack trace says nothing about the reconcile). Set only on a recording span.
+  the run cannot tell) and ``error.type`` ``cancelled``, so a trace backend shows it did not
+  complete; no ``exception`` event (the cancellation's stack trace says nothing about the
+  reconcile). Set only on a recording span.
   Without a tracer provider (resolved when the run starts) there is no span: the attempt's
   :class:`~kube_runtime.controller.context.ReconcileInfo` carries fresh ids for the log lines
   (:mod:`~kube_runtime.controller.unrecorded_span`), nothing is recorded, and nothing touches
@@ -328,8 +329,10 @@ def _being_cancelled() -> bool:
 
 def _record_cancelled(span: trace.Span, cancelled_by: Callable[[], str | None] | None) -> None:
     """Mark ``span`` as the span of a reconcile cancelled before it completed, for the reason
-    ``cancelled_by`` gives: status ERROR, description ``cancelled: <why>``."""
+    ``cancelled_by`` gives: status ERROR, description ``cancelled: <why>``, ``error.type``
+    ``cancelled`` (one value for every reason, so it groups as the semantic conventions intend)."""
     why = None if cancelled_by is None else cancelled_by()
+    span.set_attribute("error.type", "cancelled")
     span.set_status(Status(StatusCode.ERROR, "cancelled" if why is None else f"cancelled: {why}"))
 
 

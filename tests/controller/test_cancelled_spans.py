@@ -44,6 +44,7 @@ def only_span(spans: InMemorySpanExporter) -> ReadableSpan:
 def assert_cancelled(span: ReadableSpan, why: str) -> None:
     assert span.status.status_code == trace.StatusCode.ERROR
     assert span.status.description == f"cancelled: {why}"
+    assert (span.attributes or {})["error.type"] == "cancelled"
     assert [event.name for event in span.events] == []  # no stack trace of the cancellation
 
 

@@ -70,6 +70,7 @@ async def test_a_failed_reconcile_marks_its_span(config_maps: Api, spans: InMemo
     [span] = spans.get_finished_spans()
     assert span.status.status_code == trace.StatusCode.ERROR
     assert [event.name for event in span.events] == ["exception"]
+    assert (span.attributes or {})["error.type"] == "RuntimeError"
 
 
 async def test_an_unsampled_reconcile_span_still_parents_its_children(

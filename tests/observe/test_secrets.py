@@ -249,5 +249,6 @@ async def test_an_exception_quoting_a_token_is_redacted_on_spans(spans: InMemory
             assert event.name == "exception"
             assert event.attributes is not None
             assert event.attributes["exception.type"] == "RuntimeError"
+            assert (span.attributes or {})["error.type"] == "RuntimeError"
             assert REDACTED in str(event.attributes["exception.message"])
             assert "Traceback" in str(event.attributes["exception.stacktrace"])
