@@ -5,6 +5,7 @@ records ``ReconcileTimedOut``. Unsampled, nothing is recorded. Virtual clock, em
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -48,18 +49,24 @@ def assert_cancelled(span: ReadableSpan, why: str) -> None:
     assert [event.name for event in span.events] == []  # no stack trace of the cancellation
 
 
+async def stopped_while_hung(run: ControllerRun[None], reconcile: Hung, stop: Callable[[], None]) -> None:
+    """Enter ``run`` and call ``stop`` once its reconcile hangs: the run must end forcefully, with
+    no result."""
+    with anyio.fail_after(60):
+        async with run as results:
+            await reconcile.started.wait()
+            stop()
+            assert [item async for item in results] == []
+    assert run.forced_shutdown
+
+
 async def test_a_forceful_shutdown_marks_the_span_of_the_reconcile_it_cancels(
     config_maps: Api, spans: InMemorySpanExporter
 ) -> None:
     await config_maps.create(config_map("a"))
     reconcile = Hung()
     run: ControllerRun[None] = Controller(config_maps).run(reconcile, None, None)
-    with anyio.fail_after(60):
-        async with run as results:
-            await reconcile.started.wait()
-            run.force_shutdown()
-            assert [item async for item in results] == []
-    assert run.forced_shutdown
+    await stopped_while_hung(run, reconcile, run.force_shutdown)
     assert_cancelled(only_span(spans), "forceful shutdown")
     assert trace.get_current_span() is trace.INVALID_SPAN
 
@@ -72,12 +79,7 @@ async def test_the_graceful_shutdown_deadline_marks_the_span_of_the_reconcile_it
     stop = anyio.Event()
     controller = Controller(config_maps).graceful_shutdown_on(stop).with_graceful_shutdown_timeout(10)
     run: ControllerRun[None] = controller.run(reconcile, None, None)
-    with anyio.fail_after(60):
-        async with run as results:
-            await reconcile.started.wait()
-            stop.set()
-            assert [item async for item in results] == []
-    assert run.forced_shutdown
+    await stopped_while_hung(run, reconcile, stop.set)
     assert_cancelled(only_span(spans), "graceful shutdown timed out")
 
 
@@ -107,6 +109,7 @@ async def test_a_cancellation_from_outside_the_run_marks_the_span(
     span = only_span(spans)
     assert span.status.status_code == trace.StatusCode.ERROR
     assert span.status.description == "cancelled"  # the run cannot tell why
+    assert (span.attributes or {})["error.type"] == "cancelled"
 
 
 async def test_a_reconcile_timeout_still_records_its_failure(

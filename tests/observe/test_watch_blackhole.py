@@ -64,7 +64,7 @@ async def test_an_open_watch_black_holed_mid_body_is_an_idle_timeout(anyio_backe
     configure_logging("info", stream=out)
     marks = Marks()
     recorded = WatchItems()
-    items, failed, applied = recorded.items, recorded.failed, recorded.applied
+    failed, applied = recorded.failed, recorded.applied
     async with (
         ApiServer(bookmark_interval=2) as server,
         BlackHoleProxy(server.port) as proxy,
@@ -87,12 +87,7 @@ async def test_an_open_watch_black_holed_mid_body_is_an_idle_timeout(anyio_backe
                 await applied.wait()
                 tg.cancel_scope.cancel()
 
-    [(failed_at, failure)] = [(t, i) for t, i in items if isinstance(i, WatcherError)]
-    assert isinstance(failure, WatchFailed)
-    cause = failure.__cause__
-    assert isinstance(cause, WatchTimeout)
-    assert (cause.phase, cause.seconds, cause.url) == ("idle", 6, PATH)
-    assert failed_at - silent_from == pytest.approx(6, abs=0.1)
+    recorded.assert_one_idle_timeout(silent_from, 6)
     sample = Samples(registry)
     assert sample("kube_runtime_watch_idle_timeouts_total", phase="idle") == 1
     assert sample("kube_runtime_watch_idle_timeouts_total", phase="headers") == 0

@@ -81,6 +81,16 @@ class WatchItems:
                 elif isinstance(item, Apply):
                     self.applied.set()
 
+    def assert_one_idle_timeout(self, silent_from: float, seconds: float) -> None:
+        """The stream failed once, with an idle ``WatchTimeout`` of ``seconds`` on the watch's
+        path, ``seconds`` after it went silent at ``silent_from``."""
+        [(failed_at, failure)] = [(t, i) for t, i in self.items if isinstance(i, WatcherError)]
+        assert isinstance(failure, WatchFailed)
+        cause = failure.__cause__
+        assert isinstance(cause, WatchTimeout)
+        assert (cause.phase, cause.seconds, cause.url) == ("idle", seconds, PATH)
+        assert failed_at - silent_from == pytest.approx(seconds, abs=0.1)
+
 
 def timeout_logs(out: io.StringIO) -> list[dict[str, Any]]:
     lines = [json.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
@@ -169,12 +179,7 @@ async def test_a_watch_that_stops_sending_bookmarks_is_given_up_after_three_miss
                 await applied.wait()
                 tg.cancel_scope.cancel()
 
-    [(failed_at, failure)] = [(t, i) for t, i in items if isinstance(i, WatcherError)]
-    assert isinstance(failure, WatchFailed)
-    cause = failure.__cause__
-    assert isinstance(cause, WatchTimeout)
-    assert (cause.phase, cause.seconds, cause.url) == ("idle", 6, PATH)
-    assert failed_at - silent_from == pytest.approx(6, abs=0.1)
+    recorded.assert_one_idle_timeout(silent_from, 6)
     assert isinstance(items[-1][1], Apply)
 
     def sample(name: str, **labels: str) -> float | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from typing import Any
 
 import anyio
@@ -163,12 +163,9 @@ class BookmarkingApi:
                 yield bookmark(rv)
             await anyio.sleep_forever()
 
-        stream = _Recorded(bookmarks(), idle_timeout, "/api/v1/configmaps")
-        stream.retimed = self.retimed
-        try:
+        async with aclosing(_Recorded(bookmarks(), idle_timeout, "/api/v1/configmaps")) as stream:
+            stream.retimed = self.retimed
             yield stream
-        finally:
-            await stream.aclose()
 
 
 class _Recorded(IdleTimedIterator[WatchEvent]):
@@ -230,11 +227,8 @@ class FarewellApi:
             yield bookmark(6)
             await anyio.sleep(2)
 
-        stream = IdleTimedIterator(bookmarks(), idle_timeout, "/api/v1/configmaps")
-        try:
+        async with aclosing(IdleTimedIterator(bookmarks(), idle_timeout, "/api/v1/configmaps")) as stream:
             yield stream
-        finally:
-            await stream.aclose()
 
 
 @pytest.mark.parametrize("anyio_backend", [virtual_clock_backend()])
@@ -284,11 +278,8 @@ class UnreachableOnceApi:
                 return
             await anyio.sleep_forever()
 
-        stream = IdleTimedIterator(bookmarks(), idle_timeout, "/api/v1/configmaps")
-        try:
+        async with aclosing(IdleTimedIterator(bookmarks(), idle_timeout, "/api/v1/configmaps")) as stream:
             yield stream
-        finally:
-            await stream.aclose()
 
 
 @pytest.mark.parametrize("anyio_backend", [virtual_clock_backend()])
