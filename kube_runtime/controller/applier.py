@@ -16,7 +16,10 @@ Guarantees (the controller's module docs state them with kube-rs's differences):
   become ``QueueError`` results; a trigger that raises stops with a warning and a ``QueueError``.
   The runner starts nothing before the store is ready and runs each request as one
   :mod:`~kube_runtime.controller.reconcile` attempt.
-* The result stream is unbuffered: nothing runs unless it is consumed. Nothing but shutdown ends it.
+* The result stream holds at most as many results the consumer has not taken yet as the
+  concurrency limit (:data:`DEFAULT_CONCURRENCY` when unbounded); while it is full, the runner
+  starts nothing new. So nothing runs far ahead of the consumer, and an unconsumed run stops
+  starting work after at most twice the limit of reconciles. Nothing but shutdown ends it.
 * Shutdown: :meth:`ControllerRun.shutdown` (graceful: start nothing new, drop what is queued, let
   running reconciles finish within ``graceful_shutdown_timeout``, then end) and
   :meth:`ControllerRun.force_shutdown` (cancel running reconciles now). Leaving the ``async with``
@@ -246,7 +249,10 @@ class ControllerRun(Generic[C]):
             _running.add(spec.exclusive)
         send: ResultSender[ControllerResult]
         receive: ResultStream[ControllerResult]
-        send, receive = result_channel(0)
+        # Room for a result per worker: with a rendezvous, a reconcile finishing while the consumer
+        # was already woken for another result (two watch events in one read) parked its worker
+        # until the consumer ran, a second wake-up of that worker's task.
+        send, receive = result_channel(spec.config.concurrency or DEFAULT_CONCURRENCY)
         tasks = BackgroundTasks()
         try:
             await tasks.__aenter__()

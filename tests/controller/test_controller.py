@@ -509,20 +509,26 @@ async def test_iterating_without_async_with_is_refused(config_maps: Api) -> None
             pass
 
 
-async def test_unconsumed_results_stop_new_reconciles(config_maps: Api) -> None:
-    for name in ("a", "b", "c"):
+@pytest.mark.parametrize("concurrency", [1, 3])
+async def test_unconsumed_results_stop_new_reconciles(config_maps: Api, concurrency: int) -> None:
+    """The result stream holds one untaken result per worker; with it full, each worker's next
+    result waits to be handed over and nothing else starts: twice the limit, then nothing."""
+    names = [f"cm-{i}" for i in range(10)]
+    for name in names:
         await config_maps.create(config_map(name))
     started: list[str] = []
 
     async def reconcile(obj: dict[str, Any], ctx: Any) -> Action:
         started.append(obj["metadata"]["name"])
-        return Action.requeue(1)
+        return Action.await_change()
 
-    async with Controller(config_maps).with_config(concurrency=1).run(reconcile, None, None) as results:
+    controller = Controller(config_maps).with_config(concurrency=concurrency)
+    async with controller.run(reconcile, None, None) as results:
         await anyio.sleep(100)
-        assert len(started) == 1  # its result was never taken, so nothing else started
-        await take_until(results, lambda items: len(items) == 3)
-    assert sorted(started[:3]) == ["a", "b", "c"]
+        assert len(started) == 2 * concurrency
+        items = await take_until(results, lambda items: len(items) == len(names))
+    assert sorted(started) == names
+    assert sorted(item.obj_ref.name for item in items if isinstance(item, Reconciled)) == names
 
 
 async def test_a_dict_store_is_shared_with_the_reconciler(config_maps: Api) -> None:
