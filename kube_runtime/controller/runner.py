@@ -29,14 +29,18 @@ only wakes for new requests, deadlines and idle workers), and wakes an idle work
 due. A request due at once, made while the loop sleeps and a worker is idle, wakes that worker,
 which takes the scheduler's pick when it runs (after the scheduling task yields, so the batch's
 requests are deduplicated first): no pass of the loop and no hand-over between the request and the
-run. A worker woken for a message another worker took goes idle again; a worker that finishes with
-nothing due goes idle without yielding first. The loop wakes for a later request only when it is
-due before the loop's own next wake-up. With a limit the pool holds ``concurrency`` workers,
-started at once, and idle ones wait for work. Unbounded, the pool grows with the number of runs at once and
-a worker that finds nothing due returns (so a burst of thousands does not leave thousands of parked
-tasks; one that finds due work held back, behind an output waiting for the consumer, waits like a
-pool worker); a worker that takes a message while more are due, and no other worker is finishing a
-run (each of those takes one next), wakes the loop to start workers for them.
+run. Workers woken for the scheduler's pick are counted until they run, and a ready message wakes
+(or keeps a finishing worker for) one only when there are more ready messages than workers on
+their way: a burst of requests made in one step steps one worker per request, once. A worker woken
+for a message another worker took goes idle again; a worker that finishes with nothing due (or
+nothing the woken ones will not take) goes idle without yielding first. The loop wakes for a
+later request only when it is due before the loop's own next wake-up. With a limit the pool holds
+``concurrency`` workers, started at once, and idle ones wait for work. Unbounded, the pool grows
+with the number of runs at once and a worker that finds nothing due returns (so a burst of
+thousands does not leave thousands of parked tasks; one that finds due work held back, behind an
+output waiting for the consumer, waits like a pool worker); a worker that takes a message while
+more are due, and no other worker is finishing a run (each of those takes one next), wakes the
+loop to start workers for them.
 """
 
 from __future__ import annotations
@@ -137,6 +141,9 @@ class Runner(Generic[T, R]):
         #: Due messages handed to the worker pool, and the idle workers' wakers.
         self._handoff: deque[Due[T]] = deque()
         self._idle: list[_Waker] = []
+        #: Workers woken to take the scheduler's pick that have not run yet: a ready message needs
+        #: a wake-up only when there are more ready messages than these.
+        self._waking = 0
         self._dispatching = False
         self._tg: TaskGroup | None = None
         self._output: ItemSink[R | RunnerError] | None = None
@@ -168,11 +175,13 @@ class Runner(Generic[T, R]):
                 scheduler.hold(now)
             self._report_queue()
         elif changed and self._sleeping:
-            if self._idle and (scheduler.ready_count or scheduler.is_due(now)):
+            if self._idle and (scheduler.ready_count > self._waking or scheduler.is_due(now)):
                 # Due now with a worker idle: wake it. It takes the scheduler's pick when it runs,
                 # after the caller yields (so a burst of requests is deduplicated first), without
                 # a pass of the loop or a hand-over in between.
-                self._idle.pop().set()
+                self._wake_for_pick()
+            elif self._idle and scheduler.ready_count:
+                pass  # a worker woken already takes it
             else:
                 # A later run (a requeue) wakes the loop only if the loop must wake earlier than
                 # it will by itself; a change to a due message (a raised priority) always does.
@@ -315,12 +324,12 @@ class Runner(Generic[T, R]):
             if due is not None:
                 # A hand-over that waited has yielded already; what is due now is the take's.
                 if not await self._run_one(due, output, base.copy()):
-                    if handoff or scheduler.ready_count or scheduler.is_due(self.clock()):
+                    if handoff or scheduler.ready_count > self._waking or scheduler.is_due(self.clock()):
                         # Let what is ready run first (watch events updating the store, the
                         # results' consumer) before taking the next message, as a pass through
                         # the loop would.
                         await pause()
-                    else:  # nothing due: the worker goes idle below, which yields as well
+                    else:  # nothing due (or woken workers take it): idle below, which yields too
                         nothing_due = True
                 self._finishing -= 1
             elif self._dispatching and (self.concurrency or self.scheduler.ready_count):
@@ -332,6 +341,8 @@ class Runner(Generic[T, R]):
                 waker = _Waker()
                 idle.append(waker)
                 await waker.wait()
+                if waker.for_pick:
+                    self._waking -= 1
             else:
                 return
 
@@ -354,6 +365,13 @@ class Runner(Generic[T, R]):
         self._report_queue()
         return due
 
+    def _wake_for_pick(self) -> None:
+        """Wake an idle worker to take the scheduler's next pick (counted until it runs)."""
+        waker = self._idle.pop()
+        waker.for_pick = True
+        self._waking += 1
+        waker.set()
+
     async def _run_one(
         self, due: Due[T], output: ItemSink[R | RunnerError], context: contextvars.Context
     ) -> bool:
@@ -368,8 +386,9 @@ class Runner(Generic[T, R]):
             scheduler = self.scheduler
             scheduler.unpark(message)
             self._hooks.on_finished(self.clock() - started)
-            if self._idle and scheduler.ready_count:  # this worker takes one, idle ones the rest
-                self._idle.pop().set()
+            # This worker takes one, woken and idle ones the rest.
+            if self._idle and scheduler.ready_count > self._waking + 1:
+                self._wake_for_pick()
         try:
             output.send_nowait(result)
             return False
@@ -398,10 +417,12 @@ class _Waker:
     finds the future done and only records that it was set.
     """
 
-    __slots__ = ("_future", "_set")
+    __slots__ = ("_future", "_set", "for_pick")
 
     def __init__(self) -> None:
         self._set = False
+        #: Set for a worker woken to take the scheduler's pick (not a hand-over, not the end).
+        self.for_pick = False
         self._future: asyncio.Future[None] | None = None
 
     def is_set(self) -> bool:

@@ -4,7 +4,8 @@ backpressure, graceful and forceful stops, no lost requests (#1322)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kube_runtime.controller.channel import result_channel
+from kube_runtime.controller.channel import ResultSender, ResultStream, result_channel
 from kube_runtime.controller.errors import RunnerError
 from kube_runtime.controller.runner import Runner, RunnerHooks, runner
 from kube_runtime.controller.scheduler import ScheduleRequest
@@ -465,3 +466,54 @@ async def test_requests_waiting_behind_busy_workers_are_counted_while_they_wait(
         await anyio.sleep(1)
         assert hooks.depth == 0
         loop.close()
+
+
+class StepCountingLoop(VirtualClockLoop):
+    """Counts the steps scheduled for each task (a wake-up or a bare yield), by task name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps: Counter[str] = Counter()
+
+    def call_soon(  # type: ignore[override]
+        self, callback: Callable[..., object], *args: Any, context: Any = None
+    ) -> asyncio.Handle:
+        task = getattr(callback, "__self__", None)
+        if isinstance(task, asyncio.Task):
+            self.steps[task.get_name()] += 1
+        return super().call_soon(callback, *args, context=context)
+
+
+@pytest.mark.parametrize("burst", [1, 2, 3, 5])
+def test_a_burst_of_requests_steps_one_idle_worker_per_request_once(burst: int) -> None:
+    """Requests made in one step (two watch events in one read) wake one idle worker each, and
+    each woken worker runs its request and goes idle in one step: no worker is woken for a request
+    another already takes, and none yields first to let a woken one take it."""
+    loop = StepCountingLoop()
+
+    async def run_msg(message: str, _due: object) -> str:
+        return message
+
+    async def main() -> tuple[list[str | RunnerError], int]:
+        runner: Runner[str, str] = Runner(run_msg, concurrency=8)
+        send: ResultSender[str | RunnerError]
+        receive: ResultStream[str | RunnerError]
+        send, receive = result_channel(8)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(runner.run, send)
+            await anyio.sleep(1)  # every worker idle
+            loop.steps.clear()
+            for i in range(burst):
+                runner.schedule(f"m{i}")
+            got = [await receive.receive() for _ in range(burst)]
+            await anyio.sleep(1)
+            worker_steps = loop.steps["kube_runtime.controller.runner.Runner._worker"]
+            runner.close()
+        return got, worker_steps
+
+    try:
+        got, worker_steps = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert sorted(map(str, got)) == [f"m{i}" for i in range(burst)]
+    assert worker_steps == burst
