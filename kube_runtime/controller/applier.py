@@ -18,8 +18,8 @@ Guarantees (the controller's module docs state them with kube-rs's differences):
   :mod:`~kube_runtime.controller.reconcile` attempt.
 * The result stream holds at most as many results the consumer has not taken yet as the
   concurrency limit (:data:`DEFAULT_CONCURRENCY` when unbounded); while it is full, the runner
-  starts nothing new. So nothing runs far ahead of the consumer, and an unconsumed run stops
-  starting work after at most twice the limit of reconciles. Nothing but shutdown ends it.
+  starts nothing new. So nothing runs far ahead of the consumer: with a limit, an unconsumed run
+  stops starting work after at most twice the limit of reconciles. Nothing but shutdown ends it.
 * Shutdown: :meth:`ControllerRun.shutdown` (graceful: start nothing new, drop what is queued, let
   running reconciles finish within ``graceful_shutdown_timeout``, then end) and
   :meth:`ControllerRun.force_shutdown` (cancel running reconciles now). Leaving the ``async with``

@@ -43,8 +43,9 @@ Guarantees (kube-rs ``controller/mod.rs`` semantics unless noted):
   ``ObjectNotFound`` when a due object is gone (a notice, not an error: it was deleted),
   ``QueueError`` for each trigger-stream error and ``RunnerError``. Nothing but shutdown ends the stream.
 * Nothing runs far ahead of the consumer: the result stream holds at most as many untaken
-  results as the concurrency limit, and while it is full the runner starts nothing new (so an
-  unconsumed run stops after at most twice the limit of reconciles).
+  results as the concurrency limit (16 when unbounded), and while it is full the runner starts
+  nothing new (so with a limit, an unconsumed run stops after at most twice the limit of
+  reconciles).
 * Requeues go straight into the scheduler when a reconcile finishes (it is synchronous and
   O(log n)); kube-rs passes them through a bounded channel (100) that deadlocked the runner when
   full (kube-rs #926). There is no channel to fill here.
