@@ -517,3 +517,65 @@ def test_a_burst_of_requests_steps_one_idle_worker_per_request_once(burst: int) 
         loop.close()
     assert sorted(map(str, got)) == [f"m{i}" for i in range(burst)]
     assert worker_steps == burst
+
+
+_bursts = st.lists(
+    # (request time in 0.1 s, the objects requested in one step at that time)
+    st.tuples(st.integers(0, 30), st.lists(st.sampled_from("abcdefgh"), min_size=1, max_size=8)),
+    min_size=1,
+    max_size=10,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    _bursts,
+    st.integers(0, 4),
+    st.sampled_from([0.0, 0.05, 1.0]),
+    st.integers(0, 3),
+    st.sampled_from([0.0, 0.2]),
+)
+def test_every_request_of_a_burst_is_followed_by_a_run(
+    bursts: list[tuple[int, list[str]]],
+    concurrency: int,
+    duration: float,
+    buffer: int,
+    consume_delay: float,
+) -> None:
+    """Requests made in one step (the events of one read), with a small output buffer and a slow
+    consumer holding starts back: each is followed by a run, the limit holds, no object runs twice
+    at once; and a request made once everything has settled still runs (no worker is left counted
+    as on its way, which would keep the next request from waking one)."""
+    plan = sorted((t / 10, names) for t, names in bursts)
+    rec = Recorder(duration=duration)
+    sent: list[tuple[float, str]] = []
+
+    async def main() -> None:
+        loop: Runner[str, str] = Runner(lambda m, d: rec(m), concurrency=concurrency)
+        send: ResultSender[str | RunnerError]
+        receive: ResultStream[str | RunnerError]
+        send, receive = result_channel(buffer)
+
+        async def consume() -> None:
+            async for _ in receive:
+                if consume_delay:
+                    await anyio.sleep(consume_delay)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(loop.run, send)
+            tg.start_soon(consume)
+            for at, names in [*plan, (1000.0, ["late"])]:
+                await anyio.sleep(max(0.0, at - anyio.current_time()))
+                for name in names:  # no await in between: one step
+                    loop.schedule(name)
+                    sent.append((anyio.current_time(), name))
+            await anyio.sleep(1000)
+            tg.cancel_scope.cancel()
+
+    anyio.run(main, backend="asyncio", backend_options={"loop_factory": VirtualClockLoop})
+    assert rec.overlaps == []
+    if concurrency:
+        assert rec.max_running <= concurrency
+    for at, message in sent:
+        assert any(m == message and t >= at for m, t in rec.starts), (at, message, rec.starts)
+    assert ("late", 1000.0) in rec.starts
