@@ -9,6 +9,7 @@ the connection, connections never reused, and HTTP/2 clients keeping the pool.
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 from typing import Any
 
@@ -260,6 +261,43 @@ async def test_cancelling_the_wait_for_the_head_closes_the_connection() -> None:
         with anyio.fail_after(5):
             await hung_up.wait()
         tg.cancel_scope.cancel()
+
+
+async def test_a_connect_cancelled_once_the_connection_is_made_leaves_no_unretrieved_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Cancelled between the connection being made and the connect returning (a run stopping
+    while its watch connects): asyncio closes the new connection, whose loss fails the head that
+    nobody will await; that failure must not surface as "exception was never retrieved"."""
+    reported: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    opening: list[asyncio.Task[Any]] = []
+    made = _StreamProtocol.connection_made
+
+    def connection_made(self: _StreamProtocol, transport: asyncio.BaseTransport) -> None:
+        made(self, transport)
+        opening[0].cancel()  # the connect's wait is cancelled as it is about to return
+
+    monkeypatch.setattr(_StreamProtocol, "connection_made", connection_made)
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    try:
+        async with listener:
+            task = asyncio.ensure_future(open_stream(watch_request(f"http://127.0.0.1:{port}/w"), None))
+            opening.append(task)
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            del task
+            opening.clear()
+            for _ in range(5):  # the closed connection's loss arrives on a later pass
+                await asyncio.sleep(0)
+            gc.collect()
+            await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(previous)
+    assert reported == []
 
 
 async def test_no_head_within_the_read_timeout_is_httpx_read_timeout() -> None:
