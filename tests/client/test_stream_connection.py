@@ -274,13 +274,20 @@ async def test_a_connect_cancelled_once_the_connection_is_made_leaves_no_unretri
     previous = loop.get_exception_handler()
     loop.set_exception_handler(lambda _loop, context: reported.append(context))
     opening: list[asyncio.Task[Any]] = []
-    made = _StreamProtocol.connection_made
+    lost = asyncio.Event()
+    made, lose = _StreamProtocol.connection_made, _StreamProtocol.connection_lost
 
     def connection_made(self: _StreamProtocol, transport: asyncio.BaseTransport) -> None:
         made(self, transport)
         opening[0].cancel()  # the connect's wait is cancelled as it is about to return
 
+    def connection_lost(self: _StreamProtocol, exc: Exception | None) -> None:
+        lose(self, exc)
+        assert isinstance(self.error, httpx.RemoteProtocolError)  # the head's failure, now or never
+        lost.set()
+
     monkeypatch.setattr(_StreamProtocol, "connection_made", connection_made)
+    monkeypatch.setattr(_StreamProtocol, "connection_lost", connection_lost)
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
     port = listener.extra(anyio.abc.SocketAttribute.local_port)
     try:
@@ -291,9 +298,9 @@ async def test_a_connect_cancelled_once_the_connection_is_made_leaves_no_unretri
                 await task
             del task
             opening.clear()
-            for _ in range(5):  # the closed connection's loss arrives on a later pass
-                await asyncio.sleep(0)
-            gc.collect()
+            with anyio.fail_after(5):
+                await lost.wait()
+            gc.collect()  # the head future goes; an unretrieved failure would be reported now
             await asyncio.sleep(0)
     finally:
         loop.set_exception_handler(previous)
