@@ -298,8 +298,12 @@ async def test_a_connect_cancelled_once_the_connection_is_made_leaves_no_unretri
                 await task
             del task
             opening.clear()
-            with anyio.fail_after(5):
-                await lost.wait()
+            if not type(loop).__module__.startswith("uvloop"):
+                # asyncio closes the new connection and reports its loss a few passes later;
+                # uvloop drops a connection whose connect was cancelled without calling
+                # connection_lost, so there the head never fails at all.
+                with anyio.fail_after(5):
+                    await lost.wait()
             gc.collect()  # the head future goes; an unretrieved failure would be reported now
             await asyncio.sleep(0)
     finally:
