@@ -244,21 +244,15 @@ class _StreamProtocol(asyncio.Protocol):
             self._paused = True
             self.transport.pause_reading()
 
-    def abandon(self) -> None:
-        """The request gave up on this connection before taking its head: a failure recorded on the
-        head (now or when the closing connection is lost) is nobody's to retrieve, and must not be
-        reported as a never-retrieved exception."""
-        head = self.head
-        if not head.done():
-            head.cancel()
-        elif not head.cancelled():
-            head.exception()
-
     def _fail(self, exc: httpx.TransportError) -> None:
         exc.request = self._request
         self.error = exc
         if not self.head.done():
             self.head.set_exception(exc)
+            # Marked retrieved: a request that gave up before taking the head (its connect
+            # cancelled just as the connection was made) never awaits it, and the failure is kept
+            # in ``error`` anyway; an awaiting request still gets it raised.
+            self.head.exception()
         self._wake()
 
     def _wake(self) -> None:
@@ -415,7 +409,6 @@ async def open_stream(
             )
     except BaseException as exc:
         # A connection that was made is closed by asyncio, and its loss frees the slot.
-        protocol.abandon()
         if budget is not None and protocol.transport is None:
             budget.release()
         if isinstance(exc, TimeoutError):
@@ -430,7 +423,6 @@ async def open_stream(
         async with asyncio.timeout(timeouts.get("read")):
             status, reason, headers = await protocol.head
     except TimeoutError as exc:
-        protocol.abandon()
         transport.close()
         raise httpx.ReadTimeout("no response headers in time", request=request) from exc
     except httpx.TransportError as exc:
@@ -438,7 +430,6 @@ async def open_stream(
         exc.request = request
         raise
     except BaseException:
-        protocol.abandon()
         transport.close()
         raise
     return httpx.Response(
