@@ -99,8 +99,7 @@ class _StreamProtocol(asyncio.Protocol):
         return False  # close the transport; connection_lost says what the end means
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._on_closed is not None:
-            self._on_closed()
+        self._closed()
         if self.complete or self.error is not None:
             self._wake()
             return
@@ -255,6 +254,23 @@ class _StreamProtocol(asyncio.Protocol):
             self.head.exception()
         self._wake()
 
+    def _closed(self) -> None:
+        """Run ``on_closed`` once: at the connection's loss or when the request gives it up."""
+        on_closed, self._on_closed = self._on_closed, None
+        if on_closed is not None:
+            on_closed()
+
+    def give_up(self) -> None:
+        """The request will not use this connection: close it and run ``on_closed`` now.
+
+        uvloop closes the socket of a connect cancelled after ``connection_made`` without calling
+        ``connection_lost`` until much later (at the loop's close), so waiting for the loss would
+        hold the connection's stream slot that long.
+        """
+        if self.transport is not None:
+            self.transport.close()
+        self._closed()
+
     def _wake(self) -> None:
         waiter = self._waiter
         if waiter is not None:
@@ -351,7 +367,8 @@ class StreamBudget:
 
     A stream beyond it waits for one to close, at most the request's ``pool`` timeout, then fails
     with ``httpx.PoolTimeout``, as a request waiting for the pool does. A slot is held from before
-    connecting until the connection is lost (closed by either side), so a response nobody closed
+    connecting until the connection is lost (closed by either side) or the request gives it up (a
+    failed or cancelled connect, no head in time), whichever comes first; a response nobody closed
     keeps its slot, as it keeps its socket.
     """
 
@@ -408,9 +425,7 @@ async def open_stream(
                 lambda: protocol, url.host, port, ssl=context, server_hostname=server_hostname
             )
     except BaseException as exc:
-        # A connection that was made is closed by asyncio, and its loss frees the slot.
-        if budget is not None and protocol.transport is None:
-            budget.release()
+        protocol.give_up()
         if isinstance(exc, TimeoutError):
             raise httpx.ConnectTimeout(f"connecting to {url.host}:{port} timed out", request=request) from exc
         if isinstance(exc, OSError | ssl.SSLError):
@@ -423,14 +438,14 @@ async def open_stream(
         async with asyncio.timeout(timeouts.get("read")):
             status, reason, headers = await protocol.head
     except TimeoutError as exc:
-        transport.close()
+        protocol.give_up()
         raise httpx.ReadTimeout("no response headers in time", request=request) from exc
     except httpx.TransportError as exc:
-        transport.close()
+        protocol.give_up()
         exc.request = request
         raise
     except BaseException:
-        transport.close()
+        protocol.give_up()
         raise
     return httpx.Response(
         status_code=status,

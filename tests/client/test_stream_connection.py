@@ -347,6 +347,42 @@ async def test_a_stream_beyond_the_budget_waits_for_a_slot_then_times_out_like_t
         assert server.connections == 2
 
 
+async def test_a_connect_cancelled_once_the_connection_is_made_gives_its_slot_back_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On both loops: uvloop reports the loss of such a connection only when the loop closes, so a
+    slot freed on that loss alone stayed taken, and the next watch failed with PoolTimeout."""
+    opening: list[asyncio.Task[Any]] = []
+    made = _StreamProtocol.connection_made
+
+    def connection_made(self: _StreamProtocol, transport: asyncio.BaseTransport) -> None:
+        made(self, transport)
+        if opening:
+            opening.pop().cancel()
+
+    async def events(_req: Received) -> Reply:
+        async def body() -> Any:
+            yield b'{"type":"ADDED"}\n'
+            await anyio.sleep_forever()
+
+        return 200, [("content-type", "application/json")], body()
+
+    monkeypatch.setattr(_StreamProtocol, "connection_made", connection_made)
+    budget = StreamBudget(1)
+    async with LoopbackServer(events) as server:
+        request = watch_request(f"{server.url}/w")
+        request.extensions["timeout"]["pool"] = 2.0
+        for _ in range(3):
+            task = asyncio.ensure_future(open_stream(request, None, budget))
+            opening.append(task)
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        response = await open_stream(request, None, budget)  # PoolTimeout while a slot is held
+        assert response.status_code == 200
+        await response.aclose()
+        assert server.connections == 4
+
+
 async def test_a_failed_connect_gives_its_slot_back() -> None:
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
     port = listener.extra(anyio.abc.SocketAttribute.local_port)
