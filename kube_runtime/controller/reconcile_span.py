@@ -15,7 +15,10 @@ then calls :meth:`ReconcileSpans.start`. Guarantees:
   is current while the reconcile runs, so log lines carry its ``trace_id`` and ``span_id`` and the
   spans started inside (HTTP requests) join its trace, unsampled too. Its ``SpanContext`` is built
   when first read: most dropped reconciles log nothing and start no span, and pay for neither.
-  With the SDK's own ``RandomIdGenerator`` a root's two ids come from one random draw.
+  With the SDK's own ``RandomIdGenerator`` a root is decided on one draw of 64 bits, the low half
+  of its trace id (the half ``TraceIdRatioBased`` reads); a dropped root draws its trace id's high
+  half and its span id only when its context is first read, so a reconcile that never reads it
+  costs one small draw (the ids are as random as the generator's: 128 and 64 uniform bits).
 * A span the sampler keeps is the SDK's own span (``Tracer.start_span``): the decision already made
   is handed to the SDK's second sampler call through :class:`ReconcileSampler`, so it is not drawn
   twice. All of this holds only when the provider's sampler is a :class:`ReconcileSampler`
@@ -32,6 +35,7 @@ that samples by trace id *without* honouring the parent's flag decides on its ow
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 
@@ -44,7 +48,6 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 from opentelemetry.util.types import Attributes, AttributeValue
 
 from kube_runtime.controller.action import ReconcileReason
-from kube_runtime.controller.unrecorded_span import unrecorded_ids
 from kube_runtime.store.object_ref import ObjectRef
 
 __all__ = ["RECONCILE_SPAN_NAME", "DroppedSpan", "ParentBasedRatio", "ReconcileSampler", "ReconcileSpans"]
@@ -58,6 +61,10 @@ _decided: ContextVar[SamplingResult | None] = ContextVar("kube_runtime_reconcile
 _UNSAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _DROP = Decision.DROP
 _TRACE_ID_LIMIT = TraceIdRatioBased.TRACE_ID_LIMIT
+#: Root ids drawn in place of the SDK's ``RandomIdGenerator`` (the same distribution): correlation
+#: ids, not secrets, so not from a cryptographic source (as the SDK's own are not).
+_bits = random.Random().getrandbits
+_HALF = 64
 
 
 class DroppedSpan(trace.Span):
@@ -120,6 +127,28 @@ class DroppedSpan(trace.Span):
 
     def __repr__(self) -> str:
         return f"DroppedSpan({self.get_span_context()!r})"
+
+
+class _DroppedRandomRoot(DroppedSpan):
+    """A root dropped on the low 64 bits of its trace id: the high half and the span id are drawn
+    when the context is first read (a valid span id is never 0, which marks them undrawn)."""
+
+    __slots__ = ()
+
+    def __init__(self, low: int) -> None:
+        self._trace_id = low
+        self._span_id = 0
+        self._trace_state = None
+        self._context = None
+
+    def get_span_context(self) -> SpanContext:
+        context = self._context
+        if context is None:
+            bits = _bits(2 * _HALF)
+            self._trace_id = (bits >> _HALF << _HALF | self._trace_id) or 1
+            self._span_id = bits & _TRACE_ID_LIMIT or 1
+            context = self._context = SpanContext(self._trace_id, self._span_id, False, _UNSAMPLED, None)
+        return context
 
 
 class ParentBasedRatio(ParentBased):
@@ -270,17 +299,20 @@ class ReconcileSpans:
                 parent = None
             self._rootless = parent_context if parent is None else None
         if parent is None:
-            if self._random_ids:
-                trace_id, span_id = unrecorded_ids()  # as RandomIdGenerator draws them, in one go
-            else:
-                trace_id, span_id = ids.generate_trace_id(), 0
             root_bound = self._root_bound
-            if root_bound is not None and trace_id & _TRACE_ID_LIMIT >= root_bound:
-                # A root dropped by ParentBasedRatio's own rule: decided without its call (and
-                # without the attributes, which a dropped root's result does not carry).
-                return DroppedSpan(trace_id, span_id or ids.generate_span_id())
+            if self._random_ids:
+                low = _bits(_HALF)
+                if root_bound is not None and low >= root_bound:
+                    # A root dropped by ParentBasedRatio's own rule: decided without its call (and
+                    # without the attributes, which a dropped root's result does not carry).
+                    return _DroppedRandomRoot(low)
+                trace_id = (_bits(_HALF) << _HALF | low) or 1
+            else:
+                trace_id = ids.generate_trace_id()
+                if root_bound is not None and trace_id & _TRACE_ID_LIMIT >= root_bound:
+                    return DroppedSpan(trace_id, ids.generate_span_id())
         else:
-            trace_id, span_id = parent.trace_id, 0
+            trace_id = parent.trace_id
         attributes = {"object.ref": str(obj_ref), "object.reason": str(reason)}
         decision = sampler.should_sample(
             parent_context, trace_id, RECONCILE_SPAN_NAME, SpanKind.INTERNAL, attributes
@@ -291,4 +323,4 @@ class ReconcileSpans:
                 return tracer.start_span(RECONCILE_SPAN_NAME, context=parent_context, attributes=attributes)
             finally:
                 _decided.reset(token)
-        return DroppedSpan(trace_id, span_id or ids.generate_span_id(), decision.trace_state)
+        return DroppedSpan(trace_id, ids.generate_span_id(), decision.trace_state)

@@ -8,10 +8,6 @@ So one reconcile's lines share their ids and no two reconciles share them. Nothi
 exported, OpenTelemetry's context is not touched, and the ids match no trace in any backend.
 Install a provider (``setup_tracing()``) for real traces.
 
-:mod:`~kube_runtime.controller.reconcile_span` draws the ids of a dropped root span with
-:func:`unrecorded_ids` too when the provider's id generator is the SDK's ``RandomIdGenerator``
-(the same distribution: non-zero, 128 and 64 random bits).
-
 Cost: two random numbers per reconcile. The ids come from :mod:`random` (not a cryptographic
 source: they are correlation ids, as OpenTelemetry's own ``RandomIdGenerator`` ids are).
 """
