@@ -9,8 +9,10 @@
 * The reconcile runs inside a "reconciling object" span, current while it runs, with
   :func:`~kube_runtime.controller.context.current_reconcile` set. The span is sampled once and
   started by :mod:`~kube_runtime.controller.reconcile_span` (a dropped one is a non-recording span
-  with fresh ids), made current and ended through OpenTelemetry's public API
-  (``set_span_in_context``, ``context.attach``/``detach``); a failure is recorded on it only when
+  with fresh ids), made current (``set_span_in_context``, ``context.attach``) and ended through
+  OpenTelemetry's public API. It is not detached: the runner runs each attempt in a context of its
+  own (:mod:`~kube_runtime.controller.isolation`), which is dropped with everything the attempt set
+  in it, the span and ``current_reconcile()`` alike. A failure is recorded on it only when
   it records (an unsampled span costs no exception formatting). A cancelled reconcile's span still
   ends, with status ERROR and the description ``cancelled: <why>`` (``forceful shutdown``,
   ``graceful shutdown timed out``, ``leadership lost``, ``run stopped``; plain ``cancelled`` when
@@ -50,7 +52,6 @@ import itertools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from contextvars import Token
 from typing import Any, Final, Generic, TypeVar
 
 import anyio
@@ -109,6 +110,9 @@ class ReconcileAttempts(Generic[C]):
 
     ``cancelled_by``: asked, only when a recording span's reconcile is cancelled, why the run
     cancelled it (``None``: it cannot tell); the span's status description names it.
+
+    Pitfall: await each attempt in a context of its own, as the runner does; the attempt sets the
+    current reconcile and span in its context and leaves them there.
     """
 
     __slots__ = (
@@ -186,7 +190,6 @@ class ReconcileAttempts(Generic[C]):
         active = self._metrics.active_workers
         spans = self._spans
         span: trace.Span = trace.INVALID_SPAN
-        token: Token[otel_context.Context] | None = None
         reconcile_id = f"{_ID_PREFIX}-{next(_id_counter):x}"
         if not spans.enabled:
             _current.set(
@@ -198,7 +201,8 @@ class ReconcileAttempts(Generic[C]):
             _current.set(ReconcileInfo(obj_ref, reason, reconcile_id, self._name, backoff.failures(obj_ref)))
             parent = otel_context.get_current()
             span = spans.start(obj_ref, reason, parent)
-            token = otel_context.attach(trace.set_span_in_context(span, parent))
+            # Not detached: the attempt's own context goes when it ends (see the module docs).
+            otel_context.attach(trace.set_span_in_context(span, parent))
         try:
             clock = self._clock
             started = clock()
@@ -256,8 +260,7 @@ class ReconcileAttempts(Generic[C]):
                 )
             return Reconciled(obj_ref, action, reason=reason, duration=duration)
         finally:
-            if token is not None:
-                otel_context.detach(token)
+            if spans.enabled:
                 span.end()
 
     async def _failed(

@@ -6,6 +6,7 @@ from contextvars import ContextVar
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -24,6 +25,7 @@ from kube_runtime.controller import (
     queue_metrics,
     reconcile_span,
 )
+from kube_runtime.observe.tracing import setup_tracing
 from tests.controller.conftest import config_map, take_until
 
 pytestmark = pytest.mark.anyio
@@ -155,6 +157,57 @@ async def test_reconciles_on_one_worker_see_only_their_own_context(config_maps: 
     assert sorted(seen) == [("a", "a", None), ("b", "b", None), ("c", "c", None)]
     assert current_reconcile() is None
     assert _user_field.get() is None
+
+
+async def test_reconcile_spans_on_one_worker_are_each_a_root(
+    config_maps: Api, spans: InMemorySpanExporter
+) -> None:
+    """The span an attempt makes current stays in the attempt's own context: the next attempt on
+    the same worker starts a trace of its own, never a child of the previous span."""
+    names = [f"cm-{i}" for i in range(5)]
+    for name in names:
+        await config_maps.create(config_map(name))
+    before = otel_context.get_current()
+    current: list[trace.SpanContext] = []
+
+    async def reconcile(obj: dict[str, Any], ctx: Any) -> Action:
+        current.append(trace.get_current_span().get_span_context())
+        await anyio.lowlevel.checkpoint()
+        return Action.await_change()
+
+    controller = Controller(config_maps, name="one-worker").with_config(concurrency=1)
+    async with controller.run(reconcile, None, None) as results:
+        await take_until(results, lambda items: len(items) == len(names))
+    finished = [span for span in spans.get_finished_spans() if span.name == "reconciling object"]
+    assert len(finished) == len(names)
+    assert all(span.parent is None for span in finished)
+    assert len({span.context.trace_id for span in finished}) == len(names)
+    assert [c.span_id for c in current] == [span.context.span_id for span in finished]
+    assert otel_context.get_current() == before
+
+
+async def test_dropped_reconcile_spans_on_one_worker_are_each_a_root(
+    config_maps: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = setup_tracing("test", set_global=False, sample_ratio=0.0)
+    monkeypatch.setattr(reconcile_span, "_tracer", provider.get_tracer("test"))
+    names = [f"cm-{i}" for i in range(5)]
+    for name in names:
+        await config_maps.create(config_map(name))
+    current: list[trace.SpanContext] = []
+
+    async def reconcile(obj: dict[str, Any], ctx: Any) -> Action:
+        current.append(trace.get_current_span().get_span_context())
+        await anyio.lowlevel.checkpoint()
+        return Action.await_change()
+
+    controller = Controller(config_maps, name="one-worker").with_config(concurrency=1)
+    async with controller.run(reconcile, None, None) as results:
+        await take_until(results, lambda items: len(items) == len(names))
+    assert len(current) == len(names)
+    assert all(c.is_valid and not c.trace_flags.sampled for c in current)
+    assert len({c.trace_id for c in current}) == len(names)  # a leaked span would be their parent
+    assert not trace.get_current_span().get_span_context().is_valid
 
 
 def sample(registry: CollectorRegistry, metric: str, **labels: str) -> float | None:

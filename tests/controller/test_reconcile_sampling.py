@@ -317,24 +317,26 @@ def test_a_dropped_random_root_draws_its_other_ids_only_when_its_context_is_read
 ) -> None:
     """A root is decided on one 64-bit draw (its trace id's low half); the high half and the span
     id come from one more draw at the first read, and all zero bits still give valid ids."""
-    draws: list[tuple[int, int]] = []
+    draws: list[int] = []
     values = iter([0xFFFF_FFFF_FFFF_FFF0, 0xFFFF_FFFF_FFFF_FFFE, (0x1234 << 64) | 0x5678, 0, 0, 0])
 
     def draw(bits: int) -> int:
         value = next(values)
-        draws.append((bits, value))
+        draws.append(bits)
         return value
 
     provider = TracerProvider(sampler=ReconcileSampler(ParentBasedRatio(0.5)))
     monkeypatch.setattr(reconcile_span, "_tracer", provider.get_tracer("test"))
     monkeypatch.setattr(reconcile_span, "_bits", draw)
     first, second = started(2)
-    assert [bits for bits, _ in draws] == [64, 64]  # decided and dropped; nothing else drawn
+    assert draws == [64, 64]  # decided and dropped; nothing else drawn
     context = first.get_span_context()
     assert context is first.get_span_context()
-    assert [bits for bits, _ in draws] == [64, 64, 128]
+    assert draws == [64, 64, 128]
     assert (context.trace_id, context.span_id) == ((0x1234 << 64) | 0xFFFF_FFFF_FFFF_FFF0, 0x5678)
-    assert not context.trace_flags.sampled and not context.is_remote and context.is_valid
+    assert not context.trace_flags.sampled
+    assert not context.is_remote
+    assert context.is_valid
     stock = ParentBasedTraceIdRatio(0.5)
     assert stock.should_sample(None, context.trace_id, "reconciling object").decision is Decision.DROP
     zero = second.get_span_context()  # high half and span id drawn as zeros
@@ -345,7 +347,8 @@ def test_a_dropped_random_root_draws_its_other_ids_only_when_its_context_is_read
         TracerProvider(sampler=ReconcileSampler(ParentBasedRatio(0.0))).get_tracer("test"),
     )
     (all_zero,) = started(1)  # ratio 0 drops even a zero draw; its trace id is then 1, still valid
-    assert all_zero.get_span_context().trace_id == 1 and all_zero.get_span_context().span_id == 1
+    zero_context = all_zero.get_span_context()
+    assert (zero_context.trace_id, zero_context.span_id) == (1, 1)
 
 
 def test_a_dropped_span_builds_its_context_once_and_records_nothing() -> None:
