@@ -31,7 +31,12 @@ from typing import Any, Final, cast
 
 import httpx
 
-__all__ = ["StreamBudget", "open_stream"]
+__all__ = ["BODY_EXTENSION", "StreamBudget", "open_stream"]
+
+#: The response extension holding the body's own iterator. httpx wraps every transport's body in
+#: an async generator of its own (one more frame per chunk); a reader of this key iterates the body
+#: directly. Closing the response still closes it.
+BODY_EXTENSION: Final = "kube_runtime.body"
 
 _HIGH_WATER: Final = 1 << 20
 _MAX_HEAD: Final = 64 * 1024
@@ -447,13 +452,15 @@ async def open_stream(
     except BaseException:
         protocol.give_up()
         raise
+    body = _StreamBody(protocol)
     return httpx.Response(
         status_code=status,
         headers=headers,
-        stream=_StreamBody(protocol),
+        stream=body,
         extensions={
             "http_version": b"HTTP/1.1",
             "reason_phrase": reason,
             "network_stream": _NetworkStream(transport),
+            BODY_EXTENSION: body,
         },
     )

@@ -17,6 +17,7 @@ import httpx
 
 from kube_runtime.client.errors import TransportError
 from kube_runtime.client.idle import IdleWatchdog
+from kube_runtime.client.stream_connection import BODY_EXTENSION
 from kube_runtime.client.tracing import RequestSpan
 
 __all__ = ["ResponseStream"]
@@ -42,9 +43,10 @@ class ResponseStream:
         self._verb = verb
         # Without a content encoding, read the transport's byte stream itself: aiter_bytes() and the
         # aiter_raw() under it are two more async generators (plus a decoder and a chunker) per chunk,
-        # and a slow watch hands over about one event per chunk.
+        # and a slow watch hands over about one event per chunk. A stream connection's body is read
+        # directly (its extension), not through the generator httpx wraps every body in.
         encoded = response.headers.get("content-encoding", "identity").strip().lower() != "identity"
-        stream = response.stream
+        stream = response.extensions.get(BODY_EXTENSION) or response.stream
         self._chunks: AsyncIterator[bytes] = (
             aiter(stream)
             if not encoded and isinstance(stream, httpx.AsyncByteStream)

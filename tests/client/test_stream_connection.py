@@ -19,8 +19,17 @@ import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from opentelemetry import trace
 
-from kube_runtime.client.stream_connection import _HIGH_WATER, StreamBudget, _StreamProtocol, open_stream
+from kube_runtime.client.stream_connection import (
+    _HIGH_WATER,
+    BODY_EXTENSION,
+    StreamBudget,
+    _StreamProtocol,
+    open_stream,
+)
+from kube_runtime.client.streaming import ResponseStream
+from kube_runtime.client.tracing import RequestSpan
 from kube_runtime.client.transport import OWN_CONNECTION, KubeTransport
 from tests.client.loopback import LoopbackServer, Received, Reply
 
@@ -211,6 +220,34 @@ async def test_each_stream_gets_a_connection_of_its_own_and_closes_it() -> None:
         assert server.connections == 2
         assert [r.path for r in server.received] == ["/w", "/w"]
         assert server.received[0].headers["host"] == f"127.0.0.1:{server.port}"
+
+
+async def test_a_response_stream_reads_its_own_connections_body_directly() -> None:
+    """httpx wraps a transport's body in a generator of its own; a ResponseStream of an own
+    connection iterates the body itself (the extension), and closing the response still closes
+    the connection."""
+
+    async def events(_req: Received) -> Reply:
+        async def body() -> Any:
+            yield b'{"type":"ADDED"}\n'
+            yield b'{"type":"MODIFIED"}\n'
+
+        return 200, [("content-type", "application/json")], body()
+
+    async with (
+        LoopbackServer(events) as server,
+        httpx.AsyncClient(transport=KubeTransport(ssl_context=None, http2=False, limits=LIMITS)) as http,
+    ):
+        request = http.build_request("GET", f"{server.url}/w", extensions={OWN_CONNECTION: True})
+        response = await http.send(request, stream=True)
+        body = response.extensions[BODY_EXTENSION]
+        assert response.stream is not body  # httpx's own wrapper
+        stream = ResponseStream(response, RequestSpan(trace.INVALID_SPAN, "watch", "GET", "/w"), "watch")
+        assert stream._chunks is body
+        assert b"".join([chunk async for chunk in stream]) == b'{"type":"ADDED"}\n{"type":"MODIFIED"}\n'
+        transport = response.extensions["network_stream"]._transport
+        await response.aclose()
+        assert transport.is_closing()
 
 
 async def test_through_the_transport_only_http1_streams_take_their_own_connection() -> None:
