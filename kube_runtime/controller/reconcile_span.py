@@ -131,7 +131,7 @@ class DroppedSpan(trace.Span):
 
 class _DroppedRandomRoot(DroppedSpan):
     """A root dropped on the low 64 bits of its trace id: the high half and the span id are drawn
-    when the context is first read (a valid span id is never 0, which marks them undrawn)."""
+    with the context, when it is first read (until then ``_trace_id`` holds the low half only)."""
 
     __slots__ = ()
 
@@ -146,7 +146,7 @@ class _DroppedRandomRoot(DroppedSpan):
         if context is None:
             bits = _bits(2 * _HALF)
             self._trace_id = (bits >> _HALF << _HALF | self._trace_id) or 1
-            self._span_id = bits & _TRACE_ID_LIMIT or 1
+            self._span_id = bits & _TRACE_ID_LIMIT or 1  # the draw's low 64 bits
             context = self._context = SpanContext(self._trace_id, self._span_id, False, _UNSAMPLED, None)
         return context
 
