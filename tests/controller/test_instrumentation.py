@@ -159,11 +159,21 @@ async def test_reconciles_on_one_worker_see_only_their_own_context(config_maps: 
     assert _user_field.get() is None
 
 
+@pytest.mark.parametrize("provider_kind", ["sdk", "setup_tracing", "setup_tracing, ratio 0"])
 async def test_reconcile_spans_on_one_worker_are_each_a_root(
-    config_maps: Api, spans: InMemorySpanExporter
+    config_maps: Api, monkeypatch: pytest.MonkeyPatch, provider_kind: str
 ) -> None:
     """The span an attempt makes current stays in the attempt's own context: the next attempt on
-    the same worker starts a trace of its own, never a child of the previous span."""
+    the same worker starts a trace of its own, never a child of the previous span (recorded or
+    dropped)."""
+    exporter = InMemorySpanExporter()
+    if provider_kind == "sdk":
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+    else:
+        ratio = 0.0 if provider_kind.endswith("ratio 0") else 1.0
+        provider = setup_tracing("test", exporter=exporter, batch=False, set_global=False, sample_ratio=ratio)
+    monkeypatch.setattr(reconcile_span, "_tracer", provider.get_tracer("test"))
     names = [f"cm-{i}" for i in range(5)]
     for name in names:
         await config_maps.create(config_map(name))
@@ -178,36 +188,16 @@ async def test_reconcile_spans_on_one_worker_are_each_a_root(
     controller = Controller(config_maps, name="one-worker").with_config(concurrency=1)
     async with controller.run(reconcile, None, None) as results:
         await take_until(results, lambda items: len(items) == len(names))
-    finished = [span for span in spans.get_finished_spans() if span.name == "reconciling object"]
-    assert len(finished) == len(names)
-    assert all(span.parent is None for span in finished)
-    assert len({span.context.trace_id for span in finished}) == len(names)
-    assert [c.span_id for c in current] == [span.context.span_id for span in finished]
-    assert otel_context.get_current() == before
-
-
-async def test_dropped_reconcile_spans_on_one_worker_are_each_a_root(
-    config_maps: Api, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    provider = setup_tracing("test", set_global=False, sample_ratio=0.0)
-    monkeypatch.setattr(reconcile_span, "_tracer", provider.get_tracer("test"))
-    names = [f"cm-{i}" for i in range(5)]
-    for name in names:
-        await config_maps.create(config_map(name))
-    current: list[trace.SpanContext] = []
-
-    async def reconcile(obj: dict[str, Any], ctx: Any) -> Action:
-        current.append(trace.get_current_span().get_span_context())
-        await anyio.lowlevel.checkpoint()
-        return Action.await_change()
-
-    controller = Controller(config_maps, name="one-worker").with_config(concurrency=1)
-    async with controller.run(reconcile, None, None) as results:
-        await take_until(results, lambda items: len(items) == len(names))
     assert len(current) == len(names)
-    assert all(c.is_valid and not c.trace_flags.sampled for c in current)
+    assert all(c.is_valid for c in current)
     assert len({c.trace_id for c in current}) == len(names)  # a leaked span would be their parent
-    assert not trace.get_current_span().get_span_context().is_valid
+    finished = exporter.get_finished_spans()
+    if provider_kind.endswith("ratio 0"):
+        assert finished == ()
+    else:
+        assert all(span.parent is None for span in finished)
+        assert [c.span_id for c in current] == [span.context.span_id for span in finished]
+    assert otel_context.get_current() == before
 
 
 def sample(registry: CollectorRegistry, metric: str, **labels: str) -> float | None:
