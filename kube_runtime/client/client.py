@@ -89,12 +89,13 @@ Params = Mapping[str, str | int | bool | None]
 
 class _Attempts:
     """Per-request state shared by all attempts: the credential used, whether 401 was retried, the
-    request's deadline (a cancel scope around all attempts, infinite for a stream) and whether an
-    attempt is reading its response body (it got the headers)."""
+    request's deadline (a cancel scope around all attempts, infinite for a stream), whether an
+    attempt is reading its response body (it got the headers), the span's trace headers."""
 
-    __slots__ = ("credentials", "deadline", "reading_body", "reauthenticated")
+    __slots__ = ("credentials", "deadline", "reading_body", "reauthenticated", "trace_headers")
 
-    def __init__(self, deadline: anyio.CancelScope) -> None:
+    def __init__(self, deadline: anyio.CancelScope, trace_headers: dict[str, str]) -> None:
+        self.trace_headers = trace_headers
         self.credentials: Credentials | None = None
         self.reauthenticated = False
         self.deadline = deadline
@@ -366,7 +367,7 @@ class Client:
         span = self._tracer.start(verb, method, path)
         seconds = math.inf if within is None else within
         deadline = anyio.CancelScope(deadline=anyio.current_time() + seconds)
-        state = _Attempts(deadline)
+        state = _Attempts(deadline, span.trace_headers())
         query = _query(params)
 
         def on_retry(attempt: int, status: int, delay: float) -> None:
@@ -395,11 +396,7 @@ class Client:
             span.failure(exc)
             span.end()
             raise WatchTimeout(
-                f"{verb}: {exc}",
-                phase="headers",
-                seconds=exc.seconds,
-                verb=verb,
-                url=path,
+                f"{verb}: {exc}", phase="headers", seconds=exc.seconds, verb=verb, url=path
             ) from exc
         except _UNREADABLE as exc:
             span.failure(exc)
@@ -483,7 +480,7 @@ class Client:
         response is read whole (a stream's at its headers), ``<error>`` when there is no answer or
         its body cannot be read, the request's deadline included."""
         credentials = state.credentials
-        headers = {"Accept": accept or "application/json"}
+        headers = {**state.trace_headers, "Accept": accept or "application/json"}
         if content_type is not None:
             headers["Content-Type"] = content_type
         if credentials is not None and credentials.token:

@@ -9,7 +9,9 @@ request: each retry is a span event (``retry``, with the attempt number, status 
 lasts until the stream is closed.
 
 Guarantees: the span is a child of the span current when the request starts, but is never made
-current itself (so work done while a watch is open is not parented to the watch). Only the method,
+current itself (so work done while a watch is open is not parented to the watch). Every attempt
+carries the span's trace context to the server (``traceparent``, by the global propagator), so an
+API server that traces requests makes its spans children of the request's. Only the method,
 path (never the query string) and status reach spans and logs: headers, and so bearer tokens, are
 never recorded; a transport error's text (which may quote a header value) is redacted.
 
@@ -23,7 +25,7 @@ import logging
 import traceback
 
 import anyio
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
 
 from kube_runtime.client.redact import redact
@@ -100,6 +102,17 @@ class RequestSpan:
         self._span.set_attribute("error.type", kind)
         self._span.set_status(Status(StatusCode.ERROR, redact(f"{kind}: {error}")))
         logger.debug("%s %s %s failed with error %s", self.verb, self.method, self.path, kind)
+
+    def trace_headers(self) -> dict[str, str]:
+        """The headers naming this span as the parent of the server's work: W3C ``traceparent``
+        (and whatever else the global propagator carries, ``OTEL_PROPAGATORS``). Empty while the
+        span has no valid ids (no tracer provider). The API server's own tracing then joins the
+        request's trace, as client-go's traced transport makes it do."""
+        if not self._span.get_span_context().is_valid:
+            return {}
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier, context=trace.set_span_in_context(self._span))
+        return carrier
 
     def end(self) -> None:
         if self._ended:
