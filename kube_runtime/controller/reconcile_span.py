@@ -142,13 +142,11 @@ class _DroppedRandomRoot(DroppedSpan):
         self._context = None
 
     def get_span_context(self) -> SpanContext:
-        context = self._context
-        if context is None:
+        if self._context is None:
             bits = _bits(2 * _HALF)
             self._trace_id = (bits >> _HALF << _HALF | self._trace_id) or 1
             self._span_id = bits & _TRACE_ID_LIMIT or 1  # the draw's low 64 bits
-            context = self._context = SpanContext(self._trace_id, self._span_id, False, _UNSAMPLED, None)
-        return context
+        return DroppedSpan.get_span_context(self)  # built there, once
 
 
 class ParentBasedRatio(ParentBased):
